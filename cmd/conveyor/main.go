@@ -1,0 +1,63 @@
+// Command conveyor is an event-driven CI/CD engine that runs GitHub-Actions
+// workflows locally (conveyor run) and, later, as a server.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand: it parses its own flags and returns the exit code.
+type command struct {
+	summary string
+	main    func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"run":        {"run workflows of the current repository locally", runMain},
+		"lint":       {"check workflow files and print file:line:col: problems", lintMain},
+		"expr":       {"evaluate a ${{ }} expression and print its value as JSON", exprMain},
+		"entrypoint": {"(internal) step runner inside a job's sandbox", entrypointMain},
+		"version":    {"print the version", versionMain},
+	}
+}
+
+var version = "dev"
+
+func versionMain(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	fmt.Fprintln(stdout, "conveyor", version)
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: conveyor <command> [flags]\n\ncommands:")
+	for _, name := range []string{"run", "lint", "expr", "version"} {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands()[name].summary)
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	cmd, ok := commands()[os.Args[1]]
+	if !ok {
+		if os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+			usage(os.Stdout)
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "conveyor: unknown command %q\n", os.Args[1])
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cmd.main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

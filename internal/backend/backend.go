@@ -1,0 +1,140 @@
+// Package backend defines the sandbox a job runs in. Implementations live in
+// sub-packages: host (child processes, for development), docker (one container
+// per job), and fake (scripted, for tests of the executor).
+//
+// Contract for every implementation:
+//   - Setup makes a fresh sandbox for exactly one job; a Backend is safe for
+//     concurrent use (the executor sets up several jobs at once).
+//   - A Sandbox runs one process at a time (steps of a job are sequential).
+//   - Exec returns promptly when ctx ends, having killed the process and all
+//     of its children; it never blocks on a dead process or container.
+//   - Teardown always runs (the executor defers it), is safe to call twice, and
+//     removes everything Setup made: processes, containers, networks, volumes.
+package backend
+
+import (
+	"context"
+	"io"
+)
+
+// Backend makes one fresh sandbox per job.
+type Backend interface {
+	// Name is a short identifier: "host", "docker", "fake".
+	Name() string
+	// Setup creates the job's sandbox. On error, nothing is left behind.
+	// Output (image pulls, service start-up) goes to log.
+	Setup(ctx context.Context, job *JobSpec, log io.Writer) (Sandbox, error)
+}
+
+// Sandbox is one job's isolated environment.
+type Sandbox interface {
+	// Exec runs one process to completion and returns its exit code. stdout
+	// and stderr go, merged in order, to out as they are produced.
+	Exec(ctx context.Context, p *Process, out io.Writer) (exitCode int, err error)
+	// Dirs tells where the job directory is: the executor writes files under
+	// Dirs().Host, processes in the sandbox see the same files under
+	// Dirs().Sandbox.
+	Dirs() Dirs
+	// Teardown removes the sandbox. Safe to call twice.
+	Teardown(ctx context.Context) error
+}
+
+// Describer is an optional Sandbox ability: a line saying how steps run
+// (for example "step runner in container abc123" or "docker exec").
+type Describer interface {
+	Describe() string
+}
+
+// ContainerRunner is an optional Sandbox ability used for container actions
+// (uses: docker://image, or an action with runs.using: docker): run one step
+// in a container of its own, with the job directory mounted at the same
+// Dirs().Sandbox path as the job's processes see it, on the job's network.
+type ContainerRunner interface {
+	RunContainer(ctx context.Context, c *ContainerStep, out io.Writer) (exitCode int, err error)
+	// BuildImage builds contextDir (a host path) with the given Dockerfile
+	// (relative to contextDir) and tags it.
+	BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error
+}
+
+// Dirs is the job directory as seen from both sides.
+type Dirs struct {
+	Host    string
+	Sandbox string
+}
+
+// Process is one command to run in a sandbox.
+type Process struct {
+	Argv []string
+	// Env is added to the sandbox's base environment (the host's for the
+	// host backend, the image's for containers).
+	Env map[string]string
+	// PathPrepend holds directories put before the base PATH, first first
+	// (from GITHUB_PATH).
+	PathPrepend []string
+	// Dir is the working directory, as the sandbox sees it.
+	Dir string
+}
+
+// ContainerStep is a step that runs in a container of its own.
+type ContainerStep struct {
+	Image      string
+	Entrypoint []string // empty: the image's
+	Args       []string // empty: the image's CMD
+	Env        map[string]string
+	Dir        string // working directory (sandbox path); empty: the image's
+}
+
+// JobSpec is what a backend needs to make a job's sandbox.
+type JobSpec struct {
+	// ID is unique per job attempt; backends use it to name what they make.
+	ID string
+	// Name is for display (job name with matrix values).
+	Name string
+	// JobDir is a host directory the executor made for this job (workspace,
+	// temp files, GITHUB_* files). The sandbox makes it available at
+	// Dirs().Sandbox (the same path for the host backend).
+	JobDir string
+	// Image is the container image for the job (from runs-on via the
+	// platform mapping, or from container.image). Ignored by host.
+	Image string
+	// Container holds the rest of a job's container: settings.
+	Container *Container
+	// Services are started before the first step and reachable by name.
+	Services []Service
+	// Resources are per-job limits (zero: no limit).
+	Resources Resources
+}
+
+// Container is a job's container: section, expressions already evaluated.
+type Container struct {
+	Image       string
+	Env         map[string]string
+	Options     string // docker create options, e.g. "--cpus 1 --hostname h"
+	Volumes     []string
+	Ports       []string
+	Credentials *Credentials
+}
+
+// Service is one entry of a job's services: section.
+type Service struct {
+	Name        string // the key; the service is reachable by this host name
+	Image       string
+	Env         map[string]string
+	Options     string
+	Volumes     []string
+	Ports       []string
+	Credentials *Credentials
+}
+
+// Credentials for a private registry.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// Resources are limits for a job's sandbox.
+type Resources struct {
+	CPUs        float64 // e.g. 1.5; 0: no limit
+	MemoryBytes int64   // 0: no limit
+	PidsLimit   int64   // 0: backend default
+}
