@@ -1,0 +1,135 @@
+package exec
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/expr"
+	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// runReusable runs a job that calls a local reusable workflow: the callee's
+// jobs run as a DAG of their own, with the caller's with: as inputs and
+// its secrets: (or all secrets with inherit).
+func (e *Executor) runReusable(ctx context.Context, workDir string, pw *plan.Workflow, n *jobNode, c *expr.Context, call *callInfo) {
+	job := n.pj.Source
+	start := time.Now()
+	display := call.prefixed(n.pj.Name)
+	fail := func(err error) { e.finishNode(n, display, Failure, nil, err, start) }
+	if !strings.HasPrefix(job.Uses, "./") {
+		fail(errs.E("uses", errs.Invalid, "remote reusable workflow %q is not supported yet: only local ones (./.github/workflows/x.yml)", job.Uses))
+		return
+	}
+	path, _, _ := strings.Cut(job.Uses, "@")
+	wf, err := e.parseWorkflow(path)
+	if err != nil {
+		fail(err)
+		return
+	}
+	trig := wf.Trigger("workflow_call")
+	if trig == nil {
+		fail(errs.E("uses", errs.Invalid, "%s is not a reusable workflow: it has no on.workflow_call", path))
+		return
+	}
+	inputs := map[string]any{}
+	with := map[string]string{}
+	for _, p := range job.With {
+		v, err := interpValue(p.Value, c)
+		if err != nil {
+			fail(errs.Wrap("with "+p.Key, errs.Invalid, err))
+			return
+		}
+		with[strings.ToLower(p.Key)] = p.Key
+		inputs[p.Key] = v
+	}
+	for _, in := range trig.Inputs {
+		if _, ok := with[strings.ToLower(in.Name)]; ok {
+			if s, isStr := inputs[in.Name].(string); isStr {
+				inputs[in.Name] = typedInput(in.Type, s)
+			}
+			continue
+		}
+		if in.HasDefault {
+			v, err := interpValue(in.Default, c)
+			if err != nil {
+				fail(err)
+				return
+			}
+			if s, isStr := v.(string); isStr {
+				v = typedInput(in.Type, s)
+			}
+			inputs[in.Name] = v
+		} else if in.Required {
+			fail(errs.E("uses", errs.Invalid, "input %q is required by %s", in.Name, path))
+			return
+		}
+	}
+	secrets := map[string]string{}
+	if job.SecretsInherit {
+		for k, v := range e.opts.Secrets {
+			secrets[k] = v
+		}
+	} else {
+		for _, p := range job.Secrets {
+			v, err := interp(p.Value, c)
+			if err != nil {
+				fail(err)
+				return
+			}
+			secrets[p.Key] = v
+			e.opts.Masker.Add(v)
+		}
+	}
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{AnyEvent: true})
+	if err != nil || len(p.Workflows) == 0 {
+		if err == nil {
+			err = errs.E("uses", errs.Invalid, "%s has no jobs", path)
+		}
+		fail(err)
+		return
+	}
+	nodes := e.runWorkflow(ctx, workDir, p.Workflows[0], &callInfo{prefix: display + " / ", inputs: inputs, secrets: secrets})
+	jobs := map[string]any{}
+	var results []string
+	for id, cn := range nodes {
+		outs := map[string]any{}
+		for k, v := range cn.outputs {
+			outs[k] = v
+		}
+		jobs[id] = map[string]any{"result": cn.result, "outputs": outs}
+		results = append(results, cn.result)
+	}
+	oc := newContext(map[string]any{"jobs": jobs, "inputs": inputs, "github": c.Values["github"], "vars": c.Values["vars"]})
+	outputs := map[string]any{}
+	for _, o := range trig.Outputs {
+		v, err := interp(o.Value, oc)
+		if err != nil {
+			fail(errs.Wrap("output "+o.Name, errs.Invalid, err))
+			return
+		}
+		outputs[o.Name] = v
+	}
+	n.result = aggregate(results)
+	n.outputs = outputs
+}
+
+func (e *Executor) parseWorkflow(path string) (*workflow.Workflow, error) {
+	if e.opts.ParseWorkflow != nil {
+		return e.opts.ParseWorkflow(path)
+	}
+	full := filepath.Join(e.opts.RepoDir, filepath.FromSlash(path))
+	b, err := os.ReadFile(full)
+	if err != nil {
+		return nil, errs.Wrap("uses", errs.NotFound, err)
+	}
+	wf, probs := workflow.Parse(b, path)
+	if len(probs) > 0 {
+		return nil, errs.Wrap("uses", errs.Invalid, probs)
+	}
+	return wf, nil
+}

@@ -1,0 +1,604 @@
+package exec
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/expr"
+	"github.com/conveyor-ci/conveyor/internal/logs"
+	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// scope is where steps run: the job itself, or a composite action.
+type scope struct {
+	steps      map[string]any    // the steps context
+	inputs     map[string]any    // the inputs context of a composite action
+	env        []kv              // env of the enclosing uses: step (composite)
+	actionPath string            // sandbox path of the composite action
+	actionDir  string            // host path of the composite action
+	prefix     string            // display prefix for nested steps
+	failed     bool              // a step of this scope failed
+	parent     *scope            // enclosing scope
+}
+
+// exprContext is the context for expressions of a step in scope sc, with
+// stepEnv (the step's own env, evaluated) on top of the env context.
+func (jr *jobRun) exprContext(sc *scope, stepEnv []kv) *expr.Context {
+	vals := make(map[string]any, len(jr.base)+4)
+	for k, v := range jr.base {
+		vals[k] = v
+	}
+	env := map[string]any{}
+	for k, v := range jr.e.opts.Env {
+		env[k] = v
+	}
+	for _, layer := range [][]kv{jr.env, jr.envFile, scopeEnv(sc), stepEnv} {
+		for _, p := range layer {
+			env[p.k] = p.v
+		}
+	}
+	vals["env"] = env
+	if sc != nil {
+		vals["steps"] = sc.steps
+		if sc.inputs != nil {
+			vals["inputs"] = sc.inputs
+		}
+	}
+	c := newContext(vals)
+	failed := jr.failed
+	if sc != nil {
+		failed = failed || sc.failed
+	}
+	c.Status = expr.Status{Failed: failed, Cancelled: jr.cancelled}
+	ws := filepath.Join(jr.jobDir, "workspace")
+	c.HashFiles = func(patterns []string) (string, error) { return expr.HashFiles(ws, patterns) }
+	return c
+}
+
+func scopeEnv(sc *scope) []kv {
+	if sc == nil {
+		return nil
+	}
+	return append(scopeEnv(sc.parent), sc.env...)
+}
+
+// processEnv is the environment of a step's process.
+func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, action string) map[string]string {
+	ev := jr.e.opts.Event
+	gh := jr.base["github"].(map[string]any)
+	env := map[string]string{
+		"CI": "true", "GITHUB_ACTIONS": "true", "CONVEYOR": "true",
+		"GITHUB_WORKSPACE": jr.sandboxPath("workspace"), "GITHUB_EVENT_PATH": jr.sandboxPath("files/event.json"),
+		"GITHUB_EVENT_NAME": ev.Name, "GITHUB_SHA": ev.SHA, "GITHUB_REF": ev.Ref,
+		"GITHUB_REF_NAME": expr.ToString(gh["ref_name"]), "GITHUB_REF_TYPE": expr.ToString(gh["ref_type"]),
+		"GITHUB_REPOSITORY": ev.Repository, "GITHUB_REPOSITORY_OWNER": expr.ToString(gh["repository_owner"]),
+		"GITHUB_ACTOR": ev.Actor, "GITHUB_TRIGGERING_ACTOR": ev.Actor, "GITHUB_WORKFLOW": expr.ToString(gh["workflow"]),
+		"GITHUB_WORKFLOW_REF": expr.ToString(gh["workflow_ref"]),
+		"GITHUB_RUN_ID": ev.RunID, "GITHUB_RUN_NUMBER": strconv.Itoa(ev.RunNumber), "GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": expr.ToString(gh["server_url"]),
+		"GITHUB_API_URL": expr.ToString(gh["api_url"]), "GITHUB_GRAPHQL_URL": expr.ToString(gh["graphql_url"]),
+		"GITHUB_HEAD_REF": ev.HeadRef, "GITHUB_BASE_REF": ev.BaseRef, "GITHUB_RETENTION_DAYS": "0",
+		"RUNNER_OS": "Linux", "RUNNER_ARCH": "X64", "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
+		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.sandboxPath("tool"),
+	}
+	if t := jr.e.opts.Secrets["GITHUB_TOKEN"]; t != "" {
+		env["GITHUB_TOKEN"] = t
+	}
+	if sc != nil && sc.actionPath != "" {
+		env["GITHUB_ACTION_PATH"] = sc.actionPath
+	}
+	for k, v := range files {
+		env[k] = v
+	}
+	for k, v := range jr.e.opts.Env {
+		env[k] = v
+	}
+	for _, layer := range [][]kv{jr.env, jr.envFile, scopeEnv(sc), stepEnv} {
+		for _, p := range layer {
+			env[p.k] = p.v
+		}
+	}
+	return env
+}
+
+// stepFiles makes fresh GITHUB_OUTPUT/ENV/PATH/STATE/STEP_SUMMARY files for
+// a step and returns their host paths by variable name.
+func (jr *jobRun) stepFiles(n int) (map[string]string, error) {
+	names := map[string]string{"GITHUB_OUTPUT": "output", "GITHUB_ENV": "env", "GITHUB_PATH": "path", "GITHUB_STATE": "state", "GITHUB_STEP_SUMMARY": "summary"}
+	out := map[string]string{}
+	for v, base := range names {
+		p := filepath.Join(jr.jobDir, "files", fmt.Sprintf("%s_%d", base, n))
+		if err := os.WriteFile(p, nil, 0o666); err != nil {
+			return nil, errs.Wrap("step files", errs.Unavailable, err)
+		}
+		os.Chmod(p, 0o666)
+		out[v] = p
+	}
+	return out, nil
+}
+
+func (jr *jobRun) sandboxFiles(host map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range host {
+		out[k] = jr.toSandbox(v)
+	}
+	return out
+}
+
+// stepRun is the state of one step while it runs.
+type stepRun struct {
+	jr       *jobRun
+	sc       *scope
+	step     *workflow.Step
+	id       string
+	name     string
+	env      []kv
+	outputs  map[string]string
+	files    map[string]string // host paths
+	unsecure bool
+	actionID string // key for GITHUB_STATE of the action this step runs
+}
+
+// runStep runs one step of scope sc and records it in sc.steps.
+func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow.Step, index int) {
+	e := jr.e
+	if jobCtx.Err() != nil && !jr.cancelled {
+		jr.cancelled = true
+		if jobCtx.Err() == context.DeadlineExceeded && runCtx.Err() == nil {
+			jr.failed = true
+		}
+	}
+	jr.stepSeq++
+	n := jr.stepSeq
+	id := s.ID
+	if id == "" {
+		id = fmt.Sprintf("__%d", n)
+	}
+	sr := &stepRun{jr: jr, sc: sc, step: s, id: id, outputs: map[string]string{}, actionID: id}
+	start := time.Now()
+
+	// The step's env, evaluated with the env below it.
+	var stepEnv []kv
+	var setupErr error
+	for _, p := range s.Env {
+		v, err := interp(p.Value, jr.exprContext(sc, stepEnv))
+		if err != nil {
+			setupErr = errs.Wrap(fmt.Sprintf("env %s (line %d)", p.Key, p.Pos.Line), errs.Invalid, err)
+			break
+		}
+		stepEnv = setKV(stepEnv, p.Key, v)
+	}
+	sr.env = stepEnv
+	c := jr.exprContext(sc, stepEnv)
+	// Only an explicit name is evaluated; the default one shows the run:
+	// text as written, as GitHub does. Names are masked like output.
+	sr.name = plan.StepName(s, index)
+	if s.Name != "" && strings.Contains(s.Name, "${{") {
+		if v, err := interp(s.Name, c); err == nil {
+			sr.name = v
+		}
+	}
+	sr.name = e.opts.Masker.Apply(sc.prefix + sr.name)
+
+	okSoFar := !jr.failed && !sc.failed && !jr.cancelled
+	run, err := evalIf(s.If, c, okSoFar)
+	if setupErr == nil && err != nil {
+		setupErr = err
+	}
+	if setupErr == nil && !run {
+		sc.steps[id] = map[string]any{"outputs": map[string]any{}, "outcome": Skipped, "conclusion": Skipped}
+		e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Result: Skipped})
+		return
+	}
+	e.report(Event2{Type: StepStarted, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id})
+
+	ctx := jobCtx
+	if jobCtx.Err() != nil {
+		// A cleanup step after a cancel or timeout: give it its own deadline.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
+		defer cancel()
+	}
+	if s.TimeoutMinutes != "" && setupErr == nil {
+		d, err := minutes(s.TimeoutMinutes, c)
+		if err != nil {
+			setupErr = err
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
+	contErr := false
+	if s.ContinueOnError != "" {
+		if v, err := interpValue(s.ContinueOnError, c); err == nil {
+			contErr = expr.Truthy(v) || strings.EqualFold(expr.ToString(v), "true")
+		}
+	}
+
+	outcome := Success
+	if setupErr != nil {
+		sr.errorLine(setupErr)
+		outcome = Failure
+	} else if err := sr.execute(ctx, c); err != nil {
+		if ctx.Err() == context.DeadlineExceeded && jobCtx.Err() == nil {
+			sr.errorLine(errs.E("step", errs.Timeout, "the step has timed out after %s", s.TimeoutMinutes+" minutes"))
+		} else if jobCtx.Err() != nil {
+			sr.errorLine(errs.E("step", errs.Canceled, "the step was cancelled"))
+		} else {
+			sr.errorLine(err)
+		}
+		outcome = Failure
+	}
+	conclusion := outcome
+	if outcome == Failure && contErr {
+		conclusion = Success
+	}
+	if conclusion == Failure {
+		// Inside a composite action a failure fails the scope; the uses:
+		// step that runs it then fails in its own scope.
+		sc.failed = true
+		if sc.actionPath == "" {
+			jr.failed = true
+		}
+	}
+	outs := map[string]any{}
+	for k, v := range sr.outputs {
+		outs[k] = v
+	}
+	sc.steps[id] = map[string]any{"outputs": outs, "outcome": outcome, "conclusion": conclusion}
+	if outcome != conclusion {
+		e.report(Event2{Type: Notice, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Text: "continue-on-error: the step failed, the job goes on"})
+	}
+	e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Result: conclusion, Duration: time.Since(start)})
+}
+
+func (sr *stepRun) errorLine(err error) {
+	sr.jr.e.report(Event2{Type: Annotation, Level: "error", Job: sr.jr.name, JobKey: sr.jr.key, Step: sr.name, StepID: sr.id,
+		Text: sr.jr.e.opts.Masker.Apply(err.Error())})
+}
+
+// execute runs the step by its kind.
+func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
+	s := sr.step
+	if s.Run != "" {
+		return sr.runScript(ctx, c, s.Run, s.Shell, s.WorkingDirectory)
+	}
+	switch plan.StepKind(s.Uses) {
+	case "checkout":
+		return sr.checkout(ctx, c)
+	case "local-action":
+		return sr.localAction(ctx, c)
+	case "docker":
+		with, err := sr.evalWith(c)
+		if err != nil {
+			return err
+		}
+		return sr.containerAction(ctx, c, strings.TrimPrefix(s.Uses, "docker://"), &workflow.Action{Runs: workflow.Runs{Using: "docker"}}, with, "")
+	case "run":
+		return errs.E("step", errs.Invalid, "step has neither run nor uses")
+	}
+	return errs.E("step", errs.Invalid, "remote action %q is not supported yet: only run steps, local actions (./path), docker:// images and actions/checkout can run", s.Uses)
+}
+
+// evalWith evaluates the step's with: values.
+func (sr *stepRun) evalWith(c *expr.Context) (map[string]string, error) {
+	with := map[string]string{}
+	for _, p := range sr.step.With {
+		v, err := interp(p.Value, c)
+		if err != nil {
+			return nil, errs.Wrap(fmt.Sprintf("with %s (line %d)", p.Key, p.Pos.Line), errs.Invalid, err)
+		}
+		with[p.Key] = v
+	}
+	return with, nil
+}
+
+// runScript runs a run: script with its shell.
+func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell, wd string) error {
+	jr := sr.jr
+	body, err := interp(script, c)
+	if err != nil {
+		return errs.Wrap("run", errs.Invalid, err)
+	}
+	if shell == "" {
+		shell = jr.defaultShell(sr.sc)
+	} else if shell, err = interp(shell, c); err != nil {
+		return err
+	}
+	argv, ext, err := shellArgv(shell)
+	if err != nil {
+		return err
+	}
+	if wd == "" {
+		wd = jr.defaultWorkingDirectory(sr.sc)
+	}
+	if wd, err = interp(wd, c); err != nil {
+		return err
+	}
+	script = body
+	if ext == ".sh" && shell != "sh" && !strings.HasSuffix(script, "\n") {
+		script += "\n"
+	}
+	jr.stepSeq++
+	scriptHost := filepath.Join(jr.jobDir, "temp", fmt.Sprintf("%s-%d%s", safeName(sr.id), jr.stepSeq, ext))
+	if err := os.WriteFile(scriptHost, []byte(script), 0o755); err != nil {
+		return errs.Wrap("run", errs.Unavailable, err)
+	}
+	scriptPath := jr.toSandbox(scriptHost)
+	for i := range argv {
+		argv[i] = strings.ReplaceAll(argv[i], "{0}", scriptPath)
+	}
+	return sr.process(ctx, argv, jr.workdir(wd), nil, "__run")
+}
+
+// process runs argv in the sandbox with fresh GITHUB_* files, handles its
+// output and workflow commands, and applies the files afterwards.
+func (sr *stepRun) process(ctx context.Context, argv []string, dir string, extraEnv map[string]string, action string) error {
+	jr := sr.jr
+	files, err := jr.stepFiles(jr.stepSeq)
+	if err != nil {
+		return err
+	}
+	sr.files = files
+	env := jr.processEnv(sr.sc, sr.env, jr.sandboxFiles(files), action)
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	if st := jr.state[sr.actionID]; st != nil {
+		for k, v := range st {
+			env["STATE_"+k] = v
+		}
+	}
+	sr.unsecure = strings.EqualFold(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"], "true")
+	h := &outHandler{sr: sr}
+	sink := newLineSink(h.line)
+	code, err := jr.sb.Exec(ctx, &backend.Process{Argv: argv, Env: env, PathPrepend: jr.path, Dir: dir}, sink)
+	sink.Flush()
+	if ferr := sr.applyFiles(); ferr != nil && err == nil && code == 0 {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return errs.E("", errs.Other, "Process completed with exit code %d.", code)
+	}
+	return nil
+}
+
+// applyFiles reads the step's GITHUB_* files into the job.
+func (sr *stepRun) applyFiles() error {
+	jr := sr.jr
+	read := func(name string) ([]kvPair, error) {
+		f, err := os.Open(sr.files[name])
+		if err != nil {
+			return nil, nil
+		}
+		defer f.Close()
+		return parseEnvFile(f)
+	}
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	outs, err := read("GITHUB_OUTPUT")
+	keep(err)
+	for _, p := range outs {
+		sr.outputs[p.Key] = p.Value
+	}
+	envs, err := read("GITHUB_ENV")
+	keep(err)
+	for _, p := range envs {
+		jr.envFile = setKV(jr.envFile, p.Key, p.Value)
+	}
+	states, err := read("GITHUB_STATE")
+	keep(err)
+	for _, p := range states {
+		jr.setState(sr.actionID, p.Key, p.Value)
+	}
+	if b, err := os.ReadFile(sr.files["GITHUB_PATH"]); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				jr.path = append([]string{l}, jr.path...)
+			}
+		}
+	}
+	if b, err := os.ReadFile(sr.files["GITHUB_STEP_SUMMARY"]); err == nil && len(b) > 0 {
+		jr.summary.Write(b)
+		if b[len(b)-1] != '\n' {
+			jr.summary.WriteByte('\n')
+		}
+	}
+	return firstErr
+}
+
+func (jr *jobRun) setState(action, k, v string) {
+	if jr.state == nil {
+		jr.state = map[string]map[string]string{}
+	}
+	if jr.state[action] == nil {
+		jr.state[action] = map[string]string{}
+	}
+	jr.state[action][k] = v
+}
+
+func (jr *jobRun) defaultShell(sc *scope) string {
+	if sc != nil && sc.actionPath != "" {
+		return "" // composite steps must name their shell; shellArgv reports it
+	}
+	if d := jr.job.Defaults; d != nil && d.Shell != "" {
+		return d.Shell
+	}
+	if d := jr.pw.Source.Defaults; d != nil && d.Shell != "" {
+		return d.Shell
+	}
+	return "default"
+}
+
+func (jr *jobRun) defaultWorkingDirectory(sc *scope) string {
+	if sc != nil && sc.actionPath != "" {
+		return ""
+	}
+	if d := jr.job.Defaults; d != nil && d.WorkingDirectory != "" {
+		return d.WorkingDirectory
+	}
+	if d := jr.pw.Source.Defaults; d != nil && d.WorkingDirectory != "" {
+		return d.WorkingDirectory
+	}
+	return ""
+}
+
+// workdir resolves a working-directory against the workspace.
+func (jr *jobRun) workdir(wd string) string {
+	ws := jr.sandboxPath("workspace")
+	if wd == "" {
+		return ws
+	}
+	if strings.HasPrefix(wd, "/") {
+		return wd
+	}
+	return ws + "/" + strings.TrimPrefix(wd, "./")
+}
+
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// shellArgv turns a shell: value into argv (with {0} for the script) and
+// the script file's extension, as the GitHub runner does on Linux.
+func shellArgv(shell string) ([]string, string, error) {
+	switch strings.TrimSpace(shell) {
+	case "":
+		return nil, "", errs.E("shell", errs.Invalid, "a run step in a composite action must name its shell")
+	case "default":
+		// bash -e when the sandbox has bash, else sh -e (GitHub's default).
+		return []string{"sh", "-c", `if command -v bash >/dev/null 2>&1; then exec bash -e "$1"; else exec sh -e "$1"; fi`, "sh", "{0}"}, ".sh", nil
+	case "bash":
+		return []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"}, ".sh", nil
+	case "sh":
+		return []string{"sh", "-e", "{0}"}, ".sh", nil
+	case "python":
+		return []string{"sh", "-c", `if command -v python >/dev/null 2>&1; then exec python "$1"; else exec python3 "$1"; fi`, "sh", "{0}"}, ".py", nil
+	case "pwsh":
+		return []string{"pwsh", "-command", ". '{0}'"}, ".ps1", nil
+	case "powershell":
+		return []string{"powershell", "-command", ". '{0}'"}, ".ps1", nil
+	case "cmd":
+		return nil, "", errs.E("shell", errs.Invalid, "shell cmd needs a Windows runner")
+	}
+	fields := strings.Fields(shell)
+	if !strings.Contains(shell, "{0}") {
+		fields = append(fields, "{0}")
+	}
+	return fields, "", nil
+}
+
+// outHandler handles a step's output lines: workflow commands, masking.
+type outHandler struct {
+	sr        *stepRun
+	stopToken string
+}
+
+func (h *outHandler) line(l string) {
+	sr := h.sr
+	jr := sr.jr
+	e := jr.e
+	if h.stopToken != "" {
+		if strings.TrimSpace(l) == "::"+h.stopToken+"::" {
+			h.stopToken = ""
+			return
+		}
+		h.emit(l)
+		return
+	}
+	cmd, ok := parseCommand(l)
+	if !ok {
+		h.emit(l)
+		return
+	}
+	switch cmd.Name {
+	case "add-mask":
+		e.opts.Masker.Add(cmd.Data)
+		return
+	case "set-output":
+		if n := cmd.Props["name"]; n != "" {
+			sr.outputs[n] = cmd.Data
+		}
+		return
+	case "save-state":
+		if n := cmd.Props["name"]; n != "" {
+			jr.setState(sr.actionID, n, cmd.Data)
+		}
+		return
+	case "set-env":
+		if !sr.unsecure {
+			h.annot("error", "The `set-env` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.", cmd)
+			return
+		}
+		if n := cmd.Props["name"]; n != "" {
+			jr.envFile = setKV(jr.envFile, n, cmd.Data)
+		}
+		return
+	case "add-path":
+		if !sr.unsecure {
+			h.annot("error", "The `add-path` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.", cmd)
+			return
+		}
+		jr.path = append([]string{cmd.Data}, jr.path...)
+		return
+	case "stop-commands":
+		h.stopToken = cmd.Data
+		return
+	case "group":
+		e.report(Event2{Type: GroupStart, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: sr.id, Text: e.opts.Masker.Apply(cmd.Data)})
+		return
+	case "endgroup":
+		e.report(Event2{Type: GroupEnd, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: sr.id})
+		return
+	case "error", "warning", "notice":
+		h.annot(cmd.Name, cmd.Data, cmd)
+		return
+	case "debug", "echo":
+		return
+	}
+	h.emit(l)
+}
+
+func (h *outHandler) annot(level, msg string, cmd command) {
+	sr := h.sr
+	e := sr.jr.e
+	line, _ := strconv.Atoi(cmd.Props["line"])
+	e.report(Event2{Type: Annotation, Level: level, Job: sr.jr.name, JobKey: sr.jr.key, Step: sr.name, StepID: sr.id,
+		Text: e.opts.Masker.Apply(msg), File: cmd.Props["file"], Line: line})
+}
+
+func (h *outHandler) emit(l string) {
+	sr := h.sr
+	e := sr.jr.e
+	e.report(Event2{Type: Output, Job: sr.jr.name, JobKey: sr.jr.key, Step: sr.name, StepID: sr.id, Text: e.opts.Masker.Apply(l)})
+}
+
+// lineSink is an io.Writer feeding lines to a function.
+type lineSink struct{ *logs.LineWriter }
+
+func newLineSink(fn func(string)) *lineSink { return &lineSink{logs.NewLineWriter(fn)} }
+
+func marshalJSON(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }

@@ -1,0 +1,93 @@
+// Package logs holds what every log line goes through before it is shown or
+// stored: secret masking and line splitting with bounded memory.
+package logs
+
+import (
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Mask is the placeholder that replaces a secret.
+const Mask = "***"
+
+// Masker replaces registered secrets in text. Safe for concurrent use.
+// Multi-line secrets are registered line by line as well, so a secret split
+// across output lines is still hidden.
+type Masker struct {
+	mu       sync.RWMutex
+	secrets  map[string]bool
+	replacer *strings.Replacer
+}
+
+// NewMasker returns an empty masker.
+func NewMasker() *Masker { return &Masker{secrets: map[string]bool{}} }
+
+// Add registers a secret value (and each of its lines, trimmed). Values
+// shorter than two characters after trimming are ignored, as GitHub does for
+// one-character values, which would hide every occurrence of a letter.
+func (m *Masker) Add(secret string) {
+	if m == nil {
+		return
+	}
+	vals := []string{secret}
+	if strings.ContainsAny(secret, "\r\n") {
+		for _, l := range strings.FieldsFunc(secret, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			vals = append(vals, l)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if len(v) < 2 || m.secrets[v] {
+			continue
+		}
+		m.secrets[v] = true
+		changed = true
+	}
+	if changed {
+		m.rebuild()
+	}
+}
+
+func (m *Masker) rebuild() {
+	list := make([]string, 0, len(m.secrets))
+	for s := range m.secrets {
+		list = append(list, s)
+	}
+	// Longest first, so a secret that contains another is hidden whole.
+	sort.Slice(list, func(i, j int) bool {
+		if len(list[i]) != len(list[j]) {
+			return len(list[i]) > len(list[j])
+		}
+		return list[i] < list[j]
+	})
+	pairs := make([]string, 0, 2*len(list))
+	for _, s := range list {
+		pairs = append(pairs, s, Mask)
+	}
+	m.replacer = strings.NewReplacer(pairs...)
+}
+
+// Apply returns s with every registered secret replaced by Mask.
+func (m *Masker) Apply(s string) string {
+	if m == nil {
+		return s
+	}
+	m.mu.RLock()
+	r := m.replacer
+	m.mu.RUnlock()
+	if r == nil {
+		return s
+	}
+	return r.Replace(s)
+}
+
+// Len is the number of registered values.
+func (m *Masker) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.secrets)
+}

@@ -1,0 +1,434 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// Combo is one combination of a matrix: its keys in order and their values
+// (plain JSON-like values: nil, bool, float64, string, []any, map[string]any).
+type Combo struct {
+	Keys   []string       `json:"keys"`
+	Values map[string]any `json:"values"`
+}
+
+// Suffix is the " (v1, v2)" GitHub adds to a matrix job's name.
+func (c Combo) Suffix() string {
+	if len(c.Keys) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(c.Keys))
+	for _, k := range c.Keys {
+		parts = append(parts, displayValue(c.Values[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func displayValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.FormatInt(int64(x), 10)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Evaluator turns a scalar string as written (which may hold ${{ }}) into a
+// value. Plain strings come back as they are.
+type Evaluator func(s string) (any, error)
+
+// Literal is an Evaluator for static matrices: it refuses expressions.
+func Literal(s string) (any, error) {
+	if strings.Contains(s, "${{") {
+		return nil, errs.E("matrix", errs.Invalid, "expression needs a runtime context: %s", s)
+	}
+	return s, nil
+}
+
+// HasExpressions reports whether any scalar under n holds ${{.
+func HasExpressions(n *yaml.Node) bool {
+	if n == nil {
+		return false
+	}
+	if n.Kind == yaml.ScalarNode {
+		return strings.Contains(n.Value, "${{")
+	}
+	for _, c := range n.Content {
+		if HasExpressions(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// ExpandMatrix expands a strategy.matrix node with GitHub's rules: the
+// cartesian product of the vectors in key order, minus exclude entries
+// (partial match), then include entries added to every combination they
+// match without overwriting an original value, or appended as new ones.
+func ExpandMatrix(n *yaml.Node, eval Evaluator) ([]Combo, error) {
+	if n == nil {
+		return nil, nil
+	}
+	var keys []string
+	vals := map[string]any{}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v, err := eval(n.Value)
+		if err != nil {
+			return nil, err
+		}
+		obj, order, err := asObject(v)
+		if err != nil {
+			return nil, errs.E("matrix", errs.Invalid, "line %d: matrix expression must yield an object: %v", n.Line, err)
+		}
+		keys, vals = order, obj
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			v, err := nodeValue(n.Content[i+1], eval)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
+			vals[k] = v
+		}
+	default:
+		return nil, errs.E("matrix", errs.Invalid, "line %d: matrix must be a mapping or an expression", n.Line)
+	}
+	return expand(keys, vals)
+}
+
+func expand(keys []string, vals map[string]any) ([]Combo, error) {
+	var dims []string
+	var include, exclude []any
+	for _, k := range keys {
+		switch strings.ToLower(k) {
+		case "include":
+			l, err := asList(vals[k], "include")
+			if err != nil {
+				return nil, err
+			}
+			include = l
+		case "exclude":
+			l, err := asList(vals[k], "exclude")
+			if err != nil {
+				return nil, err
+			}
+			exclude = l
+		default:
+			dims = append(dims, k)
+		}
+	}
+	combos := []Combo{{Values: map[string]any{}}}
+	for _, d := range dims {
+		vec, err := asList(vals[d], d)
+		if err != nil {
+			return nil, err
+		}
+		if len(vec) == 0 {
+			return nil, errs.E("matrix", errs.Invalid, "matrix vector %q does not contain any values", d)
+		}
+		next := make([]Combo, 0, len(combos)*len(vec))
+		for _, c := range combos {
+			for _, v := range vec {
+				nc := Combo{Keys: append(append([]string{}, c.Keys...), d), Values: copyMap(c.Values)}
+				nc.Values[d] = v
+				next = append(next, nc)
+			}
+		}
+		combos = next
+	}
+	if len(dims) == 0 {
+		combos = nil
+	}
+	for _, e := range exclude {
+		ex, order, err := asObject(e)
+		if err != nil {
+			return nil, errs.E("matrix", errs.Invalid, "exclude entries must be objects")
+		}
+		kept := combos[:0]
+		for _, c := range combos {
+			if !matches(c.Values, ex, order) {
+				kept = append(kept, c)
+			}
+		}
+		combos = kept
+	}
+	original := len(combos)
+	isDim := map[string]bool{}
+	for _, d := range dims {
+		isDim[d] = true
+	}
+	for _, in := range include {
+		inc, order, err := asObject(in)
+		if err != nil {
+			return nil, errs.E("matrix", errs.Invalid, "include entries must be objects")
+		}
+		matched := false
+		for i := 0; i < original; i++ {
+			c := &combos[i]
+			ok := true
+			for _, k := range order {
+				if isDim[k] && !looseEqual(c.Values[k], inc[k]) {
+					ok = false
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			matched = true
+			for _, k := range order {
+				if isDim[k] {
+					continue
+				}
+				if _, had := c.Values[k]; !had {
+					c.Keys = append(c.Keys, k)
+				}
+				c.Values[k] = inc[k]
+			}
+		}
+		if !matched {
+			nc := Combo{Values: map[string]any{}}
+			for _, k := range order {
+				nc.Keys = append(nc.Keys, k)
+				nc.Values[k] = inc[k]
+			}
+			combos = append(combos, nc)
+		}
+	}
+	return combos, nil
+}
+
+func matches(c, part map[string]any, order []string) bool {
+	for _, k := range order {
+		v, ok := c[k]
+		if !ok {
+			return false
+		}
+		if pm, ok := part[k].(map[string]any); ok {
+			cm, ok := v.(map[string]any)
+			if !ok {
+				return false
+			}
+			if !matches(cm, pm, sortedKeys(pm)) {
+				return false
+			}
+			continue
+		}
+		if !looseEqual(v, part[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func looseEqual(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.EqualFold(x, y)
+		}
+	case float64:
+		if y, ok := b.(float64); ok {
+			return x == y
+		}
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func copyMap(m map[string]any) map[string]any {
+	n := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		n[k] = v
+	}
+	return n
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func asList(v any, name string) ([]any, error) {
+	if l, ok := Plain(v).([]any); ok {
+		return l, nil
+	}
+	return nil, errs.E("matrix", errs.Invalid, "matrix %q must be a list, got %s", name, displayValue(v))
+}
+
+// asObject returns an object's map and its keys in order.
+func asObject(v any) (map[string]any, []string, error) {
+	if o, ok := v.(orderedObject); ok {
+		return o.m, o.keys, nil
+	}
+	keys, ok := keyOrder(v)
+	p := Plain(v)
+	m, isMap := p.(map[string]any)
+	if !isMap {
+		return nil, nil, fmt.Errorf("not an object: %s", displayValue(p))
+	}
+	if !ok {
+		keys = sortedKeys(m)
+	}
+	return m, keys, nil
+}
+
+// orderedObject is a mapping read from YAML, keys in file order.
+type orderedObject struct {
+	keys []string
+	m    map[string]any
+}
+
+// nodeValue converts a YAML node to a plain value, evaluating scalars that
+// are strings with eval. Mappings keep their key order for the top level of
+// include/exclude entries.
+func nodeValue(n *yaml.Node, eval Evaluator) (any, error) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return nodeValue(n.Content[0], eval)
+	case yaml.AliasNode:
+		return nodeValue(n.Alias, eval)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeValue(c, eval)
+			if err != nil {
+				return nil, err
+			}
+			if o, ok := v.(orderedObject); ok {
+				v = o
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		o := orderedObject{m: map[string]any{}}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			v, err := nodeValue(n.Content[i+1], eval)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := o.m[k]; !dup {
+				o.keys = append(o.keys, k)
+			}
+			o.m[k] = Plain(v)
+		}
+		return o, nil
+	}
+	switch n.Tag {
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		b, err := strconv.ParseBool(strings.ToLower(n.Value))
+		if err == nil {
+			return b, nil
+		}
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+			return float64(i), nil
+		}
+	case "!!float":
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return f, nil
+		}
+	}
+	return eval(n.Value)
+}
+
+// NodeValue converts a YAML node to a plain JSON-like value, evaluating
+// string scalars with eval.
+func NodeValue(n *yaml.Node, eval Evaluator) (any, error) {
+	v, err := nodeValue(n, eval)
+	return Plain(v), err
+}
+
+// Plain converts values to the plain JSON-like forms (map[string]any,
+// []any, float64, ...). Values of other types (an expression engine's own
+// object type) go through their JSON form.
+func Plain(v any) any {
+	switch x := v.(type) {
+	case nil, bool, float64, string:
+		return v
+	case int:
+		return float64(x)
+	case orderedObject:
+		return x.m
+	case map[string]any:
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = Plain(e)
+		}
+		return out
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	var out any
+	if json.Unmarshal(b, &out) != nil {
+		return fmt.Sprint(v)
+	}
+	return out
+}
+
+// keyOrder returns the top-level key order of an object value that is not
+// a plain map (through its JSON form, which keeps order).
+func keyOrder(v any) ([]string, bool) {
+	switch v.(type) {
+	case map[string]any, nil:
+		return nil, false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	t, err := dec.Token()
+	if err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		k, _ := kt.(string)
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil, false
+		}
+	}
+	return keys, true
+}
