@@ -2,11 +2,104 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/conveyor-ci/conveyor/internal/lint"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
-func lintMain(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "conveyor lint: not built yet")
-	return 2
+// lintMain is `conveyor lint [FILE|DIR ...]`: it prints file:line:col: message
+// for every problem and exits 1 if there is any, 2 on usage or read errors.
+func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("lint", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: conveyor lint [FILE|DIR ...]\n\nChecks workflow files (default: .github/workflows and .conveyor).")
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	targets := fl.Args()
+	explicit := len(targets) > 0
+	if !explicit {
+		targets = []string{filepath.Join(".github", "workflows"), ".conveyor"}
+	}
+	var files []string
+	code := 0
+	for _, t := range targets {
+		fi, err := os.Stat(t)
+		if err != nil {
+			if !explicit && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
+			code = 2
+			continue
+		}
+		if !fi.IsDir() {
+			files = append(files, t)
+			continue
+		}
+		entries, err := os.ReadDir(t)
+		if err != nil {
+			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
+			code = 2
+			continue
+		}
+		var found []string
+		for _, e := range entries {
+			ext := strings.ToLower(filepath.Ext(e.Name()))
+			if !e.IsDir() && (ext == ".yml" || ext == ".yaml") {
+				found = append(found, filepath.Join(t, e.Name()))
+			}
+		}
+		sort.Strings(found)
+		files = append(files, found...)
+	}
+	if len(files) == 0 && code == 0 {
+		fmt.Fprintln(stderr, "conveyor lint: no workflow files found")
+		return 0
+	}
+	problems := false
+	for _, f := range files {
+		if ctx.Err() != nil {
+			return 2
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
+			code = 2
+			continue
+		}
+		var probs workflow.Problems
+		if base := strings.ToLower(filepath.Base(f)); base == "action.yml" || base == "action.yaml" {
+			_, probs = lint.ActionBytes(data, f)
+		} else {
+			_, probs = lint.Bytes(data, f)
+		}
+		for _, p := range probs {
+			fmt.Fprintln(stdout, p.Error())
+		}
+		if len(probs) > 0 {
+			problems = true
+		}
+	}
+	if code != 0 {
+		return code
+	}
+	if problems {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodWorkflow = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n"
+
+func TestLintMain(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yml", goodWorkflow)
+	bad := writeFile(t, dir, "bad.yml", "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: echo ${{ github.sha\n")
+	writeFile(t, dir, "sub/ignored.txt", "not yaml")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"clean file", []string{good}, 0, nil},
+		{"problems", []string{bad}, 1, []string{bad + ":5:12: Job 'build' depends on unknown job 'nope'.", bad + ":7:19: The expression is not closed"}},
+		{"dir", []string{dir}, 1, []string{"bad.yml:5:12:"}},
+		{"missing", []string{filepath.Join(dir, "nope.yml")}, 2, nil},
+		{"bad flag", []string{"-x"}, 2, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := lintMain(context.Background(), tt.args, &out, &errOut)
+			if code != tt.code {
+				t.Fatalf("code = %d, want %d; stdout %q stderr %q", code, tt.code, out.String(), errOut.String())
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(out.String(), c) {
+					t.Errorf("stdout %q lacks %q", out.String(), c)
+				}
+			}
+		})
+	}
+}
+
+func TestLintMainDefaultDirs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ".github/workflows/ci.yaml", goodWorkflow)
+	writeFile(t, dir, ".conveyor/x.yml", "on: push\njobs:\n  b:\n    steps:\n      - run: x\n")
+	t.Chdir(dir)
+	var out, errOut bytes.Buffer
+	code := lintMain(context.Background(), nil, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), filepath.Join(".conveyor", "x.yml")+":4:5: Required property is missing: runs-on") {
+		t.Fatalf("code %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}

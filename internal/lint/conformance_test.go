@@ -1,0 +1,140 @@
+package lint
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+func compatDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CONVEYOR_COMPAT_DIR")
+	if dir == "" {
+		dir = "../../../shared/compat"
+	}
+	if _, err := os.Stat(filepath.Join(dir, "workflow-parser")); err != nil {
+		t.Skipf("compat material not found in %s (set CONVEYOR_COMPAT_DIR)", dir)
+	}
+	return dir
+}
+
+type compatCase struct {
+	workflow   string
+	files      map[string]string // reusable workflows by uses
+	wantErrors []string          // nil when the case must be accepted
+	reject     bool
+	limits     workflow.Limits
+}
+
+var sepRE = regexp.MustCompile(`(?m)^---[ \t]*\r?$`)
+
+func readCase(t *testing.T, path string) compatCase {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := sepRE.Split(string(data), -1)
+	if len(parts) < 3 {
+		t.Fatalf("%s: %d sections", path, len(parts))
+	}
+	c := compatCase{workflow: strings.TrimPrefix(parts[1], "\n"), files: map[string]string{}}
+	for _, l := range strings.Split(parts[0], "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		n, _ := strconv.Atoi(strings.TrimSpace(v))
+		switch strings.TrimSpace(k) {
+		case "max-depth":
+			c.limits.MaxDepth = n
+		case "max-file-size":
+			c.limits.MaxFileSize = n
+		}
+	}
+	extra := parts[2 : len(parts)-1]
+	for i := 0; i+1 < len(extra); i += 2 {
+		c.files[strings.TrimSpace(extra[i])] = strings.TrimPrefix(extra[i+1], "\n")
+	}
+	var exp struct {
+		Errors []struct{ Message string } `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(parts[len(parts)-1]), &exp); err != nil {
+		t.Fatalf("%s: expected JSON: %v", path, err)
+	}
+	if exp.Errors != nil {
+		c.reject = true
+		for _, e := range exp.Errors {
+			c.wantErrors = append(c.wantErrors, e.Message)
+		}
+	}
+	return c
+}
+
+var lineColRE = regexp.MustCompile(`\(Line: (\d+), Col: (\d+)\)`)
+
+func TestWorkflowParserConformance(t *testing.T) {
+	dir := filepath.Join(compatDir(t), "workflow-parser")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
+	skipped := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(dir, "skipped-tests.txt")); err == nil {
+		for _, l := range strings.Fields(string(b)) {
+			skipped[l] = true
+		}
+	}
+	var agree, total, linesOK, linesTotal int
+	var differ []string
+	for _, f := range files {
+		name := filepath.Base(f)
+		c := readCase(t, f)
+		total++
+		t.Run(strings.TrimSuffix(name, ".yml"), func(t *testing.T) {
+			opts := Options{Resolve: func(uses string) ([]byte, bool) {
+				s, ok := c.files[uses]
+				return []byte(s), ok
+			}, Limits: c.limits}
+			_, probs := BytesWith([]byte(c.workflow), ".github/workflows/"+name, opts)
+			ok := (len(probs) > 0) == c.reject
+			lines := map[int]bool{}
+			for _, p := range probs {
+				lines[p.Pos.Line] = true
+			}
+			for _, m := range c.wantErrors {
+				if sm := lineColRE.FindStringSubmatch(m); sm != nil {
+					linesTotal++
+					l, _ := strconv.Atoi(sm[1])
+					if lines[l] {
+						linesOK++
+					} else {
+						ok = false
+						t.Logf("missing line %d: %s", l, m)
+					}
+				}
+			}
+			if (len(probs) > 0) == c.reject {
+				agree++
+			}
+			if !ok {
+				differ = append(differ, name)
+				mark := ""
+				if skipped[name] {
+					mark = " (skipped by GitHub's implementations)"
+				}
+				t.Logf("%s%s: want reject=%v %q; got %v", name, mark, c.reject, c.wantErrors, probs)
+				if !skipped[name] && os.Getenv("CONVEYOR_COMPAT_STRICT") != "" {
+					t.Fail()
+				}
+			}
+		})
+	}
+	msg := fmt.Sprintf("workflow-parser conformance: %d/%d agree (accept/reject), %d/%d error lines match", agree, total, linesOK, linesTotal)
+	t.Log(msg)
+	fmt.Printf("%s\n", msg)
+	if len(differ) > 0 {
+		fmt.Printf("differ: %s\n", strings.Join(differ, " "))
+	}
+}

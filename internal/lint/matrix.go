@@ -1,0 +1,100 @@
+package lint
+
+import (
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+func isExprOnly(s string) bool {
+	t := strings.TrimSpace(s)
+	return strings.HasPrefix(t, "${{") && strings.HasSuffix(t, "}}")
+}
+
+func pos(n *yaml.Node) workflow.Pos { return workflow.Pos{Line: n.Line, Col: n.Column} }
+
+// matrices checks each job's strategy.matrix as GitHub does before expanding it.
+func (l *linter) matrices() {
+	for _, j := range l.w.Jobs {
+		if j.Strategy == nil || j.Strategy.Matrix == nil {
+			continue
+		}
+		m := j.Strategy.Matrix
+		if m.Kind != yaml.MappingNode {
+			continue // a whole-matrix expression, or reported by the parser
+		}
+		keys := map[string]bool{}
+		dynamic := false
+		var excludes []*yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			switch k.Value {
+			case "include", "exclude":
+				if v.Kind == yaml.ScalarNode && isExprOnly(v.Value) {
+					dynamic = true
+					continue
+				}
+				if v.Kind != yaml.SequenceNode {
+					l.errPos(pos(v), "Unexpected value '%s': matrix %s must be a list of mappings", short(v), k.Value)
+					continue
+				}
+				for _, e := range v.Content {
+					if e.Kind == yaml.ScalarNode && isExprOnly(e.Value) {
+						dynamic = true
+						continue
+					}
+					if e.Kind != yaml.MappingNode {
+						l.errPos(pos(e), "Unexpected value '%s': each matrix %s entry must be a mapping", short(e), k.Value)
+						continue
+					}
+					if k.Value == "exclude" {
+						excludes = append(excludes, e)
+					}
+				}
+			default:
+				keys[k.Value] = true
+				switch v.Kind {
+				case yaml.SequenceNode:
+					if len(v.Content) == 0 {
+						l.errPos(pos(v), "Matrix vector '%s' does not contain any values", k.Value)
+					}
+				case yaml.ScalarNode:
+					if isExprOnly(v.Value) {
+						dynamic = true
+					} else {
+						l.errPos(pos(v), "Unexpected value '%s': matrix vector '%s' must be a list", short(v), k.Value)
+					}
+				case yaml.MappingNode:
+					l.errPos(pos(v), "A mapping was not expected")
+				}
+			}
+		}
+		if dynamic {
+			continue
+		}
+		for _, e := range excludes {
+			for i := 0; i+1 < len(e.Content); i += 2 {
+				if k := e.Content[i]; !keys[k.Value] {
+					l.errPos(pos(k), "Matrix exclude key '%s' does not match any key within the matrix", k.Value)
+				}
+			}
+		}
+	}
+}
+
+func short(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" {
+			return ""
+		}
+		return n.Value
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "sequence"
+	}
+	return ""
+}

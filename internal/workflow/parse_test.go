@@ -1,0 +1,150 @@
+package workflow
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // "line:col: message prefix", in order; nil = clean
+	}{
+		{"clean", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: echo\n", nil},
+		{"unknown key", "on: push\nfoo: 1\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: echo\n", []string{"2:1: Unexpected value 'foo'"}},
+		{"missing runs-on", "on: push\njobs:\n  b:\n    steps:\n      - run: echo\n", []string{"4:5: Required property is missing: runs-on"}},
+		{"bad job id", "on: push\njobs:\n  1b:\n    runs-on: x\n    steps:\n      - run: echo\n", []string{"3:3: The identifier '1b' is invalid"}},
+		{"duplicate key", "on: push\njobs:\n  b:\n    runs-on: x\n    runs-on: y\n    steps:\n      - run: echo\n", []string{"5:5: 'runs-on' is already defined"}},
+		{"duplicate step id", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - id: s\n        run: a\n      - id: S\n        run: b\n", []string{"8:13: The identifier 'S' may not be used more than once"}},
+		{"run and uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n        uses: a/b@v1\n", []string{"7:9: Unexpected value 'uses'"}},
+		{"neither run nor uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - name: a\n", []string{"6:9: Required property is missing: run"}},
+		{"bad uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - uses: nope\n", []string{"6:15: Expected format {org}/{repo}[/path]@ref"}},
+		{"anchor", "on: push\njobs:\n  b:\n    runs-on: &r x\n    steps:\n      - run: a\n", []string{"4:14: Anchors are not currently supported. Remove the anchor 'r'"}},
+		{"yaml error", "on: push\njobs:\n  b: [\n", []string{"3:1: YAML syntax error"}},
+		{"expression in name", "name: ${{ github.ref }}\non: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"1:7: A template expression is not allowed in this context"}},
+		{"sequence not expected", "on: push\nname: [a]\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"2:7: A sequence was not expected"}},
+		{"bad permission", "on: push\npermissions:\n  contents: maybe\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"3:13: Unexpected value 'maybe'"}},
+		{"unknown event", "on: pushh\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"1:5: Unexpected value 'pushh'"}},
+		{"bad secrets", "on: push\njobs:\n  b:\n    uses: o/r/.github/workflows/w.yml@v1\n    secrets: inherrit\n", []string{"5:14: Unexpected value 'inherrit'"}},
+		{"explicit tag", "on: push\njobs:\n  b:\n    runs-on: !!int x\n    steps:\n      - run: a\n", []string{"4:14: The value 'x' on line 4 and column 14 is invalid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, probs := Parse([]byte(tt.src), "w.yml")
+			if len(probs) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(probs), len(tt.want), probs)
+			}
+			for i, w := range tt.want {
+				got := strings.TrimPrefix(probs[i].Error(), "w.yml:")
+				if !strings.HasPrefix(got, w) {
+					t.Errorf("problem %d = %q, want prefix %q", i, got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseModel(t *testing.T) {
+	src := `name: CI
+on:
+  push:
+    branches: [main]
+    filter: body.ref == "refs/heads/main"
+  workflow_dispatch:
+    inputs:
+      level:
+        type: choice
+        options: [a, b]
+        default: a
+env:
+  A: 1
+jobs:
+  build:
+    runs-on: [self-hosted, linux]
+    needs: [x]
+    if: true
+    environment: {name: prod, url: "https://x"}
+    strategy:
+      matrix:
+        os: [a, b]
+      fail-fast: false
+    container: node:20
+    steps:
+      - id: s1
+        run: echo ${{ matrix.os }}
+        continue-on-error: true
+  x:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+`
+	w, probs := Parse([]byte(src), "w.yml")
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	push := w.Trigger("push")
+	if push == nil || push.Branches[0] != "main" || push.Filter != `body.ref == "refs/heads/main"` || push.FilterPos != (Pos{5, 13}) {
+		t.Errorf("push = %+v", push)
+	}
+	if in := w.Trigger("workflow_dispatch").Inputs[0]; in.Name != "level" || in.Type != "choice" || len(in.Options) != 2 || !in.HasDefault {
+		t.Errorf("input = %+v", in)
+	}
+	if w.Env[0].Key != "A" || w.Env[0].Value != "1" {
+		t.Errorf("env = %+v", w.Env)
+	}
+	b := w.Job("build")
+	if b.If != "true" || b.Environment != "prod" || b.EnvironmentURL != "https://x" || b.Container.Image != "node:20" || b.Strategy.FailFast != "false" {
+		t.Errorf("build = %+v", b)
+	}
+	if len(b.RunsOn.Labels) != 2 || b.NeedsPos[0] != (Pos{17, 13}) {
+		t.Errorf("runs-on/needs = %+v %v", b.RunsOn, b.NeedsPos)
+	}
+	if s := b.Steps[0]; s.ID != "s1" || s.ContinueOnError != "true" || s.RunPos != (Pos{27, 14}) {
+		t.Errorf("step = %+v", s)
+	}
+	if s := w.Job("x").Steps[0]; s.Uses != "actions/checkout@v4" || s.With[0].Value != "0" {
+		t.Errorf("step = %+v", s)
+	}
+}
+
+func TestParseServerless(t *testing.T) {
+	src := `triggers:
+  github:
+    events:
+      - eventName: push
+        filter: 'body.ref == "refs/heads/main"'
+steps:
+  - plugin: git-checkout
+    inputs: {depth: 1}
+  - run: make
+    id: build
+`
+	w, probs := Parse([]byte(src), "s.yml")
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	if w.Dialect != "serverless-cd" || len(w.Jobs) != 1 || w.Jobs[0].ID != "default" || w.Jobs[0].RunsOn.Labels[0] != "ubuntu-latest" {
+		t.Fatalf("w = %+v", w)
+	}
+	steps := w.Jobs[0].Steps
+	if steps[0].Uses != "git-checkout" || steps[0].With[0].Key != "depth" || steps[1].Run != "make" {
+		t.Errorf("steps = %+v %+v", steps[0], steps[1])
+	}
+	if tr := w.Trigger("push"); tr == nil || tr.Filter == "" || tr.FilterPos.Line != 5 {
+		t.Errorf("trigger = %+v", tr)
+	}
+}
+
+func TestParseAction(t *testing.T) {
+	a, probs := ParseAction([]byte("name: x\ninputs:\n  who: {default: me}\nruns:\n  using: composite\n  steps:\n    - run: echo\n      shell: bash\n"), "action.yml")
+	if len(probs) > 0 || a.Runs.Using != "composite" || len(a.Runs.Steps) != 1 || a.Inputs[0].Default != "me" {
+		t.Fatalf("%+v %v", a, probs)
+	}
+	_, probs = ParseAction([]byte("runs:\n  using: docker\n"), "action.yml")
+	if len(probs) != 1 || !strings.Contains(probs[0].Message, "image") {
+		t.Fatalf("%v", probs)
+	}
+}
