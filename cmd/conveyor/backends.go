@@ -4,26 +4,46 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 )
 
 type backends struct {
-	main, host backend.Backend
-	close      func()
+	main, host, containers backend.Backend
+	close                  func()
 }
 
 // openBackends picks the job backend: docker when asked or (auto) when an
-// engine answers, else the host with a one-line notice.
+// engine answers, else the host with a one-line notice. With an engine,
+// host jobs can still run docker actions and container: jobs.
 func openBackends(ctx context.Context, name string, stderr io.Writer) (*backends, error) {
-	h := host.New(host.Options{})
 	switch name {
-	case "host":
-		return &backends{main: h, host: h, close: func() {}}, nil
-	case "auto", "docker":
+	case "auto", "docker", "host":
 	default:
 		return nil, fmt.Errorf("--backend %q: want auto, docker or host", name)
 	}
-	return &backends{main: h, host: h, close: func() {}}, nil
+	d, err := docker.New(docker.Options{})
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = d.Ping(pctx)
+		cancel()
+	}
+	if err != nil {
+		if name == "docker" {
+			return nil, fmt.Errorf("docker backend: no Docker engine answers: %v", err)
+		}
+		h := host.New(host.Options{})
+		if name == "auto" {
+			fmt.Fprintln(stderr, "conveyor: no Docker engine answers; running jobs on the host")
+		}
+		return &backends{main: h, host: h, close: func() {}}, nil
+	}
+	h := host.New(host.Options{Containers: d})
+	if name == "host" {
+		return &backends{main: h, host: h, containers: d, close: func() {}}, nil
+	}
+	return &backends{main: d, host: h, containers: d, close: func() {}}, nil
 }

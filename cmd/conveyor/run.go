@@ -32,11 +32,11 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type runFlags struct {
 	workflows, jobs, secrets, secretFiles, vars, varFiles, envs, inputs, platforms listFlag
-	eventPath, backendName, actor, dir, memory                                    string
-	printPlan, keep, noColor                                                      bool
-	parallel                                                                      int
-	cpus                                                                          float64
-	pids                                                                          int64
+	eventPath, backendName, actor, dir, memory                                     string
+	printPlan, keep, noColor                                                       bool
+	parallel                                                                       int
+	cpus                                                                           float64
+	pids                                                                           int64
 }
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -146,7 +146,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer backends.close()
-	opts.Backend, opts.Host = backends.main, backends.host
+	opts.Backend, opts.Host, opts.Containers = backends.main, backends.host, backends.containers
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)
 	}

@@ -30,9 +30,11 @@ const (
 // from the process environment.
 type Options struct {
 	// Backend makes job sandboxes. Host, when set, is used for jobs whose
-	// runs-on maps to "-self-hosted".
-	Backend backend.Backend
-	Host    backend.Backend
+	// runs-on maps to "-self-hosted". Containers, when set, runs jobs that
+	// have a container: even when their runs-on maps to the host.
+	Backend    backend.Backend
+	Host       backend.Backend
+	Containers backend.Backend
 	// Platforms maps runs-on labels to images ("-self-hosted": host).
 	Platforms map[string]string
 	// Parallel is the most jobs running at once (default: CPUs).

@@ -382,17 +382,6 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	jobCtx, cancelJob := context.WithTimeout(ctx, timeout)
 	defer cancelJob()
 
-	// Workflow and job env, evaluated in order (job env may read workflow env).
-	for _, list := range [][]workflow.KV{jr.pw.Source.Env, jr.job.Env} {
-		for _, p := range list {
-			v, err := interp(p.Value, jr.exprContext(nil, nil))
-			if err != nil {
-				return finish(Failure, errs.Wrap(fmt.Sprintf("env %s (line %d)", p.Key, p.Pos.Line), errs.Invalid, err))
-			}
-			jr.env = setKV(jr.env, p.Key, v)
-		}
-	}
-
 	spec, sbBackend, err := jr.sandboxSpec(c)
 	if err != nil {
 		return finish(Failure, err)
@@ -439,6 +428,17 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	if err := jr.writeEventFile(); err != nil {
 		return finish(Failure, err)
 	}
+	// Workflow and job env, evaluated in order (job env may read workflow env).
+	for _, list := range [][]workflow.KV{jr.pw.Source.Env, jr.job.Env} {
+		for _, p := range list {
+			v, err := interp(p.Value, jr.exprContext(nil, nil))
+			if err != nil {
+				return finish(Failure, errs.Wrap(fmt.Sprintf("env %s (line %d)", p.Key, p.Pos.Line), errs.Invalid, err))
+			}
+			jr.env = setKV(jr.env, p.Key, v)
+		}
+	}
+
 
 	sc := &scope{steps: map[string]any{}}
 	for i, s := range jr.job.Steps {
@@ -550,8 +550,14 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 		if cc.Image != "" {
 			spec.Container = cc
 			image = cc.Image
-			if b == e.opts.Host && e.opts.Backend != e.opts.Host {
+			switch {
+			case b.Name() != "host":
+			case e.opts.Containers != nil:
+				b = e.opts.Containers
+			case e.opts.Backend.Name() != "host":
 				b = e.opts.Backend
+			default:
+				jr.notice(fmt.Sprintf("container %s is ignored: no container engine, the job runs on the host", cc.Image))
 			}
 		}
 	}

@@ -47,6 +47,14 @@ func (jr *jobRun) exprContext(sc *scope, stepEnv []kv) *expr.Context {
 		}
 	}
 	vals["env"] = env
+	if sc != nil && sc.actionPath != "" {
+		gh := map[string]any{}
+		for k, v := range jr.base["github"].(map[string]any) {
+			gh[k] = v
+		}
+		gh["action_path"] = sc.actionPath
+		vals["github"] = gh
+	}
 	if sc != nil {
 		vals["steps"] = sc.steps
 		if sc.inputs != nil {
@@ -312,7 +320,8 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 	}
 	if shell == "" {
 		shell = jr.defaultShell(sr.sc)
-	} else if shell, err = interp(shell, c); err != nil {
+	}
+	if shell, err = interp(shell, c); err != nil {
 		return err
 	}
 	argv, ext, err := shellArgv(shell)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,8 @@ func displayValue(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+var insertRe = regexp.MustCompile(`^\$\{\{\s*insert\s*\}\}$`)
 
 // Evaluator turns a scalar string as written (which may hold ${{ }}) into a
 // value. Plain strings come back as they are.
@@ -100,15 +103,12 @@ func ExpandMatrix(n *yaml.Node, eval Evaluator) ([]Combo, error) {
 		}
 		keys, vals = order, obj
 	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			v, err := nodeValue(n.Content[i+1], eval)
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, k)
-			vals[k] = v
+		v, err := nodeValue(n, eval)
+		if err != nil {
+			return nil, err
 		}
+		o := v.(orderedObject)
+		keys, vals = o.keys, o.m
 	default:
 		return nil, errs.E("matrix", errs.Invalid, "line %d: matrix must be a mapping or an expression", n.Line)
 	}
@@ -322,24 +322,49 @@ func nodeValue(n *yaml.Node, eval Evaluator) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if o, ok := v.(orderedObject); ok {
-				v = o
+			// An item that is one expression yielding an array is spliced in.
+			if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${{") {
+				if arr, ok := Plain(v).([]any); ok {
+					out = append(out, arr...)
+					continue
+				}
 			}
 			out = append(out, v)
 		}
 		return out, nil
 	case yaml.MappingNode:
 		o := orderedObject{m: map[string]any{}}
+		put := func(k string, v any) {
+			if _, dup := o.m[k]; !dup {
+				o.keys = append(o.keys, k)
+			}
+			o.m[k] = Plain(v)
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
 			v, err := nodeValue(n.Content[i+1], eval)
 			if err != nil {
 				return nil, err
 			}
-			if _, dup := o.m[k]; !dup {
-				o.keys = append(o.keys, k)
+			if insertRe.MatchString(k) {
+				// ${{ insert }} merges the value's keys into this mapping.
+				m, order, err := asObject(v)
+				if err != nil {
+					return nil, errs.E("matrix", errs.Invalid, "line %d: ${{ insert }} needs an object", n.Content[i].Line)
+				}
+				for _, mk := range order {
+					put(mk, m[mk])
+				}
+				continue
 			}
-			o.m[k] = Plain(v)
+			if strings.Contains(k, "${{") {
+				kv, err := eval(k)
+				if err != nil {
+					return nil, err
+				}
+				k = displayValue(Plain(kv))
+			}
+			put(k, v)
 		}
 		return o, nil
 	}

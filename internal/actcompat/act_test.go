@@ -1,0 +1,219 @@
+package actcompat
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/lint"
+	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/testenv"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// row is one line of EXPECTED.tsv.
+type row struct {
+	dir, event, expect, failureText string
+	host                            bool
+	kinds                           []string
+}
+
+// supportedKinds are the step kinds Conveyor runs today.
+var supportedKinds = map[string]bool{"run": true, "uses-local": true, "uses-docker": true, "reusable-local": true, "uses-remote:actions/checkout": true}
+
+// outOfScope lists rows that use only supported step kinds but cannot pass
+// here, with the reason. Every other in-scope row must pass.
+var outOfScope = map[string]string{
+	"shells/pwsh":                       "needs PowerShell (pwsh), which Debian does not package",
+	"windows-prepend-path":              "Windows runner only (act runs it on Windows hosts)",
+	"windows-add-env":                   "Windows runner only (act runs it on Windows hosts)",
+	"windows-prepend-path-powershell-5": "Windows runner only (PowerShell 5)",
+	"windows-add-env-powershell-5":      "Windows runner only (PowerShell 5)",
+	"windows-shell-cmd":                 "Windows runner only (cmd.exe)",
+	"local-action-js":                   "the corpus ships without its JavaScript files (compat/README.md)",
+}
+
+func readExpected(t *testing.T, dir string) []row {
+	f, err := os.Open(filepath.Join(dir, "EXPECTED.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []row
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		c := strings.Split(l, "\t")
+		if len(c) < 6 {
+			t.Fatalf("EXPECTED.tsv: short line %q", l)
+		}
+		rows = append(rows, row{dir: c[0], event: c[1], expect: c[2], failureText: c[3], host: c[4] == "yes", kinds: strings.Split(c[5], ",")})
+	}
+	return rows
+}
+
+func (r row) supported() (bool, string) {
+	for _, k := range r.kinds {
+		if !supportedKinds[k] {
+			return false, "uses " + k
+		}
+	}
+	return true, ""
+}
+
+func (r row) name() string { return r.dir + "@" + r.event }
+
+// load parses the workflows of a case folder (not its sub-folders).
+func load(t *testing.T, root string, r row) []*workflow.Workflow {
+	entries, err := os.ReadDir(filepath.Join(root, r.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wfs []*workflow.Workflow
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".yaml")) {
+			continue
+		}
+		rel := filepath.ToSlash(filepath.Join(r.dir, n))
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wf, probs := workflow.Parse(b, rel)
+		if len(probs) == 0 {
+			probs = lint.Workflow(wf)
+		}
+		if len(probs) > 0 {
+			t.Logf("%s does not load: %v", rel, probs)
+			continue
+		}
+		wfs = append(wfs, wf)
+	}
+	return wfs
+}
+
+// logReporter keeps a case's output for the failure message.
+type logReporter struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logReporter) Report(ev exec.Event2) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch ev.Type {
+	case exec.Output, exec.Notice, exec.Annotation:
+		fmt.Fprintf(&l.buf, "[%s] %s\n", ev.Job, ev.Text)
+	case exec.StepFinished:
+		fmt.Fprintf(&l.buf, "[%s] step %q: %s\n", ev.Job, ev.Step, ev.Result)
+	case exec.JobFinished:
+		fmt.Fprintf(&l.buf, "[%s] job: %s\n", ev.Job, ev.Result)
+	case exec.RunError:
+		fmt.Fprintf(&l.buf, "error: %s\n", ev.Text)
+	}
+}
+
+// runCase runs one row and returns whether its outcome is the expected one.
+func runCase(t *testing.T, root string, r row, b backend.Backend, platforms map[string]string) {
+	t.Helper()
+	wfs := load(t, root, r)
+	p, err := plan.Compile(wfs, plan.Select{Event: r.event})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	payload := map[string]any{}
+	if data, err := os.ReadFile(filepath.Join(root, r.dir, "event.json")); err == nil {
+		if err := json.Unmarshal(data, &payload); err != nil {
+			t.Fatalf("event.json: %v", err)
+		}
+	}
+	inputs := map[string]string{}
+	if in, ok := payload["inputs"].(map[string]any); ok {
+		for k, v := range in {
+			inputs[k] = fmt.Sprint(v)
+		}
+	}
+	rep := &logReporter{}
+	opts := exec.Options{
+		Backend: b, Host: host.New(host.Options{}), Platforms: platforms, RepoDir: root, Parallel: 2,
+		Event: exec.Event{Name: r.event, Payload: payload, SHA: strings.Repeat("0", 40), Ref: "refs/heads/master",
+			Repository: "nektos/act", Actor: "nektos/act", RunID: "1", RunNumber: 1},
+		Env:      map[string]string{"ACT": "true"},
+		Inputs:   inputs,
+		Secrets:  map[string]string{},
+		Reporter: rep,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := exec.New(opts).Run(ctx, p)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if len(p.Workflows) == 0 {
+		t.Fatalf("no workflow of %s is triggered by %s", r.dir, r.event)
+	}
+	failed := res.Failed()
+	if failed != (r.expect == "fail") {
+		var jobs []string
+		for _, j := range res.Jobs {
+			jobs = append(jobs, j.Name+"="+j.Result)
+		}
+		sort.Strings(jobs)
+		t.Errorf("%s: expected %s (%s), got failed=%v; jobs %v\n%s", r.name(), r.expect, r.failureText, failed, jobs, rep.buf.String())
+	}
+}
+
+// runCorpus runs every in-scope row that want selects, as subtests, and
+// prints the pass count.
+func runCorpus(t *testing.T, label string, want func(r row) bool, b backend.Backend, platforms map[string]string) {
+	root := testenv.CompatDir(t, "act")
+	rows := readExpected(t, root)
+	passed, total := 0, 0
+	var skipped []string
+	for _, r := range rows {
+		if ok, why := r.supported(); !ok {
+			skipped = append(skipped, r.name()+" ("+why+")")
+			continue
+		}
+		if !want(r) {
+			continue
+		}
+		if why, ok := outOfScope[r.dir]; ok {
+			skipped = append(skipped, r.name()+" ("+why+")")
+			continue
+		}
+		total++
+		r := r
+		if t.Run(r.name(), func(t *testing.T) { runCase(t, root, r, b, platforms) }) {
+			passed++
+		}
+	}
+	msg := fmt.Sprintf("act corpus (%s backend): %d/%d in-scope cases passed; %d rows out of scope", label, passed, total, len(skipped))
+	t.Log(msg)
+	t.Logf("out of scope:\n  %s", strings.Join(skipped, "\n  "))
+	fmt.Println(msg)
+}
+
+func TestActCorpusHost(t *testing.T) {
+	all := map[string]string{}
+	for _, l := range []string{"ubuntu-latest", "ubuntu-22.04", "ubuntu-20.04", "ubuntu-18.04", "self-hosted", "linux"} {
+		all[l] = "-self-hosted"
+	}
+	h := host.New(host.Options{})
+	runCorpus(t, "host", func(r row) bool { return r.host }, h, all)
+}
