@@ -1,0 +1,337 @@
+// Package docker runs each job in a container of its own on a Docker
+// Engine, services in containers beside it on a per-job network, and the
+// job's steps through Conveyor's step runner (the container's main process)
+// so a step costs no exec API round trip.
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// LabelJob is put, with the job's ID, on everything the backend creates.
+const LabelJob = "conveyor.job"
+
+const (
+	// DefaultSandboxDir is where the job directory is mounted.
+	DefaultSandboxDir = "/__w"
+	// runnerPath is where the conveyor binary is mounted, read-only.
+	runnerPath = "/__conveyor/conveyor"
+	// DefaultPidsLimit applies when a job sets none.
+	DefaultPidsLimit = 4096
+)
+
+// Options configure the docker backend.
+type Options struct {
+	// Client talks to the engine; nil: from the environment (DOCKER_HOST).
+	Client client.APIClient
+	// RunnerBinary is a static conveyor binary mounted into job containers
+	// as their main process; "": this executable.
+	RunnerBinary string
+	// SandboxDir is where the job directory is mounted; "": /__w.
+	SandboxDir string
+	// HelloTimeout bounds the wait for the step runner to start before
+	// falling back to docker exec; 0: 5s.
+	HelloTimeout time.Duration
+	// HealthTimeout bounds the wait for services to become healthy; 0: 2m.
+	HealthTimeout time.Duration
+}
+
+// Backend is the docker backend. It is safe for concurrent use.
+type Backend struct {
+	cli  client.APIClient
+	opts Options
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a docker backend. It does not contact the engine; see Ping.
+func New(opts Options) (*Backend, error) {
+	if opts.Client == nil {
+		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, errs.Wrap("docker: client", errs.Unavailable, err)
+		}
+		opts.Client = c
+	}
+	if opts.RunnerBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, errs.Wrap("docker: runner binary", errs.Invalid, err)
+		}
+		opts.RunnerBinary = exe
+	}
+	if opts.SandboxDir == "" {
+		opts.SandboxDir = DefaultSandboxDir
+	}
+	if opts.HelloTimeout == 0 {
+		opts.HelloTimeout = 5 * time.Second
+	}
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = 2 * time.Minute
+	}
+	return &Backend{cli: opts.Client, opts: opts}, nil
+}
+
+// Client returns the engine client.
+func (b *Backend) Client() client.APIClient { return b.cli }
+
+// Ping checks that an engine answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	if _, err := b.cli.Ping(ctx); err != nil {
+		return errs.Wrap("docker: ping", errs.Unavailable, err)
+	}
+	return nil
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "docker" }
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+func resourceName(jobID, suffix string) string {
+	n := "conveyor-" + unsafeName.ReplaceAllString(jobID, "-")
+	if suffix != "" {
+		n += "-" + unsafeName.ReplaceAllString(suffix, "-")
+	}
+	return n
+}
+
+// Setup implements backend.Backend: network, services (healthy), then the
+// job container with the step runner. On error it removes what it made.
+func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer) (_ backend.Sandbox, err error) {
+	if log == nil {
+		log = io.Discard
+	}
+	if job.ID == "" || job.JobDir == "" {
+		return nil, errs.E("docker: setup", errs.Invalid, "job %q needs an ID and a job directory", job.Name)
+	}
+	img := job.Image
+	var ctr backend.Container
+	if job.Container != nil {
+		ctr = *job.Container
+		if img == "" {
+			img = ctr.Image
+		}
+	}
+	if img == "" {
+		return nil, errs.E("docker: setup", errs.Invalid, "job %q has no image", job.Name)
+	}
+	opts, err := parseOptions(ctr.Options)
+	if err != nil {
+		return nil, errs.Wrap("docker: job "+job.Name, errs.Invalid, err)
+	}
+	if opts.entrypoint != nil {
+		return nil, errs.E("docker: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
+	}
+	svcOpts := make([]*createOptions, len(job.Services))
+	for i, s := range job.Services {
+		if svcOpts[i], err = parseOptions(s.Options); err != nil {
+			return nil, errs.Wrap("docker: service "+s.Name, errs.Invalid, err)
+		}
+	}
+
+	s := &Sandbox{b: b, job: *job, image: img}
+	defer func() {
+		if err != nil {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = s.Teardown(tctx)
+		}
+	}()
+	if err := b.ensureImage(ctx, img, ctr.Credentials, log); err != nil {
+		return nil, err
+	}
+	for _, svc := range job.Services {
+		if err := b.ensureImage(ctx, svc.Image, svc.Credentials, log); err != nil {
+			return nil, err
+		}
+	}
+	s.network = resourceName(job.ID, "")
+	if _, err := b.cli.NetworkCreate(ctx, s.network, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{LabelJob: job.ID},
+	}); err != nil {
+		return nil, errs.Wrap("docker: create network", kindOf(err), err)
+	}
+	if err := s.startServices(ctx, job.Services, svcOpts, log); err != nil {
+		return nil, err
+	}
+	if err := s.startJobContainer(ctx, &ctr, opts, log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// kindOf maps an engine error to an errs kind.
+func kindOf(err error) errs.Kind {
+	switch {
+	case errdefs.IsNotFound(err):
+		return errs.NotFound
+	case errdefs.IsInvalidParameter(err):
+		return errs.Invalid
+	case errdefs.IsConflict(err):
+		return errs.Conflict
+	case errdefs.IsUnauthorized(err), errdefs.IsForbidden(err):
+		return errs.Unauthorized
+	case errdefs.IsCancelled(err):
+		return errs.Canceled
+	case errdefs.IsDeadline(err):
+		return errs.Timeout
+	case client.IsErrConnectionFailed(err), errdefs.IsUnavailable(err):
+		return errs.Unavailable
+	}
+	return errs.Other
+}
+
+// ensureImage pulls ref unless it is already present.
+func (b *Backend) ensureImage(ctx context.Context, ref string, cred *backend.Credentials, log io.Writer) error {
+	if _, err := b.cli.ImageInspect(ctx, ref); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return errs.Wrap("docker: image "+ref, kindOf(err), err)
+	}
+	fmt.Fprintf(log, "Pulling image %s\n", ref)
+	po := image.PullOptions{}
+	if cred != nil && cred.Username != "" {
+		auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: cred.Username, Password: cred.Password})
+		if err != nil {
+			return errs.Wrap("docker: credentials", errs.Invalid, err)
+		}
+		po.RegistryAuth = auth
+	}
+	rc, err := b.cli.ImagePull(ctx, ref, po)
+	if err == nil {
+		err = drainJSON(rc, io.Discard)
+		rc.Close()
+	}
+	if err != nil {
+		return errs.E("docker: image", errs.NotFound, "image %q is not available locally and could not be pulled: %v", ref, err)
+	}
+	return nil
+}
+
+// Sandbox is one job's container, services and network.
+type Sandbox struct {
+	b       *Backend
+	job     backend.JobSpec
+	image   string
+	network string
+
+	containerID string
+	user        string
+	basePath    string // the container's PATH, for exec mode
+	steps       stepper
+	describe    string
+
+	mu       sync.Mutex
+	tornDown bool
+}
+
+var (
+	_ backend.Sandbox         = (*Sandbox)(nil)
+	_ backend.Describer       = (*Sandbox)(nil)
+	_ backend.ContainerRunner = (*Sandbox)(nil)
+)
+
+// stepper runs steps in the job container: the step runner or docker exec.
+type stepper interface {
+	run(ctx context.Context, p *backend.Process, out io.Writer) (int, error)
+	close()
+}
+
+// Dirs implements backend.Sandbox.
+func (s *Sandbox) Dirs() backend.Dirs {
+	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir}
+}
+
+// Describe implements backend.Describer.
+func (s *Sandbox) Describe() string { return s.describe }
+
+// ContainerID is the job container's ID.
+func (s *Sandbox) ContainerID() string { return s.containerID }
+
+// Network is the job's network name.
+func (s *Sandbox) Network() string { return s.network }
+
+// Exec implements backend.Sandbox.
+func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
+	s.mu.Lock()
+	down := s.tornDown
+	s.mu.Unlock()
+	if down || s.steps == nil {
+		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
+	}
+	code, err := s.steps.run(ctx, p, out)
+	if err != nil && ctx.Err() != nil {
+		return code, ctx.Err()
+	}
+	return code, err
+}
+
+// Teardown implements backend.Sandbox: it removes every container and
+// network labelled with the job's ID. It is idempotent and works after a
+// partial Setup.
+func (s *Sandbox) Teardown(ctx context.Context) error {
+	s.mu.Lock()
+	s.tornDown = true
+	steps := s.steps
+	s.mu.Unlock()
+	if steps != nil {
+		steps.close()
+	}
+	// Clean up even when the caller's context has ended.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return s.b.removeJob(ctx, s.job.ID)
+}
+
+// removeJob removes the containers and networks of one job ("" for every
+// job: crash clean-up).
+func (b *Backend) removeJob(ctx context.Context, jobID string) error {
+	label := LabelJob
+	if jobID != "" {
+		label += "=" + jobID
+	}
+	f := filters.NewArgs(filters.Arg("label", label))
+	var first error
+	keep := func(err error) {
+		if err != nil && !errdefs.IsNotFound(err) && first == nil {
+			first = errs.Wrap("docker: teardown", kindOf(err), err)
+		}
+	}
+	cs, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	keep(err)
+	for _, c := range cs {
+		err := b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if errdefs.IsConflict(err) { // removal already in progress
+			err = nil
+		}
+		keep(err)
+	}
+	ns, err := b.cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	keep(err)
+	for _, n := range ns {
+		keep(b.cli.NetworkRemove(ctx, n.ID))
+	}
+	return first
+}
+
+// CleanupAll removes whatever any job left behind (after a crash).
+func (b *Backend) CleanupAll(ctx context.Context) error { return b.removeJob(ctx, "") }

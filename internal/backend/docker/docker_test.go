@@ -1,0 +1,413 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/testimage"
+)
+
+var (
+	cli       client.APIClient
+	bbImage   string // busybox
+	webImage  string // busybox running httpd in the foreground
+	binary    string // static conveyor binary
+	noDocker  string // why the engine is unusable; "" when it is fine
+	tmpRoot   string
+	jobSerial int
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		var err error
+		tmpRoot, err = os.MkdirTemp("", "conveyor-docker-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(tmpRoot)
+		noDocker = prepare()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func prepare() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err.Error()
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	if _, err := c.Ping(pctx); err != nil {
+		return "no Docker engine: " + err.Error()
+	}
+	cli = c
+	if bbImage, err = testimage.Busybox(ctx, cli); err != nil {
+		return err.Error()
+	}
+	if webImage, err = testimage.Busybox(ctx, cli, `CMD ["httpd", "-f", "-p", "80", "-h", "/var/www"]`); err != nil {
+		return err.Error()
+	}
+	path, note, err := testimage.Conveyor(ctx, tmpRoot)
+	if err != nil {
+		return err.Error()
+	}
+	if note != "" {
+		fmt.Fprintln(os.Stderr, "docker tests:", note)
+	}
+	binary = path
+	return ""
+}
+
+// need skips (or, in CI, fails) a test when no engine answers.
+func need(t testing.TB) {
+	t.Helper()
+	if noDocker == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("docker tests need an engine in CI: %s", noDocker)
+	}
+	t.Skip("skipping docker test:", noDocker)
+}
+
+func newBackend(t testing.TB, opts Options) *Backend {
+	t.Helper()
+	opts.Client = cli
+	if opts.RunnerBinary == "" {
+		opts.RunnerBinary = binary
+	}
+	b, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newJob(t testing.TB) *backend.JobSpec {
+	t.Helper()
+	jobSerial++
+	return &backend.JobSpec{
+		ID:     fmt.Sprintf("test-%d-%d", os.Getpid(), jobSerial),
+		Name:   t.Name(),
+		JobDir: t.TempDir(),
+		Image:  bbImage,
+	}
+}
+
+func setupJob(t testing.TB, b *Backend, job *backend.JobSpec) *Sandbox {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log backendtest.SyncBuffer
+	sb, err := b.Setup(ctx, job, &log)
+	if err != nil {
+		t.Fatalf("setup: %v\n%s", err, log.String())
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = sb.Teardown(ctx)
+		assertGone(t, job.ID)
+	})
+	return sb.(*Sandbox)
+}
+
+// assertGone checks that nothing labelled with the job is left.
+func assertGone(t testing.TB, jobID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("label", LabelJob+"="+jobID))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 0 || len(ns) != 0 {
+		t.Errorf("job %s left %d containers and %d networks", jobID, len(cs), len(ns))
+	}
+}
+
+func TestConformance(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	backendtest.Run(t, func(t *testing.T) backend.Sandbox {
+		sb := setupJob(t, b, newJob(t))
+		if !strings.Contains(sb.Describe(), "step runner") {
+			t.Fatalf("not using the step runner: %s", sb.Describe())
+		}
+		return sb
+	})
+}
+
+func TestConformanceExecFallback(t *testing.T) {
+	need(t)
+	notExe := filepath.Join(t.TempDir(), "conveyor")
+	if err := os.WriteFile(notExe, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, Options{RunnerBinary: notExe, HelloTimeout: 3 * time.Second})
+	backendtest.Run(t, func(t *testing.T) backend.Sandbox {
+		sb := setupJob(t, b, newJob(t))
+		if !strings.Contains(sb.Describe(), "docker exec") {
+			t.Fatalf("not using docker exec: %s", sb.Describe())
+		}
+		return sb
+	})
+}
+
+func TestResourcesAndOptions(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	job := newJob(t)
+	job.Resources = backend.Resources{CPUs: 1.5, MemoryBytes: 256 << 20, PidsLimit: 100}
+	job.Container = &backend.Container{
+		Env:     map[string]string{"FROM_ENV": "e1"},
+		Options: `--cpus 0.5 --hostname myhost -e "GREETING=hello world" --workdir /tmp`,
+	}
+	sb := setupJob(t, b, job)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := cli.ContainerInspect(ctx, sb.ContainerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := info.HostConfig
+	if hc.NanoCPUs != 5e8 || hc.Memory != 256<<20 || hc.PidsLimit == nil || *hc.PidsLimit != 100 || hc.Privileged {
+		t.Errorf("limits: cpus %d, memory %d, pids %v, privileged %v", hc.NanoCPUs, hc.Memory, hc.PidsLimit, hc.Privileged)
+	}
+	if info.Config.Labels[LabelJob] != job.ID {
+		t.Errorf("labels %v", info.Config.Labels)
+	}
+	out, _ := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", `echo "$(hostname) $GREETING $FROM_ENV $(pwd)"`}})
+	if out != "myhost hello world e1 /tmp\n" {
+		t.Errorf("got %q", out)
+	}
+}
+
+func TestDefaultPidsLimit(t *testing.T) {
+	need(t)
+	sb := setupJob(t, newBackend(t, Options{}), newJob(t))
+	info, err := cli.ContainerInspect(context.Background(), sb.ContainerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := info.HostConfig.PidsLimit; p == nil || *p != DefaultPidsLimit {
+		t.Errorf("pids limit %v", p)
+	}
+}
+
+func TestServices(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{HealthTimeout: time.Minute})
+	job := newJob(t)
+	job.Services = []backend.Service{
+		{Name: "web", Image: webImage, Options: "--health-cmd 'wget -q -O /dev/null http://localhost/' --health-interval 500ms --health-retries 20"},
+		{Name: "echo", Image: bbImage, Env: map[string]string{"REPLY": "pong"}, Options: "--entrypoint sh --network-alias echo2 -e X=1"},
+	}
+	// The echo service has no command, so sh exits at once: a service that
+	// dies must fail the setup clearly...
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := b.Setup(ctx, job, io.Discard); err == nil || !strings.Contains(err.Error(), "echo") {
+		t.Fatalf("dead service: err = %v", err)
+	}
+	assertGone(t, job.ID)
+	// ... and a healthy one is reachable by name.
+	job = newJob(t)
+	job.Services = job.Services[:0]
+	job.Services = append(job.Services, backend.Service{Name: "web", Image: webImage, Options: "--health-cmd 'wget -q -O /dev/null http://localhost/' --health-interval 500ms --health-retries 20"})
+	sb := setupJob(t, b, job)
+	out, code := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"wget", "-q", "-O", "-", "http://web/"}})
+	if code != 0 || out != "hello from httpd\n" {
+		t.Errorf("service by name: %q, %d", out, code)
+	}
+}
+
+func TestSetupErrors(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	job := newJob(t)
+	job.Image = "conveyor-no-such-image:never"
+	_, err := b.Setup(ctx, job, io.Discard)
+	if !errs.Is(err, errs.NotFound) || !strings.Contains(err.Error(), "conveyor-no-such-image") {
+		t.Errorf("missing image: %v", err)
+	}
+	assertGone(t, job.ID)
+	job = newJob(t)
+	job.Container = &backend.Container{Options: "--privileged"}
+	if _, err := b.Setup(ctx, job, io.Discard); !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "privileged") {
+		t.Errorf("privileged: %v", err)
+	}
+	job.Container = &backend.Container{Options: "--cap-add SYS_ADMIN"}
+	if _, err := b.Setup(ctx, job, io.Discard); !errs.Is(err, errs.Invalid) {
+		t.Errorf("unknown option: %v", err)
+	}
+	assertGone(t, job.ID)
+}
+
+func TestTeardownAfterCancelledStep(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	job := newJob(t)
+	sb := setupJob(t, b, job)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := sb.Exec(ctx, &backend.Process{Argv: []string{"sh", "-c", "trap '' TERM; sleep 100 & sleep 100"}}, io.Discard)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer tcancel()
+	if err := sb.Teardown(tctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Teardown(tctx); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, job.ID)
+	if _, err := sb.Exec(tctx, &backend.Process{Argv: []string{"true"}}, io.Discard); err == nil {
+		t.Error("Exec after teardown: no error")
+	}
+}
+
+func TestLargeStream(t *testing.T) {
+	need(t)
+	if testing.Short() {
+		t.Skip("1 GiB stream")
+	}
+	sb := setupJob(t, newBackend(t, Options{}), newJob(t))
+	var n countWriter
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	code, err := sb.Exec(ctx, &backend.Process{Argv: []string{"head", "-c", "1073741824", "/dev/zero"}}, &n)
+	if err != nil || code != 0 || n != 1<<30 {
+		t.Fatalf("got %d bytes, code %d, %v", n, code, err)
+	}
+	t.Logf("1 GiB through the step runner in %v", time.Since(start))
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+func TestContainerRunner(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	job := newJob(t)
+	sb := setupJob(t, b, job)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out backendtest.SyncBuffer
+	code, err := sb.RunContainer(ctx, &backend.ContainerStep{
+		Image: bbImage, Entrypoint: []string{"sh", "-c"},
+		Args: []string{"echo from-action > out.txt; echo $A; exit 3"},
+		Env:  map[string]string{"A": "a-value"}, Dir: sb.Dirs().Sandbox,
+	}, &out)
+	if err != nil || code != 3 || out.String() != "a-value\n" {
+		t.Errorf("RunContainer: %q %d %v", out.String(), code, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(job.JobDir, "out.txt")); err != nil || string(b) != "from-action\n" {
+		t.Errorf("job dir not shared: %q %v", b, err)
+	}
+	// Cancel kills it promptly.
+	cctx, ccancel := context.WithTimeout(ctx, time.Second)
+	defer ccancel()
+	start := time.Now()
+	if _, err := sb.RunContainer(cctx, &backend.ContainerStep{Image: bbImage, Args: []string{"sleep", "100"}}, io.Discard); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled RunContainer: %v", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+	// Build an image from a Dockerfile and run it.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "build.Dockerfile"), []byte("FROM "+bbImage+"\nCOPY data.txt /data.txt\nRUN echo built >> /data.txt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.txt"), []byte("copied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := "conveyor-test-built:" + job.ID
+	var blog backendtest.SyncBuffer
+	if err := sb.BuildImage(ctx, dir, "build.Dockerfile", tag, &blog); err != nil {
+		t.Fatalf("build: %v\n%s", err, blog.String())
+	}
+	defer func() { _, _ = cli.ImageRemove(context.Background(), tag, imageRemoveOptions()) }()
+	out = backendtest.SyncBuffer{}
+	if code, err := sb.RunContainer(ctx, &backend.ContainerStep{Image: tag, Args: []string{"cat", "/data.txt"}}, &out); err != nil || code != 0 || out.String() != "copied\nbuilt\n" {
+		t.Errorf("built image: %q %d %v", out.String(), code, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.Dockerfile"), []byte("FROM "+bbImage+"\nRUN exit 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.BuildImage(ctx, dir, "bad.Dockerfile", tag+"-bad", io.Discard); err == nil {
+		t.Error("failing build: no error")
+	}
+}
+
+// BenchmarkDockerStep is the cost of one step through the step runner.
+func BenchmarkDockerStep(b *testing.B) {
+	need(b)
+	sb := setupJob(b, newBackend(b, Options{}), newJob(b))
+	ctx := context.Background()
+	p := &backend.Process{Argv: []string{"true"}}
+	for b.Loop() {
+		if code, err := sb.Exec(ctx, p, io.Discard); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
+}
+
+// BenchmarkDockerExecTrue is the floor: `true` through the raw exec API.
+func BenchmarkDockerExecTrue(b *testing.B) {
+	need(b)
+	sb := setupJob(b, newBackend(b, Options{}), newJob(b))
+	ctx := context.Background()
+	for b.Loop() {
+		e, err := cli.ContainerExecCreate(ctx, sb.ContainerID(), container.ExecOptions{Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		att, err := cli.ContainerExecAttach(ctx, e.ID, container.ExecAttachOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, att.Reader)
+		att.Close()
+		info, err := cli.ContainerExecInspect(ctx, e.ID)
+		if err != nil || info.ExitCode != 0 {
+			b.Fatal(info.ExitCode, err)
+		}
+	}
+}
+
+func imageRemoveOptions() image.RemoveOptions {
+	return image.RemoveOptions{Force: true, PruneChildren: true}
+}

@@ -1,0 +1,172 @@
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// RunContainer implements backend.ContainerRunner: a one-off container on
+// the job's network with the job directory at the same path as the job's
+// steps see it.
+func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, out io.Writer) (int, error) {
+	return s.b.runOneOff(ctx, c, s.job.JobDir, s.b.opts.SandboxDir, s.network, s.job.ID, s.job.Resources, out)
+}
+
+// BuildImage implements backend.ContainerRunner.
+func (s *Sandbox) BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error {
+	return s.b.BuildImage(ctx, contextDir, dockerfile, tag, out)
+}
+
+// RunContainerMounted runs a one-off container with hostDir mounted at
+// sandboxDir on the default network; the host backend uses it.
+func (b *Backend) RunContainerMounted(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir string, out io.Writer) (int, error) {
+	return b.runOneOff(ctx, c, hostDir, sandboxDir, "", "host", backend.Resources{}, out)
+}
+
+func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir, netName, jobID string, res backend.Resources, out io.Writer) (int, error) {
+	if err := b.ensureImage(ctx, c.Image, nil, out); err != nil {
+		return -1, err
+	}
+	cfg := &container.Config{
+		Image:        c.Image,
+		Entrypoint:   c.Entrypoint,
+		Cmd:          c.Args,
+		Env:          envList(c.Env),
+		WorkingDir:   c.Dir,
+		Labels:       map[string]string{LabelJob: jobID},
+		AttachStdout: true, AttachStderr: true,
+	}
+	hc := &container.HostConfig{
+		NetworkMode: container.NetworkMode(netName),
+		Resources:   limits(res, &createOptions{}),
+		Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: hostDir, Target: sandboxDir}},
+	}
+	created, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, "")
+	if err != nil {
+		return -1, errs.Wrap("docker: create container", kindOf(err), err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = b.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}()
+	att, err := b.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return -1, errs.Wrap("docker: attach", kindOf(err), err)
+	}
+	defer att.Close()
+	waitc, werrc := b.cli.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := b.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return -1, errs.Wrap("docker: start container", kindOf(err), err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = stdcopy.StdCopy(out, out, att.Reader)
+	}()
+	select {
+	case r := <-waitc:
+		// Let the output finish, but never wait on it for ever.
+		select {
+		case <-copied:
+		case <-time.After(5 * time.Second):
+		}
+		if r.Error != nil {
+			return -1, errs.E("docker: wait", errs.Other, "%s", r.Error.Message)
+		}
+		return int(r.StatusCode), nil
+	case err := <-werrc:
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
+		return -1, errs.Wrap("docker: wait", kindOf(err), err)
+	case <-ctx.Done():
+		return -1, ctx.Err() // the deferred removal kills it
+	}
+}
+
+// BuildImage builds contextDir with dockerfile (relative to it) and tags
+// the result; the build's output goes to out.
+func (b *Backend) BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarDir(contextDir, pw)) }()
+	defer pr.Close()
+	resp, err := b.cli.ImageBuild(ctx, pr, build.ImageBuildOptions{
+		Tags: []string{tag}, Dockerfile: filepath.ToSlash(dockerfile),
+		Remove: true, ForceRemove: true,
+	})
+	if err != nil {
+		return errs.Wrap("docker: build", kindOf(err), err)
+	}
+	defer resp.Body.Close()
+	if err := drainJSON(resp.Body, out); err != nil {
+		return errs.Wrap("docker: build "+tag, errs.Invalid, err)
+	}
+	return nil
+}
+
+// drainJSON copies an engine progress stream to w as text and returns the
+// error it reports.
+func drainJSON(r io.Reader, w io.Writer) error {
+	return jsonmessage.DisplayJSONMessagesStream(r, w, 0, false, nil)
+}
+
+// tarDir writes dir as a tar stream.
+func tarDir(dir string, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		link := ""
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if link, err = os.Readlink(path); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if fi.IsDir() && !strings.HasSuffix(hdr.Name, "/") {
+			hdr.Name += "/"
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}

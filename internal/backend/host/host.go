@@ -1,0 +1,143 @@
+// Package host is the development backend: a job's steps run as child
+// processes on this machine, in the job directory, without isolation.
+package host
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/runner"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// Options configure the host backend.
+type Options struct {
+	// Containers, when set, runs container actions (docker:// steps and
+	// Dockerfile actions) for host jobs; usually the docker backend.
+	Containers ContainerEngine
+}
+
+// ContainerEngine runs one-off containers with a host directory mounted;
+// the docker backend implements it.
+type ContainerEngine interface {
+	RunContainerMounted(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir string, out io.Writer) (int, error)
+	BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error
+}
+
+// Backend runs jobs on the host.
+type Backend struct {
+	opts Options
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a host backend.
+func New(opts Options) *Backend { return &Backend{opts: opts} }
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "host" }
+
+// Setup implements backend.Backend. The sandbox is the job directory itself.
+func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) (backend.Sandbox, error) {
+	if len(job.Services) > 0 {
+		names := make([]string, len(job.Services))
+		for i, s := range job.Services {
+			names[i] = s.Name
+		}
+		return nil, errs.E("host: setup", errs.Invalid, "job %q has services (%s): the host backend cannot run services; use the docker backend", job.Name, strings.Join(names, ", "))
+	}
+	if job.JobDir == "" {
+		return nil, errs.E("host: setup", errs.Invalid, "job %q has no job directory", job.Name)
+	}
+	s := &Sandbox{dir: job.JobDir, served: make(chan struct{})}
+	// Steps go through the step runner in-process, so the host and
+	// container backends share one implementation of process handling:
+	// own process group, merged output, group kill on cancel.
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	sctx, cancel := context.WithCancel(context.Background())
+	s.stop = func() { cancel(); inW.Close() }
+	go func() {
+		defer close(s.served)
+		_ = runner.Serve(sctx, inR, outW)
+		outW.Close()
+		inR.Close()
+	}()
+	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer hcancel()
+	c, err := runner.NewClient(hctx, outR, inW, inW)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.client = c
+	if b.opts.Containers != nil {
+		return &containerSandbox{Sandbox: s, engine: b.opts.Containers}, nil
+	}
+	return s, nil
+}
+
+// Sandbox is one host job.
+type Sandbox struct {
+	dir    string
+	client *runner.Client
+	stop   func()
+	served chan struct{}
+	once   sync.Once
+}
+
+var (
+	_ backend.Sandbox   = (*Sandbox)(nil)
+	_ backend.Describer = (*Sandbox)(nil)
+)
+
+// Dirs implements backend.Sandbox.
+func (s *Sandbox) Dirs() backend.Dirs { return backend.Dirs{Host: s.dir, Sandbox: s.dir} }
+
+// Describe implements backend.Describer.
+func (s *Sandbox) Describe() string { return "host processes in " + s.dir }
+
+// Exec implements backend.Sandbox.
+func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
+	code, err := s.client.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend}, out)
+	if err != nil && ctx.Err() != nil {
+		return code, ctx.Err()
+	}
+	return code, err
+}
+
+// Teardown kills every process the job started (background ones included)
+// and leaves the job directory to the executor.
+func (s *Sandbox) Teardown(ctx context.Context) error {
+	s.once.Do(s.stop)
+	select {
+	case <-s.served:
+		return nil
+	case <-ctx.Done():
+		return errs.Wrap("host: teardown", errs.Timeout, ctx.Err())
+	case <-time.After(10 * time.Second):
+		return errs.E("host: teardown", errs.Timeout, "processes did not end")
+	}
+}
+
+type containerSandbox struct {
+	*Sandbox
+	engine ContainerEngine
+}
+
+var _ backend.ContainerRunner = (*containerSandbox)(nil)
+
+// RunContainer implements backend.ContainerRunner: the job directory is
+// mounted at its own host path, which is what host steps see.
+func (s *containerSandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, out io.Writer) (int, error) {
+	return s.engine.RunContainerMounted(ctx, c, s.dir, s.dir, out)
+}
+
+// BuildImage implements backend.ContainerRunner.
+func (s *containerSandbox) BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error {
+	return s.engine.BuildImage(ctx, contextDir, dockerfile, tag, out)
+}

@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// Client is the executor's side of the protocol. It runs one request at a
+// time; it is safe for concurrent use but Run calls are serialised.
+type Client struct {
+	w      io.Writer
+	closer io.Closer
+	hello  Hello
+
+	frames chan inFrame // from the reader goroutine
+	done   chan struct{}
+	err    error // why the stream ended; valid once done is closed
+
+	mu     sync.Mutex // one Run at a time, and guards nextID
+	nextID uint32
+	wmu    sync.Mutex // one frame write at a time
+
+	// CancelWait is how long Run waits, after its context ends, for the
+	// runner to confirm that the process is gone.
+	CancelWait time.Duration
+}
+
+type inFrame struct {
+	typ     byte
+	id      uint32
+	payload []byte
+	release func()
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, outputChunk); return &b }}
+
+// NewClient reads the runner's hello from r (waiting at most until ctx ends)
+// and returns a client that writes requests to w. closer, if not nil, is
+// closed by Close; closing it must end r and w.
+func NewClient(ctx context.Context, r io.Reader, w io.Writer, closer io.Closer) (*Client, error) {
+	c := &Client{
+		w: w, closer: closer,
+		frames:     make(chan inFrame),
+		done:       make(chan struct{}),
+		CancelWait: 5 * time.Second,
+	}
+	dec := NewDecoder(r)
+	helloc := make(chan error, 1)
+	go func() {
+		f, err := dec.Read()
+		if err == nil {
+			err = c.parseHello(f)
+		}
+		helloc <- err
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		c.readLoop(dec)
+	}()
+	select {
+	case err := <-helloc:
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, errs.E("runner: hello", errs.Timeout, "no hello from the step runner: %v", ctx.Err())
+	}
+}
+
+func (c *Client) parseHello(f Frame) error {
+	if f.Type != FrameHello {
+		return errs.E("runner: hello", errs.Invalid, "first frame is %q, not a hello", f.Type)
+	}
+	var h Hello
+	if err := json.Unmarshal(f.Payload, &h); err != nil || h.Magic != helloMagic {
+		return errs.E("runner: hello", errs.Invalid, "malformed hello")
+	}
+	if h.Protocol != Protocol {
+		return errs.E("runner: hello", errs.Invalid, "runner speaks protocol %d, want %d", h.Protocol, Protocol)
+	}
+	c.hello = h
+	return nil
+}
+
+func (c *Client) finish(err error) {
+	if err == io.EOF {
+		err = errs.E("runner", errs.Unavailable, "step runner closed its output")
+	} else if !errs.Is(err, errs.Invalid) {
+		err = errs.Wrap("runner", errs.Unavailable, err)
+	}
+	c.err = err
+	close(c.done)
+}
+
+// readLoop hands frames to Run one at a time; output payloads are copied into
+// pooled buffers so the decoder can go on while Run writes them out.
+func (c *Client) readLoop(dec *Decoder) {
+	for {
+		f, err := dec.Read()
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		in := inFrame{typ: f.Type, id: f.ID}
+		if len(f.Payload) <= outputChunk {
+			bp := bufPool.Get().(*[]byte)
+			in.payload = append((*bp)[:0], f.Payload...)
+			in.release = func() { bufPool.Put(bp) }
+		} else {
+			in.payload = append([]byte(nil), f.Payload...)
+			in.release = func() {}
+		}
+		select {
+		case c.frames <- in:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// Hello is what the runner said when it started.
+func (c *Client) Hello() Hello { return c.hello }
+
+// Done is closed when the runner's stream has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Close closes the underlying stream; the runner then kills what it started.
+func (c *Client) Close() error {
+	if c.closer == nil {
+		return nil
+	}
+	return c.closer.Close()
+}
+
+func (c *Client) write(typ byte, id uint32, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return writeFrame(c.w, typ, id, payload)
+}
+
+// Run sends req, copies the process's output to out as it arrives and
+// returns its exit code. When ctx ends, Run asks the runner to kill the
+// process and returns ctx.Err() within CancelWait, even if the runner is
+// gone. An error from out ends the process too.
+func (c *Client) Run(ctx context.Context, req *Request, out io.Writer) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	id := c.nextID
+	select {
+	case <-c.done:
+		return -1, c.err
+	default:
+	}
+	p, err := json.Marshal(req)
+	if err != nil {
+		return -1, errs.Wrap("runner: encode request", errs.Invalid, err)
+	}
+	// A write can block if the runner stopped reading; do it aside.
+	werr := make(chan error, 1)
+	go func() { werr <- c.write(FrameRequest, id, p) }()
+
+	var (
+		cancelled bool
+		cancelErr error
+		outErr    error
+		deadline  <-chan time.Time
+		ctxDone   = ctx.Done()
+	)
+	cancel := func(why error) {
+		if cancelled {
+			return
+		}
+		cancelled, cancelErr, ctxDone = true, why, nil
+		go func() { _ = c.write(FrameCancel, id, nil) }()
+		deadline = time.After(c.CancelWait)
+	}
+	for {
+		select {
+		case err := <-werr:
+			werr = nil
+			if err != nil {
+				return -1, errs.Wrap("runner: send request", errs.Unavailable, err)
+			}
+		case f := <-c.frames:
+			if f.id != id { // left over from an earlier, abandoned request
+				f.release()
+				continue
+			}
+			switch f.typ {
+			case FrameOutput:
+				if outErr == nil && out != nil {
+					if _, err := out.Write(f.payload); err != nil {
+						outErr = err
+						cancel(errs.Wrap("runner: write output", errs.Other, err))
+					}
+				}
+				f.release()
+			case FrameExit:
+				code, err := parseExit(f.payload)
+				f.release()
+				if cancelled {
+					return code, cancelErr
+				}
+				return code, err
+			case FrameError:
+				var m ErrorMsg
+				if err := json.Unmarshal(f.payload, &m); err != nil {
+					m.Message = string(f.payload)
+				}
+				f.release()
+				if cancelled {
+					return -1, cancelErr
+				}
+				kind := errs.Other
+				if m.NotFound {
+					kind = errs.NotFound
+				}
+				return -1, errs.E("runner: start", kind, "%s", m.Message)
+			default:
+				f.release()
+				return -1, errs.E("runner", errs.Invalid, "unexpected frame %q", f.typ)
+			}
+		case <-ctxDone:
+			cancel(ctx.Err())
+		case <-deadline:
+			return -1, cancelErr
+		case <-c.done:
+			if cancelled {
+				return -1, cancelErr
+			}
+			return -1, c.err
+		}
+	}
+}

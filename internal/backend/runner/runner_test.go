@@ -1,0 +1,367 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// pair runs Serve in-process over pipes and returns a client talking to it.
+func pair(t *testing.T) (*Client, <-chan error) {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		err := Serve(ctx, inR, outW)
+		outW.CloseWithError(io.EOF)
+		served <- err
+		close(finished)
+	}()
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	c, err := NewClient(hctx, outR, inW, inW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		inW.Close()
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+	return c, served
+}
+
+func run(t *testing.T, c *Client, req *Request) (string, int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var b bytes.Buffer
+	code, err := c.Run(ctx, req, &b)
+	return b.String(), code, err
+}
+
+func TestRunBasics(t *testing.T) {
+	c, _ := pair(t)
+	if c.Hello().Protocol != Protocol || c.Hello().PID != os.Getpid() {
+		t.Errorf("hello = %+v", c.Hello())
+	}
+	dir := t.TempDir()
+	bin := t.TempDir()
+	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  Request
+		out  string
+		code int
+	}{
+		{"echo", Request{Argv: []string{"echo", "hi"}}, "hi\n", 0},
+		{"exit code", Request{Argv: []string{"sh", "-c", "exit 3"}}, "", 3},
+		{"signal", Request{Argv: []string{"sh", "-c", "kill -9 $$"}}, "", 137},
+		{"env", Request{Argv: []string{"sh", "-c", "echo $FOO"}, Env: map[string]string{"FOO": "bar baz"}}, "bar baz\n", 0},
+		{"dir", Request{Argv: []string{"pwd"}, Dir: dir}, dir + "\n", 0},
+		{"path prepend", Request{Argv: []string{"mytool"}, PathPrepend: []string{bin}}, "tool\n", 0},
+		{"merged order", Request{Argv: []string{"sh", "-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"}}, "1\n2\n3\n4\n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code, err := run(t, c, &tt.req)
+			if err != nil || code != tt.code || out != tt.out {
+				t.Errorf("got %q, %d, %v; want %q, %d", out, code, err, tt.out, tt.code)
+			}
+		})
+	}
+}
+
+func TestRunNotFound(t *testing.T) {
+	c, _ := pair(t)
+	_, _, err := run(t, c, &Request{Argv: []string{"no-such-command-xyz"}})
+	if !errs.Is(err, errs.NotFound) {
+		t.Fatalf("err = %v, want not found", err)
+	}
+	// The runner is still usable.
+	if out, code, err := run(t, c, &Request{Argv: []string{"echo", "ok"}}); out != "ok\n" || code != 0 || err != nil {
+		t.Fatalf("after error: %q %d %v", out, code, err)
+	}
+	if _, _, err := run(t, c, &Request{Argv: []string{"true"}, Dir: "/no/such/dir"}); err == nil {
+		t.Fatal("missing dir: no error")
+	}
+}
+
+// pgidAlive reports whether any process is in group pgid.
+func pgidAlive(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == nil
+}
+
+func TestCancelKillsGroup(t *testing.T) {
+	c, _ := pair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	pidc := make(chan int, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := pr.Read(b)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		pidc <- pid
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Run(ctx, &Request{Argv: []string{"sh", "-c", "echo $$; sleep 100 & sleep 100"}}, pw)
+		done <- err
+	}()
+	var pid int
+	select {
+	case pid = <-pidc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pid")
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pgidAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Next request works.
+	if out, _, err := run(t, c, &Request{Argv: []string{"echo", "next"}}); out != "next\n" || err != nil {
+		t.Fatalf("after cancel: %q %v", out, err)
+	}
+}
+
+func TestCloseInputKillsProcesses(t *testing.T) {
+	c, served := pair(t)
+	// A background process survives its step (as on GitHub's runner) ...
+	out, _, err := run(t, c, &Request{Argv: []string{"sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(out))
+	if pid == 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("background pid %q not alive", out)
+	}
+	// ... until the runner's input closes.
+	c.Close()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if time.Now().After(deadline) {
+			t.Fatalf("background process %d still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBackgroundHoldingPipe(t *testing.T) {
+	c, _ := pair(t)
+	start := time.Now()
+	out, code, err := run(t, c, &Request{Argv: []string{"sh", "-c", "sleep 30 & echo done"}})
+	if err != nil || code != 0 || out != "done\n" {
+		t.Fatalf("%q %d %v", out, code, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+type countWriter struct {
+	n     int64
+	lines int64
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	w.lines += int64(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+func TestLargeOutput(t *testing.T) {
+	c, _ := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var w countWriter
+	code, err := c.Run(ctx, &Request{Argv: []string{"seq", "1", "100000"}}, &w)
+	if err != nil || code != 0 || w.lines != 100000 {
+		t.Fatalf("seq: %d lines, code %d, %v", w.lines, code, err)
+	}
+	if testing.Short() {
+		return
+	}
+	w = countWriter{}
+	const size = 1 << 30
+	start := time.Now()
+	code, err = c.Run(ctx, &Request{Argv: []string{"head", "-c", strconv.Itoa(size), "/dev/zero"}}, &w)
+	if err != nil || code != 0 || w.n != size {
+		t.Fatalf("1 GiB: %d bytes, code %d, %v", w.n, code, err)
+	}
+	t.Logf("1 GiB in %v", time.Since(start))
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("sink full") }
+
+func TestOutputWriterFails(t *testing.T) {
+	c, _ := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.Run(ctx, &Request{Argv: []string{"sh", "-c", "echo x; sleep 100"}}, failWriter{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+}
+
+// A runner that said hello and then died or hung must not hang the client.
+func TestRunnerDead(t *testing.T) {
+	var hello bytes.Buffer
+	if err := writeJSON(&hello, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol}); err != nil {
+		t.Fatal(err)
+	}
+	outR, outW := io.Pipe()
+	go func() { _, _ = outW.Write(hello.Bytes()) }() // then silence
+	inR, inW := io.Pipe()                            // nobody reads: writes block
+	defer inR.Close()
+	c, err := NewClient(context.Background(), outR, inW, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CancelWait = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Run(ctx, &Request{Argv: []string{"true"}}, io.Discard)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+	// The runner's stream ends: Run fails at once.
+	outW.Close()
+	<-c.Done()
+	if _, err := c.Run(context.Background(), &Request{Argv: []string{"true"}}, io.Discard); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("after close: %v", err)
+	}
+}
+
+func TestNoHello(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := NewClient(ctx, r, io.Discard, r); !errs.Is(err, errs.Timeout) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := NewClient(context.Background(), strings.NewReader("garbage that is not a frame"), io.Discard, nil); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("garbage: err = %v", err)
+	}
+}
+
+func TestServeGarbage(t *testing.T) {
+	for _, in := range []string{
+		"garbage that is not a frame at all",
+		"R\x00\x00\x00\x01\x00\x00\x00\x05{bad}",
+		"R\x00\x00\x00\x01\xff\xff\xff\xff",
+		"R\x00\x00",
+	} {
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := Serve(ctx, strings.NewReader(in), &out)
+		cancel()
+		if len(in) > 9 && in[:9] == "R\x00\x00\x00\x01\x00\x00\x00\x05" {
+			// A well-framed bad request gets an error frame, then EOF ends Serve.
+			if err != nil || !strings.Contains(out.String(), "malformed request") {
+				t.Errorf("%q: err %v, out %q", in, err, out.String())
+			}
+			continue
+		}
+		if !errs.Is(err, errs.Invalid) {
+			t.Errorf("%q: err = %v, want invalid", in, err)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func FuzzDecoder(f *testing.F) {
+	var b bytes.Buffer
+	_ = writeJSON(&b, FrameRequest, 1, Request{Argv: []string{"echo"}})
+	_ = writeFrame(&b, FrameOutput, 1, []byte("hello"))
+	_ = writeFrame(&b, FrameExit, 1, exitPayload(-1))
+	f.Add(b.Bytes())
+	f.Add([]byte("X\x00\x00\x00\x01\x00\x00\x00\x04\xff\xff\xff\xff"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := NewDecoder(bytes.NewReader(data))
+		for {
+			fr, err := d.Read()
+			if err != nil {
+				if err != io.EOF && !errs.Is(err, errs.Invalid) {
+					t.Fatalf("unexpected error kind: %v", err)
+				}
+				return
+			}
+			if !validType(fr.Type) || len(fr.Payload) > MaxPayload {
+				t.Fatalf("bad frame accepted: %+v", fr)
+			}
+			if fr.Type == FrameExit {
+				_, _ = parseExit(fr.Payload)
+			}
+		}
+	})
+}

@@ -1,0 +1,27 @@
+// Command runnermain is a stand-in for "conveyor entrypoint" in tests, used
+// only when cmd/conveyor does not build.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/runner"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "entrypoint" {
+		fmt.Fprintln(os.Stderr, "usage: runnermain entrypoint")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runner.Serve(ctx, os.Stdin, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "entrypoint:", err)
+		os.Exit(1)
+	}
+}
