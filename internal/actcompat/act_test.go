@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/lint"
@@ -35,13 +37,29 @@ var supportedKinds = map[string]bool{"run": true, "uses-local": true, "uses-dock
 // outOfScope lists rows that use only supported step kinds but cannot pass
 // here, with the reason. Every other in-scope row must pass.
 var outOfScope = map[string]string{
-	"shells/pwsh":                       "needs PowerShell (pwsh), which Debian does not package",
-	"windows-prepend-path":              "Windows runner only (act runs it on Windows hosts)",
-	"windows-add-env":                   "Windows runner only (act runs it on Windows hosts)",
-	"windows-prepend-path-powershell-5": "Windows runner only (PowerShell 5)",
-	"windows-add-env-powershell-5":      "Windows runner only (PowerShell 5)",
-	"windows-shell-cmd":                 "Windows runner only (cmd.exe)",
-	"local-action-js":                   "the corpus ships without its JavaScript files (compat/README.md)",
+	"shells/pwsh":                               "needs PowerShell (pwsh), which Debian does not package",
+	"windows-prepend-path":                      "Windows runner only (act runs it on Windows hosts)",
+	"windows-add-env":                           "Windows runner only (act runs it on Windows hosts)",
+	"windows-prepend-path-powershell-5":         "Windows runner only (PowerShell 5)",
+	"windows-add-env-powershell-5":              "Windows runner only (PowerShell 5)",
+	"windows-shell-cmd":                         "Windows runner only (cmd.exe)",
+	"local-action-js":                           "the corpus ships without its JavaScript files (compat/README.md)",
+	"uses-nested-composite":                     "its composite action uses the remote actions/setup-node@v3 (EXPECTED.tsv does not list steps inside actions)",
+	"local-action-dockerfile":                   "the corpus ships without the Dockerfiles of its docker actions",
+	"local-action-via-composite-dockerfile":     "the corpus ships without the Dockerfiles of its docker actions",
+	"basic":                                     "its ./actions/action1 is a Dockerfile action and the corpus ships without the Dockerfile",
+	"uses-composite-check-for-input-collision":  "its composite action runs a JavaScript action; the corpus ships without JavaScript",
+	"uses-composite-check-for-input-shadowing":  "its composite action runs a JavaScript action; the corpus ships without JavaScript",
+	"job-container-non-root":                    "needs the catthehacker/ubuntu:runner-latest image; no registry is reachable here",
+	"services":                                  "needs the postgres:12 image; no registry is reachable here (services are tested in internal/backend/docker with busybox)",
+	"services-empty-image":                      "needs the postgres:12 image; no registry is reachable here",
+	"services-host-network":                     "needs the nginx image; no registry is reachable here",
+	"services-with-container":                   "needs the nginx image; no registry is reachable here",
+	"mysql-service-container-with-health-check": "needs the mysql:8 image; no registry is reachable here",
+	"uses-docker-url":                           "its steps rely on the node:16 image's entrypoint (node); the local stand-in image has none",
+	"docker-action-custom-path":                 "its action.yml (at the corpus root in act's tree) is not in the corpus",
+	"docker-action-host-env":                    "a Dockerfile action and the corpus ships without the Dockerfile",
+	"workflow_call_inputs":                      "its workflow_call inputs have no type:, which GitHub rejects (workflow-parser case errors-required-property-missing); Conveyor sides with GitHub",
 }
 
 func readExpected(t *testing.T, dir string) []row {
@@ -129,7 +147,7 @@ func (l *logReporter) Report(ev exec.Event2) {
 }
 
 // runCase runs one row and returns whether its outcome is the expected one.
-func runCase(t *testing.T, root string, r row, b backend.Backend, platforms map[string]string) {
+func runCase(t *testing.T, root string, r row, b, hostB backend.Backend, platforms map[string]string) {
 	t.Helper()
 	wfs := load(t, root, r)
 	p, err := plan.Compile(wfs, plan.Select{Event: r.event})
@@ -150,7 +168,7 @@ func runCase(t *testing.T, root string, r row, b backend.Backend, platforms map[
 	}
 	rep := &logReporter{}
 	opts := exec.Options{
-		Backend: b, Host: host.New(host.Options{}), Platforms: platforms, RepoDir: root, Parallel: 2,
+		Backend: b, Host: hostB, Platforms: platforms, RepoDir: root, Parallel: 2,
 		Event: exec.Event{Name: r.event, Payload: payload, SHA: strings.Repeat("0", 40), Ref: "refs/heads/master",
 			Repository: "nektos/act", Actor: "nektos/act", RunID: "1", RunNumber: 1},
 		Env:      map[string]string{"ACT": "true"},
@@ -180,7 +198,7 @@ func runCase(t *testing.T, root string, r row, b backend.Backend, platforms map[
 
 // runCorpus runs every in-scope row that want selects, as subtests, and
 // prints the pass count.
-func runCorpus(t *testing.T, label string, want func(r row) bool, b backend.Backend, platforms map[string]string) {
+func runCorpus(t *testing.T, label string, want func(r row) bool, b, hostB backend.Backend, platforms map[string]string) {
 	root := testenv.CompatDir(t, "act")
 	rows := readExpected(t, root)
 	passed, total := 0, 0
@@ -199,7 +217,7 @@ func runCorpus(t *testing.T, label string, want func(r row) bool, b backend.Back
 		}
 		total++
 		r := r
-		if t.Run(r.name(), func(t *testing.T) { runCase(t, root, r, b, platforms) }) {
+		if t.Run(r.name(), func(t *testing.T) { runCase(t, root, r, b, hostB, platforms) }) {
 			passed++
 		}
 	}
@@ -215,5 +233,50 @@ func TestActCorpusHost(t *testing.T) {
 		all[l] = "-self-hosted"
 	}
 	h := host.New(host.Options{})
-	runCorpus(t, "host", func(r row) bool { return r.host }, h, all)
+	runCorpus(t, "host", func(r row) bool { return r.host }, h, h, all)
+}
+
+// imageAliases are images the corpus names, made from the local test images
+// when the engine does not have them (no registry is reachable in CI). An
+// image the engine already has is left alone.
+var imageAliases = map[string]string{
+	"node:16-buster-slim": "debian",
+	"node:16-buster":      "debian",
+	"ubuntu:latest":       "debian",
+	"alpine:latest":       "busybox",
+}
+
+func TestActCorpusDocker(t *testing.T) {
+	testenv.DockerAvailable(t)
+	image := testenv.Image(t)
+	busybox := testenv.BusyboxImage(t)
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "conveyor")
+	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the step runner: %v\n%s", err, out)
+	}
+	d, err := docker.New(docker.Options{RunnerBinary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alias, from := range imageAliases {
+		if _, err := d.Client().ImageInspect(ctx, alias); err == nil {
+			continue
+		}
+		src := image
+		if from == "busybox" {
+			src = busybox
+		}
+		if err := d.Client().ImageTag(ctx, src, alias); err != nil {
+			t.Fatalf("tag %s as %s: %v", src, alias, err)
+		}
+	}
+	platforms := map[string]string{}
+	for _, l := range []string{"ubuntu-latest", "ubuntu-22.04", "ubuntu-20.04", "ubuntu-18.04", "linux"} {
+		platforms[l] = image
+	}
+	platforms["self-hosted"] = "-self-hosted"
+	runCorpus(t, "docker", func(r row) bool { return true }, d, host.New(host.Options{Containers: d}), platforms)
 }

@@ -269,9 +269,9 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	}
 	var entry []string
 	if v, ok := lookupFold(with, "entrypoint"); ok && a.Runs.Entrypoint == "" {
-		entry = []string{v}
+		entry = strings.Fields(v)
 	} else if a.Runs.Entrypoint != "" {
-		entry = []string{a.Runs.Entrypoint}
+		entry = strings.Fields(a.Runs.Entrypoint)
 	}
 	files, err := jr.stepFiles(jr.stepSeq)
 	if err != nil {
@@ -316,7 +316,7 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	ws := filepath.Join(jr.jobDir, "workspace")
 	dst := ws
 	if p, _ := lookupFold(with, "path"); p != "" {
-		dst = filepath.Join(ws, filepath.Clean("/" + p))
+		dst = filepath.Join(ws, filepath.Clean("/"+p))
 	}
 	repo, _ := lookupFold(with, "repository")
 	ref, _ := lookupFold(with, "ref")

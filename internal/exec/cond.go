@@ -73,3 +73,16 @@ func interpValue(s string, c *expr.Context) (any, error) {
 	}
 	return expr.Interpolate(s, c)
 }
+
+// boolValue reads a boolean setting written as true/false or as an
+// expression; a plain string counts as true only when it says "true".
+func boolValue(s string, c *expr.Context) bool {
+	v, err := interpValue(s, c)
+	if err != nil {
+		return false
+	}
+	if str, ok := v.(string); ok {
+		return strings.EqualFold(strings.TrimSpace(str), "true")
+	}
+	return expr.Truthy(v)
+}

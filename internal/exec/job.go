@@ -85,10 +85,7 @@ func (e *Executor) runJobNode(ctx context.Context, workDir string, pw *plan.Work
 	failFast, maxParallel := true, 0
 	if job.Strategy != nil {
 		if job.Strategy.FailFast != "" {
-			v, err := interpValue(job.Strategy.FailFast, c)
-			if err == nil {
-				failFast = expr.Truthy(v) || strings.EqualFold(expr.ToString(v), "true")
-			}
+			failFast = boolValue(job.Strategy.FailFast, c)
 		}
 		if job.Strategy.MaxParallel != "" {
 			if s, err := interp(job.Strategy.MaxParallel, c); err == nil {
@@ -367,9 +364,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	e.report(Event2{Type: JobStarted, Job: jr.name, JobKey: jr.key})
 
 	if jr.job.ContinueOnError != "" {
-		if v, err := interpValue(jr.job.ContinueOnError, c); err == nil {
-			jr.continueOnError = expr.Truthy(v) || strings.EqualFold(expr.ToString(v), "true")
-		}
+		jr.continueOnError = boolValue(jr.job.ContinueOnError, c)
 	}
 	timeout := 360 * time.Minute
 	if jr.job.TimeoutMinutes != "" {
@@ -383,6 +378,11 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	defer cancelJob()
 
 	spec, sbBackend, err := jr.sandboxSpec(c)
+	if u, ok := err.(errUnmapped); ok {
+		// As act does: a platform with no image is skipped, not failed.
+		jr.notice(fmt.Sprintf("skipped: no image for runs-on %v; map it with -P %s=IMAGE (or =-self-hosted for the host)", u.labels, firstOr(u.labels, "LABEL")))
+		return finish(Skipped, nil)
+	}
 	if err != nil {
 		return finish(Failure, err)
 	}
@@ -438,7 +438,6 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			jr.env = setKV(jr.env, p.Key, v)
 		}
 	}
-
 
 	sc := &scope{steps: map[string]any{}}
 	for i, s := range jr.job.Steps {
@@ -562,7 +561,7 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 		}
 	}
 	if image == "" && b.Name() != "host" && b.Name() != "fake" {
-		return nil, nil, errs.E("runs-on", errs.Invalid, "no image for runs-on %v: map it with -P %s=IMAGE (or =-self-hosted for the host)", labels, firstOr(labels, "LABEL"))
+		return nil, nil, errUnmapped{labels}
 	}
 	spec.Image = image
 	for _, s := range jr.job.Services {
@@ -575,6 +574,11 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 	}
 	return spec, b, nil
 }
+
+// errUnmapped says no platform image matches a job's runs-on labels.
+type errUnmapped struct{ labels []string }
+
+func (e errUnmapped) Error() string { return fmt.Sprintf("no image for runs-on %v", e.labels) }
 
 func firstOr(l []string, d string) string {
 	if len(l) > 0 {
@@ -618,6 +622,9 @@ func (jr *jobRun) evalContainer(ct *workflow.Container, c *expr.Context) (*backe
 		p, err2 := interp(ct.Credentials.Password, c)
 		if err1 != nil || err2 != nil {
 			return nil, errs.E("container credentials", errs.Invalid, "cannot evaluate credentials")
+		}
+		if u == "" || p == "" {
+			return nil, errs.E("container credentials", errs.Invalid, "credentials need a username and a password; refusing an empty one")
 		}
 		cc.Credentials = &backend.Credentials{Username: u, Password: p}
 		jr.e.opts.Masker.Add(p)

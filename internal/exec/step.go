@@ -20,14 +20,14 @@ import (
 
 // scope is where steps run: the job itself, or a composite action.
 type scope struct {
-	steps      map[string]any    // the steps context
-	inputs     map[string]any    // the inputs context of a composite action
-	env        []kv              // env of the enclosing uses: step (composite)
-	actionPath string            // sandbox path of the composite action
-	actionDir  string            // host path of the composite action
-	prefix     string            // display prefix for nested steps
-	failed     bool              // a step of this scope failed
-	parent     *scope            // enclosing scope
+	steps      map[string]any // the steps context
+	inputs     map[string]any // the inputs context of a composite action
+	env        []kv           // env of the enclosing uses: step (composite)
+	actionPath string         // sandbox path of the composite action
+	actionDir  string         // host path of the composite action
+	prefix     string         // display prefix for nested steps
+	failed     bool           // a step of this scope failed
+	parent     *scope         // enclosing scope
 }
 
 // exprContext is the context for expressions of a step in scope sc, with
@@ -91,7 +91,7 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 		"GITHUB_REPOSITORY": ev.Repository, "GITHUB_REPOSITORY_OWNER": expr.ToString(gh["repository_owner"]),
 		"GITHUB_ACTOR": ev.Actor, "GITHUB_TRIGGERING_ACTOR": ev.Actor, "GITHUB_WORKFLOW": expr.ToString(gh["workflow"]),
 		"GITHUB_WORKFLOW_REF": expr.ToString(gh["workflow_ref"]),
-		"GITHUB_RUN_ID": ev.RunID, "GITHUB_RUN_NUMBER": strconv.Itoa(ev.RunNumber), "GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_RUN_ID":       ev.RunID, "GITHUB_RUN_NUMBER": strconv.Itoa(ev.RunNumber), "GITHUB_RUN_ATTEMPT": "1",
 		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": expr.ToString(gh["server_url"]),
 		"GITHUB_API_URL": expr.ToString(gh["api_url"]), "GITHUB_GRAPHQL_URL": expr.ToString(gh["graphql_url"]),
 		"GITHUB_HEAD_REF": ev.HeadRef, "GITHUB_BASE_REF": ev.BaseRef, "GITHUB_RETENTION_DAYS": "0",
@@ -228,9 +228,7 @@ func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow
 	}
 	contErr := false
 	if s.ContinueOnError != "" {
-		if v, err := interpValue(s.ContinueOnError, c); err == nil {
-			contErr = expr.Truthy(v) || strings.EqualFold(expr.ToString(v), "true")
-		}
+		contErr = boolValue(s.ContinueOnError, c)
 	}
 
 	outcome := Success

@@ -149,7 +149,7 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		for _, c := range combos {
 			for _, v := range vec {
 				nc := Combo{Keys: append(append([]string{}, c.Keys...), d), Values: copyMap(c.Values)}
-				nc.Values[d] = v
+				nc.Values[d] = Plain(v)
 				next = append(next, nc)
 			}
 		}
@@ -163,6 +163,7 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		if err != nil {
 			return nil, errs.E("matrix", errs.Invalid, "exclude entries must be objects")
 		}
+		ex, _ = Plain(ex).(map[string]any)
 		kept := combos[:0]
 		for _, c := range combos {
 			if !matches(c.Values, ex, order) {
@@ -186,7 +187,7 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 			c := &combos[i]
 			ok := true
 			for _, k := range order {
-				if isDim[k] && !looseEqual(c.Values[k], inc[k]) {
+				if isDim[k] && !looseEqual(c.Values[k], Plain(inc[k])) {
 					ok = false
 					break
 				}
@@ -202,14 +203,14 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 				if _, had := c.Values[k]; !had {
 					c.Keys = append(c.Keys, k)
 				}
-				c.Values[k] = inc[k]
+				c.Values[k] = Plain(inc[k])
 			}
 		}
 		if !matched {
 			nc := Combo{Values: map[string]any{}}
 			for _, k := range order {
 				nc.Keys = append(nc.Keys, k)
-				nc.Values[k] = inc[k]
+				nc.Values[k] = Plain(inc[k])
 			}
 			combos = append(combos, nc)
 		}
@@ -274,6 +275,9 @@ func sortedKeys(m map[string]any) []string {
 }
 
 func asList(v any, name string) ([]any, error) {
+	if l, ok := v.([]any); ok {
+		return l, nil
+	}
 	if l, ok := Plain(v).([]any); ok {
 		return l, nil
 	}
@@ -338,7 +342,7 @@ func nodeValue(n *yaml.Node, eval Evaluator) (any, error) {
 			if _, dup := o.m[k]; !dup {
 				o.keys = append(o.keys, k)
 			}
-			o.m[k] = Plain(v)
+			o.m[k] = v
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
@@ -405,9 +409,13 @@ func Plain(v any) any {
 	case int:
 		return float64(x)
 	case orderedObject:
-		return x.m
+		return Plain(x.m)
 	case map[string]any:
-		return x
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = Plain(e)
+		}
+		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {

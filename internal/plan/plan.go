@@ -213,6 +213,12 @@ func (w *Workflow) Order() ([]string, error) {
 	visit = func(id string, path []string) error {
 		switch state[id] {
 		case 1:
+			for i, p := range path {
+				if p == id {
+					path = path[i:]
+					break
+				}
+			}
 			return errs.E("plan", errs.Invalid, "dependency cycle: %s -> %s", strings.Join(path, " -> "), id)
 		case 2:
 			return nil
