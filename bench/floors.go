@@ -7,9 +7,9 @@ import (
 	"os/exec"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -28,7 +28,7 @@ func (h *harness) dockerClient() *client.Client {
 		h.fail("no Docker engine answers: %v", err)
 	}
 	if _, err := cli.ImageInspect(ctx, h.image); err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			h.fail("image %s is missing: run `./scripts/test.sh --env` or pass -image", h.image)
 		}
 		h.fail("image %s: %v", h.image, err)

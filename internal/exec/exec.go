@@ -6,6 +6,8 @@ package exec
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"runtime"
 	"sync"
@@ -116,11 +118,11 @@ type Executor struct {
 	opts Options
 	sem  chan struct{}
 
-	mu        sync.Mutex
-	result    Result
-	seq       int
-	jobSeq    int
-	cancelled bool
+	mu     sync.Mutex
+	result Result
+	jobSeq int
+	// token makes sandbox names unique across runs on one engine.
+	token string
 }
 
 // New returns an Executor. Options are copied.
@@ -137,7 +139,9 @@ func New(opts Options) *Executor {
 	for _, s := range opts.Secrets {
 		opts.Masker.Add(s)
 	}
-	return &Executor{opts: opts, sem: make(chan struct{}, opts.Parallel)}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &Executor{opts: opts, sem: make(chan struct{}, opts.Parallel), token: hex.EncodeToString(b[:])}
 }
 
 // Run executes every workflow of the plan (workflows in parallel, jobs as a
@@ -187,7 +191,6 @@ type callInfo struct {
 	prefix  string // "caller / "
 	inputs  map[string]any
 	secrets map[string]string
-	parent  *jobRun
 }
 
 // runWorkflow runs the jobs of one workflow as a DAG and returns the nodes

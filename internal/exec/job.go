@@ -397,7 +397,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		defer os.RemoveAll(jr.jobDir)
 	}
 	spec.JobDir = jr.jobDir
-	spec.ID = "conveyor-" + jr.key
+	spec.ID = "conveyor-" + e.token + "-" + jr.key
 	spec.Name = jr.name
 
 	setupLog := jr.noticeWriter()

@@ -32,9 +32,7 @@ func (m *Masker) Add(secret string) {
 	}
 	vals := []string{secret}
 	if strings.ContainsAny(secret, "\r\n") {
-		for _, l := range strings.FieldsFunc(secret, func(r rune) bool { return r == '\n' || r == '\r' }) {
-			vals = append(vals, l)
-		}
+		vals = append(vals, strings.FieldsFunc(secret, func(r rune) bool { return r == '\n' || r == '\r' })...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

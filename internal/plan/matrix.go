@@ -90,7 +90,7 @@ func ExpandMatrix(n *yaml.Node, eval Evaluator) ([]Combo, error) {
 		return nil, nil
 	}
 	var keys []string
-	vals := map[string]any{}
+	var vals map[string]any
 	switch n.Kind {
 	case yaml.ScalarNode:
 		v, err := eval(n.Value)

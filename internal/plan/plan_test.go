@@ -28,15 +28,6 @@ func parseFile(t *testing.T, name string) *workflow.Workflow {
 	return wf
 }
 
-func parseString(t *testing.T, src string) *workflow.Workflow {
-	t.Helper()
-	wf, probs := workflow.Parse([]byte(src), "wf.yml")
-	if len(probs) > 0 {
-		t.Fatalf("parse: %v", probs)
-	}
-	return wf
-}
-
 // TestCompileGolden compiles testdata/*.yml for event push and compares the
 // JSON plan with testdata/<case>.json. Run `go test ./internal/plan -update`
 // to rewrite the goldens after an intended change.

@@ -733,8 +733,6 @@ func (p *parser) container(n *yaml.Node, job bool) *Container {
 	return c
 }
 
-var stepKeys = []string{"id", "name", "if", "run", "uses", "shell", "working-directory", "env", "with", "continue-on-error", "timeout-minutes"}
-
 // steps reads a steps: list. composite restricts keys as an action's runs.steps.
 func (p *parser) steps(n *yaml.Node, composite bool) []*Step {
 	if n.Kind != yaml.SequenceNode {

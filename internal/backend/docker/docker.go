@@ -13,13 +13,13 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -182,19 +182,19 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 // kindOf maps an engine error to an errs kind.
 func kindOf(err error) errs.Kind {
 	switch {
-	case errdefs.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		return errs.NotFound
-	case errdefs.IsInvalidParameter(err):
+	case cerrdefs.IsInvalidArgument(err):
 		return errs.Invalid
-	case errdefs.IsConflict(err):
+	case cerrdefs.IsConflict(err):
 		return errs.Conflict
-	case errdefs.IsUnauthorized(err), errdefs.IsForbidden(err):
+	case cerrdefs.IsUnauthorized(err), cerrdefs.IsPermissionDenied(err):
 		return errs.Unauthorized
-	case errdefs.IsCancelled(err):
+	case cerrdefs.IsCanceled(err):
 		return errs.Canceled
-	case errdefs.IsDeadline(err):
+	case cerrdefs.IsDeadlineExceeded(err):
 		return errs.Timeout
-	case client.IsErrConnectionFailed(err), errdefs.IsUnavailable(err):
+	case client.IsErrConnectionFailed(err), cerrdefs.IsUnavailable(err):
 		return errs.Unavailable
 	}
 	return errs.Other
@@ -204,7 +204,7 @@ func kindOf(err error) errs.Kind {
 func (b *Backend) ensureImage(ctx context.Context, ref string, cred *backend.Credentials, log io.Writer) error {
 	if _, err := b.cli.ImageInspect(ctx, ref); err == nil {
 		return nil
-	} else if !errdefs.IsNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		return errs.Wrap("docker: image "+ref, kindOf(err), err)
 	}
 	fmt.Fprintf(log, "Pulling image %s\n", ref)
@@ -312,7 +312,7 @@ func (b *Backend) removeJob(ctx context.Context, jobID string) error {
 	f := filters.NewArgs(filters.Arg("label", label))
 	var first error
 	keep := func(err error) {
-		if err != nil && !errdefs.IsNotFound(err) && first == nil {
+		if err != nil && !cerrdefs.IsNotFound(err) && first == nil {
 			first = errs.Wrap("docker: teardown", kindOf(err), err)
 		}
 	}
@@ -320,7 +320,7 @@ func (b *Backend) removeJob(ctx context.Context, jobID string) error {
 	keep(err)
 	for _, c := range cs {
 		err := b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		if errdefs.IsConflict(err) { // removal already in progress
+		if cerrdefs.IsConflict(err) { // removal already in progress
 			err = nil
 		}
 		keep(err)
