@@ -179,11 +179,14 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// defaultPlatforms maps GitHub's hosted labels to the image act users know.
+// actImage is the image act users know for ubuntu-* labels (pulled when missing).
+const actImage = "catthehacker/ubuntu:act-latest"
+
+// defaultPlatforms maps GitHub's hosted labels to images.
 var defaultPlatforms = map[string]string{
-	"ubuntu-latest": "conveyor/ubuntu:latest", "ubuntu-24.04": "conveyor/ubuntu:latest",
-	"ubuntu-22.04": "conveyor/ubuntu:latest", "ubuntu-20.04": "conveyor/ubuntu:latest",
-	"self-hosted": "-self-hosted", "linux": "conveyor/ubuntu:latest",
+	"ubuntu-latest": actImage, "ubuntu-24.04": actImage,
+	"ubuntu-22.04": actImage, "ubuntu-20.04": actImage,
+	"self-hosted": "-self-hosted", "linux": actImage,
 }
 
 // hostPlatforms sends every label to the host when the host backend runs all.
