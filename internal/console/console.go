@@ -4,6 +4,7 @@
 package console
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -26,7 +27,8 @@ const (
 // Printer is an exec.Reporter writing to a terminal or a plain stream.
 type Printer struct {
 	mu     sync.Mutex
-	w      io.Writer
+	w      *bufio.Writer
+	timer  *time.Timer // pending flush; nil when none is scheduled
 	color  bool
 	colors map[string]string
 	depth  map[string]int
@@ -36,7 +38,31 @@ var _ exec.Reporter = (*Printer)(nil)
 
 // New returns a Printer; color turns on ANSI colors.
 func New(w io.Writer, color bool) *Printer {
-	return &Printer{w: w, color: color, colors: map[string]string{}, depth: map[string]int{}}
+	return &Printer{w: bufio.NewWriterSize(w, 64<<10), color: color, colors: map[string]string{}, depth: map[string]int{}}
+}
+
+// flushDelay bounds how long a line waits in the buffer: output stays live
+// while a step printing many lines costs one write per buffer, not per line.
+const flushDelay = 50 * time.Millisecond
+
+// scheduleFlush arranges a flush soon; p.mu is held.
+func (p *Printer) scheduleFlush() {
+	if p.timer != nil {
+		return
+	}
+	p.timer = time.AfterFunc(flushDelay, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.timer = nil
+		p.w.Flush()
+	})
+}
+
+// Flush writes out what is buffered.
+func (p *Printer) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.w.Flush()
 }
 
 func (p *Printer) paint(c, s string) string {
@@ -59,6 +85,7 @@ func (p *Printer) prefix(ev exec.Event2) string {
 func (p *Printer) Report(ev exec.Event2) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.scheduleFlush()
 	if ev.Type == exec.RunError {
 		fmt.Fprintln(p.w, p.paint(red, "error: "+ev.Text))
 		return
@@ -136,6 +163,7 @@ func round(d time.Duration) string {
 func (p *Printer) Summary(r *exec.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.w.Flush()
 	for _, s := range r.Summaries {
 		fmt.Fprintf(p.w, "\n%s\n%s", p.paint(bold, "Summary of "+s.Job+":"), s.Content)
 	}
