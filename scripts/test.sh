@@ -392,6 +392,15 @@ if [ $lint = 1 ]; then
 	run_phase vet go vet "${pkgs[@]}"
 	run_phase staticcheck check_staticcheck
 fi
+# Conformance counts: go test hides the output of passing tests, so the
+# tests append their one-line results to this file, printed below.
+report=$(mktemp)
+export CONVEYOR_TEST_REPORT=$report
 run_phase test go test "${test_args[@]}"
+if [ -s "$report" ]; then
+	echo "==> conformance and compatibility"
+	sed 's/^/    /' "$report"
+fi
+rm -f "$report"
 
 exit $failed

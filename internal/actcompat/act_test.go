@@ -228,7 +228,7 @@ func runCorpus(t *testing.T, label string, want func(r row) bool, bs backends, p
 	msg := fmt.Sprintf("act corpus (%s backend): %d/%d in-scope cases passed; %d rows out of scope", label, passed, total, len(skipped))
 	t.Log(msg)
 	t.Logf("out of scope:\n  %s", strings.Join(skipped, "\n  "))
-	fmt.Println(msg)
+	testenv.Report(t, msg)
 }
 
 func TestActCorpusHost(t *testing.T) {

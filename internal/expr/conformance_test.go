@@ -1,6 +1,8 @@
 package expr
 
 import (
+	"github.com/conveyor-ci/conveyor/internal/testenv"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +79,7 @@ func TestConformance(t *testing.T) {
 	}
 	msg := fmt.Sprintf("expressions conformance: %d/%d passed", passed, total)
 	t.Log(msg)
-	fmt.Printf("%s\n", msg)
+	testenv.Report(t, msg)
 }
 
 // skipped honours skips that name Go or every implementation.

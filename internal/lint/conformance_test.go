@@ -1,6 +1,8 @@
 package lint
 
 import (
+	"github.com/conveyor-ci/conveyor/internal/testenv"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -133,7 +135,7 @@ func TestWorkflowParserConformance(t *testing.T) {
 	}
 	msg := fmt.Sprintf("workflow-parser conformance: %d/%d agree (accept/reject), %d/%d error lines match", agree, total, linesOK, linesTotal)
 	t.Log(msg)
-	fmt.Printf("%s\n", msg)
+	testenv.Report(t, msg)
 	if len(differ) > 0 {
 		fmt.Printf("differ: %s\n", strings.Join(differ, " "))
 	}

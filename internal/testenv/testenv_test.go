@@ -112,3 +112,14 @@ func TestCompatDirDefault(t *testing.T) {
 		t.Errorf("compatDir = %q, want %q", got, want)
 	}
 }
+
+func TestReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.txt")
+	t.Setenv(EnvReport, path)
+	Report(t, "one: 1/1")
+	Report(t, "two: 2/2")
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "one: 1/1\ntwo: 2/2\n" {
+		t.Fatalf("report file = %q, %v", b, err)
+	}
+}
