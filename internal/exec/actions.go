@@ -293,16 +293,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	sink := newLineSink(h.line)
 	code, err := cr.RunContainer(ctx, &backend.ContainerStep{Image: image, Entrypoint: entry, Args: args, Env: env, Dir: jr.workdir("")}, sink)
 	sink.Flush()
-	if ferr := sr.applyFiles(); ferr != nil && err == nil && code == 0 {
-		return ferr
-	}
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return errs.E("", errs.Other, "Container action exited with code %d.", code)
-	}
-	return nil
+	return sr.finish(code, err, "Container action exited with code %d.")
 }
 
 // checkout is Conveyor's native actions/checkout: the local working tree

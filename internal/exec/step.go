@@ -371,16 +371,21 @@ func (sr *stepRun) process(ctx context.Context, argv []string, dir string, extra
 	sink := newLineSink(h.line)
 	code, err := jr.sb.Exec(ctx, &backend.Process{Argv: argv, Env: env, PathPrepend: jr.path, Dir: dir}, sink)
 	sink.Flush()
-	if ferr := sr.applyFiles(); ferr != nil && err == nil && code == 0 {
-		return ferr
-	}
-	if err != nil {
+	return sr.finish(code, err, "Process completed with exit code %d.")
+}
+
+// finish applies the step's GITHUB_* files and turns the exit into the
+// step's error: the run error first, then a non-zero code (exitMsg has one
+// %d), then a malformed file.
+func (sr *stepRun) finish(code int, err error, exitMsg string) error {
+	ferr := sr.applyFiles()
+	switch {
+	case err != nil:
 		return err
+	case code != 0:
+		return errs.E("", errs.Other, exitMsg, code)
 	}
-	if code != 0 {
-		return errs.E("", errs.Other, "Process completed with exit code %d.", code)
-	}
-	return nil
+	return ferr
 }
 
 // applyFiles reads the step's GITHUB_* files into the job.
