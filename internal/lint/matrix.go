@@ -37,7 +37,7 @@ func (l *linter) matrices() {
 					continue
 				}
 				if v.Kind != yaml.SequenceNode {
-					l.errPos(pos(v), "Unexpected value '%s': matrix %s must be a list of mappings", short(v), k.Value)
+					l.errPos(pos(v), "Unexpected value '%s': matrix %s must be a list of mappings", workflow.ShortValue(v), k.Value)
 					continue
 				}
 				for _, e := range v.Content {
@@ -46,7 +46,7 @@ func (l *linter) matrices() {
 						continue
 					}
 					if e.Kind != yaml.MappingNode {
-						l.errPos(pos(e), "Unexpected value '%s': each matrix %s entry must be a mapping", short(e), k.Value)
+						l.errPos(pos(e), "Unexpected value '%s': each matrix %s entry must be a mapping", workflow.ShortValue(e), k.Value)
 						continue
 					}
 					if k.Value == "exclude" {
@@ -64,7 +64,7 @@ func (l *linter) matrices() {
 					if isExprOnly(v.Value) {
 						dynamic = true
 					} else {
-						l.errPos(pos(v), "Unexpected value '%s': matrix vector '%s' must be a list", short(v), k.Value)
+						l.errPos(pos(v), "Unexpected value '%s': matrix vector '%s' must be a list", workflow.ShortValue(v), k.Value)
 					}
 				case yaml.MappingNode:
 					l.errPos(pos(v), "A mapping was not expected")
@@ -82,19 +82,4 @@ func (l *linter) matrices() {
 			}
 		}
 	}
-}
-
-func short(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!null" {
-			return ""
-		}
-		return n.Value
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "sequence"
-	}
-	return ""
 }

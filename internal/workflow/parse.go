@@ -215,7 +215,7 @@ func contains(list []string, s string) bool {
 func (p *parser) schedule(t *Trigger, n *yaml.Node) {
 	if n.Kind != yaml.SequenceNode {
 		if !isNull(n) {
-			p.errAt(n, "Unexpected value '%s': schedule must be a list of {cron}", short(n))
+			p.errAt(n, "Unexpected value '%s': schedule must be a list of {cron}", ShortValue(n))
 		}
 		return
 	}
@@ -665,7 +665,7 @@ func (p *parser) strategy(n *yaml.Node) *Strategy {
 			if v.Kind == yaml.SequenceNode {
 				p.errAt(v, "A sequence was not expected")
 			} else if v.Kind == yaml.ScalarNode && !isExprOnly(v.Value) {
-				p.errAt(v, "Unexpected value '%s'", short(v))
+				p.errAt(v, "Unexpected value '%s'", ShortValue(v))
 			}
 		case "fail-fast":
 			s.FailFast = p.boolOrExpr(v)

@@ -60,7 +60,7 @@ func (p *parser) triggers(n *yaml.Node) []*Trigger {
 			}
 			if vv.Kind != yaml.SequenceNode {
 				if !isNull(vv) {
-					p.errAt(vv, "Unexpected value '%s': events must be a list", short(vv))
+					p.errAt(vv, "Unexpected value '%s': events must be a list", ShortValue(vv))
 				}
 				return
 			}

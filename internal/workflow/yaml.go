@@ -109,7 +109,7 @@ func (p *parser) load(data []byte) (root *yaml.Node) {
 		if isNull(n) {
 			p.errAt(n, "The file is empty")
 		} else {
-			p.errAt(n, "Unexpected value '%s': the file must be a mapping", short(n))
+			p.errAt(n, "Unexpected value '%s': the file must be a mapping", ShortValue(n))
 		}
 		return nil
 	}
@@ -186,8 +186,9 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// short renders a node for a message.
-func short(n *yaml.Node) string {
+// ShortValue renders a node for a message: a scalar's text, or "mapping" /
+// "sequence".
+func ShortValue(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if isNull(n) {
@@ -325,7 +326,7 @@ func (p *parser) mapping(n *yaml.Node, fold bool, fn func(key string, k, v *yaml
 			if hasExpr(n.Value) {
 				p.errAt(n, "A template expression is not allowed in this context")
 			} else {
-				p.errAt(n, "Unexpected value '%s'", short(n))
+				p.errAt(n, "Unexpected value '%s'", ShortValue(n))
 			}
 		}
 		return false
