@@ -18,6 +18,8 @@ const (
 	Unavailable
 	Canceled
 	Timeout
+	Forbidden // authenticated, but the role does not allow it
+	TooLarge  // a request or payload over its size limit
 )
 
 func (k Kind) String() string {
@@ -36,6 +38,10 @@ func (k Kind) String() string {
 		return "canceled"
 	case Timeout:
 		return "timeout"
+	case Forbidden:
+		return "forbidden"
+	case TooLarge:
+		return "too large"
 	}
 	return "other"
 }

@@ -48,3 +48,28 @@ func TestLineWriter(t *testing.T) {
 		t.Fatalf("long line split wrong: %d pieces", len(got))
 	}
 }
+
+func TestHubWakesWaiters(t *testing.T) {
+	h := NewHub()
+	a, b := h.Wait(1), h.Wait(1)
+	other := h.Wait(2)
+	h.Notify(1)
+	for _, ch := range []<-chan struct{}{a, b} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("waiter of job 1 not woken")
+		}
+	}
+	select {
+	case <-other:
+		t.Fatal("waiter of job 2 woken by job 1")
+	default:
+	}
+	h.Notify(3) // nobody waits: no panic
+	select {
+	case <-h.Wait(1):
+		t.Fatal("a new wait after notify is already closed")
+	default:
+	}
+}

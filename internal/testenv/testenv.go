@@ -162,3 +162,18 @@ func Report(t testing.TB, line string) {
 		t.Errorf("report: %v", err)
 	}
 }
+
+// EnvPostgres is the DSN of a PostgreSQL the tests may create schemas in
+// (scripts/postgres.sh starts one; scripts/test.sh sets it).
+const EnvPostgres = "CONVEYOR_TEST_POSTGRES"
+
+// Postgres returns the test PostgreSQL DSN; without one the test is skipped
+// (failed under CI).
+func Postgres(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(EnvPostgres)
+	if dsn == "" {
+		missing(t, EnvPostgres+" is not set (scripts/postgres.sh starts a test PostgreSQL)")
+	}
+	return dsn
+}

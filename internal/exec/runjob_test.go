@@ -1,0 +1,93 @@
+package exec
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+)
+
+const runJobFlow = `
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      v: ${{ steps.s.outputs.v }}
+    steps:
+      - id: s
+        run: echo "v=built" >> "$GITHUB_OUTPUT"
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        n: [1, 2]
+    outputs:
+      seen: ${{ steps.s.outputs.seen }}
+    steps:
+      - id: s
+        run: echo "seen=${{ needs.build.outputs.v }}-${{ needs.build.result }}" >> "$GITHUB_OUTPUT"
+  report:
+    needs: test
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "test was ${{ needs.test.result }}"
+  gated:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo never
+`
+
+func TestRunJobWithNeedsFromElsewhere(t *testing.T) {
+	p := compile(t, runJobFlow)
+	pw := p.Workflows[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	newExec := func(rec *recorder) *Executor {
+		h := host.New(host.Options{})
+		return New(Options{Backend: h, Host: h, Platforms: map[string]string{"ubuntu-latest": "-self-hosted"},
+			Reporter: rec, WorkDir: t.TempDir(), Event: Event{Name: "push", Ref: "refs/heads/main", SHA: "abc", Repository: "o/r"}})
+	}
+
+	rec0 := &recorder{}
+	out, err := newExec(rec0).RunJob(ctx, pw, "build", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != Success || out.Outputs["v"] != "built" || len(out.Instances) != 1 {
+		t.Fatalf("build: %+v %+v\n%s", out, out.Instances[0], rec0.dump())
+	}
+
+	out, err = newExec(&recorder{}).RunJob(ctx, pw, "test", map[string]Need{"build": {Result: out.Result, Outputs: out.Outputs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != Success || out.Outputs["seen"] != "built-success" || len(out.Instances) != 2 {
+		t.Fatalf("test: %+v", out)
+	}
+
+	rec := &recorder{}
+	out, err = newExec(rec).RunJob(ctx, pw, "report", map[string]Need{"test": {Result: Failure}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != Success || !rec.hasOutput("report", "test was failure") {
+		t.Fatalf("report: %+v\n%s", out, rec.dump())
+	}
+
+	out, err = newExec(&recorder{}).RunJob(ctx, pw, "gated", map[string]Need{"test": {Result: Failure}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != Skipped {
+		t.Fatalf("gated after a failed need: %s", out.Result)
+	}
+
+	if _, err := newExec(&recorder{}).RunJob(ctx, pw, "nope", nil); err == nil {
+		t.Fatal("unknown job: no error")
+	}
+}
