@@ -73,6 +73,7 @@ func (l *linter) run() {
 	l.expressions()
 	l.matrices()
 	l.reusable()
+	l.filters()
 }
 
 // ActionBytes parses an action.yml file and checks its expressions.
