@@ -30,8 +30,12 @@
 #          rootfs tarball cached in $cache/images/; needs root (or password-less sudo) once.
 #        conveyor-test/busybox:$BUSYBOX_KEY         static /bin/busybox with its applet links.
 #      Preset CONVEYOR_TEST_IMAGE / CONVEYOR_TEST_BUSYBOX_IMAGE to use an image of your own.
-#   3. Exports CONVEYOR_TEST_IMAGE, CONVEYOR_TEST_BUSYBOX_IMAGE, CONVEYOR_COMPAT_DIR
-#      (default ../shared/compat from the repo root), then runs the checks and the tests.
+#   3. A private PostgreSQL (scripts/postgres.sh: Debian's postgresql package, installed when
+#      missing; cluster in $cache/postgres-<major>/ on port 55432) for the store suite and the
+#      multi-replica tests.
+#   4. Exports CONVEYOR_TEST_IMAGE, CONVEYOR_TEST_BUSYBOX_IMAGE, CONVEYOR_COMPAT_DIR
+#      (default ../shared/compat from the repo root), CONVEYOR_TEST_POSTGRES, then runs the
+#      checks and the tests.
 #
 # Environment: CONVEYOR_CACHE (default ~/.cache/conveyor), CONVEYOR_DEBIAN_MIRROR (default:
 # the Debian mirror of this machine's apt sources, else http://deb.debian.org/debian).
@@ -342,10 +346,19 @@ for step in setup_host setup_images; do
 	run_phase "${step#setup_}" "$step"
 	[ $failed = 0 ] || exit 1
 done
+# A private PostgreSQL for the store suite and the multi-replica tests (Debian's packages,
+# installed when missing; cluster cached in $cache/postgres-*). Preset CONVEYOR_TEST_POSTGRES
+# to use a database of yours.
+if [ -z "${CONVEYOR_TEST_POSTGRES:-}" ]; then
+	say "postgres"
+	pg_env=$(CONVEYOR_CACHE=$cache "$repo/scripts/postgres.sh") || die "could not start the test PostgreSQL (scripts/postgres.sh)"
+	eval "$pg_env"
+fi
+export CONVEYOR_TEST_POSTGRES
 exec 9>&-
 
 if [ $env_only = 1 ]; then
-	for v in CONVEYOR_TEST_IMAGE CONVEYOR_TEST_BUSYBOX_IMAGE CONVEYOR_COMPAT_DIR; do
+	for v in CONVEYOR_TEST_IMAGE CONVEYOR_TEST_BUSYBOX_IMAGE CONVEYOR_COMPAT_DIR CONVEYOR_TEST_POSTGRES; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	exit 0

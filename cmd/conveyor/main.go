@@ -18,13 +18,18 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	m := map[string]command{
 		"run":        {"run workflows of the current repository locally", runMain},
+		"server":     {"run the server: webhooks, API, scheduler (SQLite by default)", serverMain},
 		"lint":       {"check workflow files and print file:line:col: problems", lintMain},
 		"expr":       {"evaluate a ${{ }} expression and print its value as JSON", exprMain},
 		"entrypoint": {"(internal) step runner inside a job's sandbox", entrypointMain},
 		"version":    {"print the version", versionMain},
 	}
+	for k, v := range clientCommands() { // server clients; "run show" joins run
+		m[k] = v
+	}
+	return m
 }
 
 var version = "dev"
@@ -36,7 +41,7 @@ func versionMain(_ context.Context, _ []string, stdout, _ io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: conveyor <command> [flags]\n\ncommands:")
-	for _, name := range []string{"run", "lint", "expr", "version"} {
+	for _, name := range []string{"run", "server", "lint", "expr", "repo", "trigger", "runs", "logs", "cancel", "rerun", "whoami", "version"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands()[name].summary)
 	}
 }

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/conveyor-ci/conveyor/internal/server"
+	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
+)
+
+// serverMain is `conveyor server`: the master, on embedded defaults.
+func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	start := time.Now()
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen, data, database, baseURL, backendName, configFile, logLevel, replica string
+		workers, repoLimit                                                          int
+		allowFileURLs                                                               bool
+		leaseTTL, poll, catchUp                                                     time.Duration
+		platforms                                                                   listFlag
+	)
+	fs.StringVar(&configFile, "config", "", "YAML config file (keys are flag names); flags > CONVEYOR_* env > file")
+	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&data, "data", "conveyor-data", "data directory (SQLite database, git cache, job dirs)")
+	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
+	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
+	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
+	fs.IntVar(&workers, "workers", 0, "jobs this replica runs at once (default: CPUs)")
+	fs.IntVar(&repoLimit, "repo-limit", 0, "running jobs per repository across replicas (0: no limit)")
+	fs.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "a job lease expires after this long without a heartbeat")
+	fs.DurationVar(&poll, "poll", 500*time.Millisecond, "how often to look for work made by other replicas")
+	fs.DurationVar(&catchUp, "cron-catch-up", time.Hour, "after downtime, fire the latest missed schedule if this recent")
+	fs.StringVar(&replica, "replica", "", "name of this replica in leases (default host-pid-random)")
+	fs.BoolVar(&allowFileURLs, "allow-file-urls", false, "allow file:// repository URLs (single-user set-ups; lets repos read the server's disk)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := applyEnvAndFile(fs, configFile); err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "conveyor server: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	if database == "" {
+		database = filepath.Join(data, "conveyor.db")
+	}
+	st, err := sqlstore.Open(ctx, database, sqlstore.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: database:", err)
+		return 1
+	}
+	defer st.Close()
+	bk, err := openBackends(ctx, backendName, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	defer bk.close()
+	plats, err := serverPlatforms(bk.main.Name(), platforms)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	if baseURL == "" {
+		baseURL = "http://" + ln.Addr().String()
+	}
+	srv, err := server.New(server.Config{
+		Listen: ln.Addr().String(), BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
+		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
+		AllowFileURLs: allowFileURLs,
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	tok, err := srv.Bootstrap(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: first start:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "conveyor server listening on %s (database %s, jobs on %s, ready in %s)\n",
+		baseURL, st.Dialect(), bk.main.Name(), time.Since(start).Round(time.Millisecond))
+	if tok != "" {
+		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, baseURL, tok)
+	}
+	if err := srv.Run(ctx, ln); err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	return 0
+}
+
+// serverPlatforms is the runs-on mapping: the same defaults as conveyor
+// run, all to the host when jobs run on the host, then -P entries.
+func serverPlatforms(backend string, given []string) (map[string]string, error) {
+	m := map[string]string{}
+	for k, v := range defaultPlatforms {
+		m[k] = v
+	}
+	if backend == "host" {
+		m = hostPlatforms(m)
+	}
+	for _, p := range given {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("-P %q: want LABEL=IMAGE", p)
+		}
+		m[strings.ToLower(k)] = v
+	}
+	return m, nil
+}
+
+// applyEnvAndFile fills flags not given on the command line from
+// CONVEYOR_<NAME> and then from the config file.
+func applyEnvAndFile(fs *flag.FlagSet, file string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["config"] {
+		if v, ok := os.LookupEnv("CONVEYOR_CONFIG"); ok {
+			file = v
+		}
+	}
+	fileVals := map[string]any{}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		if err := yaml.Unmarshal(b, &fileVals); err != nil {
+			return fmt.Errorf("%s: %v", file, err)
+		}
+		for k := range fileVals {
+			if fs.Lookup(k) == nil || k == "config" {
+				return fmt.Errorf("%s: unknown setting %q", file, k)
+			}
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil || f.Name == "config" {
+			return
+		}
+		env := "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+			return
+		}
+		if v, ok := fileVals[f.Name]; ok {
+			vals := []any{v}
+			if l, isList := v.([]any); isList {
+				vals = l
+			}
+			for _, x := range vals {
+				if e := fs.Set(f.Name, fmt.Sprint(x)); e != nil {
+					err = fmt.Errorf("%s: %s: %v", file, f.Name, e)
+				}
+			}
+		}
+	})
+	return err
+}

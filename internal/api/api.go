@@ -1,0 +1,267 @@
+// Package api is Conveyor's REST API under /api/: bearer-token auth scoped
+// by organisation, JSON answers with separate response types, errors as
+// {"error": {"kind", "message"}}, live job logs over Server-Sent Events and
+// an OpenAPI 3 document kept in sync with the routes by a test.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// MaxBody caps API request bodies.
+const MaxBody = 1 << 20
+
+// The store reads the API needs; a store.Store has them all.
+type (
+	// TokenReader authenticates bearer tokens.
+	TokenReader interface {
+		TokenByHash(ctx context.Context, hash []byte) (*store.Token, error)
+	}
+	// RepoReader reads repositories of an organisation.
+	RepoReader interface {
+		GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error)
+		RepoByName(ctx context.Context, orgID int64, name string) (*store.Repo, error)
+		ListRepos(ctx context.Context, orgID int64) ([]*store.Repo, error)
+	}
+	// EventReader reads accepted events.
+	EventReader interface {
+		GetEvent(ctx context.Context, orgID, id int64) (*store.Event, error)
+	}
+	// RunReader reads runs and their jobs.
+	RunReader interface {
+		GetRun(ctx context.Context, orgID, id int64) (*store.Run, error)
+		ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*store.Run, error)
+		Jobs(ctx context.Context, orgID, runID int64) ([]*store.Job, error)
+		GetJob(ctx context.Context, orgID, jobID int64) (*store.Job, error)
+		Attempts(ctx context.Context, orgID, jobID int64) ([]*store.Attempt, error)
+	}
+	// LogReader reads stored log chunks.
+	LogReader interface {
+		ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error)
+	}
+)
+
+// Store is every read the API makes; a store.Store is one.
+type Store interface {
+	TokenReader
+	RepoReader
+	EventReader
+	RunReader
+	LogReader
+}
+
+var _ Store = store.Store(nil)
+
+// Deps is what the API is built from; internal/server wires them.
+type Deps struct {
+	Store   Store
+	Actions Actions
+	// Notifier wakes log followers at once; nil: they poll every second.
+	Notifier LogNotifier
+	// BaseURL is the server's public URL, without a trailing slash; hook
+	// URLs are BaseURL + "/hooks/{id}".
+	BaseURL string
+	Version string
+	// Log receives internal errors (answered with a generic message);
+	// nil discards them.
+	Log *slog.Logger
+	// Poll and Heartbeat tune log following (defaults 1 s and 15 s).
+	Poll, Heartbeat time.Duration
+}
+
+// handlerFunc is an API handler; tok is nil on unauthenticated routes.
+type handlerFunc func(a *server, w http.ResponseWriter, r *http.Request, tok *store.Token)
+
+// route is one entry of the route table, which both the mux and the
+// OpenAPI sync test read.
+type route struct {
+	method, path string
+	// role is the least role allowed; "" means no authentication.
+	role   store.Role
+	status int // success status
+	in     any // request body type (nil: none)
+	out    any // JSON response type (nil: not JSON)
+	handle handlerFunc
+}
+
+func routes() []route {
+	return []route{
+		{"GET", "/api/openapi.json", "", 200, nil, nil, (*server).openapi},
+		{"GET", "/api/whoami", store.RoleAgent, 200, nil, WhoAmI{}, (*server).whoami},
+		{"POST", "/api/repos", store.RoleAdmin, 201, RepoInput{}, RepoCreated{}, (*server).addRepo},
+		{"GET", "/api/repos", store.RoleRead, 200, nil, RepoList{}, (*server).listRepos},
+		{"GET", "/api/repos/{id}", store.RoleRead, 200, nil, Repo{}, (*server).getRepo},
+		{"POST", "/api/repos/{id}/dispatch", store.RoleWrite, 202, DispatchInput{}, Dispatched{}, (*server).dispatch},
+		{"GET", "/api/events/{id}", store.RoleRead, 200, nil, Event{}, (*server).getEvent},
+		{"GET", "/api/runs", store.RoleRead, 200, nil, RunList{}, (*server).listRuns},
+		{"GET", "/api/runs/{id}", store.RoleRead, 200, nil, RunDetail{}, (*server).getRun},
+		{"POST", "/api/runs/{id}/cancel", store.RoleWrite, 200, nil, Run{}, (*server).cancel},
+		{"POST", "/api/runs/{id}/rerun", store.RoleWrite, 201, RerunInput{}, Run{}, (*server).rerun},
+		{"GET", "/api/runs/{id}/jobs/{job}/logs", store.RoleRead, 200, nil, nil, (*server).logs},
+	}
+}
+
+type server struct {
+	Deps
+}
+
+// New returns the API handler. Requests under /api/ that match no route
+// get a JSON 404 (or 405 with Allow).
+func New(d Deps) http.Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Poll <= 0 {
+		d.Poll = time.Second
+	}
+	if d.Heartbeat <= 0 {
+		d.Heartbeat = 15 * time.Second
+	}
+	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
+	a := &server{d}
+	mux := http.NewServeMux()
+	methods := map[string][]string{}
+	for _, rt := range routes() {
+		mux.HandleFunc(rt.method+" "+rt.path, a.wrap(rt))
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	for path, ms := range methods {
+		allow := strings.Join(ms, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{
+				Kind: "invalid", Message: r.Method + " not allowed on " + path + " (allowed: " + allow + ")"}})
+		})
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeErrorMsg(w, errs.NotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+var roleRank = map[store.Role]int{store.RoleAgent: 1, store.RoleRead: 2, store.RoleWrite: 3, store.RoleAdmin: 4}
+
+// allowed reports whether role may do what needs at least min. Agent
+// tokens only run jobs: they reach nothing but agent-level routes.
+func allowed(role, min store.Role) bool {
+	if role == store.RoleAgent {
+		return min == store.RoleAgent
+	}
+	return roleRank[role] >= roleRank[min]
+}
+
+func (a *server) wrap(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var tok *store.Token
+		if rt.role != "" {
+			var err error
+			if tok, err = a.authenticate(r); err != nil {
+				a.fail(w, "", err)
+				return
+			}
+			if !allowed(tok.Role, rt.role) {
+				writeErrorMsg(w, errs.Forbidden, fmt.Sprintf("token %q has role %s; %s %s needs %s",
+					tok.Name, tok.Role, rt.method, rt.path, rt.role))
+				return
+			}
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		}
+		rt.handle(a, w, r, tok)
+	}
+}
+
+func (a *server) authenticate(r *http.Request) (*store.Token, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, errs.E("", errs.Unauthorized, "missing Authorization: Bearer <token> header")
+	}
+	scheme, secret, ok := strings.Cut(h, " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil, errs.E("", errs.Unauthorized, "Authorization header is not \"Bearer <token>\"")
+	}
+	sum := sha256.Sum256([]byte(secret))
+	tok, err := a.Store.TokenByHash(r.Context(), sum[:])
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.E("", errs.Unauthorized, "unknown or revoked token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// fail answers err. A NotFound about what (e.g. "run 12") is answered as
+// "run 12: not found" so that the store's wording never reaches users;
+// errors without a kind are logged and answered with a generic message.
+func (a *server) fail(w http.ResponseWriter, what string, err error) {
+	k := errs.KindOf(err)
+	switch {
+	case k == errs.NotFound && what != "":
+		writeErrorMsg(w, k, what+": not found")
+	case k == errs.Other && !isTooLarge(err):
+		a.Log.Error("api", "what", what, "err", err)
+		WriteError(w, err)
+	default:
+		WriteError(w, err)
+	}
+}
+
+func isTooLarge(err error) bool {
+	var e *http.MaxBytesError
+	return errors.As(err, &e)
+}
+
+// decode reads a JSON body into v: unknown fields, trailing data and
+// bodies over MaxBody are refused. An empty body is allowed when
+// emptyOK, leaving v as is.
+func decode(r *http.Request, v any, emptyOK bool) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	switch {
+	case err == io.EOF && emptyOK:
+		return nil
+	case err == io.EOF:
+		return errs.E("", errs.Invalid, "request body: a JSON object is required")
+	case isTooLarge(err):
+		return errs.E("", errs.TooLarge, "request body: larger than %d bytes", MaxBody)
+	case err != nil:
+		return errs.E("", errs.Invalid, "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if isTooLarge(err) {
+			return errs.E("", errs.TooLarge, "request body: larger than %d bytes", MaxBody)
+		}
+		return errs.E("", errs.Invalid, "request body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// pathID parses the {name} path value as a positive id.
+func pathID(r *http.Request, name string) (int64, error) {
+	return parseID(name, r.PathValue(name))
+}
+
+func parseID(name, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.E("", errs.Invalid, "%s %q is not a positive integer", name, s)
+	}
+	return id, nil
+}

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"context"
+
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// RepoInput is what registering a repository takes.
+type RepoInput struct {
+	URL    string `json:"url"`
+	Forge  string `json:"forge"`
+	Name   string `json:"name,omitempty"`   // owner/name; derived from URL when empty
+	Secret string `json:"secret,omitempty"` // generated when empty
+	Branch string `json:"branch,omitempty"`
+	// AllowSHA1 accepts GitHub's legacy sha1 signature header.
+	AllowSHA1     bool   `json:"allow_sha1,omitempty"`
+	StatusToken   string `json:"status_token,omitempty"`
+	APIURL        string `json:"api_url,omitempty"`
+	CloneUser     string `json:"clone_user,omitempty"`
+	ClonePassword string `json:"clone_password,omitempty"`
+}
+
+// DispatchInput is a workflow_dispatch request.
+type DispatchInput struct {
+	Workflow string            `json:"workflow"` // file name or path (.github/workflows/x.yml)
+	Ref      string            `json:"ref"`      // branch, tag or sha; default: the repo's branch
+	Inputs   map[string]string `json:"inputs,omitempty"`
+}
+
+// Actions are the operations with logic beyond a store call; the server
+// implements them. Errors carry an errs kind that maps to the status.
+type Actions interface {
+	// AddRepo validates and registers a repository (an empty explicit
+	// secret is refused; none given: one is generated).
+	AddRepo(ctx context.Context, orgID int64, in RepoInput) (*store.Repo, error)
+	// Dispatch validates the workflow and its inputs at ref and accepts a
+	// workflow_dispatch event; it returns the event id.
+	Dispatch(ctx context.Context, orgID, repoID int64, in DispatchInput) (int64, error)
+	// Rerun re-runs a run (all jobs, or only failed ones and what depends
+	// on them) with the same event, workflow and inputs.
+	Rerun(ctx context.Context, orgID, runID int64, failedOnly bool) (*store.Run, error)
+	// Cancel cancels a run: pending jobs never start, running sandboxes
+	// are torn down.
+	Cancel(ctx context.Context, orgID, runID int64) (*store.Run, error)
+}
+
+// LogNotifier wakes log followers when a job has new output or ends.
+// Wait returns a channel closed at the next change of jobID (or soon, for
+// changes made on other replicas, which are only seen by polling).
+type LogNotifier interface {
+	Wait(jobID int64) <-chan struct{}
+}

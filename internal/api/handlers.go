@@ -1,0 +1,238 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+const (
+	defaultRunLimit = 50
+	maxRunLimit     = 500
+)
+
+func (a *server) whoami(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	writeJSON(w, http.StatusOK, WhoAmI{OrgID: tok.OrgID, Token: tok.Name, Role: string(tok.Role), Version: a.Version})
+}
+
+func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	var in RepoInput
+	if err := decode(r, &in, false); err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	repo, err := a.Actions.AddRepo(r.Context(), tok.OrgID, in)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	out := toRepo(repo, a.BaseURL)
+	writeJSON(w, http.StatusCreated, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: repo.Secret})
+}
+
+// listRepos lists the organisation's repositories; ?name=owner/repo
+// selects one by name (an empty list when there is none).
+func (a *server) listRepos(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	out := RepoList{Repos: []Repo{}}
+	if name := r.URL.Query().Get("name"); name != "" {
+		repo, err := a.Store.RepoByName(r.Context(), tok.OrgID, name)
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			a.fail(w, "", err)
+			return
+		}
+		if repo != nil && err == nil {
+			out.Repos = append(out.Repos, toRepo(repo, a.BaseURL))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	repos, err := a.Store.ListRepos(r.Context(), tok.OrgID)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	for _, repo := range repos {
+		out.Repos = append(out.Repos, toRepo(repo, a.BaseURL))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *server) getRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	repo, err := a.Store.GetRepo(r.Context(), tok.OrgID, id)
+	if err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
+}
+
+func (a *server) dispatch(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	what := fmt.Sprintf("repo %d", id)
+	// Checked here too so that org scoping never depends on Actions.
+	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+		a.fail(w, what, err)
+		return
+	}
+	var in DispatchInput
+	if err := decode(r, &in, false); err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	if in.Workflow == "" {
+		a.fail(w, "", errs.E("", errs.Invalid, "workflow is required"))
+		return
+	}
+	evID, err := a.Actions.Dispatch(r.Context(), tok.OrgID, id, in)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Dispatched{EventID: evID})
+}
+
+func (a *server) getEvent(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	ev, err := a.Store.GetEvent(r.Context(), tok.OrgID, id)
+	if err != nil {
+		a.fail(w, fmt.Sprintf("event %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toEvent(ev))
+}
+
+var runStatuses = map[string]bool{
+	store.StatusBlocked: true, store.StatusWaiting: true, store.StatusQueued: true,
+	store.StatusRunning: true, store.StatusSuccess: true, store.StatusFailure: true,
+	store.StatusCancelled: true, store.StatusSkipped: true, store.StatusError: true,
+}
+
+func (a *server) listRuns(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	q := r.URL.Query()
+	f := store.RunFilter{Limit: defaultRunLimit, Status: q.Get("status")}
+	var err error
+	if s := q.Get("repo"); s != "" {
+		if f.RepoID, err = parseID("repo", s); err != nil {
+			a.fail(w, "", err)
+			return
+		}
+	}
+	if s := q.Get("before"); s != "" {
+		if f.Before, err = parseID("before", s); err != nil {
+			a.fail(w, "", err)
+			return
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxRunLimit {
+			a.fail(w, "", errs.E("", errs.Invalid, "limit %q is not between 1 and %d", s, maxRunLimit))
+			return
+		}
+		f.Limit = n
+	}
+	if f.Status != "" && !runStatuses[f.Status] {
+		a.fail(w, "", errs.E("", errs.Invalid, "status %q is not a run status", f.Status))
+		return
+	}
+	runs, err := a.Store.ListRuns(r.Context(), tok.OrgID, f)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	out := RunList{Runs: []Run{}}
+	for _, run := range runs {
+		out.Runs = append(out.Runs, toRun(run))
+	}
+	if len(runs) == f.Limit && len(runs) > 0 {
+		out.NextBefore = runs[len(runs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runFromPath reads the {id} run of the caller's organisation, answering
+// the error itself when there is none.
+func (a *server) runFromPath(w http.ResponseWriter, r *http.Request, tok *store.Token) (*store.Run, bool) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return nil, false
+	}
+	run, err := a.Store.GetRun(r.Context(), tok.OrgID, id)
+	if err != nil {
+		a.fail(w, fmt.Sprintf("run %d", id), err)
+		return nil, false
+	}
+	return run, true
+}
+
+func (a *server) getRun(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	run, ok := a.runFromPath(w, r, tok)
+	if !ok {
+		return
+	}
+	jobs, err := a.Store.Jobs(r.Context(), tok.OrgID, run.ID)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	out := RunDetail{Run: toRun(run), Jobs: []Job{}}
+	for _, j := range jobs {
+		// Always asked: an attempt interrupted on the last allowed lease
+		// leaves Attempt unchanged and the job in error.
+		att, err := a.Store.Attempts(r.Context(), tok.OrgID, j.ID)
+		if err != nil {
+			a.fail(w, "", err)
+			return
+		}
+		out.Jobs = append(out.Jobs, toJob(j, att))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *server) cancel(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	run, ok := a.runFromPath(w, r, tok)
+	if !ok {
+		return
+	}
+	run, err := a.Actions.Cancel(r.Context(), tok.OrgID, run.ID)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRun(run))
+}
+
+func (a *server) rerun(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	run, ok := a.runFromPath(w, r, tok)
+	if !ok {
+		return
+	}
+	var in RerunInput
+	if err := decode(r, &in, true); err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	newRun, err := a.Actions.Rerun(r.Context(), tok.OrgID, run.ID, in.Failed)
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toRun(newRun))
+}

@@ -1,0 +1,199 @@
+package api
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// Response types are the API's wire format, kept apart from store rows so
+// that a new column never leaks secrets (webhook secret, status token,
+// clone password, token hashes) or internals (leases) by accident.
+
+// WhoAmI describes the caller's token.
+type WhoAmI struct {
+	OrgID   int64  `json:"org_id"`
+	Token   string `json:"token"`
+	Role    string `json:"role"`
+	Version string `json:"version"`
+}
+
+// Repo is a registered repository, without its credentials.
+type Repo struct {
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Forge     string `json:"forge"`
+	Branch    string `json:"branch"`
+	AllowSHA1 bool   `json:"allow_sha1"`
+	// APIURL is the forge API used for commit statuses ("" = the forge's default).
+	APIURL string `json:"api_url,omitempty"`
+	// HasStatusToken says a commit-status token is configured (the token is never shown).
+	HasStatusToken bool      `json:"has_status_token"`
+	HookURL        string    `json:"hook_url"`
+	Created        time.Time `json:"created"`
+}
+
+// RepoList is the answer of GET /api/repos.
+type RepoList struct {
+	Repos []Repo `json:"repos"`
+}
+
+// RepoCreated is the answer of POST /api/repos: the only answer that
+// shows the webhook secret.
+type RepoCreated struct {
+	Repo    Repo   `json:"repo"`
+	HookURL string `json:"hook_url"`
+	Secret  string `json:"secret"`
+}
+
+// Dispatched is the answer of POST /api/repos/{id}/dispatch.
+type Dispatched struct {
+	EventID int64 `json:"event_id"`
+}
+
+// Event is an accepted trigger and how far it got.
+type Event struct {
+	ID       int64     `json:"id"`
+	RepoID   int64     `json:"repo_id"`
+	Source   string    `json:"source"`
+	Forge    string    `json:"forge,omitempty"`
+	Name     string    `json:"name"`
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Attempts int       `json:"attempts"`
+	Received time.Time `json:"received"`
+}
+
+// Run is one workflow run.
+type Run struct {
+	ID               int64             `json:"id"`
+	RepoID           int64             `json:"repo_id"`
+	EventID          int64             `json:"event_id"`
+	Number           int64             `json:"number"`
+	Workflow         string            `json:"workflow"`
+	Name             string            `json:"name"`
+	Event            string            `json:"event"`
+	Ref              string            `json:"ref"`
+	SHA              string            `json:"sha"`
+	Trigger          string            `json:"trigger"`
+	Status           string            `json:"status"`
+	Inputs           map[string]string `json:"inputs,omitempty"`
+	ConcurrencyGroup string            `json:"concurrency_group,omitempty"`
+	Attempt          int               `json:"attempt"`
+	RerunOf          int64             `json:"rerun_of,omitempty"`
+	Error            string            `json:"error,omitempty"`
+	Created          time.Time         `json:"created"`
+	Started          *time.Time        `json:"started,omitempty"`
+	Finished         *time.Time        `json:"finished,omitempty"`
+}
+
+// RunList is the answer of GET /api/runs; NextBefore, when set, is the
+// before= value of the next page.
+type RunList struct {
+	Runs       []Run `json:"runs"`
+	NextBefore int64 `json:"next_before,omitempty"`
+}
+
+// RunDetail is a run with its jobs.
+type RunDetail struct {
+	Run  Run   `json:"run"`
+	Jobs []Job `json:"jobs"`
+}
+
+// Job is one job of a run.
+type Job struct {
+	ID          int64             `json:"id"`
+	Key         string            `json:"key"`
+	Name        string            `json:"name"`
+	Needs       []string          `json:"needs,omitempty"`
+	Status      string            `json:"status"`
+	Error       string            `json:"error,omitempty"`
+	Attempt     int               `json:"attempt"`
+	MaxAttempts int               `json:"max_attempts"`
+	Outputs     map[string]string `json:"outputs,omitempty"`
+	// Results are per-instance (matrix) results as the executor wrote them.
+	Results         json.RawMessage `json:"results,omitempty"`
+	CancelRequested bool            `json:"cancel_requested,omitempty"`
+	ReusedFrom      int64           `json:"reused_from,omitempty"`
+	Queued          *time.Time      `json:"queued,omitempty"`
+	Started         *time.Time      `json:"started,omitempty"`
+	Finished        *time.Time      `json:"finished,omitempty"`
+	// Interrupted are earlier attempts that lost their lease.
+	Interrupted []Attempt `json:"interrupted,omitempty"`
+}
+
+// Attempt is an interrupted attempt of a job.
+type Attempt struct {
+	Attempt  int        `json:"attempt"`
+	Worker   string     `json:"worker,omitempty"`
+	Reason   string     `json:"reason"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+}
+
+// RerunInput is the body of POST /api/runs/{id}/rerun.
+type RerunInput struct {
+	// Failed re-runs only the failed jobs and what depends on them.
+	Failed bool `json:"failed"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// hookURL is where a forge sends a repository's webhooks.
+func hookURL(base string, id int64) string {
+	return base + "/hooks/" + strconv.FormatInt(id, 10)
+}
+
+func toRepo(r *store.Repo, base string) Repo {
+	return Repo{
+		ID: r.ID, Name: r.Name, URL: r.URL, Forge: r.Forge, Branch: r.Branch,
+		AllowSHA1: r.AllowSHA1, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
+		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(),
+	}
+}
+
+func toEvent(e *store.Event) Event {
+	return Event{
+		ID: e.ID, RepoID: e.RepoID, Source: e.Source, Forge: e.Forge, Name: e.Name,
+		State: e.State, Error: e.Error, Attempts: e.Attempts, Received: e.Received.UTC(),
+	}
+}
+
+func toRun(r *store.Run) Run {
+	return Run{
+		ID: r.ID, RepoID: r.RepoID, EventID: r.EventID, Number: r.Number,
+		Workflow: r.Workflow, Name: r.Name, Event: r.Event, Ref: r.Ref, SHA: r.SHA,
+		Trigger: r.Trigger, Status: r.Status, Inputs: r.Inputs,
+		ConcurrencyGroup: r.ConcurrencyGroup, Attempt: r.Attempt, RerunOf: r.RerunOf,
+		Error: r.Error, Created: r.Created.UTC(), Started: optTime(r.Started),
+		Finished: optTime(r.Finished),
+	}
+}
+
+func toJob(j *store.Job, interrupted []*store.Attempt) Job {
+	out := Job{
+		ID: j.ID, Key: j.Key, Name: j.Name, Needs: j.Needs, Status: j.Status,
+		Error: j.Error, Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Outputs: j.Outputs,
+		CancelRequested: j.CancelRequested, ReusedFrom: j.ReusedFrom,
+		Queued: optTime(j.Queued), Started: optTime(j.Started), Finished: optTime(j.Finished),
+	}
+	if json.Valid(j.Results) {
+		out.Results = j.Results
+	}
+	for _, a := range interrupted {
+		out.Interrupted = append(out.Interrupted, Attempt{
+			Attempt: a.Attempt, Worker: a.Owner, Reason: a.Reason,
+			Started: optTime(a.Started), Finished: optTime(a.Finished),
+		})
+	}
+	return out
+}

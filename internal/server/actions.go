@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/gitmirror"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/trigger"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+var _ api.Actions = (*Server)(nil)
+
+// AddRepo validates and registers a repository.
+func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*store.Repo, error) {
+	switch in.Forge {
+	case event.GitHub, event.GitLab, event.Gitea:
+	default:
+		return nil, errs.E("repo", errs.Invalid, "forge %q: want github, gitlab or gitea", in.Forge)
+	}
+	u, err := url.Parse(in.URL)
+	if err != nil || u.Host == "" && u.Scheme != "file" {
+		return nil, errs.E("repo", errs.Invalid, "url %q is not a repository URL", in.URL)
+	}
+	if u.User != nil {
+		return nil, errs.E("repo", errs.Invalid, "put credentials in clone_user/clone_password, not in the URL")
+	}
+	name := in.Name
+	if name == "" {
+		name = strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
+	}
+	if name == "" {
+		return nil, errs.E("repo", errs.Invalid, "cannot tell the repository name from %q; give name", in.URL)
+	}
+	secret := in.Secret
+	if secret == "" {
+		secret = randomHex(20)
+	} else if strings.TrimSpace(secret) == "" {
+		return nil, errs.E("repo", errs.Invalid, "the webhook secret is blank")
+	}
+	branch := in.Branch
+	if branch == "" {
+		branch = "main"
+	}
+	r := &store.Repo{OrgID: orgID, Name: name, URL: in.URL, Forge: in.Forge, Secret: secret, Branch: branch,
+		AllowSHA1: in.AllowSHA1, StatusToken: in.StatusToken, APIURL: in.APIURL,
+		CloneUser: in.CloneUser, ClonePassword: in.ClonePassword}
+	if err := s.store.CreateRepo(ctx, r); err != nil {
+		return nil, err
+	}
+	s.refreshSchedules()
+	return r, nil
+}
+
+// Dispatch validates a workflow_dispatch request at its ref and accepts it.
+func (s *Server) Dispatch(ctx context.Context, orgID, repoID int64, in api.DispatchInput) (int64, error) {
+	repo, err := s.store.GetRepo(ctx, orgID, repoID)
+	if err != nil {
+		return 0, err
+	}
+	if in.Workflow == "" {
+		return 0, errs.E("dispatch", errs.Invalid, "workflow is required")
+	}
+	ref := in.Ref
+	if ref == "" {
+		ref = repo.Branch
+	}
+	key := repoKey(repo)
+	if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+		return 0, err
+	}
+	sha, fullRef, err := s.git.Resolve(ctx, key, ref)
+	if err != nil {
+		return 0, err
+	}
+	files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	if err != nil {
+		return 0, err
+	}
+	var wf *workflow.Workflow
+	for name, data := range files {
+		if sameWorkflow(name, in.Workflow) {
+			w, probs := workflow.Parse(data, name)
+			if len(probs) > 0 {
+				return 0, errs.E("dispatch", errs.Invalid, "%v", probs)
+			}
+			wf = w
+		}
+	}
+	if wf == nil {
+		return 0, errs.E("dispatch", errs.NotFound, "no workflow %q at %s", in.Workflow, ref)
+	}
+	t := wf.Trigger("workflow_dispatch")
+	if t == nil {
+		return 0, errs.E("dispatch", errs.Invalid, "workflow %s has no workflow_dispatch trigger", wf.File)
+	}
+	inputs, err := trigger.DispatchInputs(t, in.Inputs)
+	if err != nil {
+		return 0, err
+	}
+	payload := map[string]any{"ref": fullRef, "workflow": wf.File, "inputs": anyMap(inputs),
+		"repository": map[string]any{"full_name": repo.Name}, "sender": map[string]any{"login": "api"}}
+	ev := &event.Event{Name: "workflow_dispatch", Ref: fullRef, SHA: sha, Inputs: inputs, Sender: "api",
+		Repository: event.Repository{FullName: repo.Name, CloneURL: repo.URL, DefaultBranch: repo.Branch}}
+	return s.acceptInternal(ctx, repo, "api", ev, payload, "")
+}
+
+// acceptInternal stores an event made by Conveyor (API, cron).
+func (s *Server) acceptInternal(ctx context.Context, repo *store.Repo, source string, ev *event.Event, payload map[string]any, delivery string) (int64, error) {
+	sev, err := internalEvent(repo, source, ev, payload, delivery)
+	if err != nil {
+		return 0, err
+	}
+	acc, err := s.intake.Accept(ctx, sev)
+	if err != nil {
+		return 0, err
+	}
+	s.wakeEvents()
+	return acc.ID, nil
+}
+
+// internalEvent is the stored form of an event Conveyor made itself.
+func internalEvent(repo *store.Repo, source string, ev *event.Event, payload map[string]any, delivery string) (*store.Event, error) {
+	body, err := json.Marshal(runEvent{Event: ev, Payload: payload})
+	if err != nil {
+		return nil, errs.Wrap("event", errs.Invalid, err)
+	}
+	return &store.Event{OrgID: repo.OrgID, RepoID: repo.ID, Source: source, Name: ev.Name,
+		DeliveryID: delivery, Body: body, Received: time.Now(), State: store.EventPending}, nil
+}
+
+// Cancel cancels a run; running jobs on this replica stop at once, on
+// others at their next heartbeat.
+func (s *Server) Cancel(ctx context.Context, orgID, runID int64) (*store.Run, error) {
+	r, err := s.store.CancelRun(ctx, orgID, runID, "cancelled by a user")
+	if err != nil {
+		return nil, err
+	}
+	s.cancels.Notify(runID)
+	s.wakeStatuses()
+	return r, nil
+}
+
+// Rerun re-runs a finished run with the same event, workflow file and
+// inputs. With failedOnly, jobs that succeeded keep their result and
+// outputs (shown as reused) and only failed or cancelled jobs, and the
+// jobs that depend on them, run again.
+func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool) (*store.Run, error) {
+	old, err := s.store.GetRun(ctx, orgID, runID)
+	if err != nil {
+		return nil, err
+	}
+	if !store.Terminal(old.Status) {
+		return nil, errs.E("rerun", errs.Conflict, "run %d is still %s", runID, old.Status)
+	}
+	jobs, err := s.store.Jobs(ctx, orgID, runID)
+	if err != nil {
+		return nil, err
+	}
+	again := map[string]bool{}
+	for _, j := range jobs {
+		if !failedOnly || (j.Status != store.StatusSuccess && j.Status != store.StatusSkipped) {
+			again[j.Key] = true
+		}
+	}
+	if failedOnly && len(again) == 0 {
+		return nil, errs.E("rerun", errs.Invalid, "run %d has no failed jobs", runID)
+	}
+	for changed := true; changed; { // and everything downstream of them
+		changed = false
+		for _, j := range jobs {
+			for _, n := range j.Needs {
+				if again[n] && !again[j.Key] {
+					again[j.Key], changed = true, true
+				}
+			}
+		}
+	}
+	nr := *old
+	nr.ID, nr.Number, nr.Status, nr.Error = 0, 0, store.StatusQueued, ""
+	nr.Trigger, nr.RerunOf, nr.Attempt = "rerun", old.ID, old.Attempt+1
+	nr.Started, nr.Finished, nr.Created = time.Time{}, time.Time{}, time.Time{}
+	var newJobs []*store.Job
+	for _, j := range jobs {
+		nj := &store.Job{OrgID: j.OrgID, RepoID: j.RepoID, Key: j.Key, Name: j.Name, Needs: j.Needs,
+			Labels: j.Labels, Backend: j.Backend, Priority: j.Priority, MaxAttempts: j.MaxAttempts}
+		switch {
+		case !again[j.Key]:
+			nj.Status, nj.Outputs, nj.Results, nj.ReusedFrom = j.Status, j.Outputs, j.Results, j.ID
+		case len(j.Needs) > 0:
+			nj.Status = store.StatusWaiting
+		default:
+			nj.Status = store.StatusQueued
+		}
+		newJobs = append(newJobs, nj)
+	}
+	// A waiting job whose needs are all reused is ready now.
+	reused := map[string]bool{}
+	for _, j := range newJobs {
+		if j.ReusedFrom != 0 {
+			reused[j.Key] = true
+		}
+	}
+	for _, j := range newJobs {
+		if j.Status == store.StatusWaiting && allIn(j.Needs, reused) {
+			j.Status = store.StatusQueued
+		}
+	}
+	runs, err := s.store.CreateRuns(ctx, []store.NewRun{{Run: &nr, Jobs: newJobs}})
+	if err != nil {
+		return nil, err
+	}
+	s.wakeDispatch()
+	s.wakeStatuses()
+	return runs[0], nil
+}
+
+func allIn(keys []string, set map[string]bool) bool {
+	for _, k := range keys {
+		if !set[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func creds(r *store.Repo) gitmirror.Credentials {
+	return gitmirror.Credentials{Username: r.CloneUser, Password: r.ClonePassword}
+}

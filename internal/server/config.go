@@ -1,0 +1,83 @@
+// Package server wires Conveyor's master into one process: webhook intake,
+// the REST API, event processing (trigger matching, planning), the job
+// dispatcher that runs each job in a fresh sandbox with the shared executor,
+// cron, lease expiry, commit statuses, health and metrics.
+package server
+
+import (
+	"io"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// Config is the server's configuration (flags, CONVEYOR_* env or a config
+// file, read in cmd/conveyor).
+type Config struct {
+	// Listen is the HTTP address; BaseURL the URL forges and users reach
+	// it at (default http://Listen).
+	Listen  string
+	BaseURL string
+	// DataDir holds the SQLite database (when no Database is given), the
+	// git mirror cache and job directories.
+	DataDir string
+	// Workers is how many jobs this replica runs at once; RepoLimit caps
+	// running jobs per repository across replicas (0: no cap).
+	Workers   int
+	RepoLimit int
+	// LeaseTTL is how long a job lease lives without a heartbeat.
+	LeaseTTL time.Duration
+	// Poll is how often the store is polled for work made elsewhere
+	// (other replicas); local work wakes the loops at once.
+	Poll time.Duration
+	// CronCatchUp: after downtime, the latest missed schedule fires only
+	// when it is this recent.
+	CronCatchUp time.Duration
+	// Platforms maps runs-on labels to images ("-self-hosted": host).
+	Platforms map[string]string
+	// Replica names this process in leases (default host-pid-random).
+	Replica string
+	// AllowFileURLs lets repositories be file:// URLs (tests, single-user
+	// set-ups); off by default so a tenant cannot read the server's disk.
+	AllowFileURLs bool
+	// Version is reported by the API.
+	Version string
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Listen
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	if c.Poll <= 0 {
+		c.Poll = 500 * time.Millisecond
+	}
+	if c.CronCatchUp <= 0 {
+		c.CronCatchUp = time.Hour
+	}
+}
+
+// Backends are the sandboxes jobs run in (see exec.Options).
+type Backends struct {
+	Main, Host, Containers backend.Backend
+}
+
+// Deps are what the server is built from; main opens them.
+type Deps struct {
+	Store    store.Store
+	Backends Backends
+	Log      *slog.Logger
+	// Stdout receives the start-up lines (URL, first admin token).
+	Stdout io.Writer
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/cron"
+	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// cronTick is how often due schedules are checked; GitHub's finest
+// schedule is every 5 minutes, so firing within 10 s is on time.
+const cronTick = 10 * time.Second
+
+// schedule is one cron line of one workflow on a repository's default
+// branch.
+type schedule struct {
+	repo *store.Repo
+	file string
+	spec string
+	s    cron.Schedule
+}
+
+func (c schedule) key() string { return fmt.Sprintf("%d:%s:%s", c.repo.ID, c.file, c.spec) }
+
+// cronLoop fires on: schedule entries. The fired scheduled time is stored
+// with the event in one transaction (compare-and-set), so a schedule fires
+// once across restarts and replicas. Catch-up rule (see package cron):
+// after downtime only the latest missed time fires, if it is within
+// Config.CronCatchUp.
+func (s *Server) cronLoop(ctx context.Context) {
+	var scheds []schedule
+	loaded := time.Time{}
+	for {
+		if loaded.IsZero() || time.Since(loaded) > 5*time.Minute || s.takeScheduleRefresh() {
+			scheds = s.loadSchedules(ctx)
+			loaded = time.Now()
+		}
+		for _, sc := range scheds {
+			s.fireDue(ctx, sc, time.Now())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(cronTick):
+		case <-s.scheduleWake:
+		}
+	}
+}
+
+func (s *Server) refreshSchedules() {
+	s.scheduleDirty.Store(true)
+	wake(s.scheduleWake)
+}
+
+func (s *Server) takeScheduleRefresh() bool { return s.scheduleDirty.Swap(false) }
+
+// loadSchedules reads the schedules of every repository at the head of
+// its default branch.
+func (s *Server) loadSchedules(ctx context.Context) []schedule {
+	repos, err := allRepos(ctx, s.store)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("cron: listing repositories", "err", err)
+		}
+		return nil
+	}
+	var out []schedule
+	for _, r := range repos {
+		key := repoKey(r)
+		if err := s.git.Sync(ctx, key, r.URL, creds(r)); err != nil {
+			s.log.Warn("cron: fetching repository", "repo", r.Name, "err", err)
+			continue
+		}
+		sha, _, err := s.git.Resolve(ctx, key, r.Branch)
+		if err != nil {
+			continue
+		}
+		files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+		if err != nil {
+			continue
+		}
+		names := make([]string, 0, len(files))
+		for n := range files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			wf, probs := workflow.Parse(files[name], name)
+			if len(probs) > 0 {
+				continue
+			}
+			t := wf.Trigger("schedule")
+			if t == nil {
+				continue
+			}
+			for _, spec := range t.Cron {
+				cs, err := cron.Parse(spec)
+				if err != nil {
+					s.log.Warn("cron: bad schedule", "repo", r.Name, "workflow", name, "cron", spec, "err", err)
+					continue
+				}
+				out = append(out, schedule{repo: r, file: name, spec: spec, s: cs})
+			}
+		}
+	}
+	return out
+}
+
+// fireDue fires sc's due times, if any.
+func (s *Server) fireDue(ctx context.Context, sc schedule, now time.Time) {
+	key := sc.key()
+	last, err := s.store.CronLast(ctx, key)
+	if err != nil {
+		return
+	}
+	// First sighting (no last) starts from now; see cron.Due.
+	due := cron.Due(sc.s, last, now, s.cfg.CronCatchUp)
+	if due.Skipped > 0 {
+		s.log.Warn("cron: schedules missed during downtime were skipped", "repo", sc.repo.Name, "workflow", sc.file, "cron", sc.spec, "skipped", due.Skipped)
+	}
+	if due.Fire.IsZero() {
+		if due.Last.After(last) {
+			_, _ = s.store.FireCron(ctx, key, due.Last, nil)
+		}
+		return
+	}
+	at := due.Fire
+	ev := &event.Event{Name: "schedule", Ref: "refs/heads/" + sc.repo.Branch, Schedule: sc.spec, Sender: "conveyor",
+		Repository: event.Repository{FullName: sc.repo.Name, CloneURL: sc.repo.URL, DefaultBranch: sc.repo.Branch}}
+	payload := map[string]any{"schedule": sc.spec, "workflow": sc.file, "repository": map[string]any{"full_name": sc.repo.Name}}
+	sev, err := internalEvent(sc.repo, "cron", ev, payload, fmt.Sprintf("cron:%s:%d", key, at.Unix()))
+	if err != nil {
+		return
+	}
+	ok, err := s.store.FireCron(ctx, key, at, sev)
+	if err != nil {
+		s.log.Error("cron: firing", "key", key, "err", err)
+		return
+	}
+	if ok {
+		s.log.Info("cron fired", "repo", sc.repo.Name, "workflow", sc.file, "cron", sc.spec, "at", at)
+		s.wakeEvents()
+	}
+}

@@ -1,0 +1,286 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/expr"
+	"github.com/conveyor-ci/conveyor/internal/forge"
+	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/trigger"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// workflowDirs are where a repository's workflow files are read from.
+var workflowDirs = []string{".github/workflows", ".conveyor"}
+
+// maxEventAttempts bounds retries of an event whose processing failed for
+// an infrastructure reason (git unreachable).
+const maxEventAttempts = 5
+
+// runEvent is what a run keeps of its event: the model and the payload the
+// github.event context shows. Re-runs read it back.
+type runEvent struct {
+	Event   *event.Event   `json:"event"`
+	Payload map[string]any `json:"payload"`
+}
+
+// processLoop turns accepted events into runs.
+func (s *Server) processLoop(ctx context.Context) {
+	for {
+		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, 2*time.Minute)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claiming events", "err", err)
+		}
+		for _, ev := range evs {
+			s.processEvent(ctx, ev)
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.eventWake:
+		case <-time.After(s.cfg.Poll):
+		}
+	}
+}
+
+func (s *Server) processEvent(ctx context.Context, sev *store.Event) {
+	runs, err := s.plan(ctx, sev)
+	if err != nil {
+		if errs.KindOf(err) == errs.Unavailable && sev.Attempts < maxEventAttempts && ctx.Err() == nil {
+			s.log.Warn("event will be retried", "event", sev.ID, "attempt", sev.Attempts, "err", err)
+			return // the claim expires and the event is claimed again
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("event failed", "event", sev.ID, "err", err)
+		if err := s.store.FailEvent(ctx, sev.ID, s.cfg.Replica, err.Error()); err != nil {
+			s.log.Error("failing event", "event", sev.ID, "err", err)
+		}
+		return
+	}
+	created, err := s.store.FinishEvent(ctx, sev.ID, s.cfg.Replica, runs)
+	if err != nil {
+		s.log.Error("writing runs", "event", sev.ID, "err", err)
+		return
+	}
+	for _, r := range created {
+		s.log.Info("run created", "run", r.ID, "repo", r.RepoID, "workflow", r.Workflow, "event", r.Event, "status", r.Status)
+	}
+	if len(created) > 0 {
+		s.wakeDispatch()
+	}
+}
+
+// decode turns a stored event back into the model.
+func decode(sev *store.Event) (*event.Event, error) {
+	if sev.Source == "webhook" {
+		return forge.Parse(sev.Forge, headerOf(sev.Headers), sev.Body)
+	}
+	var re runEvent
+	if err := json.Unmarshal(sev.Body, &re); err != nil || re.Event == nil {
+		return nil, errs.E("event", errs.Invalid, "stored %s event %d is not readable: %v", sev.Source, sev.ID, err)
+	}
+	re.Event.Body = re.Payload
+	return re.Event, nil
+}
+
+// plan reads the workflows at the event's commit and builds the runs the
+// event triggers.
+func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, error) {
+	ev, err := decode(sev)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Name == "ping" || (ev.Name == "push" && ev.Deleted) {
+		return nil, nil
+	}
+	if (ev.Name == "push" || ev.Name == "pull_request") && trigger.SkipCI(ev.HeadCommit) {
+		s.log.Info("skipped: [skip ci] in the head commit", "event", sev.ID)
+		return nil, nil
+	}
+	repo, err := s.store.GetRepo(ctx, sev.OrgID, sev.RepoID)
+	if err != nil {
+		return nil, err
+	}
+	key := repoKey(repo)
+	if ev.SHA == "" && ev.Ref != "" { // cron: the head of the branch when processed
+		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+			return nil, err
+		}
+		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
+			return nil, err
+		}
+	}
+	if ev.SHA == "" {
+		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
+	}
+	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
+		s.refreshSchedules() // on: schedule is read from the default branch
+	}
+	if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
+		return nil, err
+	}
+	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
+	if err != nil {
+		return nil, err
+	}
+	payload := ev.Body
+	if sev.Source == "webhook" {
+		payload = forge.GitHubPayload(ev)
+	}
+	evJSON, err := json.Marshal(runEvent{Event: ev, Payload: payload})
+	if err != nil {
+		return nil, errs.Wrap("event", errs.Invalid, err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var runs []store.NewRun
+	for _, name := range names {
+		if want := dispatchWorkflow(ev); want != "" && !sameWorkflow(name, want) {
+			continue
+		}
+		nr, err := s.planFile(ctx, repo, sev, ev, name, files[name], evJSON)
+		if err != nil {
+			return nil, err
+		}
+		if nr != nil {
+			runs = append(runs, *nr)
+		}
+	}
+	return runs, nil
+}
+
+// planFile plans one workflow file for the event; nil when it does not run.
+func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, name string, data, evJSON []byte) (*store.NewRun, error) {
+	wf, probs := workflow.Parse(data, name)
+	run := &store.Run{
+		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
+		Event: ev.Name, Ref: ev.Ref, SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
+		Inputs: ev.Inputs, EventJSON: evJSON, WorkflowYAML: data, Attempt: 1,
+	}
+	if wf != nil && wf.Name != "" {
+		run.Name = wf.Name
+	}
+	if len(probs) > 0 {
+		// GitHub shows a failed run for a broken file on push; do the same
+		// so the user sees why nothing ran.
+		if ev.Name != "push" {
+			return nil, nil
+		}
+		run.Status = store.StatusFailure
+		run.Error = "invalid workflow file:\n" + probs.Error()
+		return &store.NewRun{Run: run}, nil
+	}
+	dec, err := trigger.Match(ctx, wf, ev, trigger.Options{Filters: s.filters, ChangedFiles: func(ctx context.Context, ev *event.Event) ([]string, error) {
+		return s.git.ChangedFiles(ctx, repoKey(repo), ev.Before, ev.SHA)
+	}})
+	if err != nil && !dec.Run && errs.KindOf(err) == errs.Invalid {
+		s.log.Info("workflow not triggered: invalid filter", "event", sev.ID, "workflow", name, "reason", dec.Reason)
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !dec.Run {
+		s.log.Debug("workflow not triggered", "event", sev.ID, "workflow", name, "reason", dec.Reason)
+		return nil, nil
+	}
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: ev.Name})
+	if err != nil || len(p.Workflows) == 0 {
+		run.Status = store.StatusFailure
+		run.Error = fmt.Sprintf("cannot plan the workflow: %v", err)
+		return &store.NewRun{Run: run}, nil
+	}
+	if wf.Concurrency != nil {
+		c := concurrencyContext(ev, run, name)
+		g, err := expr.Interpolate(wf.Concurrency.Group, c)
+		if err != nil {
+			run.Status, run.Error = store.StatusFailure, "concurrency.group: "+err.Error()
+			return &store.NewRun{Run: run}, nil
+		}
+		run.ConcurrencyGroup = expr.ToString(g)
+		if v := wf.Concurrency.CancelInProgress; v != "" {
+			b, err := expr.Interpolate(v, c)
+			if str, ok := b.(string); ok {
+				run.CancelInProgress = strings.TrimSpace(str) == "true"
+			} else {
+				run.CancelInProgress = err == nil && expr.Truthy(b)
+			}
+		}
+	}
+	return &store.NewRun{Run: run, Jobs: jobsOf(p.Workflows[0], run)}, nil
+}
+
+// jobsOf turns a planned workflow into queue entries.
+func jobsOf(pw *plan.Workflow, run *store.Run) []*store.Job {
+	var jobs []*store.Job
+	for _, pj := range pw.Jobs {
+		j := &store.Job{OrgID: run.OrgID, RepoID: run.RepoID, Key: pj.ID, Name: pj.Name, Needs: pj.Needs,
+			Labels: pj.RunsOn, MaxAttempts: 2, Status: store.StatusQueued}
+		if len(pj.Needs) > 0 {
+			j.Status = store.StatusWaiting
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// concurrencyContext is what workflow-level concurrency: may read.
+func concurrencyContext(ev *event.Event, run *store.Run, file string) *expr.Context {
+	inputs := map[string]any{}
+	for k, v := range ev.Inputs {
+		inputs[k] = v
+	}
+	gh := map[string]any{
+		"event_name": ev.Name, "ref": ev.Ref, "sha": ev.SHA, "workflow": run.Name,
+		"repository": ev.Repository.FullName, "actor": ev.Sender, "event": ev.Body,
+		"head_ref": "", "base_ref": "", "ref_name": refName(ev.Ref), "workflow_ref": ev.Repository.FullName + "/" + file + "@" + ev.Ref,
+	}
+	if pr := ev.PullRequest; pr != nil {
+		gh["head_ref"], gh["base_ref"] = pr.HeadRef, pr.BaseRef
+	}
+	return &expr.Context{Values: map[string]any{"github": gh, "inputs": inputs, "vars": map[string]any{}}}
+}
+
+func refName(ref string) string {
+	for _, p := range []string{"refs/heads/", "refs/tags/"} {
+		if s, ok := strings.CutPrefix(ref, p); ok {
+			return s
+		}
+	}
+	return ref
+}
+
+// dispatchWorkflow is the file a workflow_dispatch event names, if any.
+func dispatchWorkflow(ev *event.Event) string {
+	if ev.Name != "workflow_dispatch" && ev.Name != "schedule" {
+		return ""
+	}
+	if w, ok := ev.Body["workflow"].(string); ok {
+		return w
+	}
+	return ""
+}
+
+// sameWorkflow compares a file path with a name given by a user
+// ("ci.yml", ".github/workflows/ci.yml").
+func sameWorkflow(file, want string) bool {
+	return file == want || path.Base(file) == want
+}
+
+func repoKey(r *store.Repo) string { return fmt.Sprintf("%d", r.ID) }

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/gitmirror"
+	"github.com/conveyor-ci/conveyor/internal/logs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
+	"github.com/conveyor-ci/conveyor/internal/trigger"
+)
+
+// Server is one replica of the master.
+type Server struct {
+	cfg      Config
+	store    store.Store
+	backends Backends
+	log      *slog.Logger
+	git      *gitmirror.Cache
+	intake   *sqlstore.AcceptBatcher
+	hub      *logs.Hub // live log followers
+	cancels  *logs.Hub // running jobs of a run cancelled on this replica
+	metrics  *metrics
+	filters  *trigger.Cache // compiled CEL filters
+	http     *http.Client   // for commit statuses
+	jobsDir  string
+	handler  http.Handler
+
+	eventWake, dispatchWake, statusWake chan struct{}
+	scheduleWake                        chan struct{}
+	scheduleDirty                       atomic.Bool
+	jobs                                sync.WaitGroup
+	ready                               chan struct{}
+}
+
+// New builds a server over an open store. Run starts it.
+func New(cfg Config, d Deps) (*Server, error) {
+	cfg.defaults()
+	if cfg.Replica == "" {
+		host, _ := os.Hostname()
+		cfg.Replica = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s := &Server{
+		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log,
+		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
+		hub:       logs.NewHub(),
+		filters:   trigger.NewCache(1024),
+		http:      &http.Client{Timeout: 30 * time.Second},
+		cancels:   logs.NewHub(),
+		jobsDir:   filepath.Join(cfg.DataDir, "jobs"),
+		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
+		scheduleWake: make(chan struct{}, 1),
+		ready:        make(chan struct{}),
+	}
+	if err := os.MkdirAll(s.jobsDir, 0o700); err != nil {
+		return nil, errs.Wrap("server", errs.Unavailable, err)
+	}
+	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, 2*time.Millisecond)
+	s.metrics = newMetrics(d.Store)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hooks/{repo}", s.hook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("/api/", api.New(api.Deps{
+		Store: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
+	}))
+	s.handler = mux
+	return s, nil
+}
+
+// Handler is the HTTP handler (for tests that serve it themselves).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Bootstrap creates the first admin token of the default organisation when
+// it has none and returns it ("" when tokens exist). Only its hash is kept.
+func (s *Server) Bootstrap(ctx context.Context) (string, error) {
+	org, err := s.store.EnsureOrg(ctx, "default")
+	if err != nil {
+		return "", err
+	}
+	n, err := s.store.CountTokens(ctx, org.ID)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	tok := "cvy_" + randomHex(24)
+	sum := sha256.Sum256([]byte(tok))
+	if err := s.store.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: sum[:]}); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// Run serves on ln and runs the background loops until ctx ends, then
+// shuts down: no new leases, HTTP drained, running jobs stopped (their
+// leases expire and they are re-queued as interrupted attempts).
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(loopCtx)
+		}()
+	}
+	close(s.ready)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopLoops()
+	wg.Wait()
+	s.jobs.Wait()
+	s.intake.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.ready:
+	default:
+		writeError(w, errs.E("readyz", errs.Unavailable, "starting"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.store.Stats(ctx); err != nil {
+		writeError(w, errs.E("readyz", errs.Unavailable, "database: %v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// expireLoop returns lost leases to the queue (or fails them).
+func (s *Server) expireLoop(ctx context.Context) {
+	every := max(s.cfg.LeaseTTL/4, 100*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		exp, err := s.store.Expire(ctx, time.Now())
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("expiring leases", "err", err)
+			}
+			continue
+		}
+		for _, e := range exp {
+			s.log.Warn("lease expired", "job", e.JobID, "run", e.RunID, "requeued", e.Requeue, "reason", e.Reason)
+			s.hub.Notify(e.JobID)
+		}
+		if len(exp) > 0 {
+			s.wakeDispatch()
+			s.wakeStatuses()
+		}
+	}
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) wakeEvents()   { wake(s.eventWake) }
+func (s *Server) wakeDispatch() { wake(s.dispatchWake) }
+func (s *Server) wakeStatuses() { wake(s.statusWake) }
+
+func (s *Server) cancelWake(runID int64) <-chan struct{} { return s.cancels.Wait(runID) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) { api.WriteError(w, err) }

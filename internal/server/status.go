@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/forge"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// maxStatusAttempts bounds how often a commit status is tried before it is
+// given up (recorded on the report, never blocking the run).
+const maxStatusAttempts = 8
+
+// statusLoop sends commit statuses from the outbox to the forges, with
+// exponential backoff per report.
+func (s *Server) statusLoop(ctx context.Context) {
+	for {
+		reps, err := s.store.ClaimStatuses(ctx, time.Now(), 32, time.Minute)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claiming commit statuses", "err", err)
+		}
+		for _, r := range reps {
+			s.sendStatus(ctx, r)
+		}
+		if len(reps) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.statusWake:
+		case <-time.After(max(s.cfg.Poll, time.Second)):
+		}
+	}
+}
+
+func (s *Server) sendStatus(ctx context.Context, r *store.StatusReport) {
+	repo, err := s.store.RepoForHook(ctx, r.RepoID)
+	if err != nil {
+		_ = s.store.StatusSent(ctx, r.ID, "repository gone: "+err.Error(), time.Now(), true)
+		return
+	}
+	if repo.StatusToken == "" {
+		_ = s.store.StatusSent(ctx, r.ID, "no status token configured for the repository", time.Now(), true)
+		return
+	}
+	api := repo.APIURL
+	if api == "" {
+		api = forge.DefaultAPIURL(repo.Forge, repo.URL)
+	}
+	target := r.TargetURL
+	if target == "" {
+		target = fmt.Sprintf("%s/api/runs/%d", s.cfg.BaseURL, r.RunID)
+	}
+	c, err := forge.NewStatusClient(repo.Forge, api, repo.StatusToken, s.http)
+	if err != nil {
+		_ = s.store.StatusSent(ctx, r.ID, err.Error(), time.Now(), true)
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = c.SetStatus(sctx, repo.Name, r.SHA, forge.Status{State: forge.State(r.State), Context: r.Context, Description: r.Description, TargetURL: target})
+	cancel()
+	if err == nil {
+		s.metrics.statuses.WithLabelValues("sent").Inc()
+		_ = s.store.StatusSent(ctx, r.ID, "", time.Now(), false)
+		return
+	}
+	attempt := r.Attempts + 1
+	giveUp := attempt >= maxStatusAttempts
+	switch errs.KindOf(err) {
+	case errs.Invalid, errs.Unauthorized, errs.NotFound, errs.Forbidden:
+		giveUp = true // a retry would get the same answer
+	}
+	backoff := time.Duration(1<<min(attempt, 10)) * time.Second
+	s.metrics.statuses.WithLabelValues("failed").Inc()
+	s.log.Warn("commit status failed", "run", r.RunID, "attempt", attempt, "give_up", giveUp, "err", err)
+	_ = s.store.StatusSent(ctx, r.ID, err.Error(), time.Now().Add(backoff), giveUp)
+}

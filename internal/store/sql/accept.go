@@ -1,0 +1,266 @@
+package sqlstore
+
+import (
+	"context"
+	dbsql "database/sql"
+	"encoding/binary"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// dedupeWindow is how long an equal body counts as a duplicate delivery.
+const dedupeWindow = 24 * time.Hour
+
+// lookupChunk bounds the values of one IN list, far below both dialects'
+// limits on parameters.
+const lookupChunk = 256
+
+// Accept stores evs in one transaction, skipping duplicates (same delivery
+// id, or same body hash within 24 h, for the same repository), including
+// duplicates inside evs. Each stored event gets its ID, OrgID (from its
+// repository), State and Received set.
+func (s *DB) Accept(ctx context.Context, evs []*store.Event) ([]store.Accepted, error) {
+	const op = "store.Accept"
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	var out []store.Accepted
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		var err error
+		out, err = s.acceptTx(ctx, tx, evs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// dedupeKey names what makes two events of a repository equal.
+type dedupeKey struct {
+	repo int64
+	kind byte // 'd': delivery id, 'h': body hash
+	val  string
+}
+
+// seenEvent is the newest stored event with a dedupeKey.
+type seenEvent struct {
+	id       int64
+	received time.Time
+}
+
+// acceptTx is Accept inside tx. The batch costs a few lookups (one per
+// repository and kind, however many events) plus one insert per new event:
+// it is the webhook hot path.
+func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]store.Accepted, error) {
+	const op = "store.Accept"
+	t := now()
+	byRepo := map[int64][]*store.Event{}
+	for _, ev := range evs {
+		if ev == nil || ev.RepoID == 0 {
+			return nil, errs.E(op, errs.Invalid, "an event needs a repository")
+		}
+		byRepo[ev.RepoID] = append(byRepo[ev.RepoID], ev)
+	}
+	if err := s.lockDedupeKeys(ctx, tx, evs); err != nil {
+		return nil, err
+	}
+	orgs := map[int64]int64{}
+	seen := map[dedupeKey]seenEvent{}
+	for repo, group := range byRepo {
+		var org int64
+		if err := tx.QueryRowContext(ctx, `SELECT org_id FROM repos WHERE id = $1`, repo).Scan(&org); err != nil {
+			return nil, notFound(op, err, "no repository %d", repo)
+		}
+		orgs[repo] = org
+		if err := s.loadSeen(ctx, tx, repo, group, t, seen); err != nil {
+			return nil, err
+		}
+	}
+	insert, err := tx.PrepareContext(ctx, s.insertEventQuery())
+	if err != nil {
+		return nil, err
+	}
+	defer insert.Close()
+
+	out := make([]store.Accepted, len(evs))
+	for i, ev := range evs {
+		org := orgs[ev.RepoID]
+		if ev.OrgID != 0 && ev.OrgID != org {
+			return nil, errs.E(op, errs.Invalid, "event of repository %d names another organisation", ev.RepoID)
+		}
+		received := receivedAt(ev, t)
+		dk := dedupeKey{ev.RepoID, 'd', ev.DeliveryID}
+		hk := dedupeKey{ev.RepoID, 'h', string(ev.BodyHash)}
+		if p, ok := seen[dk]; ok && ev.DeliveryID != "" {
+			out[i] = store.Accepted{ID: p.id, Duplicate: true}
+			continue
+		}
+		if p, ok := seen[hk]; ok && len(ev.BodyHash) > 0 && p.received.After(received.Add(-dedupeWindow)) {
+			out[i] = store.Accepted{ID: p.id, Duplicate: true}
+			continue
+		}
+		id, err := s.insertEvent(ctx, insert, org, ev, received)
+		if err != nil {
+			return nil, err
+		}
+		ev.ID, ev.OrgID, ev.Received, ev.State = id, org, received, store.EventPending
+		out[i] = store.Accepted{ID: id}
+		if ev.DeliveryID != "" {
+			seen[dk] = seenEvent{id, received}
+		}
+		if len(ev.BodyHash) > 0 {
+			seen[hk] = seenEvent{id, received}
+		}
+	}
+	return out, nil
+}
+
+func receivedAt(ev *store.Event, t time.Time) time.Time {
+	if ev.Received.IsZero() {
+		return t
+	}
+	return ev.Received.UTC().Truncate(time.Microsecond)
+}
+
+// loadSeen adds to seen the stored events of repo that evs could
+// duplicate: same delivery id, or same body hash inside the window of the
+// oldest of evs.
+func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*store.Event, t time.Time, seen map[dedupeKey]seenEvent) error {
+	var deliveries, hashes []any
+	oldest := t
+	for _, ev := range evs {
+		if ev.DeliveryID != "" {
+			deliveries = append(deliveries, ev.DeliveryID)
+		}
+		if len(ev.BodyHash) > 0 {
+			hashes = append(hashes, ev.BodyHash)
+			if r := receivedAt(ev, t); r.Before(oldest) {
+				oldest = r
+			}
+		}
+	}
+	for c := range slices.Chunk(deliveries, lookupChunk) {
+		err := eachRow(ctx, tx, func(sc scanner) error {
+			var d string
+			var id, received int64
+			if err := sc.Scan(&d, &id, &received); err != nil {
+				return err
+			}
+			seen[dedupeKey{repo, 'd', d}] = seenEvent{id, tm(received)}
+			return nil
+		}, qEventsByDelivery(len(c)), append([]any{repo}, c...)...)
+		if err != nil {
+			return err
+		}
+	}
+	for c := range slices.Chunk(hashes, lookupChunk) {
+		err := eachRow(ctx, tx, func(sc scanner) error {
+			var h []byte
+			var id, received int64
+			if err := sc.Scan(&h, &id, &received); err != nil {
+				return err
+			}
+			k := dedupeKey{repo, 'h', string(h)}
+			if p, ok := seen[k]; !ok || tm(received).After(p.received) {
+				seen[k] = seenEvent{id, tm(received)}
+			}
+			return nil
+		}, qEventsByBody(len(c)), append([]any{repo, us(oldest.Add(-dedupeWindow))}, c...)...)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// qEventsByDelivery and qEventsByBody find earlier copies; the condition on
+// delivery_id repeats the partial index's, so that SQLite uses the index.
+func qEventsByDelivery(n int) string {
+	return `SELECT delivery_id, id, received FROM events WHERE repo_id = $1 AND delivery_id <> ''
+		AND delivery_id IN (` + placeholders(2, n) + `)`
+}
+
+func qEventsByBody(n int) string {
+	return `SELECT body_hash, id, received FROM events WHERE repo_id = $1 AND received > $2
+		AND body_hash IN (` + placeholders(3, n) + `)`
+}
+
+func (s *DB) insertEventQuery() string {
+	q := `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id, body_hash, headers, body,
+		received, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	if s.dialect == dialectPostgres {
+		q += ` RETURNING id`
+	}
+	return q
+}
+
+// insertEvent runs insertEventQuery. SQLite reports the id without the
+// cost of a result set; PostgreSQL has no last-insert id.
+func (s *DB) insertEvent(ctx context.Context, stmt *dbsql.Stmt, org int64, ev *store.Event, received time.Time) (int64, error) {
+	args := []any{org, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID, blob(ev.BodyHash),
+		encode(ev.Headers), blob(ev.Body), us(received), store.EventPending}
+	if s.dialect == dialectPostgres {
+		var id int64
+		err := stmt.QueryRowContext(ctx, args...).Scan(&id)
+		return id, err
+	}
+	res, err := stmt.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// eachRow runs query and calls f on every row.
+func eachRow(ctx context.Context, q querier, f func(scanner) error, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// lockDedupeKeys makes concurrent PostgreSQL batches with a common delivery
+// id or body hash take turns, so each sees the other's row before deciding.
+// Keys are locked in ascending order: two batches cannot deadlock. SQLite
+// needs nothing: its writer is already alone.
+func (s *DB) lockDedupeKeys(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	keys := make([]int64, 0, 2*len(evs))
+	key := func(repo int64, kind byte, val []byte) int64 {
+		h := fnv.New64a()
+		binary.Write(h, binary.LittleEndian, repo) // hashes never fail
+		h.Write([]byte{kind})
+		h.Write(val)
+		return int64(h.Sum64())
+	}
+	for _, ev := range evs {
+		if ev.DeliveryID != "" {
+			keys = append(keys, key(ev.RepoID, 'd', []byte(ev.DeliveryID)))
+		}
+		if len(ev.BodyHash) > 0 {
+			keys = append(keys, key(ev.RepoID, 'h', ev.BodyHash))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(k) FROM
+		(SELECT k FROM unnest($1::bigint[]) AS u(k) ORDER BY k) AS sorted`, keys)
+	return err
+}

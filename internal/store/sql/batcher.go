@@ -1,0 +1,140 @@
+package sqlstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// AcceptBatcher group-commits events: many goroutines call Accept, one
+// goroutine writes what has queued up in one transaction, so a burst of
+// webhooks costs one fsync per batch instead of one per event.
+type AcceptBatcher struct {
+	events   store.Events
+	maxBatch int
+	maxWait  time.Duration
+	reqs     chan acceptReq
+	// stop ends the loop; mu guards closed so that no Accept sends on
+	// reqs after Close.
+	mu     sync.RWMutex
+	closed bool
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+type acceptReq struct {
+	ev  *store.Event
+	out chan acceptResult
+}
+
+type acceptResult struct {
+	a   store.Accepted
+	err error
+}
+
+// NewAcceptBatcher starts a batcher writing through s. A batch holds up to
+// maxBatch events; gathering one takes at most maxWait. A batch is written
+// as soon as no more events are waiting, so a lone event is never delayed.
+func NewAcceptBatcher(s store.Events, maxBatch int, maxWait time.Duration) *AcceptBatcher {
+	if maxBatch <= 0 {
+		maxBatch = 256
+	}
+	if maxWait <= 0 {
+		maxWait = 5 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &AcceptBatcher{
+		events:   s,
+		maxBatch: maxBatch,
+		maxWait:  maxWait,
+		reqs:     make(chan acceptReq, 4*maxBatch),
+		done:     make(chan struct{}),
+		cancel:   cancel,
+	}
+	go b.loop(ctx)
+	return b
+}
+
+// Accept stores ev with the next batch and returns its outcome. If ctx ends
+// first, Accept returns ctx's error but the event may still be stored.
+func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Accepted, error) {
+	const op = "store.AcceptBatcher"
+	if ev == nil {
+		return store.Accepted{}, errs.E(op, errs.Invalid, "nil event")
+	}
+	r := acceptReq{ev: ev, out: make(chan acceptResult, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return store.Accepted{}, errs.E(op, errs.Unavailable, "batcher closed")
+	}
+	select {
+	case b.reqs <- r:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return store.Accepted{}, errs.Wrap(op, errs.Canceled, ctx.Err())
+	}
+	select {
+	case res := <-r.out:
+		return res.a, res.err
+	case <-ctx.Done():
+		return store.Accepted{}, errs.Wrap(op, errs.Canceled, ctx.Err())
+	}
+}
+
+// Close writes the events already queued, then stops the batcher.
+func (b *AcceptBatcher) Close() error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.reqs)
+	}
+	b.mu.Unlock()
+	<-b.done
+	b.cancel()
+	return nil
+}
+
+func (b *AcceptBatcher) loop(ctx context.Context) {
+	defer close(b.done)
+	batch := make([]acceptReq, 0, b.maxBatch)
+	for first := range b.reqs {
+		batch = append(batch[:0], first)
+		deadline := time.Now().Add(b.maxWait)
+	gather:
+		for len(batch) < b.maxBatch && time.Now().Before(deadline) {
+			select {
+			case r, ok := <-b.reqs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather // nothing waiting: write now
+			}
+		}
+		b.commit(ctx, batch)
+	}
+}
+
+func (b *AcceptBatcher) commit(ctx context.Context, batch []acceptReq) {
+	evs := make([]*store.Event, len(batch))
+	for i, r := range batch {
+		evs[i] = r.ev
+	}
+	as, err := b.events.Accept(ctx, evs)
+	if err == nil && len(as) != len(batch) {
+		err = errs.E("store.AcceptBatcher", errs.Other, "store answered %d of %d events", len(as), len(batch))
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.out <- acceptResult{err: err}
+		} else {
+			r.out <- acceptResult{a: as[i]}
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+func TestAcceptBatcher(t *testing.T) {
+	s, _ := openTestSQLite(t, Options{})
+	ctx := t.Context()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(t, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(t, s.CreateRepo(ctx, repo))
+	counting := &countingEvents{Events: s}
+	b := NewAcceptBatcher(counting, 64, 10*time.Millisecond)
+	defer b.Close()
+
+	// 64 goroutines × 20 events, every delivery id sent twice.
+	const workers, each = 64, 20
+	var wg sync.WaitGroup
+	var stored, dups atomic.Int64
+	ids := sync.Map{}
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				d := fmt.Sprintf("d-%d-%d", w/2, i) // workers 2k and 2k+1 share ids
+				a, err := b.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: d, Body: []byte(d)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if prev, loaded := ids.LoadOrStore(d, a.ID); loaded && prev.(int64) != a.ID {
+					t.Errorf("delivery %s answered ids %d and %d", d, prev, a.ID)
+				}
+				if a.Duplicate {
+					dups.Add(1)
+				} else {
+					stored.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if stored.Load() != workers/2*each || dups.Load() != workers/2*each {
+		t.Errorf("stored %d and skipped %d, want %d each", stored.Load(), dups.Load(), workers/2*each)
+	}
+	calls := counting.calls.Load()
+	if calls >= workers*each {
+		t.Errorf("%d Accept calls for %d events: nothing was batched", calls, workers*each)
+	}
+	t.Logf("%d events in %d transactions", workers*each, calls)
+}
+
+// TestAcceptBatcherLightLoad: a lone event is written at once, not after
+// maxWait.
+func TestAcceptBatcherLightLoad(t *testing.T) {
+	f := &fakeEvents{}
+	b := NewAcceptBatcher(f, 256, time.Hour)
+	defer b.Close()
+	start := time.Now()
+	if _, err := b.Accept(t.Context(), &store.Event{RepoID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a lone event waited %v", d)
+	}
+}
+
+// TestAcceptBatcherError: a failed batch fails every caller in it.
+func TestAcceptBatcherError(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeEvents{block: release, err: errs.E("test", errs.Unavailable, "disk on fire")}
+	b := NewAcceptBatcher(f, 100, time.Second)
+	defer b.Close()
+	const n = 20
+	errc := make(chan error, n+1)
+	go func() { // the first call takes the loop and blocks in Accept
+		_, err := b.Accept(context.Background(), &store.Event{RepoID: 1})
+		errc <- err
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range n {
+		go func() {
+			_, err := b.Accept(context.Background(), &store.Event{RepoID: 1})
+			errc <- err
+		}()
+	}
+	for len(b.reqs) < n { // all queued behind the blocked batch
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range n + 1 {
+		if err := <-errc; !errs.Is(err, errs.Unavailable) {
+			t.Errorf("caller got %v, want the batch's error", err)
+		}
+	}
+	if c := f.calls.Load(); c != 2 {
+		t.Errorf("%d batches, want 2 (one blocked, then the %d queued together)", c, n)
+	}
+}
+
+func TestAcceptBatcherClose(t *testing.T) {
+	f := &fakeEvents{}
+	b := NewAcceptBatcher(f, 8, time.Millisecond)
+	if _, err := b.Accept(t.Context(), &store.Event{RepoID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, b.Close())
+	must(t, b.Close())
+	if _, err := b.Accept(t.Context(), &store.Event{RepoID: 1}); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("Accept after Close: %v, want Unavailable", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	blocked := make(chan struct{})
+	b2 := NewAcceptBatcher(&fakeEvents{block: blocked}, 8, time.Millisecond)
+	if _, err := b2.Accept(ctx, &store.Event{RepoID: 1}); !errs.Is(err, errs.Canceled) {
+		t.Errorf("Accept with a cancelled context: %v", err)
+	}
+	close(blocked)
+	must(t, b2.Close())
+}
+
+// fakeEvents answers Accept with ids (or err), after block is closed.
+type fakeEvents struct {
+	store.Events
+	block chan struct{}
+	err   error
+	calls atomic.Int64
+	next  atomic.Int64
+}
+
+func (f *fakeEvents) Accept(ctx context.Context, evs []*store.Event) ([]store.Accepted, error) {
+	f.calls.Add(1)
+	if f.block != nil {
+		<-f.block
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]store.Accepted, len(evs))
+	for i := range out {
+		out[i].ID = f.next.Add(1)
+	}
+	return out, nil
+}
+
+type countingEvents struct {
+	store.Events
+	calls atomic.Int64
+}
+
+func (c *countingEvents) Accept(ctx context.Context, evs []*store.Event) ([]store.Accepted, error) {
+	c.calls.Add(1)
+	return c.Events.Accept(ctx, evs)
+}

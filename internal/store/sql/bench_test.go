@@ -1,0 +1,148 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// benchBatch is the webhook group-commit size the server uses.
+const benchBatch = 256
+
+// benchSizes are webhook body sizes: a small event (ping, status) and a
+// GitHub push (4-8 KiB, mostly the repository object).
+var benchSizes = []int{1 << 10, 4 << 10}
+
+// benchBody returns a JSON body of about n bytes.
+func benchBody(n int) string {
+	const item = `{"ref":"refs/heads/main","sha":"0123456789abcdef"},`
+	return `{"commits":[` + strings.Repeat(item, n/len(item)) + `{}]}`
+}
+
+func benchStore(b *testing.B) (*DB, *store.Repo) {
+	b.Helper()
+	s, _ := openTestSQLite(b, Options{})
+	ctx := context.Background()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(b, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(b, s.CreateRepo(ctx, repo))
+	return s, repo
+}
+
+// benchEvents makes a batch of distinct webhook events.
+func benchEvents(repo *store.Repo, seq *atomic.Int64, size int) []*store.Event {
+	evs := make([]*store.Event, benchBatch)
+	template := benchBody(size)
+	for i := range evs {
+		n := seq.Add(1)
+		body := fmt.Sprintf(`{"n":%d,%s`, n, template[1:])
+		h := sha256.Sum256([]byte(body))
+		evs[i] = &store.Event{RepoID: repo.ID, OrgID: repo.OrgID, Source: "webhook", Forge: "github", Name: "push",
+			DeliveryID: fmt.Sprintf("delivery-%d", n), BodyHash: h[:], Body: []byte(body),
+			Headers: map[string]string{"X-GitHub-Event": "push", "Content-Type": "application/json"}}
+	}
+	return evs
+}
+
+// BenchmarkAccept is the webhook hot path: batches of 256 with duplicate
+// checks, each batch one fsynced transaction.
+func BenchmarkAccept(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
+			s, repo := benchStore(b)
+			var seq atomic.Int64
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				evs := benchEvents(repo, &seq, size)
+				b.StartTimer()
+				if _, err := s.Accept(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRawInsertBatched is the floor Accept is measured against: the
+// same rows inserted in one transaction per batch, without de-duplication.
+func BenchmarkRawInsertBatched(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
+			s, repo := benchStore(b)
+			var seq atomic.Int64
+			for b.Loop() {
+				b.StopTimer()
+				evs := benchEvents(repo, &seq, size)
+				b.StartTimer()
+				rawInsert(b, s, evs)
+			}
+			b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	must(b, err)
+	stmt, err := tx.PrepareContext(ctx, s.insertEventQuery())
+	must(b, err)
+	t := us(now())
+	for _, ev := range evs {
+		if _, err := stmt.ExecContext(ctx, ev.OrgID, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID,
+			ev.BodyHash, encode(ev.Headers), ev.Body, t, store.EventPending); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stmt.Close()
+	must(b, tx.Commit())
+}
+
+// BenchmarkAcceptBatcher: many concurrent webhook requests of one event
+// each, group-committed.
+func BenchmarkAcceptBatcher(b *testing.B) {
+	s, repo := benchStore(b)
+	bt := NewAcceptBatcher(s, benchBatch, 5*time.Millisecond)
+	defer bt.Close()
+	var seq atomic.Int64
+	body := benchBody(1 << 10)
+	b.SetParallelism(64)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			ev := &store.Event{RepoID: repo.ID, Source: "webhook", DeliveryID: fmt.Sprintf("d-%d", n),
+				Body: []byte(body)}
+			if _, err := bt.Accept(context.Background(), ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkLeaseComplete: one worker's round trip per job.
+func BenchmarkLeaseComplete(b *testing.B) {
+	s, repo := benchStore(b)
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		_, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID}, Jobs: []*store.Job{{Key: "a"}}}})
+		must(b, err)
+		b.StartTimer()
+		l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute})
+		if err != nil || l == nil {
+			b.Fatal(l, err)
+		}
+		must(b, s.Complete(ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}))
+	}
+}

@@ -1,0 +1,274 @@
+// Package sqlstore implements store.Store on SQLite (embedded, the default)
+// and PostgreSQL (several server replicas sharing the work).
+//
+// Both dialects share one schema and one set of queries written with $N
+// placeholders, which SQLite also accepts. Timestamps are int64 unix
+// microseconds and flags are 0/1 integers in both, so rows read the same
+// everywhere. SQLite serialises every write on one connection (BEGIN
+// IMMEDIATE) and reads from a small pool; PostgreSQL uses row locks and
+// SKIP LOCKED so that replicas never hand out the same work.
+package sqlstore
+
+import (
+	"context"
+	dbsql "database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+const (
+	dialectSQLite   = "sqlite"
+	dialectPostgres = "postgres"
+)
+
+// Options tune Open. The zero value is right for production.
+type Options struct {
+	// MaxMigration stops the schema at this version (0: the newest). It
+	// exists for tests that build a database as an older release left it;
+	// some methods fail on an old schema.
+	MaxMigration int
+	// ReadConns is the size of SQLite's reader pool (default 4).
+	ReadConns int
+	// MaxConns is the size of PostgreSQL's pool (default 16).
+	MaxConns int
+}
+
+// DB is a store.Store on a SQL database. It is safe for concurrent use.
+type DB struct {
+	dialect string
+	// w takes every write transaction; r serves reads. For SQLite w has a
+	// single connection, so writers queue in Go instead of spinning on
+	// SQLITE_BUSY; for PostgreSQL both are the same pool.
+	w, r *dbsql.DB
+	// forUpdate is " FOR NO KEY UPDATE" on PostgreSQL and "" on SQLite,
+	// whose single writer already excludes every other. NO KEY: we never
+	// change keys, and the lock then leaves foreign-key checks (an event
+	// or log chunk inserted for a locked row) free to proceed.
+	forUpdate string
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open connects to dsn and brings its schema up to date. dsn is a file path
+// or sqlite://path for SQLite, postgres:// or postgresql:// for PostgreSQL
+// (a search_path parameter selects the schema).
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	const op = "store.Open"
+	var s *DB
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(dsn, opts)
+	case dsn == "":
+		return nil, errs.E(op, errs.Invalid, "empty database address")
+	default:
+		s, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"), opts)
+	}
+	if err != nil {
+		return nil, errs.Wrap(op, errs.Invalid, err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, mapErr(op, err)
+	}
+	if err := s.migrate(ctx, opts.MaxMigration); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if _, err := s.EnsureOrg(ctx, "default"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(path string, opts Options) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+		// The driver cuts the file name at '?'; an in-memory database
+		// would not be shared by the reader and writer pools.
+		return nil, fmt.Errorf("unusable SQLite path %q", path)
+	}
+	// FULL: the WAL is fsynced at every commit, so an acknowledged
+	// webhook survives a power cut.
+	params := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)"
+	w, err := dbsql.Open("sqlite", path+params+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := dbsql.Open("sqlite", path+params+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	n := opts.ReadConns
+	if n <= 0 {
+		n = 4
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	// The writer creates the file and switches it to WAL before any
+	// reader opens it read-only.
+	if err := w.Ping(); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return &DB{dialect: dialectSQLite, w: w, r: r}, nil
+}
+
+func openPostgres(dsn string, opts Options) (*DB, error) {
+	db, err := dbsql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	n := opts.MaxConns
+	if n <= 0 {
+		n = 16
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &DB{dialect: dialectPostgres, w: db, r: db, forUpdate: " FOR NO KEY UPDATE"}, nil
+}
+
+// Dialect is "sqlite" or "postgres".
+func (s *DB) Dialect() string { return s.dialect }
+
+// Close closes the pools.
+func (s *DB) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		if rerr := s.r.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// querier is what *sql.DB and *sql.Tx share, so reads work inside and
+// outside transactions.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (dbsql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*dbsql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *dbsql.Row
+}
+
+// write runs fn in a write transaction, retrying on PostgreSQL's
+// serialisation failures and deadlocks, which are resolved by running
+// again. fn must not keep state across attempts.
+func (s *DB) write(ctx context.Context, op string, fn func(tx *dbsql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryWrite(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		if attempt < 8 && retryable(err) {
+			select {
+			case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+				continue
+			case <-ctx.Done():
+			}
+		}
+		return mapErr(op, err)
+	}
+}
+
+func (s *DB) tryWrite(ctx context.Context, fn func(tx *dbsql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return false
+}
+
+// mapErr gives a database error its kind; errors that have one keep it.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errs.KindOf(err) != errs.Other {
+		return err
+	}
+	kind := errs.Other
+	var se *sqlite.Error
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.Is(err, dbsql.ErrNoRows):
+		kind = errs.NotFound
+	case errors.Is(err, context.Canceled):
+		kind = errs.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = errs.Timeout
+	case errors.As(err, &se):
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			kind = errs.Conflict
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_CHECK:
+			kind = errs.Invalid
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+			kind = errs.Unavailable
+		}
+	case errors.As(err, &pe):
+		switch {
+		case pe.Code == "23505":
+			kind = errs.Conflict
+		case strings.HasPrefix(pe.Code, "23"), strings.HasPrefix(pe.Code, "22"):
+			kind = errs.Invalid
+		case pe.Code == "40001", pe.Code == "40P01", strings.HasPrefix(pe.Code, "08"),
+			strings.HasPrefix(pe.Code, "53"), strings.HasPrefix(pe.Code, "57"):
+			kind = errs.Unavailable
+		}
+	case errors.Is(err, driver.ErrBadConn), errors.As(err, &ne), pgconn.SafeToRetry(err):
+		kind = errs.Unavailable
+	}
+	return errs.Wrap(op, kind, err)
+}
+
+// notFound turns sql.ErrNoRows into a NotFound naming what was missing.
+func notFound(op string, err error, format string, args ...any) error {
+	if errors.Is(err, dbsql.ErrNoRows) {
+		return errs.E(op, errs.NotFound, format, args...)
+	}
+	return mapErr(op, err)
+}
+
+// placeholders returns "$from, $from+1, ..." for n values.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
+}

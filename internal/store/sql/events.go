@@ -1,0 +1,163 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	dbsql "database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// ClaimEvents leases up to n pending events, or processing ones whose
+// lease ended, to owner until now+ttl, oldest first.
+func (s *DB) ClaimEvents(ctx context.Context, owner string, n int, ttl time.Duration) ([]*store.Event, error) {
+	const op = "store.ClaimEvents"
+	if owner == "" || n <= 0 {
+		return nil, errs.E(op, errs.Invalid, "claim needs an owner and a positive count")
+	}
+	t := now()
+	var evs []*store.Event
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		var err error
+		evs, err = queryAll(ctx, tx, scanEvent, s.claimEventsQuery(), store.EventProcessing, owner, us(t.Add(ttl)), us(t), n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(evs, func(a, b *store.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return evs, nil
+}
+
+// claimEventsQuery takes open events in id order; "state IN" matches the
+// events_open index, so done events (most of the table) are never read.
+func (s *DB) claimEventsQuery() string {
+	return `UPDATE events SET state = $1, lease_owner = $2, lease_expires = $3, attempts = attempts + 1
+		WHERE id IN (SELECT id FROM events
+			WHERE state IN ('pending', 'processing') AND (state = 'pending' OR lease_expires < $4)
+			ORDER BY id LIMIT $5` + s.skipLocked() + `)
+		RETURNING ` + eventCols
+}
+
+// skipLocked makes PostgreSQL replicas pass over rows another is taking.
+func (s *DB) skipLocked() string {
+	if s.dialect == dialectPostgres {
+		return " FOR NO KEY UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// holdEvent checks, inside tx, that owner still holds the event's claim.
+func (s *DB) holdEvent(ctx context.Context, tx *dbsql.Tx, op string, id int64, owner string) error {
+	var state, holder string
+	err := tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM events WHERE id = $1`+s.forUpdate, id).Scan(&state, &holder)
+	if err != nil {
+		return notFound(op, err, "no event %d", id)
+	}
+	if state != store.EventProcessing || holder != owner {
+		return errs.E(op, errs.Conflict, "event %d is not claimed by %s (state %s, owner %q)", id, owner, state, holder)
+	}
+	return nil
+}
+
+// FinishEvent writes the runs of an event and marks it done, in one
+// transaction, provided owner still holds its claim.
+func (s *DB) FinishEvent(ctx context.Context, eventID int64, owner string, runs []store.NewRun) ([]*store.Run, error) {
+	const op = "store.FinishEvent"
+	var out []*store.Run
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
+			return err
+		}
+		for _, nr := range runs {
+			if nr.Run != nil && nr.Run.EventID == 0 {
+				nr.Run.EventID = eventID
+			}
+		}
+		var err error
+		if out, err = s.createRuns(ctx, tx, runs); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = '' WHERE id = $2`,
+			store.EventDone, eventID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FailEvent marks an event failed with reason, provided owner holds it.
+func (s *DB) FailEvent(ctx context.Context, eventID int64, owner, reason string) error {
+	const op = "store.FailEvent"
+	return s.write(ctx, op, func(tx *dbsql.Tx) error {
+		if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = $2 WHERE id = $3`,
+			store.EventFailed, reason, eventID)
+		return err
+	})
+}
+
+// GetEvent returns an event of the organisation.
+func (s *DB) GetEvent(ctx context.Context, orgID, id int64) (*store.Event, error) {
+	ev, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = $1 AND org_id = $2`, id, orgID))
+	if err != nil {
+		return nil, notFound("store.GetEvent", err, "no event %d", id)
+	}
+	return ev, nil
+}
+
+// CronLast returns the last scheduled time fired for key.
+func (s *DB) CronLast(ctx context.Context, key string) (time.Time, error) {
+	var last int64
+	err := s.r.QueryRowContext(ctx, `SELECT last FROM crons WHERE cron_key = $1`, key).Scan(&last)
+	if errors.Is(err, dbsql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return tm(last), mapErr("store.CronLast", err)
+}
+
+// FireCron moves key's last fired time to scheduled and accepts ev, in one
+// transaction, only when scheduled is later than the stored time. The
+// upsert's WHERE is the compare-and-set: of replicas racing for the same
+// tick exactly one sees a row come back.
+func (s *DB) FireCron(ctx context.Context, key string, scheduled time.Time, ev *store.Event) (bool, error) {
+	const op = "store.FireCron"
+	if key == "" || scheduled.IsZero() {
+		return false, errs.E(op, errs.Invalid, "cron needs a key and a time")
+	}
+	fired := false
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		fired = false
+		rows, err := tx.QueryContext(ctx, `INSERT INTO crons (cron_key, last) VALUES ($1, $2)
+			ON CONFLICT (cron_key) DO UPDATE SET last = excluded.last WHERE crons.last < excluded.last
+			RETURNING last`, key, us(scheduled))
+		if err != nil {
+			return err
+		}
+		fired = rows.Next()
+		rows.Close()
+		if err := rows.Err(); err != nil || !fired || ev == nil {
+			return err
+		}
+		if ev.Source == "" {
+			ev.Source = "cron"
+		}
+		if ev.DeliveryID == "" {
+			// A second line of defence against double firing.
+			ev.DeliveryID = fmt.Sprintf("cron:%s@%d", key, scheduled.Unix())
+		}
+		_, err = s.acceptTx(ctx, tx, []*store.Event{ev})
+		return err
+	})
+	return fired, err
+}

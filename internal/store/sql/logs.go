@@ -1,0 +1,106 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	dbsql "database/sql"
+	"slices"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+const qAppendLog = `INSERT INTO log_chunks (job_id, seq, data, at)
+	SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM log_chunks WHERE job_id = $1 RETURNING seq`
+
+// AppendLog stores the next chunk of a job's output under seq = last+1.
+func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, error) {
+	const op = "store.AppendLog"
+	var seq int64
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		// The job row lock (PostgreSQL) makes concurrent appends to one
+		// job take turns, so seq has no gaps and no duplicates.
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE id = $1`+s.forUpdate, jobID).Scan(&id); err != nil {
+			return notFound(op, err, "no job %d", jobID)
+		}
+		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(data), us(now())).Scan(&seq)
+	})
+	return seq, err
+}
+
+// ReadLog returns up to limit chunks of a job of the organisation with
+// Seq > after.
+func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error) {
+	const op = "store.ReadLog"
+	if _, err := s.GetJob(ctx, orgID, jobID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	cs, err := queryAll(ctx, s.r, func(sc scanner) (store.LogChunk, error) {
+		var c store.LogChunk
+		var at int64
+		err := sc.Scan(&c.JobID, &c.Seq, &c.Data, &at)
+		c.Time = tm(at)
+		return c, err
+	}, `SELECT job_id, seq, data, at FROM log_chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		jobID, after, limit)
+	return cs, mapErr(op, err)
+}
+
+// ClaimStatuses returns up to n reports due at now and pushes their next
+// attempt to now+ttl, so other replicas skip them while one sends.
+func (s *DB) ClaimStatuses(ctx context.Context, at time.Time, n int, ttl time.Duration) ([]*store.StatusReport, error) {
+	const op = "store.ClaimStatuses"
+	if n <= 0 {
+		return nil, errs.E(op, errs.Invalid, "claim needs a positive count")
+	}
+	var out []*store.StatusReport
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		var err error
+		out, err = queryAll(ctx, tx, scanStatus, s.claimStatusesQuery(), us(at.Add(ttl)), us(at), n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Oldest first: a run's pending status must not overtake its result.
+	slices.SortFunc(out, func(a, b *store.StatusReport) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *DB) claimStatusesQuery() string {
+	return `UPDATE statuses SET next_attempt = $1
+		WHERE id IN (SELECT id FROM statuses WHERE done = 0 AND next_attempt <= $2 ORDER BY id LIMIT $3` +
+		s.skipLocked() + `) RETURNING ` + statusCols
+}
+
+// StatusSent marks a report done (errMsg empty, or giveUp), or records
+// the failure and when to try again.
+func (s *DB) StatusSent(ctx context.Context, id int64, errMsg string, next time.Time, giveUp bool) error {
+	const op = "store.StatusSent"
+	return s.write(ctx, op, func(tx *dbsql.Tx) error {
+		var res dbsql.Result
+		var err error
+		if errMsg == "" {
+			res, err = tx.ExecContext(ctx, `UPDATE statuses SET done = 1, attempts = attempts + 1, last_error = ''
+				WHERE id = $1`, id)
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE statuses SET done = $1, attempts = attempts + 1, last_error = $2,
+				next_attempt = $3 WHERE id = $4`, b2i(giveUp), errMsg, us(next), id)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			return errs.E(op, errs.NotFound, "no status report %d", id)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,65 @@
+package sqlstore
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// TestQueryPlans pins the indexes of the hot queries on SQLite, whose
+// planner has no statistics to go by: a full scan here grows with history.
+func TestQueryPlans(t *testing.T) {
+	s, _ := openTestSQLite(t, Options{})
+	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7})
+	cases := []struct {
+		name, query string
+		want        []string // each must appear in the plan
+	}{
+		{"Accept by delivery", qEventsByDelivery(3), []string{"INDEX events_delivery (repo_id=? AND delivery_id=?)"}},
+		{"Accept by body", qEventsByBody(3), []string{"INDEX events_body (repo_id=? AND body_hash=? AND received>?)"}},
+		{"ClaimEvents", s.claimEventsQuery(), []string{"INDEX events_open"}},
+		{"Lease", lease, []string{"SCAN j USING INDEX jobs_queue", "INDEX jobs_repo (repo_id=? AND status=?)"}},
+		{"Expire", qExpired, []string{"INDEX jobs_lease"}},
+		{"ClaimStatuses", s.claimStatusesQuery(), []string{"INDEX statuses_due"}},
+		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},
+		{"run number", qNextRunNumber, []string{"(repo_id=?)"}},
+		{"log seq", qAppendLog, []string{"(job_id=?)"}},
+	}
+	for _, c := range cases {
+		args := make([]any, maxParam(c.query))
+		for i := range args {
+			args[i] = int64(i + 1)
+		}
+		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+c.query, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			must(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: plan lacks %q:\n%s", c.name, w, all)
+			}
+		}
+	}
+}
+
+// maxParam is the highest $N in query.
+func maxParam(query string) int {
+	n := 0
+	for _, m := range regexp.MustCompile(`\$(\d+)`).FindAllStringSubmatch(query, -1) {
+		v, _ := strconv.Atoi(m[1])
+		n = max(n, v)
+	}
+	return n
+}

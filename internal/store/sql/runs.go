@@ -1,0 +1,343 @@
+package sqlstore
+
+import (
+	"context"
+	dbsql "database/sql"
+	"fmt"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+const qNextRunNumber = `SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE repo_id = $1`
+
+// CreateRuns writes runs with their jobs in one transaction, subject to
+// concurrency groups (see store.Runs).
+func (s *DB) CreateRuns(ctx context.Context, runs []store.NewRun) ([]*store.Run, error) {
+	var out []*store.Run
+	err := s.write(ctx, "store.CreateRuns", func(tx *dbsql.Tx) error {
+		var err error
+		out, err = s.createRuns(ctx, tx, runs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// createRuns inserts runs and their jobs. Each run gets the next Number of
+// its repository and a pending commit status. Jobs get their IDs; a job
+// without a Status is queued, or waiting when it has needs.
+func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) ([]*store.Run, error) {
+	const op = "store.CreateRuns"
+	t := now()
+	out := make([]*store.Run, 0, len(runs))
+	for _, nr := range runs {
+		r := nr.Run
+		if r == nil || r.RepoID == 0 {
+			return nil, errs.E(op, errs.Invalid, "a run needs a repository")
+		}
+		// The repository row lock (PostgreSQL) serialises numbering and
+		// concurrency-group decisions per repository.
+		var org int64
+		err := tx.QueryRowContext(ctx, `SELECT org_id FROM repos WHERE id = $1`+s.forUpdate, r.RepoID).Scan(&org)
+		if err != nil {
+			return nil, notFound(op, err, "no repository %d", r.RepoID)
+		}
+		if r.OrgID != 0 && r.OrgID != org {
+			return nil, errs.E(op, errs.Invalid, "run of repository %d names another organisation", r.RepoID)
+		}
+		row := *r
+		row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
+		row.Status = store.StatusQueued
+		if row.Attempt == 0 {
+			row.Attempt = 1
+		}
+		if err := tx.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
+			return nil, err
+		}
+		if row.ConcurrencyGroup != "" {
+			blocked, err := s.enterGroup(ctx, tx, &row, t)
+			if err != nil {
+				return nil, err
+			}
+			if blocked {
+				row.Status = store.StatusBlocked
+			}
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name,
+			event, ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group,
+			cancel_in_progress, attempt, rerun_of, created, error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+			RETURNING id`,
+			row.OrgID, row.RepoID, row.EventID, row.Number, row.Workflow, row.Name, row.Event, row.Ref, row.SHA,
+			row.Trigger, row.Status, encode(row.Inputs), blob(row.EventJSON), blob(row.WorkflowYAML),
+			row.ConcurrencyGroup, b2i(row.CancelInProgress), row.Attempt, row.RerunOf, us(t), row.Error).Scan(&row.ID)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.insertJobs(ctx, tx, &row, nr.Jobs, t); err != nil {
+			return nil, err
+		}
+		desc := fmt.Sprintf("run #%d is queued", row.Number)
+		if row.Status == store.StatusBlocked {
+			desc = fmt.Sprintf("run #%d waits for concurrency group %s", row.Number, row.ConcurrencyGroup)
+		}
+		if err := s.addStatus(ctx, tx, &row, "pending", desc, t); err != nil {
+			return nil, err
+		}
+		if row.Status != store.StatusBlocked {
+			// Re-runs may reuse every job; a run without jobs is done.
+			if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
+				return nil, err
+			}
+		}
+		got, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, row.ID))
+		if err != nil {
+			return nil, err
+		}
+		*r = *got
+		out = append(out, got)
+	}
+	return out, nil
+}
+
+// enterGroup applies r's concurrency group before r is inserted and
+// reports whether r must wait. With cancel-in-progress every unfinished
+// run of the group is cancelled; otherwise an older waiting run is
+// cancelled (only the newest waits) and r waits while another is active.
+func (s *DB) enterGroup(ctx context.Context, tx *dbsql.Tx, r *store.Run, t time.Time) (bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, status FROM runs WHERE repo_id = $1 AND concurrency_group = $2 AND concurrency_group <> ''
+		AND status IN ('blocked', 'queued', 'running') ORDER BY id`, r.RepoID, r.ConcurrencyGroup)
+	if err != nil {
+		return false, err
+	}
+	type member struct {
+		id     int64
+		status string
+	}
+	var members []member
+	for rows.Next() {
+		var m member
+		if err := rows.Scan(&m.id, &m.status); err != nil {
+			rows.Close()
+			return false, err
+		}
+		members = append(members, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	active := false
+	for _, m := range members {
+		switch {
+		case r.CancelInProgress:
+			err = s.cancelRun(ctx, tx, m.id, "cancelled: a newer run entered concurrency group "+r.ConcurrencyGroup, t, false)
+		case m.status == store.StatusBlocked:
+			err = s.cancelRun(ctx, tx, m.id, "cancelled: superseded by a newer run of concurrency group "+r.ConcurrencyGroup, t, false)
+		default:
+			active = true
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return active, nil
+}
+
+// insertJobs writes a new run's jobs and sets their IDs and run fields.
+func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []*store.Job, t time.Time) error {
+	const op = "store.CreateRuns"
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
+		priority, labels, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	keys := map[string]bool{}
+	for _, j := range jobs {
+		if j == nil || j.Key == "" || keys[j.Key] {
+			return errs.E(op, errs.Invalid, "every job of a run needs a distinct key")
+		}
+		keys[j.Key] = true
+		status := j.Status
+		switch {
+		case status == "" && len(j.Needs) == 0:
+			status = store.StatusQueued
+		case status == "":
+			status = store.StatusWaiting
+		case status != store.StatusQueued && status != store.StatusWaiting && !store.Terminal(status):
+			return errs.E(op, errs.Invalid, "job %s cannot start as %s", j.Key, status)
+		}
+		maxAttempts := j.MaxAttempts
+		if maxAttempts <= 0 {
+			maxAttempts = 2
+		}
+		var queued, finished time.Time
+		if status == store.StatusQueued {
+			queued = t
+		}
+		if store.Terminal(status) {
+			finished = t
+		}
+		var id int64
+		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
+			j.Priority, encode(nonNil(j.Labels)), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
+			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), b2i(r.Status == store.StatusBlocked)).Scan(&id)
+		if err != nil {
+			return err
+		}
+		j.ID, j.RunID, j.OrgID, j.RepoID, j.Status, j.MaxAttempts = id, r.ID, r.OrgID, r.RepoID, status, maxAttempts
+		j.Attempt, j.Created, j.Queued, j.Finished = 0, t, queued, finished
+	}
+	return nil
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// GetRun returns a run of the organisation.
+func (s *DB) GetRun(ctx context.Context, orgID, id int64) (*store.Run, error) {
+	return s.getRun(ctx, s.r, "store.GetRun", orgID, id, "")
+}
+
+func (s *DB) getRun(ctx context.Context, q querier, op string, orgID, id int64, lock string) (*store.Run, error) {
+	r, err := scanRun(q.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1 AND org_id = $2`+lock, id, orgID))
+	if err != nil {
+		return nil, notFound(op, err, "no run %d", id)
+	}
+	return r, nil
+}
+
+// ListRuns lists the organisation's runs, newest first.
+func (s *DB) ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*store.Run, error) {
+	q := `SELECT ` + runCols + ` FROM runs WHERE org_id = $1`
+	args := []any{orgID}
+	if f.RepoID != 0 {
+		args = append(args, f.RepoID)
+		q += fmt.Sprintf(" AND repo_id = $%d", len(args))
+	}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		q += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if f.Before != 0 {
+		args = append(args, f.Before)
+		q += fmt.Sprintf(" AND id < $%d", len(args))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	rs, err := queryAll(ctx, s.r, scanRun, q, args...)
+	return rs, mapErr("store.ListRuns", err)
+}
+
+// Jobs returns the jobs of a run of the organisation, in creation order.
+func (s *DB) Jobs(ctx context.Context, orgID, runID int64) ([]*store.Job, error) {
+	const op = "store.Jobs"
+	if _, err := s.getRun(ctx, s.r, op, orgID, runID, ""); err != nil {
+		return nil, err
+	}
+	js, err := queryAll(ctx, s.r, scanJob, `SELECT `+jobCols+` FROM jobs WHERE run_id = $1 ORDER BY id`, runID)
+	return js, mapErr(op, err)
+}
+
+// GetJob returns a job of the organisation.
+func (s *DB) GetJob(ctx context.Context, orgID, jobID int64) (*store.Job, error) {
+	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1 AND org_id = $2`, jobID, orgID))
+	if err != nil {
+		return nil, notFound("store.GetJob", err, "no job %d", jobID)
+	}
+	return j, nil
+}
+
+// Attempts returns the interrupted attempts of a job of the organisation.
+func (s *DB) Attempts(ctx context.Context, orgID, jobID int64) ([]*store.Attempt, error) {
+	const op = "store.Attempts"
+	if _, err := s.GetJob(ctx, orgID, jobID); err != nil {
+		return nil, err
+	}
+	as, err := queryAll(ctx, s.r, func(sc scanner) (*store.Attempt, error) {
+		var a store.Attempt
+		var started, finished int64
+		err := sc.Scan(&a.JobID, &a.Attempt, &a.Owner, &started, &finished, &a.Reason)
+		a.Started, a.Finished = tm(started), tm(finished)
+		return &a, err
+	}, `SELECT job_id, attempt, owner, started, finished, reason FROM job_attempts WHERE job_id = $1 ORDER BY attempt`, jobID)
+	return as, mapErr(op, err)
+}
+
+// CancelRun cancels the jobs of a run that have not started and flags the
+// running ones; the run ends now when none runs, else when they report.
+func (s *DB) CancelRun(ctx context.Context, orgID, runID int64, reason string) (*store.Run, error) {
+	const op = "store.CancelRun"
+	var out *store.Run
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		r, err := s.getRun(ctx, tx, op, orgID, runID, s.forUpdate)
+		if err != nil {
+			return err
+		}
+		if store.Terminal(r.Status) {
+			return errs.E(op, errs.Conflict, "run %d already ended (%s)", runID, r.Status)
+		}
+		if reason == "" {
+			reason = "cancelled"
+		}
+		if err := s.cancelRun(ctx, tx, runID, reason, now(), true); err != nil {
+			return err
+		}
+		out, err = s.getRun(ctx, tx, op, orgID, runID, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// cancelRun cancels a run inside tx (see CancelRun). unblock says whether
+// its ending may release the next waiting run of its group; CreateRuns
+// says no, as the new run decides that itself.
+func (s *DB) cancelRun(ctx context.Context, tx *dbsql.Tx, runID int64, reason string, t time.Time, unblock bool) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = $1, finished = $2, error = $3, held = 0
+		WHERE run_id = $4 AND status IN ('queued', 'waiting')`, store.StatusCancelled, us(t), reason, runID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE run_id = $1 AND status = 'running'`, runID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET error = $1 WHERE id = $2`, reason, runID); err != nil {
+		return err
+	}
+	return s.finishRun(ctx, tx, runID, t, unblock)
+}
+
+// Stats counts jobs by status.
+func (s *DB) Stats(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM jobs GROUP BY status`)
+	if err != nil {
+		return nil, mapErr("store.Stats", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, mapErr("store.Stats", err)
+		}
+		out[status] = n
+	}
+	return out, mapErr("store.Stats", rows.Err())
+}

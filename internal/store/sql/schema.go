@@ -1,0 +1,277 @@
+package sqlstore
+
+import (
+	"context"
+	dbsql "database/sql"
+	"strings"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// migration is one schema version. Statements are shared by both dialects
+// after substituting {{id}} and {{blob}}; sqlite and postgres hold what
+// only one of them needs. Never edit a released migration: add one.
+type migration struct {
+	shared   []string
+	sqlite   []string
+	postgres []string
+}
+
+// migrations[i] makes schema version i+1.
+var migrations = []migration{
+	{ // 1: the first schema.
+		shared: []string{
+			`CREATE TABLE orgs (
+				id {{id}},
+				name TEXT NOT NULL UNIQUE,
+				created BIGINT NOT NULL
+			)`,
+			`CREATE TABLE tokens (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				name TEXT NOT NULL,
+				role TEXT NOT NULL,
+				hash {{blob}} NOT NULL UNIQUE,
+				created BIGINT NOT NULL,
+				last_used BIGINT NOT NULL DEFAULT 0
+			)`,
+			`CREATE INDEX tokens_org ON tokens (org_id)`,
+			`CREATE TABLE repos (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				name TEXT NOT NULL,
+				url TEXT NOT NULL,
+				forge TEXT NOT NULL,
+				secret TEXT NOT NULL,
+				branch TEXT NOT NULL,
+				allow_sha1 BIGINT NOT NULL,
+				status_token TEXT NOT NULL,
+				api_url TEXT NOT NULL,
+				clone_user TEXT NOT NULL,
+				clone_password TEXT NOT NULL,
+				created BIGINT NOT NULL,
+				UNIQUE (org_id, name)
+			)`,
+			`CREATE TABLE events (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL REFERENCES repos(id),
+				source TEXT NOT NULL,
+				forge TEXT NOT NULL,
+				name TEXT NOT NULL,
+				delivery_id TEXT NOT NULL,
+				body_hash {{blob}} NOT NULL,
+				headers TEXT NOT NULL,
+				body {{blob}} NOT NULL,
+				received BIGINT NOT NULL,
+				state TEXT NOT NULL,
+				error TEXT NOT NULL DEFAULT '',
+				attempts BIGINT NOT NULL DEFAULT 0,
+				lease_owner TEXT NOT NULL DEFAULT '',
+				lease_expires BIGINT NOT NULL DEFAULT 0
+			)`,
+			// A delivery is stored once per repository, whoever races.
+			`CREATE UNIQUE INDEX events_delivery ON events (repo_id, delivery_id) WHERE delivery_id <> ''`,
+			`CREATE INDEX events_body ON events (repo_id, body_hash)`,
+			`CREATE INDEX events_open ON events (id) WHERE state IN ('pending', 'processing')`,
+			`CREATE TABLE runs (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL REFERENCES repos(id),
+				event_id BIGINT NOT NULL,
+				number BIGINT NOT NULL,
+				workflow TEXT NOT NULL,
+				name TEXT NOT NULL,
+				event TEXT NOT NULL,
+				ref TEXT NOT NULL,
+				sha TEXT NOT NULL,
+				trigger_source TEXT NOT NULL,
+				status TEXT NOT NULL,
+				inputs TEXT NOT NULL,
+				event_json {{blob}} NOT NULL,
+				workflow_yaml {{blob}} NOT NULL,
+				concurrency_group TEXT NOT NULL,
+				cancel_in_progress BIGINT NOT NULL,
+				attempt BIGINT NOT NULL,
+				rerun_of BIGINT NOT NULL,
+				created BIGINT NOT NULL,
+				started BIGINT NOT NULL DEFAULT 0,
+				finished BIGINT NOT NULL DEFAULT 0,
+				error TEXT NOT NULL DEFAULT '',
+				UNIQUE (repo_id, number)
+			)`,
+			`CREATE INDEX runs_org ON runs (org_id, id)`,
+			`CREATE INDEX runs_repo ON runs (repo_id, id)`,
+			`CREATE INDEX runs_group ON runs (repo_id, concurrency_group, status) WHERE concurrency_group <> ''`,
+			`CREATE TABLE jobs (
+				id {{id}},
+				run_id BIGINT NOT NULL REFERENCES runs(id),
+				org_id BIGINT NOT NULL,
+				repo_id BIGINT NOT NULL,
+				job_key TEXT NOT NULL,
+				name TEXT NOT NULL,
+				needs TEXT NOT NULL,
+				status TEXT NOT NULL,
+				priority BIGINT NOT NULL,
+				labels TEXT NOT NULL,
+				backend TEXT NOT NULL,
+				attempt BIGINT NOT NULL DEFAULT 0,
+				max_attempts BIGINT NOT NULL,
+				outputs TEXT NOT NULL DEFAULT '{}',
+				results {{blob}} NOT NULL,
+				error TEXT NOT NULL DEFAULT '',
+				lease_owner TEXT NOT NULL DEFAULT '',
+				lease_token BIGINT NOT NULL DEFAULT 0,
+				lease_expires BIGINT NOT NULL DEFAULT 0,
+				cancel_requested BIGINT NOT NULL DEFAULT 0,
+				reused_from BIGINT NOT NULL,
+				created BIGINT NOT NULL,
+				queued BIGINT NOT NULL DEFAULT 0,
+				started BIGINT NOT NULL DEFAULT 0,
+				finished BIGINT NOT NULL DEFAULT 0
+			)`,
+			`CREATE INDEX jobs_run ON jobs (run_id)`,
+			// Leading with repo_id, not status: an index on status alone
+			// would lure SQLite's planner away from jobs_queue and
+			// jobs_lease (see TestQueryPlans).
+			`CREATE INDEX jobs_repo ON jobs (repo_id, status)`,
+			`CREATE INDEX jobs_lease ON jobs (lease_expires) WHERE status = 'running'`,
+			`CREATE TABLE job_attempts (
+				job_id BIGINT NOT NULL REFERENCES jobs(id),
+				attempt BIGINT NOT NULL,
+				owner TEXT NOT NULL,
+				started BIGINT NOT NULL,
+				finished BIGINT NOT NULL,
+				reason TEXT NOT NULL,
+				PRIMARY KEY (job_id, attempt)
+			)`,
+			`CREATE TABLE log_chunks (
+				job_id BIGINT NOT NULL REFERENCES jobs(id),
+				seq BIGINT NOT NULL,
+				data {{blob}} NOT NULL,
+				at BIGINT NOT NULL,
+				PRIMARY KEY (job_id, seq)
+			)`,
+			`CREATE TABLE crons (
+				cron_key TEXT PRIMARY KEY,
+				last BIGINT NOT NULL
+			)`,
+			`CREATE TABLE statuses (
+				id {{id}},
+				run_id BIGINT NOT NULL REFERENCES runs(id),
+				repo_id BIGINT NOT NULL,
+				sha TEXT NOT NULL,
+				context TEXT NOT NULL,
+				state TEXT NOT NULL,
+				description TEXT NOT NULL,
+				target_url TEXT NOT NULL,
+				attempts BIGINT NOT NULL DEFAULT 0,
+				next_attempt BIGINT NOT NULL,
+				last_error TEXT NOT NULL DEFAULT '',
+				done BIGINT NOT NULL DEFAULT 0
+			)`,
+			`CREATE INDEX statuses_due ON statuses (next_attempt) WHERE done = 0`,
+		},
+		// Fencing tokens: a sequence never blocks concurrent leases on
+		// PostgreSQL; SQLite's single writer makes a counter row enough.
+		sqlite: []string{
+			`CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)`,
+			`INSERT INTO counters (name, value) VALUES ('lease_token', 0)`,
+		},
+		postgres: []string{`CREATE SEQUENCE lease_tokens`},
+	},
+	{ // 2: Lease reads one partial index instead of joining runs.
+		shared: []string{
+			// Jobs of a blocked run are held out of the queue.
+			`ALTER TABLE jobs ADD COLUMN held BIGINT NOT NULL DEFAULT 0`,
+			`UPDATE jobs SET held = 1 WHERE run_id IN (SELECT id FROM runs WHERE status = 'blocked')`,
+			`CREATE INDEX jobs_queue ON jobs (priority DESC, id) WHERE status = 'queued' AND held = 0`,
+			// Accept's 24-hour duplicate window is answered from the index.
+			`DROP INDEX events_body`,
+			`CREATE INDEX events_body ON events (repo_id, body_hash, received)`,
+		},
+	},
+}
+
+// SchemaVersion is the newest schema this package writes.
+const SchemaVersion = 2
+
+// migrateLock is the PostgreSQL advisory lock that keeps replicas starting
+// together from migrating the same database twice.
+const migrateLock = 7120_0001
+
+func (s *DB) migrate(ctx context.Context, max int) error {
+	const op = "store.migrate"
+	if max <= 0 || max > len(migrations) {
+		max = len(migrations)
+	}
+	var current int
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+	})
+	if err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return errs.E(op, errs.Invalid, "database schema version %d is newer than this binary's %d", current, len(migrations))
+	}
+	for v := current + 1; v <= max; v++ {
+		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+			if err := s.lockMigrations(ctx, tx); err != nil {
+				return err
+			}
+			var done int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, v).Scan(&done); err != nil || done > 0 {
+				return err // another replica applied it meanwhile
+			}
+			for _, stmt := range s.statements(migrations[v-1]) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return errs.E(op, errs.Invalid, "migration %d: %w\n%s", v, err, stmt)
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, v, us(now()))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *DB) lockMigrations(ctx context.Context, tx *dbsql.Tx) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLock))
+	return err
+}
+
+// statements returns m's SQL for this dialect.
+func (s *DB) statements(m migration) []string {
+	id, blob, extra := "INTEGER PRIMARY KEY", "BLOB", m.sqlite
+	if s.dialect == dialectPostgres {
+		id, blob, extra = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "BYTEA", m.postgres
+	}
+	r := strings.NewReplacer("{{id}}", id, "{{blob}}", blob)
+	out := make([]string, 0, len(m.shared)+len(extra))
+	for _, q := range m.shared {
+		out = append(out, r.Replace(q))
+	}
+	return append(out, extra...)
+}
+
+// Version reports the schema version of the open database (for tests and
+// diagnostics).
+func (s *DB) Version(ctx context.Context) (int, error) {
+	var v int
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, mapErr("store.SchemaVersion", err)
+}

@@ -1,0 +1,242 @@
+package sqlstore
+
+import (
+	"context"
+	dbsql "database/sql"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/store/storetest"
+)
+
+func openTestSQLite(t testing.TB, opts Options) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "conveyor.db")
+	s, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+// postgresDSN returns the address of a fresh, empty schema in the test
+// PostgreSQL (see scripts/postgres.sh), dropped when t ends; it skips t
+// when CONVEYOR_TEST_POSTGRES is unset.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("CONVEYOR_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("CONVEYOR_TEST_POSTGRES is not set (eval \"$(scripts/postgres.sh)\")")
+	}
+	admin, err := dbsql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := fmt.Sprintf("test_%d_%08x", time.Now().UnixNano(), rand.Uint32())
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		admin.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openTestPostgres(t testing.TB, opts Options) *DB {
+	t.Helper()
+	dsn := postgresDSN(t)
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 8
+	}
+	s, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openTestSQLite(t, Options{})
+		return s
+	})
+}
+
+func TestPostgres(t *testing.T) {
+	postgresDSN(t) // skips early without a server
+	storetest.Run(t, func(t *testing.T) store.Store { return openTestPostgres(t, Options{}) })
+}
+
+// dialects runs f against SQLite and, when configured, PostgreSQL, giving
+// it a database address with nothing in it.
+func dialects(t *testing.T, f func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, filepath.Join(t.TempDir(), "conveyor.db")) })
+	t.Run("postgres", func(t *testing.T) { f(t, postgresDSN(t)) })
+}
+
+// TestMigrationUpgrade opens a database at schema version 1, writes rows
+// as that release would have, and reopens it with every migration.
+func TestMigrationUpgrade(t *testing.T) {
+	dialects(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		old, err := Open(ctx, dsn, Options{MaxMigration: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := old.Version(ctx); err != nil || v != 1 {
+			t.Fatalf("Version = %d, %v; want 1", v, err)
+		}
+		org, err := old.EnsureOrg(ctx, "acme")
+		must(t, err)
+		must(t, old.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "ci", Role: store.RoleAdmin, Hash: []byte("h")}))
+		repo := &store.Repo{OrgID: org.ID, Name: "acme/app", Secret: "s"}
+		must(t, old.CreateRepo(ctx, repo))
+		ev := &store.Event{RepoID: repo.ID, Source: "webhook", DeliveryID: "d1", BodyHash: []byte("hash"), Body: []byte("{}")}
+		_, err = old.Accept(ctx, []*store.Event{ev})
+		must(t, err)
+		// A run blocked by its concurrency group, written by version 1:
+		// migration 2 must hold its job out of the queue.
+		var runID int64
+		must(t, old.w.QueryRowContext(ctx, `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name, event,
+			ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group, cancel_in_progress,
+			attempt, rerun_of, created) VALUES ($1, $2, 0, 1, 'ci.yml', 'ci', 'push', 'refs/heads/main', 'abc', 'webhook',
+			'blocked', '{}', $3, $3, 'deploy', 0, 1, 0, 1) RETURNING id`, org.ID, repo.ID, []byte{}).Scan(&runID))
+		_, err = old.w.ExecContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status, priority,
+			labels, backend, max_attempts, results, reused_from, created) VALUES ($1, $2, $3, 'a', 'a', '[]', 'queued', 0,
+			'[]', '', 2, $4, 0, 1)`, runID, org.ID, repo.ID, []byte{})
+		must(t, err)
+		must(t, old.Close())
+
+		s, err := Open(ctx, dsn, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if v, err := s.Version(ctx); err != nil || v != SchemaVersion {
+			t.Fatalf("Version after upgrade = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		if tok, err := s.TokenByHash(ctx, []byte("h")); err != nil || tok.OrgID != org.ID {
+			t.Errorf("token after upgrade: %+v, %v", tok, err)
+		}
+		if r, err := s.RepoByName(ctx, org.ID, "acme/app"); err != nil || r.ID != repo.ID {
+			t.Errorf("repository after upgrade: %+v, %v", r, err)
+		}
+		if got, err := s.GetEvent(ctx, org.ID, ev.ID); err != nil || got.DeliveryID != "d1" {
+			t.Errorf("event after upgrade: %+v, %v", got, err)
+		}
+		if as, err := s.Accept(ctx, []*store.Event{{RepoID: repo.ID, DeliveryID: "d1"}}); err != nil || !as[0].Duplicate {
+			t.Errorf("an old delivery is not a duplicate after upgrade: %+v, %v", as, err)
+		}
+		if l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute}); err != nil || l != nil {
+			t.Errorf("job of a blocked run leased after upgrade: %+v, %v", l, err)
+		}
+		runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID}, Jobs: []*store.Job{{Key: "b"}}}})
+		must(t, err)
+		if runs[0].Number != 2 {
+			t.Errorf("new run after upgrade has number %d, want 2", runs[0].Number)
+		}
+		if l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute}); err != nil || l == nil || l.Job.Key != "b" {
+			t.Errorf("Lease after upgrade: %+v, %v", l, err)
+		}
+	})
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentOpen: replicas starting together migrate once.
+func TestConcurrentOpen(t *testing.T) {
+	dialects(t, func(t *testing.T, dsn string) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				s, err := Open(t.Context(), dsn, Options{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s.Close()
+			})
+		}
+		wg.Wait()
+	})
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	s, path := openTestSQLite(t, Options{})
+	_, err := s.w.Exec(`INSERT INTO schema_migrations (version, applied) VALUES ($1, 0)`, SchemaVersion+1)
+	must(t, err)
+	s.Close()
+	_, err = Open(t.Context(), "sqlite://"+path, Options{})
+	if !errs.Is(err, errs.Invalid) {
+		t.Fatalf("opening a database from a newer release: %v, want an Invalid error", err)
+	}
+}
+
+func TestOpenBadAddress(t *testing.T) {
+	for _, dsn := range []string{"", "x.db?mode=ro", ":memory:"} {
+		if _, err := Open(t.Context(), dsn, Options{}); !errs.Is(err, errs.Invalid) {
+			t.Errorf("Open(%q) = %v, want an Invalid error", dsn, err)
+		}
+	}
+	if _, err := Open(t.Context(), filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), Options{}); err == nil {
+		t.Error("Open in a missing directory succeeded")
+	}
+}
+
+// TestDurable: what a commit acknowledged is there after a reopen.
+func TestDurable(t *testing.T) {
+	s, path := openTestSQLite(t, Options{})
+	ctx := t.Context()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(t, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(t, s.CreateRepo(ctx, repo))
+	as, err := s.Accept(ctx, []*store.Event{{RepoID: repo.ID, DeliveryID: "d", Body: []byte("payload")}})
+	must(t, err)
+	runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID}, Jobs: []*store.Job{{Key: "a"}}}})
+	must(t, err)
+	must(t, s.Close())
+
+	s2, err := Open(ctx, path, Options{})
+	must(t, err)
+	defer s2.Close()
+	if s2.Dialect() != "sqlite" {
+		t.Errorf("Dialect = %q", s2.Dialect())
+	}
+	ev, err := s2.GetEvent(ctx, org.ID, as[0].ID)
+	if err != nil || string(ev.Body) != "payload" {
+		t.Fatalf("event after reopen: %+v, %v", ev, err)
+	}
+	if r, err := s2.GetRun(ctx, org.ID, runs[0].ID); err != nil || r.Status != store.StatusQueued {
+		t.Fatalf("run after reopen: %+v, %v", r, err)
+	}
+	if l, err := s2.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute}); err != nil || l == nil {
+		t.Fatalf("queue after reopen: %+v, %v", l, err)
+	}
+}

@@ -1,0 +1,414 @@
+// Package store is Conveyor's durable state: organisations, tokens,
+// repositories, accepted events, runs, jobs (which are also the queue),
+// log chunks, cron state and the commit-status outbox. Every query that a
+// tenant can reach is scoped by organisation. The SQL implementation for
+// SQLite and PostgreSQL lives in store/sql; store/storetest is one suite
+// that every implementation passes.
+//
+// Callers get the small interface they use (Tokens, Repos, Events, Runs,
+// Queue, Logs, Crons, Outbox); Store bundles them for wiring in main.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what a token may do inside its organisation.
+type Role string
+
+// Roles, from most to least powerful. Agent tokens only lease and run jobs.
+const (
+	RoleAdmin Role = "admin"
+	RoleWrite Role = "write"
+	RoleRead  Role = "read"
+	RoleAgent Role = "agent"
+)
+
+// Org is an organisation (tenant). A "default" one exists after Open.
+type Org struct {
+	ID      int64
+	Name    string
+	Created time.Time
+}
+
+// Token is an API token; only the SHA-256 of its secret is stored.
+type Token struct {
+	ID       int64
+	OrgID    int64
+	Name     string
+	Role     Role
+	Hash     []byte
+	Created  time.Time
+	LastUsed time.Time
+}
+
+// Repo is a registered repository.
+type Repo struct {
+	ID    int64
+	OrgID int64
+	// Name is owner/name (GitLab: the path with namespace).
+	Name   string
+	URL    string
+	Forge  string // github, gitlab, gitea
+	Secret string // webhook secret (HMAC key or GitLab token)
+	Branch string // default branch
+	// AllowSHA1 accepts GitHub's X-Hub-Signature (sha1) header.
+	AllowSHA1 bool
+	// StatusToken and APIURL are for commit statuses; CloneUser and
+	// ClonePassword for fetching private repositories. Never logged.
+	StatusToken   string
+	APIURL        string
+	CloneUser     string
+	ClonePassword string
+	Created       time.Time
+}
+
+// Event states.
+const (
+	EventPending    = "pending"    // accepted, not yet turned into runs
+	EventProcessing = "processing" // claimed by a replica (lease)
+	EventDone       = "done"       // runs created (maybe none)
+	EventFailed     = "failed"     // could not be processed; Error says why
+)
+
+// Event is an accepted trigger (webhook delivery, API/CLI trigger, cron
+// tick) stored before it is acknowledged.
+type Event struct {
+	ID     int64
+	OrgID  int64
+	RepoID int64
+	// Source is webhook, api, cron or rerun.
+	Source string
+	Forge  string
+	// Name is the forge's event header value or the GitHub event name.
+	Name string
+	// DeliveryID de-duplicates: (repo, delivery id) is unique when set.
+	DeliveryID string
+	// BodyHash de-duplicates the same body within 24 h for the same repo.
+	BodyHash []byte
+	Headers  map[string]string
+	Body     []byte
+	Received time.Time
+	State    string
+	Error    string
+	Attempts int
+}
+
+// Accepted is the outcome of accepting one event.
+type Accepted struct {
+	ID int64
+	// Duplicate is set when an equal event was already stored (same
+	// delivery id, or same body hash within 24 h): nothing was stored.
+	Duplicate bool
+}
+
+// Run statuses. A run is queued until a job starts, running until every
+// job is done, then has the conclusion of its jobs. Blocked is a run held
+// by its concurrency group.
+const (
+	StatusBlocked   = "blocked"
+	StatusWaiting   = "waiting" // job: needs not done yet
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSuccess   = "success"
+	StatusFailure   = "failure"
+	StatusCancelled = "cancelled"
+	StatusSkipped   = "skipped"
+	StatusError     = "error" // infrastructure: the job could not run
+)
+
+// Terminal reports whether a run or job status is final.
+func Terminal(status string) bool {
+	switch status {
+	case StatusSuccess, StatusFailure, StatusCancelled, StatusSkipped, StatusError:
+		return true
+	}
+	return false
+}
+
+// Run is one workflow run.
+type Run struct {
+	ID      int64
+	OrgID   int64
+	RepoID  int64
+	EventID int64
+	// Number counts runs per repository from 1.
+	Number   int64
+	Workflow string // file path in the repository
+	Name     string
+	Event    string // GitHub event name
+	Ref      string
+	SHA      string
+	Trigger  string // webhook, api, cron, rerun
+	Status   string
+	Inputs   map[string]string
+	// EventJSON is the event model plus payload the run was planned from;
+	// WorkflowYAML is the file content at that commit. Re-runs reuse both.
+	EventJSON    []byte
+	WorkflowYAML []byte
+	// ConcurrencyGroup and CancelInProgress are the evaluated
+	// workflow-level concurrency: values.
+	ConcurrencyGroup string
+	CancelInProgress bool
+	// Attempt is 1 for a first run; RerunOf is the run it re-runs.
+	Attempt  int
+	RerunOf  int64
+	Created  time.Time
+	Started  time.Time
+	Finished time.Time
+	Error    string
+}
+
+// Job is one job of a run (all matrix instances of a workflow job run
+// under one Job). Jobs are the queue: a job is leased while running.
+type Job struct {
+	ID     int64
+	RunID  int64
+	OrgID  int64
+	RepoID int64
+	// Key is the job id in the workflow; Needs are keys of the same run.
+	Key    string
+	Name   string
+	Needs  []string
+	Status string
+	// Priority: higher first, then FIFO by ID.
+	Priority int
+	// Labels are runs-on labels; Backend the pool that must run it
+	// ("" = any).
+	Labels  []string
+	Backend string
+	// Attempt counts leases (1 on the first). MaxAttempts bounds
+	// re-leases after infrastructure loss (default 2: re-run once).
+	Attempt     int
+	MaxAttempts int
+	Outputs     map[string]string
+	// Results holds per-instance results (matrix) as JSON for display.
+	Results []byte
+	Error   string
+	// Lease: owner (replica or agent id), fencing token (grows with
+	// every lease), expiry. CancelRequested is set by a cancel while the
+	// job runs; the holder sees it on its next heartbeat.
+	LeaseOwner      string
+	LeaseToken      int64
+	LeaseExpires    time.Time
+	CancelRequested bool
+	// Reused is set on a re-run's job copied from the run it re-runs.
+	ReusedFrom int64
+	Created    time.Time
+	Queued     time.Time
+	Started    time.Time
+	Finished   time.Time
+}
+
+// Attempt is a past attempt of a job that was interrupted (lease lost),
+// shown as such to the user.
+type Attempt struct {
+	JobID    int64
+	Attempt  int
+	Owner    string
+	Started  time.Time
+	Finished time.Time
+	Reason   string
+}
+
+// NewRun is a run with its jobs, written in one transaction. Jobs' initial
+// Status is queued (no needs), waiting (needs), or, for re-runs of failed
+// jobs, success/skipped with ReusedFrom set.
+type NewRun struct {
+	Run  *Run
+	Jobs []*Job
+}
+
+// LeaseRequest says what a worker can run.
+type LeaseRequest struct {
+	Owner string
+	// Backends the worker serves ("" in the list matches jobs with no
+	// backend). Empty means any.
+	Backends []string
+	TTL      time.Duration
+	// RepoLimit caps running jobs per repository (0: no cap).
+	RepoLimit int
+}
+
+// Lease is a leased job with its run.
+type Lease struct {
+	Job *Job
+	Run *Run
+}
+
+// Completion is the end of a leased job.
+type Completion struct {
+	Status  string // success, failure, cancelled, skipped, error
+	Outputs map[string]string
+	Results []byte
+	Error   string
+}
+
+// Expired reports what Expire did with one lost lease.
+type Expired struct {
+	JobID   int64
+	RunID   int64
+	Requeue bool // false: failed with StatusError
+	Reason  string
+}
+
+// LogChunk is a piece of a job's masked output. Seq starts at 1 and has no
+// gaps per job.
+type LogChunk struct {
+	JobID int64
+	Seq   int64
+	Data  []byte
+	Time  time.Time
+}
+
+// StatusReport is a commit status waiting to be sent to the forge
+// (transactional outbox: written with the run change that causes it).
+type StatusReport struct {
+	ID          int64
+	RunID       int64
+	RepoID      int64
+	SHA         string
+	Context     string
+	State       string // pending, success, failure, error
+	Description string
+	TargetURL   string
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Done        bool
+}
+
+// RunFilter selects runs for listing.
+type RunFilter struct {
+	RepoID int64
+	Status string
+	Limit  int
+	Before int64 // run id, for paging
+}
+
+// Tokens stores API tokens.
+type Tokens interface {
+	EnsureOrg(ctx context.Context, name string) (*Org, error)
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash returns the token with that hash (NotFound otherwise)
+	// and records its use.
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	CountTokens(ctx context.Context, orgID int64) (int, error)
+}
+
+// Repos stores repositories.
+type Repos interface {
+	CreateRepo(ctx context.Context, r *Repo) error // Conflict on same org+name
+	GetRepo(ctx context.Context, orgID, id int64) (*Repo, error)
+	// RepoForHook finds a repository by id alone: the webhook path is the
+	// only unauthenticated entry and the signature check follows.
+	RepoForHook(ctx context.Context, id int64) (*Repo, error)
+	RepoByName(ctx context.Context, orgID int64, name string) (*Repo, error)
+	ListRepos(ctx context.Context, orgID int64) ([]*Repo, error)
+}
+
+// Events stores accepted events.
+type Events interface {
+	// Accept stores events in ONE transaction (group commit), skipping
+	// duplicates, and returns one Accepted per event in order.
+	Accept(ctx context.Context, evs []*Event) ([]Accepted, error)
+	// ClaimEvents leases up to n pending events (or processing ones whose
+	// lease expired) for owner until now+ttl.
+	ClaimEvents(ctx context.Context, owner string, n int, ttl time.Duration) ([]*Event, error)
+	// FinishEvent writes the runs an event produced and marks it done in
+	// ONE transaction, provided owner still holds it (Conflict otherwise).
+	// Runs are subject to concurrency groups (see Runs.CreateRuns).
+	FinishEvent(ctx context.Context, eventID int64, owner string, runs []NewRun) ([]*Run, error)
+	// FailEvent marks an event failed (or done with a note when runs is
+	// not needed) with a reason.
+	FailEvent(ctx context.Context, eventID int64, owner, reason string) error
+	GetEvent(ctx context.Context, orgID, id int64) (*Event, error)
+}
+
+// Runs reads and changes runs.
+type Runs interface {
+	// CreateRuns writes runs with their jobs in one transaction. Concurrency
+	// groups: a run whose group has an unfinished run is blocked (only the
+	// newest blocked run of a group is kept; an older blocked one is
+	// cancelled); with CancelInProgress the unfinished runs of the group
+	// are cancelled instead.
+	CreateRuns(ctx context.Context, runs []NewRun) ([]*Run, error)
+	GetRun(ctx context.Context, orgID, id int64) (*Run, error)
+	ListRuns(ctx context.Context, orgID int64, f RunFilter) ([]*Run, error)
+	Jobs(ctx context.Context, orgID, runID int64) ([]*Job, error)
+	GetJob(ctx context.Context, orgID, jobID int64) (*Job, error)
+	Attempts(ctx context.Context, orgID, jobID int64) ([]*Attempt, error)
+	// CancelRun cancels jobs that have not started and flags running ones
+	// (CancelRequested); the run ends when they report. Conflict when the
+	// run is already finished.
+	CancelRun(ctx context.Context, orgID, runID int64, reason string) (*Run, error)
+	// Stats counts jobs by status (for metrics).
+	Stats(ctx context.Context) (map[string]int, error)
+}
+
+// Queue leases jobs to workers.
+type Queue interface {
+	// Lease takes the queued job with the highest priority, then lowest
+	// id, that req may run, marks it running with a new fencing token and
+	// returns it; (nil, nil) when there is none. Each job is leased by
+	// exactly one caller, across replicas.
+	Lease(ctx context.Context, req LeaseRequest) (*Lease, error)
+	// Heartbeat extends a lease; it returns cancel=true when the run was
+	// cancelled, and a Conflict error when the lease was lost (token).
+	Heartbeat(ctx context.Context, jobID, token int64, ttl time.Duration) (cancel bool, err error)
+	// Complete ends a leased job and, in the same transaction, queues the
+	// jobs whose needs are now all finished, finishes the run when all its
+	// jobs are finished (and unblocks the next run of its concurrency
+	// group), and writes the commit-status outbox entry. Conflict when the
+	// token is stale.
+	Complete(ctx context.Context, jobID, token int64, c Completion) error
+	// Expire handles leases that ended before now: the job is queued
+	// again (attempt < max attempts) or ends with StatusError, and the
+	// interrupted attempt is recorded.
+	Expire(ctx context.Context, now time.Time) ([]Expired, error)
+}
+
+// Logs stores job output.
+type Logs interface {
+	// AppendLog stores the next chunk of a job's output; seq is assigned.
+	AppendLog(ctx context.Context, jobID int64, data []byte) (seq int64, err error)
+	// ReadLog returns chunks with Seq > after, at most limit.
+	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
+}
+
+// Crons keeps the last fired time per schedule.
+type Crons interface {
+	// CronLast returns the last scheduled time fired for key (zero if
+	// never).
+	CronLast(ctx context.Context, key string) (time.Time, error)
+	// FireCron records that key fired at scheduled and accepts ev, in one
+	// transaction, only if scheduled is after the stored time: it returns
+	// false (and stores nothing) when another replica fired it first.
+	FireCron(ctx context.Context, key string, scheduled time.Time, ev *Event) (bool, error)
+}
+
+// Outbox holds commit statuses to send.
+type Outbox interface {
+	// ClaimStatuses returns up to n reports due before now, not done,
+	// and pushes their NextAttempt by ttl so other replicas skip them.
+	ClaimStatuses(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]*StatusReport, error)
+	// StatusSent marks a report done, or records a failure and the next
+	// attempt (done when giving up).
+	StatusSent(ctx context.Context, id int64, err string, next time.Time, giveUp bool) error
+}
+
+// Store is every interface plus lifecycle, for wiring in main.
+type Store interface {
+	Tokens
+	Repos
+	Events
+	Runs
+	Queue
+	Logs
+	Crons
+	Outbox
+	// Dialect is "sqlite" or "postgres".
+	Dialect() string
+	Close() error
+}
