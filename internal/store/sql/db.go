@@ -229,12 +229,14 @@ func mapErr(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = errs.Timeout
 	case errors.As(err, &se):
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		// Extended codes carry the primary code in their low byte.
+		switch code := se.Code(); {
+		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE, code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			kind = errs.Conflict
-		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_CONSTRAINT_CHECK:
+		case code&0xff == sqlite3.SQLITE_CONSTRAINT:
 			kind = errs.Invalid
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+		case code&0xff == sqlite3.SQLITE_BUSY, code&0xff == sqlite3.SQLITE_LOCKED,
+			code&0xff == sqlite3.SQLITE_FULL, code&0xff == sqlite3.SQLITE_IOERR:
 			kind = errs.Unavailable
 		}
 	case errors.As(err, &pe):

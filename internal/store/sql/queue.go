@@ -112,11 +112,7 @@ func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64) (string, []any
 		args = append(args, req.RepoLimit)
 		q += fmt.Sprintf(` AND (SELECT COUNT(*) FROM jobs x WHERE x.repo_id = j.repo_id AND x.status = 'running') < $%d`, len(args))
 	}
-	q += ` ORDER BY j.priority DESC, j.id LIMIT 1`
-	if s.dialect == dialectPostgres {
-		q += s.skipLocked()
-	}
-	return q, args
+	return q + ` ORDER BY j.priority DESC, j.id LIMIT 1` + s.skipLocked(), args
 }
 
 // nextToken returns a fencing token larger than every one before it.
