@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -20,6 +21,22 @@ type backends struct {
 // engine answers, else the host with a one-line notice. With an engine,
 // host jobs can still run docker actions and container: jobs.
 func openBackends(ctx context.Context, name string, stderr io.Writer) (*backends, error) {
+	return openBackendsWith(ctx, name, stderr, nil)
+}
+
+// outOfProcessRunner is the host backend's step runner for long-lived
+// processes (server, agent): this binary's entrypoint, so that steps die
+// with the process that started them, even on kill -9.
+func outOfProcessRunner() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, "entrypoint"}
+}
+
+// openBackendsWith is openBackends with the host backend's runner argv.
+func openBackendsWith(ctx context.Context, name string, stderr io.Writer, runner []string) (*backends, error) {
 	switch name {
 	case "auto", "docker", "host":
 	default:
@@ -35,13 +52,13 @@ func openBackends(ctx context.Context, name string, stderr io.Writer) (*backends
 		if name == "docker" {
 			return nil, fmt.Errorf("docker backend: no Docker engine answers: %v", err)
 		}
-		h := host.New(host.Options{})
+		h := host.New(host.Options{Runner: runner})
 		if name == "auto" {
 			fmt.Fprintln(stderr, "conveyor: no Docker engine answers; running jobs on the host")
 		}
 		return &backends{main: h, host: h, close: func() {}}, nil
 	}
-	h := host.New(host.Options{Containers: d})
+	h := host.New(host.Options{Containers: d, Runner: runner})
 	if name == "host" {
 		return &backends{main: h, host: h, containers: d, close: func() {}}, nil
 	}

@@ -75,7 +75,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer st.Close()
-	bk, err := openBackends(ctx, backendName, stderr)
+	bk, err := openBackendsWith(ctx, backendName, stderr, outOfProcessRunner())
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

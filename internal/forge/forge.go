@@ -10,8 +10,6 @@ import (
 // Forgejo is accepted as a forge name and handled as Gitea.
 const Forgejo = "forgejo"
 
-// zeroSHA is the commit id forges send for "no commit" (a created or deleted ref).
-const zeroSHA = "0000000000000000000000000000000000000000"
 
 // canonical maps a forge name to one of event.GitHub, event.GitLab,
 // event.Gitea; forgejo is Gitea.

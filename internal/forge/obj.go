@@ -43,14 +43,6 @@ func (o obj) i(key string) int {
 	return int(f)
 }
 
-// path follows nested objects: path("pull_request", "head") is o.o("pull_request").o("head").
-func (o obj) path(keys ...string) obj {
-	for _, k := range keys {
-		o = o.o(k)
-	}
-	return o
-}
-
 // strings reads an array of strings, skipping other values.
 func (o obj) strings(key string) []string {
 	var out []string

@@ -40,6 +40,9 @@ type Config struct {
 	Platforms map[string]string
 	// Replica names this process in leases (default host-pid-random).
 	Replica string
+	// StatusBackoff is the first wait before a failed commit status is
+	// sent again; it doubles with every attempt.
+	StatusBackoff time.Duration
 	// AllowFileURLs lets repositories be file:// URLs (tests, single-user
 	// set-ups); off by default so a tenant cannot read the server's disk.
 	AllowFileURLs bool
@@ -62,6 +65,9 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 500 * time.Millisecond
+	}
+	if c.StatusBackoff <= 0 {
+		c.StatusBackoff = time.Second
 	}
 	if c.CronCatchUp <= 0 {
 		c.CronCatchUp = time.Hour

@@ -62,7 +62,7 @@ func (s *Server) takeScheduleRefresh() bool { return s.scheduleDirty.Swap(false)
 // loadSchedules reads the schedules of every repository at the head of
 // its default branch.
 func (s *Server) loadSchedules(ctx context.Context) []schedule {
-	repos, err := allRepos(ctx, s.store)
+	repos, err := s.store.AllRepos(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("cron: listing repositories", "err", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -64,7 +65,7 @@ func newMetrics(st store.Runs) *metrics {
 		&jobStates{st: st,
 			jobs:  prometheus.NewDesc("conveyor_jobs", "Jobs by status (all runs, all replicas).", []string{"status"}, nil),
 			depth: prometheus.NewDesc("conveyor_queue_depth", "Jobs ready and waiting for a worker.", nil, nil)},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -16,7 +16,7 @@ import (
 
 func TestCommitStatusesReachTheForge(t *testing.T) {
 	rec := forgetest.NewRecorder(t).Fail(1, http.StatusBadGateway) // first call fails: retried
-	h := newHarness(t, harnessOpts{statusURL: rec.URL, files: map[string]string{".github/workflows/ok.yml": "name: OK\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ok\n"}})
+	h := newHarness(t, harnessOpts{cfg: Config{StatusBackoff: 20 * time.Millisecond}, statusURL: rec.URL, files: map[string]string{".github/workflows/ok.yml": "name: OK\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: sleep 1\n"}})
 	h.hook("push", h.push("main"), "s1")
 	runs := h.waitRuns(1, 30*time.Second)
 	sha, _ := h.git.head()
@@ -30,8 +30,16 @@ func TestCommitStatusesReachTheForge(t *testing.T) {
 		}
 		return len(states) >= 2 && states[len(states)-1] == "success"
 	})
-	if states[0] != "pending" {
+	// pending failed once (502) and was retried, then the result.
+	if len(states) != 3 || states[0] != "pending" || states[1] != "pending" {
 		t.Errorf("states: %v", states)
+	}
+	// The failed "pending" must not be retried after the result: the
+	// forge would show the run as pending forever.
+	time.Sleep(300 * time.Millisecond)
+	calls := rec.Calls()
+	if last := calls[len(calls)-1]; last.JSON["state"] != "success" {
+		t.Errorf("last status sent: %v (all: %d calls)", last.JSON["state"], len(calls))
 	}
 	for _, c := range rec.Calls() {
 		if got := c.Header.Get("Authorization"); got != "Bearer tok-123" {
@@ -184,9 +192,10 @@ func TestCronFiresOnceAcrossRestarts(t *testing.T) {
 	}
 	h.srv.fireDue(ctx, sc, t0.Add(4*time.Minute)) // 10:05 is due
 	h.srv.fireDue(ctx, sc, t0.Add(4*time.Minute)) // same tick again (restart, other replica): no double fire
-	runs := h.waitRuns(1, 30*time.Second)
+	h.waitRuns(1, 30*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if runs = h.waitRuns(1, time.Second); len(runs) != 1 || runs[0].Event != "schedule" || runs[0].Status != store.StatusSuccess {
+	runs := h.waitRuns(1, time.Second)
+	if len(runs) != 1 || runs[0].Event != "schedule" || runs[0].Status != store.StatusSuccess {
 		t.Fatalf("runs: %s", describeRuns(runs))
 	}
 	// Down from 10:05 to 12:02: only the latest missed time (12:00) fires,

@@ -36,7 +36,9 @@ type runEvent struct {
 // processLoop turns accepted events into runs.
 func (s *Server) processLoop(ctx context.Context) {
 	for {
-		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, 2*time.Minute)
+		// A dead replica's claims come back after this; FinishEvent is fenced,
+		// so a slow processor that loses its claim writes nothing.
+		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, max(2*s.cfg.LeaseTTL, 10*time.Second))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming events", "err", err)
 		}

@@ -81,7 +81,7 @@ func TestPushWebhookRunsTheWorkflow(t *testing.T) {
 		ID int64 `json:"id"`
 	}
 	h.api("POST", "/api/runs/"+itoa(r.ID)+"/rerun", map[string]bool{"failed": true}, http.StatusCreated, &rerun)
-	runs = h.waitRuns(2, 60*time.Second)
+	h.waitRuns(2, 60*time.Second)
 	nr, err := h.st.GetRun(context.Background(), 1, rerun.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +131,9 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	if code, b := h.hook("push", p, "other-delivery-same-body"); code != http.StatusOK || !strings.Contains(b, "duplicate") {
 		t.Errorf("same body: %d %s", code, b)
 	}
-	runs := h.waitRuns(1, 30*time.Second)
+	h.waitRuns(1, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	if runs = h.waitRuns(1, time.Second); len(runs) != 1 {
+	if runs := h.waitRuns(1, time.Second); len(runs) != 1 {
 		t.Fatalf("duplicates made runs: %s", describeRuns(runs))
 	}
 }

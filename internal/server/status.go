@@ -32,7 +32,7 @@ func (s *Server) statusLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.statusWake:
-		case <-time.After(max(s.cfg.Poll, time.Second)):
+		case <-time.After(s.cfg.Poll):
 		}
 	}
 }
@@ -74,7 +74,7 @@ func (s *Server) sendStatus(ctx context.Context, r *store.StatusReport) {
 	case errs.Invalid, errs.Unauthorized, errs.NotFound, errs.Forbidden:
 		giveUp = true // a retry would get the same answer
 	}
-	backoff := time.Duration(1<<min(attempt, 10)) * time.Second
+	backoff := s.cfg.StatusBackoff << min(attempt-1, 10)
 	s.metrics.statuses.WithLabelValues("failed").Inc()
 	s.log.Warn("commit status failed", "run", r.RunID, "attempt", attempt, "give_up", giveUp, "err", err)
 	_ = s.store.StatusSent(ctx, r.ID, err.Error(), time.Now().Add(backoff), giveUp)

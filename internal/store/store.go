@@ -6,11 +6,14 @@
 // that every implementation passes.
 //
 // Callers get the small interface they use (Tokens, Repos, Events, Runs,
-// Queue, Logs, Crons, Outbox); Store bundles them for wiring in main.
+// Queue, Agents, Logs, Crons, Outbox); Store bundles them for wiring in main.
 package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -223,6 +226,13 @@ type NewRun struct {
 // LeaseRequest says what a worker can run.
 type LeaseRequest struct {
 	Owner string
+	// OrgID, when not 0, only leases that organisation's jobs (agents
+	// belong to one organisation; the server's own workers serve all).
+	OrgID int64
+	// Labels, when not nil, only leases jobs whose runs-on labels are all
+	// in it (see MatchLabels); an empty, non-nil list leases only jobs
+	// without labels.
+	Labels []string
 	// Backends the worker serves ("" in the list matches jobs with no
 	// backend). Empty means any.
 	Backends []string
@@ -243,6 +253,54 @@ type Completion struct {
 	Outputs map[string]string
 	Results []byte
 	Error   string
+}
+
+// Agent is a remote machine that leases jobs with an agent token. The
+// server identifies an agent by its token only, never by what it sends.
+type Agent struct {
+	ID     int64
+	OrgID  int64
+	Name   string
+	Hash   []byte // SHA-256 of the agent token
+	Labels []string
+	// Capacity, Version and Hostname are what the agent last reported.
+	Capacity int
+	Version  string
+	Hostname string
+	Draining bool
+	Revoked  bool
+	Created  time.Time
+	LastSeen time.Time
+}
+
+// Owner is the lease owner string of an agent's leases.
+func (a *Agent) Owner() string { return fmt.Sprintf("agent:%d", a.ID) }
+
+// MatchLabels reports whether a worker with labels worker may run a job
+// with runs-on labels job: every job label is one of the worker's, case
+// aside. A job label holding an expression (${{ }}) is only known at run
+// time and matches any worker. Lease applies the same rule.
+func MatchLabels(job, worker []string) bool {
+	have := NormalizeLabels(worker)
+	for _, l := range NormalizeLabels(job) {
+		if _, found := slices.BinarySearch(have, l); !found {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeLabels returns the labels that constrain matching: lower-cased,
+// sorted, without duplicates and without expressions. Never nil.
+func NormalizeLabels(labels []string) []string {
+	out := make([]string, 0, len(labels))
+	for _, l := range labels {
+		if !strings.Contains(l, "${{") {
+			out = append(out, strings.ToLower(l))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Expired reports what Expire did with one lost lease.
@@ -306,6 +364,9 @@ type Repos interface {
 	RepoForHook(ctx context.Context, id int64) (*Repo, error)
 	RepoByName(ctx context.Context, orgID int64, name string) (*Repo, error)
 	ListRepos(ctx context.Context, orgID int64) ([]*Repo, error)
+	// AllRepos lists the repositories of every organisation, for the
+	// server's own loops (cron); never reachable by a tenant.
+	AllRepos(ctx context.Context) ([]*Repo, error)
 }
 
 // Events stores accepted events.
@@ -367,6 +428,33 @@ type Queue interface {
 	// again (attempt < max attempts) or ends with StatusError, and the
 	// interrupted attempt is recorded.
 	Expire(ctx context.Context, now time.Time) ([]Expired, error)
+	// Release hands a leased job back at once (graceful shutdown, drain
+	// deadline): it is queued again with the interrupted attempt recorded
+	// with reason, without using up its retries (MaxAttempts grows by
+	// one). When its run is being cancelled the job ends cancelled
+	// instead. Conflict when the token is stale.
+	Release(ctx context.Context, jobID, token int64, reason string) error
+}
+
+// Agents stores remote agents.
+type Agents interface {
+	// CreateAgent stores a new agent (with its token hash) and sets its
+	// ID and Created; Conflict on a taken hash or on the name of a
+	// non-revoked agent of the same organisation.
+	CreateAgent(ctx context.Context, a *Agent) error
+	// AgentByHash finds a non-revoked agent by token hash (NotFound
+	// otherwise). GetAgent and ListAgents show revoked agents too.
+	AgentByHash(ctx context.Context, hash []byte) (*Agent, error)
+	GetAgent(ctx context.Context, orgID, id int64) (*Agent, error)
+	ListAgents(ctx context.Context, orgID int64) ([]*Agent, error)
+	// AgentSeen records what the agent reports and when (NotFound when
+	// the agent is unknown or revoked).
+	AgentSeen(ctx context.Context, id int64, labels []string, capacity int, version, hostname string) error
+	SetDraining(ctx context.Context, orgID, id int64, draining bool) error
+	RevokeAgent(ctx context.Context, orgID, id int64) error
+	// RunningJobs lists the running jobs leased by owner (an agent's
+	// current jobs).
+	RunningJobs(ctx context.Context, owner string) ([]*Job, error)
 }
 
 // Logs stores job output.
@@ -408,6 +496,7 @@ type Store interface {
 	Logs
 	Crons
 	Outbox
+	Agents
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

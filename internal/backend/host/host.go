@@ -5,8 +5,11 @@ package host
 import (
 	"context"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -19,6 +22,12 @@ type Options struct {
 	// Containers, when set, runs container actions (docker:// steps and
 	// Dockerfile actions) for host jobs; usually the docker backend.
 	Containers ContainerEngine
+	// Runner, when set, is the argv of an out-of-process step runner
+	// (`conveyor entrypoint`) started per job. Steps then outlive nothing:
+	// if this process dies, even by kill -9, the runner sees its input
+	// close and kills every process group of the job. The server and agents
+	// set it; without it the runner serves in-process.
+	Runner []string
 }
 
 // ContainerEngine runs one-off containers with a host directory mounted;
@@ -54,6 +63,12 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 		return nil, errs.E("host: setup", errs.Invalid, "job %q has no job directory", job.Name)
 	}
 	s := &Sandbox{dir: job.JobDir, served: make(chan struct{})}
+	if len(b.opts.Runner) > 0 {
+		if err := s.startRunner(ctx, b.opts.Runner); err != nil {
+			return nil, err
+		}
+		return b.wrap(s), nil
+	}
 	// Steps go through the step runner in-process, so the host and
 	// container backends share one implementation of process handling:
 	// own process group, merged output, group kill on cancel.
@@ -75,10 +90,63 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 		return nil, err
 	}
 	s.client = c
+	return b.wrap(s), nil
+}
+
+func (b *Backend) wrap(s *Sandbox) backend.Sandbox {
 	if b.opts.Containers != nil {
-		return &containerSandbox{Sandbox: s, engine: b.opts.Containers}, nil
+		return &containerSandbox{Sandbox: s, engine: b.opts.Containers}
 	}
-	return s, nil
+	return s
+}
+
+// startRunner starts the out-of-process step runner and connects to it.
+func (s *Sandbox) startRunner(ctx context.Context, argv []string) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = s.dir
+	// Its own process group: a terminal's Ctrl-C reaches this process,
+	// which cancels steps through the protocol; the runner only dies when
+	// its input closes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return errs.Wrap("host: setup", errs.Unavailable, err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return errs.Wrap("host: setup", errs.Unavailable, err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return errs.E("host: setup", errs.Unavailable, "starting the step runner %v: %v", argv, err)
+	}
+	waited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(waited)
+	}()
+	s.stop = func() {
+		in.Close() // the runner kills what is left and exits
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-waited
+		}
+	}
+	go func() {
+		<-waited
+		close(s.served)
+	}()
+	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer hcancel()
+	c, err := runner.NewClient(hctx, out, in, in)
+	if err != nil {
+		s.stop()
+		return err
+	}
+	s.client = c
+	return nil
 }
 
 // Sandbox is one host job.

@@ -13,6 +13,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/testimage"
 )
 
 func setup(t *testing.T) backend.Sandbox {
@@ -94,5 +95,37 @@ func TestContainerRunnerAbility(t *testing.T) {
 	defer plain.Teardown(context.Background())
 	if _, ok := plain.(backend.ContainerRunner); ok {
 		t.Error("host sandbox without a container engine claims to run containers")
+	}
+}
+
+// With an out-of-process runner, steps still run, and closing the runner's
+// input (what the kernel does when this process dies, even by kill -9)
+// kills every process the job started.
+func TestOutOfProcessRunner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bin, _, err := testimage.Conveyor(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := New(Options{Runner: []string{bin, "entrypoint"}}).Setup(ctx, &backend.JobSpec{ID: "j", Name: "j", JobDir: t.TempDir()}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!; exit 3"}})
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || code != 3 {
+		t.Fatalf("out %q code %d", out, code)
+	}
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatal("background process not running")
+	}
+	hs := sb.(*Sandbox)
+	hs.once.Do(hs.stop) // close the runner's input, as a dying parent does
+	for syscall.Kill(pid, 0) == nil {
+		if ctx.Err() != nil {
+			t.Fatalf("pid %d survived the runner's input closing", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -162,8 +162,14 @@ func (s *DB) unblockNext(ctx context.Context, tx *dbsql.Tx, repoID int64, group 
 	return s.advanceRun(ctx, tx, next, t)
 }
 
-// addStatus writes a commit-status outbox entry for a run, due now.
+// addStatus writes a commit-status outbox entry for a run, due now. Older
+// unsent entries of the same run and context are superseded: a retry of
+// "pending" must never land after the run's result and hide it.
 func (s *DB) addStatus(ctx context.Context, tx *dbsql.Tx, r *store.Run, state, desc string, t time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE statuses SET done = 1, last_error = 'superseded by a newer status'
+		WHERE run_id = $1 AND context = $2 AND done = 0`, r.ID, "conveyor/"+r.Name); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO statuses (run_id, repo_id, sha, context, state, description,
 		target_url, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, '', $7)`,
 		r.ID, r.RepoID, r.SHA, "conveyor/"+r.Name, state, desc, us(t))

@@ -156,6 +156,13 @@ func (s *DB) RepoByName(ctx context.Context, orgID int64, name string) (*store.R
 	return r, nil
 }
 
+// AllRepos lists every organisation's repositories, for the server's own
+// loops (cron); no API reaches it.
+func (s *DB) AllRepos(ctx context.Context) ([]*store.Repo, error) {
+	rs, err := queryAll(ctx, s.r, scanRepo, `SELECT `+repoCols+` FROM repos ORDER BY id`)
+	return rs, mapErr("store.AllRepos", err)
+}
+
 // ListRepos lists the organisation's repositories by name.
 func (s *DB) ListRepos(ctx context.Context, orgID int64) ([]*store.Repo, error) {
 	rs, err := queryAll(ctx, s.r, scanRepo, `SELECT `+repoCols+` FROM repos WHERE org_id = $1 ORDER BY name`, orgID)
