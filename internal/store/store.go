@@ -276,22 +276,19 @@ type Agent struct {
 // Owner is the lease owner string of an agent's leases.
 func (a *Agent) Owner() string { return fmt.Sprintf("agent:%d", a.ID) }
 
-// MatchLabels reports whether a worker with labels worker may run a job
-// with runs-on labels job: every job label is one of the worker's, case
-// aside. A job label holding an expression (${{ }}) is only known at run
-// time and matches any worker. Lease applies the same rule.
+// MatchLabels is Lease's rule: a worker may run a job when every runs-on
+// label of the job is one of the worker's, case aside. A label holding an
+// expression (${{ }}) is only known at run time and matches any worker.
 func MatchLabels(job, worker []string) bool {
 	have := NormalizeLabels(worker)
-	for _, l := range NormalizeLabels(job) {
-		if _, found := slices.BinarySearch(have, l); !found {
-			return false
-		}
-	}
-	return true
+	return !slices.ContainsFunc(NormalizeLabels(job), func(l string) bool {
+		_, found := slices.BinarySearch(have, l)
+		return !found
+	})
 }
 
 // NormalizeLabels returns the labels that constrain matching: lower-cased,
-// sorted, without duplicates and without expressions. Never nil.
+// sorted, without duplicates or expressions. Never nil.
 func NormalizeLabels(labels []string) []string {
 	out := make([]string, 0, len(labels))
 	for _, l := range labels {
@@ -447,8 +444,7 @@ type Agents interface {
 	AgentByHash(ctx context.Context, hash []byte) (*Agent, error)
 	GetAgent(ctx context.Context, orgID, id int64) (*Agent, error)
 	ListAgents(ctx context.Context, orgID int64) ([]*Agent, error)
-	// AgentSeen records what the agent reports and when (NotFound when
-	// the agent is unknown or revoked).
+	// AgentSeen records what the agent reports, and when (NotFound if revoked).
 	AgentSeen(ctx context.Context, id int64, labels []string, capacity int, version, hostname string) error
 	SetDraining(ctx context.Context, orgID, id int64, draining bool) error
 	RevokeAgent(ctx context.Context, orgID, id int64) error

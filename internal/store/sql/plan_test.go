@@ -14,6 +14,7 @@ import (
 func TestQueryPlans(t *testing.T) {
 	s, _ := openTestSQLite(t, Options{})
 	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7})
+	agentLease, _ := s.leaseQuery(store.LeaseRequest{OrgID: 1, Labels: []string{"linux"}}, nil)
 	cases := []struct {
 		name, query string
 		want        []string // each must appear in the plan
@@ -22,7 +23,9 @@ func TestQueryPlans(t *testing.T) {
 		{"Accept by body", qEventsByBody(3), []string{"INDEX events_body (repo_id=? AND body_hash=? AND received>?)"}},
 		{"ClaimEvents", s.claimEventsQuery(), []string{"INDEX events_open"}},
 		{"Lease", lease, []string{"SCAN j USING INDEX jobs_queue", "INDEX jobs_repo (repo_id=? AND status=?)"}},
+		{"Lease by org and labels", agentLease, []string{"SEARCH j USING INDEX jobs_queue_org (org_id=?)"}},
 		{"Expire", qExpired, []string{"INDEX jobs_lease"}},
+		{"RunningJobs", qRunningJobs, []string{"INDEX jobs_owner (lease_owner=?)"}},
 		{"ClaimStatuses", s.claimStatusesQuery(), []string{"INDEX statuses_due"}},
 		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},
 		{"run number", qNextRunNumber, []string{"(repo_id=?)"}},

@@ -92,10 +92,20 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 }
 
 // leaseQuery selects the next job for req: highest priority, then oldest,
-// among queued jobs of runs that are not blocked.
+// among queued jobs of runs that are not blocked. Every condition is in
+// the query, so a job that req may not run is passed over, never taken
+// and never in the way of the jobs behind it.
 func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64) (string, []any) {
 	q := `SELECT j.id, j.run_id, j.repo_id FROM jobs j WHERE j.status = 'queued' AND j.held = 0`
 	var args []any
+	if req.OrgID != 0 {
+		args = append(args, req.OrgID)
+		q += fmt.Sprintf(` AND j.org_id = $%d`, len(args))
+	}
+	if req.Labels != nil {
+		args = append(args, labelKey(req.Labels))
+		q += s.labelsFit(len(args))
+	}
 	if len(req.Backends) > 0 {
 		q += ` AND j.backend IN (` + placeholders(len(args)+1, len(req.Backends)) + `)`
 		for _, b := range req.Backends {
@@ -113,6 +123,21 @@ func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64) (string, []any
 		q += fmt.Sprintf(` AND (SELECT COUNT(*) FROM jobs x WHERE x.repo_id = j.repo_id AND x.status = 'running') < $%d`, len(args))
 	}
 	return q + ` ORDER BY j.priority DESC, j.id LIMIT 1` + s.skipLocked(), args
+}
+
+// labelKey is the label_key column for labels: store.NormalizeLabels as
+// JSON. Matching compares these keys only, so Go alone folds case.
+func labelKey(labels []string) string { return encode(store.NormalizeLabels(labels)) }
+
+// labelsFit is the condition that the job's label_key is a subset of the
+// worker's, passed as parameter $n (a labelKey): PostgreSQL's jsonb
+// containment, or SQLite's json_each with nothing left over.
+func (s *DB) labelsFit(n int) string {
+	if s.dialect == dialectPostgres {
+		return fmt.Sprintf(` AND j.label_key::jsonb <@ $%d::jsonb`, n)
+	}
+	return fmt.Sprintf(` AND NOT EXISTS (SELECT 1 FROM json_each(j.label_key) k
+		WHERE k.value NOT IN (SELECT w.value FROM json_each($%d) w))`, n)
 }
 
 // nextToken returns a fencing token larger than every one before it.
@@ -274,4 +299,50 @@ func (s *DB) Expire(ctx context.Context, at time.Time) ([]store.Expired, error) 
 		return nil, err
 	}
 	return out, nil
+}
+
+// Release hands a leased job back (see store.Queue). max_attempts grows by
+// one so that the attempt it interrupted does not count against retries.
+func (s *DB) Release(ctx context.Context, jobID, token int64, reason string) error {
+	const op = "store.Release"
+	if reason == "" {
+		reason = "released by the worker"
+	}
+	return s.write(ctx, op, func(tx *dbsql.Tx) error {
+		var runID int64
+		if err := tx.QueryRowContext(ctx, `SELECT run_id FROM jobs WHERE id = $1`, jobID).Scan(&runID); err != nil {
+			return notFound(op, err, "no job %d", jobID)
+		}
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
+		var attempt int
+		var owner string
+		var started int64
+		var cancel bool
+		err := tx.QueryRowContext(ctx, `SELECT attempt, lease_owner, started, cancel_requested FROM jobs
+			WHERE id = $1 AND lease_token = $2 AND status = 'running'`+s.forUpdate, jobID, token).
+			Scan(&attempt, &owner, &started, &cancel)
+		if errors.Is(err, dbsql.ErrNoRows) {
+			return s.lostLease(ctx, tx, op, jobID, token)
+		}
+		if err != nil {
+			return err
+		}
+		t := now()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO job_attempts (job_id, attempt, owner, started, finished, reason)
+			VALUES ($1, $2, $3, $4, $5, $6)`, jobID, attempt, owner, started, us(t), reason); err != nil {
+			return err
+		}
+		if cancel {
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'cancelled', finished = $1, error = $2,
+				lease_expires = 0 WHERE id = $3`, us(t), "cancelled: released while the run was being cancelled", jobID); err != nil {
+				return err
+			}
+			return s.advanceRun(ctx, tx, runID, t)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1, started = 0, lease_owner = '',
+			lease_expires = 0, max_attempts = max_attempts + 1 WHERE id = $2`, us(t), jobID)
+		return err
+	})
 }

@@ -152,8 +152,8 @@ func (s *DB) enterGroup(ctx context.Context, tx *dbsql.Tx, r *store.Run, t time.
 func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []*store.Job, t time.Time) error {
 	const op = "store.CreateRuns"
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
-		priority, labels, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`)
+		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id`)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		}
 		var id int64
 		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
-			j.Priority, encode(nonNil(j.Labels)), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
+			j.Priority, encode(nonNil(j.Labels)), labelKey(j.Labels), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
 			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), b2i(r.Status == store.StatusBlocked)).Scan(&id)
 		if err != nil {
 			return err

@@ -10,11 +10,14 @@ import (
 
 // migration is one schema version. Statements are shared by both dialects
 // after substituting {{id}} and {{blob}}; sqlite and postgres hold what
-// only one of them needs. Never edit a released migration: add one.
+// only one of them needs; fill, when set, runs last, in the same
+// transaction, for data SQL cannot derive. Never edit a released
+// migration: add one.
 type migration struct {
 	shared   []string
 	sqlite   []string
 	postgres []string
+	fill     func(ctx context.Context, tx *dbsql.Tx) error
 }
 
 // migrations[i] makes schema version i+1.
@@ -191,10 +194,36 @@ var migrations = []migration{
 			`CREATE INDEX events_body ON events (repo_id, body_hash, received)`,
 		},
 	},
+	{ // 3: remote agents; Lease by organisation and runs-on labels.
+		shared: []string{
+			`CREATE TABLE agents (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				name TEXT NOT NULL,
+				hash {{blob}} NOT NULL UNIQUE,
+				labels TEXT NOT NULL,
+				capacity BIGINT NOT NULL DEFAULT 0,
+				version TEXT NOT NULL DEFAULT '',
+				hostname TEXT NOT NULL DEFAULT '',
+				draining BIGINT NOT NULL DEFAULT 0,
+				revoked BIGINT NOT NULL DEFAULT 0,
+				created BIGINT NOT NULL,
+				last_seen BIGINT NOT NULL DEFAULT 0
+			)`,
+			// A revoked agent's name may be given to a new one.
+			`CREATE UNIQUE INDEX agents_name ON agents (org_id, name) WHERE revoked = 0`,
+			// store.NormalizeLabels(labels) as JSON, which Lease matches
+			// against the worker's: Go's case folding, not each database's.
+			`ALTER TABLE jobs ADD COLUMN label_key TEXT NOT NULL DEFAULT '[]'`,
+			`CREATE INDEX jobs_queue_org ON jobs (org_id, priority DESC, id) WHERE status = 'queued' AND held = 0`,
+			`CREATE INDEX jobs_owner ON jobs (lease_owner) WHERE status = 'running'`,
+		},
+		fill: fillLabelKeys,
+	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
@@ -236,10 +265,38 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 					return errs.E(op, errs.Invalid, "migration %d: %w\n%s", v, err, stmt)
 				}
 			}
+			if fill := migrations[v-1].fill; fill != nil {
+				if err := fill(ctx, tx); err != nil {
+					return errs.E(op, errs.Invalid, "migration %d: %w", v, err)
+				}
+			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, v, us(now()))
 			return err
 		})
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillLabelKeys computes label_key for the jobs that may still be leased;
+// ended jobs never are, and a large history stays untouched.
+func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
+	type row struct {
+		id     int64
+		labels string
+	}
+	rows, err := queryAll(ctx, tx, func(sc scanner) (row, error) {
+		var r row
+		return r, sc.Scan(&r.id, &r.labels)
+	}, `SELECT id, labels FROM jobs WHERE status IN ('waiting', 'queued', 'running') AND labels <> '[]'`)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET label_key = $1 WHERE id = $2`,
+			labelKey(decodeList(r.labels)), r.id); err != nil {
 			return err
 		}
 	}

@@ -240,3 +240,47 @@ func TestDurable(t *testing.T) {
 		t.Fatalf("queue after reopen: %+v, %v", l, err)
 	}
 }
+
+// TestMigrationLabelKeys: jobs queued before migration 3 are leased by
+// their labels after it.
+func TestMigrationLabelKeys(t *testing.T) {
+	dialects(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		old, err := Open(ctx, dsn, Options{MaxMigration: 2})
+		must(t, err)
+		org, err := old.EnsureOrg(ctx, "acme")
+		must(t, err)
+		repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+		must(t, old.CreateRepo(ctx, repo))
+		var runID int64
+		must(t, old.w.QueryRowContext(ctx, `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name, event,
+			ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group, cancel_in_progress,
+			attempt, rerun_of, created) VALUES ($1, $2, 0, 1, 'ci.yml', 'ci', 'push', 'refs/heads/main', 'abc', 'webhook',
+			'queued', '{}', $3, $3, '', 0, 1, 0, 1) RETURNING id`, org.ID, repo.ID, []byte{}).Scan(&runID))
+		for _, j := range []struct{ key, labels string }{
+			{"gpu", `["GPU"]`}, {"linux", `["Linux","${{ matrix.os }}"]`}, {"none", `[]`},
+		} {
+			_, err = old.w.ExecContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
+				priority, labels, backend, max_attempts, results, reused_from, created) VALUES ($1, $2, $3, $4, $4, '[]',
+				'queued', 0, $5, '', 2, $6, 0, 1)`, runID, org.ID, repo.ID, j.key, j.labels, []byte{})
+			must(t, err)
+		}
+		must(t, old.Close())
+
+		s, err := Open(ctx, dsn, Options{})
+		must(t, err)
+		defer s.Close()
+		var got []string
+		for {
+			l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute, Labels: []string{"linux"}})
+			must(t, err)
+			if l == nil {
+				break
+			}
+			got = append(got, l.Job.Key)
+		}
+		if fmt.Sprint(got) != "[linux none]" {
+			t.Errorf("a linux worker leased %v after the upgrade, want [linux none]", got)
+		}
+	})
+}

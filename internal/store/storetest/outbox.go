@@ -14,6 +14,7 @@ var outboxTests = []test{
 	{"Logs", testLogs},
 	{"LogsConcurrent", testLogsConcurrent},
 	{"Outbox", testOutbox},
+	{"OutboxSupersede", testOutboxSupersede},
 	{"Stats", testStats},
 }
 
@@ -128,6 +129,25 @@ func testOutbox(t *testing.T, e *env) {
 	wantKind(t, e.s.StatusSent(e.ctx, id+100, "", now, false), errs.NotFound, "StatusSent(unknown)")
 	_, err := e.s.ClaimStatuses(e.ctx, now, 0, time.Minute)
 	wantKind(t, err, errs.Invalid, "ClaimStatuses(n=0)")
+}
+
+// testOutboxSupersede: an unsent pending status never lands after the
+// run's result: the result supersedes it.
+func testOutboxSupersede(t *testing.T, e *env) {
+	e.newRun(e.repo, nil, job("a"))
+	now := time.Now()
+	rs, err := e.s.ClaimStatuses(e.ctx, now.Add(time.Second), 10, time.Minute)
+	e.must(err)
+	if len(rs) != 1 || rs[0].State != "pending" {
+		t.Fatalf("claim = %+v", rs)
+	}
+	e.must(e.s.StatusSent(e.ctx, rs[0].ID, "502", now.Add(time.Minute), false)) // will be retried
+	e.complete(e.leaseKey("a"), store.StatusSuccess)
+	rs, err = e.s.ClaimStatuses(e.ctx, now.Add(time.Hour), 10, time.Minute)
+	e.must(err)
+	if len(rs) != 1 || rs[0].State != "success" {
+		t.Fatalf("after the result, claim = %+v (the pending retry must be superseded)", rs)
+	}
 }
 
 func testStats(t *testing.T, e *env) {

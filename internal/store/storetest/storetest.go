@@ -2,7 +2,8 @@
 // implementation's test calls Run with a function that opens a fresh,
 // empty store; the suite checks each method and the semantics documented
 // in package store: de-duplication, leases and fencing, concurrency groups,
-// the job DAG, retries, cancellation, the outbox and tenant isolation.
+// the job DAG, retries, cancellation, the outbox, tenant isolation, agents
+// and leasing by runs-on labels.
 package storetest
 
 import (
@@ -20,7 +21,7 @@ import (
 // Run runs the suite. open must return a new, empty store each time and
 // arrange its cleanup with t.Cleanup. Subtests run in parallel.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests)
+	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests, agentTests, releaseTests, labelTests)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -102,6 +102,11 @@ func testRepos(t *testing.T, e *env) {
 	if len(list) != 2 || list[0].Name != "acme/app" || list[1].Name != "acme/lib" {
 		t.Errorf("ListRepos = %v, want acme/app and acme/lib", repoNames(list))
 	}
+	all, err := e.s.AllRepos(e.ctx)
+	e.must(err)
+	if len(all) != 3 {
+		t.Errorf("AllRepos = %v, want the 3 repositories of both organisations", repoNames(all))
+	}
 }
 
 // sameRepo compares repositories, times by Equal.
