@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -135,6 +136,22 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if runs := h.waitRuns(1, time.Second); len(runs) != 1 {
 		t.Fatalf("duplicates made runs: %s", describeRuns(runs))
+	}
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`conveyor_webhooks_total{result="accepted"} 1`, `conveyor_webhooks_total{result="duplicate"} 2`,
+		`conveyor_webhooks_total{result="ping"} 1`, `conveyor_webhooks_total{result="rejected_signature"} 2`,
+		`conveyor_webhooks_total{result="rejected_too_large"} 1`, `conveyor_jobs{status="success"} 1`,
+		`conveyor_queue_depth 0`, `conveyor_dispatch_latency_seconds_count 1`, `conveyor_job_duration_seconds_count{status="success"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
