@@ -20,9 +20,9 @@ import (
 
 // clientCommands are the subcommands that talk to a server's API. "run"
 // is the local run command extended with "run show ID"; main merges this
-// map into its command table.
+// map into its command table. The agent commands join it.
 func clientCommands() map[string]command {
-	return map[string]command{
+	m := map[string]command{
 		"repo":    {"register (repo add) or list (repo list) repositories on a server", repoMain},
 		"trigger": {"start a workflow_dispatch event on a server", triggerMain},
 		"runs":    {"list runs on a server", runsMain},
@@ -32,6 +32,10 @@ func clientCommands() map[string]command {
 		"rerun":   {"re-run a run (--failed: only failed jobs) on a server", rerunMain},
 		"whoami":  {"show the token's organisation and role on a server", whoamiMain},
 	}
+	for k, v := range agentCommands() {
+		m[k] = v
+	}
+	return m
 }
 
 // runOrShowMain is "run show ID" (a run on a server) or the local run.
@@ -354,6 +358,9 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		if j.Error != "" {
 			notes = append(notes, j.Error)
+		}
+		if j.WaitingReason != "" {
+			notes = append(notes, j.WaitingReason)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Key, j.Name, j.Status, j.Attempt,
 			duration(j.Started, j.Finished), strings.Join(notes, "; "))

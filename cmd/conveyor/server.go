@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
-	fs.IntVar(&workers, "workers", 0, "jobs this replica runs at once (default: CPUs)")
+	fs.IntVar(&workers, "workers", runtime.NumCPU(), "jobs this replica runs at once (0: none, only agents run jobs)")
 	fs.IntVar(&repoLimit, "repo-limit", 0, "running jobs per repository across replicas (0: no limit)")
 	fs.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "a job lease expires after this long without a heartbeat")
 	fs.DurationVar(&poll, "poll", 500*time.Millisecond, "how often to look for work made by other replicas")
@@ -93,6 +94,9 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if baseURL == "" {
 		baseURL = "http://" + ln.Addr().String()
+	}
+	if workers <= 0 {
+		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
 	}
 	srv, err := server.New(server.Config{
 		Listen: ln.Addr().String(), BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,

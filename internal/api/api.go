@@ -69,6 +69,10 @@ var _ Store = store.Store(nil)
 type Deps struct {
 	Store   Store
 	Actions Actions
+	// Agents serves the agent protocol and AgentAdmin the management of
+	// agents; nil: those routes answer 503.
+	Agents     AgentProtocol
+	AgentAdmin AgentAdmin
 	// Notifier wakes log followers at once; nil: they poll every second.
 	Notifier LogNotifier
 	// BaseURL is the server's public URL, without a trailing slash; hook
@@ -111,6 +115,18 @@ func routes() []route {
 		{"POST", "/api/runs/{id}/cancel", store.RoleWrite, 200, nil, Run{}, (*server).cancel},
 		{"POST", "/api/runs/{id}/rerun", store.RoleWrite, 201, RerunInput{}, Run{}, (*server).rerun},
 		{"GET", "/api/runs/{id}/jobs/{job}/logs", store.RoleRead, 200, nil, nil, (*server).logs},
+		{"POST", "/api/agents", store.RoleAdmin, 201, AgentInput{}, AgentCreated{}, (*server).createAgent},
+		{"GET", "/api/agents", store.RoleRead, 200, nil, AgentList{}, (*server).listAgents},
+		{"POST", "/api/agents/{id}/drain", store.RoleAdmin, 200, nil, Agent{}, (*server).drainAgent},
+		{"POST", "/api/agents/{id}/resume", store.RoleAdmin, 200, nil, Agent{}, (*server).resumeAgent},
+		{"DELETE", "/api/agents/{id}", store.RoleAdmin, 204, nil, nil, (*server).revokeAgent},
+		{"POST", "/api/agent/register", agentAuth, 200, AgentRegister{}, AgentRegistered{}, (*server).agentRegister},
+		{"POST", "/api/agent/lease", agentAuth, 200, nil, AgentAssignment{}, (*server).agentLease},
+		{"POST", "/api/agent/jobs/{id}/heartbeat", agentAuth, 200, nil, AgentHeartbeat{}, (*server).agentHeartbeat},
+		{"POST", "/api/agent/jobs/{id}/logs", agentAuth, 204, nil, nil, (*server).agentLogs},
+		{"GET", "/api/agent/jobs/{id}/source", agentAuth, 200, nil, nil, (*server).agentSource},
+		{"POST", "/api/agent/jobs/{id}/complete", agentAuth, 204, AgentCompletion{}, nil, (*server).agentComplete},
+		{"POST", "/api/agent/jobs/{id}/release", agentAuth, 204, AgentRelease{}, nil, (*server).agentRelease},
 	}
 }
 
@@ -166,7 +182,14 @@ func allowed(role, min store.Role) bool {
 func (a *server) wrap(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var tok *store.Token
-		if rt.role != "" {
+		if rt.role == agentAuth {
+			ag, err := a.authenticateAgent(r)
+			if err != nil {
+				a.fail(w, "", err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), agentKey{}, ag))
+		} else if rt.role != "" {
 			var err error
 			if tok, err = a.authenticate(r); err != nil {
 				a.fail(w, "", err)
@@ -185,7 +208,8 @@ func (a *server) wrap(rt route) http.HandlerFunc {
 	}
 }
 
-func (a *server) authenticate(r *http.Request) (*store.Token, error) {
+// bearerHash is the SHA-256 of the request's bearer token.
+func bearerHash(r *http.Request) ([]byte, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return nil, errs.E("", errs.Unauthorized, "missing Authorization: Bearer <token> header")
@@ -196,8 +220,21 @@ func (a *server) authenticate(r *http.Request) (*store.Token, error) {
 		return nil, errs.E("", errs.Unauthorized, "Authorization header is not \"Bearer <token>\"")
 	}
 	sum := sha256.Sum256([]byte(secret))
-	tok, err := a.Store.TokenByHash(r.Context(), sum[:])
+	return sum[:], nil
+}
+
+func (a *server) authenticate(r *http.Request) (*store.Token, error) {
+	hash, err := bearerHash(r)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := a.Store.TokenByHash(r.Context(), hash)
 	if errs.Is(err, errs.NotFound) {
+		if a.Agents != nil {
+			if _, aerr := a.Agents.AgentByHash(r.Context(), hash); aerr == nil {
+				return nil, errs.E("", errs.Forbidden, "an agent token only reaches /api/agent/")
+			}
+		}
 		return nil, errs.E("", errs.Unauthorized, "unknown or revoked token")
 	}
 	if err != nil {

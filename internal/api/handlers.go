@@ -203,6 +203,7 @@ func (a *server) getRun(w http.ResponseWriter, r *http.Request, tok *store.Token
 		}
 		out.Jobs = append(out.Jobs, toJob(j, att))
 	}
+	a.waitingReasons(r.Context(), tok.OrgID, jobs, out.Jobs)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -2,16 +2,48 @@ package api
 
 import (
 	_ "embed"
+	"encoding/json"
 	"net/http"
 
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// openapiDoc is the hand-written OpenAPI 3 document; TestOpenAPISync keeps
-// it and the route table in step.
-//
-//go:embed openapi.json
-var openapiDoc []byte
+// The OpenAPI 3 document is hand-written in two files (the agent routes
+// apart) and served merged; TestOpenAPISync keeps it and the route table
+// in step.
+var (
+	//go:embed openapi.json
+	openapiBase []byte
+	//go:embed openapi_agents.json
+	openapiAgents []byte
+
+	openapiDoc = mergeOpenAPI(openapiBase, openapiAgents)
+)
+
+// mergeOpenAPI adds extra's paths and component schemas to base.
+func mergeOpenAPI(base, extra []byte) []byte {
+	var doc, add map[string]any
+	if err := json.Unmarshal(base, &doc); err != nil {
+		panic("openapi.json: " + err.Error())
+	}
+	if err := json.Unmarshal(extra, &add); err != nil {
+		panic("openapi_agents.json: " + err.Error())
+	}
+	into := func(dst, src map[string]any, key string) {
+		d, _ := dst[key].(map[string]any)
+		s, _ := src[key].(map[string]any)
+		for k, v := range s {
+			d[k] = v
+		}
+	}
+	into(doc, add, "paths")
+	into(doc["components"].(map[string]any), add["components"].(map[string]any), "schemas")
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
 
 func (a *server) openapi(w http.ResponseWriter, _ *http.Request, _ *store.Token) {
 	w.Header().Set("Content-Type", "application/json")

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -123,6 +124,9 @@ type Job struct {
 	Finished        *time.Time      `json:"finished,omitempty"`
 	// Interrupted are earlier attempts that lost their lease.
 	Interrupted []Attempt `json:"interrupted,omitempty"`
+	// WaitingReason says why a queued job waits when nothing can run it
+	// ("waiting: no agent with labels gpu").
+	WaitingReason string `json:"waiting_reason,omitempty"`
 }
 
 // Attempt is an interrupted attempt of a job.
@@ -138,6 +142,14 @@ type Attempt struct {
 type RerunInput struct {
 	// Failed re-runs only the failed jobs and what depends on them.
 	Failed bool `json:"failed"`
+}
+
+// lostReason says "agent lost" for an attempt whose lease an agent lost.
+func lostReason(owner, reason string) string {
+	if strings.HasPrefix(owner, "agent:") && !strings.HasPrefix(reason, "agent lost") {
+		return "agent lost (" + owner + "): " + reason
+	}
+	return reason
 }
 
 func optTime(t time.Time) *time.Time {
@@ -191,7 +203,7 @@ func toJob(j *store.Job, interrupted []*store.Attempt) Job {
 	}
 	for _, a := range interrupted {
 		out.Interrupted = append(out.Interrupted, Attempt{
-			Attempt: a.Attempt, Worker: a.Owner, Reason: a.Reason,
+			Attempt: a.Attempt, Worker: a.Owner, Reason: lostReason(a.Owner, a.Reason),
 			Started: optTime(a.Started), Finished: optTime(a.Finished),
 		})
 	}

@@ -185,7 +185,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", accept)
-	if body != nil {
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

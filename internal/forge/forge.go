@@ -10,7 +10,6 @@ import (
 // Forgejo is accepted as a forge name and handled as Gitea.
 const Forgejo = "forgejo"
 
-
 // canonical maps a forge name to one of event.GitHub, event.GitLab,
 // event.Gitea; forgejo is Gitea.
 func canonical(op, forgeName string) (string, error) {

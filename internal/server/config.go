@@ -24,12 +24,18 @@ type Config struct {
 	// DataDir holds the SQLite database (when no Database is given), the
 	// git mirror cache and job directories.
 	DataDir string
-	// Workers is how many jobs this replica runs at once; RepoLimit caps
-	// running jobs per repository across replicas (0: no cap).
+	// Workers is how many jobs this replica runs at once (0: one per CPU;
+	// negative: none, only agents run jobs); RepoLimit caps running jobs
+	// per repository across replicas and agents (0: no cap).
 	Workers   int
 	RepoLimit int
-	// LeaseTTL is how long a job lease lives without a heartbeat.
+	// LeaseTTL is how long a job lease lives without a heartbeat, on this
+	// replica's workers and on agents.
 	LeaseTTL time.Duration
+	// AgentPoll is how long an agent's lease request waits for work
+	// before it is answered with nothing (default 20 s); an agent is
+	// online when it was seen within AgentPoll + 10 s.
+	AgentPoll time.Duration
 	// Poll is how often the store is polled for work made elsewhere
 	// (other replicas); local work wakes the loops at once.
 	Poll time.Duration
@@ -57,8 +63,11 @@ func (c *Config) defaults() {
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Listen
 	}
-	if c.Workers <= 0 {
+	if c.Workers == 0 {
 		c.Workers = runtime.NumCPU()
+	}
+	if c.AgentPoll <= 0 {
+		c.AgentPoll = 20 * time.Second
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 30 * time.Second

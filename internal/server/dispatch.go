@@ -2,23 +2,26 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/exec"
-	"github.com/conveyor-ci/conveyor/internal/logs"
-	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/store"
-	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
 // dispatchLoop leases jobs while this replica has free worker slots and
-// runs each in its own goroutine.
+// runs each in its own goroutine. A replica without workers runs nothing:
+// agents do.
 func (s *Server) dispatchLoop(ctx context.Context) {
+	if s.cfg.Workers < 0 {
+		return
+	}
 	slots := make(chan struct{}, s.cfg.Workers)
 	for {
 		select {
@@ -42,7 +45,8 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 // leaseNext waits for a job to lease; nil when ctx ends.
 func (s *Server) leaseNext(ctx context.Context) *store.Lease {
 	for {
-		l, err := s.store.Lease(ctx, store.LeaseRequest{Owner: s.cfg.Replica, TTL: s.cfg.LeaseTTL, RepoLimit: s.cfg.RepoLimit})
+		l, err := s.store.Lease(ctx, store.LeaseRequest{Owner: s.cfg.Replica, Labels: s.localLabels(),
+			TTL: s.cfg.LeaseTTL, RepoLimit: s.cfg.RepoLimit})
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("leasing a job", "err", err)
 		}
@@ -68,7 +72,7 @@ func (s *Server) runLeased(ctx context.Context, l *store.Lease) {
 	log := s.log.With("run", run.ID, "job", job.Key, "attempt", job.Attempt)
 	jobCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	sink := newJobLog(s.store, s.hub, job.ID, job.Name, s.log)
+	sink := jobrun.NewLog(hubLogs{s.store, s.hub}, job.ID, job.Name, s.log)
 	defer sink.Close()
 
 	hbDone := make(chan struct{})
@@ -78,7 +82,7 @@ func (s *Server) runLeased(ctx context.Context, l *store.Lease) {
 	}()
 	start := time.Now()
 	if !job.Queued.IsZero() {
-		sink.onFirstStep = func() { s.metrics.dispatch.Observe(time.Since(job.Queued).Seconds()) }
+		sink.OnFirstStep(func() { s.metrics.dispatch.Observe(time.Since(job.Queued).Seconds()) })
 	}
 	c := s.execute(jobCtx, l, sink)
 	sink.Close()
@@ -134,77 +138,61 @@ func (s *Server) heartbeat(ctx context.Context, job *store.Job, stop context.Can
 	}
 }
 
-// execute runs the job with the shared executor.
-func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobLog) store.Completion {
+// execute runs the job with the shared executor in a fresh checkout.
+func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) store.Completion {
 	job, run := l.Job, l.Run
-	fail := func(format string, args ...any) store.Completion {
-		err := errs.E("job", errs.Other, format, args...)
-		sink.line("Error: " + err.Error())
-		return store.Completion{Status: store.StatusError, Error: err.Error()}
-	}
-	var re runEvent
-	if err := json.Unmarshal(run.EventJSON, &re); err != nil || re.Event == nil {
-		return fail("the run's event is not readable: %v", err)
-	}
-	wf, probs := workflow.Parse(run.WorkflowYAML, run.Workflow)
-	if len(probs) > 0 {
-		return fail("invalid workflow: %v", probs)
-	}
-	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: run.Event, AnyEvent: true})
-	if err != nil || len(p.Workflows) == 0 {
-		return fail("cannot plan the workflow: %v", err)
-	}
 	needs, err := s.needsOf(ctx, job)
 	if err != nil {
-		return fail("reading the results of needed jobs: %v", err)
-	}
-	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
-	if err != nil {
-		return fail("repository: %v", err)
+		return jobrun.Fail(sink, "reading the results of needed jobs: %v", err)
 	}
 	dir, err := os.MkdirTemp(s.jobsDir, "job-"+strconv.FormatInt(job.ID, 10)+"-")
 	if err != nil {
-		return fail("job directory: %v", err)
+		return jobrun.Fail(sink, "job directory: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src")
-	if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
-		return fail("fetching %s: %v", run.SHA, err)
+	if err := s.checkout(ctx, run, src); err != nil {
+		return jobrun.Fail(sink, "%v", err)
 	}
-	if err := s.git.Checkout(ctx, repoKey(repo), run.SHA, src); err != nil {
-		return fail("checking out %s: %v", run.SHA, err)
-	}
-	ev := re.Event
-	opts := exec.Options{
-		Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
-		Platforms: s.cfg.Platforms, RepoDir: src, WorkDir: filepath.Join(dir, "work"),
-		Event: exec.Event{
-			Name: run.Event, Payload: re.Payload, SHA: run.SHA, Ref: run.Ref, Repository: ev.Repository.FullName,
-			Actor: ev.Sender, RunID: strconv.FormatInt(run.ID, 10), RunNumber: int(run.Number), ServerURL: s.cfg.BaseURL,
-		},
-		Inputs: run.Inputs, Reporter: sink, Masker: logs.NewMasker(),
-	}
-	if pr := ev.PullRequest; pr != nil {
-		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
-	}
-	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
-		return fail("job directory: %v", err)
-	}
-	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], job.Key, needs)
+	return jobrun.Run(ctx, s.jobEnv(), jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
+}
+
+// jobEnv is what this replica runs jobs with.
+func (s *Server) jobEnv() jobrun.Env {
+	return jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
+		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL}
+}
+
+// checkout writes the tree of run's commit into dest (for local jobs, and
+// for the source agents download).
+func (s *Server) checkout(ctx context.Context, run *store.Run, dest string) error {
+	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
 	if err != nil {
-		return fail("%v", err)
+		return errs.Wrap("repository", errs.KindOf(err), err)
 	}
-	results, _ := json.Marshal(out.Instances)
-	c := store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
-	for _, in := range out.Instances {
-		if in.Error != "" {
-			c.Error = in.Error
+	if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
+		return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
+	}
+	if err := s.git.Checkout(ctx, repoKey(repo), run.SHA, dest); err != nil {
+		return errs.Wrap("checking out "+run.SHA, errs.KindOf(err), err)
+	}
+	return nil
+}
+
+// localLabels are the runs-on labels this replica's workers run: those
+// its platforms map, and self-hosted. nil when it has no workers.
+func (s *Server) localLabels() []string {
+	if s.cfg.Workers < 0 {
+		return nil
+	}
+	labels := []string{"self-hosted"}
+	for k := range s.cfg.Platforms {
+		if k = strings.ToLower(k); !slices.Contains(labels, k) {
+			labels = append(labels, k)
 		}
 	}
-	if errs.KindOf(context.Cause(ctx)) == errs.Canceled {
-		c.Status = store.StatusCancelled
-	}
-	return c
+	slices.Sort(labels)
+	return labels
 }
 
 // needsOf reads the results and outputs of the jobs job needs.
@@ -216,17 +204,5 @@ func (s *Server) needsOf(ctx context.Context, job *store.Job) (map[string]exec.N
 	if err != nil {
 		return nil, err
 	}
-	needs := map[string]exec.Need{}
-	for _, j := range jobs {
-		for _, n := range job.Needs {
-			if j.Key == n {
-				status := j.Status
-				if status == store.StatusError {
-					status = exec.Failure
-				}
-				needs[n] = exec.Need{Result: status, Outputs: j.Outputs}
-			}
-		}
-	}
-	return needs, nil
+	return jobrun.NeedsOf(job, jobs), nil
 }

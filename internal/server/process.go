@@ -13,6 +13,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/forge"
+	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -27,11 +28,8 @@ var workflowDirs = []string{".github/workflows", ".conveyor"}
 const maxEventAttempts = 5
 
 // runEvent is what a run keeps of its event: the model and the payload the
-// github.event context shows. Re-runs read it back.
-type runEvent struct {
-	Event   *event.Event   `json:"event"`
-	Payload map[string]any `json:"payload"`
-}
+// github.event context shows. Re-runs and jobs read it back.
+type runEvent = jobrun.RunEvent
 
 // processLoop turns accepted events into runs.
 func (s *Server) processLoop(ctx context.Context) {

@@ -41,6 +41,10 @@ type Server struct {
 	http     *http.Client   // for commit statuses
 	jobsDir  string
 	handler  http.Handler
+	// work wakes agents' lease requests (key 0) whenever dispatch is
+	// woken; closing is closed when the server starts to stop.
+	work    *logs.Hub
+	closing chan struct{}
 
 	eventWake, dispatchWake, statusWake chan struct{}
 	scheduleWake                        chan struct{}
@@ -70,6 +74,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
 		scheduleWake: make(chan struct{}, 1),
 		ready:        make(chan struct{}),
+		work:         logs.NewHub(),
+		closing:      make(chan struct{}),
+	}
+	agents := &agentService{s: s}
+	// Job folders left by a previous process of this data directory (killed
+	// mid-job) belong to attempts whose leases expire and re-run elsewhere.
+	if err := os.RemoveAll(s.jobsDir); err != nil {
+		d.Log.Warn("removing job folders left by a previous run", "dir", s.jobsDir, "err", err)
 	}
 	if err := os.MkdirAll(s.jobsDir, 0o700); err != nil {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
@@ -83,6 +95,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/api/", api.New(api.Deps{
 		Store: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
+		Agents: agents, AgentAdmin: agents,
 	}))
 	s.handler = mux
 	return s, nil
@@ -133,6 +146,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	close(s.closing) // agents' long polls answer now, so that Shutdown does not wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
@@ -197,7 +211,7 @@ func wake(ch chan struct{}) {
 }
 
 func (s *Server) wakeEvents()   { wake(s.eventWake) }
-func (s *Server) wakeDispatch() { wake(s.dispatchWake) }
+func (s *Server) wakeDispatch() { wake(s.dispatchWake); s.work.Notify(0) }
 func (s *Server) wakeStatuses() { wake(s.statusWake) }
 
 func (s *Server) cancelWake(runID int64) <-chan struct{} { return s.cancels.Wait(runID) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -264,8 +265,11 @@ func (s *DB) Expire(ctx context.Context, at time.Time) ([]store.Expired, error) 
 			if err != nil {
 				return err
 			}
-			e := store.Expired{JobID: l.id, RunID: l.run,
-				Reason: fmt.Sprintf("lease expired: the worker was lost (attempt %d)", attempt)}
+			reason := fmt.Sprintf("lease expired: the worker was lost (attempt %d)", attempt)
+			if strings.HasPrefix(owner, "agent:") {
+				reason = fmt.Sprintf("agent lost (%s): lease expired (attempt %d)", owner, attempt)
+			}
+			e := store.Expired{JobID: l.id, RunID: l.run, Reason: reason}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO job_attempts (job_id, attempt, owner, started, finished, reason)
 				VALUES ($1, $2, $3, $4, $5, $6)`, l.id, attempt, owner, started, us(t), e.Reason); err != nil {
 				return err

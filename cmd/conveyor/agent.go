@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/agent"
+	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/jobrun"
+)
+
+// agentCommands are conveyor agent (and agent drain|resume), agents and
+// agent-token; clientCommands merges them.
+func agentCommands() map[string]command {
+	return map[string]command{
+		"agent":       {"run a remote agent that pulls jobs for its labels; agent drain|resume ID", agentMain},
+		"agents":      {"list a server's agents with their state and jobs", agentsMain},
+		"agent-token": {"create (agent-token create) or revoke (agent-token revoke ID) an agent's token", agentTokenMain},
+	}
+}
+
+func agentMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "drain" || args[0] == "resume") {
+		return agentDrainMain(ctx, args[0], args[1:], stdout, stderr)
+	}
+	return agentRunMain(ctx, args, stdout, stderr)
+}
+
+// agentRunMain is `conveyor agent`: register, then run jobs until SIGTERM.
+func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		server, token, tokenFile, labels, backendName, data, logLevel string
+		capacity                                                      int
+		shutdown                                                      time.Duration
+		noDefaults                                                    bool
+		platforms                                                     listFlag
+	)
+	server = os.Getenv("CONVEYOR_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&server, "server", server, "server URL (env CONVEYOR_SERVER)")
+	fs.StringVar(&token, "token", os.Getenv("CONVEYOR_AGENT_TOKEN"), "agent token (env CONVEYOR_AGENT_TOKEN; it shows in ps, prefer the env or --token-file)")
+	fs.StringVar(&tokenFile, "token-file", "", "read the agent token from this file")
+	fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels this machine runs, e.g. linux,gpu")
+	fs.BoolVar(&noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
+	fs.IntVar(&capacity, "capacity", 1, "jobs run at once")
+	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
+	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
+	fs.DurationVar(&shutdown, "shutdown-timeout", 2*time.Minute, "on SIGTERM, running jobs may finish within this; then they are handed back")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: conveyor agent --server URL --token T [flags]\n       conveyor agent drain|resume ID [--server URL --token ADMIN]\n\nRuns jobs for a Conveyor server: registers with an agent token (conveyor agent-token\ncreate), long-polls for jobs whose runs-on labels it has, runs each in a fresh sandbox\nand streams its log back. Outbound HTTP(S) only. SIGTERM: no new jobs, running ones\nfinish within --shutdown-timeout or are handed back; a second SIGTERM stops at once.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "conveyor agent: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "conveyor agent:", err)
+			return 2
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		fmt.Fprintln(stderr, "conveyor agent: no agent token: pass --token, --token-file or set CONVEYOR_AGENT_TOKEN")
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "conveyor agent: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	bk, err := openBackends(ctx, backendName, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return 1
+	}
+	defer bk.close()
+	plats, err := serverPlatforms(bk.main.Name(), platforms)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return 2
+	}
+	host, _ := os.Hostname()
+	a, err := agent.New(agent.Config{Server: server, Token: token, Labels: agentLabels(labels, !noDefaults),
+		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats},
+		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return 2
+	}
+	go func() { // a second signal after the first: stop at once
+		<-ctx.Done()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		select {
+		case <-sig:
+			log.Warn("second signal: stopping at once; running jobs are left to lease expiry")
+			a.Abort()
+		case <-time.After(shutdown + time.Minute):
+		}
+	}()
+	fmt.Fprintf(stdout, "conveyor agent %s: serving %s, jobs on %s, capacity %d\n", version, server, bk.main.Name(), capacity)
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return 1
+	}
+	return 0
+}
+
+// agentLabels are the labels given plus, as GitHub's runners have them,
+// self-hosted, the OS and the architecture.
+func agentLabels(given string, defaults bool) []string {
+	var out []string
+	if defaults {
+		osName := map[string]string{"darwin": "macos"}[runtime.GOOS]
+		if osName == "" {
+			osName = runtime.GOOS
+		}
+		arch := map[string]string{"amd64": "x64", "386": "x86"}[runtime.GOARCH]
+		if arch == "" {
+			arch = runtime.GOARCH
+		}
+		out = append(out, "self-hosted", osName, arch)
+	}
+	for _, l := range strings.Split(given, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func agentDrainMain(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("agent "+verb, "agent "+verb+" ID [flags]", stdout, stderr)
+	pos, ok := c.parse(args, 1, 1)
+	if !ok {
+		return 2
+	}
+	id, ok := c.agentID(pos[0])
+	if !ok {
+		return 2
+	}
+	a, err := c.client().DrainAgent(ctx, id, verb == "drain")
+	if err != nil {
+		return c.fail(fmt.Sprintf("agent %d", id), err)
+	}
+	if verb == "drain" {
+		fmt.Fprintf(stdout, "agent %d (%s): draining; it finishes %d running job(s) and takes no new ones\n", a.ID, a.Name, len(a.Jobs))
+	} else {
+		fmt.Fprintf(stdout, "agent %d (%s): taking jobs again\n", a.ID, a.Name)
+	}
+	return 0
+}
+
+func agentsMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("agents", "agents [flags]", stdout, stderr)
+	c.jsonFlag()
+	if _, ok := c.parse(args, 0, 0); !ok {
+		return 2
+	}
+	list, err := c.client().ListAgents(ctx)
+	if err != nil {
+		return c.fail("agents", err)
+	}
+	if c.json {
+		return c.printJSON(list)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLABELS\tCAPACITY\tVERSION\tHOST\tLAST SEEN\tJOBS")
+	for _, a := range list {
+		seen := "never"
+		if a.LastSeen != nil {
+			seen = time.Since(*a.LastSeen).Round(time.Second).String() + " ago"
+		}
+		var jobs []string
+		for _, j := range a.Jobs {
+			jobs = append(jobs, fmt.Sprintf("%d/%s", j.RunID, j.Key))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.State, strings.Join(a.Labels, ","),
+			a.Capacity, orDash(a.Version), orDash(a.Hostname), seen, orDash(strings.Join(jobs, " ")))
+	}
+	tw.Flush()
+	return 0
+}
+
+func agentTokenMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "create" {
+		return agentTokenCreateMain(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "revoke" {
+		return agentTokenRevokeMain(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: conveyor agent-token create --name NAME [--labels a,b] [--org ID] [flags]\n       conveyor agent-token revoke ID [flags]")
+	return 2
+}
+
+func agentTokenCreateMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("agent-token create", "agent-token create --name NAME [--labels a,b] [--org ID] [flags]\n\nThe agent belongs to the admin token's organisation; --org checks that it is ID.", stdout, stderr)
+	var in api.AgentInput
+	var labels, org string
+	c.fs.StringVar(&in.Name, "name", "", "agent name, unique in the organisation (required)")
+	c.fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels until the agent registers its own")
+	c.fs.StringVar(&org, "org", "", "organisation id the agent must belong to (that of the admin token)")
+	c.jsonFlag()
+	if _, ok := c.parse(args, 0, 0); !ok {
+		return 2
+	}
+	if in.Name == "" {
+		fmt.Fprintln(stderr, "conveyor agent-token create: --name is required")
+		return 2
+	}
+	for _, l := range strings.Split(labels, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			in.Labels = append(in.Labels, l)
+		}
+	}
+	cl := c.client()
+	if org != "" {
+		w, err := cl.WhoAmI(ctx)
+		if err != nil {
+			return c.fail("", err)
+		}
+		if strconv.FormatInt(w.OrgID, 10) != org {
+			fmt.Fprintf(stderr, "conveyor agent-token create: the token belongs to organisation %d, not %s; agents are created in the token's organisation\n", w.OrgID, org)
+			return 1
+		}
+	}
+	out, err := cl.CreateAgent(ctx, in)
+	if err != nil {
+		return c.fail("agent-token create", err)
+	}
+	if c.json {
+		return c.printJSON(out)
+	}
+	fmt.Fprintf(stdout, "agent %d: %s (labels: %s)\nagent token (shown once, stored hashed): %s\n  CONVEYOR_AGENT_TOKEN=%s conveyor agent --server %s\n",
+		out.Agent.ID, out.Agent.Name, orDash(strings.Join(out.Agent.Labels, ",")), out.Token, out.Token, c.server)
+	return 0
+}
+
+func agentTokenRevokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("agent-token revoke", "agent-token revoke ID [flags]", stdout, stderr)
+	pos, ok := c.parse(args, 1, 1)
+	if !ok {
+		return 2
+	}
+	id, ok := c.agentID(pos[0])
+	if !ok {
+		return 2
+	}
+	if err := c.client().RevokeAgent(ctx, id); err != nil {
+		return c.fail(fmt.Sprintf("agent %d", id), err)
+	}
+	fmt.Fprintf(stdout, "agent %d: token revoked; its running jobs are re-queued when their leases expire\n", id)
+	return 0
+}
+
+func (c *clientCmd) agentID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		fmt.Fprintf(c.stderr, "conveyor %s: agent %q is not an agent id\n", c.name, s)
+		return 0, false
+	}
+	return id, true
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,152 @@
+// Package jobrun runs one leased job of a server run with the shared
+// executor: the server's own workers and remote agents (conveyor agent)
+// both use it, so a job behaves the same wherever it runs. It decodes the
+// run's stored event, parses and plans the stored workflow file, runs the
+// job given its needs' outcomes and maps the outcome to a store.Completion.
+// Where the source comes from (a git mirror, a tarball from the server) is
+// the caller's business: Run is given a directory.
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/logs"
+	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// RunEvent is what a run keeps of its event (store.Run.EventJSON): the
+// model and the payload the github.event context shows.
+type RunEvent struct {
+	Event   *event.Event   `json:"event"`
+	Payload map[string]any `json:"payload"`
+}
+
+// Spec is one job to run: what a lease says, wherever the job runs.
+type Spec struct {
+	JobID int64
+	// Key is the job's id in the workflow; Name its display name.
+	Key, Name string
+	RunID     int64
+	RunNumber int64
+	// Workflow is the file path in the repository; WorkflowYAML its
+	// content at SHA, as the run was planned from.
+	Workflow     string
+	WorkflowYAML []byte
+	// Event is the GitHub event name; EventJSON a RunEvent.
+	Event     string
+	EventJSON []byte
+	SHA, Ref  string
+	Inputs    map[string]string
+	// Needs are the outcomes of the jobs this one needs.
+	Needs map[string]exec.Need
+}
+
+// SpecOf is the Spec of a leased job given its needs' outcomes.
+func SpecOf(l *store.Lease, needs map[string]exec.Need) *Spec {
+	job, run := l.Job, l.Run
+	return &Spec{
+		JobID: job.ID, Key: job.Key, Name: job.Name, RunID: run.ID, RunNumber: run.Number,
+		Workflow: run.Workflow, WorkflowYAML: run.WorkflowYAML, Event: run.Event, EventJSON: run.EventJSON,
+		SHA: run.SHA, Ref: run.Ref, Inputs: run.Inputs, Needs: needs,
+	}
+}
+
+// NeedsOf turns the jobs of a run into the outcomes job needs: a job that
+// ended in error counts as failed, as GitHub shows it to dependents.
+func NeedsOf(job *store.Job, jobs []*store.Job) map[string]exec.Need {
+	if len(job.Needs) == 0 {
+		return nil
+	}
+	needs := map[string]exec.Need{}
+	for _, j := range jobs {
+		for _, n := range job.Needs {
+			if j.Key == n {
+				status := j.Status
+				if status == store.StatusError {
+					status = exec.Failure
+				}
+				needs[n] = exec.Need{Result: status, Outputs: j.Outputs}
+			}
+		}
+	}
+	return needs
+}
+
+// Env is what the runner of a job provides: sandboxes and the runs-on
+// mapping (see exec.Options), and the server URL jobs see as
+// github.server_url.
+type Env struct {
+	Backend, Host, Containers backend.Backend
+	Platforms                 map[string]string
+	ServerURL                 string
+}
+
+// Run runs the job with the repository checked out in srcDir and job
+// directories made under workDir (created if needed). It never fails:
+// a job that cannot run is a Completion with StatusError, its reason also
+// written to rep. When ctx ends with a cause of kind errs.Canceled (the
+// run was cancelled) the job completes as cancelled.
+func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep exec.Reporter) store.Completion {
+	var re RunEvent
+	if err := json.Unmarshal(spec.EventJSON, &re); err != nil || re.Event == nil {
+		return Fail(rep, "the run's event is not readable: %v", err)
+	}
+	wf, probs := workflow.Parse(spec.WorkflowYAML, spec.Workflow)
+	if len(probs) > 0 {
+		return Fail(rep, "invalid workflow: %v", probs)
+	}
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: spec.Event, AnyEvent: true})
+	if err != nil || len(p.Workflows) == 0 {
+		return Fail(rep, "cannot plan the workflow: %v", err)
+	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return Fail(rep, "job directory: %v", err)
+	}
+	ev := re.Event
+	opts := exec.Options{
+		Backend: env.Backend, Host: env.Host, Containers: env.Containers,
+		Platforms: env.Platforms, RepoDir: srcDir, WorkDir: workDir,
+		Event: exec.Event{
+			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
+			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), ServerURL: env.ServerURL,
+		},
+		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(),
+	}
+	if pr := ev.PullRequest; pr != nil {
+		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
+	}
+	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], spec.Key, spec.Needs)
+	if err != nil {
+		return Fail(rep, "%v", err)
+	}
+	results, _ := json.Marshal(out.Instances)
+	c := store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
+	for _, in := range out.Instances {
+		if in.Error != "" {
+			c.Error = in.Error
+		}
+	}
+	if errs.KindOf(context.Cause(ctx)) == errs.Canceled {
+		c.Status = store.StatusCancelled
+	}
+	return c
+}
+
+// Fail is the Completion of a job that could not run; the reason is also
+// written to rep for the job's log.
+func Fail(rep exec.Reporter, format string, args ...any) store.Completion {
+	err := errs.E("job", errs.Other, format, args...)
+	if rep != nil {
+		rep.Report(exec.Event2{Type: exec.RunError, Text: err.Error()})
+	}
+	return store.Completion{Status: store.StatusError, Error: err.Error()}
+}

@@ -1,0 +1,134 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+// chunks is a ChunkWriter that keeps what it is given.
+type chunks struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *chunks) AppendLog(_ context.Context, _ int64, data []byte) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, string(data))
+	return int64(len(c.got)), nil
+}
+
+func (c *chunks) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.got, "")
+}
+
+const flow = `on: push
+jobs:
+  dep:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo never here
+  build:
+    needs: dep
+    runs-on: ubuntu-latest
+    outputs:
+      v: ${{ steps.s.outputs.v }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: s
+        run: |
+          echo "needs.dep=${{ needs.dep.result }}/${{ needs.dep.outputs.x }} sha=${{ github.sha }} repo=${{ github.repository }}"
+          cat README.md
+          echo "v=out-1" >> "$GITHUB_OUTPUT"
+`
+
+func spec(t *testing.T, yaml string) *Spec {
+	t.Helper()
+	ev, _ := json.Marshal(RunEvent{Event: &event.Event{Name: "push", Repository: event.Repository{FullName: "octo/repo"}},
+		Payload: map[string]any{}})
+	return &Spec{JobID: 7, Key: "build", Name: "build", RunID: 3, RunNumber: 1, Workflow: ".github/workflows/ci.yml",
+		WorkflowYAML: []byte(yaml), Event: "push", EventJSON: ev, SHA: "abc123", Ref: "refs/heads/main",
+		Needs: map[string]exec.Need{"dep": {Result: "success", Outputs: map[string]string{"x": "y"}}}}
+}
+
+func TestRun(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "README.md"), []byte("from the source dir\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Options{})
+	env := Env{Backend: h, Host: h, Platforms: map[string]string{"ubuntu-latest": "-self-hosted"}}
+	var w chunks
+	log := NewLog(&w, 7, "build", nil)
+	first := make(chan struct{})
+	log.OnFirstStep(func() { close(first) })
+	c := Run(context.Background(), env, spec(t, flow), src, filepath.Join(t.TempDir(), "work"), log)
+	log.Close()
+	if c.Status != store.StatusSuccess || c.Outputs["v"] != "out-1" {
+		t.Fatalf("completion: %+v\nlog:\n%s", c, w.text())
+	}
+	for _, want := range []string{"needs.dep=success/y sha=abc123 repo=octo/repo", "from the source dir", "Job build: success"} {
+		if !strings.Contains(w.text(), want) {
+			t.Errorf("log lacks %q:\n%s", want, w.text())
+		}
+	}
+	select {
+	case <-first:
+	default:
+		t.Error("OnFirstStep was not called")
+	}
+
+	cctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errs.E("test", errs.Canceled, "the run was cancelled"))
+	if c := Run(cctx, env, spec(t, flow), src, t.TempDir(), NewLog(&chunks{}, 7, "build", nil)); c.Status != store.StatusCancelled {
+		t.Errorf("cancelled run: %+v", c)
+	}
+}
+
+func TestRunFailsWithAReason(t *testing.T) {
+	h := host.New(host.Options{})
+	var w chunks
+	log := NewLog(&w, 7, "build", nil)
+	c := Run(context.Background(), Env{Backend: h}, spec(t, "jobs: [not a map"), t.TempDir(), t.TempDir(), log)
+	log.Close()
+	if c.Status != store.StatusError || !strings.Contains(c.Error, "invalid workflow") || !strings.Contains(w.text(), "Error: job: invalid workflow") {
+		t.Errorf("completion %+v, log %q", c, w.text())
+	}
+}
+
+func TestLogChunks(t *testing.T) {
+	var w chunks
+	l := NewLog(&w, 1, "job", nil)
+	l.Report(exec.Event2{Type: exec.Output, Job: "job", Text: "one"})
+	l.Report(exec.Event2{Type: exec.Output, Job: "job (linux)", Text: "two"})
+	time.Sleep(3 * ChunkDelay)
+	if got := w.text(); got != "one\n[job (linux)] two\n" {
+		t.Errorf("after the delay: %q", got)
+	}
+	big := strings.Repeat("x", ChunkBytes)
+	l.Line(big)
+	if n := len(w.got); n != 2 {
+		t.Errorf("a full buffer is written at once: %d chunks", n)
+	}
+	l.Line("last")
+	l.Close()
+	l.Close()
+	l.Line("dropped")
+	if !strings.HasSuffix(w.text(), "last\n") {
+		t.Errorf("close: %q", w.text()[len(w.text())-20:])
+	}
+}
