@@ -182,13 +182,13 @@ func serverDispatch(h *harness) []row {
 	chained := after.minus(mid)
 	cp50, clo, chi := chained.quantile(0.5)
 	return []row{
-		{name: "dispatch p50, 1-job runs", ours: fmtDur(ours), floor: fmtDur(fork) + " (sh)", ratio: fmtRatio(ours, fork),
+		{name: "dispatch p50, 1-job runs", ours: fmtMs(ours), floor: fmtDur(fork) + " (sh)", ratio: fmtRatio(ours, fork),
 			target: "< 20 ms", ok: okIf(ours < 20*time.Millisecond),
 			comment: fmt.Sprintf("%s of %d jobs (1 job, 1 `true` step, host backend, pushes to main, runs one at a time): each job's value is the growth of the histogram's _sum over its run; "+
 				"p90 %s, min %s; the histogram alone gives p50 %s (interpolated in bucket %s-%s); queued->leased (API) p50 %s; webhook posted -> run seen finished p50 %s; floor: fork/exec of sh -c true",
 				metric, len(exact), fmtDur(percentile(exact, 90)), fmtDur(percentile(exact, 0)), fmtDur(secs(p50)), fmtDur(secs(lo)), fmtDur(secs(hi)),
 				fmtDur(percentile(leased, 50)), fmtDur(percentile(e2e, 50)))},
-		{name: "dispatch p50, 5-job chain", ours: fmtDur(secs(cp50)), floor: fmtDur(fork) + " (sh)", ratio: fmtRatio(secs(cp50), fork),
+		{name: "dispatch p50, 5-job chain", ours: fmtMs(secs(cp50)), floor: fmtDur(fork) + " (sh)", ratio: fmtRatio(secs(cp50), fork),
 			target: "< 20 ms", ok: okIf(secs(cp50) < 20*time.Millisecond),
 			comment: fmt.Sprintf("the same histogram over the %.0f jobs of %d runs of j1 <- j2 <- ... <- j5 (needs:), bucket %s-%s, mean %s",
 				chained.count, chainRuns, fmtDur(secs(clo)), fmtDur(secs(chi)), fmtDur(secs(chained.sum/chained.count)))},

@@ -461,6 +461,12 @@ func medianF(fs []float64) float64 {
 
 func fmtRate(f float64) string { return fmt.Sprintf("%.0f/s", f) }
 
+// fmtMs shows a latency with a tenth of a millisecond, so that one just
+// under a target does not print as the target.
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
 // serverIntake: signed webhook intake on SQLite, sustained and burst, vs
 // raw batched inserts of the same rows.
 func serverIntake(h *harness) []row {
@@ -510,9 +516,9 @@ func serverIntake(h *harness) []row {
 				target: ">= 5000/s", ok: okIf(rate >= 5000),
 				comment: fmt.Sprintf("%d clients, %d-byte signed push payloads, %s measured after %s warm-up, %d accepted (202)%s; %s. Floor: raw inserts of the same rows, %d per transaction (%s with %d per transaction), median of %d",
 					v.clients, len(push{seq: 1, repoDir: t.repoDir, head: t.head}.body()), intakeWindow, intakeWarmUp, res.accepted, errNote, v.note, floorBatch, fmtRate(medianF(small)), intakeFewClients, h.n)},
-			row{name: "intake p99 latency, " + v.name, ours: fmtDur(p99), floor: "-", ratio: "-", target: "< 50 ms", ok: okIf(p99 < 50*time.Millisecond),
+			row{name: "intake p99 latency, " + v.name, ours: fmtMs(p99), floor: "-", ratio: "-", target: "< 50 ms", ok: okIf(p99 < 50*time.Millisecond),
 				comment: fmt.Sprintf("client-side, request written to 202 read; p50 %s, max %s; %s; the processor had finished %d of the %d stored events when the server was stopped",
-					fmtDur(p50), fmtDur(percentile(res.lat, 100)), res.cpu, states[store.EventDone], len(stored))},
+					fmtMs(p50), fmtMs(percentile(res.lat, 100)), res.cpu, states[store.EventDone], len(stored))},
 		)
 	}
 

@@ -92,7 +92,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openBackends(ctx, backendName, stderr)
+	bk, err := openBackendsWith(ctx, backendName, stderr, outOfProcessRunner())
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1

@@ -332,6 +332,8 @@ type (
 		Started     *time.Time   `json:"started"`
 		Finished    *time.Time   `json:"finished"`
 		Interrupted []apiAttempt `json:"interrupted"`
+		// WaitingReason says why a queued job waits (agents).
+		WaitingReason string `json:"waiting_reason"`
 	}
 	apiRunDetail struct {
 		Run  apiRun   `json:"run"`
