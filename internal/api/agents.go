@@ -289,6 +289,8 @@ func (a *server) waitingReasons(ctx context.Context, orgID int64, jobs []*store.
 		return
 	}
 	for i := range out {
-		out[i].WaitingReason = reasons[out[i].ID]
+		if r := reasons[out[i].ID]; r != "" && out[i].WaitingReason == "" {
+			out[i].WaitingReason = r
+		}
 	}
 }

@@ -127,6 +127,8 @@ type Job struct {
 	// WaitingReason says why a queued job waits when nothing can run it
 	// ("waiting: no agent with labels gpu").
 	WaitingReason string `json:"waiting_reason,omitempty"`
+	// ConcurrencyGroup is the job's evaluated concurrency: group.
+	ConcurrencyGroup string `json:"concurrency_group,omitempty"`
 }
 
 // Attempt is an interrupted attempt of a job.
@@ -197,6 +199,10 @@ func toJob(j *store.Job, interrupted []*store.Attempt) Job {
 		Error: j.Error, Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Outputs: j.Outputs,
 		CancelRequested: j.CancelRequested, ReusedFrom: j.ReusedFrom,
 		Queued: optTime(j.Queued), Started: optTime(j.Started), Finished: optTime(j.Finished),
+	}
+	out.ConcurrencyGroup = j.ConcurrencyGroup
+	if j.GroupWait {
+		out.WaitingReason = "waiting for concurrency group " + j.ConcurrencyGroup
 	}
 	if json.Valid(j.Results) {
 		out.Results = j.Results

@@ -190,7 +190,8 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 	var newJobs []*store.Job
 	for _, j := range jobs {
 		nj := &store.Job{OrgID: j.OrgID, RepoID: j.RepoID, Key: j.Key, Name: j.Name, Needs: j.Needs,
-			Labels: j.Labels, Backend: j.Backend, Priority: j.Priority, MaxAttempts: j.MaxAttempts}
+			Labels: j.Labels, Backend: j.Backend, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
+			ConcurrencyGroup: j.ConcurrencyGroup, CancelInProgress: j.CancelInProgress}
 		switch {
 		case !again[j.Key]:
 			nj.Status, nj.Outputs, nj.Results, nj.ReusedFrom = j.Status, j.Outputs, j.Results, j.ID

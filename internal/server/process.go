@@ -206,24 +206,52 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 		run.Error = fmt.Sprintf("cannot plan the workflow: %v", err)
 		return &store.NewRun{Run: run}, nil
 	}
+	c := concurrencyContext(ev, run, name)
 	if wf.Concurrency != nil {
-		c := concurrencyContext(ev, run, name)
-		g, err := expr.Interpolate(wf.Concurrency.Group, c)
+		g, cancel, err := evalConcurrency(wf.Concurrency, c)
 		if err != nil {
 			run.Status, run.Error = store.StatusFailure, "concurrency.group: "+err.Error()
 			return &store.NewRun{Run: run}, nil
 		}
-		run.ConcurrencyGroup = expr.ToString(g)
-		if v := wf.Concurrency.CancelInProgress; v != "" {
-			b, err := expr.Interpolate(v, c)
-			if str, ok := b.(string); ok {
-				run.CancelInProgress = strings.TrimSpace(str) == "true"
-			} else {
-				run.CancelInProgress = err == nil && expr.Truthy(b)
-			}
+		run.ConcurrencyGroup, run.CancelInProgress = g, cancel
+	}
+	jobs := jobsOf(p.Workflows[0], run)
+	// Job-level groups are evaluated now, before any job ran: needs and
+	// matrix read as empty (all matrix legs of a job share its group).
+	jc := &expr.Context{Values: map[string]any{"matrix": map[string]any{}, "strategy": map[string]any{},
+		"needs": map[string]any{}}}
+	for k, v := range c.Values {
+		jc.Values[k] = v
+	}
+	for i, pj := range p.Workflows[0].Jobs {
+		if pj.Source == nil || pj.Source.Concurrency == nil {
+			continue
+		}
+		g, cancel, err := evalConcurrency(pj.Source.Concurrency, jc)
+		if err != nil {
+			run.Status, run.Error = store.StatusFailure, fmt.Sprintf("jobs.%s.concurrency.group: %v", pj.ID, err)
+			return &store.NewRun{Run: run}, nil
+		}
+		jobs[i].ConcurrencyGroup, jobs[i].CancelInProgress = g, cancel
+	}
+	return &store.NewRun{Run: run, Jobs: jobs}, nil
+}
+
+// evalConcurrency evaluates a concurrency: group and cancel-in-progress.
+func evalConcurrency(cc *workflow.Concurrency, c *expr.Context) (group string, cancel bool, err error) {
+	g, err := expr.Interpolate(cc.Group, c)
+	if err != nil {
+		return "", false, err
+	}
+	if v := cc.CancelInProgress; v != "" {
+		b, err := expr.Interpolate(v, c)
+		if str, ok := b.(string); ok {
+			cancel = strings.TrimSpace(str) == "true"
+		} else {
+			cancel = err == nil && expr.Truthy(b)
 		}
 	}
-	return &store.NewRun{Run: run, Jobs: jobsOf(p.Workflows[0], run)}, nil
+	return expr.ToString(g), cancel, nil
 }
 
 // jobsOf turns a planned workflow into queue entries.

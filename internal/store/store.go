@@ -196,6 +196,14 @@ type Job struct {
 	LeaseToken      int64
 	LeaseExpires    time.Time
 	CancelRequested bool
+	// ConcurrencyGroup and CancelInProgress are the job's evaluated
+	// concurrency: values ("" = none). In a group, at most one job runs and
+	// one waits: a newer job cancels the older waiting one, and with
+	// CancelInProgress the running ones too. GroupWait is set on a queued
+	// job held back by its group.
+	ConcurrencyGroup string
+	CancelInProgress bool
+	GroupWait        bool
 	// Reused is set on a re-run's job copied from the run it re-runs.
 	ReusedFrom int64
 	Created    time.Time

@@ -49,9 +49,13 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 		if !ready {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1 WHERE id = $2`, us(t), j.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1, held = `+heldSQLCase+`
+			WHERE id = $2`, us(t), j.id); err != nil {
 			return err
 		}
+	}
+	if err := s.settleJobGroups(ctx, tx, runID, t); err != nil {
+		return err
 	}
 	return s.finishRun(ctx, tx, runID, t, true)
 }
@@ -152,11 +156,11 @@ func (s *DB) unblockNext(ctx context.Context, tx *dbsql.Tx, repoID int64, group 
 	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'queued' WHERE id = $1`, next); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = 0, queued = $1 WHERE run_id = $2 AND status = 'queued'`,
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = `+heldSQLCase+`, queued = $1 WHERE run_id = $2 AND status = 'queued'`,
 		us(t), next); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = 0 WHERE run_id = $1`, next); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = 0 WHERE run_id = $1 AND status <> 'queued'`, next); err != nil {
 		return err
 	}
 	return s.advanceRun(ctx, tx, next, t)

@@ -152,8 +152,9 @@ func (s *DB) enterGroup(ctx context.Context, tx *dbsql.Tx, r *store.Run, t time.
 func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []*store.Job, t time.Time) error {
 	const op = "store.CreateRuns"
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
-		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id`)
+		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
+		concurrency_group, cancel_in_progress)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id`)
 	if err != nil {
 		return err
 	}
@@ -184,10 +185,17 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		if store.Terminal(status) {
 			finished = t
 		}
+		held := heldNone
+		switch {
+		case r.Status == store.StatusBlocked:
+			held = heldRun
+		case status == store.StatusQueued && j.ConcurrencyGroup != "":
+			held = heldAdmit
+		}
 		var id int64
 		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
 			j.Priority, encode(nonNil(j.Labels)), labelKey(j.Labels), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
-			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), b2i(r.Status == store.StatusBlocked)).Scan(&id)
+			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress)).Scan(&id)
 		if err != nil {
 			return err
 		}
@@ -318,6 +326,9 @@ func (s *DB) cancelRun(ctx context.Context, tx *dbsql.Tx, runID int64, reason st
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE runs SET error = $1 WHERE id = $2`, reason, runID); err != nil {
+		return err
+	}
+	if err := s.settleJobGroups(ctx, tx, runID, t); err != nil {
 		return err
 	}
 	return s.finishRun(ctx, tx, runID, t, unblock)

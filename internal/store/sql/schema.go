@@ -220,10 +220,19 @@ var migrations = []migration{
 		},
 		fill: fillLabelKeys,
 	},
+	{ // 4: job-level concurrency groups.
+		shared: []string{
+			// held: 0 in the queue, 1 its run is blocked, 2 waits for its
+			// job concurrency group, 3 just queued, not yet admitted.
+			`ALTER TABLE jobs ADD COLUMN concurrency_group TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE jobs ADD COLUMN cancel_in_progress BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX jobs_group ON jobs (repo_id, concurrency_group, status) WHERE concurrency_group <> ''`,
+		},
+	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
