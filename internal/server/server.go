@@ -111,13 +111,10 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, err := s.store.CountTokens(ctx, org.ID)
-	if err != nil || n > 0 {
-		return "", err
-	}
 	tok := "cvy_" + randomHex(24)
 	sum := sha256.Sum256([]byte(tok))
-	if err := s.store.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: sum[:]}); err != nil {
+	made, err := s.store.CreateFirstToken(ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: sum[:]})
+	if err != nil || !made {
 		return "", err
 	}
 	return tok, nil

@@ -354,6 +354,10 @@ type RunFilter struct {
 type Tokens interface {
 	EnsureOrg(ctx context.Context, name string) (*Org, error)
 	CreateToken(ctx context.Context, t *Token) error
+	// CreateFirstToken creates t only when its organisation has no token
+	// yet, atomically (replicas starting together make one), and reports
+	// whether it did.
+	CreateFirstToken(ctx context.Context, t *Token) (bool, error)
 	// TokenByHash returns the token with that hash (NotFound otherwise)
 	// and records its use.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)

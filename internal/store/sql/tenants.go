@@ -51,18 +51,48 @@ func (s *DB) CreateToken(ctx context.Context, t *store.Token) error {
 	if len(t.Hash) == 0 || t.OrgID == 0 {
 		return errs.E(op, errs.Invalid, "a token needs an organisation and a hash")
 	}
+	_, err := s.createToken(ctx, op, t, false)
+	return err
+}
+
+// CreateFirstToken creates t when its organisation has none (see
+// store.Tokens).
+func (s *DB) CreateFirstToken(ctx context.Context, t *store.Token) (bool, error) {
+	const op = "store.CreateFirstToken"
+	if !validRole(t.Role) {
+		return false, errs.E(op, errs.Invalid, "unknown role %q", t.Role)
+	}
+	if len(t.Hash) == 0 || t.OrgID == 0 {
+		return false, errs.E(op, errs.Invalid, "a token needs an organisation and a hash")
+	}
+	return s.createToken(ctx, op, t, true)
+}
+
+func (s *DB) createToken(ctx context.Context, op string, t *store.Token, first bool) (bool, error) {
 	created := now()
 	var id int64
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		id = 0
+		if first {
+			// The organisation's row lock (PostgreSQL) serialises replicas.
+			var org int64
+			if err := tx.QueryRowContext(ctx, `SELECT id FROM orgs WHERE id = $1`+s.forUpdate, t.OrgID).Scan(&org); err != nil {
+				return notFound(op, err, "no organisation %d", t.OrgID)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE org_id = $1`, t.OrgID).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+		}
 		return tx.QueryRowContext(ctx, `INSERT INTO tokens (org_id, name, role, hash, created, last_used)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			t.OrgID, t.Name, string(t.Role), t.Hash, us(created), us(t.LastUsed)).Scan(&id)
 	})
-	if err != nil {
-		return err
+	if err != nil || id == 0 {
+		return false, err
 	}
 	t.ID, t.Created = id, created
-	return nil
+	return true, nil
 }
 
 // lastUsedEvery bounds how often TokenByHash writes: an exact last-use

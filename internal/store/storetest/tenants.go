@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 var tenantTests = []test{
 	{"Orgs", testOrgs},
 	{"Tokens", testTokens},
+	{"FirstToken", testFirstToken},
 	{"Repos", testRepos},
 	{"TenantIsolation", testTenantIsolation},
 }
@@ -171,4 +174,51 @@ func testTenantIsolation(t *testing.T, e *env) {
 	foreign.OrgID = other.ID
 	_, err = e.s.Accept(e.ctx, []*store.Event{foreign})
 	wantKind(t, err, errs.Invalid, "event naming another organisation")
+}
+
+// testFirstToken: replicas starting together on an empty database make one
+// admin token between them.
+func testFirstToken(t *testing.T, e *env) {
+	org := e.newOrg("fresh")
+	var wg sync.WaitGroup
+	made := make([]bool, 8)
+	errc := make(chan error, len(made))
+	for i := range made {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: []byte(fmt.Sprintf("first-%d", i))}
+			ok, err := e.s.CreateFirstToken(e.ctx, tok)
+			made[i] = ok
+			if err != nil {
+				errc <- err
+			}
+			if ok && tok.ID == 0 {
+				errc <- fmt.Errorf("token %d made without an id", i)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	n := 0
+	for _, ok := range made {
+		if ok {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d of %d concurrent CreateFirstToken calls made a token, want 1", n, len(made))
+	}
+	if c, err := e.s.CountTokens(e.ctx, org.ID); err != nil || c != 1 {
+		t.Errorf("CountTokens = %d, %v; want 1", c, err)
+	}
+	ok, err := e.s.CreateFirstToken(e.ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: []byte("later")})
+	if err != nil || ok {
+		t.Errorf("CreateFirstToken on an organisation with a token = %v, %v; want false", ok, err)
+	}
+	_, err = e.s.CreateFirstToken(e.ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: "root", Hash: []byte("bad")})
+	wantKind(t, err, errs.Invalid, "CreateFirstToken with an unknown role")
 }
