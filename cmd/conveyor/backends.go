@@ -58,9 +58,35 @@ func openBackendsWith(ctx context.Context, name string, stderr io.Writer, runner
 		}
 		return &backends{main: h, host: h, close: func() {}}, nil
 	}
+	reaped := reapOrphans(ctx, d, stderr)
 	h := host.New(host.Options{Containers: d, Runner: runner})
 	if name == "host" {
-		return &backends{main: h, host: h, containers: d, close: func() {}}, nil
+		return &backends{main: h, host: h, containers: d, close: reaped}, nil
 	}
-	return &backends{main: d, host: h, containers: d, close: func() {}}, nil
+	return &backends{main: d, host: h, containers: d, close: reaped}, nil
+}
+
+// reapOrphans removes, in the background, the containers and networks
+// left by Conveyor processes of this host that died (kill -9) before their
+// teardown. The returned func waits for it (a few seconds at most).
+func reapOrphans(ctx context.Context, d *docker.Backend, stderr io.Writer) func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		n, err := d.ReapOrphans(rctx)
+		if n > 0 {
+			fmt.Fprintf(stderr, "conveyor: removed %d containers and networks left by a Conveyor process that died\n", n)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "conveyor: removing what a dead Conveyor process left:", err)
+		}
+	}()
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}
 }

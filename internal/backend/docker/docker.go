@@ -55,8 +55,9 @@ type Options struct {
 
 // Backend is the docker backend. It is safe for concurrent use.
 type Backend struct {
-	cli  client.APIClient
-	opts Options
+	cli   client.APIClient
+	opts  Options
+	owner string // LabelOwner's value
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -86,7 +87,7 @@ func New(opts Options) (*Backend, error) {
 	if opts.HealthTimeout == 0 {
 		opts.HealthTimeout = 2 * time.Minute
 	}
-	return &Backend{cli: opts.Client, opts: opts}, nil
+	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner()}, nil
 }
 
 // Client returns the engine client.
@@ -166,7 +167,7 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	s.network = resourceName(job.ID, "")
 	if _, err := b.cli.NetworkCreate(ctx, s.network, network.CreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{LabelJob: job.ID},
+		Labels: b.labels(job.ID),
 	}); err != nil {
 		return nil, errs.Wrap("docker: create network", kindOf(err), err)
 	}

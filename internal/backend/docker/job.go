@@ -94,7 +94,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 		User:         o.user,
 		Env:          append(envList(ctr.Env), o.env...),
 		WorkingDir:   workdir,
-		Labels:       map[string]string{LabelJob: s.job.ID},
+		Labels:       s.b.labels(s.job.ID),
 		ExposedPorts: exposed,
 		Volumes:      anon,
 		Healthcheck:  o.health,

@@ -47,7 +47,7 @@ func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostD
 		Cmd:          c.Args,
 		Env:          envList(c.Env),
 		WorkingDir:   c.Dir,
-		Labels:       map[string]string{LabelJob: jobID},
+		Labels:       b.labels(jobID),
 		AttachStdout: true, AttachStderr: true,
 	}
 	hc := &container.HostConfig{

@@ -31,7 +31,7 @@ func (s *Sandbox) startServices(ctx context.Context, svcs []backend.Service, opt
 			User:         o.user,
 			WorkingDir:   o.workdir,
 			Env:          append(envList(svc.Env), o.env...),
-			Labels:       map[string]string{LabelJob: s.job.ID, "conveyor.service": svc.Name},
+			Labels:       s.b.labels(s.job.ID, "conveyor.service", svc.Name),
 			ExposedPorts: exposed,
 			Volumes:      anon,
 			Healthcheck:  o.health,
