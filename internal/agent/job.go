@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -171,14 +173,27 @@ func (a *Agent) release(j client.Job, reason string, log *slog.Logger) {
 
 // chunkWriter sends log chunks to the server as they are produced. It
 // stops with the agent (Abort) and stops the job when the lease is lost.
+// A chunk whose request failed on the way (network, 5xx) is sent again
+// with backoff, marked as a retry so that the server stores it once.
 type chunkWriter struct {
 	cl   *client.Client
 	job  client.Job
 	base context.Context
 	stop context.CancelCauseFunc
+	// prev is the seq of the last chunk the server stored (0: none yet).
+	prev int64
+	// backoff is the first retry's wait (0: logRetryFirst).
+	backoff time.Duration
 }
 
 var _ jobrun.ChunkWriter = (*chunkWriter)(nil)
+
+// Log chunk retries: waits double from logRetryFirst up to logRetryMax;
+// the caller's context (30 s per flush in jobrun) bounds the whole.
+const (
+	logRetryFirst = 100 * time.Millisecond
+	logRetryMax   = 5 * time.Second
+)
 
 func (w *chunkWriter) AppendLog(ctx context.Context, _ int64, data []byte) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -186,7 +201,7 @@ func (w *chunkWriter) AppendLog(ctx context.Context, _ int64, data []byte) (int6
 	defer context.AfterFunc(w.base, cancel)()
 	for len(data) > 0 {
 		n := min(len(data), maxChunk)
-		if err := w.cl.AppendLog(ctx, w.job, data[:n]); err != nil {
+		if err := w.send(ctx, data[:n]); err != nil {
 			if errs.Is(err, errs.Conflict) {
 				w.stop(err)
 			}
@@ -194,5 +209,39 @@ func (w *chunkWriter) AppendLog(ctx context.Context, _ int64, data []byte) (int6
 		}
 		data = data[n:]
 	}
-	return 0, nil
+	return w.prev, nil
+}
+
+func (w *chunkWriter) send(ctx context.Context, chunk []byte) error {
+	retryPrev := int64(-1)
+	wait := cmp.Or(w.backoff, logRetryFirst)
+	for {
+		seq, err := w.cl.AppendLog(ctx, w.job, chunk, retryPrev)
+		if err == nil {
+			if seq > 0 {
+				w.prev = seq
+			}
+			return nil
+		}
+		if !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, logRetryMax)
+		retryPrev = w.prev
+	}
+}
+
+// transient reports whether a failed call may succeed when made again:
+// the server could not be reached or answered with a server-side error.
+func transient(err error) bool {
+	if errs.Is(err, errs.Unavailable) {
+		return true
+	}
+	var ce *client.Error
+	return errors.As(err, &ce) && (ce.Status >= 500 || ce.Status == http.StatusTooManyRequests)
 }

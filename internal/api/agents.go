@@ -117,10 +117,19 @@ func (a *server) agentLogs(w http.ResponseWriter, r *http.Request, _ *store.Toke
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if err := a.Agents.AppendLog(r.Context(), agentOf(r), id, token, data); err != nil {
+	retryPrev := int64(-1)
+	if v := r.Header.Get(LogRetryHeader); v != "" {
+		if retryPrev, err = strconv.ParseInt(v, 10, 64); err != nil || retryPrev < 0 {
+			a.fail(w, "", errs.E("", errs.Invalid, "header %s: %q is not a log seq", LogRetryHeader, v))
+			return
+		}
+	}
+	seq, err := a.Agents.AppendLog(r.Context(), agentOf(r), id, token, data, retryPrev)
+	if err != nil {
 		a.fail(w, fmt.Sprintf("job %d", id), err)
 		return
 	}
+	w.Header().Set(LogSeqHeader, strconv.FormatInt(seq, 10))
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -16,6 +16,15 @@ import (
 // LeaseHeader carries the fencing token of a job call.
 const LeaseHeader = "Conveyor-Lease-Token"
 
+// LogRetryHeader marks a log chunk sent again after its answer was lost;
+// its value is the seq the agent got for its previous chunk (0: none).
+// The server then stores the chunk only if it did not already. LogSeqHeader
+// answers every chunk with the seq it was stored under.
+const (
+	LogRetryHeader = "Conveyor-Log-Retry"
+	LogSeqHeader   = "Conveyor-Log-Seq"
+)
+
 // DrainingHeader is "true" on a lease answer when the agent is drained.
 const DrainingHeader = "Conveyor-Agent-Draining"
 
@@ -163,7 +172,9 @@ type AgentProtocol interface {
 	// may run: nil when there is none; draining when a takes no new jobs.
 	Lease(ctx context.Context, a *store.Agent) (asg *AgentAssignment, draining bool, err error)
 	Heartbeat(ctx context.Context, a *store.Agent, jobID, token int64) (cancel bool, err error)
-	AppendLog(ctx context.Context, a *store.Agent, jobID, token int64, data []byte) error
+	// AppendLog stores a chunk of the job's output under the next seq; a
+	// retry (retryPrev >= 0, see LogRetryHeader) is not stored twice.
+	AppendLog(ctx context.Context, a *store.Agent, jobID, token int64, data []byte, retryPrev int64) (seq int64, err error)
 	// Source writes the source tree of the job's commit to w as tar.gz.
 	// An error returned before anything is written is answered normally.
 	Source(ctx context.Context, a *store.Agent, jobID, token int64, w io.Writer) error

@@ -90,15 +90,22 @@ func (c *Client) Heartbeat(ctx context.Context, j Job) (cancel bool, err error) 
 	return out.Cancel, c.callHeader(ctx, "POST", j.path("heartbeat"), nil, &out, j.header())
 }
 
-// AppendLog sends the next chunk of the job's output.
-func (c *Client) AppendLog(ctx context.Context, j Job, data []byte) error {
+// AppendLog sends the next chunk of the job's output and returns the seq
+// the server stored it under (0 when it did not say). retryPrev < 0 sends
+// it as new; retryPrev >= 0 sends it again after a lost answer, with the
+// seq of the previous chunk (0: none), so that it is not stored twice.
+func (c *Client) AppendLog(ctx context.Context, j Job, data []byte, retryPrev int64) (int64, error) {
 	h := j.header()
 	h.Set("Content-Type", "application/octet-stream")
+	if retryPrev >= 0 {
+		h.Set(api.LogRetryHeader, strconv.FormatInt(retryPrev, 10))
+	}
 	resp, err := c.send(ctx, "POST", j.path("logs"), bytes.NewReader(data), "application/json", h)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return resp.Body.Close()
+	seq, _ := strconv.ParseInt(resp.Header.Get(api.LogSeqHeader), 10, 64)
+	return seq, resp.Body.Close()
 }
 
 // Source returns the job's source tree as a tar.gz stream; close it.

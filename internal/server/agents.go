@@ -189,12 +189,18 @@ func (g *agentService) Heartbeat(ctx context.Context, a *store.Agent, jobID, tok
 	return g.s.store.Heartbeat(ctx, jobID, token, g.s.cfg.LeaseTTL)
 }
 
-func (g *agentService) AppendLog(ctx context.Context, a *store.Agent, jobID, token int64, data []byte) error {
+func (g *agentService) AppendLog(ctx context.Context, a *store.Agent, jobID, token int64, data []byte, retryPrev int64) (int64, error) {
 	if _, err := g.fence(ctx, a, jobID, token); err != nil {
-		return err
+		return 0, err
 	}
-	_, err := hubLogs{g.s.store, g.s.hub}.AppendLog(ctx, jobID, data)
-	return err
+	if retryPrev < 0 {
+		return hubLogs{g.s.store, g.s.hub}.AppendLog(ctx, jobID, data)
+	}
+	seq, dup, err := g.s.store.RetryLog(ctx, jobID, retryPrev, data)
+	if err == nil && !dup {
+		g.s.hub.Notify(jobID)
+	}
+	return seq, err
 }
 
 // Source checks the run's commit out of the server's mirror into a

@@ -29,13 +29,19 @@ type runningAgent struct {
 
 func (h *harness) startAgent(name string, capacity int, shutdown time.Duration, labels ...string) *runningAgent {
 	h.t.Helper()
+	return h.startAgentAt(h.url, name, capacity, shutdown, labels...)
+}
+
+// startAgentAt starts an agent that reaches the server at url (a proxy).
+func (h *harness) startAgentAt(url, name string, capacity int, shutdown time.Duration, labels ...string) *runningAgent {
+	h.t.Helper()
 	id, tok := h.newAgent(name)
 	b := host.New(host.Options{})
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	a, err := agent.New(agent.Config{Server: h.url, Token: tok, Labels: labels, Capacity: capacity,
+	a, err := agent.New(agent.Config{Server: url, Token: tok, Labels: labels, Capacity: capacity,
 		Env: jobrun.Env{Backend: b, Host: b}, DataDir: h.t.TempDir(), ShutdownTimeout: shutdown,
 		Version: "test", Hostname: name, Log: slog.New(slog.NewTextHandler(logw, nil)).With("agent", name)})
 	if err != nil {

@@ -469,6 +469,12 @@ type Agents interface {
 type Logs interface {
 	// AppendLog stores the next chunk of a job's output; seq is assigned.
 	AppendLog(ctx context.Context, jobID int64, data []byte) (seq int64, err error)
+	// RetryLog is AppendLog for a request that may have been stored
+	// already (its answer was lost): when the job's last chunk has exactly
+	// data and follows prev (the seq the writer got for its previous chunk;
+	// 0 when it has none), that chunk's seq is returned with dup set and
+	// nothing is stored.
+	RetryLog(ctx context.Context, jobID, prev int64, data []byte) (seq int64, dup bool, err error)
 	// ReadLog returns chunks with Seq > after, at most limit.
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }

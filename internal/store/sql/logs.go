@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	dbsql "database/sql"
+	"errors"
 	"slices"
 	"time"
 
@@ -28,6 +30,34 @@ func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, er
 		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(data), us(now())).Scan(&seq)
 	})
 	return seq, err
+}
+
+// RetryLog appends data unless it is the job's last chunk already (see
+// store.Logs).
+func (s *DB) RetryLog(ctx context.Context, jobID, prev int64, data []byte) (int64, bool, error) {
+	const op = "store.RetryLog"
+	var seq int64
+	var dup bool
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		dup = false
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE id = $1`+s.forUpdate, jobID).Scan(&id); err != nil {
+			return notFound(op, err, "no job %d", jobID)
+		}
+		var last int64
+		var lastData []byte
+		err := tx.QueryRowContext(ctx, `SELECT seq, data FROM log_chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1`, jobID).
+			Scan(&last, &lastData)
+		if err != nil && !errors.Is(err, dbsql.ErrNoRows) {
+			return err
+		}
+		if err == nil && (prev == 0 || last == prev+1) && bytes.Equal(lastData, data) {
+			seq, dup = last, true
+			return nil
+		}
+		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(data), us(now())).Scan(&seq)
+	})
+	return seq, dup, err
 }
 
 // ReadLog returns up to limit chunks of a job of the organisation with

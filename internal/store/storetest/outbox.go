@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 var outboxTests = []test{
 	{"Logs", testLogs},
 	{"LogsConcurrent", testLogsConcurrent},
+	{"RetryLog", testRetryLog},
 	{"Outbox", testOutbox},
 	{"OutboxSupersede", testOutboxSupersede},
 	{"Stats", testStats},
@@ -162,4 +164,38 @@ func testStats(t *testing.T, e *env) {
 			t.Errorf("Stats[%s] = %d, want %d (all: %v)", k, got[k], n, got)
 		}
 	}
+}
+
+// testRetryLog: a retried chunk whose first request was stored is not
+// stored twice; one whose first request was lost is.
+func testRetryLog(t *testing.T, e *env) {
+	e.newRun(e.repo, nil, job("a"))
+	l := e.leaseKey("a")
+	id := l.Job.ID
+	retry := func(prev int64, data string, wantSeq int64, wantDup bool) {
+		t.Helper()
+		seq, dup, err := e.s.RetryLog(e.ctx, id, prev, []byte(data))
+		e.must(err)
+		if seq != wantSeq || dup != wantDup {
+			t.Errorf("RetryLog(prev %d, %q) = %d, %v; want %d, %v", prev, data, seq, dup, wantSeq, wantDup)
+		}
+	}
+	retry(0, "one\n", 1, false) // the first request was lost: stored now
+	retry(0, "one\n", 1, true)  // the first request was stored: not again
+	if _, err := e.s.AppendLog(e.ctx, id, []byte("two\n")); err != nil {
+		t.Fatal(err)
+	}
+	retry(2, "two\n", 3, false) // last is 2, not prev+1: equal bytes, yet a new chunk
+	retry(2, "two\n", 3, true)  // its retry
+	var got []string
+	cs, err := e.s.ReadLog(e.ctx, e.org.ID, id, 0, 100)
+	e.must(err)
+	for _, c := range cs {
+		got = append(got, string(c.Data))
+	}
+	if strings.Join(got, "") != "one\ntwo\ntwo\n" {
+		t.Errorf("log = %q", got)
+	}
+	_, _, err = e.s.RetryLog(e.ctx, id+100, 0, []byte("x"))
+	wantKind(t, err, errs.NotFound, "RetryLog to an unknown job")
 }
