@@ -66,6 +66,9 @@ type AgentAssignment struct {
 	Labels []string             `json:"labels,omitempty"`
 	Run    AgentRun             `json:"run"`
 	Needs  map[string]AgentNeed `json:"needs,omitempty"`
+	// Keep are the matrix instances a re-run of failed jobs keeps from the
+	// earlier attempt (not run again): the executor's instance results.
+	Keep json.RawMessage `json:"keep,omitempty"`
 }
 
 // AgentRun is the run of an assigned job, as it was planned.

@@ -58,6 +58,10 @@ type Options struct {
 	Masker   *logs.Masker
 	// Resources are per-job sandbox limits.
 	Resources backend.Resources
+	// Keep are matrix instances of an earlier attempt kept by a re-run of
+	// failed jobs: an instance with the same name is not run again; its
+	// earlier result and outputs count, marked Reused.
+	Keep []*JobResult
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
@@ -89,6 +93,8 @@ type JobResult struct {
 	Duration time.Duration     `json:"duration"`
 	Outputs  map[string]string `json:"outputs,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// Reused is set on an instance kept from an earlier attempt.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // Result is the outcome of a plan.

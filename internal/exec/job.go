@@ -342,6 +342,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	}
 	jr.name = jr.call.prefixed(name)
 	jr.key = fmt.Sprintf("%d-%s", e.nextJobSeq(), jr.job.ID)
+	if kept := e.kept(jr.job.ID, jr.name); kept != nil {
+		e.report(Event2{Type: Notice, Job: jr.name, JobKey: jr.key, Text: "kept from the earlier attempt (" + kept.Result + "): not run again"})
+		e.report(Event2{Type: JobFinished, Job: jr.name, JobKey: jr.key, Result: kept.Result})
+		e.addResult(kept)
+		return kept
+	}
 	res := &JobResult{Workflow: jr.pw.File, JobID: jr.job.ID, Name: jr.name, Started: start}
 	finish := func(result string, err error) *JobResult {
 		res.Result = result
@@ -665,4 +671,17 @@ func (jr *jobRun) notice(text string) {
 // noticeWriter turns backend set-up output into notice lines.
 func (jr *jobRun) noticeWriter() *lineSink {
 	return newLineSink(func(l string) { jr.notice(l) })
+}
+
+// kept returns a copy of the kept instance of job named name, if any (see
+// Options.Keep).
+func (e *Executor) kept(jobID, name string) *JobResult {
+	for _, k := range e.opts.Keep {
+		if k != nil && k.JobID == jobID && k.Name == name {
+			c := *k
+			c.Reused = true
+			return &c
+		}
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package exec
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +91,88 @@ func TestRunJobWithNeedsFromElsewhere(t *testing.T) {
 
 	if _, err := newExec(&recorder{}).RunJob(ctx, pw, "nope", nil); err == nil {
 		t.Fatal("unknown job: no error")
+	}
+}
+
+const keepFlow = `
+on: push
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      matrix:
+        n: [1, 2, 3]
+    outputs:
+      last: ${{ steps.s.outputs.v }}
+    steps:
+      - id: s
+        run: |
+          echo "ran ${{ matrix.n }}" >> "$MARKS"
+          echo "v=from-${{ matrix.n }}" >> "$GITHUB_OUTPUT"
+          test "${{ matrix.n }}" != 2 || test -f "$FIXED"
+`
+
+// TestRunJobKeepsInstances: a re-run of failed jobs runs only the matrix
+// instances that did not succeed; the kept ones count with their earlier
+// result and outputs.
+func TestRunJobKeepsInstances(t *testing.T) {
+	p := compile(t, keepFlow)
+	pw := p.Workflows[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	marks, fixed := dir+"/marks", dir+"/fixed"
+	newExec := func(rec *recorder, keep []*JobResult) *Executor {
+		h := host.New(host.Options{})
+		return New(Options{Backend: h, Host: h, Platforms: map[string]string{"ubuntu-latest": "-self-hosted"},
+			Reporter: rec, WorkDir: t.TempDir(), Keep: keep, Env: map[string]string{"MARKS": marks, "FIXED": fixed},
+			Event: Event{Name: "push", Ref: "refs/heads/main", SHA: "abc", Repository: "o/r"}})
+	}
+	first, err := newExec(&recorder{}, nil).RunJob(ctx, pw, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Result != Failure || len(first.Instances) != 3 {
+		t.Fatalf("first attempt: %+v", first)
+	}
+	var keep []*JobResult
+	for _, in := range first.Instances {
+		if in.Result == Success {
+			keep = append(keep, in)
+		}
+	}
+	if len(keep) != 2 {
+		t.Fatalf("first attempt kept %d successful instances, want 2: %+v", len(keep), first.Instances)
+	}
+	if err := os.WriteFile(fixed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marks, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	again, err := newExec(rec, keep).RunJob(ctx, pw, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Result != Success || len(again.Instances) != 3 {
+		t.Fatalf("re-run: %+v\n%s", again, rec.dump())
+	}
+	b, _ := os.ReadFile(marks)
+	if string(b) != "ran 2\n" {
+		t.Errorf("re-run ran %q, want only instance 2", b)
+	}
+	reused := 0
+	for _, in := range again.Instances {
+		if in.Reused {
+			reused++
+		}
+	}
+	if reused != 2 {
+		t.Errorf("%d instances marked reused, want 2", reused)
+	}
+	if v := again.Outputs["last"]; v == "" || !strings.HasPrefix(v, "from-") {
+		t.Errorf("outputs after the re-run: %v", again.Outputs)
 	}
 }

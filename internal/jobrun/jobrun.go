@@ -48,6 +48,22 @@ type Spec struct {
 	Inputs    map[string]string
 	// Needs are the outcomes of the jobs this one needs.
 	Needs map[string]exec.Need
+	// Keep are matrix instances a re-run of failed jobs keeps from the
+	// earlier attempt (exec.Options.Keep).
+	Keep []*exec.JobResult
+}
+
+// KeepOf reads the instances a queued job keeps: a re-run of failed jobs
+// stores them as the new job's Results (JSON of []*exec.JobResult).
+func KeepOf(results []byte) []*exec.JobResult {
+	if len(results) == 0 {
+		return nil
+	}
+	var keep []*exec.JobResult
+	if json.Unmarshal(results, &keep) != nil {
+		return nil
+	}
+	return keep
 }
 
 // SpecOf is the Spec of a leased job given its needs' outcomes.
@@ -56,7 +72,7 @@ func SpecOf(l *store.Lease, needs map[string]exec.Need) *Spec {
 	return &Spec{
 		JobID: job.ID, Key: job.Key, Name: job.Name, RunID: run.ID, RunNumber: run.Number,
 		Workflow: run.Workflow, WorkflowYAML: run.WorkflowYAML, Event: run.Event, EventJSON: run.EventJSON,
-		SHA: run.SHA, Ref: run.Ref, Inputs: run.Inputs, Needs: needs,
+		SHA: run.SHA, Ref: run.Ref, Inputs: run.Inputs, Needs: needs, Keep: KeepOf(job.Results),
 	}
 }
 
@@ -119,7 +135,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
 			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), ServerURL: env.ServerURL,
 		},
-		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(),
+		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

@@ -10,6 +10,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/event"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -200,6 +201,12 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 		default:
 			nj.Status = store.StatusQueued
 		}
+		if failedOnly && again[j.Key] && failed(j.Status) {
+			// Its matrix instances that succeeded are kept, not run again
+			// (jobrun.KeepOf); jobs re-run only because they depend on a
+			// failed one run whole.
+			nj.Results = keptInstances(j.Results)
+		}
 		newJobs = append(newJobs, nj)
 	}
 	// A waiting job whose needs are all reused is ready now.
@@ -221,6 +228,34 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 	s.wakeDispatch()
 	s.wakeStatuses()
 	return runs[0], nil
+}
+
+func failed(status string) bool {
+	return status == store.StatusFailure || status == store.StatusCancelled || status == store.StatusError
+}
+
+// keptInstances is the part of a job's instance results that a re-run of
+// failed jobs keeps: the instances that succeeded, when some did not.
+func keptInstances(results []byte) []byte {
+	var ins []*exec.JobResult
+	if json.Unmarshal(results, &ins) != nil || len(ins) < 2 {
+		return nil
+	}
+	var keep []*exec.JobResult
+	for _, in := range ins {
+		if in != nil && in.Result == exec.Success {
+			in.Reused = false
+			keep = append(keep, in)
+		}
+	}
+	if len(keep) == 0 || len(keep) == len(ins) {
+		return nil
+	}
+	b, err := json.Marshal(keep)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func allIn(keys []string, set map[string]bool) bool {

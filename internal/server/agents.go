@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"strings"
@@ -147,6 +148,9 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		Run: api.AgentRun{ID: run.ID, Number: run.Number, Repository: repo.Name, Workflow: run.Workflow,
 			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
 			Ref: run.Ref, Inputs: run.Inputs}}
+	if len(job.Results) > 0 && json.Valid(job.Results) {
+		asg.Keep = json.RawMessage(job.Results)
+	}
 	if len(needs) > 0 {
 		asg.Needs = map[string]api.AgentNeed{}
 		for k, n := range needs {
