@@ -33,6 +33,7 @@ type compatCase struct {
 	wantErrors []string          // nil when the case must be accepted
 	reject     bool
 	limits     workflow.Limits
+	policy     string
 }
 
 var sepRE = regexp.MustCompile(`(?m)^---[ \t]*\r?$`)
@@ -56,6 +57,19 @@ func readCase(t *testing.T, path string) compatCase {
 			c.limits.MaxDepth = n
 		case "max-file-size":
 			c.limits.MaxFileSize = n
+		case "max-result-size":
+			c.limits.MaxResultSize = n
+		case "max-job-limit":
+			c.limits.MaxJobs = n
+		case "max-nested-reusable-workflows-depth":
+			c.limits.MaxNestedCalls = n
+		case "permissions-policy":
+			switch strings.TrimSpace(v) {
+			case "LimitedRead":
+				c.policy = PolicyLimitedRead
+			case "Write":
+				c.policy = PolicyWrite
+			}
 		}
 	}
 	extra := parts[2 : len(parts)-1]
@@ -98,7 +112,7 @@ func TestWorkflowParserConformance(t *testing.T) {
 			opts := Options{Resolve: func(uses string) ([]byte, bool) {
 				s, ok := c.files[uses]
 				return []byte(s), ok
-			}, Limits: c.limits}
+			}, Limits: c.limits, PermissionsPolicy: c.policy}
 			_, probs := BytesWith([]byte(c.workflow), ".github/workflows/"+name, opts)
 			ok := (len(probs) > 0) == c.reject
 			lines := map[int]bool{}
