@@ -12,8 +12,13 @@ type Options struct {
 	// Resolve returns the content of a reusable workflow named by a job's
 	// uses:, when it is available. Nil skips checks across workflows.
 	Resolve func(uses string) ([]byte, bool)
-	// Limits apply when BytesWith parses.
+	// Limits apply when BytesWith parses, and to the reusable workflows
+	// Resolve provides.
 	Limits workflow.Limits
+	// PermissionsPolicy is what a workflow's token may do where no
+	// permissions: says: PolicyWrite (the default) or PolicyLimitedRead.
+	// Called reusable workflows may not ask for more.
+	PermissionsPolicy string
 }
 
 // Workflow lints a parsed workflow; problems are sorted by position.

@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"fmt"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -159,7 +160,11 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 					return
 				}
 				if !contains(allowed, fk) {
-					p.unknown(fk, fkn)
+					// GitHub ignores keys it does not know under
+					// workflow_dispatch (and only there).
+					if key != "workflow_dispatch" {
+						p.unknown(fk, fkn)
+					}
 					return
 				}
 				switch fk {
@@ -454,9 +459,17 @@ func (p *parser) jobs(n *yaml.Node) []*Job {
 		}
 		j := &Job{ID: id, Pos: posOf(k)}
 		out = append(out, j)
+		if max := p.limits.MaxJobs; max > 0 && len(out) == max+1 {
+			p.errAt(k, "%s", TooManyJobs(max))
+		}
 		p.job(j, v)
 	})
 	return out
+}
+
+// TooManyJobs is GitHub's message for a workflow over Limits.MaxJobs.
+func TooManyJobs(max int) string {
+	return fmt.Sprintf("The workflow may not contain more than %d jobs", max)
 }
 
 // jobKeys are the keys of a job that runs steps; reusableKeys those of a

@@ -3,6 +3,8 @@ package workflow
 import (
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestParseProblems(t *testing.T) {
@@ -146,5 +148,66 @@ func TestParseAction(t *testing.T) {
 	_, probs = ParseAction([]byte("runs:\n  using: docker\n"), "action.yml")
 	if len(probs) != 1 || !strings.Contains(probs[0].Message, "image") {
 		t.Fatalf("%v", probs)
+	}
+}
+
+func TestParseLimitsProblems(t *testing.T) {
+	const three = "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: a}]\n  b:\n    runs-on: x\n    steps: [{run: b}]\n  c:\n    runs-on: x\n    steps: [{run: c}]\n"
+	tests := []struct {
+		name   string
+		src    string
+		limits Limits
+		want   []string
+	}{
+		{"jobs within limit", three, Limits{MaxJobs: 3}, nil},
+		{"too many jobs", three, Limits{MaxJobs: 2}, []string{"9:3: The workflow may not contain more than 2 jobs"}},
+		// "on: push\njobs: {}" costs: the name "w.yml" 36, the mapping 24,
+		// "on" 54, "push" 58, "jobs" 58, the empty mapping 24 = 254.
+		{"size within budget", "on: push\njobs: {}\n", Limits{MaxResultSize: 254}, []string{"2:7: The workflow must contain at least one job"}},
+		{"size over budget", "on: push\njobs: {}\n", Limits{MaxResultSize: 253}, []string{"2:7: Maximum object size exceeded"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, probs := ParseLimits([]byte(tt.src), "w.yml", tt.limits)
+			if len(probs) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(probs), len(tt.want), probs)
+			}
+			for i, w := range tt.want {
+				if got := strings.TrimPrefix(probs[i].Error(), "w.yml:"); !strings.HasPrefix(got, w) {
+					t.Errorf("problem %d = %q, want prefix %q", i, got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestResultBytes(t *testing.T) {
+	// A number and a null cost an object; a string an object, 26 bytes and
+	// two per UTF-16 unit (the emoji is two); an expression only its text.
+	src := "a: 1\nb: ~\nc: é😀\nd: ${{ x }}\n"
+	w, _ := Parse([]byte("on: push\n"), "f")
+	if got, want := ResultBytes("f", w.Node), 28+24+54+58; got != want {
+		t.Errorf("ResultBytes = %d, want %d", got, want)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := 24 + 4*52 + 24 + 24 + (50 + 2*3) + (50 + 2)
+	if got := TreeBytes(doc.Content[0]); got != want {
+		t.Errorf("TreeBytes = %d, want %d", got, want)
+	}
+}
+
+func TestWorkflowDispatchUnknownKeys(t *testing.T) {
+	src := "on:\n  workflow_dispatch:\n    something: x\n    inputs:\n      a:\n        bogus: 1\n  push:\n    something: x\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n"
+	_, probs := Parse([]byte(src), "w.yml")
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.Pos.String()+": "+p.Message)
+	}
+	want := []string{"6:9: Unexpected value 'bogus'", "8:5: Unexpected value 'something'"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

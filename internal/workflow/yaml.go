@@ -14,14 +14,31 @@ import (
 type Limits struct {
 	MaxDepth    int // nesting of mappings and sequences; default 64
 	MaxFileSize int // bytes; default 1 MiB, GitHub's limit
+	// MaxResultSize bounds the memory GitHub's parser charges for a file's
+	// name and tokens (see ResultBytes), across the called reusable
+	// workflows too; default 10 MiB, GitHub's.
+	MaxResultSize int
+	// MaxJobs bounds the jobs of a workflow, those of the reusable
+	// workflows it calls included; default 0, no limit.
+	MaxJobs int
+	// MaxNestedCalls bounds how deep reusable workflows may call each
+	// other; default 9 (ten levels of workflows, GitHub's limit).
+	MaxNestedCalls int
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = 64
 	}
 	if l.MaxFileSize <= 0 {
 		l.MaxFileSize = 1 << 20
+	}
+	if l.MaxResultSize <= 0 {
+		l.MaxResultSize = 10 << 20
+	}
+	if l.MaxNestedCalls <= 0 {
+		l.MaxNestedCalls = 9
 	}
 	return l
 }
@@ -71,7 +88,7 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
 // the YAML level: anchors, aliases, unsupported tags, too deep nesting.
 // It returns the root mapping or nil.
 func (p *parser) load(data []byte) (root *yaml.Node) {
-	p.limits = p.limits.withDefaults()
+	p.limits = p.limits.WithDefaults()
 	if len(data) > p.limits.MaxFileSize {
 		p.errPos(Pos{1, 1}, "The maximum file size of %d characters has been exceeded", p.limits.MaxFileSize)
 		return nil
@@ -103,6 +120,9 @@ func (p *parser) load(data []byte) (root *yaml.Node) {
 	}
 	n := doc.Content[0]
 	if !p.checkNodes(n, 1) {
+		return nil
+	}
+	if !p.checkSize(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
