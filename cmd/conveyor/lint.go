@@ -86,7 +86,7 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if base := strings.ToLower(filepath.Base(f)); base == "action.yml" || base == "action.yaml" {
 			_, probs = lint.ActionBytes(data, f)
 		} else {
-			_, probs = lint.Bytes(data, f)
+			_, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f))})
 		}
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p.Error())
@@ -102,4 +102,37 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// repoRootOf is the repository a workflow file belongs to: the folder
+// holding its .github or .conveyor folder, else the current one.
+func repoRootOf(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "."
+	}
+	dir := filepath.Dir(abs)
+	for _, marker := range []string{string(filepath.Separator) + filepath.Join(".github", "workflows"), string(filepath.Separator) + ".conveyor"} {
+		if i := strings.LastIndex(dir, marker); i >= 0 && (i+len(marker) == len(dir) || dir[i+len(marker)] == filepath.Separator) {
+			return dir[:i]
+		}
+	}
+	return "."
+}
+
+// localWorkflows resolves local reusable workflows (uses: ./path) in the
+// repository at root, as the executor does; others are not checked.
+func localWorkflows(root string) func(uses string) ([]byte, bool) {
+	return func(uses string) ([]byte, bool) {
+		rel, ok := strings.CutPrefix(uses, "./")
+		if !ok || strings.Contains(uses, "@") {
+			return nil, false
+		}
+		rel = filepath.Clean(filepath.FromSlash(rel))
+		if rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+			return nil, false
+		}
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		return data, err == nil
+	}
 }

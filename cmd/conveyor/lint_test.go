@@ -67,3 +67,29 @@ func TestLintMainDefaultDirs(t *testing.T) {
 		t.Fatalf("code %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }
+
+// conveyor lint follows local reusable workflows: a called workflow that
+// asks for more permissions than its caller allows is reported at the
+// calling job.
+func TestLintMainFollowsLocalReusableWorkflows(t *testing.T) {
+	dir := t.TempDir()
+	caller := writeFile(t, dir, ".github/workflows/ci.yml",
+		"on: push\npermissions:\n  issues: read\njobs:\n  call:\n    uses: ./.github/workflows/called.yml\n")
+	writeFile(t, dir, ".github/workflows/called.yml",
+		"on: workflow_call\npermissions:\n  issues: write\njobs:\n  j:\n    runs-on: x\n    steps: [{run: a}]\n")
+	var out, errOut bytes.Buffer
+	code := lintMain(context.Background(), []string{caller}, &out, &errOut)
+	want := caller + ":5:3: Error calling workflow './.github/workflows/called.yml'."
+	if code != 1 || !strings.Contains(out.String(), want) {
+		t.Fatalf("code %d, stdout %q; want 1 and %q", code, out.String(), want)
+	}
+	if got := repoRootOf(caller); got != dir {
+		t.Errorf("repoRootOf(%s) = %s, want %s", caller, got, dir)
+	}
+	resolve := localWorkflows(dir)
+	for _, uses := range []string{"../outside.yml", "./../../etc/passwd", "o/r/.github/workflows/x.yml@v1", "./.github/workflows/missing.yml"} {
+		if _, ok := resolve(uses); ok {
+			t.Errorf("resolve(%q) found a file", uses)
+		}
+	}
+}
