@@ -23,14 +23,15 @@ import (
 // map into its command table. The agent commands join it.
 func clientCommands() map[string]command {
 	m := map[string]command{
-		"repo":    {"register (repo add) or list (repo list) repositories on a server", repoMain},
-		"trigger": {"start a workflow_dispatch event on a server", triggerMain},
-		"runs":    {"list runs on a server", runsMain},
-		"run":     {"run workflows of the current repository locally; run show ID: a run on a server", runOrShowMain},
-		"logs":    {"print (-f: follow) the logs of a run's jobs on a server", logsMain},
-		"cancel":  {"cancel a run on a server", cancelMain},
-		"rerun":   {"re-run a run (--failed: only failed jobs) on a server", rerunMain},
-		"whoami":  {"show the token's organisation and role on a server", whoamiMain},
+		"repo":      {"register (repo add) or list (repo list) repositories on a server", repoMain},
+		"trigger":   {"start a workflow_dispatch event on a server", triggerMain},
+		"runs":      {"list runs on a server", runsMain},
+		"run":       {"run workflows of the current repository locally; run show ID: a run on a server", runOrShowMain},
+		"logs":      {"print (-f: follow) the logs of a run's jobs on a server", logsMain},
+		"cancel":    {"cancel a run on a server", cancelMain},
+		"rerun":     {"re-run a run (--failed: only failed jobs) on a server", rerunMain},
+		"whoami":    {"show the token's organisation and role on a server", whoamiMain},
+		"artifacts": {"list a run's artifacts on a server; artifacts download RUN [NAME] [-o DIR]", artifactsMain},
 	}
 	for k, v := range agentCommands() {
 		m[k] = v

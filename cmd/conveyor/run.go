@@ -32,7 +32,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type runFlags struct {
 	workflows, jobs, secrets, secretFiles, vars, varFiles, envs, inputs, platforms listFlag
-	eventPath, backendName, actor, dir, memory                                     string
+	eventPath, backendName, actor, dir, memory, artifactDir                        string
 	printPlan, keep, noColor                                                       bool
 	parallel                                                                       int
 	cpus                                                                           float64
@@ -62,6 +62,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.dir, "C", ".", "the repository folder")
 	fs.BoolVar(&f.printPlan, "plan", false, "print the plan as JSON and exit")
 	fs.BoolVar(&f.keep, "keep", false, "keep job folders after the run (for debugging)")
+	fs.StringVar(&f.artifactDir, "artifact-dir", "", "keep the run's artifacts (upload-artifact) in this folder (default: a temporary one)")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colors even on a terminal")
 	fs.IntVar(&f.parallel, "jobs", runtime.NumCPU(), "most jobs running at once")
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
@@ -150,12 +151,20 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)
 	}
+	arts, cleanup, err := localArtifacts(f.artifactDir, f.keep)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", err)
+		return 2
+	}
+	defer cleanup()
+	opts.Artifacts = arts
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 1
 	}
 	printer.Summary(res)
+	printLocalArtifacts(ctx, stdout, arts, f.artifactDir != "" || f.keep)
 	if res.Failed() {
 		return 1
 	}

@@ -26,6 +26,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica string
+		maxArtifact                                                                 string
 		workers, repoLimit                                                          int
 		allowFileURLs                                                               bool
 		leaseTTL, poll, catchUp                                                     time.Duration
@@ -46,6 +47,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&replica, "replica", "", "name of this replica in leases (default host-pid-random)")
 	fs.BoolVar(&allowFileURLs, "allow-file-urls", false, "allow file:// repository URLs (single-user set-ups; lets repos read the server's disk)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
 		fs.PrintDefaults()
@@ -55,6 +57,11 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err := applyEnvAndFile(fs, configFile); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 2
+	}
+	maxArtifactSize, err := parseBytes(maxArtifact)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --max-artifact-size:", err)
 		return 2
 	}
 	var level slog.Level
@@ -101,7 +108,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	srv, err := server.New(server.Config{
 		Listen: ln.Addr().String(), BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
-		AllowFileURLs: allowFileURLs,
+		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)

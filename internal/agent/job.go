@@ -80,7 +80,9 @@ func (a *Agent) execute(ctx context.Context, asg *api.AgentAssignment, j client.
 		}
 		return jobrun.Fail(sink, "fetching the source of %s at %s: %v", asg.Run.Repository, asg.Run.SHA, err)
 	}
-	return jobrun.Run(ctx, a.cfg.Env, specOf(asg), src, filepath.Join(dir, "work"), sink)
+	env := a.cfg.Env
+	env.Artifacts = &jobArtifacts{cl: a.cl, job: j, server: a.cfg.Server, runID: asg.Run.ID}
+	return jobrun.Run(ctx, env, specOf(asg), src, filepath.Join(dir, "work"), sink)
 }
 
 func (a *Agent) fetchSource(ctx context.Context, j client.Job, dir string) error {

@@ -73,6 +73,10 @@ type Deps struct {
 	// agents; nil: those routes answer 503.
 	Agents     AgentProtocol
 	AgentAdmin AgentAdmin
+	// Artifacts stores the artifacts of runs (nil: those routes answer
+	// 503); MaxArtifactSize caps one upload (default 256 MiB).
+	Artifacts       store.Artifacts
+	MaxArtifactSize int64
 	// Notifier wakes log followers at once; nil: they poll every second.
 	Notifier LogNotifier
 	// BaseURL is the server's public URL, without a trailing slash; hook
@@ -115,6 +119,8 @@ func routes() []route {
 		{"POST", "/api/runs/{id}/cancel", store.RoleWrite, 200, nil, Run{}, (*server).cancel},
 		{"POST", "/api/runs/{id}/rerun", store.RoleWrite, 201, RerunInput{}, Run{}, (*server).rerun},
 		{"GET", "/api/runs/{id}/jobs/{job}/logs", store.RoleRead, 200, nil, nil, (*server).logs},
+		{"GET", "/api/runs/{id}/artifacts", store.RoleRead, 200, nil, ArtifactList{}, (*server).listArtifacts},
+		{"GET", "/api/runs/{id}/artifacts/{name}", store.RoleRead, 200, nil, nil, (*server).downloadArtifact},
 		{"POST", "/api/agents", store.RoleAdmin, 201, AgentInput{}, AgentCreated{}, (*server).createAgent},
 		{"GET", "/api/agents", store.RoleRead, 200, nil, AgentList{}, (*server).listAgents},
 		{"POST", "/api/agents/{id}/drain", store.RoleAdmin, 200, nil, Agent{}, (*server).drainAgent},
@@ -127,6 +133,9 @@ func routes() []route {
 		{"GET", "/api/agent/jobs/{id}/source", agentAuth, 200, nil, nil, (*server).agentSource},
 		{"POST", "/api/agent/jobs/{id}/complete", agentAuth, 204, AgentCompletion{}, nil, (*server).agentComplete},
 		{"POST", "/api/agent/jobs/{id}/release", agentAuth, 204, AgentRelease{}, nil, (*server).agentRelease},
+		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agentAuth, 201, nil, Artifact{}, (*server).agentPutArtifact},
+		{"GET", "/api/agent/jobs/{id}/artifacts", agentAuth, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
+		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agentAuth, 200, nil, nil, (*server).agentGetArtifact},
 	}
 }
 
@@ -201,7 +210,8 @@ func (a *server) wrap(rt route) http.HandlerFunc {
 				return
 			}
 		}
-		if r.Body != nil {
+		// PUT bodies are uploads (artifacts), which their handler limits.
+		if r.Body != nil && rt.method != "PUT" {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		}
 		rt.handle(a, w, r, tok)

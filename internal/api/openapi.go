@@ -8,26 +8,29 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// The OpenAPI 3 document is hand-written in two files (the agent routes
-// apart) and served merged; TestOpenAPISync keeps it and the route table
+// The OpenAPI 3 document is hand-written in three files (the agent and
+// the artifact routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
 	openapiBase []byte
 	//go:embed openapi_agents.json
 	openapiAgents []byte
+	//go:embed openapi_artifacts.json
+	openapiArtifacts []byte
 
-	openapiDoc = mergeOpenAPI(openapiBase, openapiAgents)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts)
 )
 
-// mergeOpenAPI adds extra's paths and component schemas to base.
+// mergeOpenAPI adds extra's paths, component schemas and parameters to
+// base.
 func mergeOpenAPI(base, extra []byte) []byte {
 	var doc, add map[string]any
 	if err := json.Unmarshal(base, &doc); err != nil {
-		panic("openapi.json: " + err.Error())
+		panic("openapi document: " + err.Error())
 	}
 	if err := json.Unmarshal(extra, &add); err != nil {
-		panic("openapi_agents.json: " + err.Error())
+		panic("openapi extra document: " + err.Error())
 	}
 	into := func(dst, src map[string]any, key string) {
 		d, _ := dst[key].(map[string]any)
@@ -38,6 +41,7 @@ func mergeOpenAPI(base, extra []byte) []byte {
 	}
 	into(doc, add, "paths")
 	into(doc["components"].(map[string]any), add["components"].(map[string]any), "schemas")
+	into(doc["components"].(map[string]any), add["components"].(map[string]any), "parameters")
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		panic(err)

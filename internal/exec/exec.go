@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/logs"
@@ -62,6 +63,10 @@ type Options struct {
 	// failed jobs: an instance with the same name is not run again; its
 	// earlier result and outputs count, marked Reused.
 	Keep []*JobResult
+	// Artifacts keeps the run's artifacts for the native
+	// actions/upload-artifact and actions/download-artifact (nil: those
+	// steps fail). Every job of the run shares it.
+	Artifacts artifact.Store
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)

@@ -279,6 +279,9 @@ func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
 	if s.Run != "" {
 		return sr.runScript(ctx, c, s.Run, s.Shell, s.WorkingDirectory)
 	}
+	if kind := artifactAction(s.Uses); kind != "" {
+		return sr.artifactStep(ctx, c, kind)
+	}
 	switch plan.StepKind(s.Uses) {
 	case "checkout":
 		return sr.checkout(ctx, c)
@@ -293,7 +296,7 @@ func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
 	case "run":
 		return errs.E("step", errs.Invalid, "step has neither run nor uses")
 	}
-	return errs.E("step", errs.Invalid, "remote action %q is not supported yet: only run steps, local actions (./path), docker:// images and actions/checkout can run", s.Uses)
+	return errs.E("step", errs.Invalid, "remote action %q is not supported yet: only run steps, local actions (./path), docker:// images, actions/checkout and actions/upload-artifact, download-artifact can run", s.Uses)
 }
 
 // evalWith evaluates the step's with: values.

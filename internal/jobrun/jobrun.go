@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/event"
@@ -104,6 +105,8 @@ type Env struct {
 	Backend, Host, Containers backend.Backend
 	Platforms                 map[string]string
 	ServerURL                 string
+	// Artifacts is the run's artifact store (set per job by the caller).
+	Artifacts artifact.Store
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -135,7 +138,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
 			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), ServerURL: env.ServerURL,
 		},
-		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep,
+		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

@@ -52,9 +52,16 @@ type Config struct {
 	// AllowFileURLs lets repositories be file:// URLs (tests, single-user
 	// set-ups); off by default so a tenant cannot read the server's disk.
 	AllowFileURLs bool
+	// MaxArtifactSize caps one artifact's stored (compressed) size in
+	// bytes (default DefaultMaxArtifactSize); bigger uploads fail with 413.
+	MaxArtifactSize int64
 	// Version is reported by the API.
 	Version string
 }
+
+// DefaultMaxArtifactSize is the default cap of one artifact: artifacts
+// live in the database (in 1 MiB chunks), so they are kept modest.
+const DefaultMaxArtifactSize = 256 << 20
 
 func (c *Config) defaults() {
 	if c.Listen == "" {
@@ -77,6 +84,9 @@ func (c *Config) defaults() {
 	}
 	if c.StatusBackoff <= 0 {
 		c.StatusBackoff = time.Second
+	}
+	if c.MaxArtifactSize <= 0 {
+		c.MaxArtifactSize = DefaultMaxArtifactSize
 	}
 	if c.CronCatchUp <= 0 {
 		c.CronCatchUp = time.Hour

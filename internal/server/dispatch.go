@@ -154,7 +154,9 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 	if err := s.checkout(ctx, run, src); err != nil {
 		return jobrun.Fail(sink, "%v", err)
 	}
-	return jobrun.Run(ctx, s.jobEnv(), jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
+	env := s.jobEnv()
+	env.Artifacts = s.runArtifacts(run)
+	return jobrun.Run(ctx, env, jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
 }
 
 // jobEnv is what this replica runs jobs with.

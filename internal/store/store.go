@@ -1,17 +1,18 @@
 // Package store is Conveyor's durable state: organisations, tokens,
 // repositories, accepted events, runs, jobs (which are also the queue),
-// log chunks, cron state and the commit-status outbox. Every query that a
+// log chunks, artifacts, cron state and the commit-status outbox. Every query that a
 // tenant can reach is scoped by organisation. The SQL implementation for
 // SQLite and PostgreSQL lives in store/sql; store/storetest is one suite
 // that every implementation passes.
 //
 // Callers get the small interface they use (Tokens, Repos, Events, Runs,
-// Queue, Agents, Logs, Crons, Outbox); Store bundles them for wiring in main.
+// Queue, Agents, Logs, Artifacts, Crons, Outbox); Store bundles them for wiring in main.
 package store
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -479,6 +480,40 @@ type Logs interface {
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }
 
+// Artifact is a file tree a job of a run uploaded (actions/upload-artifact);
+// its content (tar.gz) is stored in chunks.
+type Artifact struct {
+	ID    int64
+	OrgID int64
+	RunID int64
+	// Name is unique within the run.
+	Name string
+	// Job is the display name of the job that uploaded it.
+	Job string
+	// Size is the content's size in bytes.
+	Size          int64
+	RetentionDays int
+	Created       time.Time
+}
+
+// Artifacts stores the artifacts of runs.
+type Artifacts interface {
+	// PutArtifact stores an artifact of run a.RunID of organisation
+	// a.OrgID with the content read from r, and sets a's ID, Size and
+	// Created. The content is written in chunks, each in a transaction of
+	// its own, so a slow upload holds no lock; the artifact becomes
+	// visible at once when all is written. An error of r (e.g. TooLarge)
+	// is returned as it is and nothing is kept. NotFound when the run is
+	// not the organisation's; Conflict when the name exists and
+	// !overwrite (overwrite replaces it).
+	PutArtifact(ctx context.Context, a *Artifact, overwrite bool, r io.Reader) error
+	// ListArtifacts lists a run's artifacts by name (NotFound: no such run).
+	ListArtifacts(ctx context.Context, orgID, runID int64) ([]*Artifact, error)
+	// OpenArtifact returns an artifact and its content, read chunk by
+	// chunk; the caller closes it. NotFound when there is none.
+	OpenArtifact(ctx context.Context, orgID, runID int64, name string) (*Artifact, io.ReadCloser, error)
+}
+
 // Crons keeps the last fired time per schedule.
 type Crons interface {
 	// CronLast returns the last scheduled time fired for key (zero if
@@ -511,6 +546,7 @@ type Store interface {
 	Crons
 	Outbox
 	Agents
+	Artifacts
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

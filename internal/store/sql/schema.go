@@ -229,10 +229,35 @@ var migrations = []migration{
 			`CREATE INDEX jobs_group ON jobs (repo_id, concurrency_group, status) WHERE concurrency_group <> ''`,
 		},
 	},
+	{ // 5: artifacts of runs, their content in chunks (see artifacts.go).
+		shared: []string{
+			`CREATE TABLE artifacts (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				run_id BIGINT NOT NULL REFERENCES runs(id),
+				name TEXT NOT NULL,
+				job TEXT NOT NULL,
+				size BIGINT NOT NULL DEFAULT 0,
+				retention_days BIGINT NOT NULL DEFAULT 0,
+				complete BIGINT NOT NULL DEFAULT 0,
+				created BIGINT NOT NULL
+			)`,
+			// One complete artifact per name and run; uploads in progress
+			// (complete = 0) do not take the name yet.
+			`CREATE UNIQUE INDEX artifacts_name ON artifacts (run_id, name) WHERE complete = 1`,
+			`CREATE INDEX artifacts_run ON artifacts (org_id, run_id)`,
+			`CREATE TABLE artifact_chunks (
+				artifact_id BIGINT NOT NULL REFERENCES artifacts(id),
+				seq BIGINT NOT NULL,
+				data {{blob}} NOT NULL,
+				PRIMARY KEY (artifact_id, seq)
+			)`,
+		},
+	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -3,7 +3,7 @@
 // empty store; the suite checks each method and the semantics documented
 // in package store: de-duplication, leases and fencing, concurrency groups,
 // the job DAG, retries, cancellation, the outbox, tenant isolation, agents
-// and leasing by runs-on labels.
+// and leasing by runs-on labels, artifacts.
 package storetest
 
 import (
@@ -21,7 +21,7 @@ import (
 // Run runs the suite. open must return a new, empty store each time and
 // arrange its cleanup with t.Cleanup. Subtests run in parallel.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests, agentTests, releaseTests, labelTests, jobGroupTests)
+	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests, agentTests, releaseTests, labelTests, jobGroupTests, artifactTests)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
