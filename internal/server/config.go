@@ -57,6 +57,8 @@ type Config struct {
 	MaxArtifactSize int64
 	// Version is reported by the API.
 	Version string
+	// Now is the clock cron reads (default time.Now); tests drive it.
+	Now func() time.Time
 }
 
 // DefaultMaxArtifactSize is the default cap of one artifact: artifacts
@@ -90,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.CronCatchUp <= 0 {
 		c.CronCatchUp = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 

@@ -41,7 +41,7 @@ func (s *Server) cronLoop(ctx context.Context) {
 			loaded = time.Now()
 		}
 		for _, sc := range scheds {
-			s.fireDue(ctx, sc, time.Now())
+			s.fireDue(ctx, sc, s.cfg.Now())
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,17 +182,27 @@ func TestLogsFollowOverSSE(t *testing.T) {
 
 func TestCronFiresOnceAcrossRestarts(t *testing.T) {
 	flow := "on:\n  schedule:\n    - cron: '*/5 * * * *'\njobs:\n  tick:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo tick ${{ github.event_name }}\n"
-	h := newHarness(t, harnessOpts{files: map[string]string{".github/workflows/tick.yml": flow}})
+	// The server's own cron loop runs too, on the same clock: it is one
+	// more contender for every tick, as another replica would be.
+	t0 := time.Date(2026, 11, 22, 10, 1, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	h := newHarness(t, harnessOpts{cfg: Config{Now: now}, files: map[string]string{".github/workflows/tick.yml": flow}})
 	ctx := context.Background()
 	sc := schedule{repo: h.repo, file: ".github/workflows/tick.yml", spec: "*/5 * * * *", s: cron.MustParse("*/5 * * * *")}
-	t0 := time.Date(2026, 11, 22, 10, 1, 0, 0, time.UTC)
-	h.srv.fireDue(ctx, sc, t0) // first sighting: baseline, no fire
-	h.srv.fireDue(ctx, sc, t0.Add(3*time.Minute))
+	fire := func(at time.Time) {
+		clock.Store(at.UnixNano())
+		h.srv.refreshSchedules() // wake the loop: it fires at the same instant
+		h.srv.fireDue(ctx, sc, at)
+	}
+	fire(t0) // first sighting: baseline, no fire
+	fire(t0.Add(3 * time.Minute))
 	if runs := h.waitRuns(0, time.Second); len(runs) != 0 {
 		t.Fatalf("fired before its time: %s", describeRuns(runs))
 	}
-	h.srv.fireDue(ctx, sc, t0.Add(4*time.Minute)) // 10:05 is due
-	h.srv.fireDue(ctx, sc, t0.Add(4*time.Minute)) // same tick again (restart, other replica): no double fire
+	fire(t0.Add(4 * time.Minute)) // 10:05 is due
+	fire(t0.Add(4 * time.Minute)) // same tick again (restart, other replica): no double fire
 	h.waitRuns(1, 30*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	runs := h.waitRuns(1, time.Second)
@@ -200,9 +211,10 @@ func TestCronFiresOnceAcrossRestarts(t *testing.T) {
 	}
 	// Down from 10:05 to 12:02: only the latest missed time (12:00) fires,
 	// being within the catch-up window; the rest are skipped.
-	h.srv.fireDue(ctx, sc, time.Date(2026, 11, 22, 12, 2, 0, 0, time.UTC))
-	runs = h.waitRuns(2, 30*time.Second)
-	if len(runs) != 2 {
+	fire(time.Date(2026, 11, 22, 12, 2, 0, 0, time.UTC))
+	h.waitRuns(2, 30*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if runs = h.waitRuns(2, time.Second); len(runs) != 2 {
 		t.Fatalf("after downtime: %s", describeRuns(runs))
 	}
 	last, _ := h.st.CronLast(ctx, sc.key())
