@@ -239,6 +239,11 @@ func TestActCorpusHost(t *testing.T) {
 	bs := backends{}
 	// container: jobs need an engine even on the host backend.
 	if d := dockerBackend(t, false); d != nil {
+		// Without the test images (a laptop, outside CI) the container: rows
+		// fail on their own; the other host rows still run.
+		if os.Getenv("CI") != "" || (os.Getenv(testenv.EnvImage) != "" && os.Getenv(testenv.EnvBusyboxImage) != "") {
+			tagAliases(t, d)
+		}
 		bs.containers = d
 		bs.host = host.New(host.Options{Containers: d})
 	} else {
@@ -290,8 +295,10 @@ var imageAliases = map[string]string{
 	"alpine:latest":       "busybox",
 }
 
-func TestActCorpusDocker(t *testing.T) {
-	d := dockerBackend(t, true)
+// tagAliases makes the imageAliases the engine lacks from the local test
+// images; both corpus runs need them (container: jobs of host rows too).
+func tagAliases(t *testing.T, d *docker.Backend) {
+	t.Helper()
 	image := testenv.Image(t)
 	busybox := testenv.BusyboxImage(t)
 	ctx := context.Background()
@@ -307,6 +314,12 @@ func TestActCorpusDocker(t *testing.T) {
 			t.Fatalf("tag %s as %s: %v", src, alias, err)
 		}
 	}
+}
+
+func TestActCorpusDocker(t *testing.T) {
+	d := dockerBackend(t, true)
+	image := testenv.Image(t)
+	tagAliases(t, d)
 	platforms := map[string]string{}
 	for _, l := range []string{"ubuntu-latest", "ubuntu-22.04", "ubuntu-20.04", "ubuntu-18.04", "linux"} {
 		platforms[l] = image
