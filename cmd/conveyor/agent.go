@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -42,11 +43,11 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		server, token, tokenFile, labels, backendName, data, logLevel string
-		capacity                                                      int
-		shutdown                                                      time.Duration
-		noDefaults                                                    bool
-		platforms                                                     listFlag
+		server, token, tokenFile, labels, backendName, data, logLevel, caFile string
+		capacity                                                              int
+		shutdown                                                              time.Duration
+		noDefaults                                                            bool
+		platforms                                                             listFlag
 	)
 	server = os.Getenv("CONVEYOR_SERVER")
 	if server == "" {
@@ -55,6 +56,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&server, "server", server, "server URL (env CONVEYOR_SERVER)")
 	fs.StringVar(&token, "token", os.Getenv("CONVEYOR_AGENT_TOKEN"), "agent token (env CONVEYOR_AGENT_TOKEN; it shows in ps, prefer the env or --token-file)")
 	fs.StringVar(&tokenFile, "token-file", "", "read the agent token from this file")
+	fs.StringVar(&caFile, "ca-file", os.Getenv("CONVEYOR_CA_FILE"), "also trust the PEM certificates in this file for https (env CONVEYOR_CA_FILE)")
 	fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels this machine runs, e.g. linux,gpu")
 	fs.BoolVar(&noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
 	fs.IntVar(&capacity, "capacity", 1, "jobs run at once")
@@ -91,6 +93,12 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "conveyor agent: --log-level %q: %v\n", logLevel, err)
 		return 2
 	}
+	// 2 min: above any long poll, so only a hung server fails.
+	tr, err := clientTransport(caFile, 2*time.Minute)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return 2
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	bk, err := openBackendsWith(ctx, backendName, stderr, outOfProcessRunner())
 	if err != nil {
@@ -106,7 +114,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	host, _ := os.Hostname()
 	a, err := agent.New(agent.Config{Server: server, Token: token, Labels: agentLabels(labels, !noDefaults),
 		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats},
-		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log})
+		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log, HTTP: &http.Client{Transport: tr}})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 2

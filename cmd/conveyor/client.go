@@ -53,6 +53,8 @@ type clientCmd struct {
 	name           string
 	fs             *flag.FlagSet
 	server, token  string
+	caFile         string
+	transport      *http.Transport // made by parse from caFile
 	json           bool
 	stdout, stderr io.Writer
 }
@@ -73,6 +75,7 @@ func newClientCmd(name, usage string, stdout, stderr io.Writer) *clientCmd {
 	}
 	c.fs.StringVar(&c.server, "server", server, "server URL (env CONVEYOR_SERVER)")
 	c.fs.StringVar(&c.token, "token", os.Getenv("CONVEYOR_TOKEN"), "API token (env CONVEYOR_TOKEN)")
+	c.fs.StringVar(&c.caFile, "ca-file", os.Getenv("CONVEYOR_CA_FILE"), "also trust the PEM certificates in this file for https (env CONVEYOR_CA_FILE)")
 	return c
 }
 
@@ -104,6 +107,13 @@ func (c *clientCmd) parse(args []string, minArgs, maxArgs int) ([]string, bool) 
 	case c.token == "":
 		fmt.Fprintf(c.stderr, "conveyor %s: no API token: pass --token or set CONVEYOR_TOKEN\n", c.name)
 	default:
+		// 30 s: a hung server fails; log streams send their headers at once.
+		tr, err := clientTransport(c.caFile, 30*time.Second)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "conveyor %s: %v\n", c.name, err)
+			return nil, false
+		}
+		c.transport = tr
 		return pos, true
 	}
 	c.fs.Usage()
@@ -111,9 +121,7 @@ func (c *clientCmd) parse(args []string, minArgs, maxArgs int) ([]string, bool) 
 }
 
 func (c *clientCmd) client() *client.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 30 * time.Second // a hung server fails; log streams send headers at once
-	return client.New(c.server, c.token, &http.Client{Transport: tr})
+	return client.New(c.server, c.token, &http.Client{Transport: c.transport})
 }
 
 // fail prints "conveyor: WHAT: MESSAGE" (a not-found is just "not found")

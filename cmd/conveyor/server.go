@@ -26,7 +26,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica string
-		maxArtifact                                                                 string
+		maxArtifact, tlsCert, tlsKey                                                string
 		workers, repoLimit                                                          int
 		allowFileURLs                                                               bool
 		leaseTTL, poll, catchUp                                                     time.Duration
@@ -47,6 +47,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&replica, "replica", "", "name of this replica in leases (default host-pid-random)")
 	fs.BoolVar(&allowFileURLs, "allow-file-urls", false, "allow file:// repository URLs (single-user set-ups; lets repos read the server's disk)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
@@ -99,14 +101,24 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
 	}
+	addr := ln.Addr().String()
+	raw := ln
+	if ln, err = serverTLS(raw, tlsCert, tlsKey); err != nil {
+		raw.Close()
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 2
+	}
 	if baseURL == "" {
-		baseURL = "http://" + ln.Addr().String()
+		baseURL = "http://" + addr
+		if tlsCert != "" {
+			baseURL = "https://" + addr
+		}
 	}
 	if workers <= 0 {
 		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
 	}
 	srv, err := server.New(server.Config{
-		Listen: ln.Addr().String(), BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
+		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})

@@ -232,7 +232,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "")
 }
 
-var httpClient = &http.Client{Timeout: 15 * time.Second}
+var httpClient = &http.Client{Timeout: 15 * time.Second, Transport: e2eCA.transport()}
 
 // client calls the REST API of one server with a token.
 type client struct {
