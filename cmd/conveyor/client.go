@@ -128,7 +128,9 @@ func (c *clientCmd) client() *client.Client {
 // and returns exit code 1.
 func (c *clientCmd) fail(what string, err error) int {
 	msg := err.Error()
-	if errs.Is(err, errs.NotFound) {
+	// A not-found keeps the server's reason when it gives one ("no
+	// workflow "x.yml" at main"); bare store wording becomes "not found".
+	if errs.Is(err, errs.NotFound) && !strings.HasPrefix(msg, "no ") {
 		msg = "not found"
 	}
 	if what == "" {

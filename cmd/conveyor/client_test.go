@@ -10,6 +10,8 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/api/apitest"
+	"github.com/conveyor-ci/conveyor/internal/client"
+	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -290,5 +292,24 @@ func TestClientEnvAndAuth(t *testing.T) {
 	errb.Reset()
 	if code := clientCommands()["runs"].main(t.Context(), []string{"--server", "http://127.0.0.1:1", "--token", "t"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "cannot reach http://127.0.0.1:1") {
 		t.Errorf("unreachable: %d %q", code, errb.String())
+	}
+}
+
+func TestFailKeepsTheServersReason(t *testing.T) {
+	for _, tt := range []struct{ what, msg, want string }{
+		{"trigger acme/app", `no workflow "x.yml" at main`, `conveyor: trigger acme/app: no workflow "x.yml" at main` + "\n"},
+		{"run 12", "run 12: not found", "conveyor: run 12: not found\n"},
+		{"run 12", "store: sql: no rows", "conveyor: run 12: not found\n"},
+		{"cancel 3", "run 3 is already finished", "conveyor: cancel 3: run 3 is already finished\n"},
+	} {
+		var stderr bytes.Buffer
+		c := &clientCmd{stderr: &stderr}
+		kind := errs.NotFound
+		if strings.Contains(tt.msg, "finished") {
+			kind = errs.Conflict
+		}
+		if code := c.fail(tt.what, errs.Wrap("", kind, &client.Error{Message: tt.msg})); code != 1 || stderr.String() != tt.want {
+			t.Errorf("fail(%q, %q) = %d %q, want %q", tt.what, tt.msg, code, stderr.String(), tt.want)
+		}
 	}
 }

@@ -39,5 +39,5 @@ func (c *Cache) Resolve(ctx context.Context, key, ref string) (sha, fullRef stri
 		}
 		return strings.TrimSpace(string(out)), full, nil
 	}
-	return "", "", errs.E(op, errs.NotFound, "no branch, tag or commit %q in %q", ref, key)
+	return "", "", errs.E(op, errs.NotFound, "no branch, tag or commit %q", ref)
 }
