@@ -222,16 +222,17 @@ func agentTokenMain(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) > 0 && args[0] == "revoke" {
 		return agentTokenRevokeMain(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: conveyor agent-token create --name NAME [--labels a,b] [--org ID] [flags]\n       conveyor agent-token revoke ID [flags]")
+	fmt.Fprintln(stderr, "usage: conveyor agent-token create --name NAME [--labels a,b] [--allow-labels a,b] [--org ID] [flags]\n       conveyor agent-token revoke ID [flags]")
 	return 2
 }
 
 func agentTokenCreateMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newClientCmd("agent-token create", "agent-token create --name NAME [--labels a,b] [--org ID] [flags]\n\nThe agent belongs to the admin token's organisation; --org checks that it is ID.", stdout, stderr)
+	c := newClientCmd("agent-token create", "agent-token create --name NAME [--labels a,b] [--allow-labels a,b] [--org ID] [flags]\n\nThe agent belongs to the admin token's organisation; --org checks that it is ID.\nWith --allow-labels the agent may claim only those labels (list the default ones,\nself-hosted, linux, x64, ..., that jobs select on); others it reports are ignored.", stdout, stderr)
 	var in api.AgentInput
-	var labels, org string
+	var labels, allowed, org string
 	c.fs.StringVar(&in.Name, "name", "", "agent name, unique in the organisation (required)")
 	c.fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels until the agent registers its own")
+	c.fs.StringVar(&allowed, "allow-labels", "", "comma-separated labels the agent may claim; others it reports are ignored (default: any)")
 	c.fs.StringVar(&org, "org", "", "organisation id the agent must belong to (that of the admin token)")
 	c.jsonFlag()
 	if _, ok := c.parse(args, 0, 0); !ok {
@@ -241,11 +242,7 @@ func agentTokenCreateMain(ctx context.Context, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "conveyor agent-token create: --name is required")
 		return 2
 	}
-	for _, l := range strings.Split(labels, ",") {
-		if l = strings.TrimSpace(l); l != "" {
-			in.Labels = append(in.Labels, l)
-		}
-	}
+	in.Labels, in.AllowedLabels = splitList(labels), splitList(allowed)
 	cl := c.client()
 	if org != "" {
 		w, err := cl.WhoAmI(ctx)
@@ -266,6 +263,9 @@ func agentTokenCreateMain(ctx context.Context, args []string, stdout, stderr io.
 	}
 	fmt.Fprintf(stdout, "agent %d: %s (labels: %s)\nagent token (shown once, stored hashed): %s\n  CONVEYOR_AGENT_TOKEN=%s conveyor agent --server %s\n",
 		out.Agent.ID, out.Agent.Name, orDash(strings.Join(out.Agent.Labels, ",")), out.Token, out.Token, c.server)
+	if len(out.Agent.AllowedLabels) > 0 {
+		fmt.Fprintf(stdout, "  it may claim only these labels: %s\n", strings.Join(out.Agent.AllowedLabels, ","))
+	}
 	return 0
 }
 
@@ -300,4 +300,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// splitList is a comma-separated flag's non-empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }

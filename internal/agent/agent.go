@@ -123,6 +123,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent registered", "agent", reg.AgentID, "name", reg.Name, "labels", reg.Labels,
 		"capacity", a.cfg.Capacity, "draining", reg.Draining)
+	if len(reg.RefusedLabels) > 0 {
+		a.log.Warn("the server ignores labels this agent's token does not allow; jobs that need them will not come here",
+			"refused", strings.Join(reg.RefusedLabels, ","))
+	}
 
 	pollCtx, stopPolling := context.WithCancelCause(ctx)
 	defer stopPolling(nil)

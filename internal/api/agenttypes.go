@@ -40,11 +40,13 @@ type AgentRegister struct {
 // AgentRegistered is who the agent is (from its token) and the timings
 // of the protocol.
 type AgentRegistered struct {
-	AgentID  int64    `json:"agent_id"`
-	Name     string   `json:"name"`
-	OrgID    int64    `json:"org_id"`
-	Labels   []string `json:"labels"`
-	Draining bool     `json:"draining"`
+	AgentID int64    `json:"agent_id"`
+	Name    string   `json:"name"`
+	OrgID   int64    `json:"org_id"`
+	Labels  []string `json:"labels"`
+	// RefusedLabels are labels it reported that its token does not allow.
+	RefusedLabels []string `json:"refused_labels,omitempty"`
+	Draining      bool     `json:"draining"`
 	// LeaseTTLMS: a lease not heartbeated for this long is lost;
 	// HeartbeatMS: how often to heartbeat; PollTimeoutMS: how long a
 	// lease request may wait for work.
@@ -115,6 +117,9 @@ type AgentInput struct {
 	Name string `json:"name"`
 	// Labels are its runs-on labels until it registers its own.
 	Labels []string `json:"labels,omitempty"`
+	// AllowedLabels bound the labels the agent may claim when it
+	// registers; others it reports are dropped (none: any label).
+	AllowedLabels []string `json:"allowed_labels,omitempty"`
 }
 
 // AgentCreated is the only answer that shows an agent's token.
@@ -133,14 +138,16 @@ const (
 
 // Agent is a remote agent as admins see it.
 type Agent struct {
-	ID       int64    `json:"id"`
-	Name     string   `json:"name"`
-	Labels   []string `json:"labels"`
-	State    string   `json:"state"` // idle, busy, draining, offline
-	Draining bool     `json:"draining"`
-	Capacity int      `json:"capacity"`
-	Version  string   `json:"version,omitempty"`
-	Hostname string   `json:"hostname,omitempty"`
+	ID     int64    `json:"id"`
+	Name   string   `json:"name"`
+	Labels []string `json:"labels"`
+	// AllowedLabels bound what it may claim (absent: any label).
+	AllowedLabels []string `json:"allowed_labels,omitempty"`
+	State         string   `json:"state"` // idle, busy, draining, offline
+	Draining      bool     `json:"draining"`
+	Capacity      int      `json:"capacity"`
+	Version       string   `json:"version,omitempty"`
+	Hostname      string   `json:"hostname,omitempty"`
 	// Jobs are the jobs it runs now.
 	Jobs     []AgentJob `json:"jobs"`
 	Created  time.Time  `json:"created"`

@@ -23,9 +23,16 @@ func (g *agentService) CreateAgent(ctx context.Context, orgID int64, in api.Agen
 	if err != nil {
 		return nil, err
 	}
+	allowed, err := normLabels(in.AllowedLabels)
+	if err != nil {
+		return nil, err
+	}
+	if _, refused := allowLabels(labels, allowed); len(refused) > 0 {
+		return nil, errs.E("agent", errs.Invalid, "labels %s are not among the allowed labels", strings.Join(refused, ", "))
+	}
 	tok := "cva_" + randomHex(24)
 	sum := sha256.Sum256([]byte(tok))
-	a := &store.Agent{OrgID: orgID, Name: name, Hash: sum[:], Labels: labels}
+	a := &store.Agent{OrgID: orgID, Name: name, Hash: sum[:], Labels: labels, AllowedLabels: allowed}
 	if err := g.s.store.CreateAgent(ctx, a); err != nil {
 		return nil, err
 	}
@@ -80,7 +87,7 @@ func (g *agentService) RevokeAgent(ctx context.Context, orgID, id int64) error {
 
 // view is the admin's view of an agent.
 func (g *agentService) view(a *store.Agent, jobs []*store.Job) api.Agent {
-	v := api.Agent{ID: a.ID, Name: a.Name, Labels: nonNil(a.Labels), Draining: a.Draining, Capacity: a.Capacity,
+	v := api.Agent{ID: a.ID, Name: a.Name, Labels: nonNil(a.Labels), AllowedLabels: a.AllowedLabels, Draining: a.Draining, Capacity: a.Capacity,
 		Version: a.Version, Hostname: a.Hostname, Jobs: []api.AgentJob{}, Created: a.Created.UTC()}
 	if !a.LastSeen.IsZero() {
 		t := a.LastSeen.UTC()

@@ -53,6 +53,12 @@ func (g *agentService) Register(ctx context.Context, a *store.Agent, in api.Agen
 	if len(labels) == 0 {
 		labels = a.Labels
 	}
+	// The token's allowed labels bound what the agent claims: an agent
+	// cannot reach jobs meant for other machines by naming their labels.
+	labels, refused := allowLabels(labels, a.AllowedLabels)
+	if len(refused) > 0 {
+		g.s.log.Warn("agent reported labels its token does not allow; they are ignored", "agent", a.ID, "name", a.Name, "refused", refused)
+	}
 	if in.Capacity < 0 || in.Capacity > 1024 {
 		return nil, errs.E("register", errs.Invalid, "capacity %d: want 0 to 1024", in.Capacity)
 	}
@@ -61,7 +67,7 @@ func (g *agentService) Register(ctx context.Context, a *store.Agent, in api.Agen
 	}
 	g.s.log.Info("agent registered", "agent", a.ID, "name", a.Name, "labels", labels, "capacity", in.Capacity,
 		"version", in.Version, "host", in.Hostname)
-	return &api.AgentRegistered{AgentID: a.ID, Name: a.Name, OrgID: a.OrgID, Labels: nonNil(labels), Draining: a.Draining,
+	return &api.AgentRegistered{AgentID: a.ID, Name: a.Name, OrgID: a.OrgID, Labels: nonNil(labels), RefusedLabels: refused, Draining: a.Draining,
 		LeaseTTLMS: ms(g.s.cfg.LeaseTTL), HeartbeatMS: ms(g.heartbeatEvery()), PollTimeoutMS: ms(g.s.cfg.AgentPoll)}, nil
 }
 
@@ -264,6 +270,22 @@ func (g *agentService) Release(ctx context.Context, a *store.Agent, jobID, token
 	g.s.hub.Notify(jobID)
 	g.s.wakeDispatch()
 	return nil
+}
+
+// allowLabels splits labels into those allowed (all when allowed is
+// empty) and those refused; labels and allowed are normalised.
+func allowLabels(labels, allowed []string) (ok, refused []string) {
+	if len(allowed) == 0 {
+		return labels, nil
+	}
+	for _, l := range labels {
+		if containsLabel(allowed, l) {
+			ok = append(ok, l)
+		} else {
+			refused = append(refused, l)
+		}
+	}
+	return ok, refused
 }
 
 // normLabels lower-cases, trims and de-duplicates labels; a label is one

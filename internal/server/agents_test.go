@@ -244,3 +244,42 @@ func untar(t *testing.T, b []byte) map[string]string {
 		}
 	}
 }
+
+// TestAgentAllowedLabels: an agent whose token allows some labels cannot
+// claim others: what it reports beyond them is dropped (and said so), and
+// jobs that need a dropped label never reach it.
+func TestAgentAllowedLabels(t *testing.T) {
+	flow := "on: push\njobs:\n  gpu:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: echo gpu\n" +
+		"  lin:\n    runs-on: [self-hosted, linux]\n    steps:\n      - run: echo lin\n"
+	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1, AgentPoll: 300 * time.Millisecond},
+		files: map[string]string{".github/workflows/l.yml": flow}})
+	h.api("POST", "/api/agents", api.AgentInput{Name: "bad", Labels: []string{"gpu"}, AllowedLabels: []string{"linux"}}, http.StatusBadRequest, nil)
+	h.api("POST", "/api/agents", api.AgentInput{Name: "bad", AllowedLabels: []string{"two words"}}, http.StatusBadRequest, nil)
+	var out api.AgentCreated
+	h.api("POST", "/api/agents", api.AgentInput{Name: "lin", AllowedLabels: []string{"Self-Hosted", "linux"}}, http.StatusCreated, &out)
+	if strings.Join(out.Agent.AllowedLabels, ",") != "self-hosted,linux" {
+		t.Fatalf("created: %+v", out.Agent)
+	}
+	code, b, _ := h.agentCall("POST", "/api/agent/register", out.Token, api.AgentRegister{Labels: []string{"self-hosted", "linux", "GPU"}, Capacity: 2})
+	var reg api.AgentRegistered
+	if code != 200 || json.Unmarshal(b, &reg) != nil || strings.Join(reg.Labels, ",") != "self-hosted,linux" || strings.Join(reg.RefusedLabels, ",") != "gpu" {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	var list api.AgentList
+	h.api("GET", "/api/agents", nil, 200, &list)
+	if a := list.Agents[0]; strings.Join(a.Labels, ",") != "self-hosted,linux" || strings.Join(a.AllowedLabels, ",") != "self-hosted,linux" {
+		t.Fatalf("listed: %+v", a)
+	}
+	h.hook("push", h.push("main"), "allowed-1")
+	var asg api.AgentAssignment
+	waitFor(t, 20*time.Second, "the linux job's lease", func() bool {
+		code, b, _ := h.agentCall("POST", "/api/agent/lease", out.Token, nil)
+		return code == 200 && json.Unmarshal(b, &asg) == nil
+	})
+	if asg.Key != "lin" {
+		t.Fatalf("leased %q, want lin (the gpu job needs a label the token does not allow)", asg.Key)
+	}
+	if code, b, _ := h.agentCall("POST", "/api/agent/lease", out.Token, nil); code != http.StatusNoContent {
+		t.Fatalf("second lease: %d %s (the gpu job must not come to this agent)", code, b)
+	}
+}

@@ -272,6 +272,9 @@ type Agent struct {
 	Name   string
 	Hash   []byte // SHA-256 of the agent token
 	Labels []string
+	// AllowedLabels, set by the admin who made the token, bound the
+	// labels the agent may claim (none: any).
+	AllowedLabels []string
 	// Capacity, Version and Hostname are what the agent last reported.
 	Capacity int
 	Version  string

@@ -8,15 +8,18 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-const agentCols = `id, org_id, name, hash, labels, capacity, version, hostname, draining, revoked, created, last_seen`
+const agentCols = `id, org_id, name, hash, labels, allowed_labels, capacity, version, hostname, draining, revoked, created, last_seen`
 
 func scanAgent(sc scanner) (*store.Agent, error) {
 	var a store.Agent
-	var labels string
+	var labels, allowed string
 	var created, seen int64
-	err := sc.Scan(&a.ID, &a.OrgID, &a.Name, &a.Hash, &labels, &a.Capacity, &a.Version, &a.Hostname,
+	err := sc.Scan(&a.ID, &a.OrgID, &a.Name, &a.Hash, &labels, &allowed, &a.Capacity, &a.Version, &a.Hostname,
 		&a.Draining, &a.Revoked, &created, &seen)
 	a.Labels, a.Created, a.LastSeen = decodeList(labels), tm(created), tm(seen)
+	if allowed != "" {
+		a.AllowedLabels = decodeList(allowed)
+	}
 	return &a, err
 }
 
@@ -29,10 +32,14 @@ func (s *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	created := now()
 	var id int64
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO agents (org_id, name, hash, labels, capacity, version,
+		allowed := ""
+		if len(a.AllowedLabels) > 0 {
+			allowed = encode(a.AllowedLabels)
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO agents (org_id, name, hash, labels, allowed_labels, capacity, version,
 			hostname, draining, revoked, created, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-			a.OrgID, a.Name, a.Hash, encode(nonNil(a.Labels)), a.Capacity, a.Version, a.Hostname,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+			a.OrgID, a.Name, a.Hash, encode(nonNil(a.Labels)), allowed, a.Capacity, a.Version, a.Hostname,
 			b2i(a.Draining), b2i(a.Revoked), us(created), us(a.LastSeen)).Scan(&id)
 	})
 	if errs.Is(err, errs.Conflict) {

@@ -253,11 +253,13 @@ var migrations = []migration{
 				PRIMARY KEY (artifact_id, seq)
 			)`,
 		},
+	}, { // 6: the labels an agent token may claim (see store.Agent).
+		shared: []string{`ALTER TABLE agents ADD COLUMN allowed_labels TEXT NOT NULL DEFAULT ''`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

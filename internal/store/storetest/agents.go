@@ -35,7 +35,8 @@ func (e *env) getAgent(id int64) *store.Agent {
 
 func testAgents(t *testing.T, e *env) {
 	other := e.newOrg("other")
-	a := &store.Agent{OrgID: e.org.ID, Name: "mac", Hash: []byte("agent-1"), Labels: []string{"macOS", "arm64"}, Capacity: 2}
+	a := &store.Agent{OrgID: e.org.ID, Name: "mac", Hash: []byte("agent-1"), Labels: []string{"macOS", "arm64"}, Capacity: 2,
+		AllowedLabels: []string{"macos", "arm64", "self-hosted"}}
 	e.must(e.s.CreateAgent(e.ctx, a))
 	if a.ID == 0 || !near(a.Created, time.Now(), time.Minute) || a.Owner() == "" {
 		t.Fatalf("CreateAgent did not set ID and Created: %+v", a)
@@ -52,9 +53,12 @@ func testAgents(t *testing.T, e *env) {
 	got, err := e.s.AgentByHash(e.ctx, []byte("agent-1"))
 	e.must(err)
 	if got.ID != a.ID || got.OrgID != e.org.ID || got.Name != "mac" || !bytes.Equal(got.Hash, a.Hash) ||
-		!slices.Equal(got.Labels, a.Labels) || got.Capacity != 2 || got.Draining || got.Revoked ||
+		!slices.Equal(got.Labels, a.Labels) || !slices.Equal(got.AllowedLabels, a.AllowedLabels) || got.Capacity != 2 || got.Draining || got.Revoked ||
 		!got.Created.Equal(a.Created) || !got.LastSeen.IsZero() {
 		t.Errorf("AgentByHash = %+v, want %+v", got, a)
+	}
+	if g := e.getAgent(b.ID); g.AllowedLabels != nil {
+		t.Errorf("an agent made without allowed labels has %q", g.AllowedLabels)
 	}
 	if g := e.getAgent(a.ID); g.Name != "mac" || g.OrgID != e.org.ID {
 		t.Errorf("GetAgent = %+v", g)
