@@ -65,6 +65,12 @@ func TestAgentCommands(t *testing.T) {
 	if out := run(1, "agent-token", "create", "--name", "other", "--org", "7"); !strings.Contains(out, "belongs to organisation 1") {
 		t.Errorf("wrong --org: %s", out)
 	}
+	if out := run(0, "agent-token", "create", "--name", "bound", "--allow-labels", "self-hosted, EU"); !strings.Contains(out, "it may claim only these labels: self-hosted,eu") {
+		t.Errorf("--allow-labels:\n%s", out)
+	}
+	if out := run(1, "agent-token", "create", "--name", "bound2", "--labels", "gpu", "--allow-labels", "eu"); !strings.Contains(out, "not among the allowed labels") {
+		t.Errorf("--labels outside --allow-labels:\n%s", out)
+	}
 	if out := run(0, "agents"); !strings.Contains(out, "offline") || !strings.Contains(out, "never") {
 		t.Errorf("agents before the agent ran:\n%s", out)
 	}
