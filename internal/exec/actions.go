@@ -176,11 +176,9 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 	path := jr.toSandbox(dir)
 	inner := &scope{actionPath: path, actionDir: dir, parent: sr.sc, steps: sr.sc.steps}
 	if a.Runs.Pre != "" {
-		pre := *sr
-		pre.sc = inner
-		if err := pre.process(ctx, []string{"node", path + "/" + a.Runs.Pre}, jr.workdir(""), env, sr.id); err != nil {
-			return err
-		}
+		// GitHub runs pre: at job start for downloaded actions only; a
+		// local action is not there yet then, so it warns and skips it.
+		sr.annotate("warning", fmt.Sprintf("`pre` execution is not supported for local action from '%s'", sr.step.Uses))
 	}
 	main := *sr
 	main.sc = inner
