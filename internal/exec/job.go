@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func (e *Executor) runJobNode(ctx context.Context, workDir string, pw *plan.Work
 			}
 			jr := &jobRun{e: e, pw: pw, pj: n.pj, job: job, combo: combo, hasMatrix: job.Strategy != nil && job.Strategy.Matrix != nil,
 				index: i, total: len(combos), failFast: failFast, maxParallel: maxParallel, needs: needs, call: call, workDir: workDir}
-			res := jr.run(groupCtx, ctx)
+			res := jr.runSafe(groupCtx, ctx)
 			mu.Lock()
 			results[i] = res.Result
 			for k, v := range res.Outputs {
@@ -296,6 +297,7 @@ type jobRun struct {
 	stepSeq         int
 	posts           []func(ctx context.Context)
 	summary         strings.Builder
+	recorded        *JobResult // its result, once recorded (see runSafe)
 	state           map[string]map[string]string
 }
 
@@ -315,6 +317,39 @@ var nameExprRe = regexp.MustCompile(`(?i)\bmatrix\b`)
 
 // run runs the instance. ctx is the matrix group's context (cancelled by
 // fail-fast); runCtx is the whole run's (cancelled by Ctrl-C).
+// runSafe is run with a panic turned into a failed job: a bug in Conveyor
+// that some workflow finds fails that job, with the panic in its log, and
+// never the process with every other job (or tenant) in it. The sandbox is
+// still torn down: run defers that.
+func (jr *jobRun) runSafe(ctx, runCtx context.Context) (res *JobResult) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		e := jr.e
+		if jr.name == "" {
+			jr.name = jr.call.prefixed(jr.job.ID)
+		}
+		if jr.key == "" {
+			jr.key = fmt.Sprintf("%d-%s", e.nextJobSeq(), jr.job.ID)
+		}
+		msg := fmt.Sprintf("internal error in Conveyor, the job was stopped (please report it): %v", r)
+		e.report(Event2{Type: Annotation, Level: "error", Job: jr.name, JobKey: jr.key, Text: e.opts.Masker.Apply(msg)})
+		for _, l := range strings.Split(strings.TrimSpace(string(debug.Stack())), "\n") {
+			e.report(Event2{Type: Output, Job: jr.name, JobKey: jr.key, Text: e.opts.Masker.Apply(l)})
+		}
+		if jr.recorded != nil {
+			res = jr.recorded // the panic came after its result was recorded
+			return
+		}
+		res = &JobResult{Workflow: jr.pw.File, JobID: jr.job.ID, Name: jr.name, Result: Failure, Error: e.opts.Masker.Apply(msg)}
+		e.report(Event2{Type: JobFinished, Job: jr.name, JobKey: jr.key, Result: Failure})
+		e.addResult(res)
+	}()
+	return jr.run(ctx, runCtx)
+}
+
 func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	e := jr.e
 	start := time.Now()
@@ -361,6 +396,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			e.addSummary(jr.name, e.opts.Masker.Apply(s))
 		}
 		e.addResult(res)
+		jr.recorded = res
 		return res
 	}
 	if ctx.Err() != nil {

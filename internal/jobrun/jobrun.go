@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/conveyor-ci/conveyor/internal/artifact"
@@ -114,7 +115,14 @@ type Env struct {
 // a job that cannot run is a Completion with StatusError, its reason also
 // written to rep. When ctx ends with a cause of kind errs.Canceled (the
 // run was cancelled) the job completes as cancelled.
-func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep exec.Reporter) store.Completion {
+func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep exec.Reporter) (c store.Completion) {
+	// A panic outside the executor's jobs (which recover their own) fails
+	// this job, not the server or agent running every other job.
+	defer func() {
+		if r := recover(); r != nil {
+			c = Fail(rep, "internal error in Conveyor (please report it): %v\n%s", r, debug.Stack())
+		}
+	}()
 	var re RunEvent
 	if err := json.Unmarshal(spec.EventJSON, &re); err != nil || re.Event == nil {
 		return Fail(rep, "the run's event is not readable: %v", err)
@@ -148,7 +156,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		return Fail(rep, "%v", err)
 	}
 	results, _ := json.Marshal(out.Instances)
-	c := store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
+	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
 	for _, in := range out.Instances {
 		if in.Error != "" {
 			c.Error = in.Error

@@ -132,3 +132,15 @@ func TestLogChunks(t *testing.T) {
 		t.Errorf("close: %q", w.text()[len(w.text())-20:])
 	}
 }
+
+// A panic while a job is prepared fails that job with the reason.
+func TestRunRecoversAPanic(t *testing.T) {
+	var w chunks
+	log := NewLog(&w, 7, "build", nil)
+	c := Run(context.Background(), Env{Backend: host.New(host.Options{})}, nil, t.TempDir(), t.TempDir(), log)
+	log.Close()
+	if c.Status != store.StatusError || !strings.Contains(c.Error, "internal error in Conveyor") || !strings.Contains(c.Error, "nil pointer") ||
+		!strings.Contains(w.text(), "internal error in Conveyor") {
+		t.Errorf("completion %+v, log %q", c, w.text())
+	}
+}
