@@ -178,13 +178,13 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 	if a.Runs.Pre != "" {
 		pre := *sr
 		pre.sc = inner
-		if err := pre.process(ctx, []string{"node", path + "/" + a.Runs.Pre}, jr.workdir(""), env, sr.id); err != nil {
+		if err := pre.process(ctx, &backend.Process{Argv: []string{"node", path + "/" + a.Runs.Pre}, Dir: jr.workdir("")}, env, sr.id); err != nil {
 			return err
 		}
 	}
 	main := *sr
 	main.sc = inner
-	err := main.process(ctx, []string{"node", path + "/" + a.Runs.Main}, jr.workdir(""), env, sr.id)
+	err := main.process(ctx, &backend.Process{Argv: []string{"node", path + "/" + a.Runs.Main}, Dir: jr.workdir("")}, env, sr.id)
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
@@ -196,7 +196,7 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
 				p.actionID = sr.id
-				return p.process(pctx, []string{"node", path + "/" + post}, jr.workdir(""), env, sr.id)
+				return p.process(pctx, &backend.Process{Argv: []string{"node", path + "/" + post}, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}

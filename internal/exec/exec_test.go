@@ -1532,3 +1532,56 @@ jobs:
 		t.Errorf("jobs of a cyclic workflow ran: %v", fb.Calls())
 	}
 }
+
+// Step files are recycled between steps (renamed, not created anew): every
+// step must still see fresh, empty files of its own, and a file a step
+// replaced must be read but never emptied or reused.
+func TestStepFilesFreshEachStep(t *testing.T) {
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          echo "A=1" >> "$GITHUB_ENV"
+          echo "o=1" >> "$GITHUB_OUTPUT"
+          echo "# one" >> "$GITHUB_STEP_SUMMARY"
+          echo "$GITHUB_ENV $GITHUB_OUTPUT $GITHUB_PATH $GITHUB_STATE $GITHUB_STEP_SUMMARY" > "$RUNNER_TEMP/paths1"
+      - id: two
+        run: |
+          for f in "$GITHUB_ENV" "$GITHUB_OUTPUT" "$GITHUB_PATH" "$GITHUB_STATE" "$GITHUB_STEP_SUMMARY"; do
+            test -f "$f" && test -w "$f" && ! test -s "$f" || { echo "not fresh: $f"; exit 1; }
+            case " $(cat "$RUNNER_TEMP/paths1") " in *" $f "*) echo "reused path: $f"; exit 1;; esac
+          done
+          echo "two sees A=$A"
+          printf 'KEEP=1\n' > "$RUNNER_TEMP/victim"
+          rm "$GITHUB_ENV" && ln -s "$RUNNER_TEMP/victim" "$GITHUB_ENV"
+          echo "p=2" >> "$GITHUB_OUTPUT" && chmod 0600 "$GITHUB_OUTPUT"
+          rm "$GITHUB_PATH"
+          rm "$0"
+      - shell: python
+        run: |
+          import os
+          for v in ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STATE", "GITHUB_STEP_SUMMARY"]:
+              p = os.environ[v]
+              assert os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) == 0, v
+              assert os.stat(p).st_mode & 0o666 == 0o666, v
+          print("three sees KEEP=" + os.environ.get("KEEP", ""))
+      - run: |
+          echo "victim=$(cat "$RUNNER_TEMP/victim")"
+          echo "outputs ${{ steps.two.outputs.p }}"
+          echo "# four" >> "$GITHUB_STEP_SUMMARY"
+`
+	res, rec := run(t, nil, src, Options{})
+	if r := resultOf(res, "j"); r != Success {
+		t.Fatalf("j = %s\n%s", r, rec.dump())
+	}
+	for _, want := range []string{"two sees A=1", "three sees KEEP=1", "victim=KEEP=1", "outputs 2"} {
+		if !rec.hasOutput("j", want) {
+			t.Errorf("missing %q in %q", want, rec.output("j"))
+		}
+	}
+	if len(res.Summaries) != 1 || res.Summaries[0].Content != "# one\n# four\n" {
+		t.Errorf("summaries %+v", res.Summaries)
+	}
+}

@@ -297,6 +297,7 @@ type jobRun struct {
 	posts           []func(ctx context.Context)
 	summary         strings.Builder
 	state           map[string]map[string]string
+	spare           spareFiles // files of finished steps, for the next ones
 }
 
 type kv struct{ k, v string }

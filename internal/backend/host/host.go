@@ -171,7 +171,7 @@ func (s *Sandbox) Describe() string { return "host processes in " + s.dir }
 
 // Exec implements backend.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
-	code, err := s.client.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend}, out)
+	code, err := s.client.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}, out)
 	if err != nil && ctx.Err() != nil {
 		return code, ctx.Err()
 	}

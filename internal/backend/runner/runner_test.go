@@ -365,3 +365,43 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+func TestFallback(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []struct {
+		name string
+		req  Request
+		out  string
+	}{
+		{"found", Request{Argv: []string{"mytool", "main"}, PathPrepend: []string{bin}, Fallback: []string{"echo", "fallback"}}, "tool main\n"},
+		{"not found", Request{Argv: []string{"no-such-command-xyz", "x"}, Fallback: []string{"echo", "fallback", "it's", "$HOME"}}, "fallback it's $HOME\n"},
+		{"env PATH", Request{Argv: []string{"mytool", "env"}, Env: map[string]string{"PATH": bin + ":" + DefaultPath}, Fallback: []string{"echo", "fallback"}}, "tool env\n"},
+	}
+	c, _ := pair(t)
+	if !c.has(FeatureFallback) {
+		t.Fatalf("hello without %q: %+v", FeatureFallback, c.Hello())
+	}
+	// A runner without the feature (an older binary): the client emulates it.
+	old, _ := pair(t)
+	old.hello.Features = nil
+	for _, cl := range []struct {
+		name string
+		c    *Client
+	}{{"native", c}, {"emulated", old}} {
+		for _, tt := range reqs {
+			t.Run(cl.name+"/"+tt.name, func(t *testing.T) {
+				out, code, err := run(t, cl.c, &tt.req)
+				if err != nil || code != 0 || out != tt.out {
+					t.Errorf("got %q, %d, %v; want %q", out, code, err, tt.out)
+				}
+			})
+		}
+	}
+	// Neither found: not found, as without a fallback.
+	if _, _, err := run(t, c, &Request{Argv: []string{"no-such-command-xyz"}, Fallback: []string{"no-such-command-abc"}}); !errs.Is(err, errs.NotFound) {
+		t.Errorf("neither found: err = %v, want not found", err)
+	}
+}

@@ -45,7 +45,8 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		reap:   newReaper(),
 	}
 	defer s.reap.stop()
-	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid()}); err != nil {
+	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid(),
+		Features: []string{FeatureFallback}}); err != nil {
 		return errs.Wrap("runner: hello", errs.Unavailable, err)
 	}
 	frames := make(chan Frame)
@@ -147,7 +148,12 @@ func (s *server) start(id uint32, req *Request) {
 		return
 	}
 	env := BuildEnv(os.Environ(), req.Env, req.PathPrepend)
-	path, err := LookPath(req.Argv[0], envValue(env, "PATH"), req.Dir)
+	argv := req.Argv
+	path, err := LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	if err != nil && len(req.Fallback) > 0 {
+		argv = req.Fallback
+		path, err = LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	}
 	if err != nil {
 		s.sendError(id, ErrorMsg{NotFound: true, Message: err.Error()})
 		return
@@ -159,7 +165,7 @@ func (s *server) start(id uint32, req *Request) {
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
-		Args:        req.Argv,
+		Args:        argv,
 		Env:         env,
 		Dir:         req.Dir,
 		Stdout:      pw,
