@@ -289,8 +289,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 		}
 		env[p.Key] = v
 	}
-	h := &outHandler{sr: sr}
-	sink := newLineSink(h.line)
+	sink := outputSink(&outHandler{sr: sr})
 	code, err := cr.RunContainer(ctx, &backend.ContainerStep{Image: image, Entrypoint: entry, Args: args, Env: env, Dir: jr.workdir("")}, sink)
 	sink.Flush()
 	return sr.finish(code, err, "Container action exited with code %d.")
@@ -334,7 +333,7 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	if err := os.MkdirAll(dst, 0o777); err != nil {
 		return errs.Wrap("checkout", errs.Unavailable, err)
 	}
-	out := newLineSink((&outHandler{sr: sr}).line)
+	out := outputSink(&outHandler{sr: sr})
 	defer out.Flush()
 	git := func(args ...string) error {
 		cmd := osexec.CommandContext(ctx, "git", args...)

@@ -38,6 +38,15 @@ func (r *recorder) Report(ev Event2) {
 	}
 }
 
+// ReportLines makes the recorder a LinesReporter, as the console and the
+// server's log are: the executor then hands over output in batches.
+func (r *recorder) ReportLines(ev Event2, lines []string) {
+	for _, l := range lines {
+		ev.Text = l
+		r.Report(ev)
+	}
+}
+
 func (r *recorder) events() []Event2 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -92,7 +101,7 @@ func (r *recorder) dump() string {
 	return b.String()
 }
 
-func compile(t *testing.T, src string) *plan.Plan {
+func compile(t testing.TB, src string) *plan.Plan {
 	t.Helper()
 	wf, probs := workflow.Parse([]byte(src), ".github/workflows/test.yml")
 	if len(probs) > 0 {
@@ -112,6 +121,8 @@ func run(t *testing.T, ctx context.Context, src string, opts Options) (*Result, 
 	rec, _ := opts.Reporter.(*recorder)
 	if rec == nil {
 		rec = &recorder{}
+	}
+	if opts.Reporter == nil {
 		opts.Reporter = rec
 	}
 	if opts.Backend == nil {
@@ -1583,5 +1594,55 @@ jobs:
 	}
 	if len(res.Summaries) != 1 || res.Summaries[0].Content != "# one\n# four\n" {
 		t.Errorf("summaries %+v", res.Summaries)
+	}
+}
+
+// Output comes in writes of many lines: commands in the middle of one write
+// apply from their line on, in order, and secrets are hidden however the
+// writes cut them.
+func TestOutputBatches(t *testing.T) {
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          printf 'a dyn-value-2\n::add-mask::dyn-value-2\nb dyn-value-2\n::group::g dyn-value-2\nin group\n::endgroup::\n  ::notice::note\n::stop-commands::tok\n::error::not a command\n::tok::\nafter\n'
+          printf 'x s3cr3t-val'; sleep 0.2; printf 'ue split\n'
+          printf 'first-line-of\nsecond-line-of\nend'
+`
+	// Batches (the recorder is a LinesReporter) and a plain Reporter, which
+	// gets the lines one by one.
+	for _, batches := range []bool{true, false} {
+		rec := &recorder{}
+		var rep Reporter = rec
+		if !batches {
+			rep = ReporterFunc(rec.Report)
+		}
+		res, _ := run(t, nil, src, Options{Reporter: rep, Secrets: map[string]string{"A": "s3cr3t-value", "B": "first-line-of\nsecond-line-of"}})
+		if r := resultOf(res, "j"); r != Success {
+			t.Fatalf("j = %s\n%s", r, rec.dump())
+		}
+		want := []string{"a dyn-value-2", "b ***", "in group", "::error::not a command", "after", "x *** split", "***", "***", "end"}
+		if got := rec.output("j"); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("batches %v: output %q, want %q", batches, got, want)
+		}
+		var kinds []string
+		for _, ev := range rec.events() {
+			switch ev.Type {
+			case Output:
+				kinds = append(kinds, "out:"+ev.Text)
+			case GroupStart:
+				kinds = append(kinds, "group:"+ev.Text)
+			case GroupEnd:
+				kinds = append(kinds, "endgroup")
+			case Annotation:
+				kinds = append(kinds, ev.Level+":"+ev.Text)
+			}
+		}
+		order := "out:a dyn-value-2|out:b ***|group:g ***|out:in group|endgroup|notice:note|out:::error::not a command|out:after"
+		if got := strings.Join(kinds, "|"); !strings.HasPrefix(got, order) {
+			t.Errorf("batches %v: events in order %q, want them to start with %q", batches, got, order)
+		}
 	}
 }

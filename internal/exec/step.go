@@ -357,8 +357,7 @@ func (sr *stepRun) process(ctx context.Context, p *backend.Process, extraEnv map
 		}
 	}
 	sr.unsecure = strings.EqualFold(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"], "true")
-	h := &outHandler{sr: sr}
-	sink := newLineSink(h.line)
+	sink := outputSink(&outHandler{sr: sr})
 	p.Env, p.PathPrepend = env, jr.path
 	code, err := jr.sb.Exec(ctx, p, sink)
 	sink.Flush()
@@ -522,6 +521,49 @@ type outHandler struct {
 	stopToken string
 }
 
+// lines handles the lines of one write of output: runs of plain lines are
+// masked and reported together, the others (workflow commands, the end of
+// stop-commands) go through line one by one, in order.
+func (h *outHandler) lines(ls []string) {
+	start := 0
+	for i, l := range ls {
+		if h.plain(l) {
+			continue
+		}
+		h.emitLines(ls[start:i])
+		h.line(l)
+		start = i + 1
+	}
+	h.emitLines(ls[start:])
+}
+
+// plain reports that line would certainly be shown as it is: no workflow
+// command, no end of stop-commands. It only decides the cheap cases (the
+// first byte that is not ASCII white space is ASCII and not ':'); line
+// decides the others.
+func (h *outHandler) plain(l string) bool {
+	for i := 0; i < len(l); i++ {
+		switch c := l[i]; c {
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+		case ':':
+			return false
+		default:
+			return c < 0x80
+		}
+	}
+	return true
+}
+
+func (h *outHandler) emitLines(ls []string) {
+	if len(ls) == 0 {
+		return
+	}
+	sr := h.sr
+	e := sr.jr.e
+	e.opts.Masker.ApplyLines(ls)
+	e.reportLines(Event2{Job: sr.jr.name, JobKey: sr.jr.key, Step: sr.name, StepID: sr.id}, ls)
+}
+
 func (h *outHandler) line(l string) {
 	sr := h.sr
 	jr := sr.jr
@@ -605,5 +647,9 @@ func (h *outHandler) emit(l string) {
 type lineSink struct{ *logs.LineWriter }
 
 func newLineSink(fn func(string)) *lineSink { return &lineSink{logs.NewLineWriter(fn)} }
+
+// outputSink is the io.Writer of a step's output: its lines go to h, the
+// lines of each write at once.
+func outputSink(h *outHandler) *lineSink { return &lineSink{logs.NewBatchLineWriter(h.lines)} }
 
 func marshalJSON(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
