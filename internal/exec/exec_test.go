@@ -1646,3 +1646,30 @@ jobs:
 		}
 	}
 }
+
+// Script files are written over the previous step's: a shorter script
+// must not keep the end of a longer one.
+func TestScriptFileReused(t *testing.T) {
+	short := `echo "short $(wc -c < "$0") $(cmp -s "$0" "$RUNNER_TEMP/first" && echo same || echo differs)"`
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          echo "long $(basename "$0")" # ` + strings.Repeat("padding ", 40) + `
+          cp "$0" "$RUNNER_TEMP/first"
+      - run: ` + short + `
+      - shell: python
+        run: print("py")
+      - run: cat "$0"
+`
+	res, rec := run(t, nil, src, Options{})
+	if r := resultOf(res, "j"); r != Success {
+		t.Fatalf("j = %s\n%s", r, rec.dump())
+	}
+	out := rec.output("j")
+	if len(out) != 4 || !strings.HasPrefix(out[0], "long ") || out[1] != fmt.Sprintf("short %d differs", len(short)+1) || out[2] != "py" || out[3] != `cat "$0"` {
+		t.Errorf("output %q", out)
+	}
+}

@@ -91,20 +91,17 @@ func (jr *jobRun) takeStepFile(p, name string) []byte {
 	return b
 }
 
-// writeScript writes a step's script file at host path p, renaming the
-// previous step's script file to p when it is still a plain file with the
-// permissions it was made with.
+// writeScript writes a step's script file at host path p. It renames the
+// previous step's script file to p, when that is still a plain file with
+// the permissions it was made with, and writes over it in place: no new
+// inode, and no data block freed and allocated again as with O_TRUNC.
 func (jr *jobRun) writeScript(p string, script []byte) error {
 	if old := jr.spare.script; old != "" {
 		jr.spare.script = ""
 		if fi, err := os.Lstat(old); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == jr.spare.scriptPerm && os.Rename(old, p) == nil {
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-			if err == nil {
-				_, werr := f.Write(script)
-				if cerr := f.Close(); werr == nil && cerr == nil {
-					jr.spare.script = p
-					return nil
-				}
+			if overwrite(p, script, fi.Size()) == nil {
+				jr.spare.script = p
+				return nil
 			}
 			os.Remove(p)
 		}
@@ -116,4 +113,20 @@ func (jr *jobRun) writeScript(p string, script []byte) error {
 		jr.spare.script, jr.spare.scriptPerm = p, fi.Mode().Perm()
 	}
 	return nil
+}
+
+// overwrite makes the file at p (size bytes long) hold b.
+func overwrite(p string, b []byte, size int64) error {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err == nil && size > int64(len(b)) {
+		err = f.Truncate(int64(len(b)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
