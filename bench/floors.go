@@ -131,12 +131,17 @@ func (h *harness) rawRun() time.Duration {
 // rawHost is a fork/exec of sh -c SCRIPT with its output drained through a
 // pipe (what a runner has to do) and thrown away.
 func (h *harness) rawHost(script string) time.Duration {
+	return h.rawArgv("sh", "-c", script)
+}
+
+// rawArgv is a fork/exec of argv, output drained as by rawHost.
+func (h *harness) rawArgv(argv ...string) time.Duration {
 	t0 := time.Now()
-	cmd := exec.CommandContext(h.ctx, "sh", "-c", script)
+	cmd := exec.CommandContext(h.ctx, argv[0], argv[1:]...)
 	cmd.Stdout = io.Discard // a pipe read by a goroutine
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		h.fail("sh -c %q: %v", script, err)
+		h.fail("%q: %v", argv, err)
 	}
 	return time.Since(t0)
 }

@@ -73,6 +73,11 @@ type Process struct {
 	PathPrepend []string
 	// Dir is the working directory, as the sandbox sees it.
 	Dir string
+	// Fallback, when set, runs instead of Argv when Argv[0] is not found in
+	// the sandbox's PATH (PathPrepend and Env's PATH included). The default
+	// run: shell is bash -e where the sandbox has bash and sh -e elsewhere;
+	// the sandbox decides per process without a shell started to ask.
+	Fallback []string
 }
 
 // ContainerStep is a step that runs in a container of its own.

@@ -34,7 +34,7 @@ type Printer struct {
 	depth  map[string]int
 }
 
-var _ exec.Reporter = (*Printer)(nil)
+var _ exec.LinesReporter = (*Printer)(nil)
 
 // New returns a Printer; color turns on ANSI colors.
 func New(w io.Writer, color bool) *Printer {
@@ -112,7 +112,7 @@ func (p *Printer) Report(ev exec.Event2) {
 		}
 		fmt.Fprintf(p.w, "%s %s\n", pre, p.result(mark+" "+ev.Step, ev.Result, ev.Duration))
 	case exec.Output:
-		fmt.Fprintf(p.w, "%s   | %s%s\n", pre, indent, ev.Text)
+		p.output(pre, indent, ev.Text)
 	case exec.GroupStart:
 		fmt.Fprintf(p.w, "%s   | %s▼ %s\n", pre, indent, p.paint(bold, ev.Text))
 		p.depth[ev.JobKey]++
@@ -139,6 +139,27 @@ func (p *Printer) Report(ev exec.Event2) {
 	case exec.Notice:
 		fmt.Fprintf(p.w, "%s %s\n", pre, p.paint(gray, "  "+ev.Text))
 	}
+}
+
+// ReportLines implements exec.LinesReporter.
+func (p *Printer) ReportLines(ev exec.Event2, lines []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.scheduleFlush()
+	pre := p.prefix(ev)
+	indent := strings.Repeat("  ", p.depth[ev.JobKey])
+	for _, l := range lines {
+		p.output(pre, indent, l)
+	}
+}
+
+// output writes one output line; p.mu is held.
+func (p *Printer) output(pre, indent, text string) {
+	p.w.WriteString(pre)
+	p.w.WriteString("   | ")
+	p.w.WriteString(indent)
+	p.w.WriteString(text)
+	p.w.WriteByte('\n')
 }
 
 func (p *Printer) result(text, result string, d time.Duration) string {

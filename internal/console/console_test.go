@@ -65,3 +65,23 @@ func TestPrinter(t *testing.T) {
 		t.Error("colors printed with color off")
 	}
 }
+
+// ReportLines prints what Report prints line by line.
+func TestReportLines(t *testing.T) {
+	var one, batch bytes.Buffer
+	a, b := New(&one, true), New(&batch, true)
+	lines := []string{"first", "", "third"}
+	for _, p := range []*Printer{a, b} {
+		p.Report(exec.Event2{Type: exec.JobStarted, Job: "j", JobKey: "1-j"})
+		p.Report(exec.Event2{Type: exec.GroupStart, Job: "j", JobKey: "1-j", Text: "g"})
+	}
+	for _, l := range lines {
+		a.Report(exec.Event2{Type: exec.Output, Job: "j", JobKey: "1-j", Text: l})
+	}
+	b.ReportLines(exec.Event2{Type: exec.Output, Job: "j", JobKey: "1-j"}, lines)
+	a.Flush()
+	b.Flush()
+	if one.String() != batch.String() || !strings.Contains(batch.String(), "   |   third\n") {
+		t.Errorf("batched output differs:\n%q\n%q", one.String(), batch.String())
+	}
+}

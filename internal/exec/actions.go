@@ -182,7 +182,7 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 	}
 	main := *sr
 	main.sc = inner
-	err := main.process(ctx, []string{"node", path + "/" + a.Runs.Main}, jr.workdir(""), env, sr.id)
+	err := main.process(ctx, &backend.Process{Argv: []string{"node", path + "/" + a.Runs.Main}, Dir: jr.workdir("")}, env, sr.id)
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
@@ -194,7 +194,7 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
 				p.actionID = sr.id
-				return p.process(pctx, []string{"node", path + "/" + post}, jr.workdir(""), env, sr.id)
+				return p.process(pctx, &backend.Process{Argv: []string{"node", path + "/" + post}, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}
@@ -287,8 +287,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 		}
 		env[p.Key] = v
 	}
-	h := &outHandler{sr: sr}
-	sink := newLineSink(h.line)
+	sink := outputSink(&outHandler{sr: sr})
 	code, err := cr.RunContainer(ctx, &backend.ContainerStep{Image: image, Entrypoint: entry, Args: args, Env: env, Dir: jr.workdir("")}, sink)
 	sink.Flush()
 	return sr.finish(code, err, "Container action exited with code %d.")
@@ -332,7 +331,7 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	if err := os.MkdirAll(dst, 0o777); err != nil {
 		return errs.Wrap("checkout", errs.Unavailable, err)
 	}
-	out := newLineSink((&outHandler{sr: sr}).line)
+	out := outputSink(&outHandler{sr: sr})
 	defer out.Flush()
 	git := func(args ...string) error {
 		cmd := osexec.CommandContext(ctx, "git", args...)

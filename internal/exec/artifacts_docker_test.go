@@ -5,6 +5,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,58 @@ jobs:
 	res, rec := run(t, ctx, src, Options{Backend: d, Platforms: map[string]string{"x": image}, Artifacts: store})
 	if resultOf(res, "b") != Success || !rec.hasOutput("b", "docker-ok") {
 		t.Fatalf("results: %s\n%s", resultsString(res), rec.dump())
+	}
+}
+
+// The default shell is resolved in the container, in the step's PATH: bash
+// -e where the image has bash, sh -e where it has not, and a bash put on
+// the PATH by GITHUB_PATH counts from the next step on.
+func TestDefaultShellDocker(t *testing.T) {
+	debian, busybox := testenv.Image(t), testenv.BusyboxImage(t)
+	testenv.DockerAvailable(t)
+	bin := filepath.Join(t.TempDir(), "conveyor")
+	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the step runner: %v\n%s", err, out)
+	}
+	d, err := docker.New(docker.Options{RunnerBinary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `
+on: push
+jobs:
+  deb:
+    runs-on: deb
+    steps:
+      - run: test -n "$BASH_VERSION" && echo "deb bash" || echo "deb sh"
+      - run: |
+          false
+          echo errexit-not-applied
+        continue-on-error: true
+  bb:
+    runs-on: bb
+    steps:
+      - run: test -n "$BASH_VERSION" && echo "bb bash" || echo "bb sh"
+      - run: |
+          mkdir -p "$RUNNER_TEMP/fake"
+          printf '#!/bin/sh\necho fake-bash-ran "$@"\n' > "$RUNNER_TEMP/fake/bash"
+          chmod +x "$RUNNER_TEMP/fake/bash"
+          echo "$RUNNER_TEMP/fake" >> "$GITHUB_PATH"
+      - run: echo not-shown-by-the-fake-bash
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, rec := run(t, ctx, src, Options{Backend: d, Platforms: map[string]string{"deb": debian, "bb": busybox}})
+	if resultOf(res, "deb") != Success || resultOf(res, "bb") != Success {
+		t.Fatalf("results: %s\n%s", resultsString(res), rec.dump())
+	}
+	if !rec.hasOutput("deb", "deb bash") || rec.hasOutput("deb", "errexit-not-applied") {
+		t.Errorf("debian: %q", rec.output("deb"))
+	}
+	out := rec.output("bb")
+	if len(out) != 2 || out[0] != "bb sh" || !strings.HasPrefix(out[1], "fake-bash-ran -e ") {
+		t.Errorf("busybox: %q", out)
 	}
 }

@@ -126,8 +126,9 @@ func (r *Result) Failed() bool {
 
 // Executor runs plans.
 type Executor struct {
-	opts Options
-	sem  chan struct{}
+	opts  Options
+	lines LinesReporter // opts.Reporter, when it has the ability
+	sem   chan struct{}
 
 	mu     sync.Mutex
 	result Result
@@ -152,7 +153,8 @@ func New(opts Options) *Executor {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &Executor{opts: opts, sem: make(chan struct{}, opts.Parallel), token: hex.EncodeToString(b[:])}
+	lr, _ := opts.Reporter.(LinesReporter)
+	return &Executor{opts: opts, lines: lr, sem: make(chan struct{}, opts.Parallel), token: hex.EncodeToString(b[:])}
 }
 
 // Run executes every workflow of the plan (workflows in parallel, jobs as a
@@ -242,6 +244,25 @@ func (e *Executor) report(ev Event2) {
 		ev.Time = time.Now()
 	}
 	e.opts.Reporter.Report(ev)
+}
+
+// reportLines reports lines (masked) as Output events like ev.
+func (e *Executor) reportLines(ev Event2, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	ev.Type = Output
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if e.lines != nil {
+		e.lines.ReportLines(ev, lines)
+		return
+	}
+	for _, l := range lines {
+		ev.Text = l
+		e.opts.Reporter.Report(ev)
+	}
 }
 
 func (e *Executor) addResult(r *JobResult) {

@@ -38,6 +38,15 @@ func (r *recorder) Report(ev Event2) {
 	}
 }
 
+// ReportLines makes the recorder a LinesReporter, as the console and the
+// server's log are: the executor then hands over output in batches.
+func (r *recorder) ReportLines(ev Event2, lines []string) {
+	for _, l := range lines {
+		ev.Text = l
+		r.Report(ev)
+	}
+}
+
 func (r *recorder) events() []Event2 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -92,7 +101,7 @@ func (r *recorder) dump() string {
 	return b.String()
 }
 
-func compile(t *testing.T, src string) *plan.Plan {
+func compile(t testing.TB, src string) *plan.Plan {
 	t.Helper()
 	wf, probs := workflow.Parse([]byte(src), ".github/workflows/test.yml")
 	if len(probs) > 0 {
@@ -112,6 +121,8 @@ func run(t *testing.T, ctx context.Context, src string, opts Options) (*Result, 
 	rec, _ := opts.Reporter.(*recorder)
 	if rec == nil {
 		rec = &recorder{}
+	}
+	if opts.Reporter == nil {
 		opts.Reporter = rec
 	}
 	if opts.Backend == nil {
@@ -1530,5 +1541,135 @@ jobs:
 	}
 	if len(fb.Calls()) != 0 {
 		t.Errorf("jobs of a cyclic workflow ran: %v", fb.Calls())
+	}
+}
+
+// Step files are recycled between steps (renamed, not created anew): every
+// step must still see fresh, empty files of its own, and a file a step
+// replaced must be read but never emptied or reused.
+func TestStepFilesFreshEachStep(t *testing.T) {
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          echo "A=1" >> "$GITHUB_ENV"
+          echo "o=1" >> "$GITHUB_OUTPUT"
+          echo "# one" >> "$GITHUB_STEP_SUMMARY"
+          echo "$GITHUB_ENV $GITHUB_OUTPUT $GITHUB_PATH $GITHUB_STATE $GITHUB_STEP_SUMMARY" > "$RUNNER_TEMP/paths1"
+      - id: two
+        run: |
+          for f in "$GITHUB_ENV" "$GITHUB_OUTPUT" "$GITHUB_PATH" "$GITHUB_STATE" "$GITHUB_STEP_SUMMARY"; do
+            test -f "$f" && test -w "$f" && ! test -s "$f" || { echo "not fresh: $f"; exit 1; }
+            case " $(cat "$RUNNER_TEMP/paths1") " in *" $f "*) echo "reused path: $f"; exit 1;; esac
+          done
+          echo "two sees A=$A"
+          printf 'KEEP=1\n' > "$RUNNER_TEMP/victim"
+          rm "$GITHUB_ENV" && ln -s "$RUNNER_TEMP/victim" "$GITHUB_ENV"
+          echo "p=2" >> "$GITHUB_OUTPUT" && chmod 0600 "$GITHUB_OUTPUT"
+          rm "$GITHUB_PATH"
+          rm "$0"
+      - shell: python
+        run: |
+          import os
+          for v in ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STATE", "GITHUB_STEP_SUMMARY"]:
+              p = os.environ[v]
+              assert os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) == 0, v
+              assert os.stat(p).st_mode & 0o666 == 0o666, v
+          print("three sees KEEP=" + os.environ.get("KEEP", ""))
+      - run: |
+          echo "victim=$(cat "$RUNNER_TEMP/victim")"
+          echo "outputs ${{ steps.two.outputs.p }}"
+          echo "# four" >> "$GITHUB_STEP_SUMMARY"
+`
+	res, rec := run(t, nil, src, Options{})
+	if r := resultOf(res, "j"); r != Success {
+		t.Fatalf("j = %s\n%s", r, rec.dump())
+	}
+	for _, want := range []string{"two sees A=1", "three sees KEEP=1", "victim=KEEP=1", "outputs 2"} {
+		if !rec.hasOutput("j", want) {
+			t.Errorf("missing %q in %q", want, rec.output("j"))
+		}
+	}
+	if len(res.Summaries) != 1 || res.Summaries[0].Content != "# one\n# four\n" {
+		t.Errorf("summaries %+v", res.Summaries)
+	}
+}
+
+// Output comes in writes of many lines: commands in the middle of one write
+// apply from their line on, in order, and secrets are hidden however the
+// writes cut them.
+func TestOutputBatches(t *testing.T) {
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          printf 'a dyn-value-2\n::add-mask::dyn-value-2\nb dyn-value-2\n::group::g dyn-value-2\nin group\n::endgroup::\n  ::notice::note\n::stop-commands::tok\n::error::not a command\n::tok::\nafter\n'
+          printf 'x s3cr3t-val'; sleep 0.2; printf 'ue split\n'
+          printf 'first-line-of\nsecond-line-of\nend'
+`
+	// Batches (the recorder is a LinesReporter) and a plain Reporter, which
+	// gets the lines one by one.
+	for _, batches := range []bool{true, false} {
+		rec := &recorder{}
+		var rep Reporter = rec
+		if !batches {
+			rep = ReporterFunc(rec.Report)
+		}
+		res, _ := run(t, nil, src, Options{Reporter: rep, Secrets: map[string]string{"A": "s3cr3t-value", "B": "first-line-of\nsecond-line-of"}})
+		if r := resultOf(res, "j"); r != Success {
+			t.Fatalf("j = %s\n%s", r, rec.dump())
+		}
+		want := []string{"a dyn-value-2", "b ***", "in group", "::error::not a command", "after", "x *** split", "***", "***", "end"}
+		if got := rec.output("j"); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("batches %v: output %q, want %q", batches, got, want)
+		}
+		var kinds []string
+		for _, ev := range rec.events() {
+			switch ev.Type {
+			case Output:
+				kinds = append(kinds, "out:"+ev.Text)
+			case GroupStart:
+				kinds = append(kinds, "group:"+ev.Text)
+			case GroupEnd:
+				kinds = append(kinds, "endgroup")
+			case Annotation:
+				kinds = append(kinds, ev.Level+":"+ev.Text)
+			}
+		}
+		order := "out:a dyn-value-2|out:b ***|group:g ***|out:in group|endgroup|notice:note|out:::error::not a command|out:after"
+		if got := strings.Join(kinds, "|"); !strings.HasPrefix(got, order) {
+			t.Errorf("batches %v: events in order %q, want them to start with %q", batches, got, order)
+		}
+	}
+}
+
+// Script files are written over the previous step's: a shorter script
+// must not keep the end of a longer one.
+func TestScriptFileReused(t *testing.T) {
+	short := `echo "short $(wc -c < "$0") $(cmp -s "$0" "$RUNNER_TEMP/first" && echo same || echo differs)"`
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          echo "long $(basename "$0")" # ` + strings.Repeat("padding ", 40) + `
+          cp "$0" "$RUNNER_TEMP/first"
+      - run: ` + short + `
+      - shell: python
+        run: print("py")
+      - run: cat "$0"
+`
+	res, rec := run(t, nil, src, Options{})
+	if r := resultOf(res, "j"); r != Success {
+		t.Fatalf("j = %s\n%s", r, rec.dump())
+	}
+	out := rec.output("j")
+	if len(out) != 4 || !strings.HasPrefix(out[0], "long ") || out[1] != fmt.Sprintf("short %d differs", len(short)+1) || out[2] != "py" || out[3] != `cat "$0"` {
+		t.Errorf("output %q", out)
 	}
 }

@@ -299,6 +299,7 @@ type jobRun struct {
 	summary         strings.Builder
 	recorded        *JobResult // its result, once recorded (see runSafe)
 	state           map[string]map[string]string
+	spare           spareFiles // files of finished steps, for the next ones
 }
 
 type kv struct{ k, v string }

@@ -41,6 +41,17 @@ type Reporter interface {
 	Report(ev Event2)
 }
 
+// LinesReporter is an optional Reporter ability: several Output lines of a
+// step in one call, so that a step printing many lines does not cost a
+// call, a lock and a clock read per line. ev is the lines' Output event
+// with Text unset (Time is theirs); lines (already masked) is only valid
+// during the call, its strings may be kept. Without it, the executor calls
+// Report once per line.
+type LinesReporter interface {
+	Reporter
+	ReportLines(ev Event2, lines []string)
+}
+
 // ReporterFunc adapts a function to Reporter.
 type ReporterFunc func(ev Event2)
 

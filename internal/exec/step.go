@@ -1,10 +1,10 @@
 package exec
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,22 +116,6 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 		}
 	}
 	return env
-}
-
-// stepFiles makes fresh GITHUB_OUTPUT/ENV/PATH/STATE/STEP_SUMMARY files for
-// a step and returns their host paths by variable name.
-func (jr *jobRun) stepFiles(n int) (map[string]string, error) {
-	names := map[string]string{"GITHUB_OUTPUT": "output", "GITHUB_ENV": "env", "GITHUB_PATH": "path", "GITHUB_STATE": "state", "GITHUB_STEP_SUMMARY": "summary"}
-	out := map[string]string{}
-	for v, base := range names {
-		p := filepath.Join(jr.jobDir, "files", fmt.Sprintf("%s_%d", base, n))
-		if err := os.WriteFile(p, nil, 0o666); err != nil {
-			return nil, errs.Wrap("step files", errs.Unavailable, err)
-		}
-		os.Chmod(p, 0o666)
-		out[v] = p
-	}
-	return out, nil
 }
 
 func (jr *jobRun) sandboxFiles(host map[string]string) map[string]string {
@@ -325,7 +309,7 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 	if shell, err = interp(shell, c); err != nil {
 		return err
 	}
-	argv, ext, err := shellArgv(shell)
+	argv, fallback, ext, err := shellArgv(shell)
 	if err != nil {
 		return err
 	}
@@ -341,19 +325,22 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 	}
 	jr.stepSeq++
 	scriptHost := filepath.Join(jr.jobDir, "temp", fmt.Sprintf("%s-%d%s", safeName(sr.id), jr.stepSeq, ext))
-	if err := os.WriteFile(scriptHost, []byte(script), 0o755); err != nil {
-		return errs.Wrap("run", errs.Unavailable, err)
+	if err := jr.writeScript(scriptHost, []byte(script)); err != nil {
+		return err
 	}
 	scriptPath := jr.toSandbox(scriptHost)
-	for i := range argv {
-		argv[i] = strings.ReplaceAll(argv[i], "{0}", scriptPath)
+	for _, a := range [][]string{argv, fallback} {
+		for i := range a {
+			a[i] = strings.ReplaceAll(a[i], "{0}", scriptPath)
+		}
 	}
-	return sr.process(ctx, argv, jr.workdir(wd), nil, "__run")
+	return sr.process(ctx, &backend.Process{Argv: argv, Fallback: fallback, Dir: jr.workdir(wd)}, nil, "__run")
 }
 
-// process runs argv in the sandbox with fresh GITHUB_* files, handles its
-// output and workflow commands, and applies the files afterwards.
-func (sr *stepRun) process(ctx context.Context, argv []string, dir string, extraEnv map[string]string, action string) error {
+// process runs p (Argv, Fallback and Dir set) in the sandbox with fresh
+// GITHUB_* files, handles its output and workflow commands, and applies the
+// files afterwards.
+func (sr *stepRun) process(ctx context.Context, p *backend.Process, extraEnv map[string]string, action string) error {
 	jr := sr.jr
 	files, err := jr.stepFiles(jr.stepSeq)
 	if err != nil {
@@ -370,9 +357,9 @@ func (sr *stepRun) process(ctx context.Context, argv []string, dir string, extra
 		}
 	}
 	sr.unsecure = strings.EqualFold(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"], "true")
-	h := &outHandler{sr: sr}
-	sink := newLineSink(h.line)
-	code, err := jr.sb.Exec(ctx, &backend.Process{Argv: argv, Env: env, PathPrepend: jr.path, Dir: dir}, sink)
+	sink := outputSink(&outHandler{sr: sr})
+	p.Env, p.PathPrepend = env, jr.path
+	code, err := jr.sb.Exec(ctx, p, sink)
 	sink.Flush()
 	return sr.finish(code, err, "Process completed with exit code %d.")
 }
@@ -395,12 +382,11 @@ func (sr *stepRun) finish(code int, err error, exitMsg string) error {
 func (sr *stepRun) applyFiles() error {
 	jr := sr.jr
 	read := func(name string) ([]kvPair, error) {
-		f, err := os.Open(sr.files[name])
-		if err != nil {
+		b := jr.takeStepFile(sr.files[name], name)
+		if len(b) == 0 {
 			return nil, nil
 		}
-		defer f.Close()
-		return parseEnvFile(f)
+		return parseEnvFile(bytes.NewReader(b))
 	}
 	var firstErr error
 	keep := func(err error) {
@@ -423,14 +409,14 @@ func (sr *stepRun) applyFiles() error {
 	for _, p := range states {
 		jr.setState(sr.actionID, p.Key, p.Value)
 	}
-	if b, err := os.ReadFile(sr.files["GITHUB_PATH"]); err == nil {
+	if b := jr.takeStepFile(sr.files["GITHUB_PATH"], "GITHUB_PATH"); len(b) > 0 {
 		for _, l := range strings.Split(string(b), "\n") {
 			if l = strings.TrimSpace(l); l != "" {
 				jr.path = append([]string{l}, jr.path...)
 			}
 		}
 	}
-	if b, err := os.ReadFile(sr.files["GITHUB_STEP_SUMMARY"]); err == nil && len(b) > 0 {
+	if b := jr.takeStepFile(sr.files["GITHUB_STEP_SUMMARY"], "GITHUB_STEP_SUMMARY"); len(b) > 0 {
 		jr.summary.Write(b)
 		if b[len(b)-1] != '\n' {
 			jr.summary.WriteByte('\n')
@@ -497,39 +483,85 @@ func safeName(s string) string {
 	return string(b)
 }
 
-// shellArgv turns a shell: value into argv (with {0} for the script) and
-// the script file's extension, as the GitHub runner does on Linux.
-func shellArgv(shell string) ([]string, string, error) {
+// shellArgv turns a shell: value into argv (with {0} for the script), the
+// argv to run instead when argv[0] is not in the sandbox's PATH (nil:
+// none), and the script file's extension, as the GitHub runner does on
+// Linux.
+func shellArgv(shell string) (argv, fallback []string, ext string, err error) {
 	switch strings.TrimSpace(shell) {
 	case "":
-		return nil, "", errs.E("shell", errs.Invalid, "a run step in a composite action must name its shell")
+		return nil, nil, "", errs.E("shell", errs.Invalid, "a run step in a composite action must name its shell")
 	case "default":
-		// bash -e when the sandbox has bash, else sh -e (GitHub's default).
-		return []string{"sh", "-c", `if command -v bash >/dev/null 2>&1; then exec bash -e "$1"; else exec sh -e "$1"; fi`, "sh", "{0}"}, ".sh", nil
+		// bash -e when the sandbox has bash, else sh -e (GitHub's default),
+		// resolved by the sandbox in the step's PATH.
+		return []string{"bash", "-e", "{0}"}, []string{"sh", "-e", "{0}"}, ".sh", nil
 	case "bash":
-		return []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"}, ".sh", nil
+		return []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "{0}"}, nil, ".sh", nil
 	case "sh":
-		return []string{"sh", "-e", "{0}"}, ".sh", nil
+		return []string{"sh", "-e", "{0}"}, nil, ".sh", nil
 	case "python":
-		return []string{"sh", "-c", `if command -v python >/dev/null 2>&1; then exec python "$1"; else exec python3 "$1"; fi`, "sh", "{0}"}, ".py", nil
+		return []string{"python", "{0}"}, []string{"python3", "{0}"}, ".py", nil
 	case "pwsh":
-		return []string{"pwsh", "-command", ". '{0}'"}, ".ps1", nil
+		return []string{"pwsh", "-command", ". '{0}'"}, nil, ".ps1", nil
 	case "powershell":
-		return []string{"powershell", "-command", ". '{0}'"}, ".ps1", nil
+		return []string{"powershell", "-command", ". '{0}'"}, nil, ".ps1", nil
 	case "cmd":
-		return nil, "", errs.E("shell", errs.Invalid, "shell cmd needs a Windows runner")
+		return nil, nil, "", errs.E("shell", errs.Invalid, "shell cmd needs a Windows runner")
 	}
 	fields := strings.Fields(shell)
 	if !strings.Contains(shell, "{0}") {
 		fields = append(fields, "{0}")
 	}
-	return fields, "", nil
+	return fields, nil, "", nil
 }
 
 // outHandler handles a step's output lines: workflow commands, masking.
 type outHandler struct {
 	sr        *stepRun
 	stopToken string
+}
+
+// lines handles the lines of one write of output: runs of plain lines are
+// masked and reported together, the others (workflow commands, the end of
+// stop-commands) go through line one by one, in order.
+func (h *outHandler) lines(ls []string) {
+	start := 0
+	for i, l := range ls {
+		if h.plain(l) {
+			continue
+		}
+		h.emitLines(ls[start:i])
+		h.line(l)
+		start = i + 1
+	}
+	h.emitLines(ls[start:])
+}
+
+// plain reports that line would certainly be shown as it is: no workflow
+// command, no end of stop-commands. It only decides the cheap cases (the
+// first byte that is not ASCII white space is ASCII and not ':'); line
+// decides the others.
+func (h *outHandler) plain(l string) bool {
+	for i := 0; i < len(l); i++ {
+		switch c := l[i]; c {
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+		case ':':
+			return false
+		default:
+			return c < 0x80
+		}
+	}
+	return true
+}
+
+func (h *outHandler) emitLines(ls []string) {
+	if len(ls) == 0 {
+		return
+	}
+	sr := h.sr
+	e := sr.jr.e
+	e.opts.Masker.ApplyLines(ls)
+	e.reportLines(Event2{Job: sr.jr.name, JobKey: sr.jr.key, Step: sr.name, StepID: sr.id}, ls)
 }
 
 func (h *outHandler) line(l string) {
@@ -615,5 +647,9 @@ func (h *outHandler) emit(l string) {
 type lineSink struct{ *logs.LineWriter }
 
 func newLineSink(fn func(string)) *lineSink { return &lineSink{logs.NewLineWriter(fn)} }
+
+// outputSink is the io.Writer of a step's output: its lines go to h, the
+// lines of each write at once.
+func outputSink(h *outHandler) *lineSink { return &lineSink{logs.NewBatchLineWriter(h.lines)} }
 
 func marshalJSON(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }

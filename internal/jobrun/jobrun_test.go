@@ -144,3 +144,30 @@ func TestRunRecoversAPanic(t *testing.T) {
 		t.Errorf("completion %+v, log %q", c, w.text())
 	}
 }
+
+// ReportLines writes what Report would write line by line, and flushes a
+// full buffer in the middle of a batch.
+func TestLogReportLines(t *testing.T) {
+	var one, batch chunks
+	a, b := NewLog(&one, 1, "job", nil), NewLog(&batch, 1, "job", nil)
+	big := strings.Repeat("y", ChunkBytes/2)
+	lines := []string{"one", "", big, big, "after"}
+	for _, job := range []string{"job", "job (linux)"} {
+		for _, l := range lines {
+			a.Report(exec.Event2{Type: exec.Output, Job: job, Text: l})
+		}
+		b.ReportLines(exec.Event2{Type: exec.Output, Job: job}, lines)
+	}
+	if len(batch.got) == 0 {
+		t.Error("no chunk written for a batch over ChunkBytes")
+	}
+	a.Close()
+	b.Close()
+	b.ReportLines(exec.Event2{Type: exec.Output, Job: "job"}, []string{"dropped"})
+	if one.text() != batch.text() {
+		t.Errorf("batched log differs:\n%q\n%q", one.text()[:40], batch.text()[:40])
+	}
+	if strings.Contains(batch.text(), "dropped") {
+		t.Error("line written after Close")
+	}
+}

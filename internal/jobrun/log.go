@@ -41,7 +41,7 @@ type Log struct {
 	onFirstStep func()
 }
 
-var _ exec.Reporter = (*Log)(nil)
+var _ exec.LinesReporter = (*Log)(nil)
 
 // NewLog returns the log of job jobID named name; write errors go to log.
 func NewLog(w ChunkWriter, jobID int64, name string, log *slog.Logger) *Log {
@@ -99,23 +99,47 @@ func (l *Log) Report(ev exec.Event2) {
 	}
 }
 
+// ReportLines implements exec.LinesReporter: Output lines, as Report would
+// write them one by one.
+func (l *Log) ReportLines(ev exec.Event2, lines []string) {
+	prefix := ""
+	if ev.Job != "" && ev.Job != l.name {
+		prefix = "[" + ev.Job + "] "
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range lines {
+		if !l.lineLocked(prefix, s) {
+			return
+		}
+	}
+}
+
 // Line buffers one line of text (not masked: callers write only their
 // own messages here).
 func (l *Log) Line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.lineLocked("", s)
+}
+
+// lineLocked buffers prefix+s as a line; false when the log is closed.
+// l.mu is held.
+func (l *Log) lineLocked(prefix, s string) bool {
 	if l.closed {
-		return
+		return false
 	}
+	l.buf.WriteString(prefix)
 	l.buf.WriteString(s)
 	l.buf.WriteByte('\n')
 	if l.buf.Len() >= ChunkBytes {
 		l.flushLocked()
-		return
+		return true
 	}
 	if l.timer == nil {
 		l.timer = time.AfterFunc(ChunkDelay, l.flush)
 	}
+	return true
 }
 
 func (l *Log) flush() {

@@ -89,6 +89,10 @@ func basics(t *testing.T, sb backend.Sandbox) {
 		{"path kept", backend.Process{Argv: []string{"sh", "-c", "echo ok"}, PathPrepend: []string{"/nonexistent"}}, "ok\n", 0},
 		{"merged order", backend.Process{Argv: []string{"sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; done"}}, "out1\nerr1\nout2\nerr2\nout3\nerr3\n", 0},
 		{"files shared", backend.Process{Argv: []string{"sh", "-c", "echo shared > f.txt && cat f.txt"}, Dir: d.Sandbox}, "shared\n", 0},
+		{"fallback unused", backend.Process{Argv: []string{"sh", "-c", "echo main"}, Fallback: []string{"sh", "-c", "echo fallback"}}, "main\n", 0},
+		{"fallback used", backend.Process{Argv: []string{"no-such-command-xyz", "a"}, Fallback: []string{"sh", "-c", `echo "fallback $0 $1"; exit 3`, "it's", "b c"}}, "fallback it's b c\n", 3},
+		{"fallback after path prepend", backend.Process{Argv: []string{"mytool", "a"}, PathPrepend: []string{d.Sandbox + "/bin"}, Fallback: []string{"sh", "-c", "echo fallback"}}, "tool a\n", 0},
+		{"fallback after env PATH", backend.Process{Argv: []string{"mytool", "main"}, Env: map[string]string{"PATH": d.Sandbox + "/bin:/usr/local/bin:/usr/bin:/bin"}, Fallback: []string{"sh", "-c", "echo fallback"}}, "tool main\n", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

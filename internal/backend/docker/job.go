@@ -278,7 +278,7 @@ func (t *tailBuffer) String() string {
 type runnerStepper struct{ c *runner.Client }
 
 func (r *runnerStepper) run(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
-	return r.c.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend}, out)
+	return r.c.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}, out)
 }
 
 func (r *runnerStepper) close() { _ = r.c.Close() }
@@ -301,7 +301,11 @@ func (e *execStepper) run(ctx context.Context, p *backend.Process, out io.Writer
 	if len(p.PathPrepend) > 0 {
 		env = append(env, "PATH="+strings.Join(p.PathPrepend, ":")+":"+s.basePath)
 	}
-	cmd := append([]string{"sh", "-c", execWrapper, "sh"}, p.Argv...)
+	argv := p.Argv
+	if len(p.Fallback) > 0 {
+		argv = runner.FallbackArgv(p.Argv, p.Fallback)
+	}
+	cmd := append([]string{"sh", "-c", execWrapper, "sh"}, argv...)
 	created, err := s.b.cli.ContainerExecCreate(ctx, s.containerID, container.ExecOptions{
 		User: s.user, Env: env, WorkingDir: p.Dir, Cmd: cmd,
 		AttachStdout: true, AttachStderr: true,

@@ -69,27 +69,15 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 		}
 		return b.wrap(s), nil
 	}
-	// Steps go through the step runner in-process, so the host and
-	// container backends share one implementation of process handling:
-	// own process group, merged output, group kill on cancel.
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	sctx, cancel := context.WithCancel(context.Background())
-	s.stop = func() { cancel(); inW.Close() }
-	go func() {
-		defer close(s.served)
-		_ = runner.Serve(sctx, inR, outW)
-		outW.Close()
-		inR.Close()
-	}()
-	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer hcancel()
-	c, err := runner.NewClient(hctx, outR, inW, inW)
-	if err != nil {
-		s.stop()
-		return nil, err
+	// Steps go through the step runner's process handling in-process
+	// (runner.Local), so the host and container backends share one
+	// implementation of it: own process group, merged output, group kill
+	// on cancel, everything killed at the end.
+	s.local = runner.NewLocal()
+	s.stop = func() {
+		s.local.Close()
+		close(s.served)
 	}
-	s.client = c
 	return b.wrap(s), nil
 }
 
@@ -152,7 +140,8 @@ func (s *Sandbox) startRunner(ctx context.Context, argv []string) error {
 // Sandbox is one host job.
 type Sandbox struct {
 	dir    string
-	client *runner.Client
+	client *runner.Client // the out-of-process runner (Options.Runner)
+	local  *runner.Local  // else
 	stop   func()
 	served chan struct{}
 	once   sync.Once
@@ -171,7 +160,14 @@ func (s *Sandbox) Describe() string { return "host processes in " + s.dir }
 
 // Exec implements backend.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
-	code, err := s.client.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend}, out)
+	req := &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}
+	var code int
+	var err error
+	if s.local != nil {
+		code, err = s.local.Run(ctx, req, out)
+	} else {
+		code, err = s.client.Run(ctx, req, out)
+	}
 	if err != nil && ctx.Err() != nil {
 		return code, ctx.Err()
 	}

@@ -128,6 +128,16 @@ func (c *Client) readLoop(dec *Decoder) {
 	}
 }
 
+// has reports whether the runner announced feature f.
+func (c *Client) has(f string) bool {
+	for _, x := range c.hello.Features {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
 // Hello is what the runner said when it started.
 func (c *Client) Hello() Hello { return c.hello }
 
@@ -161,6 +171,11 @@ func (c *Client) Run(ctx context.Context, req *Request, out io.Writer) (int, err
 	case <-c.done:
 		return -1, c.err
 	default:
+	}
+	if len(req.Fallback) > 0 && !c.has(FeatureFallback) {
+		r := *req
+		r.Argv, r.Fallback = FallbackArgv(req.Argv, req.Fallback), nil
+		req = &r
 	}
 	p, err := json.Marshal(req)
 	if err != nil {

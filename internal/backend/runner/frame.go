@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
@@ -56,7 +57,14 @@ type Hello struct {
 	Protocol int    `json:"protocol"`
 	Version  string `json:"version"`
 	PID      int    `json:"pid"`
+	// Features are the optional request fields this runner honours
+	// (FeatureFallback); a client emulates what an older runner lacks.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeatureFallback: the runner runs Request.Fallback when Argv[0] is not
+// found.
+const FeatureFallback = "fallback"
 
 const helloMagic = "conveyor-runner"
 
@@ -66,6 +74,22 @@ type Request struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Dir         string            `json:"dir,omitempty"`
 	PathPrepend []string          `json:"path_prepend,omitempty"`
+	// Fallback runs instead of Argv when Argv[0] is not found in PATH.
+	Fallback []string `json:"fallback,omitempty"`
+}
+
+// FallbackArgv is one argv that runs argv when argv[0] is found in PATH
+// and fallback otherwise, through sh: for runners without
+// FeatureFallback and for docker exec.
+func FallbackArgv(argv, fallback []string) []string {
+	var b strings.Builder
+	b.WriteString(`if command -v "$1" >/dev/null 2>&1; then exec "$@"; fi; exec`)
+	for _, a := range fallback {
+		b.WriteString(" '")
+		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
+		b.WriteString("'")
+	}
+	return append([]string{"sh", "-c", b.String(), "sh"}, argv...)
 }
 
 // ErrorMsg is the payload of FrameError.

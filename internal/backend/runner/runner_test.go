@@ -48,7 +48,12 @@ func pair(t *testing.T) (*Client, <-chan error) {
 	return c, served
 }
 
-func run(t *testing.T, c *Client, req *Request) (string, int, error) {
+// runs is what Client and Local have in common.
+type runs interface {
+	Run(ctx context.Context, req *Request, out io.Writer) (int, error)
+}
+
+func run(t *testing.T, c runs, req *Request) (string, int, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -364,4 +369,180 @@ func FuzzDecoder(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFallback(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []struct {
+		name string
+		req  Request
+		out  string
+	}{
+		{"found", Request{Argv: []string{"mytool", "main"}, PathPrepend: []string{bin}, Fallback: []string{"echo", "fallback"}}, "tool main\n"},
+		{"not found", Request{Argv: []string{"no-such-command-xyz", "x"}, Fallback: []string{"echo", "fallback", "it's", "$HOME"}}, "fallback it's $HOME\n"},
+		{"env PATH", Request{Argv: []string{"mytool", "env"}, Env: map[string]string{"PATH": bin + ":" + DefaultPath}, Fallback: []string{"echo", "fallback"}}, "tool env\n"},
+	}
+	c, _ := pair(t)
+	if !c.has(FeatureFallback) {
+		t.Fatalf("hello without %q: %+v", FeatureFallback, c.Hello())
+	}
+	// A runner without the feature (an older binary): the client emulates it.
+	old, _ := pair(t)
+	old.hello.Features = nil
+	for _, cl := range []struct {
+		name string
+		c    *Client
+	}{{"native", c}, {"emulated", old}} {
+		for _, tt := range reqs {
+			t.Run(cl.name+"/"+tt.name, func(t *testing.T) {
+				out, code, err := run(t, cl.c, &tt.req)
+				if err != nil || code != 0 || out != tt.out {
+					t.Errorf("got %q, %d, %v; want %q", out, code, err, tt.out)
+				}
+			})
+		}
+	}
+	// Neither found: not found, as without a fallback.
+	if _, _, err := run(t, c, &Request{Argv: []string{"no-such-command-xyz"}, Fallback: []string{"no-such-command-abc"}}); !errs.Is(err, errs.NotFound) {
+		t.Errorf("neither found: err = %v, want not found", err)
+	}
+}
+
+// Local is Serve's process handling without the protocol: it must behave
+// as a Client talking to Serve does.
+func TestLocal(t *testing.T) {
+	l := NewLocal()
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			l.Close()
+		}
+	})
+	bin := t.TempDir()
+	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		req  Request
+		out  string
+		code int
+	}{
+		{"echo", Request{Argv: []string{"echo", "hi"}}, "hi\n", 0},
+		{"exit code", Request{Argv: []string{"sh", "-c", "exit 3"}}, "", 3},
+		{"signal", Request{Argv: []string{"sh", "-c", "kill -9 $$"}}, "", 137},
+		{"env", Request{Argv: []string{"sh", "-c", "echo $FOO"}, Env: map[string]string{"FOO": "bar baz"}}, "bar baz\n", 0},
+		{"dir", Request{Argv: []string{"pwd"}, Dir: dir}, dir + "\n", 0},
+		{"path prepend", Request{Argv: []string{"mytool"}, PathPrepend: []string{bin}}, "tool\n", 0},
+		{"merged order", Request{Argv: []string{"sh", "-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"}}, "1\n2\n3\n4\n", 0},
+		{"fallback unused", Request{Argv: []string{"mytool", "main"}, PathPrepend: []string{bin}, Fallback: []string{"echo", "fb"}}, "tool main\n", 0},
+		{"fallback used", Request{Argv: []string{"no-such-command-xyz"}, Fallback: []string{"echo", "fb"}}, "fb\n", 0},
+		{"background holding the pipe", Request{Argv: []string{"sh", "-c", "sleep 30 & echo done"}}, "done\n", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code, err := run(t, l, &tt.req)
+			if err != nil || code != tt.code || out != tt.out {
+				t.Errorf("got %q, %d, %v; want %q, %d", out, code, err, tt.out, tt.code)
+			}
+		})
+	}
+	if _, _, err := run(t, l, &Request{Argv: []string{"no-such-command-xyz"}}); !errs.Is(err, errs.NotFound) {
+		t.Errorf("not found: %v", err)
+	}
+	if _, _, err := run(t, l, &Request{Argv: []string{"true"}, Dir: "/no/such/dir"}); err == nil {
+		t.Errorf("missing dir: %v", err)
+	}
+	if _, _, err := run(t, l, &Request{}); err == nil {
+		t.Error("empty argv: no error")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.Run(ctx, &Request{Argv: []string{"sh", "-c", "echo x; sleep 100"}}, failWriter{}); err == nil {
+		t.Error("failing output: no error")
+	}
+	var w countWriter
+	if code, err := l.Run(ctx, &Request{Argv: []string{"seq", "1", "100000"}}, &w); err != nil || code != 0 || w.lines != 100000 {
+		t.Errorf("seq: %d lines, code %d, %v", w.lines, code, err)
+	}
+
+	// Cancel kills the group, and nothing is written after Run returns.
+	cctx, ccancel := context.WithCancel(context.Background())
+	sink := &afterReturn{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Run(cctx, &Request{Argv: []string{"sh", "-c", "echo $$; trap '' TERM; while :; do echo tick; sleep 0.01; done"}}, sink)
+		sink.mu.Lock()
+		sink.returned = true
+		sink.mu.Unlock()
+		done <- err
+	}()
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no pid")
+		}
+		sink.mu.Lock()
+		if first, _, ok := strings.Cut(sink.b.String(), "\n"); ok {
+			pid, _ = strconv.Atoi(first)
+		}
+		sink.mu.Unlock()
+	}
+	ccancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancel: err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	time.Sleep(50 * time.Millisecond)
+	sink.mu.Lock()
+	late := sink.late
+	sink.mu.Unlock()
+	if late {
+		t.Error("output written after Run returned")
+	}
+	for deadline := time.Now().Add(5 * time.Second); pgidAlive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still alive (SIGTERM ignored: SIGKILL expected)", pid)
+		}
+	}
+
+	// Close kills background processes of earlier requests.
+	out, _, err := run(t, l, &Request{Argv: []string{"sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!"}})
+	bg, _ := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || bg == 0 || syscall.Kill(bg, 0) != nil {
+		t.Fatalf("background: %q %v", out, err)
+	}
+	l.Close()
+	closed = true
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(bg, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(bg, &ws, syscall.WNOHANG, nil)
+		if time.Now().After(deadline) {
+			t.Fatalf("background process %d survived Close", bg)
+		}
+	}
+}
+
+// afterReturn records output and whether any came after Run returned.
+type afterReturn struct {
+	mu       sync.Mutex
+	b        bytes.Buffer
+	returned bool
+	late     bool
+}
+
+func (a *afterReturn) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.returned {
+		a.late = true
+	}
+	return a.b.Write(p)
 }

@@ -45,7 +45,8 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		reap:   newReaper(),
 	}
 	defer s.reap.stop()
-	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid()}); err != nil {
+	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid(),
+		Features: []string{FeatureFallback}}); err != nil {
 		return errs.Wrap("runner: hello", errs.Unavailable, err)
 	}
 	frames := make(chan Frame)
@@ -142,24 +143,46 @@ func (s *server) start(id uint32, req *Request) {
 		s.sendError(id, ErrorMsg{Message: "a process is already running"})
 		return
 	}
+	output := func(frame []byte) error {
+		appendHeader(frame[:0], FrameOutput, id, len(frame)-headerLen)
+		_, err := s.w.Write(frame)
+		return err
+	}
+	exited := func(code int) { _ = writeFrame(s.w, FrameExit, id, exitPayload(code)) }
+	if _, m := s.spawn(id, req, output, exited); m != nil {
+		s.sendError(id, *m)
+	}
+}
+
+// spawn starts req in its own process group with stdout and stderr on one
+// pipe. output gets what the process writes, in order, from one goroutine,
+// as frame[headerLen:]: the first headerLen bytes are room for a frame
+// header; frame is reused after the call. An error from output kills the
+// group and ends the reading. exited gets the exit code once the process
+// has exited and its output is drained (drainGrace at most after the exit
+// when a background child holds the pipe). When the process cannot start,
+// spawn returns what to tell the client and calls neither.
+func (s *server) spawn(id uint32, req *Request, output func(frame []byte) error, exited func(code int)) (*proc, *ErrorMsg) {
 	if len(req.Argv) == 0 {
-		s.sendError(id, ErrorMsg{Message: "empty argv"})
-		return
+		return nil, &ErrorMsg{Message: "empty argv"}
 	}
 	env := BuildEnv(os.Environ(), req.Env, req.PathPrepend)
-	path, err := LookPath(req.Argv[0], envValue(env, "PATH"), req.Dir)
+	argv := req.Argv
+	path, err := LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	if err != nil && len(req.Fallback) > 0 {
+		argv = req.Fallback
+		path, err = LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	}
 	if err != nil {
-		s.sendError(id, ErrorMsg{NotFound: true, Message: err.Error()})
-		return
+		return nil, &ErrorMsg{NotFound: true, Message: err.Error()}
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		s.sendError(id, ErrorMsg{Message: err.Error()})
-		return
+		return nil, &ErrorMsg{Message: err.Error()}
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
-		Args:        req.Argv,
+		Args:        argv,
 		Env:         env,
 		Dir:         req.Dir,
 		Stdout:      pw,
@@ -171,8 +194,7 @@ func (s *server) start(id uint32, req *Request) {
 	if err != nil {
 		pr.Close()
 		var pe *fs.PathError
-		s.sendError(id, ErrorMsg{NotFound: errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) && pe.Op != "chdir", Message: err.Error()})
-		return
+		return nil, &ErrorMsg{NotFound: errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) && pe.Op != "chdir", Message: err.Error()}
 	}
 	p := &proc{id: id, pgid: cmd.Process.Pid, done: make(chan struct{})}
 	s.mu.Lock()
@@ -187,8 +209,7 @@ func (s *server) start(id uint32, req *Request) {
 		for {
 			n, err := pr.Read(buf[headerLen:])
 			if n > 0 {
-				appendHeader(buf[:0], FrameOutput, id, n)
-				if _, werr := s.w.Write(buf[:headerLen+n]); werr != nil {
+				if werr := output(buf[:headerLen+n]); werr != nil {
 					p.kill()
 					return
 				}
@@ -207,9 +228,10 @@ func (s *server) start(id uint32, req *Request) {
 		s.mu.Lock()
 		s.cur = nil
 		s.mu.Unlock()
-		_ = writeFrame(s.w, FrameExit, id, exitPayload(exitCode(ws)))
+		exited(exitCode(ws))
 		close(p.done)
 	}()
+	return p, nil
 }
 
 // kill ends the process group: SIGTERM now, SIGKILL after killGrace.
