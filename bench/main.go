@@ -66,6 +66,7 @@ func main() {
 	image := flag.String("image", "conveyor-test/busybox:1", "image for the docker cases (needs sh, seq, sleep)")
 	list := flag.Bool("list", false, "list the cases and exit")
 	verbose := flag.Bool("v", false, "print each timing as it is taken (stderr)")
+	binFlag := flag.String("bin", "", "time this conveyor binary instead of building ./cmd/conveyor (to compare an old build with a new one)")
 	flag.Parse()
 	if *list {
 		for _, c := range cases {
@@ -93,7 +94,12 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := buildConveyor(tmp)
+	bin := *binFlag
+	if bin == "" {
+		bin, err = buildConveyor(tmp)
+	} else {
+		bin, err = filepath.Abs(bin)
+	}
 	if err != nil {
 		os.RemoveAll(tmp)
 		fatal(err)

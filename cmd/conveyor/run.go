@@ -32,7 +32,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type runFlags struct {
 	workflows, jobs, secrets, secretFiles, vars, varFiles, envs, inputs, platforms listFlag
-	eventPath, backendName, actor, dir, memory, artifactDir                        string
+	eventPath, backendName, actor, dir, memory, artifactDir, dockerEngine          string
 	printPlan, keep, noColor                                                       bool
 	parallel                                                                       int
 	cpus                                                                           float64
@@ -58,6 +58,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&f.platforms, "P", "LABEL=IMAGE: image for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.StringVar(&f.eventPath, "eventpath", "", "JSON file with the event payload")
 	fs.StringVar(&f.backendName, "backend", "auto", "auto, docker or host (auto: docker when an engine answers)")
+	fs.StringVar(&f.dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.StringVar(&f.actor, "actor", "", "github.actor (default: git config user.name)")
 	fs.StringVar(&f.dir, "C", ".", "the repository folder")
 	fs.BoolVar(&f.printPlan, "plan", false, "print the plan as JSON and exit")
@@ -141,7 +142,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	color := !f.noColor && isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
 	printer := console.New(stdout, color)
 	opts.Reporter = printer
-	backends, err := openBackends(ctx, f.backendName, stderr)
+	backends, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
