@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,12 @@ func New(opts Options) (*Backend, error) {
 			return nil, errs.Wrap("docker: client", errs.Unavailable, err)
 		}
 		opts.Client = c
+	}
+	if strings.HasPrefix(opts.Client.DaemonHost(), "ssh://") {
+		// The docker CLI dials ssh:// through its connection helper (an
+		// ssh subprocess); the API client alone cannot.
+		return nil, errs.E("docker: client", errs.Unavailable,
+			"DOCKER_HOST %s: ssh:// needs the docker CLI's connection helper, which Conveyor does not use; forward the engine's socket (ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST), set DOCKER_HOST=unix:///tmp/docker.sock and pass --docker-engine remote", opts.Client.DaemonHost())
 	}
 	if opts.RunnerBinary == "" {
 		exe, err := os.Executable()
