@@ -129,11 +129,15 @@ func newJobSync(b *Backend, id, hostDir, ctrDir string) *jobSync {
 	return &jobSync{b: b, id: id, hostDir: hostDir, ctrDir: ctrDir, seen: map[string]stamp{}}
 }
 
-// push copies the host's new and changed files into the container.
+// push copies the host's new and changed files into the container, as a
+// tar streamed to the engine (a fresh checkout may be large).
 func (j *jobSync) push(ctx context.Context) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	n := 0
+	const op = "docker: copy the job folder in"
+	type entry struct {
+		name, link string
+		fi         fs.FileInfo
+	}
+	var changed []entry
 	next := map[string]stamp{}
 	err := filepath.WalkDir(j.hostDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -159,44 +163,57 @@ func (j *jobSync) push(ctx context.Context) error {
 		name := filepath.ToSlash(rel)
 		st := stampOf(fi, link)
 		next[name] = st
-		if old, ok := j.seen[name]; ok && sameStamp(old, st, fi.IsDir()) {
-			return nil
+		if old, ok := j.seen[name]; !ok || !sameStamp(old, st, fi.IsDir()) {
+			changed = append(changed, entry{name: name, link: link, fi: fi})
 		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name = name
-		if fi.IsDir() {
-			h.Name += "/"
-		}
-		h.Uname, h.Gname = "", "" // numeric owners, as a bind mount shows them
-		h.Format = tar.FormatPAX  // modification times to the nanosecond
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		n++
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.CopyN(tw, f, fi.Size())
-		return err
+		return nil
 	})
-	if err == nil {
-		err = tw.Close()
-	}
 	if err != nil {
-		return errs.Wrap("docker: copy the job folder in", errs.Unavailable, err)
+		return errs.Wrap(op, errs.Unavailable, err)
 	}
-	if n > 0 {
-		if err := j.b.cli.CopyToContainer(ctx, j.id, j.ctrDir, &buf, container.CopyToContainerOptions{}); err != nil {
-			return errs.Wrap("docker: copy the job folder in", kindOf(err), err)
-		}
+	if len(changed) == 0 {
+		j.seen = next
+		return nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := func() error {
+			for _, e := range changed {
+				h, err := tar.FileInfoHeader(e.fi, e.link)
+				if err != nil {
+					return err
+				}
+				h.Name = e.name
+				if e.fi.IsDir() {
+					h.Name += "/"
+				}
+				h.Uname, h.Gname = "", "" // numeric owners, as a bind mount shows them
+				h.Format = tar.FormatPAX  // modification times to the nanosecond
+				if err := tw.WriteHeader(h); err != nil {
+					return err
+				}
+				if !e.fi.Mode().IsRegular() {
+					continue
+				}
+				f, err := os.Open(filepath.Join(j.hostDir, filepath.FromSlash(e.name)))
+				if err != nil {
+					return err
+				}
+				_, err = io.CopyN(tw, f, e.fi.Size())
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return tw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	err = j.b.cli.CopyToContainer(ctx, j.id, j.ctrDir, pr, container.CopyToContainerOptions{})
+	pr.CloseWithError(io.ErrClosedPipe) // stops the writer if the engine gave up
+	if err != nil {
+		return errs.Wrap(op, kindOf(err), err)
 	}
 	j.seen = next
 	return nil
@@ -291,19 +308,11 @@ func (j *jobSync) extract(root *os.Root, name string, h *tar.Header, r io.Reader
 		}
 		return root.Symlink(h.Linkname, name)
 	case tar.TypeReg:
-		// The engine's archives carry whole seconds only: a file of the
-		// same size and mode is compared by content (small ones; larger
-		// ones are written again).
-		var body []byte
-		if exists && cur.Mode().IsRegular() && cur.Size() == h.Size && cur.Mode().Perm() == mode && h.Size <= 1<<20 {
-			body = make([]byte, h.Size)
-			if _, err := io.ReadFull(r, body); err != nil {
-				return err
-			}
-			if old, err := root.ReadFile(name); err == nil && bytes.Equal(old, body) {
-				return nil
-			}
-			r = bytes.NewReader(body)
+		if exists && cur.Mode().IsRegular() && cur.Size() == h.Size {
+			// The engine's archives carry whole seconds only: a file of the
+			// same size is compared by content, and only its differing
+			// rest is written.
+			return syncSame(root, name, mode, h, r)
 		}
 		if exists && !cur.Mode().IsRegular() {
 			if err := root.RemoveAll(name); err != nil {
@@ -313,8 +322,7 @@ func (j *jobSync) extract(root *os.Root, name string, h *tar.Header, r io.Reader
 		if err := mkParent(root, name); err != nil {
 			return err
 		}
-		// O_NOFOLLOW semantics come from os.Root: a symbolic link may not
-		// lead outside the folder.
+		// os.Root: a symbolic link may not lead outside the folder.
 		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode|0o600)
 		if err != nil {
 			return err
@@ -323,15 +331,58 @@ func (j *jobSync) extract(root *os.Root, name string, h *tar.Header, r io.Reader
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-		if err == nil {
-			err = root.Chmod(name, mode)
-		}
-		if err == nil {
-			err = root.Chtimes(name, h.ModTime, h.ModTime)
-		}
-		return err
+		return finishFile(root, name, mode, h, err)
 	}
 	return nil // hard links, devices: skipped
+}
+
+// syncSame brings a host file of the entry's size up to date: it reads
+// both side by side and, from the first difference on, writes the entry's
+// bytes over the file's.
+func syncSame(root *os.Root, name string, mode fs.FileMode, h *tar.Header, r io.Reader) error {
+	f, err := root.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	want := make([]byte, 64<<10)
+	have := make([]byte, len(want))
+	var off int64
+	differ := false
+	for off < h.Size && err == nil {
+		n := int(min(int64(len(want)), h.Size-off))
+		if _, err = io.ReadFull(r, want[:n]); err != nil {
+			break
+		}
+		if !differ {
+			if _, rerr := io.ReadFull(f, have[:n]); rerr != nil || !bytes.Equal(want[:n], have[:n]) {
+				differ = true
+			}
+		}
+		if differ {
+			_, err = f.WriteAt(want[:n], off)
+		}
+		off += int64(n)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if !differ && err == nil {
+		if cur, serr := root.Lstat(name); serr == nil && cur.Mode().Perm() == mode {
+			return nil
+		}
+	}
+	return finishFile(root, name, mode, h, err)
+}
+
+// finishFile gives a written file the entry's mode and time.
+func finishFile(root *os.Root, name string, mode fs.FileMode, h *tar.Header, err error) error {
+	if err == nil {
+		err = root.Chmod(name, mode)
+	}
+	if err == nil {
+		err = root.Chtimes(name, h.ModTime, h.ModTime)
+	}
+	return err
 }
 
 func mkParent(root *os.Root, name string) error {
