@@ -134,7 +134,22 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	// The engine is asked (ping, orphan reaping started) while git tells
+	// about the repository.
+	type opened struct {
+		b   *backends
+		err error
+	}
+	bch := make(chan opened, 1)
+	go func() {
+		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
+		bch <- opened{b, err}
+	}()
 	opts, err := f.options(ctx, event, repoDir)
+	ob := <-bch // openBackends is bounded: a 3 s ping
+	if ob.err == nil {
+		defer ob.b.close()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
@@ -142,12 +157,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	color := !f.noColor && isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
 	printer := console.New(stdout, color)
 	opts.Reporter = printer
-	backends, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", err)
+	if ob.err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", ob.err)
 		return 2
 	}
-	defer backends.close()
+	backends := ob.b
 	opts.Backend, opts.Host, opts.Containers = backends.main, backends.host, backends.containers
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)

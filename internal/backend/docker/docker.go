@@ -210,6 +210,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if err := s.startJobContainer(ctx, &ctr, opts, log); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.complete = true
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -278,6 +281,9 @@ type Sandbox struct {
 	mu         sync.Mutex
 	tornDown   bool
 	containers []string // every container made for the job, for Teardown
+	// complete: Setup succeeded, so containers holds all it made; unless
+	// a one-off container ran (dirty), Teardown need not look for more.
+	complete, dirty bool
 }
 
 // setNetwork records the job's network before it is made, so that
@@ -377,7 +383,8 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 	s.tornDown = true
 	steps := s.steps
 	ids := append([]string(nil), s.containers...)
-	withNetwork := s.network != ""
+	netName := s.network
+	sweep := !s.complete || s.dirty
 	s.mu.Unlock()
 	if steps != nil {
 		steps.close()
@@ -385,43 +392,59 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 	// Clean up even when the caller's context has ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	return s.b.removeJob(ctx, s.job.ID, ids, withNetwork)
+	if sweep {
+		return s.b.removeJob(ctx, s.job.ID, ids, netName != "")
+	}
+	// Everything is known: no listing, one round trip per container (at
+	// once), then the network.
+	err := s.b.removeContainers(ctx, ids)
+	if netName != "" {
+		if nerr := s.b.cli.NetworkRemove(ctx, netName); nerr != nil && !cerrdefs.IsNotFound(nerr) && err == nil {
+			err = errs.Wrap("docker: teardown", kindOf(nerr), nerr)
+		}
+	}
+	return err
+}
+
+// removeContainers removes containers at once, forced.
+func (b *Backend) removeContainers(ctx context.Context, ids []string) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) { // conflict: removal already in progress
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = errs.Wrap("docker: teardown", kindOf(err), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // removeJob removes the given containers at once, then whatever else is
 // labelled with the job ("" for every job: crash clean-up), and, with
 // withNetwork, the job's networks.
 func (b *Backend) removeJob(ctx context.Context, jobID string, ids []string, withNetwork bool) error {
-	var (
-		mu    sync.Mutex
-		first error
-	)
+	var first error
 	keep := func(err error) {
-		if err == nil || cerrdefs.IsNotFound(err) {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if first == nil {
+		if err != nil && !cerrdefs.IsNotFound(err) && first == nil {
 			first = errs.Wrap("docker: teardown", kindOf(err), err)
 		}
 	}
-	removeAll := func(ids []string) {
-		var wg sync.WaitGroup
-		for _, id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-				if cerrdefs.IsConflict(err) { // removal already in progress
-					err = nil
-				}
-				keep(err)
-			}()
-		}
-		wg.Wait()
+	if err := b.removeContainers(ctx, ids); err != nil {
+		first = err
 	}
-	removeAll(ids)
 	label := LabelJob
 	if jobID != "" {
 		label += "=" + jobID
@@ -435,7 +458,9 @@ func (b *Backend) removeJob(ctx context.Context, jobID string, ids []string, wit
 	for _, c := range cs {
 		left = append(left, c.ID)
 	}
-	removeAll(left)
+	if err := b.removeContainers(ctx, left); err != nil && first == nil {
+		first = err
+	}
 	if !withNetwork && jobID != "" {
 		return first
 	}

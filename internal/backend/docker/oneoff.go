@@ -23,6 +23,10 @@ import (
 // the job's network with the job directory at the same path as the job's
 // steps see it.
 func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, out io.Writer) (int, error) {
+	// Its removal may fail: Teardown then looks for leftovers by label.
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
 	if s.sync == nil {
 		return s.b.runOneOff(ctx, c, s.job.JobDir, s.b.opts.SandboxDir, "", s.network, s.job.ID, s.job.Resources, out)
 	}
