@@ -1,7 +1,9 @@
 // Package docker runs each job in a container of its own on a Docker
-// Engine, services in containers beside it on a per-job network, and the
-// job's steps through Conveyor's step runner (the container's main process)
-// so a step costs no exec API round trip.
+// Engine, services in containers beside it on a per-job network (a job
+// without services is on the default bridge), and the job's steps through
+// Conveyor's step runner (the container's main process) so a step costs no
+// exec API round trip. On a local engine the runner binary and the job
+// folder are bind-mounted; on a remote one they are copied (remote.go).
 package docker
 
 import (
@@ -361,7 +363,7 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 	code, err := s.steps.run(ctx, p, out)
 	if s.sync != nil {
 		// Even after a cancelled step: the executor reads its files.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
 		perr := s.sync.pull(pctx)
 		cancel()
 		if err == nil && perr != nil {

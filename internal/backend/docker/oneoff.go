@@ -35,7 +35,7 @@ func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, ou
 		return -1, err
 	}
 	code, err := s.b.runOneOff(ctx, c, "", s.b.opts.SandboxDir, s.containerID, s.network, s.job.ID, s.job.Resources, out)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
 	defer cancel()
 	if perr := s.sync.pull(pctx); err == nil && perr != nil {
 		return code, perr

@@ -91,6 +91,15 @@ func (b *Backend) copyRunner(ctx context.Context, id string) error {
 	return b.cli.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{})
 }
 
+// pullTimeout bounds copying the job folder back after a step: shorter
+// when the step was cancelled, so that a cancel stays prompt.
+func pullTimeout(ctx context.Context) time.Duration {
+	if ctx.Err() != nil {
+		return 30 * time.Second
+	}
+	return 5 * time.Minute
+}
+
 // stamp is what a file looked like when the job folder was last in sync.
 type stamp struct {
 	size  int64
