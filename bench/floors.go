@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -125,6 +126,41 @@ func (h *harness) rawRun() time.Duration {
 	if err := cli.ContainerRemove(h.ctx, created.ID, container.RemoveOptions{}); err != nil {
 		h.fail("remove: %v", err)
 	}
+	return time.Since(t0)
+}
+
+// rawRunN is n `docker run --rm IMAGE sh -c SCRIPT` at once through the API
+// (create, start, wait, remove each), to the last one's removal: what the
+// engine alone makes of n containers at once on this machine.
+func (h *harness) rawRunN(n int, script string) time.Duration {
+	cli := h.dockerClient()
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			created, err := cli.ContainerCreate(h.ctx, &container.Config{
+				Image: h.image, Cmd: []string{"sh", "-c", script}, Labels: map[string]string{"conveyor.bench": "1"},
+			}, &container.HostConfig{}, nil, nil, "")
+			if err != nil {
+				h.fail("create: %v", err)
+			}
+			waitc, errc := cli.ContainerWait(h.ctx, created.ID, container.WaitConditionNextExit)
+			if err := cli.ContainerStart(h.ctx, created.ID, container.StartOptions{}); err != nil {
+				h.fail("start: %v", err)
+			}
+			select {
+			case <-waitc:
+			case err := <-errc:
+				h.fail("wait: %v", err)
+			}
+			if err := cli.ContainerRemove(h.ctx, created.ID, container.RemoveOptions{}); err != nil {
+				h.fail("remove: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
 	return time.Since(t0)
 }
 

@@ -43,11 +43,11 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		server, token, tokenFile, labels, backendName, data, logLevel, caFile string
-		capacity                                                              int
-		shutdown                                                              time.Duration
-		noDefaults                                                            bool
-		platforms                                                             listFlag
+		server, token, tokenFile, labels, backendName, data, logLevel, caFile, dockerEngine string
+		capacity                                                                            int
+		shutdown                                                                            time.Duration
+		noDefaults                                                                          bool
+		platforms                                                                           listFlag
 	)
 	server = os.Getenv("CONVEYOR_SERVER")
 	if server == "" {
@@ -61,6 +61,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.BoolVar(&noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
 	fs.IntVar(&capacity, "capacity", 1, "jobs run at once")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.StringVar(&dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 2*time.Minute, "on SIGTERM, running jobs may finish within this; then they are handed back")
@@ -100,7 +101,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openBackendsWith(ctx, backendName, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1

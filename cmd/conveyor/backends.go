@@ -20,9 +20,12 @@ type backends struct {
 // openBackends picks the job backend: docker when asked or (auto) when an
 // engine answers, else the host with a one-line notice. With an engine,
 // host jobs can still run docker actions and container: jobs.
-func openBackends(ctx context.Context, name string, stderr io.Writer) (*backends, error) {
-	return openBackendsWith(ctx, name, stderr, nil)
+func openBackends(ctx context.Context, name, engine string, stderr io.Writer) (*backends, error) {
+	return openBackendsWith(ctx, name, engine, stderr, nil)
 }
+
+// engineFlagHelp documents --docker-engine.
+const engineFlagHelp = "docker engine: auto (local for a unix socket, remote for tcp:// or ssh://), local (bind-mount the runner and job folder) or remote (copy them in and out; env CONVEYOR_DOCKER_ENGINE)"
 
 // outOfProcessRunner is the host backend's step runner for long-lived
 // processes (server, agent): this binary's entrypoint, so that steps die
@@ -36,13 +39,17 @@ func outOfProcessRunner() []string {
 }
 
 // openBackendsWith is openBackends with the host backend's runner argv.
-func openBackendsWith(ctx context.Context, name string, stderr io.Writer, runner []string) (*backends, error) {
+func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer, runner []string) (*backends, error) {
 	switch name {
 	case "auto", "docker", "host":
 	default:
 		return nil, fmt.Errorf("--backend %q: want auto, docker or host", name)
 	}
-	d, err := docker.New(docker.Options{})
+	eng, err := docker.ParseEngine(engine)
+	if err != nil {
+		return nil, fmt.Errorf("--docker-engine %q: want auto, local or remote", engine)
+	}
+	d, err := docker.New(docker.Options{Engine: eng})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err = d.Ping(pctx)

@@ -32,7 +32,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type runFlags struct {
 	workflows, jobs, secrets, secretFiles, vars, varFiles, envs, inputs, platforms listFlag
-	eventPath, backendName, actor, dir, memory, artifactDir                        string
+	eventPath, backendName, actor, dir, memory, artifactDir, dockerEngine          string
 	printPlan, keep, noColor                                                       bool
 	parallel                                                                       int
 	cpus                                                                           float64
@@ -58,6 +58,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&f.platforms, "P", "LABEL=IMAGE: image for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.StringVar(&f.eventPath, "eventpath", "", "JSON file with the event payload")
 	fs.StringVar(&f.backendName, "backend", "auto", "auto, docker or host (auto: docker when an engine answers)")
+	fs.StringVar(&f.dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.StringVar(&f.actor, "actor", "", "github.actor (default: git config user.name)")
 	fs.StringVar(&f.dir, "C", ".", "the repository folder")
 	fs.BoolVar(&f.printPlan, "plan", false, "print the plan as JSON and exit")
@@ -133,7 +134,22 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	// The engine is asked (ping, orphan reaping started) while git tells
+	// about the repository.
+	type opened struct {
+		b   *backends
+		err error
+	}
+	bch := make(chan opened, 1)
+	go func() {
+		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
+		bch <- opened{b, err}
+	}()
 	opts, err := f.options(ctx, event, repoDir)
+	ob := <-bch // openBackends is bounded: a 3 s ping
+	if ob.err == nil {
+		defer ob.b.close()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
@@ -141,12 +157,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	color := !f.noColor && isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
 	printer := console.New(stdout, color)
 	opts.Reporter = printer
-	backends, err := openBackends(ctx, f.backendName, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", err)
+	if ob.err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", ob.err)
 		return 2
 	}
-	defer backends.close()
+	backends := ob.b
 	opts.Backend, opts.Host, opts.Containers = backends.main, backends.host, backends.containers
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)

@@ -25,12 +25,12 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		listen, data, database, baseURL, backendName, configFile, logLevel, replica string
-		maxArtifact, tlsCert, tlsKey                                                string
-		workers, repoLimit                                                          int
-		allowFileURLs                                                               bool
-		leaseTTL, poll, catchUp                                                     time.Duration
-		platforms                                                                   listFlag
+		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
+		maxArtifact, tlsCert, tlsKey                                                              string
+		workers, repoLimit                                                                        int
+		allowFileURLs                                                                             bool
+		leaseTTL, poll, catchUp                                                                   time.Duration
+		platforms                                                                                 listFlag
 	)
 	fs.StringVar(&configFile, "config", "", "YAML config file (keys are flag names); flags > CONVEYOR_* env > file")
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
@@ -38,6 +38,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.IntVar(&workers, "workers", runtime.NumCPU(), "jobs this replica runs at once (0: none, only agents run jobs)")
 	fs.IntVar(&repoLimit, "repo-limit", 0, "running jobs per repository across replicas (0: no limit)")
@@ -85,7 +86,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer st.Close()
-	bk, err := openBackendsWith(ctx, backendName, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

@@ -38,7 +38,10 @@ func TestRunKilledLeavesNothingForLong(t *testing.T) {
 	if err := os.MkdirAll(wf, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	flow := "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo started; sleep 120\n"
+	// A network alias gives the job a network of its own (a job without
+	// services or aliases has none), so that the reaping of networks is
+	// covered too.
+	flow := "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    container: {image: " + image + ", options: --network-alias slow}\n    steps:\n      - run: echo started; sleep 120\n"
 	if err := os.WriteFile(filepath.Join(wf, "slow.yml"), []byte(flow), 0o644); err != nil {
 		t.Fatal(err)
 	}

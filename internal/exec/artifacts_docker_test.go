@@ -27,7 +27,15 @@ func TestArtifactsDocker(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the step runner: %v\n%s", err, out)
 	}
-	d, err := docker.New(docker.Options{RunnerBinary: bin})
+	// Remote: the same engine, but the runner and the job folder are
+	// copied in and out instead of bind-mounted.
+	for _, eng := range []docker.Engine{docker.EngineLocal, docker.EngineRemote} {
+		t.Run(string(eng), func(t *testing.T) { artifactsDocker(t, image, bin, eng) })
+	}
+}
+
+func artifactsDocker(t *testing.T, image, bin string, eng docker.Engine) {
+	d, err := docker.New(docker.Options{RunnerBinary: bin, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +51,18 @@ jobs:
           echo in-container > out/f.txt
           printf '#!/bin/sh\necho x\n' > out/run.sh && chmod 755 out/run.sh
           echo temp > "$RUNNER_TEMP/t/t.txt"
+          echo "greeting=hello" >> "$GITHUB_OUTPUT"
+          echo "FROM_ENV_FILE=yes" >> "$GITHUB_ENV"
+        id: w
+      - uses: docker://` + image + `
+        with:
+          entrypoint: cp
+          args: out/f.txt out/from-action.txt
+      - run: |
+          set -e
+          test "${{ steps.w.outputs.greeting }}" = hello
+          test "$FROM_ENV_FILE" = yes
+          test "$(cat out/from-action.txt)" = in-container
       - uses: actions/upload-artifact@v4
         with: {name: ws, path: '${{ github.workspace }}/out'}
       - uses: actions/upload-artifact@v4
@@ -56,6 +76,7 @@ jobs:
       - run: |
           set -e
           test "$(cat "$RUNNER_TEMP/all/ws/f.txt")" = in-container
+          test "$(cat "$RUNNER_TEMP/all/ws/from-action.txt")" = in-container
           test "$("$RUNNER_TEMP/all/ws/run.sh")" = x
           test "$(cat "$RUNNER_TEMP/all/tmp/t.txt")" = temp
           echo docker-ok

@@ -135,6 +135,8 @@ type Executor struct {
 	jobSeq int
 	// token makes sandbox names unique across runs on one engine.
 	token string
+	// teardowns are the sandboxes being removed (teardownLater).
+	teardowns sync.WaitGroup
 }
 
 // New returns an Executor. Options are copied.
@@ -185,6 +187,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan) (*Result, error) {
 		}(pw)
 	}
 	wg.Wait()
+	e.teardowns.Wait() // each bounded by cleanupTimeout
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	res := e.result

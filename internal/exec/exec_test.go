@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1671,5 +1672,52 @@ jobs:
 	out := rec.output("j")
 	if len(out) != 4 || !strings.HasPrefix(out[0], "long ") || out[1] != fmt.Sprintf("short %d differs", len(short)+1) || out[2] != "py" || out[3] != `cat "$0"` {
 		t.Errorf("output %q", out)
+	}
+}
+
+// A finished job's sandbox is removed in the background: the job that
+// needs it starts meanwhile, and Run returns only once every sandbox is
+// gone.
+func TestTeardownInBackground(t *testing.T) {
+	fb := fake.New(nil)
+	bStarted := make(chan struct{})
+	var once sync.Once
+	fb.SetupErr = func(job *backend.JobSpec) error {
+		if strings.HasSuffix(job.ID, "-b") {
+			once.Do(func() { close(bStarted) })
+		}
+		return nil
+	}
+	var overlapped atomic.Bool
+	fb.BeforeTeardown = func(job *backend.JobSpec) {
+		if !strings.HasSuffix(job.ID, "-a") {
+			return
+		}
+		select {
+		case <-bStarted:
+			overlapped.Store(true)
+		case <-time.After(10 * time.Second):
+		}
+	}
+	src := `
+on: push
+jobs:
+  a:
+    runs-on: x
+    steps: [{run: "true"}]
+  b:
+    needs: a
+    runs-on: x
+    steps: [{run: "true"}]
+`
+	res, _ := run(t, nil, src, Options{Backend: fb, Platforms: map[string]string{"x": "img"}})
+	if resultOf(res, "a") != Success || resultOf(res, "b") != Success {
+		t.Fatalf("results: %s", resultsString(res))
+	}
+	if !overlapped.Load() {
+		t.Error("b was not set up while a's sandbox was being removed")
+	}
+	if live := fb.Live(); len(live) != 0 {
+		t.Errorf("live sandboxes after Run: %v", live)
 	}
 }

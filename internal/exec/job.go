@@ -436,9 +436,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		}
 	}
 	os.Chmod(jr.jobDir, 0o777)
-	if !e.opts.KeepJobDirs {
-		defer os.RemoveAll(jr.jobDir)
-	}
+	removeDir, handedOver := !e.opts.KeepJobDirs, false
+	defer func() {
+		if removeDir && !handedOver {
+			os.RemoveAll(jr.jobDir)
+		}
+	}()
 	spec.JobDir = jr.jobDir
 	spec.ID = "conveyor-" + e.token + "-" + jr.key
 	spec.Name = jr.name
@@ -453,13 +456,8 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		return finish(Failure, err)
 	}
 	jr.sb = sb
-	defer func() {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
-		defer cancel()
-		if err := sb.Teardown(tctx); err != nil {
-			jr.notice("teardown: " + err.Error())
-		}
-	}()
+	handedOver = true
+	defer e.teardownLater(runCtx, jr, sb, removeDir)
 	jr.dirs = sb.Dirs()
 	if d, ok := sb.(backend.Describer); ok {
 		jr.notice(d.Describe())
@@ -521,6 +519,25 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		return finish(jr.failureUnlessContinue(), nil)
 	}
 	return finish(Success, nil)
+}
+
+// teardownLater removes a finished job's sandbox, then its folder, in the
+// background: the job's slot and the jobs that need it do not wait for the
+// engine's removal (a container's takes 100–300 ms). Run and RunJob wait
+// for every teardown before they return, so nothing outlives them.
+func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.Sandbox, removeDir bool) {
+	e.teardowns.Add(1)
+	go func() {
+		defer e.teardowns.Done()
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
+		defer cancel()
+		if err := sb.Teardown(tctx); err != nil {
+			jr.notice("teardown: " + err.Error())
+		}
+		if removeDir {
+			os.RemoveAll(jr.jobDir)
+		}
+	}()
 }
 
 func (jr *jobRun) failureUnlessContinue() string {

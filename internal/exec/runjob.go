@@ -72,6 +72,7 @@ func (e *Executor) RunJob(ctx context.Context, pw *plan.Workflow, jobID string, 
 	node := &jobNode{pj: target, done: make(chan struct{})}
 	nodes[target.ID] = node
 	e.runJobNode(ctx, workDir, pw, node, nodes, nil)
+	e.teardowns.Wait() // the caller's slot is free only once its sandbox is gone
 	close(node.done)
 
 	out := &JobOutcome{Result: node.result, Outputs: map[string]string{}}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -38,21 +39,38 @@ func Discover(ctx context.Context, dir string) Info {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	info := Info{SHA: git("rev-parse", "HEAD")}
+	// The four questions are independent: asked at once, a run starts
+	// one git process's time after it is launched, not four.
+	var (
+		info        Info
+		remote, ref string
+		wg          sync.WaitGroup
+	)
+	for _, f := range []func(){
+		func() { info.SHA = git("rev-parse", "HEAD") },
+		func() {
+			if b := git("symbolic-ref", "-q", "HEAD"); b != "" {
+				ref = b
+			} else if t := git("describe", "--tags", "--exact-match"); t != "" {
+				ref = "refs/tags/" + t
+			}
+		},
+		func() { remote = git("remote", "get-url", "origin") },
+		func() { info.Actor = git("config", "user.name") },
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	wg.Wait()
+	info.Ref = ref
 	if info.SHA == "" {
 		info.SHA = strings.Repeat("0", 40)
 	}
-	if b := git("symbolic-ref", "-q", "HEAD"); b != "" {
-		info.Ref = b
-	} else if t := git("describe", "--tags", "--exact-match"); t != "" {
-		info.Ref = "refs/tags/" + t
-	}
-	info.Repository = RepoFromURL(git("remote", "get-url", "origin"))
+	info.Repository = RepoFromURL(remote)
 	if info.Repository == "" {
 		abs, _ := filepath.Abs(dir)
 		info.Repository = filepath.Base(abs)
 	}
-	info.Actor = git("config", "user.name")
 	if info.Actor == "" {
 		info.Actor = "conveyor"
 	}

@@ -1,7 +1,9 @@
 // Package docker runs each job in a container of its own on a Docker
-// Engine, services in containers beside it on a per-job network, and the
-// job's steps through Conveyor's step runner (the container's main process)
-// so a step costs no exec API round trip.
+// Engine, services in containers beside it on a per-job network (a job
+// without services is on the default bridge), and the job's steps through
+// Conveyor's step runner (the container's main process) so a step costs no
+// exec API round trip. On a local engine the runner binary and the job
+// folder are bind-mounted; on a remote one they are copied (remote.go).
 package docker
 
 import (
@@ -10,6 +12,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,13 +54,17 @@ type Options struct {
 	HelloTimeout time.Duration
 	// HealthTimeout bounds the wait for services to become healthy; 0: 2m.
 	HealthTimeout time.Duration
+	// Engine says whether the engine shares this machine's files (bind
+	// mounts) or not (copies); EngineAuto: from the engine's address.
+	Engine Engine
 }
 
 // Backend is the docker backend. It is safe for concurrent use.
 type Backend struct {
-	cli   client.APIClient
-	opts  Options
-	owner string // LabelOwner's value
+	cli    client.APIClient
+	opts   Options
+	owner  string // LabelOwner's value
+	remote bool   // copy the runner and the job folder instead of bind mounts
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -70,6 +77,12 @@ func New(opts Options) (*Backend, error) {
 			return nil, errs.Wrap("docker: client", errs.Unavailable, err)
 		}
 		opts.Client = c
+	}
+	if strings.HasPrefix(opts.Client.DaemonHost(), "ssh://") {
+		// The docker CLI dials ssh:// through its connection helper (an
+		// ssh subprocess); the API client alone cannot.
+		return nil, errs.E("docker: client", errs.Unavailable,
+			"DOCKER_HOST %s: ssh:// needs the docker CLI's connection helper, which Conveyor does not use; forward the engine's socket (ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST), set DOCKER_HOST=unix:///tmp/docker.sock and pass --docker-engine remote", opts.Client.DaemonHost())
 	}
 	if opts.RunnerBinary == "" {
 		exe, err := os.Executable()
@@ -87,7 +100,17 @@ func New(opts Options) (*Backend, error) {
 	if opts.HealthTimeout == 0 {
 		opts.HealthTimeout = 2 * time.Minute
 	}
-	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner()}, nil
+	remote := false
+	switch opts.Engine {
+	case EngineLocal:
+	case EngineRemote:
+		remote = true
+	case EngineAuto:
+		remote = !localDaemon(opts.Client.DaemonHost())
+	default:
+		return nil, errs.E("docker: engine", errs.Invalid, "%q: want local or remote", opts.Engine)
+	}
+	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}, nil
 }
 
 // Client returns the engine client.
@@ -95,9 +118,14 @@ func (b *Backend) Client() client.APIClient { return b.cli }
 
 // Ping checks that an engine answers.
 func (b *Backend) Ping(ctx context.Context) error {
-	if _, err := b.cli.Ping(ctx); err != nil {
+	p, err := b.cli.Ping(ctx)
+	if err != nil {
 		return errs.Wrap("docker: ping", errs.Unavailable, err)
 	}
+	// Pin the API version from this answer: without it the client pings
+	// again before its first request (and may race to do so from several
+	// goroutines).
+	b.cli.NegotiateAPIVersionPing(p)
 	return nil
 }
 
@@ -156,20 +184,27 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 			_ = s.Teardown(tctx)
 		}
 	}()
-	if err := b.ensureImage(ctx, img, ctr.Credentials, log); err != nil {
-		return nil, err
-	}
+	// The job's image is not inspected first: creating its container says
+	// when it is missing (see create), one round trip fewer.
 	for _, svc := range job.Services {
 		if err := b.ensureImage(ctx, svc.Image, svc.Credentials, log); err != nil {
 			return nil, err
 		}
 	}
-	s.network = resourceName(job.ID, "")
-	if _, err := b.cli.NetworkCreate(ctx, s.network, network.CreateOptions{
-		Driver: "bridge",
-		Labels: b.labels(job.ID),
-	}); err != nil {
-		return nil, errs.Wrap("docker: create network", kindOf(err), err)
+	// A per-job network only when something must be reachable by name:
+	// services, or network aliases asked for. Otherwise the job container
+	// is on the engine's default bridge (it reaches the network as on
+	// GitHub's runners), which spares creating and removing a network and
+	// the embedded DNS of a user-defined one.
+	if len(job.Services) > 0 || len(opts.aliases) > 0 {
+		name := resourceName(job.ID, "")
+		s.setNetwork(name)
+		if _, err := b.cli.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: b.labels(job.ID),
+		}); err != nil {
+			return nil, errs.Wrap("docker: create network", kindOf(err), err)
+		}
 	}
 	if err := s.startServices(ctx, job.Services, svcOpts, log); err != nil {
 		return nil, err
@@ -177,6 +212,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if err := s.startJobContainer(ctx, &ctr, opts, log); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.complete = true
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -240,9 +278,47 @@ type Sandbox struct {
 	basePath    string // the container's PATH, for exec mode
 	steps       stepper
 	describe    string
+	sync        *jobSync // remote engine: the job folder's copies; nil: bind-mounted
 
-	mu       sync.Mutex
-	tornDown bool
+	mu         sync.Mutex
+	tornDown   bool
+	containers []string // every container made for the job, for Teardown
+	// complete: Setup succeeded, so containers holds all it made; unless
+	// a one-off container ran (dirty), Teardown need not look for more.
+	complete, dirty bool
+}
+
+// setNetwork records the job's network before it is made, so that
+// Teardown removes it even if its creation fails half-way.
+func (s *Sandbox) setNetwork(name string) {
+	s.mu.Lock()
+	s.network = name
+	s.mu.Unlock()
+}
+
+// track records a container made for the job.
+func (s *Sandbox) track(id string) {
+	s.mu.Lock()
+	s.containers = append(s.containers, id)
+	s.mu.Unlock()
+}
+
+// create makes a container of the job and tracks it. With pull, an image
+// that is missing is pulled (with cred) and the creation tried again. Errors
+// are wrapped with op.
+func (s *Sandbox) create(ctx context.Context, op string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig, name string, pull bool, cred *backend.Credentials, log io.Writer) (string, error) {
+	created, err := s.b.cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	if err != nil && pull && cerrdefs.IsNotFound(err) {
+		if perr := s.b.ensureImage(ctx, cfg.Image, cred, log); perr != nil {
+			return "", perr
+		}
+		created, err = s.b.cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	}
+	if err != nil {
+		return "", errs.Wrap(op, kindOf(err), err)
+	}
+	s.track(created.ID)
+	return created.ID, nil
 }
 
 var (
@@ -279,20 +355,38 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 	if down || s.steps == nil {
 		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
 	}
+	if s.sync != nil {
+		if err := s.sync.push(ctx); err != nil {
+			return -1, err
+		}
+	}
 	code, err := s.steps.run(ctx, p, out)
+	if s.sync != nil {
+		// Even after a cancelled step: the executor reads its files.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
+		perr := s.sync.pull(pctx)
+		cancel()
+		if err == nil && perr != nil {
+			return code, perr
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		return code, ctx.Err()
 	}
 	return code, err
 }
 
-// Teardown implements backend.Sandbox: it removes every container and
-// network labelled with the job's ID. It is idempotent and works after a
-// partial Setup.
+// Teardown implements backend.Sandbox: it removes the job's containers
+// (each with one forced removal: no stop first), then anything else
+// labelled with the job's ID, then the job's network if it has one. It is
+// idempotent and works after a partial Setup.
 func (s *Sandbox) Teardown(ctx context.Context) error {
 	s.mu.Lock()
 	s.tornDown = true
 	steps := s.steps
+	ids := append([]string(nil), s.containers...)
+	netName := s.network
+	sweep := !s.complete || s.dirty
 	s.mu.Unlock()
 	if steps != nil {
 		steps.close()
@@ -300,31 +394,77 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 	// Clean up even when the caller's context has ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	return s.b.removeJob(ctx, s.job.ID)
+	if sweep {
+		return s.b.removeJob(ctx, s.job.ID, ids, netName != "")
+	}
+	// Everything is known: no listing, one round trip per container (at
+	// once), then the network.
+	err := s.b.removeContainers(ctx, ids)
+	if netName != "" {
+		if nerr := s.b.cli.NetworkRemove(ctx, netName); nerr != nil && !cerrdefs.IsNotFound(nerr) && err == nil {
+			err = errs.Wrap("docker: teardown", kindOf(nerr), nerr)
+		}
+	}
+	return err
 }
 
-// removeJob removes the containers and networks of one job ("" for every
-// job: crash clean-up).
-func (b *Backend) removeJob(ctx context.Context, jobID string) error {
-	label := LabelJob
-	if jobID != "" {
-		label += "=" + jobID
+// removeContainers removes containers at once, forced.
+func (b *Backend) removeContainers(ctx context.Context, ids []string) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) { // conflict: removal already in progress
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = errs.Wrap("docker: teardown", kindOf(err), err)
+			}
+		}()
 	}
-	f := filters.NewArgs(filters.Arg("label", label))
+	wg.Wait()
+	return first
+}
+
+// removeJob removes the given containers at once, then whatever else is
+// labelled with the job ("" for every job: crash clean-up), and, with
+// withNetwork, the job's networks.
+func (b *Backend) removeJob(ctx context.Context, jobID string, ids []string, withNetwork bool) error {
 	var first error
 	keep := func(err error) {
 		if err != nil && !cerrdefs.IsNotFound(err) && first == nil {
 			first = errs.Wrap("docker: teardown", kindOf(err), err)
 		}
 	}
+	if err := b.removeContainers(ctx, ids); err != nil {
+		first = err
+	}
+	label := LabelJob
+	if jobID != "" {
+		label += "=" + jobID
+	}
+	f := filters.NewArgs(filters.Arg("label", label))
+	// What Setup could not track (a creation that failed on the client's
+	// side after the engine made it): one list, usually empty.
 	cs, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	keep(err)
+	left := make([]string, 0, len(cs))
 	for _, c := range cs {
-		err := b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		if cerrdefs.IsConflict(err) { // removal already in progress
-			err = nil
-		}
-		keep(err)
+		left = append(left, c.ID)
+	}
+	if err := b.removeContainers(ctx, left); err != nil && first == nil {
+		first = err
+	}
+	if !withNetwork && jobID != "" {
+		return first
 	}
 	ns, err := b.cli.NetworkList(ctx, network.ListOptions{Filters: f})
 	keep(err)
@@ -335,4 +475,4 @@ func (b *Backend) removeJob(ctx context.Context, jobID string) error {
 }
 
 // CleanupAll removes whatever any job left behind (after a crash).
-func (b *Backend) CleanupAll(ctx context.Context) error { return b.removeJob(ctx, "") }
+func (b *Backend) CleanupAll(ctx context.Context) error { return b.removeJob(ctx, "", nil, true) }

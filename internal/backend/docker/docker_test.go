@@ -411,3 +411,162 @@ func BenchmarkDockerExecTrue(b *testing.B) {
 func imageRemoveOptions() image.RemoveOptions {
 	return image.RemoveOptions{Force: true, PruneChildren: true}
 }
+
+// A job without services gets no network of its own: its container is on
+// the engine's default bridge and reaches the network from there (here a
+// web server on the same bridge, by address). With services, or a network
+// alias, it is on a per-job network.
+func TestNetworkWithoutServices(t *testing.T) {
+	need(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	web, err := cli.ContainerCreate(ctx, &container.Config{Image: webImage, Labels: map[string]string{"conveyor.test": "1"}}, &container.HostConfig{}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cli.ContainerRemove(context.Background(), web.ID, container.RemoveOptions{Force: true})
+	})
+	if err := cli.ContainerStart(ctx, web.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wi, err := cli.ContainerInspect(ctx, web.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := wi.NetworkSettings.Networks["bridge"].IPAddress
+	if addr == "" {
+		t.Fatalf("web server has no bridge address: %+v", wi.NetworkSettings.Networks)
+	}
+
+	b := newBackend(t, Options{})
+	job := newJob(t)
+	sb := setupJob(t, b, job)
+	if sb.Network() != "" {
+		t.Errorf("job without services got network %q", sb.Network())
+	}
+	f := filters.NewArgs(filters.Arg("label", LabelJob+"="+job.ID))
+	if ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f}); err != nil || len(ns) != 0 {
+		t.Errorf("networks of a job without services: %d, %v", len(ns), err)
+	}
+	out, code := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"wget", "-q", "-O", "-", "http://" + addr + "/"}})
+	if code != 0 || out != "hello from httpd\n" {
+		t.Errorf("default bridge: %q, %d", out, code)
+	}
+
+	job = newJob(t)
+	job.Container = &backend.Container{Options: "--network-alias builder"}
+	sb = setupJob(t, b, job)
+	if sb.Network() == "" {
+		t.Fatal("a network alias got no per-job network")
+	}
+	out, code = backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "ping -c 1 -W 5 builder >/dev/null && ping -c 1 -W 5 job >/dev/null && echo ok"}})
+	if code != 0 || out != "ok\n" {
+		t.Errorf("aliases on the per-job network: %q, %d", out, code)
+	}
+}
+
+// EngineRemote on the local engine: the runner binary is copied into the
+// container (nothing of this machine is mounted) and the job folder is
+// copied in before each step and back after it.
+func TestRemoteEngineCopies(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{Engine: EngineRemote})
+	if !b.Remote() {
+		t.Fatal("EngineRemote: not remote")
+	}
+	backendtest.Run(t, func(t *testing.T) backend.Sandbox {
+		sb := setupJob(t, b, newJob(t))
+		if !strings.Contains(sb.Describe(), "step runner") || !strings.Contains(sb.Describe(), "copied") {
+			t.Fatalf("not the copied step runner: %s", sb.Describe())
+		}
+		return sb
+	})
+
+	job := newJob(t)
+	sb := setupJob(t, b, job)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	info, err := cli.ContainerInspect(ctx, sb.ContainerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range info.Mounts {
+		if m.Type == "bind" {
+			t.Errorf("remote engine: bind mount %s -> %s", m.Source, m.Destination)
+		}
+	}
+	host := func(rel string) string { return filepath.Join(job.JobDir, filepath.FromSlash(rel)) }
+	write := func(rel, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(host(rel)), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(host(rel), []byte(body), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A step reads what the host wrote and writes files the host reads.
+	write("temp/step.sh", "set -e\ncat /__w/workspace/in.txt\necho out=1 >> /__w/files/output\nmkdir -p /__w/workspace/dist && echo built > /__w/workspace/dist/a.txt\nln -s a.txt /__w/workspace/dist/link\n")
+	write("workspace/in.txt", "from-host\n")
+	write("files/output", "")
+	out, code := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "/__w/temp/step.sh"}, Dir: "/__w/workspace"})
+	if code != 0 || out != "from-host\n" {
+		t.Fatalf("step: %q, %d", out, code)
+	}
+	for rel, want := range map[string]string{"files/output": "out=1\n", "workspace/dist/a.txt": "built\n", "workspace/dist/link": "built\n"} {
+		if b, err := os.ReadFile(host(rel)); err != nil || string(b) != want {
+			t.Errorf("%s on the host: %q, %v", rel, b, err)
+		}
+	}
+	// The host changes a file (same size, within the same second) and
+	// writes a new one: the next step sees both.
+	write("workspace/in.txt", "from-HOST\n")
+	write("temp/step2.sh", "cat /__w/workspace/in.txt /__w/files/output\n")
+	out, code = backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "/__w/temp/step2.sh"}})
+	if code != 0 || out != "from-HOST\nout=1\n" {
+		t.Errorf("second step: %q, %d", out, code)
+	}
+	// A container step shares the job container's copy of the folder.
+	var rout backendtest.SyncBuffer
+	code, err = sb.RunContainer(ctx, &backend.ContainerStep{
+		Image: bbImage, Entrypoint: []string{"sh", "-c"},
+		Args: []string{"cat /__w/workspace/in.txt; echo from-action > /__w/workspace/action.txt"},
+	}, &rout)
+	if err != nil || code != 0 || rout.String() != "from-HOST\n" {
+		t.Errorf("RunContainer: %q %d %v", rout.String(), code, err)
+	}
+	if b, err := os.ReadFile(host("workspace/action.txt")); err != nil || string(b) != "from-action\n" {
+		t.Errorf("container step's file on the host: %q, %v", b, err)
+	}
+	// A host job's container step cannot mount the host's folder.
+	if _, err := b.RunContainerMounted(ctx, &backend.ContainerStep{Image: bbImage}, t.TempDir(), "/w", io.Discard); !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "remote") {
+		t.Errorf("RunContainerMounted on a remote engine: %v", err)
+	}
+}
+
+func TestEngine(t *testing.T) {
+	for host, local := range map[string]bool{
+		"unix:///var/run/docker.sock": true, "npipe:////./pipe/docker_engine": true,
+		"tcp://127.0.0.1:2375": false, "ssh://me@build": false, "https://engine:2376": false,
+	} {
+		if localDaemon(host) != local {
+			t.Errorf("localDaemon(%q) = %v", host, !local)
+		}
+	}
+	for in, want := range map[string]Engine{"": EngineAuto, "auto": EngineAuto, "local": EngineLocal, "remote": EngineRemote} {
+		if got, err := ParseEngine(in); err != nil || got != want {
+			t.Errorf("ParseEngine(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseEngine("ssh"); !errs.Is(err, errs.Invalid) {
+		t.Errorf("ParseEngine(ssh): %v", err)
+	}
+	need(t)
+	if b := newBackend(t, Options{}); b.Remote() != !localDaemon(cli.DaemonHost()) {
+		t.Errorf("auto: remote %v for %s", b.Remote(), cli.DaemonHost())
+	}
+	if b := newBackend(t, Options{Engine: EngineLocal}); b.Remote() {
+		t.Error("EngineLocal: remote")
+	}
+}

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,14 +101,21 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 		Healthcheck:  o.health,
 	}
 	hc := &container.HostConfig{
-		NetworkMode:  container.NetworkMode(s.network),
+		NetworkMode:  container.NetworkMode(s.network), // "": the default bridge
 		Binds:        binds,
 		PortBindings: bindings,
 		Resources:    limits(s.job.Resources, o),
 		ShmSize:      o.shmSize,
-		Mounts: []mount.Mount{{
-			Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir,
-		}},
+	}
+	if s.b.remote {
+		// The engine cannot see the job folder: a volume of the container
+		// holds its copy (see jobSync), which one-off containers share.
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[s.b.opts.SandboxDir] = struct{}{}
+	} else {
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir}}
 	}
 	if runnerMode {
 		cfg.Entrypoint = []string{runnerPath, "entrypoint"}
@@ -117,19 +125,24 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 		// The protocol stream is not a log: writing every byte of output
 		// to the engine's log driver as well would halve throughput.
 		hc.LogConfig = container.LogConfig{Type: "none"}
-		hc.Mounts = append(hc.Mounts, mount.Mount{
-			Type: mount.TypeBind, Source: s.b.opts.RunnerBinary, Target: runnerPath, ReadOnly: true,
-		})
+		if !s.b.remote { // remote: copied in before the start (copyRunner)
+			hc.Mounts = append(hc.Mounts, mount.Mount{
+				Type: mount.TypeBind, Source: s.b.opts.RunnerBinary, Target: runnerPath, ReadOnly: true,
+			})
+		}
 	} else {
 		// Idle as PID 1 until removed: kill -1 (used to cancel a step)
 		// spares it, and its wait reaps orphaned processes.
 		cfg.Entrypoint = []string{"sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"}
 		cfg.Cmd = nil
 	}
-	aliases := append([]string{"job"}, o.aliases...)
-	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		s.network: {Aliases: aliases},
-	}}
+	var nc *network.NetworkingConfig
+	if s.network != "" { // aliases exist only on user-defined networks
+		aliases := append([]string{"job"}, o.aliases...)
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			s.network: {Aliases: aliases},
+		}}
+	}
 	return cfg, hc, nc, nil
 }
 
@@ -137,7 +150,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 // the runner does not say hello, with an idle process for docker exec.
 func (s *Sandbox) startJobContainer(ctx context.Context, ctr *backend.Container, o *createOptions, log io.Writer) error {
 	s.user = o.user
-	reason, err := s.startRunner(ctx, ctr, o)
+	reason, err := s.startRunner(ctx, ctr, o, log)
 	if err != nil {
 		return err
 	}
@@ -149,15 +162,18 @@ func (s *Sandbox) startJobContainer(ctx context.Context, ctr *backend.Container,
 	if err != nil {
 		return err
 	}
-	created, err := s.b.cli.ContainerCreate(ctx, cfg, hc, nc, nil, resourceName(s.job.ID, "job"))
+	id, err := s.create(ctx, "docker: create job container", cfg, hc, nc, resourceName(s.job.ID, "job"), true, ctr.Credentials, log)
 	if err != nil {
-		return errs.Wrap("docker: create job container", kindOf(err), err)
+		return err
 	}
-	s.containerID = created.ID
-	if err := s.b.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	s.containerID = id
+	if err := s.b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return errs.Wrap("docker: start job container", kindOf(err), err)
 	}
-	info, err := s.b.cli.ContainerInspect(ctx, created.ID)
+	if s.b.remote {
+		s.sync = newJobSync(s.b, id, s.job.JobDir, s.b.opts.SandboxDir)
+	}
+	info, err := s.b.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		return errs.Wrap("docker: inspect job container", kindOf(err), err)
 	}
@@ -168,7 +184,7 @@ func (s *Sandbox) startJobContainer(ctx context.Context, ctr *backend.Container,
 		}
 	}
 	s.steps = &execStepper{s: s}
-	s.describe = "docker exec in container " + short(created.ID) + " (step runner unavailable: " + reason + ")"
+	s.describe = "docker exec in container " + short(id) + " (step runner unavailable: " + reason + ")"
 	return nil
 }
 
@@ -182,7 +198,7 @@ func short(id string) string {
 // startRunner tries the step runner. It returns a reason when the runner
 // cannot be used (the container is then removed) and an error when the
 // job cannot run at all.
-func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *createOptions) (reason string, err error) {
+func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *createOptions, log io.Writer) (reason string, err error) {
 	if fi, err := os.Stat(s.b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
 		return fmt.Sprintf("no runner binary at %s", s.b.opts.RunnerBinary), nil
 	}
@@ -191,24 +207,34 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 		return "", err
 	}
 	name := resourceName(s.job.ID, "job")
-	created, err := s.b.cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	id, err := s.create(ctx, "docker: create job container", cfg, hc, nc, name, true, ctr.Credentials, log)
 	if err != nil {
-		if kindOf(err) == errs.Invalid { // e.g. the binary's mount refused
+		var ee *errs.Error
+		if errors.As(err, &ee) && ee.Op == "docker: create job container" && errs.Is(err, errs.Invalid) { // e.g. the binary's mount refused
 			return "create: " + err.Error(), nil
 		}
-		return "", errs.Wrap("docker: create job container", kindOf(err), err)
+		return "", err
 	}
 	remove := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_ = s.b.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		_ = s.b.cli.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	}
-	att, err := s.b.cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if s.b.remote {
+		if err := s.b.copyRunner(ctx, id); err != nil {
+			remove()
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "copy the runner in: " + err.Error(), nil
+		}
+	}
+	att, err := s.b.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		remove()
 		return "", errs.Wrap("docker: attach job container", kindOf(err), err)
 	}
-	if err := s.b.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if err := s.b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		att.Close()
 		remove()
 		if ctx.Err() != nil {
@@ -242,9 +268,15 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 		}
 		return msg, nil
 	}
-	s.containerID = created.ID
+	s.containerID = id
 	s.steps = &runnerStepper{c: c}
-	s.describe = fmt.Sprintf("step runner (conveyor %s) in container %s", c.Hello().Version, short(created.ID))
+	if s.b.remote {
+		s.sync = newJobSync(s.b, id, s.job.JobDir, s.b.opts.SandboxDir)
+	}
+	s.describe = fmt.Sprintf("step runner (conveyor %s) in container %s", c.Hello().Version, short(id))
+	if s.b.remote {
+		s.describe += " (remote engine: runner and job folder copied)"
+	}
 	return "", nil
 }
 

@@ -23,7 +23,24 @@ import (
 // the job's network with the job directory at the same path as the job's
 // steps see it.
 func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, out io.Writer) (int, error) {
-	return s.b.runOneOff(ctx, c, s.job.JobDir, s.b.opts.SandboxDir, s.network, s.job.ID, s.job.Resources, out)
+	// Its removal may fail: Teardown then looks for leftovers by label.
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
+	if s.sync == nil {
+		return s.b.runOneOff(ctx, c, s.job.JobDir, s.b.opts.SandboxDir, "", s.network, s.job.ID, s.job.Resources, out)
+	}
+	// Remote engine: the job container's volume is the job folder.
+	if err := s.sync.push(ctx); err != nil {
+		return -1, err
+	}
+	code, err := s.b.runOneOff(ctx, c, "", s.b.opts.SandboxDir, s.containerID, s.network, s.job.ID, s.job.Resources, out)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
+	defer cancel()
+	if perr := s.sync.pull(pctx); err == nil && perr != nil {
+		return code, perr
+	}
+	return code, err
 }
 
 // BuildImage implements backend.ContainerRunner.
@@ -34,10 +51,17 @@ func (s *Sandbox) BuildImage(ctx context.Context, contextDir, dockerfile, tag st
 // RunContainerMounted runs a one-off container with hostDir mounted at
 // sandboxDir on the default network; the host backend uses it.
 func (b *Backend) RunContainerMounted(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir string, out io.Writer) (int, error) {
-	return b.runOneOff(ctx, c, hostDir, sandboxDir, "", "host", backend.Resources{}, out)
+	if b.remote {
+		return -1, errs.E("docker: container step", errs.Invalid,
+			"a container step of a job on the host needs a local Docker engine (this one is remote, so %s cannot be mounted); run the job in a container (runs-on mapped to an image, or container:) or use a local engine", hostDir)
+	}
+	return b.runOneOff(ctx, c, hostDir, sandboxDir, "", "", "host", backend.Resources{}, out)
 }
 
-func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir, netName, jobID string, res backend.Resources, out io.Writer) (int, error) {
+// runOneOff runs c with hostDir bind-mounted at sandboxDir, or, with
+// volumesFrom, with the volumes of that container (a remote engine's job
+// container, whose volume holds the job folder at sandboxDir).
+func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir, volumesFrom, netName, jobID string, res backend.Resources, out io.Writer) (int, error) {
 	if err := b.ensureImage(ctx, c.Image, nil, out); err != nil {
 		return -1, err
 	}
@@ -53,7 +77,11 @@ func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostD
 	hc := &container.HostConfig{
 		NetworkMode: container.NetworkMode(netName),
 		Resources:   limits(res, &createOptions{}),
-		Mounts:      []mount.Mount{{Type: mount.TypeBind, Source: hostDir, Target: sandboxDir}},
+	}
+	if volumesFrom != "" {
+		hc.VolumesFrom = []string{volumesFrom}
+	} else {
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: hostDir, Target: sandboxDir}}
 	}
 	created, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, "")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
 )
 
 func TestOrphaned(t *testing.T) {
@@ -57,7 +59,8 @@ func TestReapOrphans(t *testing.T) {
 	live := newBackend(t, Options{})
 
 	jd, jo, jl := newJob(t), newJob(t), newJob(t)
-	setupJob(t, dead, jd) // never torn down by its (dead) owner
+	jd.Container = &backend.Container{Options: "--network-alias dead"} // an alias needs a per-job network
+	setupJob(t, dead, jd)                                              // never torn down by its (dead) owner
 	setupJob(t, other, jo)
 	setupJob(t, live, jl)
 

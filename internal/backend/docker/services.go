@@ -50,15 +50,15 @@ func (s *Sandbox) startServices(ctx context.Context, svcs []backend.Service, opt
 		nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			s.network: {Aliases: append([]string{svc.Name}, o.aliases...)},
 		}}
-		created, err := s.b.cli.ContainerCreate(ctx, cfg, hc, nc, nil, resourceName(s.job.ID, svc.Name))
+		id, err := s.create(ctx, "docker: create service "+svc.Name, cfg, hc, nc, resourceName(s.job.ID, svc.Name), false, nil, log)
 		if err != nil {
-			return errs.Wrap("docker: create service "+svc.Name, kindOf(err), err)
+			return err
 		}
-		if err := s.b.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		if err := s.b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 			return errs.Wrap("docker: start service "+svc.Name, kindOf(err), err)
 		}
 		fmt.Fprintf(log, "Started service %s (%s)\n", svc.Name, svc.Image)
-		ids[i] = created.ID
+		ids[i] = id
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.b.opts.HealthTimeout)
 	defer cancel()

@@ -31,6 +31,9 @@ type Backend struct {
 	Script Script
 	// SetupErr, when it returns an error, makes Setup fail for that job.
 	SetupErr func(job *backend.JobSpec) error
+	// BeforeTeardown, when set, runs at the start of each Teardown (a test
+	// may block it to see what happens meanwhile).
+	BeforeTeardown func(job *backend.JobSpec)
 
 	mu        sync.Mutex
 	calls     []Call
@@ -160,6 +163,9 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 
 // Teardown implements backend.Sandbox; every call is counted.
 func (s *Sandbox) Teardown(context.Context) error {
+	if s.b.BeforeTeardown != nil {
+		s.b.BeforeTeardown(s.job)
+	}
 	s.b.mu.Lock()
 	if s.b.teardowns == nil {
 		s.b.teardowns = map[string]int{}
