@@ -61,10 +61,12 @@ type Options struct {
 
 // Backend is the docker backend. It is safe for concurrent use.
 type Backend struct {
-	cli    client.APIClient
-	opts   Options
-	owner  string // LabelOwner's value
-	remote bool   // copy the runner and the job folder instead of bind mounts
+	cli   client.APIClient
+	opts  Options
+	owner string // LabelOwner's value
+	// reapHost, set by tests only, is the host ReapOrphans takes for its own.
+	reapHost string
+	remote   bool // copy the runner and the job folder instead of bind mounts
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -62,6 +62,11 @@ func orphaned(owner string) bool {
 	if err != nil {
 		return false
 	}
+	return orphanedOn(host, owner)
+}
+
+// orphanedOn is orphaned as seen from host.
+func orphanedOn(host, owner string) bool {
 	parts := strings.Split(owner, "/")
 	if len(parts) != 3 || parts[0] != host {
 		return false
@@ -73,6 +78,15 @@ func orphaned(owner string) bool {
 	}
 	got, alive := procStart(pid)
 	return !alive || got != start
+}
+
+// orphaned is orphaned, or orphanedOn the host a test gave b (reapHost),
+// whose owners no other Conveyor process on the machine takes for its own.
+func (b *Backend) orphaned(owner string) bool {
+	if b.reapHost != "" {
+		return orphanedOn(b.reapHost, owner)
+	}
+	return orphaned(owner)
 }
 
 // labels are the labels of a resource made for job.
@@ -101,7 +115,7 @@ func (b *Backend) ReapOrphans(ctx context.Context) (int, error) {
 	n := 0
 	var firstErr error
 	for _, c := range ctrs {
-		if !orphaned(c.Labels[LabelOwner]) {
+		if !b.orphaned(c.Labels[LabelOwner]) {
 			continue
 		}
 		err := b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
@@ -117,7 +131,7 @@ func (b *Backend) ReapOrphans(ctx context.Context) (int, error) {
 		return n, errs.Wrap(op, kindOf(err), err)
 	}
 	for _, nw := range nets {
-		if !orphaned(nw.Labels[LabelOwner]) {
+		if !b.orphaned(nw.Labels[LabelOwner]) {
 			continue
 		}
 		err := b.cli.NetworkRemove(ctx, nw.ID)

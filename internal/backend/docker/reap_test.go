@@ -52,11 +52,19 @@ func TestReapOrphans(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
+	// The dead owner is on a host of this test's own: the other Conveyor
+	// processes on the machine (other test packages) must not reap it first.
+	host = fmt.Sprintf("%s-reap-test-%d", host, os.Getpid())
 	dead := newBackend(t, Options{})
 	dead.owner = fmt.Sprintf("%s/%d/%d", host, cmd.Process.Pid, 1)
 	other := newBackend(t, Options{})
 	other.owner = "some-other-host/1/1"
 	live := newBackend(t, Options{})
+	start, ok := procStart(os.Getpid())
+	if !ok {
+		t.Fatal("no start time of this process")
+	}
+	live.owner = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), start) // this test: alive
 
 	jd, jo, jl := newJob(t), newJob(t), newJob(t)
 	jd.Container = &backend.Container{Options: "--network-alias dead"} // an alias needs a per-job network
@@ -66,7 +74,9 @@ func TestReapOrphans(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := newBackend(t, Options{}).ReapOrphans(ctx)
+	reaper := newBackend(t, Options{})
+	reaper.reapHost = host
+	n, err := reaper.ReapOrphans(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
