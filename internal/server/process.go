@@ -127,15 +127,15 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if ev.SHA == "" {
 		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
 	}
-	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
-		s.refreshSchedules() // on: schedule is read from the default branch
-	}
 	if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
 		return nil, err
 	}
 	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
 	if err != nil {
 		return nil, err
+	}
+	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
+		s.noteSchedules(repo, sev.ID, files) // on: schedule is read from the default branch
 	}
 	payload := ev.Body
 	if sev.Source == "webhook" {

@@ -49,6 +49,7 @@ type Server struct {
 	eventWake, dispatchWake, statusWake chan struct{}
 	scheduleWake                        chan struct{}
 	scheduleDirty                       atomic.Bool
+	crons                               *cronState
 	jobs                                sync.WaitGroup
 	ready                               chan struct{}
 }
@@ -73,6 +74,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		jobsDir:   filepath.Join(cfg.DataDir, "jobs"),
 		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
 		scheduleWake: make(chan struct{}, 1),
+		crons:        newCronState(),
 		ready:        make(chan struct{}),
 		work:         logs.NewHub(),
 		closing:      make(chan struct{}),
