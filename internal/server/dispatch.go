@@ -172,10 +172,16 @@ func (s *Server) checkout(ctx context.Context, run *store.Run, dest string) erro
 	if err != nil {
 		return errs.Wrap("repository", errs.KindOf(err), err)
 	}
-	if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
-		return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
+	// The commit is nearly always in the mirror (processing the event put
+	// it there): try the checkout first, fetch only when it is missing.
+	err = s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
+			return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
+		}
+		err = s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
 	}
-	if err := s.git.Checkout(ctx, repoKey(repo), run.SHA, dest); err != nil {
+	if err != nil {
 		return errs.Wrap("checking out "+run.SHA, errs.KindOf(err), err)
 	}
 	return nil
