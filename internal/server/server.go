@@ -40,6 +40,7 @@ type Server struct {
 	filters  *trigger.Cache // compiled CEL filters
 	http     *http.Client   // for commit statuses
 	jobsDir  string
+	srcs     *srcCache // checked-out trees of commits, shared by their jobs
 	handler  http.Handler
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
@@ -88,6 +89,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := os.MkdirAll(s.jobsDir, 0o700); err != nil {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
 	}
+	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
+	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
 	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, 2*time.Millisecond)
 	s.metrics = newMetrics(d.Store)
 	mux := http.NewServeMux()
@@ -184,6 +187,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 			return
 		case <-time.After(every):
 		}
+		s.srcs.sweep(time.Now())
 		exp, err := s.store.Expire(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {
