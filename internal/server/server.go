@@ -41,7 +41,9 @@ type Server struct {
 	http     *http.Client   // for commit statuses
 	jobsDir  string
 	srcs     *srcCache // checked-out trees of commits, shared by their jobs
-	handler  http.Handler
+	// hookRepos spares the webhook path a repository query per request.
+	hookRepos *hookRepos
+	handler   http.Handler
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -76,6 +78,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
 		scheduleWake: make(chan struct{}, 1),
 		crons:        newCronState(),
+		hookRepos:    newHookRepos(hookRepoTTL, 4096),
 		ready:        make(chan struct{}),
 		work:         logs.NewHub(),
 		closing:      make(chan struct{}),
