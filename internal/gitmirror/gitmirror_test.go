@@ -66,6 +66,13 @@ func TestSyncAndReadFiles(t *testing.T) {
 	if _, err := c.ReadFiles(ctx, key, strings.Repeat("ab", 20), ".github/workflows"); !errs.Is(err, errs.NotFound) {
 		t.Errorf("unknown sha: %v, want NotFound", err)
 	}
+	// A tree of the mirror is not a commit: it reads as missing, as
+	// callers fetch on NotFound.
+	if tree := src.git("rev-parse", src.main+"^{tree}"); tree == "" {
+		t.Fatal("no tree")
+	} else if _, err := c.ReadFiles(ctx, key, tree, ".github/workflows"); !errs.Is(err, errs.NotFound) {
+		t.Errorf("ReadFiles(a tree id) = %v, want NotFound", err)
+	}
 	if _, err := c.ReadFiles(ctx, "other/repo", src.main, ".github/workflows"); !errs.Is(err, errs.NotFound) {
 		t.Errorf("unmirrored repo: %v, want NotFound", err)
 	}

@@ -65,8 +65,9 @@ func (c *Cache) ReadFiles(ctx context.Context, key, sha string, dirs ...string) 
 	if len(specs) == 0 {
 		return map[string][]byte{}, nil
 	}
+	// ^{commit}: a tree or blob id fails like a missing commit.
 	out, err := c.run(ctx, op, call{gitDir: dir, literal: true,
-		args: append([]string{"ls-tree", "-z", "-l", "--end-of-options", sha, "--"}, specs...)})
+		args: append([]string{"ls-tree", "-z", "-l", "--end-of-options", sha + "^{commit}", "--"}, specs...)})
 	if err != nil {
 		if cerr := c.requireCommit(ctx, op, key, dir, sha); cerr != nil {
 			return nil, cerr

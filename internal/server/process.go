@@ -167,10 +167,15 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if ev.SHA == "" {
 		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
 	}
-	if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
-		return nil, err
-	}
+	// The commit is usually in the mirror already: read first, fetch only
+	// when it is missing (a git process less per event).
 	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
+			return nil, err
+		}
+		files, err = s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
+	}
 	if err != nil {
 		return nil, err
 	}
