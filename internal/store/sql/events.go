@@ -107,12 +107,21 @@ func (s *DB) FinishEvents(ctx context.Context, owner string, outs []store.EventO
 	if len(outs) == 0 {
 		return res
 	}
-	// Row locks (PostgreSQL) are taken in id order, as every writer does.
+	// Replicas' batches lock repositories (PostgreSQL, run numbering) in
+	// one order, by repository then event, so that they never deadlock.
 	order := make([]int, len(outs))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(outs[a].EventID, outs[b].EventID) })
+	repoOf := func(o store.EventOutcome) int64 {
+		if len(o.Runs) > 0 && o.Runs[0].Run != nil {
+			return o.Runs[0].Run.RepoID
+		}
+		return 0
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(repoOf(outs[a]), repoOf(outs[b])), cmp.Compare(outs[a].EventID, outs[b].EventID))
+	})
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		clear(res)
 		for _, i := range order {

@@ -19,6 +19,7 @@ var eventTests = []test{
 	{"ClaimEvents", testClaimEvents},
 	{"FinishEventFencing", testFinishEventFencing},
 	{"FinishEvents", testFinishEvents},
+	{"FinishEventsConcurrent", testFinishEventsConcurrent},
 	{"FireCron", testFireCron},
 }
 
@@ -413,4 +414,57 @@ func testFinishEvents(t *testing.T, e *env) {
 	}
 	// The claim is gone once finished: finishing again is a Conflict.
 	wantKind(t, e.s.FinishEvents(e.ctx, "a", []store.EventOutcome{{EventID: ids[0]}})[0].Err, errs.Conflict, "FinishEvents twice")
+}
+
+// testFinishEventsConcurrent: replicas finishing batches over the same
+// repositories at once all succeed, and run numbers stay unique.
+func testFinishEventsConcurrent(t *testing.T, e *env) {
+	repos := []*store.Repo{e.repo, e.newRepo(e.org.ID, "acme/second")}
+	const perOwner = 12
+	for i := range 2 * perOwner {
+		e.accept(event(repos[i%2], name(i), name(i)))
+	}
+	batches := map[string][]*store.Event{}
+	for _, owner := range []string{"a", "b"} {
+		evs, err := e.s.ClaimEvents(e.ctx, owner, perOwner, time.Minute)
+		e.must(err)
+		if len(evs) != perOwner {
+			t.Fatalf("%s claimed %d events", owner, len(evs))
+		}
+		batches[owner] = evs
+	}
+	var wg sync.WaitGroup
+	for owner, evs := range batches {
+		wg.Go(func() {
+			outs := make([]store.EventOutcome, len(evs))
+			for i, ev := range evs {
+				// Opposite orders of repositories in the two batches.
+				k := i
+				if owner == "b" {
+					k = len(evs) - 1 - i
+				}
+				ev = evs[k]
+				outs[i] = store.EventOutcome{EventID: ev.ID, Runs: []store.NewRun{{Run: &store.Run{RepoID: ev.RepoID, Name: "ci"}, Jobs: []*store.Job{job("a")}}}}
+			}
+			for i, res := range e.s.FinishEvents(e.ctx, owner, outs) {
+				if res.Err != nil || len(res.Runs) != 1 {
+					t.Errorf("%s: outcome %d: %v %v", owner, i, res.Runs, res.Err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	runs, err := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{Limit: 100})
+	e.must(err)
+	seen := map[string]bool{}
+	for _, r := range runs {
+		k := fmt.Sprintf("%d/%d", r.RepoID, r.Number)
+		if seen[k] {
+			t.Errorf("run number %s twice", k)
+		}
+		seen[k] = true
+	}
+	if len(runs) != 2*perOwner {
+		t.Errorf("%d runs, want %d", len(runs), 2*perOwner)
+	}
 }
