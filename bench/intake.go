@@ -493,7 +493,7 @@ func serverIntake(h *harness) []row {
 		note    string
 	}{
 		{false, intakeClients, "processor busy", "pushes to main at the repository's HEAD, which has no workflow: every event is also claimed, " +
-			"read with git (cat-file + ls-tree) and finished by the server on the same 2 CPUs"},
+			"read with git (ls-tree) and finished by the server on the same 2 CPUs"},
 		{true, intakeClients, "[skip ci]", "the same pushes with [skip ci] in the head commit: events are parsed and finished without git"},
 		{true, intakeFewClients, "[skip ci], 64 clients", "as the row above with half the clients"},
 	} {

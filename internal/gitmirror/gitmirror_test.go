@@ -66,6 +66,13 @@ func TestSyncAndReadFiles(t *testing.T) {
 	if _, err := c.ReadFiles(ctx, key, strings.Repeat("ab", 20), ".github/workflows"); !errs.Is(err, errs.NotFound) {
 		t.Errorf("unknown sha: %v, want NotFound", err)
 	}
+	// A tree of the mirror is not a commit: it reads as missing, as
+	// callers fetch on NotFound.
+	if tree := src.git("rev-parse", src.main+"^{tree}"); tree == "" {
+		t.Fatal("no tree")
+	} else if _, err := c.ReadFiles(ctx, key, tree, ".github/workflows"); !errs.Is(err, errs.NotFound) {
+		t.Errorf("ReadFiles(a tree id) = %v, want NotFound", err)
+	}
 	if _, err := c.ReadFiles(ctx, "other/repo", src.main, ".github/workflows"); !errs.Is(err, errs.NotFound) {
 		t.Errorf("unmirrored repo: %v, want NotFound", err)
 	}
@@ -276,6 +283,26 @@ func TestCheckout(t *testing.T) {
 	}
 	if err := c.Checkout(ctx, key, strings.Repeat("a", 40), dest); !errs.Is(err, errs.NotFound) {
 		t.Errorf("Checkout(absent) = %v, want NotFound", err)
+	}
+	if err := c.Checkout(ctx, key, "main", dest); !errs.Is(err, errs.Invalid) {
+		t.Errorf("Checkout(a branch name) = %v, want Invalid", err)
+	}
+	// Into a folder that has files: those of the tree are overwritten,
+	// the others left.
+	if err := os.WriteFile(filepath.Join(dest, "src/new.go"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "extra.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Checkout(ctx, key, src.feat, dest); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "src/new.go")); err != nil || string(b) != "package src\n" {
+		t.Errorf("src/new.go after a second checkout = %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "extra.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("extra.txt after a second checkout = %q, %v", b, err)
 	}
 }
 

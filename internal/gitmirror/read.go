@@ -65,8 +65,9 @@ func (c *Cache) ReadFiles(ctx context.Context, key, sha string, dirs ...string) 
 	if len(specs) == 0 {
 		return map[string][]byte{}, nil
 	}
+	// ^{commit}: a tree or blob id fails like a missing commit.
 	out, err := c.run(ctx, op, call{gitDir: dir, literal: true,
-		args: append([]string{"ls-tree", "-z", "-l", "--end-of-options", sha, "--"}, specs...)})
+		args: append([]string{"ls-tree", "-z", "-l", "--end-of-options", sha + "^{commit}", "--"}, specs...)})
 	if err != nil {
 		if cerr := c.requireCommit(ctx, op, key, dir, sha); cerr != nil {
 			return nil, cerr
@@ -283,14 +284,15 @@ func (c *Cache) ChangedFiles(ctx context.Context, key, before, sha string) ([]st
 // git checkout would (modes, symbolic links, .gitattributes line endings);
 // files already there are overwritten, others left. Git LFS content is not
 // fetched: LFS files stay pointer files. The mirror's own index is untouched,
-// so checkouts run in parallel.
+// so checkouts run in parallel. A commit absent from the mirror gives
+// NotFound. It is one git process: the commit is checked only on failure.
 func (c *Cache) Checkout(ctx context.Context, key, sha, destDir string) error {
 	const op = "gitmirror.Checkout"
 	dir, err := c.existing(op, key)
 	if err != nil {
 		return err
 	}
-	if err := c.requireCommit(ctx, op, key, dir, sha); err != nil {
+	if err := checkSHA(op, sha); err != nil {
 		return err
 	}
 	if destDir == "" {
@@ -304,14 +306,16 @@ func (c *Cache) Checkout(ctx context.Context, key, sha, destDir string) error {
 		return errs.Wrap(op, errs.Other, err)
 	}
 	defer os.RemoveAll(idx)
+	// An empty temporary index: read-tree -u writes every file, and
+	// --reset lets it overwrite files already in destDir.
 	env := []string{"GIT_INDEX_FILE=" + idx + "/index"}
-	for _, args := range [][]string{
-		{"--work-tree", destDir, "read-tree", "--end-of-options", sha},
-		{"--work-tree", destDir, "checkout-index", "--all", "--force"},
-	} {
-		if _, err := c.run(ctx, op, call{gitDir: dir, args: args, env: env}); err != nil {
-			return err
+	_, err = c.run(ctx, op, call{gitDir: dir, env: env,
+		args: []string{"--work-tree", destDir, "read-tree", "--reset", "-u", "--end-of-options", sha + "^{commit}"}})
+	if err != nil {
+		if cerr := c.requireCommit(ctx, op, key, dir, sha); cerr != nil {
+			return cerr
 		}
+		return err
 	}
 	return nil
 }

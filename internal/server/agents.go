@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -224,14 +223,11 @@ func (g *agentService) Source(ctx context.Context, a *store.Agent, jobID, token 
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp(g.s.jobsDir, "src-")
+	dir, release, err := g.s.source(ctx, run)
 	if err != nil {
-		return errs.Wrap("source", errs.Unavailable, err)
-	}
-	defer os.RemoveAll(dir)
-	if err := g.s.checkout(ctx, run, dir); err != nil {
 		return err
 	}
+	defer release()
 	return tarball.Write(w, dir)
 }
 

@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/cron"
@@ -27,20 +30,52 @@ type schedule struct {
 
 func (c schedule) key() string { return fmt.Sprintf("%d:%s:%s", c.repo.ID, c.file, c.spec) }
 
+// cronState holds the schedules the cron loop fires, per repository. The
+// loop re-reads every repository now and then (fetching each); a push to a
+// default branch replaces only its repository's entry, from the workflow
+// files processing the push already read (see noteSchedules).
+type cronState struct {
+	mu     sync.Mutex
+	byRepo map[int64][]schedule
+	// by is the id of the push event that set a repository's entry, so a
+	// push processed late never replaces what a newer one set.
+	by map[int64]int64
+}
+
+func newCronState() *cronState {
+	return &cronState{byRepo: map[int64][]schedule{}, by: map[int64]int64{}}
+}
+
+// all is every schedule, by repository id.
+func (c *cronState) all() []schedule {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]int64, 0, len(c.byRepo))
+	for id := range c.byRepo {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []schedule
+	for _, id := range ids {
+		out = append(out, c.byRepo[id]...)
+	}
+	return out
+}
+
 // cronLoop fires on: schedule entries. The fired scheduled time is stored
 // with the event in one transaction (compare-and-set), so a schedule fires
 // once across restarts and replicas. Catch-up rule (see package cron):
 // after downtime only the latest missed time fires, if it is within
 // Config.CronCatchUp.
 func (s *Server) cronLoop(ctx context.Context) {
-	var scheds []schedule
 	loaded := time.Time{}
 	for {
+		// The full re-read also catches pushes processed by other replicas.
 		if loaded.IsZero() || time.Since(loaded) > 5*time.Minute || s.takeScheduleRefresh() {
-			scheds = s.loadSchedules(ctx)
+			s.loadSchedules(ctx)
 			loaded = time.Now()
 		}
-		for _, sc := range scheds {
+		for _, sc := range s.crons.all() {
 			s.fireDue(ctx, sc, s.cfg.Now())
 		}
 		select {
@@ -52,6 +87,8 @@ func (s *Server) cronLoop(ctx context.Context) {
 	}
 }
 
+// refreshSchedules makes the cron loop re-read every repository (a
+// repository was added).
 func (s *Server) refreshSchedules() {
 	s.scheduleDirty.Store(true)
 	wake(s.scheduleWake)
@@ -59,17 +96,39 @@ func (s *Server) refreshSchedules() {
 
 func (s *Server) takeScheduleRefresh() bool { return s.scheduleDirty.Swap(false) }
 
-// loadSchedules reads the schedules of every repository at the head of
-// its default branch.
-func (s *Server) loadSchedules(ctx context.Context) []schedule {
+// noteSchedules replaces repo's schedules with those of files, the
+// workflow files at the commit that push event eventID made the head of
+// the default branch. No git runs: processing the push read them already.
+func (s *Server) noteSchedules(repo *store.Repo, eventID int64, files map[string][]byte) {
+	scheds := s.schedulesOf(repo, files)
+	c := s.crons
+	c.mu.Lock()
+	if eventID < c.by[repo.ID] {
+		c.mu.Unlock()
+		return
+	}
+	c.by[repo.ID] = eventID
+	c.byRepo[repo.ID] = scheds
+	c.mu.Unlock()
+	wake(s.scheduleWake) // a new schedule's first sighting is its baseline: take it now
+}
+
+// loadSchedules re-reads the schedules of every repository at the head of
+// its default branch (after a fetch). A repository that cannot be read
+// keeps its schedules, and one a push updated meanwhile keeps the push's.
+func (s *Server) loadSchedules(ctx context.Context) {
 	repos, err := s.store.AllRepos(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("cron: listing repositories", "err", err)
 		}
-		return nil
+		return
 	}
-	var out []schedule
+	c := s.crons
+	c.mu.Lock()
+	startBy := maps.Clone(c.by)
+	c.mu.Unlock()
+	fresh := map[int64][]schedule{}
 	for _, r := range repos {
 		key := repoKey(r)
 		if err := s.git.Sync(ctx, key, r.URL, creds(r)); err != nil {
@@ -84,28 +143,47 @@ func (s *Server) loadSchedules(ctx context.Context) []schedule {
 		if err != nil {
 			continue
 		}
-		names := make([]string, 0, len(files))
-		for n := range files {
-			names = append(names, n)
+		fresh[r.ID] = s.schedulesOf(r, files)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[int64][]schedule, len(repos))
+	for _, r := range repos {
+		sc, ok := fresh[r.ID]
+		if !ok || c.by[r.ID] != startBy[r.ID] {
+			sc, ok = c.byRepo[r.ID]
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			wf, probs := workflow.Parse(files[name], name)
-			if len(probs) > 0 {
+		if ok {
+			next[r.ID] = sc
+		}
+	}
+	c.byRepo = next
+}
+
+// schedulesOf lists the on: schedule lines of repo's workflow files.
+func (s *Server) schedulesOf(r *store.Repo, files map[string][]byte) []schedule {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := []schedule{}
+	for _, name := range names {
+		wf, probs := workflow.Parse(files[name], name)
+		if len(probs) > 0 {
+			continue
+		}
+		t := wf.Trigger("schedule")
+		if t == nil {
+			continue
+		}
+		for _, spec := range t.Cron {
+			cs, err := cron.Parse(spec)
+			if err != nil {
+				s.log.Warn("cron: bad schedule", "repo", r.Name, "workflow", name, "cron", spec, "err", err)
 				continue
 			}
-			t := wf.Trigger("schedule")
-			if t == nil {
-				continue
-			}
-			for _, spec := range t.Cron {
-				cs, err := cron.Parse(spec)
-				if err != nil {
-					s.log.Warn("cron: bad schedule", "repo", r.Name, "workflow", name, "cron", spec, "err", err)
-					continue
-				}
-				out = append(out, schedule{repo: r, file: name, spec: spec, s: cs})
-			}
+			out = append(out, schedule{repo: r, file: name, spec: spec, s: cs})
 		}
 	}
 	return out

@@ -150,10 +150,11 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "job directory: %v", err)
 	}
 	defer os.RemoveAll(dir)
-	src := filepath.Join(dir, "src")
-	if err := s.checkout(ctx, run, src); err != nil {
+	src, release, err := s.source(ctx, run)
+	if err != nil {
 		return jobrun.Fail(sink, "%v", err)
 	}
+	defer release()
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
 	return jobrun.Run(ctx, env, jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
@@ -165,17 +166,34 @@ func (s *Server) jobEnv() jobrun.Env {
 		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL}
 }
 
-// checkout writes the tree of run's commit into dest (for local jobs, and
-// for the source agents download).
-func (s *Server) checkout(ctx context.Context, run *store.Run, dest string) error {
+// source returns the shared, read-only tree of run's commit (for local
+// jobs, and for the source agents download); release must be called once
+// it is no longer read.
+func (s *Server) source(ctx context.Context, run *store.Run) (string, func(), error) {
 	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
 	if err != nil {
-		return errs.Wrap("repository", errs.KindOf(err), err)
+		return "", nil, errs.Wrap("repository", errs.KindOf(err), err)
 	}
-	if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
-		return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
+	if err := checkSHA(run.SHA); err != nil {
+		return "", nil, err
 	}
-	if err := s.git.Checkout(ctx, repoKey(repo), run.SHA, dest); err != nil {
+	return s.srcs.acquire(ctx, repoKey(repo)+"-"+run.SHA, func(ctx context.Context, dir string) error {
+		return s.checkout(ctx, repo, run, dir)
+	})
+}
+
+// checkout writes the tree of run's commit into dest.
+func (s *Server) checkout(ctx context.Context, repo *store.Repo, run *store.Run, dest string) error {
+	// The commit is nearly always in the mirror (processing the event put
+	// it there): try the checkout first, fetch only when it is missing.
+	err := s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
+			return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
+		}
+		err = s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
+	}
+	if err != nil {
 		return errs.Wrap("checking out "+run.SHA, errs.KindOf(err), err)
 	}
 	return nil

@@ -26,10 +26,14 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "bad_repo", errs.E("hook", errs.NotFound, "no repository %q", r.PathValue("repo")))
 		return
 	}
-	repo, err := s.store.RepoForHook(r.Context(), id)
-	if err != nil {
-		s.rejectHook(w, "unknown_repo", err)
-		return
+	repo, cached := s.hookRepos.get(id, start), true
+	if repo == nil {
+		if repo, err = s.store.RepoForHook(r.Context(), id); err != nil {
+			s.rejectHook(w, "unknown_repo", err)
+			return
+		}
+		s.hookRepos.put(repo, start)
+		cached = false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHookBody))
 	if err != nil {
@@ -41,7 +45,22 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "read", errs.E("hook", errs.Invalid, "reading body: %v", err))
 		return
 	}
-	if err := forge.Verify(repo.Forge, []byte(repo.Secret), r.Header, body, forge.VerifyOptions{AllowSHA1: repo.AllowSHA1}); err != nil {
+	verify := func(repo *store.Repo) error {
+		return forge.Verify(repo.Forge, []byte(repo.Secret), r.Header, body, forge.VerifyOptions{AllowSHA1: repo.AllowSHA1})
+	}
+	err = verify(repo)
+	if err != nil && cached {
+		// The secret may have changed since it was cached: ask the store.
+		s.hookRepos.forget(id)
+		stored, serr := s.store.RepoForHook(r.Context(), id)
+		if serr != nil {
+			s.rejectHook(w, "unknown_repo", serr)
+			return
+		}
+		s.hookRepos.put(stored, time.Now())
+		repo, err = stored, verify(stored)
+	}
+	if err != nil {
 		s.rejectHook(w, "signature", err)
 		return
 	}

@@ -31,18 +31,39 @@ const maxEventAttempts = 5
 // github.event context shows. Re-runs and jobs read it back.
 type runEvent = jobrun.RunEvent
 
-// processLoop turns accepted events into runs.
+// finishEvery bounds how long a processed event waits for the rest of its
+// batch before the batch is written: runs must not wait behind git work.
+const finishEvery = 20 * time.Millisecond
+
+// processLoop turns accepted events into runs. The outcomes of a claimed
+// batch are written together (store.FinishEvents: one transaction, one
+// fsync), so the processor does not take the single SQLite writer once per
+// event while webhooks are group-committed on it.
 func (s *Server) processLoop(ctx context.Context) {
 	for {
-		// A dead replica's claims come back after this; FinishEvent is fenced,
+		// A dead replica's claims come back after this; FinishEvents is fenced,
 		// so a slow processor that loses its claim writes nothing.
 		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, max(2*s.cfg.LeaseTTL, 10*time.Second))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming events", "err", err)
 		}
+		var outs []store.EventOutcome
+		var first time.Time
 		for _, ev := range evs {
-			s.processEvent(ctx, ev)
+			o, ok := s.processEvent(ctx, ev)
+			if !ok {
+				continue
+			}
+			if len(outs) == 0 {
+				first = time.Now()
+			}
+			outs = append(outs, o)
+			if time.Since(first) >= finishEvery {
+				s.finishEvents(ctx, outs)
+				outs = outs[:0]
+			}
 		}
+		s.finishEvents(ctx, outs)
 		if len(evs) > 0 {
 			continue
 		}
@@ -55,31 +76,50 @@ func (s *Server) processLoop(ctx context.Context) {
 	}
 }
 
-func (s *Server) processEvent(ctx context.Context, sev *store.Event) {
+// processEvent plans one claimed event; false when nothing is to be
+// written (it is retried once its claim expires, or the server stops).
+func (s *Server) processEvent(ctx context.Context, sev *store.Event) (store.EventOutcome, bool) {
 	runs, err := s.plan(ctx, sev)
 	if err != nil {
 		if errs.KindOf(err) == errs.Unavailable && sev.Attempts < maxEventAttempts && ctx.Err() == nil {
 			s.log.Warn("event will be retried", "event", sev.ID, "attempt", sev.Attempts, "err", err)
-			return // the claim expires and the event is claimed again
+			return store.EventOutcome{}, false // the claim expires and the event is claimed again
 		}
 		if ctx.Err() != nil {
-			return
+			return store.EventOutcome{}, false
 		}
 		s.log.Warn("event failed", "event", sev.ID, "err", err)
-		if err := s.store.FailEvent(ctx, sev.ID, s.cfg.Replica, err.Error()); err != nil {
-			s.log.Error("failing event", "event", sev.ID, "err", err)
+		reason := err.Error()
+		if reason == "" {
+			reason = "failed"
 		}
+		return store.EventOutcome{EventID: sev.ID, Fail: reason}, true
+	}
+	return store.EventOutcome{EventID: sev.ID, Runs: runs}, true
+}
+
+// finishEvents writes processed outcomes and announces the runs made.
+func (s *Server) finishEvents(ctx context.Context, outs []store.EventOutcome) {
+	if len(outs) == 0 {
 		return
 	}
-	created, err := s.store.FinishEvent(ctx, sev.ID, s.cfg.Replica, runs)
-	if err != nil {
-		s.log.Error("writing runs", "event", sev.ID, "err", err)
-		return
+	made := false
+	for i, res := range s.store.FinishEvents(ctx, s.cfg.Replica, outs) {
+		o := outs[i]
+		if res.Err != nil {
+			if o.Fail != "" {
+				s.log.Error("failing event", "event", o.EventID, "err", res.Err)
+			} else {
+				s.log.Error("writing runs", "event", o.EventID, "err", res.Err)
+			}
+			continue
+		}
+		for _, r := range res.Runs {
+			s.log.Info("run created", "run", r.ID, "repo", r.RepoID, "workflow", r.Workflow, "event", r.Event, "status", r.Status)
+		}
+		made = made || len(res.Runs) > 0
 	}
-	for _, r := range created {
-		s.log.Info("run created", "run", r.ID, "repo", r.RepoID, "workflow", r.Workflow, "event", r.Event, "status", r.Status)
-	}
-	if len(created) > 0 {
+	if made {
 		s.wakeDispatch()
 	}
 }
@@ -127,15 +167,20 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if ev.SHA == "" {
 		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
 	}
-	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
-		s.refreshSchedules() // on: schedule is read from the default branch
-	}
-	if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
-		return nil, err
-	}
+	// The commit is usually in the mirror already: read first, fetch only
+	// when it is missing (a git process less per event).
 	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
+			return nil, err
+		}
+		files, err = s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
+		s.noteSchedules(repo, sev.ID, files) // on: schedule is read from the default branch
 	}
 	payload := ev.Body
 	if sev.Source == "webhook" {

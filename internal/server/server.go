@@ -40,7 +40,10 @@ type Server struct {
 	filters  *trigger.Cache // compiled CEL filters
 	http     *http.Client   // for commit statuses
 	jobsDir  string
-	handler  http.Handler
+	srcs     *srcCache // checked-out trees of commits, shared by their jobs
+	// hookRepos spares the webhook path a repository query per request.
+	hookRepos *hookRepos
+	handler   http.Handler
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -49,6 +52,7 @@ type Server struct {
 	eventWake, dispatchWake, statusWake chan struct{}
 	scheduleWake                        chan struct{}
 	scheduleDirty                       atomic.Bool
+	crons                               *cronState
 	jobs                                sync.WaitGroup
 	ready                               chan struct{}
 }
@@ -73,6 +77,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		jobsDir:   filepath.Join(cfg.DataDir, "jobs"),
 		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
 		scheduleWake: make(chan struct{}, 1),
+		crons:        newCronState(),
+		hookRepos:    newHookRepos(hookRepoTTL, 4096),
 		ready:        make(chan struct{}),
 		work:         logs.NewHub(),
 		closing:      make(chan struct{}),
@@ -86,6 +92,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := os.MkdirAll(s.jobsDir, 0o700); err != nil {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
 	}
+	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
+	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
 	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, 2*time.Millisecond)
 	s.metrics = newMetrics(d.Store)
 	mux := http.NewServeMux()
@@ -182,6 +190,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 			return
 		case <-time.After(every):
 		}
+		s.srcs.sweep(time.Now())
 		exp, err := s.store.Expire(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {

@@ -397,7 +397,29 @@ type Events interface {
 	// FailEvent marks an event failed (or done with a note when runs is
 	// not needed) with a reason.
 	FailEvent(ctx context.Context, eventID int64, owner, reason string) error
+	// FinishEvents ends several claimed events of owner in ONE transaction
+	// (one fsync for a processed batch): each Outcome is FinishEvent's (or
+	// FailEvent's when Fail is set), fenced per event. It returns one
+	// result per outcome, in order; an event whose claim was lost gets
+	// Conflict (NotFound when unknown) and writes nothing, without holding
+	// back the others. When the shared transaction fails, each outcome is
+	// written in its own, so one bad outcome fails alone.
+	FinishEvents(ctx context.Context, owner string, outs []EventOutcome) []FinishResult
 	GetEvent(ctx context.Context, orgID, id int64) (*Event, error)
+}
+
+// EventOutcome is how processing a claimed event ended: the runs it
+// produced, or, when Fail is set, the reason it failed.
+type EventOutcome struct {
+	EventID int64
+	Runs    []NewRun
+	Fail    string
+}
+
+// FinishResult is what FinishEvents did with one outcome.
+type FinishResult struct {
+	Runs []*Run // created (none for a failed event)
+	Err  error
 }
 
 // Runs reads and changes runs.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -57,6 +58,50 @@ type DB struct {
 	// change keys, and the lock then leaves foreign-key checks (an event
 	// or log chunk inserted for a locked row) free to proceed.
 	forUpdate string
+	// stmts are read statements prepared once on the reader pool, for the
+	// per-request hot paths (the webhook's repository lookup): modernc's
+	// driver otherwise parses the SQL again on every call.
+	stmts stmtCache
+}
+
+// stmtCache prepares a statement on first use and keeps it until Close.
+type stmtCache struct {
+	mu sync.RWMutex
+	m  map[string]*dbsql.Stmt
+}
+
+// prepared returns query prepared on the reader pool.
+func (s *DB) prepared(ctx context.Context, query string) (*dbsql.Stmt, error) {
+	c := &s.stmts
+	c.mu.RLock()
+	st, ok := c.m[query]
+	c.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*dbsql.Stmt{}
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
 }
 
 var _ store.Store = (*DB)(nil)
@@ -152,6 +197,7 @@ func (s *DB) Dialect() string { return s.dialect }
 
 // Close closes the pools.
 func (s *DB) Close() error {
+	s.stmts.close()
 	err := s.w.Close()
 	if s.r != s.w {
 		if rerr := s.r.Close(); err == nil {

@@ -72,20 +72,8 @@ func (s *DB) FinishEvent(ctx context.Context, eventID int64, owner string, runs 
 	const op = "store.FinishEvent"
 	var out []*store.Run
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-		if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
-			return err
-		}
-		for _, nr := range runs {
-			if nr.Run != nil && nr.Run.EventID == 0 {
-				nr.Run.EventID = eventID
-			}
-		}
 		var err error
-		if out, err = s.createRuns(ctx, tx, runs); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = '' WHERE id = $2`,
-			store.EventDone, eventID)
+		out, err = s.finishTx(ctx, tx, op, owner, store.EventOutcome{EventID: eventID, Runs: runs})
 		return err
 	})
 	if err != nil {
@@ -98,13 +86,96 @@ func (s *DB) FinishEvent(ctx context.Context, eventID int64, owner string, runs 
 func (s *DB) FailEvent(ctx context.Context, eventID int64, owner, reason string) error {
 	const op = "store.FailEvent"
 	return s.write(ctx, op, func(tx *dbsql.Tx) error {
-		if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = $2 WHERE id = $3`,
-			store.EventFailed, reason, eventID)
-		return err
+		return s.failTx(ctx, tx, op, eventID, owner, reason)
 	})
+}
+
+func (s *DB) failTx(ctx context.Context, tx *dbsql.Tx, op string, eventID int64, owner, reason string) error {
+	if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = $2 WHERE id = $3`,
+		store.EventFailed, reason, eventID)
+	return err
+}
+
+// FinishEvents ends a processed batch in one transaction (see
+// store.Events).
+func (s *DB) FinishEvents(ctx context.Context, owner string, outs []store.EventOutcome) []store.FinishResult {
+	const op = "store.FinishEvents"
+	res := make([]store.FinishResult, len(outs))
+	if len(outs) == 0 {
+		return res
+	}
+	// Replicas' batches lock repositories (PostgreSQL, run numbering) in
+	// one order, by repository then event, so that they never deadlock.
+	order := make([]int, len(outs))
+	for i := range order {
+		order[i] = i
+	}
+	repoOf := func(o store.EventOutcome) int64 {
+		if len(o.Runs) > 0 && o.Runs[0].Run != nil {
+			return o.Runs[0].Run.RepoID
+		}
+		return 0
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(repoOf(outs[a]), repoOf(outs[b])), cmp.Compare(outs[a].EventID, outs[b].EventID))
+	})
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		clear(res)
+		for _, i := range order {
+			runs, err := s.finishTx(ctx, tx, op, owner, outs[i])
+			if k := errs.KindOf(err); err != nil && (k == errs.Conflict || k == errs.NotFound) {
+				res[i].Err = err // fenced: nothing of it was written
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			res[i].Runs = runs
+		}
+		return nil
+	})
+	if err == nil || len(outs) == 1 {
+		if err != nil {
+			res[0] = store.FinishResult{Err: err}
+		}
+		return res
+	}
+	// One outcome (or the database) failed the shared transaction: write
+	// each alone so that the others are not held back by it.
+	for i, o := range outs {
+		if o.Fail != "" {
+			res[i] = store.FinishResult{Err: s.FailEvent(ctx, o.EventID, owner, o.Fail)}
+		} else {
+			runs, err := s.FinishEvent(ctx, o.EventID, owner, o.Runs)
+			res[i] = store.FinishResult{Runs: runs, Err: err}
+		}
+	}
+	return res
+}
+
+// finishTx writes one outcome inside tx, provided owner holds the claim.
+func (s *DB) finishTx(ctx context.Context, tx *dbsql.Tx, op, owner string, o store.EventOutcome) ([]*store.Run, error) {
+	if o.Fail != "" {
+		return nil, s.failTx(ctx, tx, op, o.EventID, owner, o.Fail)
+	}
+	if err := s.holdEvent(ctx, tx, op, o.EventID, owner); err != nil {
+		return nil, err
+	}
+	for _, nr := range o.Runs {
+		if nr.Run != nil && nr.Run.EventID == 0 {
+			nr.Run.EventID = o.EventID
+		}
+	}
+	out, err := s.createRuns(ctx, tx, o.Runs)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = '' WHERE id = $2`,
+		store.EventDone, o.EventID)
+	return out, err
 }
 
 // GetEvent returns an event of the organisation.

@@ -160,7 +160,11 @@ func (s *DB) CreateRepo(ctx context.Context, r *store.Repo) error {
 
 // GetRepo returns a repository of the organisation.
 func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) {
-	r, err := scanRepo(s.r.QueryRowContext(ctx, `SELECT `+repoCols+` FROM repos WHERE id = $1 AND org_id = $2`, id, orgID))
+	st, err := s.prepared(ctx, `SELECT `+repoCols+` FROM repos WHERE id = $1 AND org_id = $2`)
+	if err != nil {
+		return nil, mapErr("store.GetRepo", err)
+	}
+	r, err := scanRepo(st.QueryRowContext(ctx, id, orgID))
 	if err != nil {
 		return nil, notFound("store.GetRepo", err, "no repository %d", id)
 	}
@@ -170,7 +174,11 @@ func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) 
 // RepoForHook returns a repository by id in any organisation: the webhook
 // signature check that follows is what authenticates the caller.
 func (s *DB) RepoForHook(ctx context.Context, id int64) (*store.Repo, error) {
-	r, err := scanRepo(s.r.QueryRowContext(ctx, `SELECT `+repoCols+` FROM repos WHERE id = $1`, id))
+	st, err := s.prepared(ctx, `SELECT `+repoCols+` FROM repos WHERE id = $1`)
+	if err != nil {
+		return nil, mapErr("store.RepoForHook", err)
+	}
+	r, err := scanRepo(st.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, notFound("store.RepoForHook", err, "no repository %d", id)
 	}

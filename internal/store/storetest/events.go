@@ -18,6 +18,8 @@ var eventTests = []test{
 	{"AcceptConcurrent", testAcceptConcurrent},
 	{"ClaimEvents", testClaimEvents},
 	{"FinishEventFencing", testFinishEventFencing},
+	{"FinishEvents", testFinishEvents},
+	{"FinishEventsConcurrent", testFinishEventsConcurrent},
 	{"FireCron", testFireCron},
 }
 
@@ -328,5 +330,141 @@ func testFireCron(t *testing.T, e *env) {
 	}
 	if evs := e.claimAll("x"); len(evs) != 3 {
 		t.Errorf("FireCron stored %d events, want 3", len(evs))
+	}
+}
+
+// testFinishEvents: a processed batch is written in one call; each outcome
+// is fenced on its own, and a bad outcome fails alone.
+func testFinishEvents(t *testing.T, e *env) {
+	if res := e.s.FinishEvents(e.ctx, "a", nil); len(res) != 0 {
+		t.Fatalf("FinishEvents(nil) = %v", res)
+	}
+	var ids []int64
+	for i := range 6 {
+		ev := event(e.repo, name(i), name(i))
+		e.accept(ev)
+		ids = append(ids, ev.ID)
+	}
+	if a, err := e.s.ClaimEvents(e.ctx, "a", 5, time.Minute); err != nil || len(a) != 5 {
+		t.Fatalf("ClaimEvents(a) = %v, %v", eventIDs(a), err)
+	}
+	if b, err := e.s.ClaimEvents(e.ctx, "b", 1, time.Minute); err != nil || len(b) != 1 || b[0].ID != ids[5] {
+		t.Fatalf("ClaimEvents(b) = %v, %v", eventIDs(b), err)
+	}
+	ci := func(n string) []store.NewRun {
+		return []store.NewRun{{Run: &store.Run{RepoID: e.repo.ID, Name: n}, Jobs: []*store.Job{job("a")}}}
+	}
+	// Out of id order on purpose: results come back in the order given.
+	outs := []store.EventOutcome{
+		{EventID: ids[1], Fail: "no such commit"},
+		{EventID: ids[0], Runs: ci("first")},
+		{EventID: ids[5], Runs: ci("not mine")},
+		{EventID: ids[5] + 100},
+		{EventID: ids[2], Runs: ci("second")},
+	}
+	res := e.s.FinishEvents(e.ctx, "a", outs)
+	if len(res) != len(outs) {
+		t.Fatalf("FinishEvents answered %d of %d", len(res), len(outs))
+	}
+	for _, i := range []int{0, 1, 4} {
+		e.must(res[i].Err)
+	}
+	wantKind(t, res[2].Err, errs.Conflict, "FinishEvents of another owner's claim")
+	wantKind(t, res[3].Err, errs.NotFound, "FinishEvents of an unknown event")
+	if len(res[0].Runs) != 0 || len(res[1].Runs) != 1 || res[1].Runs[0].EventID != ids[0] || len(res[4].Runs) != 1 ||
+		res[4].Runs[0].EventID != ids[2] || res[1].Runs[0].Number >= res[4].Runs[0].Number {
+		t.Fatalf("FinishEvents runs: %+v", res)
+	}
+	want := map[int64]string{ids[0]: store.EventDone, ids[1]: store.EventFailed, ids[2]: store.EventDone,
+		ids[3]: store.EventProcessing, ids[4]: store.EventProcessing, ids[5]: store.EventProcessing}
+	for id, st := range want {
+		got, err := e.s.GetEvent(e.ctx, e.org.ID, id)
+		e.must(err)
+		if got.State != st {
+			t.Errorf("event %d is %s, want %s", id, got.State, st)
+		}
+		if id == ids[1] && got.Error != "no such commit" {
+			t.Errorf("failed event's error %q", got.Error)
+		}
+	}
+	if runs, _ := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{}); len(runs) != 2 {
+		t.Fatalf("FinishEvents wrote %d runs, want 2", len(runs))
+	}
+	// A bad outcome (a run without a repository) fails the shared
+	// transaction; the others are then written one by one.
+	res = e.s.FinishEvents(e.ctx, "a", []store.EventOutcome{
+		{EventID: ids[3], Runs: []store.NewRun{{Run: &store.Run{Name: "broken"}}}},
+		{EventID: ids[5], Runs: ci("b's")},
+		{EventID: ids[4], Runs: ci("third")},
+	})
+	wantKind(t, res[0].Err, errs.Invalid, "FinishEvents of a run without a repository")
+	wantKind(t, res[1].Err, errs.Conflict, "FinishEvents of another owner's claim")
+	e.must(res[2].Err)
+	if len(res[2].Runs) != 1 || res[2].Runs[0].EventID != ids[4] {
+		t.Fatalf("FinishEvents runs after a bad outcome: %+v", res[2])
+	}
+	res = e.s.FinishEvents(e.ctx, "b", []store.EventOutcome{{EventID: ids[5], Runs: ci("b's")}, {EventID: ids[3]}})
+	e.must(res[0].Err)
+	wantKind(t, res[1].Err, errs.Conflict, "FinishEvents of another owner's claim")
+	if got, _ := e.s.GetEvent(e.ctx, e.org.ID, ids[3]); got.State != store.EventProcessing {
+		t.Errorf("event of the failed outcome is %s", got.State)
+	}
+	if runs, _ := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{}); len(runs) != 4 {
+		t.Fatalf("%d runs, want 4", len(runs))
+	}
+	// The claim is gone once finished: finishing again is a Conflict.
+	wantKind(t, e.s.FinishEvents(e.ctx, "a", []store.EventOutcome{{EventID: ids[0]}})[0].Err, errs.Conflict, "FinishEvents twice")
+}
+
+// testFinishEventsConcurrent: replicas finishing batches over the same
+// repositories at once all succeed, and run numbers stay unique.
+func testFinishEventsConcurrent(t *testing.T, e *env) {
+	repos := []*store.Repo{e.repo, e.newRepo(e.org.ID, "acme/second")}
+	const perOwner = 12
+	for i := range 2 * perOwner {
+		e.accept(event(repos[i%2], name(i), name(i)))
+	}
+	batches := map[string][]*store.Event{}
+	for _, owner := range []string{"a", "b"} {
+		evs, err := e.s.ClaimEvents(e.ctx, owner, perOwner, time.Minute)
+		e.must(err)
+		if len(evs) != perOwner {
+			t.Fatalf("%s claimed %d events", owner, len(evs))
+		}
+		batches[owner] = evs
+	}
+	var wg sync.WaitGroup
+	for owner, evs := range batches {
+		wg.Go(func() {
+			outs := make([]store.EventOutcome, len(evs))
+			for i, ev := range evs {
+				// Opposite orders of repositories in the two batches.
+				k := i
+				if owner == "b" {
+					k = len(evs) - 1 - i
+				}
+				ev = evs[k]
+				outs[i] = store.EventOutcome{EventID: ev.ID, Runs: []store.NewRun{{Run: &store.Run{RepoID: ev.RepoID, Name: "ci"}, Jobs: []*store.Job{job("a")}}}}
+			}
+			for i, res := range e.s.FinishEvents(e.ctx, owner, outs) {
+				if res.Err != nil || len(res.Runs) != 1 {
+					t.Errorf("%s: outcome %d: %v %v", owner, i, res.Runs, res.Err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	runs, err := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{Limit: 100})
+	e.must(err)
+	seen := map[string]bool{}
+	for _, r := range runs {
+		k := fmt.Sprintf("%d/%d", r.RepoID, r.Number)
+		if seen[k] {
+			t.Errorf("run number %s twice", k)
+		}
+		seen[k] = true
+	}
+	if len(runs) != 2*perOwner {
+		t.Errorf("%d runs, want %d", len(runs), 2*perOwner)
 	}
 }
