@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/forge"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
+	"github.com/conveyor-ci/conveyor/internal/lint"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -79,7 +81,7 @@ func (s *Server) processLoop(ctx context.Context) {
 // processEvent plans one claimed event; false when nothing is to be
 // written (it is retried once its claim expires, or the server stops).
 func (s *Server) processEvent(ctx context.Context, sev *store.Event) (store.EventOutcome, bool) {
-	runs, err := s.plan(ctx, sev)
+	runs, err := s.planSafe(ctx, sev)
 	if err != nil {
 		if errs.KindOf(err) == errs.Unavailable && sev.Attempts < maxEventAttempts && ctx.Err() == nil {
 			s.log.Warn("event will be retried", "event", sev.ID, "attempt", sev.Attempts, "err", err)
@@ -96,6 +98,19 @@ func (s *Server) processEvent(ctx context.Context, sev *store.Event) (store.Even
 		return store.EventOutcome{EventID: sev.ID, Fail: reason}, true
 	}
 	return store.EventOutcome{EventID: sev.ID, Runs: runs}, true
+}
+
+// planSafe is plan with a panic turned into the event's failure: an event
+// that finds a bug (a workflow file no test had) must fail alone, not
+// crash the server and, claimed again after every restart, keep it down.
+func (s *Server) planSafe(ctx context.Context, sev *store.Event) (runs []store.NewRun, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("internal error planning an event; the event fails", "event", sev.ID, "panic", r, "stack", string(debug.Stack()))
+			runs, err = nil, errs.E("event", errs.Other, "internal error in Conveyor (please report it): %v", r)
+		}
+	}()
+	return s.plan(ctx, sev)
 }
 
 // finishEvents writes processed outcomes and announces the runs made.
@@ -213,7 +228,9 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 
 // planFile plans one workflow file for the event; nil when it does not run.
 func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, name string, data, evJSON []byte) (*store.NewRun, error) {
-	wf, probs := workflow.Parse(data, name)
+	// Parse and lint, as conveyor run and lint do: a file GitHub would
+	// refuse fails its run with file:line:col instead of failing a step.
+	wf, probs := lint.Bytes(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
 		Event: ev.Name, Ref: ev.Ref, SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,

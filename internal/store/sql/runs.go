@@ -49,6 +49,9 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		if r.OrgID != 0 && r.OrgID != org {
 			return nil, errs.E(op, errs.Invalid, "run of repository %d names another organisation", r.RepoID)
 		}
+		// A run that failed before it could start (an invalid workflow file)
+		// comes without jobs and is recorded as failed.
+		failedAtStart := r.Status == store.StatusFailure && len(nr.Jobs) == 0
 		row := *r
 		row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
 		row.Status = store.StatusQueued
@@ -88,7 +91,18 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		if err := s.addStatus(ctx, tx, &row, "pending", desc, t); err != nil {
 			return nil, err
 		}
-		if row.Status != store.StatusBlocked {
+		switch {
+		case failedAtStart:
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1, finished = $2 WHERE id = $3`,
+				store.StatusFailure, us(t), row.ID); err != nil {
+				return nil, err
+			}
+			row.Status = store.StatusFailure
+			state, desc := commitState(&row)
+			if err := s.addStatus(ctx, tx, &row, state, desc, t); err != nil {
+				return nil, err
+			}
+		case row.Status != store.StatusBlocked:
 			// Re-runs may reuse every job; a run without jobs is done.
 			if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
 				return nil, err

@@ -18,6 +18,7 @@ var eventTests = []test{
 	{"AcceptConcurrent", testAcceptConcurrent},
 	{"ClaimEvents", testClaimEvents},
 	{"FinishEventFencing", testFinishEventFencing},
+	{"RunFailedAtStart", testRunFailedAtStart},
 	{"FinishEvents", testFinishEvents},
 	{"FinishEventsConcurrent", testFinishEventsConcurrent},
 	{"FireCron", testFireCron},
@@ -466,5 +467,31 @@ func testFinishEventsConcurrent(t *testing.T, e *env) {
 	}
 	if len(runs) != 2*perOwner {
 		t.Errorf("%d runs, want %d", len(runs), 2*perOwner)
+	}
+}
+
+// A run that failed before it started (an invalid workflow file: no jobs,
+// status failure, a reason) is stored failed and finished, and its commit
+// status says failure after the pending one.
+func testRunFailedAtStart(t *testing.T, e *env) {
+	r := e.newRun(e.repo, func(r *store.Run) { r.Status = store.StatusFailure; r.Error = "invalid workflow file: x.yml:3:4: nope" })
+	got := e.getRun(r.ID)
+	if got.Status != store.StatusFailure || got.Finished.IsZero() || got.Error != r.Error {
+		t.Fatalf("run %+v", got)
+	}
+	reps, err := e.s.ClaimStatuses(e.ctx, time.Now().Add(time.Hour), 100, time.Minute)
+	e.must(err)
+	var states []string
+	for _, rep := range reps {
+		if rep.RunID == r.ID {
+			states = append(states, rep.State)
+		}
+	}
+	if len(states) == 0 || states[len(states)-1] != "failure" {
+		t.Errorf("commit statuses %v, want pending then failure", states)
+	}
+	// A run without jobs that did not fail is simply done.
+	if ok := e.getRun(e.newRun(e.repo, nil).ID); ok.Status != store.StatusSuccess {
+		t.Errorf("empty run: %s", ok.Status)
 	}
 }
