@@ -45,6 +45,7 @@ func (s *Server) processLoop(ctx context.Context) {
 	for {
 		// A dead replica's claims come back after this; FinishEvents is fenced,
 		// so a slow processor that loses its claim writes nothing.
+		s.yieldToIntake(ctx)
 		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, max(2*s.cfg.LeaseTTL, 10*time.Second))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming events", "err", err)
@@ -77,6 +78,23 @@ func (s *Server) processLoop(ctx context.Context) {
 		}
 	}
 }
+
+// yieldToIntake lets waiting webhooks have the database's single writer
+// first, for a while at most: accepting (durably, before the 2xx) is what
+// a forge waits on; processing is asynchronous and catches up.
+func (s *Server) yieldToIntake(ctx context.Context) {
+	deadline := time.Now().Add(intakeYield)
+	for s.intake.Waiting() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// intakeYield bounds how long processing waits for webhook intake.
+const intakeYield = 20 * time.Millisecond
 
 // processEvent plans one claimed event; false when nothing is to be
 // written (it is retried once its claim expires, or the server stops).
@@ -118,6 +136,7 @@ func (s *Server) finishEvents(ctx context.Context, outs []store.EventOutcome) {
 	if len(outs) == 0 {
 		return
 	}
+	s.yieldToIntake(ctx)
 	made := false
 	for i, res := range s.store.FinishEvents(ctx, s.cfg.Replica, outs) {
 		o := outs[i]

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -23,6 +24,8 @@ type AcceptBatcher struct {
 	closed bool
 	done   chan struct{}
 	cancel context.CancelFunc
+	// waiting counts Accept calls not answered yet (see Waiting).
+	waiting atomic.Int64
 }
 
 type acceptReq struct {
@@ -66,6 +69,8 @@ func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Acce
 		return store.Accepted{}, errs.E(op, errs.Invalid, "nil event")
 	}
 	r := acceptReq{ev: ev, out: make(chan acceptResult, 1)}
+	b.waiting.Add(1)
+	defer b.waiting.Add(-1)
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -85,6 +90,10 @@ func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Acce
 		return store.Accepted{}, errs.Wrap(op, errs.Canceled, ctx.Err())
 	}
 }
+
+// Waiting is how many Accept calls wait for their batch to be written;
+// other writers of the database can yield to them.
+func (b *AcceptBatcher) Waiting() int { return int(b.waiting.Load()) }
 
 // Close writes the events already queued, then stops the batcher.
 func (b *AcceptBatcher) Close() error {

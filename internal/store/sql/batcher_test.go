@@ -164,3 +164,51 @@ func (c *countingEvents) Accept(ctx context.Context, evs []*store.Event) ([]stor
 	c.calls.Add(1)
 	return c.Events.Accept(ctx, evs)
 }
+
+// gatedEvents blocks Accept until release is closed.
+type gatedEvents struct {
+	store.Events
+	release chan struct{}
+}
+
+func (g *gatedEvents) Accept(ctx context.Context, evs []*store.Event) ([]store.Accepted, error) {
+	<-g.release
+	return g.Events.Accept(ctx, evs)
+}
+
+// Waiting counts the Accept calls whose batch is not written yet (other
+// writers yield to them), and is 0 again once they are answered.
+func TestAcceptBatcherWaiting(t *testing.T) {
+	s, _ := openTestSQLite(t, Options{})
+	ctx := t.Context()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(t, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(t, s.CreateRepo(ctx, repo))
+	g := &gatedEvents{Events: s, release: make(chan struct{})}
+	b := NewAcceptBatcher(g, 64, time.Millisecond)
+	defer b.Close()
+	if n := b.Waiting(); n != 0 {
+		t.Fatalf("idle batcher: %d waiting", n)
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if _, err := b.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: fmt.Sprint("w-", i), Body: []byte{byte(i)}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Waiting() != 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := b.Waiting(); n != 3 {
+		t.Fatalf("%d waiting, want 3", n)
+	}
+	close(g.release)
+	wg.Wait()
+	if n := b.Waiting(); n != 0 {
+		t.Errorf("%d waiting after every Accept returned", n)
+	}
+}
