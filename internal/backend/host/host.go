@@ -40,12 +40,16 @@ type ContainerEngine interface {
 // Backend runs jobs on the host.
 type Backend struct {
 	opts Options
+	// warm holds an out-of-process runner started ahead of the next job
+	// (Options.Runner), so a job's start does not wait for an exec and a
+	// handshake. It dies with this process like any runner.
+	warm chan *runnerProc
 }
 
 var _ backend.Backend = (*Backend)(nil)
 
 // New returns a host backend.
-func New(opts Options) *Backend { return &Backend{opts: opts} }
+func New(opts Options) *Backend { return &Backend{opts: opts, warm: make(chan *runnerProc, 1)} }
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "host" }
@@ -64,9 +68,19 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 	}
 	s := &Sandbox{dir: job.JobDir, served: make(chan struct{})}
 	if len(b.opts.Runner) > 0 {
-		if err := s.startRunner(ctx, b.opts.Runner); err != nil {
-			return nil, err
+		p := b.takeWarm()
+		if p == nil {
+			var err error
+			if p, err = startRunner(ctx, b.opts.Runner); err != nil {
+				return nil, err
+			}
 		}
+		go b.prewarm()
+		s.client, s.stop = p.client, p.stop
+		go func() {
+			<-p.waited
+			close(s.served)
+		}()
 		return b.wrap(s), nil
 	}
 	// Steps go through the step runner's process handling in-process
@@ -88,53 +102,91 @@ func (b *Backend) wrap(s *Sandbox) backend.Sandbox {
 	return s
 }
 
+// runnerProc is a started out-of-process runner, connected.
+type runnerProc struct {
+	client *runner.Client
+	stop   func()        // closes its input: it kills what is left and exits
+	waited chan struct{} // closed when it has exited
+}
+
+// takeWarm returns the runner started ahead, if one is there and alive.
+func (b *Backend) takeWarm() *runnerProc {
+	select {
+	case p := <-b.warm:
+		select {
+		case <-p.waited: // died meanwhile
+			return nil
+		default:
+			return p
+		}
+	default:
+		return nil
+	}
+}
+
+// prewarm starts a runner for the next job unless one is waiting.
+func (b *Backend) prewarm() {
+	if len(b.warm) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := startRunner(ctx, b.opts.Runner)
+	if err != nil {
+		return // the next job starts its own, and says why if it cannot
+	}
+	select {
+	case b.warm <- p:
+	default:
+		p.stop() // another was put there meanwhile
+	}
+}
+
 // startRunner starts the out-of-process step runner and connects to it.
-func (s *Sandbox) startRunner(ctx context.Context, argv []string) error {
+// Steps name their directory; the runner's own is the system's temporary
+// one, as it may be started before its job is known.
+func startRunner(ctx context.Context, argv []string) (*runnerProc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = s.dir
+	cmd.Dir = os.TempDir()
 	// Its own process group: a terminal's Ctrl-C reaches this process,
 	// which cancels steps through the protocol; the runner only dies when
 	// its input closes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return errs.Wrap("host: setup", errs.Unavailable, err)
+		return nil, errs.Wrap("host: setup", errs.Unavailable, err)
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return errs.Wrap("host: setup", errs.Unavailable, err)
+		return nil, errs.Wrap("host: setup", errs.Unavailable, err)
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return errs.E("host: setup", errs.Unavailable, "starting the step runner %v: %v", argv, err)
+		return nil, errs.E("host: setup", errs.Unavailable, "starting the step runner %v: %v", argv, err)
 	}
-	waited := make(chan struct{})
+	p := &runnerProc{waited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		close(waited)
+		close(p.waited)
 	}()
-	s.stop = func() {
+	p.stop = func() {
 		in.Close() // the runner kills what is left and exits
 		select {
-		case <-waited:
+		case <-p.waited:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-waited
+			<-p.waited
 		}
 	}
-	go func() {
-		<-waited
-		close(s.served)
-	}()
 	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer hcancel()
 	c, err := runner.NewClient(hctx, out, in, in)
 	if err != nil {
-		s.stop()
-		return err
+		p.stop()
+		return nil, err
 	}
-	s.client = c
-	return nil
+	p.client = c
+	return p, nil
 }
 
 // Sandbox is one host job.
@@ -161,6 +213,9 @@ func (s *Sandbox) Describe() string { return "host processes in " + s.dir }
 // Exec implements backend.Sandbox.
 func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
 	req := &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}
+	if req.Dir == "" {
+		req.Dir = s.dir
+	}
 	var code int
 	var err error
 	if s.local != nil {

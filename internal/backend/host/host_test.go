@@ -129,3 +129,73 @@ func TestOutOfProcessRunner(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Jobs after the first get a runner started ahead (warm): steps run in
+// their own job's folder, each job has its own runner, and a warm runner
+// that died meanwhile is not handed out.
+func TestWarmRunner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bin, _, err := testimage.Conveyor(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(Options{Runner: []string{bin, "entrypoint"}})
+	job := func(name string) (backend.Sandbox, string) {
+		dir := t.TempDir()
+		sb, err := b.Setup(ctx, &backend.JobSpec{ID: name, Name: name, JobDir: dir}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sb, dir
+	}
+	waitWarm := func() *runnerProc {
+		t.Helper()
+		for {
+			select {
+			case p := <-b.warm:
+				return p
+			case <-ctx.Done():
+				t.Fatal("no runner was started ahead")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	first, dir1 := job("one")
+	w := waitWarm() // the one started for the next job
+	b.warm <- w
+	second, dir2 := job("two")
+	if got := second.(*Sandbox).client; got != w.client {
+		t.Error("the second job did not get the warm runner")
+	}
+	for _, c := range []struct {
+		sb  backend.Sandbox
+		dir string
+	}{{first, dir1}, {second, dir2}} {
+		out, code := backendtest.Exec(t, c.sb, &backend.Process{Argv: []string{"sh", "-c", "pwd; echo $PPID"}})
+		if lines := strings.Fields(out); code != 0 || len(lines) != 2 || lines[0] != c.dir {
+			t.Errorf("step in %s: %q (code %d)", c.dir, out, code)
+		}
+	}
+	// Each job's runner is its own: ending the first leaves the second working.
+	if err := first.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := backendtest.Exec(t, second, &backend.Process{Argv: []string{"true"}}); code != 0 {
+		t.Errorf("second job after the first's teardown: code %d", code)
+	}
+	if err := second.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead := waitWarm()
+	dead.stop()
+	b.warm <- dead
+	third, dir3 := job("three")
+	if third.(*Sandbox).client == dead.client {
+		t.Fatal("a dead warm runner was handed out")
+	}
+	if out, code := backendtest.Exec(t, third, &backend.Process{Argv: []string{"pwd"}}); code != 0 || strings.TrimSpace(out) != dir3 {
+		t.Errorf("third job: %q (code %d)", out, code)
+	}
+	_ = third.Teardown(ctx)
+}
