@@ -138,15 +138,17 @@ func newJobSync(b *Backend, id, hostDir, ctrDir string) *jobSync {
 	return &jobSync{b: b, id: id, hostDir: hostDir, ctrDir: ctrDir, seen: map[string]stamp{}}
 }
 
-// push copies the host's new and changed files into the container, as a
-// tar streamed to the engine (a fresh checkout may be large).
-func (j *jobSync) push(ctx context.Context) error {
-	const op = "docker: copy the job folder in"
-	type entry struct {
-		name, link string
-		fi         fs.FileInfo
-	}
-	var changed []entry
+// syncEntry is a file of the host folder that push sends.
+type syncEntry struct {
+	name, link string
+	fi         fs.FileInfo
+}
+
+// scan stamps the host folder as it is (regular files, directories and
+// symbolic links; sockets, fifos and devices are not synced) and returns
+// the entries whose stamp differs from the last one seen.
+func (j *jobSync) scan() (map[string]stamp, []syncEntry, error) {
+	var changed []syncEntry
 	next := map[string]stamp{}
 	err := filepath.WalkDir(j.hostDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -173,10 +175,18 @@ func (j *jobSync) push(ctx context.Context) error {
 		st := stampOf(fi, link)
 		next[name] = st
 		if old, ok := j.seen[name]; !ok || !sameStamp(old, st, fi.IsDir()) {
-			changed = append(changed, entry{name: name, link: link, fi: fi})
+			changed = append(changed, syncEntry{name: name, link: link, fi: fi})
 		}
 		return nil
 	})
+	return next, changed, err
+}
+
+// push copies the host's new and changed files into the container, as a
+// tar streamed to the engine (a fresh checkout may be large).
+func (j *jobSync) push(ctx context.Context) error {
+	const op = "docker: copy the job folder in"
+	next, changed, err := j.scan()
 	if err != nil {
 		return errs.Wrap(op, errs.Unavailable, err)
 	}
@@ -403,28 +413,7 @@ func mkParent(root *os.Root, name string) error {
 
 // restamp records the host folder as it is.
 func (j *jobSync) restamp() error {
-	next := map[string]stamp{}
-	err := filepath.WalkDir(j.hostDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(j.hostDir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		next[filepath.ToSlash(rel)] = stampOf(fi, link)
-		return nil
-	})
+	next, _, err := j.scan()
 	if err != nil {
 		return errs.Wrap("docker: job folder", errs.Other, err)
 	}
