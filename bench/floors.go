@@ -103,28 +103,10 @@ func (h *harness) rawExec(cmd ...string) time.Duration {
 // rawRun is `docker run --rm IMAGE true` through the API: create, start,
 // wait, remove.
 func (h *harness) rawRun() time.Duration {
-	cli := h.dockerClient()
+	h.dockerClient() // made (and pinged) before the clock starts
 	t0 := time.Now()
-	created, err := cli.ContainerCreate(h.ctx, &container.Config{
-		Image: h.image, Cmd: []string{"true"}, Labels: map[string]string{"conveyor.bench": "1"},
-	}, &container.HostConfig{}, nil, nil, "")
-	if err != nil {
-		h.fail("create: %v", err)
-	}
-	waitc, errc := cli.ContainerWait(h.ctx, created.ID, container.WaitConditionNextExit)
-	if err := cli.ContainerStart(h.ctx, created.ID, container.StartOptions{}); err != nil {
-		h.fail("start: %v", err)
-	}
-	select {
-	case w := <-waitc:
-		if w.StatusCode != 0 {
-			h.fail("docker run true: exit code %d", w.StatusCode)
-		}
-	case err := <-errc:
-		h.fail("wait: %v", err)
-	}
-	if err := cli.ContainerRemove(h.ctx, created.ID, container.RemoveOptions{}); err != nil {
-		h.fail("remove: %v", err)
+	if code := h.dockerRun("true"); code != 0 {
+		h.fail("docker run true: exit code %d", code)
 	}
 	return time.Since(t0)
 }
@@ -133,35 +115,45 @@ func (h *harness) rawRun() time.Duration {
 // (create, start, wait, remove each), to the last one's removal: what the
 // engine alone makes of n containers at once on this machine.
 func (h *harness) rawRunN(n int, script string) time.Duration {
-	cli := h.dockerClient()
+	h.dockerClient() // made (and pinged) before the clock starts
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			created, err := cli.ContainerCreate(h.ctx, &container.Config{
-				Image: h.image, Cmd: []string{"sh", "-c", script}, Labels: map[string]string{"conveyor.bench": "1"},
-			}, &container.HostConfig{}, nil, nil, "")
-			if err != nil {
-				h.fail("create: %v", err)
-			}
-			waitc, errc := cli.ContainerWait(h.ctx, created.ID, container.WaitConditionNextExit)
-			if err := cli.ContainerStart(h.ctx, created.ID, container.StartOptions{}); err != nil {
-				h.fail("start: %v", err)
-			}
-			select {
-			case <-waitc:
-			case err := <-errc:
-				h.fail("wait: %v", err)
-			}
-			if err := cli.ContainerRemove(h.ctx, created.ID, container.RemoveOptions{}); err != nil {
-				h.fail("remove: %v", err)
-			}
+			h.dockerRun("sh", "-c", script)
 		}()
 	}
 	wg.Wait()
 	return time.Since(t0)
+}
+
+// dockerRun creates, starts, waits for and removes one container of the
+// bench image running cmd, and returns its exit code.
+func (h *harness) dockerRun(cmd ...string) int64 {
+	cli := h.dockerClient()
+	created, err := cli.ContainerCreate(h.ctx, &container.Config{
+		Image: h.image, Cmd: cmd, Labels: map[string]string{"conveyor.bench": "1"},
+	}, &container.HostConfig{}, nil, nil, "")
+	if err != nil {
+		h.fail("create: %v", err)
+	}
+	waitc, errc := cli.ContainerWait(h.ctx, created.ID, container.WaitConditionNextExit)
+	if err := cli.ContainerStart(h.ctx, created.ID, container.StartOptions{}); err != nil {
+		h.fail("start: %v", err)
+	}
+	var code int64
+	select {
+	case w := <-waitc:
+		code = w.StatusCode
+	case err := <-errc:
+		h.fail("wait: %v", err)
+	}
+	if err := cli.ContainerRemove(h.ctx, created.ID, container.RemoveOptions{}); err != nil {
+		h.fail("remove: %v", err)
+	}
+	return code
 }
 
 // rawHost is a fork/exec of sh -c SCRIPT with its output drained through a
