@@ -14,6 +14,19 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
+// buildRunner builds the static conveyor binary the docker backend mounts
+// into job containers as their step runner.
+func buildRunner(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "conveyor")
+	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the step runner: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // On the docker backend the steps write in the container; upload and
 // download work on the host side of the shared job directory, and
 // absolute paths as the container sees them (github.workspace,
@@ -21,12 +34,7 @@ import (
 func TestArtifactsDocker(t *testing.T) {
 	image := testenv.Image(t)
 	testenv.DockerAvailable(t)
-	bin := filepath.Join(t.TempDir(), "conveyor")
-	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the step runner: %v\n%s", err, out)
-	}
+	bin := buildRunner(t)
 	// Remote: the same engine, but the runner and the job folder are
 	// copied in and out instead of bind-mounted.
 	for _, eng := range []docker.Engine{docker.EngineLocal, docker.EngineRemote} {
@@ -95,12 +103,7 @@ jobs:
 func TestDefaultShellDocker(t *testing.T) {
 	debian, busybox := testenv.Image(t), testenv.BusyboxImage(t)
 	testenv.DockerAvailable(t)
-	bin := filepath.Join(t.TempDir(), "conveyor")
-	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the step runner: %v\n%s", err, out)
-	}
+	bin := buildRunner(t)
 	d, err := docker.New(docker.Options{RunnerBinary: bin})
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package exec
 
 import (
 	"context"
-	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +17,7 @@ import (
 func TestNodeActionDocker(t *testing.T) {
 	image := testenv.Image(t) // Debian with nodejs
 	testenv.DockerAvailable(t)
-	bin := filepath.Join(t.TempDir(), "conveyor")
-	build := osexec.Command("go", "build", "-o", bin, "github.com/conveyor-ci/conveyor/cmd/conveyor")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the step runner: %v\n%s", err, out)
-	}
+	bin := buildRunner(t)
 	d, err := docker.New(docker.Options{RunnerBinary: bin})
 	if err != nil {
 		t.Fatal(err)

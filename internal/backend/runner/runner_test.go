@@ -62,22 +62,25 @@ func run(t *testing.T, c runs, req *Request) (string, int, error) {
 	return b.String(), code, err
 }
 
-func TestRunBasics(t *testing.T) {
-	c, _ := pair(t)
-	if c.Hello().Protocol != Protocol || c.Hello().PID != os.Getpid() {
-		t.Errorf("hello = %+v", c.Hello())
-	}
+// runCase is a request and what running it must give.
+type runCase struct {
+	name string
+	req  Request
+	out  string
+	code int
+}
+
+// basicCases are what every way of running a step must do alike (through
+// Serve and a Client, or Local): exit codes, signals, env, directory,
+// PATH, merged output.
+func basicCases(t *testing.T) []runCase {
+	t.Helper()
 	dir := t.TempDir()
 	bin := t.TempDir()
-	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool\n"), 0o755); err != nil {
+	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		req  Request
-		out  string
-		code int
-	}{
+	return []runCase{
 		{"echo", Request{Argv: []string{"echo", "hi"}}, "hi\n", 0},
 		{"exit code", Request{Argv: []string{"sh", "-c", "exit 3"}}, "", 3},
 		{"signal", Request{Argv: []string{"sh", "-c", "kill -9 $$"}}, "", 137},
@@ -86,7 +89,14 @@ func TestRunBasics(t *testing.T) {
 		{"path prepend", Request{Argv: []string{"mytool"}, PathPrepend: []string{bin}}, "tool\n", 0},
 		{"merged order", Request{Argv: []string{"sh", "-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"}}, "1\n2\n3\n4\n", 0},
 	}
-	for _, tt := range tests {
+}
+
+func TestRunBasics(t *testing.T) {
+	c, _ := pair(t)
+	if c.Hello().Protocol != Protocol || c.Hello().PID != os.Getpid() {
+		t.Errorf("hello = %+v", c.Hello())
+	}
+	for _, tt := range basicCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			out, code, err := run(t, c, &tt.req)
 			if err != nil || code != tt.code || out != tt.out {
@@ -425,24 +435,11 @@ func TestLocal(t *testing.T) {
 	if err := os.WriteFile(bin+"/mytool", []byte("#!/bin/sh\necho tool \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for _, tt := range []struct {
-		name string
-		req  Request
-		out  string
-		code int
-	}{
-		{"echo", Request{Argv: []string{"echo", "hi"}}, "hi\n", 0},
-		{"exit code", Request{Argv: []string{"sh", "-c", "exit 3"}}, "", 3},
-		{"signal", Request{Argv: []string{"sh", "-c", "kill -9 $$"}}, "", 137},
-		{"env", Request{Argv: []string{"sh", "-c", "echo $FOO"}, Env: map[string]string{"FOO": "bar baz"}}, "bar baz\n", 0},
-		{"dir", Request{Argv: []string{"pwd"}, Dir: dir}, dir + "\n", 0},
-		{"path prepend", Request{Argv: []string{"mytool"}, PathPrepend: []string{bin}}, "tool\n", 0},
-		{"merged order", Request{Argv: []string{"sh", "-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"}}, "1\n2\n3\n4\n", 0},
+	for _, tt := range append(basicCases(t), []runCase{
 		{"fallback unused", Request{Argv: []string{"mytool", "main"}, PathPrepend: []string{bin}, Fallback: []string{"echo", "fb"}}, "tool main\n", 0},
 		{"fallback used", Request{Argv: []string{"no-such-command-xyz"}, Fallback: []string{"echo", "fb"}}, "fb\n", 0},
 		{"background holding the pipe", Request{Argv: []string{"sh", "-c", "sleep 30 & echo done"}}, "done\n", 0},
-	} {
+	}...) {
 		t.Run(tt.name, func(t *testing.T) {
 			out, code, err := run(t, l, &tt.req)
 			if err != nil || code != tt.code || out != tt.out {

@@ -12,13 +12,20 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-func TestAcceptBatcher(t *testing.T) {
+// batcherDB is a fresh SQLite store with one repository to accept for.
+func batcherDB(t *testing.T) (*DB, *store.Repo) {
+	t.Helper()
 	s, _ := openTestSQLite(t, Options{})
-	ctx := t.Context()
-	org, err := s.EnsureOrg(ctx, "default")
+	org, err := s.EnsureOrg(t.Context(), "default")
 	must(t, err)
 	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(t, s.CreateRepo(ctx, repo))
+	must(t, s.CreateRepo(t.Context(), repo))
+	return s, repo
+}
+
+func TestAcceptBatcher(t *testing.T) {
+	s, repo := batcherDB(t)
+	ctx := t.Context()
 	counting := &countingEvents{Events: s}
 	b := NewAcceptBatcher(counting, 64, 10*time.Millisecond)
 	defer b.Close()
@@ -179,12 +186,8 @@ func (g *gatedEvents) Accept(ctx context.Context, evs []*store.Event) ([]store.A
 // Waiting counts the Accept calls whose batch is not written yet (other
 // writers yield to them), and is 0 again once they are answered.
 func TestAcceptBatcherWaiting(t *testing.T) {
-	s, _ := openTestSQLite(t, Options{})
+	s, repo := batcherDB(t)
 	ctx := t.Context()
-	org, err := s.EnsureOrg(ctx, "default")
-	must(t, err)
-	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(t, s.CreateRepo(ctx, repo))
 	g := &gatedEvents{Events: s, release: make(chan struct{})}
 	b := NewAcceptBatcher(g, 64, time.Millisecond)
 	defer b.Close()
