@@ -21,6 +21,10 @@ const MaxHookBody = 25 << 20
 // for a rejected request.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// The group commit waits (briefly) for this event while it is read
+	// and verified, instead of being written just before it comes.
+	arrival := s.intake.Arriving()
+	defer arrival.Leave()
 	id, err := strconv.ParseInt(r.PathValue("repo"), 10, 64)
 	if err != nil {
 		s.rejectHook(w, "bad_repo", errs.E("hook", errs.NotFound, "no repository %q", r.PathValue("repo")))
@@ -80,7 +84,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		DeliveryID: forge.DeliveryID(repo.Forge, r.Header), BodyHash: sum[:],
 		Headers: flatHeaders(r.Header), Body: body, Received: time.Now(), State: store.EventPending,
 	}
-	acc, err := s.intake.Accept(r.Context(), ev)
+	acc, err := arrival.Accept(r.Context(), ev)
 	if err != nil {
 		s.log.Error("storing webhook", "repo", repo.ID, "err", err)
 		s.rejectHook(w, "store", errs.E("hook", errs.Unavailable, "could not store the event; retry"))

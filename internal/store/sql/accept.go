@@ -15,9 +15,42 @@ import (
 // dedupeWindow is how long an equal body counts as a duplicate delivery.
 const dedupeWindow = 24 * time.Hour
 
-// lookupChunk bounds the values of one IN list, far below both dialects'
-// limits on parameters.
-const lookupChunk = 256
+// lookupSizes are the lengths of the IN lists that find earlier copies of
+// a batch's events: a list is padded (with its last value) to the next
+// size, so the few statements are prepared once instead of parsed per
+// batch. The largest bounds one list, far below both dialects' limits on
+// parameters.
+var lookupSizes = []int{1, 4, 16, 64, 256}
+
+// lookupSize is the smallest of lookupSizes that holds n values.
+func lookupSize(n int) int {
+	for _, k := range lookupSizes {
+		if n <= k {
+			return k
+		}
+	}
+	return lookupSizes[len(lookupSizes)-1]
+}
+
+// padded is vals grown to n values by repeating the last one.
+func padded(vals []any, n int) []any {
+	for len(vals) < n {
+		vals = append(vals, vals[len(vals)-1])
+	}
+	return vals
+}
+
+const qRepoOrg = `SELECT org_id FROM repos WHERE id = $1`
+
+// writerQueries are the statements of the webhook group commit, prepared
+// once on SQLite's writer (see prepareWriter).
+func writerQueries(s *DB) []string {
+	qs := []string{qRepoOrg, s.insertEventQuery()}
+	for _, n := range lookupSizes {
+		qs = append(qs, qEventsByDelivery(n), qEventsByBody(n))
+	}
+	return qs
+}
 
 // Accept stores evs in one transaction, skipping duplicates (same delivery
 // id, or same body hash within 24 h, for the same repository), including
@@ -71,9 +104,14 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 	}
 	orgs := map[int64]int64{}
 	seen := map[dedupeKey]seenEvent{}
+	repoOrg, err := s.txStmt(ctx, tx, qRepoOrg)
+	if err != nil {
+		return nil, err
+	}
+	defer repoOrg.Close()
 	for repo, group := range byRepo {
 		var org int64
-		if err := tx.QueryRowContext(ctx, `SELECT org_id FROM repos WHERE id = $1`, repo).Scan(&org); err != nil {
+		if err := repoOrg.QueryRowContext(ctx, repo).Scan(&org); err != nil {
 			return nil, notFound(op, err, "no repository %d", repo)
 		}
 		orgs[repo] = org
@@ -81,7 +119,7 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 			return nil, err
 		}
 	}
-	insert, err := tx.PrepareContext(ctx, s.insertEventQuery())
+	insert, err := s.txStmt(ctx, tx, s.insertEventQuery())
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +182,10 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 			}
 		}
 	}
-	for c := range slices.Chunk(deliveries, lookupChunk) {
-		err := eachRow(ctx, tx, func(sc scanner) error {
+	maxList := lookupSizes[len(lookupSizes)-1]
+	for c := range slices.Chunk(deliveries, maxList) {
+		n := lookupSize(len(c))
+		err := s.eachTxRow(ctx, tx, func(sc scanner) error {
 			var d string
 			var id, received int64
 			if err := sc.Scan(&d, &id, &received); err != nil {
@@ -153,13 +193,14 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 			}
 			seen[dedupeKey{repo, 'd', d}] = seenEvent{id, tm(received)}
 			return nil
-		}, qEventsByDelivery(len(c)), append([]any{repo}, c...)...)
+		}, qEventsByDelivery(n), padded(append([]any{repo}, c...), n+1)...)
 		if err != nil {
 			return err
 		}
 	}
-	for c := range slices.Chunk(hashes, lookupChunk) {
-		err := eachRow(ctx, tx, func(sc scanner) error {
+	for c := range slices.Chunk(hashes, maxList) {
+		n := lookupSize(len(c))
+		err := s.eachTxRow(ctx, tx, func(sc scanner) error {
 			var h []byte
 			var id, received int64
 			if err := sc.Scan(&h, &id, &received); err != nil {
@@ -170,7 +211,7 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 				seen[k] = seenEvent{id, tm(received)}
 			}
 			return nil
-		}, qEventsByBody(len(c)), append([]any{repo, us(oldest.Add(-dedupeWindow))}, c...)...)
+		}, qEventsByBody(n), padded(append([]any{repo, us(oldest.Add(-dedupeWindow))}, c...), n+2)...)
 		if err != nil {
 			return err
 		}
@@ -216,9 +257,14 @@ func (s *DB) insertEvent(ctx context.Context, stmt *dbsql.Stmt, org int64, ev *s
 	return res.LastInsertId()
 }
 
-// eachRow runs query and calls f on every row.
-func eachRow(ctx context.Context, q querier, f func(scanner) error, query string, args ...any) error {
-	rows, err := q.QueryContext(ctx, query, args...)
+// eachTxRow runs query inside tx, through txStmt, and calls f on every row.
+func (s *DB) eachTxRow(ctx context.Context, tx *dbsql.Tx, f func(scanner) error, query string, args ...any) error {
+	st, err := s.txStmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,8 @@ type AcceptBatcher struct {
 	cancel context.CancelFunc
 	// waiting counts Accept calls not answered yet (see Waiting).
 	waiting atomic.Int64
+	// arriving counts callers on their way to Accept (see Arriving).
+	arriving atomic.Int64
 }
 
 type acceptReq struct {
@@ -64,6 +66,11 @@ func NewAcceptBatcher(s store.Events, maxBatch int, maxWait time.Duration) *Acce
 // Accept stores ev with the next batch and returns its outcome. If ctx ends
 // first, Accept returns ctx's error but the event may still be stored.
 func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Accepted, error) {
+	return b.accept(ctx, ev, nil)
+}
+
+// accept is Accept, calling queued (if not nil) once ev is in the queue.
+func (b *AcceptBatcher) accept(ctx context.Context, ev *store.Event, queued func()) (store.Accepted, error) {
 	const op = "store.AcceptBatcher"
 	if ev == nil {
 		return store.Accepted{}, errs.E(op, errs.Invalid, "nil event")
@@ -79,6 +86,9 @@ func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Acce
 	select {
 	case b.reqs <- r:
 		b.mu.RUnlock()
+		if queued != nil {
+			queued()
+		}
 	case <-ctx.Done():
 		b.mu.RUnlock()
 		return store.Accepted{}, errs.Wrap(op, errs.Canceled, ctx.Err())
@@ -88,6 +98,36 @@ func (b *AcceptBatcher) Accept(ctx context.Context, ev *store.Event) (store.Acce
 		return res.a, res.err
 	case <-ctx.Done():
 		return store.Accepted{}, errs.Wrap(op, errs.Canceled, ctx.Err())
+	}
+}
+
+// Arriving tells the batcher that an event is on its way (a webhook whose
+// body is being read and verified): while some are, a batch waits for
+// them, up to maxWait after its first event, instead of being written
+// without them. The event is then given with the Arrival's Accept, or the
+// Arrival is left (the request was refused).
+func (b *AcceptBatcher) Arriving() *Arrival {
+	b.arriving.Add(1)
+	return &Arrival{b: b}
+}
+
+// Arrival is an event on its way to an AcceptBatcher.
+type Arrival struct {
+	b    *AcceptBatcher
+	left atomic.Bool
+}
+
+// Accept is the batcher's Accept; the arrival ends once ev is queued, so a
+// batch never misses it in between.
+func (a *Arrival) Accept(ctx context.Context, ev *store.Event) (store.Accepted, error) {
+	defer a.Leave() // if it was never queued
+	return a.b.accept(ctx, ev, a.Leave)
+}
+
+// Leave ends the arrival without an event; calling it again does nothing.
+func (a *Arrival) Leave() {
+	if a.left.CompareAndSwap(false, true) {
+		a.b.arriving.Add(-1)
 	}
 }
 
@@ -108,24 +148,55 @@ func (b *AcceptBatcher) Close() error {
 	return nil
 }
 
+const (
+	// arrivalPoll is how often a batch waiting for arriving events looks
+	// whether they are still on their way.
+	arrivalPoll = 200 * time.Microsecond
+	// arrivalGap is how long a batch under load waits for one more event
+	// after the last one came in.
+	arrivalGap = 300 * time.Microsecond
+)
+
 func (b *AcceptBatcher) loop(ctx context.Context) {
 	defer close(b.done)
 	batch := make([]acceptReq, 0, b.maxBatch)
+	last := 0 // the previous batch's size
 	for first := range b.reqs {
 		batch = append(batch[:0], first)
 		deadline := time.Now().Add(b.maxWait)
+		lastIn := time.Now()
 	gather:
-		for len(batch) < b.maxBatch && time.Now().Before(deadline) {
+		for len(batch) < b.maxBatch {
 			select {
 			case r, ok := <-b.reqs:
 				if !ok {
 					break gather
 				}
 				batch = append(batch, r)
+				lastIn = time.Now()
+				continue
 			default:
-				break gather // nothing waiting: write now
+			}
+			// Nothing queued: write now, unless events are on their way,
+			// or may be: under load (the previous batch was not one
+			// event), those it answered come back within a moment.
+			wait := time.Until(deadline)
+			if wait <= 0 || (b.arriving.Load() <= 0 && (last <= 1 || time.Since(lastIn) >= arrivalGap)) {
+				break
+			}
+			t := time.NewTimer(min(wait, arrivalPoll))
+			select {
+			case r, ok := <-b.reqs:
+				t.Stop()
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+				lastIn = time.Now()
+			case <-t.C:
 			}
 		}
+		last = len(batch)
 		b.commit(ctx, batch)
 	}
 }

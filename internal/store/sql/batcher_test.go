@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +215,89 @@ func TestAcceptBatcherWaiting(t *testing.T) {
 	wg.Wait()
 	if n := b.Waiting(); n != 0 {
 		t.Errorf("%d waiting after every Accept returned", n)
+	}
+}
+
+// An event on its way (Arriving) holds the batch until it is handed to
+// Accept or given up; then it is written at once, even with a long
+// maxWait.
+func TestAcceptBatcherArriving(t *testing.T) {
+	f := &fakeEvents{}
+	b := NewAcceptBatcher(f, 64, time.Hour)
+	defer b.Close()
+	ctx := t.Context()
+	answered := func(ev *store.Event) chan error {
+		c := make(chan error, 1)
+		go func() {
+			_, err := b.Accept(ctx, ev)
+			c <- err
+		}()
+		return c
+	}
+	arrival := b.Arriving()
+	first := answered(&store.Event{RepoID: 1})
+	deadline := time.Now().Add(10 * time.Second)
+	for (len(b.reqs) > 0 || b.Waiting() == 0) && f.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // until the loop has taken it
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := f.calls.Load(); n != 0 {
+		t.Fatalf("the batch was written (%d) while an event was on its way", n)
+	}
+	_, err := arrival.Accept(ctx, &store.Event{RepoID: 1})
+	must(t, err)
+	must(t, <-first)
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("%d batches, want the waiting and the arrived event in one", n)
+	}
+
+	// An arrival given up (a rejected request) releases the batch; leaving
+	// twice counts once.
+	arrival = b.Arriving()
+	third := answered(&store.Event{RepoID: 1})
+	time.Sleep(5 * time.Millisecond)
+	arrival.Leave()
+	arrival.Leave()
+	must(t, <-third)
+	if n := b.arriving.Load(); n != 0 {
+		t.Errorf("%d arriving after every arrival left", n)
+	}
+	// Under load (the last batch held several events) a lone event waits
+	// a moment for company, not maxWait.
+	must(t, <-answered(&store.Event{RepoID: 1}))
+}
+
+// The writer never checkpoints in a commit; the checkpointer copies the
+// WAL into the database file beside it.
+func TestCheckpointer(t *testing.T) {
+	s, path := openTestSQLite(t, Options{})
+	ctx := t.Context()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(t, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(t, s.CreateRepo(ctx, repo))
+	body := make([]byte, 4<<10)
+	const batches, each = 10, 50
+	for i := range batches {
+		evs := make([]*store.Event, each)
+		for j := range evs {
+			body[0], body[1] = byte(i), byte(j)
+			evs[j] = &store.Event{RepoID: repo.ID, DeliveryID: fmt.Sprint(i, "-", j), Body: bytes.Clone(body)}
+		}
+		_, err := s.Accept(ctx, evs)
+		must(t, err)
+	}
+	want := int64(batches * each * len(body))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := os.Stat(path)
+		must(t, err)
+		if st.Size() >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes after the writes, want at least %d: the WAL was not checkpointed", st.Size(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

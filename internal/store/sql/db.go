@@ -60,8 +60,11 @@ type DB struct {
 	forUpdate string
 	// stmts are read statements prepared once on the reader pool, for the
 	// per-request hot paths (the webhook's repository lookup): modernc's
-	// driver otherwise parses the SQL again on every call.
-	stmts stmtCache
+	// driver otherwise parses the SQL again on every call. wstmts are the
+	// same for SQLite's writer (the webhook group commit).
+	stmts, wstmts stmtCache
+	// ckpt checkpoints SQLite's WAL off the write path (nil on PostgreSQL).
+	ckpt *checkpointer
 }
 
 // stmtCache prepares a statement on first use and keeps it until Close.
@@ -72,7 +75,42 @@ type stmtCache struct {
 
 // prepared returns query prepared on the reader pool.
 func (s *DB) prepared(ctx context.Context, query string) (*dbsql.Stmt, error) {
-	c := &s.stmts
+	return s.stmts.get(ctx, s.r, query)
+}
+
+// txStmt returns query prepared for tx, a write transaction: on SQLite
+// from the statement prepared once on the writer's only connection by
+// prepareWriter, if it is one of those; otherwise prepared in tx (on
+// PostgreSQL pgx caches statements per connection). The caller closes it.
+func (s *DB) txStmt(ctx context.Context, tx *dbsql.Tx, query string) (*dbsql.Stmt, error) {
+	c := &s.wstmts
+	c.mu.RLock()
+	st, ok := c.m[query]
+	c.mu.RUnlock()
+	if !ok {
+		return tx.PrepareContext(ctx, query)
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// prepareWriter prepares the write hot path's statements on SQLite's
+// writer. It runs once the schema is up to date and before any write
+// transaction: preparing takes the writer's only connection, which a
+// transaction would be holding.
+func (s *DB) prepareWriter(ctx context.Context) error {
+	if s.dialect != dialectSQLite {
+		return nil
+	}
+	for _, q := range writerQueries(s) {
+		if _, err := s.wstmts.get(ctx, s.w, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// get returns query prepared on db.
+func (c *stmtCache) get(ctx context.Context, db *dbsql.DB, query string) (*dbsql.Stmt, error) {
 	c.mu.RLock()
 	st, ok := c.m[query]
 	c.mu.RUnlock()
@@ -84,7 +122,7 @@ func (s *DB) prepared(ctx context.Context, query string) (*dbsql.Stmt, error) {
 	if st, ok := c.m[query]; ok {
 		return st, nil
 	}
-	st, err := s.r.PrepareContext(ctx, query)
+	st, err := db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +170,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		s.Close()
 		return nil, err
 	}
+	if opts.MaxMigration == 0 {
+		if err := s.prepareWriter(ctx); err != nil {
+			s.Close()
+			return nil, mapErr(op, err)
+		}
+	}
 	if _, err := s.EnsureOrg(ctx, "default"); err != nil {
 		s.Close()
 		return nil, err
@@ -149,7 +193,10 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	// webhook survives a power cut.
 	params := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)"
-	w, err := dbsql.Open("sqlite", path+params+"&_txlock=immediate")
+	// The writer never checkpoints inside a commit: the checkpointer does
+	// it beside it (see checkpoint.go).
+	w, err := dbsql.Open("sqlite", path+params+fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)", walSizeLimit)+
+		"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +216,37 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	r.SetMaxIdleConns(n)
 	// The writer creates the file and switches it to WAL before any
 	// reader opens it read-only.
-	if err := w.Ping(); err != nil {
+	if err := pingWriter(w); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	return &DB{dialect: dialectSQLite, w: w, r: r}, nil
+	c, err := dbsql.Open("sqlite", path+params)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxIdleTime(0)
+	return &DB{dialect: dialectSQLite, w: w, r: r, ckpt: newCheckpointer(c)}, nil
+}
+
+// pingWriter opens the writer's connection. Its journal_mode(WAL) answers
+// SQLITE_BUSY at once, without the busy timeout, while another process
+// converts the same new file to WAL: the conversion takes a moment, so
+// opening is tried again for a while.
+func pingWriter(w *dbsql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := w.Ping()
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func openPostgres(dsn string, opts Options) (*DB, error) {
@@ -198,6 +270,10 @@ func (s *DB) Dialect() string { return s.dialect }
 // Close closes the pools.
 func (s *DB) Close() error {
 	s.stmts.close()
+	s.wstmts.close()
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		if rerr := s.r.Close(); err == nil {
@@ -244,7 +320,13 @@ func (s *DB) tryWrite(ctx context.Context, fn func(tx *dbsql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if s.ckpt != nil {
+		s.ckpt.committed()
+	}
+	return nil
 }
 
 func retryable(err error) bool {

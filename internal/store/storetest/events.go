@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,25 @@ func testAcceptDuplicates(t *testing.T, e *env) {
 		{"within one batch", nil, func(r *store.Repo) []*store.Event {
 			return []*store.Event{event(r, "d1", "a"), event(r, "d1", "b"), event(r, "", "c"), event(r, "", "c"), event(r, "d9", "z")}
 		}, []bool{false, true, false, true, false}},
+		// More events than one lookup list holds, and lists of sizes that
+		// are padded: every copy is still found.
+		{"large batches", func(r *store.Repo) []*store.Event {
+			var evs []*store.Event
+			for i := range 300 {
+				evs = append(evs, event(r, fmt.Sprint("d", i), fmt.Sprint("b", i)))
+			}
+			return evs
+		}, func(r *store.Repo) []*store.Event {
+			var evs []*store.Event
+			for i := range 300 {
+				if i%2 == 0 {
+					evs = append(evs, event(r, fmt.Sprint("d", i), fmt.Sprint("new", i))) // same delivery
+				} else {
+					evs = append(evs, event(r, fmt.Sprint("n", i), fmt.Sprint("b", i))) // same body
+				}
+			}
+			return append(evs, event(r, "fresh-1", "fresh-1"), event(r, "fresh-2", "fresh-2"), event(r, "fresh-1", "x"))
+		}, append(slices.Repeat([]bool{true}, 300), false, false, true)},
 		{"nothing to compare", nil, func(r *store.Repo) []*store.Event {
 			return []*store.Event{noHash(event(r, "", "a")), noHash(event(r, "", "a"))}
 		}, []bool{false, false}},
