@@ -383,7 +383,7 @@ func floorRowsFor(repoDir, head string) []floorRow {
 	return rows
 }
 
-// floorInsert inserts rows into a fresh database with Conveyor's schema
+// floorInsert inserts rows (an event and its payload each) into a fresh database with Conveyor's schema
 // (made by the store itself, so indexes match), through database/sql and
 // the same modernc driver and pragmas (WAL, synchronous=FULL), batch rows
 // per transaction, without HTTP, signatures or duplicate checks. It
@@ -428,18 +428,30 @@ func (h *harness) floorInsert(rows []floorRow, batch int) float64 {
 			h.fail("floor: %v", err)
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id, body_hash,
-			headers, body, received, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`)
+			received, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
+		if err != nil {
+			h.fail("floor: %v", err)
+		}
+		payload, err := tx.PrepareContext(ctx, `INSERT INTO event_payloads (event_id, headers, body) VALUES ($1, $2, $3)`)
 		if err != nil {
 			h.fail("floor: %v", err)
 		}
 		now := time.Now().UnixMicro()
 		for _, r := range c {
-			if _, err := stmt.ExecContext(ctx, org.ID, repo.ID, "webhook", "github", "push", r.delivery, r.hash, r.headers,
-				r.body, now, store.EventPending); err != nil {
+			res, err := stmt.ExecContext(ctx, org.ID, repo.ID, "webhook", "github", "push", r.delivery, r.hash, now, store.EventPending)
+			if err != nil {
+				h.fail("floor: %v", err)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				h.fail("floor: %v", err)
+			}
+			if _, err := payload.ExecContext(ctx, id, r.headers, r.body); err != nil {
 				h.fail("floor: %v", err)
 			}
 		}
 		stmt.Close()
+		payload.Close()
 		if err := tx.Commit(); err != nil {
 			h.fail("floor: %v", err)
 		}

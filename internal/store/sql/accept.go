@@ -42,10 +42,12 @@ func padded(vals []any, n int) []any {
 
 const qRepoOrg = `SELECT org_id FROM repos WHERE id = $1`
 
-// writerQueries are the statements of the webhook group commit, prepared
-// once on SQLite's writer (see prepareWriter).
+// writerQueries are the statements of the webhook group commit and of the
+// event processor's claims, prepared once on SQLite's writer (see
+// prepareWriter).
 func writerQueries(s *DB) []string {
-	qs := []string{qRepoOrg, s.insertEventQuery()}
+	qs := []string{qRepoOrg, s.insertEventQuery(), qInsertPayload,
+		s.claimEventsQuery(), s.holdEventQuery(), qEventDone, qEventFailed}
 	for _, n := range lookupSizes {
 		qs = append(qs, qEventsByDelivery(n), qEventsByBody(n))
 	}
@@ -124,6 +126,13 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 		return nil, err
 	}
 	defer insert.Close()
+	var payload *dbsql.Stmt // PostgreSQL inserts both rows in one statement
+	if s.dialect == dialectSQLite {
+		if payload, err = s.txStmt(ctx, tx, qInsertPayload); err != nil {
+			return nil, err
+		}
+		defer payload.Close()
+	}
 
 	out := make([]store.Accepted, len(evs))
 	for i, ev := range evs {
@@ -142,7 +151,7 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 			out[i] = store.Accepted{ID: p.id, Duplicate: true}
 			continue
 		}
-		id, err := s.insertEvent(ctx, insert, org, ev, received)
+		id, err := s.insertEvent(ctx, insert, payload, org, ev, received)
 		if err != nil {
 			return nil, err
 		}
@@ -231,30 +240,40 @@ func qEventsByBody(n int) string {
 		AND body_hash IN (` + placeholders(3, n) + `)`
 }
 
+// insertEventQuery inserts an event; on PostgreSQL its payload too, in
+// the same statement (one round trip), taking $10 and $11 as headers and
+// body.
 func (s *DB) insertEventQuery() string {
-	q := `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id, body_hash, headers, body,
-		received, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	q := `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id, body_hash, received, state)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	if s.dialect == dialectPostgres {
-		q += ` RETURNING id`
+		q = `WITH e AS (` + q + ` RETURNING id)
+			INSERT INTO event_payloads (event_id, headers, body) SELECT id, $10, $11 FROM e RETURNING event_id`
 	}
 	return q
 }
 
-// insertEvent runs insertEventQuery. SQLite reports the id without the
-// cost of a result set; PostgreSQL has no last-insert id.
-func (s *DB) insertEvent(ctx context.Context, stmt *dbsql.Stmt, org int64, ev *store.Event, received time.Time) (int64, error) {
-	args := []any{org, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID, blob(ev.BodyHash),
-		encode(ev.Headers), blob(ev.Body), us(received), store.EventPending}
+const qInsertPayload = `INSERT INTO event_payloads (event_id, headers, body) VALUES ($1, $2, $3)`
+
+// insertEvent stores an event and its payload. SQLite reports the id
+// without the cost of a result set; PostgreSQL has no last-insert id.
+func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int64, ev *store.Event, received time.Time) (int64, error) {
+	args := []any{org, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID, blob(ev.BodyHash), us(received), store.EventPending}
 	if s.dialect == dialectPostgres {
 		var id int64
-		err := stmt.QueryRowContext(ctx, args...).Scan(&id)
+		err := stmt.QueryRowContext(ctx, append(args, encode(ev.Headers), blob(ev.Body))...).Scan(&id)
 		return id, err
 	}
 	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
-	return res.LastInsertId()
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	_, err = payload.ExecContext(ctx, id, encode(ev.Headers), blob(ev.Body))
+	return id, err
 }
 
 // eachTxRow runs query inside tx, through txStmt, and calls f on every row.

@@ -83,14 +83,53 @@ func (s *DB) prepared(ctx context.Context, query string) (*dbsql.Stmt, error) {
 // prepareWriter, if it is one of those; otherwise prepared in tx (on
 // PostgreSQL pgx caches statements per connection). The caller closes it.
 func (s *DB) txStmt(ctx context.Context, tx *dbsql.Tx, query string) (*dbsql.Stmt, error) {
+	if st := s.writerStmt(query); st != nil {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// writerStmt is query as prepareWriter prepared it, or nil.
+func (s *DB) writerStmt(query string) *dbsql.Stmt {
 	c := &s.wstmts
 	c.mu.RLock()
-	st, ok := c.m[query]
-	c.mu.RUnlock()
-	if !ok {
-		return tx.PrepareContext(ctx, query)
+	defer c.mu.RUnlock()
+	return c.m[query]
+}
+
+// wq is tx for queries run once each: on SQLite those prepareWriter knows
+// run from their prepared statements (bound to tx, they close with it).
+func (s *DB) wq(tx *dbsql.Tx) querier {
+	if s.dialect != dialectSQLite {
+		return tx
 	}
-	return tx.StmtContext(ctx, st), nil
+	return writerTx{tx, s}
+}
+
+type writerTx struct {
+	*dbsql.Tx
+	s *DB
+}
+
+func (t writerTx) ExecContext(ctx context.Context, query string, args ...any) (dbsql.Result, error) {
+	if st := t.s.writerStmt(query); st != nil {
+		return t.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+func (t writerTx) QueryContext(ctx context.Context, query string, args ...any) (*dbsql.Rows, error) {
+	if st := t.s.writerStmt(query); st != nil {
+		return t.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+func (t writerTx) QueryRowContext(ctx context.Context, query string, args ...any) *dbsql.Row {
+	if st := t.s.writerStmt(query); st != nil {
+		return t.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // prepareWriter prepares the write hot path's statements on SQLite's

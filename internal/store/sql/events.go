@@ -24,7 +24,7 @@ func (s *DB) ClaimEvents(ctx context.Context, owner string, n int, ttl time.Dura
 	var evs []*store.Event
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		var err error
-		evs, err = queryAll(ctx, tx, scanEvent, s.claimEventsQuery(), store.EventProcessing, owner, us(t.Add(ttl)), us(t), n)
+		evs, err = queryAll(ctx, s.wq(tx), scanEvent, s.claimEventsQuery(), store.EventProcessing, owner, us(t.Add(ttl)), us(t), n)
 		return err
 	})
 	if err != nil {
@@ -32,7 +32,58 @@ func (s *DB) ClaimEvents(ctx context.Context, owner string, n int, ttl time.Dura
 	}
 	// RETURNING promises no order.
 	slices.SortFunc(evs, func(a, b *store.Event) int { return cmp.Compare(a.ID, b.ID) })
+	// Payloads never change: they are read after the claim, off the writer.
+	if err := s.loadPayloads(ctx, evs); err != nil {
+		return nil, mapErr(op, err)
+	}
 	return evs, nil
+}
+
+// loadPayloads fills the headers and bodies of evs.
+func (s *DB) loadPayloads(ctx context.Context, evs []*store.Event) error {
+	byID := make(map[int64]*store.Event, len(evs))
+	ids := make([]any, 0, len(evs))
+	for _, ev := range evs {
+		byID[ev.ID] = ev
+		ids = append(ids, ev.ID)
+	}
+	maxList := lookupSizes[len(lookupSizes)-1]
+	for c := range slices.Chunk(ids, maxList) {
+		n := lookupSize(len(c))
+		st, err := s.prepared(ctx, qPayloads(n))
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, padded(c, n)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var headers string
+			var body []byte
+			if err := rows.Scan(&id, &headers, &body); err != nil {
+				rows.Close()
+				return err
+			}
+			if ev := byID[id]; ev != nil {
+				ev.Headers, ev.Body = decodeMap(headers), body
+				delete(byID, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for id := range byID {
+		return fmt.Errorf("event %d has no payload", id)
+	}
+	return nil
+}
+
+func qPayloads(n int) string {
+	return `SELECT event_id, ` + payloadCols + ` FROM event_payloads WHERE event_id IN (` + placeholders(1, n) + `)`
 }
 
 // claimEventsQuery takes open events in id order; "state IN" matches the
@@ -56,7 +107,7 @@ func (s *DB) skipLocked() string {
 // holdEvent checks, inside tx, that owner still holds the event's claim.
 func (s *DB) holdEvent(ctx context.Context, tx *dbsql.Tx, op string, id int64, owner string) error {
 	var state, holder string
-	err := tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM events WHERE id = $1`+s.forUpdate, id).Scan(&state, &holder)
+	err := s.wq(tx).QueryRowContext(ctx, s.holdEventQuery(), id).Scan(&state, &holder)
 	if err != nil {
 		return notFound(op, err, "no event %d", id)
 	}
@@ -65,6 +116,15 @@ func (s *DB) holdEvent(ctx context.Context, tx *dbsql.Tx, op string, id int64, o
 	}
 	return nil
 }
+
+func (s *DB) holdEventQuery() string {
+	return `SELECT state, lease_owner FROM events WHERE id = $1` + s.forUpdate
+}
+
+const (
+	qEventDone   = `UPDATE events SET state = $1, lease_expires = 0, error = '' WHERE id = $2`
+	qEventFailed = `UPDATE events SET state = $1, lease_expires = 0, error = $2 WHERE id = $3`
+)
 
 // FinishEvent writes the runs of an event and marks it done, in one
 // transaction, provided owner still holds its claim.
@@ -94,8 +154,7 @@ func (s *DB) failTx(ctx context.Context, tx *dbsql.Tx, op string, eventID int64,
 	if err := s.holdEvent(ctx, tx, op, eventID, owner); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = $2 WHERE id = $3`,
-		store.EventFailed, reason, eventID)
+	_, err := s.wq(tx).ExecContext(ctx, qEventFailed, store.EventFailed, reason, eventID)
 	return err
 }
 
@@ -173,14 +232,14 @@ func (s *DB) finishTx(ctx context.Context, tx *dbsql.Tx, op, owner string, o sto
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE events SET state = $1, lease_expires = 0, error = '' WHERE id = $2`,
-		store.EventDone, o.EventID)
+	_, err = s.wq(tx).ExecContext(ctx, qEventDone, store.EventDone, o.EventID)
 	return out, err
 }
 
 // GetEvent returns an event of the organisation.
 func (s *DB) GetEvent(ctx context.Context, orgID, id int64) (*store.Event, error) {
-	ev, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = $1 AND org_id = $2`, id, orgID))
+	ev, err := scanEventPayload(s.r.QueryRowContext(ctx, `SELECT `+eventCols+`, `+payloadCols+`
+		FROM events JOIN event_payloads ON event_id = id WHERE id = $1 AND org_id = $2`, id, orgID))
 	if err != nil {
 		return nil, notFound("store.GetEvent", err, "no event %d", id)
 	}

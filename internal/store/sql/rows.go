@@ -84,15 +84,28 @@ func scanRepo(sc scanner) (*store.Repo, error) {
 	return &r, err
 }
 
-const eventCols = `id, org_id, repo_id, source, forge, name, delivery_id, body_hash, headers, body,
-	received, state, error, attempts`
+// eventCols are an event's columns; its headers and body are in
+// event_payloads (payloadCols).
+const eventCols = `id, org_id, repo_id, source, forge, name, delivery_id, body_hash, received, state, error, attempts`
+
+const payloadCols = `headers, body`
 
 func scanEvent(sc scanner) (*store.Event, error) {
 	var e store.Event
-	var headers string
 	var received int64
 	err := sc.Scan(&e.ID, &e.OrgID, &e.RepoID, &e.Source, &e.Forge, &e.Name, &e.DeliveryID, &e.BodyHash,
-		&headers, &e.Body, &received, &e.State, &e.Error, &e.Attempts)
+		&received, &e.State, &e.Error, &e.Attempts)
+	e.Received = tm(received)
+	return &e, err
+}
+
+// scanEventPayload scans eventCols, then payloadCols.
+func scanEventPayload(sc scanner) (*store.Event, error) {
+	var e store.Event
+	var received int64
+	var headers string
+	err := sc.Scan(&e.ID, &e.OrgID, &e.RepoID, &e.Source, &e.Forge, &e.Name, &e.DeliveryID, &e.BodyHash,
+		&received, &e.State, &e.Error, &e.Attempts, &headers, &e.Body)
 	e.Headers, e.Received = decodeMap(headers), tm(received)
 	return &e, err
 }

@@ -112,9 +112,12 @@ func TestMigrationUpgrade(t *testing.T) {
 		must(t, old.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "ci", Role: store.RoleAdmin, Hash: []byte("h")}))
 		repo := &store.Repo{OrgID: org.ID, Name: "acme/app", Secret: "s"}
 		must(t, old.CreateRepo(ctx, repo))
-		ev := &store.Event{RepoID: repo.ID, Source: "webhook", DeliveryID: "d1", BodyHash: []byte("hash"), Body: []byte("{}")}
-		_, err = old.Accept(ctx, []*store.Event{ev})
-		must(t, err)
+		// An event as version 1 stored it: its headers and body in its row.
+		var eventID int64
+		must(t, old.w.QueryRowContext(ctx, `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id,
+			body_hash, headers, body, received, state) VALUES ($1, $2, 'webhook', 'github', 'push', 'd1', $3,
+			'{"X-Github-Event":"push"}', $4, $5, 'pending') RETURNING id`,
+			org.ID, repo.ID, []byte("hash"), []byte(`{"ref":"refs/heads/main"}`), us(now())).Scan(&eventID))
 		// A run blocked by its concurrency group, written by version 1:
 		// migration 2 must hold its job out of the queue.
 		var runID int64
@@ -142,8 +145,13 @@ func TestMigrationUpgrade(t *testing.T) {
 		if r, err := s.RepoByName(ctx, org.ID, "acme/app"); err != nil || r.ID != repo.ID {
 			t.Errorf("repository after upgrade: %+v, %v", r, err)
 		}
-		if got, err := s.GetEvent(ctx, org.ID, ev.ID); err != nil || got.DeliveryID != "d1" {
+		if got, err := s.GetEvent(ctx, org.ID, eventID); err != nil || got.DeliveryID != "d1" ||
+			string(got.Body) != `{"ref":"refs/heads/main"}` || got.Headers["X-Github-Event"] != "push" {
 			t.Errorf("event after upgrade: %+v, %v", got, err)
+		}
+		if evs, err := s.ClaimEvents(ctx, "w", 10, time.Minute); err != nil || len(evs) != 1 || evs[0].ID != eventID ||
+			string(evs[0].Body) != `{"ref":"refs/heads/main"}` || evs[0].Headers["X-Github-Event"] != "push" {
+			t.Errorf("ClaimEvents after upgrade: %+v, %v", evs, err)
 		}
 		if as, err := s.Accept(ctx, []*store.Event{{RepoID: repo.ID, DeliveryID: "d1"}}); err != nil || !as[0].Duplicate {
 			t.Errorf("an old delivery is not a duplicate after upgrade: %+v, %v", as, err)
