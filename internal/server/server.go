@@ -94,7 +94,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
 	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
-	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, 2*time.Millisecond)
+	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)
 	s.metrics = newMetrics(d.Store)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hooks/{repo}", s.hook)
