@@ -21,10 +21,6 @@ const MaxHookBody = 25 << 20
 // for a rejected request.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	// The group commit waits (briefly) for this event while it is read
-	// and verified, instead of being written just before it comes.
-	arrival := s.intake.Arriving()
-	defer arrival.Leave()
 	id, err := strconv.ParseInt(r.PathValue("repo"), 10, 64)
 	if err != nil {
 		s.rejectHook(w, "bad_repo", errs.E("hook", errs.NotFound, "no repository %q", r.PathValue("repo")))
@@ -49,6 +45,11 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "read", errs.E("hook", errs.Invalid, "reading body: %v", err))
 		return
 	}
+	// The body is in: the group commit waits (briefly) for this event
+	// while it is verified, instead of being written just before it comes.
+	// (Not while the body is read: a slow upload would hold every batch.)
+	arrival := s.intake.Arriving()
+	defer arrival.Leave()
 	verify := func(repo *store.Repo) error {
 		return forge.Verify(repo.Forge, []byte(repo.Secret), r.Header, body, forge.VerifyOptions{AllowSHA1: repo.AllowSHA1})
 	}

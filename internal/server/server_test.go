@@ -122,6 +122,11 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	if err != nil || len(ev) != 0 {
 		t.Fatalf("rejected requests stored events: %v %v", ev, err)
 	}
+	// A refused webhook is no longer on its way to the group commit, which
+	// would otherwise hold every batch for it.
+	if n := h.srv.intake.Arrivals(); n != 0 {
+		t.Errorf("%d webhooks still arriving after every request was answered", n)
+	}
 	p := h.push("main")
 	if code, b := h.hook("push", p, "same"); code != http.StatusAccepted {
 		t.Fatalf("first: %d %s", code, b)
@@ -131,6 +136,9 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	}
 	if code, b := h.hook("push", p, "other-delivery-same-body"); code != http.StatusOK || !strings.Contains(b, "duplicate") {
 		t.Errorf("same body: %d %s", code, b)
+	}
+	if n := h.srv.intake.Arrivals(); n != 0 {
+		t.Errorf("%d webhooks still arriving after every request was answered", n)
 	}
 	h.waitRuns(1, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)

@@ -131,6 +131,9 @@ func (a *Arrival) Leave() {
 	}
 }
 
+// Arrivals is how many Arrivals have neither been accepted nor left.
+func (b *AcceptBatcher) Arrivals() int { return int(b.arriving.Load()) }
+
 // Waiting is how many Accept calls wait for their batch to be written;
 // other writers of the database can yield to them.
 func (b *AcceptBatcher) Waiting() int { return int(b.waiting.Load()) }

@@ -259,7 +259,7 @@ func TestAcceptBatcherArriving(t *testing.T) {
 	arrival.Leave()
 	arrival.Leave()
 	must(t, <-third)
-	if n := b.arriving.Load(); n != 0 {
+	if n := b.Arrivals(); n != 0 {
 		t.Errorf("%d arriving after every arrival left", n)
 	}
 	// Under load (the last batch held several events) a lone event waits
