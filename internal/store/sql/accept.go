@@ -106,14 +106,9 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 	}
 	orgs := map[int64]int64{}
 	seen := map[dedupeKey]seenEvent{}
-	repoOrg, err := s.txStmt(ctx, tx, qRepoOrg)
-	if err != nil {
-		return nil, err
-	}
-	defer repoOrg.Close()
 	for repo, group := range byRepo {
 		var org int64
-		if err := repoOrg.QueryRowContext(ctx, repo).Scan(&org); err != nil {
+		if err := s.wq(tx).QueryRowContext(ctx, qRepoOrg, repo).Scan(&org); err != nil {
 			return nil, notFound(op, err, "no repository %d", repo)
 		}
 		orgs[repo] = org
@@ -194,7 +189,7 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 	maxList := lookupSizes[len(lookupSizes)-1]
 	for c := range slices.Chunk(deliveries, maxList) {
 		n := lookupSize(len(c))
-		err := s.eachTxRow(ctx, tx, func(sc scanner) error {
+		err := eachRow(ctx, s.wq(tx), func(sc scanner) error {
 			var d string
 			var id, received int64
 			if err := sc.Scan(&d, &id, &received); err != nil {
@@ -209,7 +204,7 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 	}
 	for c := range slices.Chunk(hashes, maxList) {
 		n := lookupSize(len(c))
-		err := s.eachTxRow(ctx, tx, func(sc scanner) error {
+		err := eachRow(ctx, s.wq(tx), func(sc scanner) error {
 			var h []byte
 			var id, received int64
 			if err := sc.Scan(&h, &id, &received); err != nil {
@@ -276,14 +271,9 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 	return id, err
 }
 
-// eachTxRow runs query inside tx, through txStmt, and calls f on every row.
-func (s *DB) eachTxRow(ctx context.Context, tx *dbsql.Tx, f func(scanner) error, query string, args ...any) error {
-	st, err := s.txStmt(ctx, tx, query)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rows, err := st.QueryContext(ctx, args...)
+// eachRow runs query and calls f on every row.
+func eachRow(ctx context.Context, q querier, f func(scanner) error, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

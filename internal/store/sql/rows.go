@@ -90,11 +90,16 @@ const eventCols = `id, org_id, repo_id, source, forge, name, delivery_id, body_h
 
 const payloadCols = `headers, body`
 
+// eventDest is where eventCols scan to.
+func eventDest(e *store.Event, received *int64) []any {
+	return []any{&e.ID, &e.OrgID, &e.RepoID, &e.Source, &e.Forge, &e.Name, &e.DeliveryID, &e.BodyHash,
+		received, &e.State, &e.Error, &e.Attempts}
+}
+
 func scanEvent(sc scanner) (*store.Event, error) {
 	var e store.Event
 	var received int64
-	err := sc.Scan(&e.ID, &e.OrgID, &e.RepoID, &e.Source, &e.Forge, &e.Name, &e.DeliveryID, &e.BodyHash,
-		&received, &e.State, &e.Error, &e.Attempts)
+	err := sc.Scan(eventDest(&e, &received)...)
 	e.Received = tm(received)
 	return &e, err
 }
@@ -104,8 +109,7 @@ func scanEventPayload(sc scanner) (*store.Event, error) {
 	var e store.Event
 	var received int64
 	var headers string
-	err := sc.Scan(&e.ID, &e.OrgID, &e.RepoID, &e.Source, &e.Forge, &e.Name, &e.DeliveryID, &e.BodyHash,
-		&received, &e.State, &e.Error, &e.Attempts, &headers, &e.Body)
+	err := sc.Scan(append(eventDest(&e, &received), &headers, &e.Body)...)
 	e.Headers, e.Received = decodeMap(headers), tm(received)
 	return &e, err
 }
