@@ -14,19 +14,8 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// batcherDB is a fresh SQLite store with one repository to accept for.
-func batcherDB(t *testing.T) (*DB, *store.Repo) {
-	t.Helper()
-	s, _ := openTestSQLite(t, Options{})
-	org, err := s.EnsureOrg(t.Context(), "default")
-	must(t, err)
-	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(t, s.CreateRepo(t.Context(), repo))
-	return s, repo
-}
-
 func TestAcceptBatcher(t *testing.T) {
-	s, repo := batcherDB(t)
+	s, repo, _ := repoSQLite(t)
 	ctx := t.Context()
 	counting := &countingEvents{Events: s}
 	b := NewAcceptBatcher(counting, 64, 10*time.Millisecond)
@@ -188,7 +177,7 @@ func (g *gatedEvents) Accept(ctx context.Context, evs []*store.Event) ([]store.A
 // Waiting counts the Accept calls whose batch is not written yet (other
 // writers yield to them), and is 0 again once they are answered.
 func TestAcceptBatcherWaiting(t *testing.T) {
-	s, repo := batcherDB(t)
+	s, repo, _ := repoSQLite(t)
 	ctx := t.Context()
 	g := &gatedEvents{Events: s, release: make(chan struct{})}
 	b := NewAcceptBatcher(g, 64, time.Millisecond)
@@ -270,12 +259,8 @@ func TestAcceptBatcherArriving(t *testing.T) {
 // The writer never checkpoints in a commit; the checkpointer copies the
 // WAL into the database file beside it.
 func TestCheckpointer(t *testing.T) {
-	s, path := openTestSQLite(t, Options{})
+	s, repo, path := repoSQLite(t)
 	ctx := t.Context()
-	org, err := s.EnsureOrg(ctx, "default")
-	must(t, err)
-	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(t, s.CreateRepo(ctx, repo))
 	body := make([]byte, 4<<10)
 	const batches, each = 10, 50
 	for i := range batches {

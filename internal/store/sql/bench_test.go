@@ -25,17 +25,6 @@ func benchBody(n int) string {
 	return `{"commits":[` + strings.Repeat(item, n/len(item)) + `{}]}`
 }
 
-func benchStore(b *testing.B) (*DB, *store.Repo) {
-	b.Helper()
-	s, _ := openTestSQLite(b, Options{})
-	ctx := context.Background()
-	org, err := s.EnsureOrg(ctx, "default")
-	must(b, err)
-	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(b, s.CreateRepo(ctx, repo))
-	return s, repo
-}
-
 // benchEvents makes a batch of distinct webhook events.
 func benchEvents(repo *store.Repo, seq *atomic.Int64, size int) []*store.Event {
 	evs := make([]*store.Event, benchBatch)
@@ -56,7 +45,7 @@ func benchEvents(repo *store.Repo, seq *atomic.Int64, size int) []*store.Event {
 func BenchmarkAccept(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
-			s, repo := benchStore(b)
+			s, repo, _ := repoSQLite(b)
 			var seq atomic.Int64
 			ctx := context.Background()
 			for b.Loop() {
@@ -77,7 +66,7 @@ func BenchmarkAccept(b *testing.B) {
 func BenchmarkRawInsertBatched(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprintf("body=%dKiB", size>>10), func(b *testing.B) {
-			s, repo := benchStore(b)
+			s, repo, _ := repoSQLite(b)
 			var seq atomic.Int64
 			for b.Loop() {
 				b.StopTimer()
@@ -98,14 +87,9 @@ func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
 	must(b, err)
 	payload, err := tx.PrepareContext(ctx, qInsertPayload)
 	must(b, err)
-	t := us(now())
+	t := now()
 	for _, ev := range evs {
-		res, err := stmt.ExecContext(ctx, ev.OrgID, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID,
-			ev.BodyHash, t, store.EventPending)
-		must(b, err)
-		id, err := res.LastInsertId()
-		must(b, err)
-		_, err = payload.ExecContext(ctx, id, encode(ev.Headers), ev.Body)
+		_, err := s.insertEvent(ctx, stmt, payload, ev.OrgID, ev, t)
 		must(b, err)
 	}
 	stmt.Close()
@@ -116,7 +100,7 @@ func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
 // BenchmarkAcceptBatcher: many concurrent webhook requests of one event
 // each, group-committed.
 func BenchmarkAcceptBatcher(b *testing.B) {
-	s, repo := benchStore(b)
+	s, repo, _ := repoSQLite(b)
 	bt := NewAcceptBatcher(s, benchBatch, 5*time.Millisecond)
 	defer bt.Close()
 	var seq atomic.Int64
@@ -138,7 +122,7 @@ func BenchmarkAcceptBatcher(b *testing.B) {
 
 // BenchmarkLeaseComplete: one worker's round trip per job.
 func BenchmarkLeaseComplete(b *testing.B) {
-	s, repo := benchStore(b)
+	s, repo, _ := repoSQLite(b)
 	ctx := context.Background()
 	for b.Loop() {
 		b.StopTimer()

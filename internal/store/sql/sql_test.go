@@ -28,6 +28,18 @@ func openTestSQLite(t testing.TB, opts Options) (*DB, string) {
 	return s, path
 }
 
+// repoSQLite is openTestSQLite with the default organisation and one
+// repository, acme/app, to store events for.
+func repoSQLite(t testing.TB) (*DB, *store.Repo, string) {
+	t.Helper()
+	s, path := openTestSQLite(t, Options{})
+	org, err := s.EnsureOrg(context.Background(), "default")
+	must(t, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(t, s.CreateRepo(context.Background(), repo))
+	return s, repo, path
+}
+
 // postgresDSN returns the address of a fresh, empty schema in the test
 // PostgreSQL (see scripts/postgres.sh), dropped when t ends; it skips t
 // when CONVEYOR_TEST_POSTGRES is unset.
@@ -219,12 +231,8 @@ func TestOpenBadAddress(t *testing.T) {
 
 // TestDurable: what a commit acknowledged is there after a reopen.
 func TestDurable(t *testing.T) {
-	s, path := openTestSQLite(t, Options{})
+	s, repo, path := repoSQLite(t)
 	ctx := t.Context()
-	org, err := s.EnsureOrg(ctx, "default")
-	must(t, err)
-	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-	must(t, s.CreateRepo(ctx, repo))
 	as, err := s.Accept(ctx, []*store.Event{{RepoID: repo.ID, DeliveryID: "d", Body: []byte("payload")}})
 	must(t, err)
 	runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID}, Jobs: []*store.Job{{Key: "a"}}}})
@@ -237,11 +245,11 @@ func TestDurable(t *testing.T) {
 	if s2.Dialect() != "sqlite" {
 		t.Errorf("Dialect = %q", s2.Dialect())
 	}
-	ev, err := s2.GetEvent(ctx, org.ID, as[0].ID)
+	ev, err := s2.GetEvent(ctx, repo.OrgID, as[0].ID)
 	if err != nil || string(ev.Body) != "payload" {
 		t.Fatalf("event after reopen: %+v, %v", ev, err)
 	}
-	if r, err := s2.GetRun(ctx, org.ID, runs[0].ID); err != nil || r.Status != store.StatusQueued {
+	if r, err := s2.GetRun(ctx, repo.OrgID, runs[0].ID); err != nil || r.Status != store.StatusQueued {
 		t.Fatalf("run after reopen: %+v, %v", r, err)
 	}
 	if l, err := s2.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute}); err != nil || l == nil {
