@@ -34,7 +34,7 @@ func TestVerify(t *testing.T) {
 		{"github missing", "github", vecSecret, hdr(), vecBody, VerifyOptions{}, errs.Unauthorized, "missing X-Hub-Signature-256 header"},
 		{"github no prefix", "github", vecSecret, hdr("X-Hub-Signature-256", vecSig), vecBody, VerifyOptions{}, errs.Unauthorized, "malformed"},
 		{"github not hex", "github", vecSecret, hdr("X-Hub-Signature-256", "sha256=zz"), vecBody, VerifyOptions{}, errs.Unauthorized, "not hex"},
-		{"github truncated", "github", vecSecret, hdr("X-Hub-Signature-256", "sha256="+vecSig[:40]), vecBody, VerifyOptions{}, errs.Unauthorized, "does not match"},
+		{"github truncated", "github", vecSecret, hdr("X-Hub-Signature-256", "sha256="+vecSig[:40]), vecBody, VerifyOptions{}, errs.Unauthorized, "want 64 hex digits, not 40"},
 		{"github sha1 refused", "github", vecSecret, hdr("X-Hub-Signature", "sha1="+vecSig1), vecBody, VerifyOptions{}, errs.Unauthorized, "is not accepted"},
 		{"github sha1 allowed", "github", vecSecret, hdr("X-Hub-Signature", "sha1="+vecSig1), vecBody, VerifyOptions{AllowSHA1: true}, errs.Other, ""},
 		{"github sha256 wins over sha1", "github", vecSecret, hdr("X-Hub-Signature", "sha1="+vecSig1, "X-Hub-Signature-256", "sha256="+vecSig[:62]+"00"), vecBody, VerifyOptions{AllowSHA1: true}, errs.Unauthorized, "does not match"},

@@ -55,6 +55,8 @@ type Config struct {
 	// MaxArtifactSize caps one artifact's stored (compressed) size in
 	// bytes (default DefaultMaxArtifactSize); bigger uploads fail with 413.
 	MaxArtifactSize int64
+	// Hooks bound the memory and disk of webhook bodies not yet verified.
+	Hooks HookLimits
 	// Version is reported by the API.
 	Version string
 	// Now is the clock cron reads (default time.Now); tests drive it.

@@ -2,8 +2,6 @@ package server
 
 import (
 	"crypto/sha256"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,14 +9,16 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/forge"
 	"github.com/conveyor-ci/conveyor/internal/store"
+	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
 
 // MaxHookBody caps a webhook body (GitHub caps payloads at 25 MB).
 const MaxHookBody = 25 << 20
 
-// hook is POST /hooks/{repo}: verify the signature over the raw bytes,
-// store the event durably (group commit), then answer. Nothing is stored
-// for a rejected request.
+// hook is POST /hooks/{repo}: check the signature's headers, read the
+// body within the unverified-bytes budgets (s.bodies) while its HMAC is
+// computed, store the event durably (group commit), then answer. Nothing
+// is stored for a rejected request.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id, err := strconv.ParseInt(r.PathValue("repo"), 10, 64)
@@ -26,47 +26,13 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "bad_repo", errs.E("hook", errs.NotFound, "no repository %q", r.PathValue("repo")))
 		return
 	}
-	repo, cached := s.hookRepos.get(id, start), true
-	if repo == nil {
-		if repo, err = s.store.RepoForHook(r.Context(), id); err != nil {
-			s.rejectHook(w, "unknown_repo", err)
-			return
-		}
-		s.hookRepos.put(repo, start)
-		cached = false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHookBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.rejectHook(w, "too_large", errs.E("hook", errs.TooLarge, "body larger than %d bytes", MaxHookBody))
-			return
-		}
-		s.rejectHook(w, "read", errs.E("hook", errs.Invalid, "reading body: %v", err))
+	if r.ContentLength > MaxHookBody {
+		s.rejectHook(w, "too_large", errs.E("hook", errs.TooLarge, "body larger than %d bytes", MaxHookBody))
 		return
 	}
-	// The body is in: the group commit waits (briefly) for this event
-	// while it is verified, instead of being written just before it comes.
-	// (Not while the body is read: a slow upload would hold every batch.)
-	arrival := s.intake.Arriving()
-	defer arrival.Leave()
-	verify := func(repo *store.Repo) error {
-		return forge.Verify(repo.Forge, []byte(repo.Secret), r.Header, body, forge.VerifyOptions{AllowSHA1: repo.AllowSHA1})
-	}
-	err = verify(repo)
-	if err != nil && cached {
-		// The secret may have changed since it was cached: ask the store.
-		s.hookRepos.forget(id)
-		stored, serr := s.store.RepoForHook(r.Context(), id)
-		if serr != nil {
-			s.rejectHook(w, "unknown_repo", serr)
-			return
-		}
-		s.hookRepos.put(stored, time.Now())
-		repo, err = stored, verify(stored)
-	}
+	repo, v, fresh, err := s.hookVerifier(r, id, start)
 	if err != nil {
-		s.rejectHook(w, "signature", err)
+		s.rejectHook(w, verifyReason(err), err)
 		return
 	}
 	name := eventName(r.Header)
@@ -74,20 +40,44 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "no_event", errs.E("hook", errs.Invalid, "no event type header (X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event)"))
 		return
 	}
+	hb, err := s.bodies.read(http.MaxBytesReader(w, r.Body, MaxHookBody), r.ContentLength, v)
+	if err != nil {
+		s.rejectHook(w, bodyReason(err), err)
+		return
+	}
+	defer hb.release()
+	// The body is in: the group commit waits (briefly) for this event
+	// while it is verified, instead of being written just before it comes.
+	// (Not while the body is read: a slow upload would hold every batch.)
+	arrival := s.intake.Arriving()
+	defer arrival.Leave()
+	if repo, err = s.checkHook(r, repo, fresh, v, hb); err != nil {
+		s.rejectHook(w, verifyReason(err), err)
+		return
+	}
+	body, err := hb.bytes()
+	if err != nil {
+		s.rejectHook(w, "read", err)
+		return
+	}
 	if name == "ping" {
 		s.metrics.hooks.WithLabelValues("ping").Inc()
 		writeJSON(w, http.StatusOK, map[string]any{"ping": true})
 		return
 	}
-	sum := sha256.Sum256(body)
 	ev := &store.Event{
 		OrgID: repo.OrgID, RepoID: repo.ID, Source: "webhook", Forge: repo.Forge, Name: name,
-		DeliveryID: forge.DeliveryID(repo.Forge, r.Header), BodyHash: sum[:],
+		DeliveryID: forge.DeliveryID(repo.Forge, r.Header), BodyHash: eventHash(name, body),
 		Headers: flatHeaders(r.Header), Body: body, Received: time.Now(), State: store.EventPending,
 	}
+	s.storeHook(w, r, arrival, ev, start)
+}
+
+// storeHook stores an accepted webhook's event and answers.
+func (s *Server) storeHook(w http.ResponseWriter, r *http.Request, arrival *sqlstore.Arrival, ev *store.Event, start time.Time) {
 	acc, err := arrival.Accept(r.Context(), ev)
 	if err != nil {
-		s.log.Error("storing webhook", "repo", repo.ID, "err", err)
+		s.log.Error("storing webhook", "repo", ev.RepoID, "err", err)
 		s.rejectHook(w, "store", errs.E("hook", errs.Unavailable, "could not store the event; retry"))
 		return
 	}
@@ -100,6 +90,98 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	s.metrics.hooks.WithLabelValues("accepted").Inc()
 	s.wakeEvents()
 	writeJSON(w, http.StatusAccepted, map[string]any{"event_id": acc.ID})
+}
+
+// hookVerifier finds the repository a webhook is addressed to and checks
+// the headers of its signature, before any byte of the body is read;
+// fresh says the repository was read from the store just now.
+func (s *Server) hookVerifier(r *http.Request, id int64, now time.Time) (repo *store.Repo, v *forge.Verifier, fresh bool, err error) {
+	if repo = s.hookRepos.get(id, now); repo == nil {
+		if repo, err = s.freshHookRepo(r, id); err != nil {
+			return nil, nil, false, err
+		}
+		fresh = true
+	}
+	v, err = newVerifier(repo, r.Header)
+	if err != nil && !fresh {
+		// The repository (its forge, GitLab's token) may have changed since it was cached.
+		if repo, err = s.freshHookRepo(r, id); err != nil {
+			return nil, nil, false, err
+		}
+		fresh = true
+		v, err = newVerifier(repo, r.Header)
+	}
+	return repo, v, fresh, err
+}
+
+// checkHook checks the signature over the body read. When it does not
+// match a cached repository's secret, the stored secret (which may be
+// new) is tried over the same bytes.
+func (s *Server) checkHook(r *http.Request, repo *store.Repo, fresh bool, v *forge.Verifier, hb *hookBody) (*store.Repo, error) {
+	err := v.Check()
+	if err == nil || fresh {
+		return repo, err
+	}
+	stored, serr := s.freshHookRepo(r, repo.ID)
+	if serr != nil {
+		return nil, serr
+	}
+	if stored.Secret == repo.Secret && stored.Forge == repo.Forge && stored.AllowSHA1 == repo.AllowSHA1 {
+		return nil, err
+	}
+	if v, err = newVerifier(stored, r.Header); err != nil {
+		return nil, err
+	}
+	if err := hb.replay(v); err != nil {
+		return nil, errs.Wrap("hook", errs.Unavailable, err)
+	}
+	return stored, v.Check()
+}
+
+func (s *Server) freshHookRepo(r *http.Request, id int64) (*store.Repo, error) {
+	s.hookRepos.forget(id)
+	repo, err := s.store.RepoForHook(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	s.hookRepos.put(repo, time.Now())
+	return repo, nil
+}
+
+func newVerifier(repo *store.Repo, h http.Header) (*forge.Verifier, error) {
+	return forge.NewVerifier(repo.Forge, []byte(repo.Secret), h, forge.VerifyOptions{AllowSHA1: repo.AllowSHA1})
+}
+
+// eventHash is the de-duplication hash of a webhook: the event type and
+// the body, so that two events with equal bodies (GitHub's installation
+// and integration_installation) stay two.
+func eventHash(name string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// verifyReason is the metrics label of a webhook refused before its
+// signature matched: its repository could not be read, or the signature.
+func verifyReason(err error) string {
+	switch errs.KindOf(err) {
+	case errs.Unauthorized, errs.Invalid:
+		return "signature"
+	}
+	return "unknown_repo"
+}
+
+// bodyReason is the metrics label of a body that could not be read.
+func bodyReason(err error) string {
+	switch errs.KindOf(err) {
+	case errs.TooLarge:
+		return "too_large"
+	case errs.Unavailable:
+		return "busy"
+	}
+	return "read"
 }
 
 func (s *Server) rejectHook(w http.ResponseWriter, reason string, err error) {

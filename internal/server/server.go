@@ -43,6 +43,7 @@ type Server struct {
 	srcs     *srcCache // checked-out trees of commits, shared by their jobs
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
+	bodies    *hookBodies // webhook bodies read before they are verified
 	handler   http.Handler
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
@@ -92,6 +93,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := os.MkdirAll(s.jobsDir, 0o700); err != nil {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
 	}
+	spool := filepath.Join(cfg.DataDir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, errs.Wrap("server", errs.Unavailable, err)
+	}
+	s.bodies = newHookBodies(cfg.Hooks, spool)
 	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
 	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
 	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// oneByOne returns at most 7 bytes per Read, as a slow upload does.
+type oneByOne struct{ r io.Reader }
+
+func (o oneByOne) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(p), 7)]) }
+
+func TestHookBodyBudgets(t *testing.T) {
+	dir := t.TempDir()
+	hb := newHookBodies(HookLimits{Memory: 100 << 10, Spool: 300 << 10, PerBody: 64 << 10}, dir)
+	body := func(n int) []byte { return bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n] }
+	read := func(b []byte, announce bool) (*hookBody, []byte, error) {
+		t.Helper()
+		size := int64(len(b))
+		if !announce {
+			size = -1
+		}
+		sum := sha256.New()
+		got, err := hb.read(oneByOne{bytes.NewReader(b)}, size, sum)
+		if err == nil {
+			if all, _ := got.bytes(); !bytes.Equal(all, b) {
+				t.Fatalf("body of %d bytes (announced %v) read back as %d bytes", len(b), announce, len(all))
+			}
+			var again bytes.Buffer
+			if err := got.replay(&again); err != nil || !bytes.Equal(again.Bytes(), b) {
+				t.Fatalf("replay: %v, %d bytes", err, again.Len())
+			}
+			want := sha256.Sum256(b)
+			if !bytes.Equal(sum.Sum(nil), want[:]) {
+				t.Fatal("the sink did not see the body's bytes")
+			}
+		}
+		return got, b, err
+	}
+	// Small bodies stay in memory, announced or not.
+	small, _, err := read(body(5000), true)
+	if err != nil || small.file != nil || hb.mem.used.Load() != 5000 {
+		t.Fatalf("small announced: %v, spooled %v, memory used %d", err, small.file != nil, hb.mem.used.Load())
+	}
+	chunked, _, err := read(body(40<<10), false)
+	if err != nil || chunked.file != nil {
+		t.Fatalf("small chunked: %v, spooled %v", err, chunked.file != nil)
+	}
+	// Over PerBody: spooled, announced or found out while reading.
+	big, _, err := read(body(200<<10), true)
+	if err != nil || big.file == nil {
+		t.Fatalf("big announced: %v, spooled %v", err, big.file != nil)
+	}
+	bigChunked, _, err := read(body(90<<10), false)
+	if err != nil || bigChunked.file == nil {
+		t.Fatalf("big chunked: %v, spooled %v", err, bigChunked.file != nil)
+	}
+	if n := hb.spool.used.Load(); n != 290<<10 {
+		t.Errorf("spool budget used %d, want %d", n, 290<<10)
+	}
+	// The spool is full: refused with a reason, nothing kept.
+	if _, _, err := read(body(100<<10), true); !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), "retry") {
+		t.Errorf("over both budgets: %v", err)
+	}
+	if n := hb.spool.used.Load(); n != 290<<10 {
+		t.Errorf("a refused body kept %d bytes of the spool budget", n-290<<10)
+	}
+	// Spool files are unlinked at once: the folder stays empty.
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("spool folder holds %d files", len(ents))
+	}
+	for _, b := range []*hookBody{small, chunked, big, bigChunked} {
+		b.release()
+		b.release()
+	}
+	if m, s := hb.mem.used.Load(), hb.spool.used.Load(); m != 0 || s != 0 {
+		t.Errorf("after release: memory %d, spool %d bytes still counted", m, s)
+	}
+	// A body longer than the limit reader allows is too large.
+	if _, err := hb.read(io.LimitReader(bytes.NewReader(body(10)), 5), 10, io.Discard); !errs.Is(err, errs.Invalid) {
+		t.Errorf("short body: %v", err)
+	}
+	if _, err := hb.read(bytes.NewReader(body(10)), 5, io.Discard); !errs.Is(err, errs.Invalid) {
+		t.Errorf("body over its Content-Length: %v", err)
+	}
+	if m, s := hb.mem.used.Load(), hb.spool.used.Load(); m != 0 || s != 0 {
+		t.Errorf("after errors: memory %d, spool %d bytes still counted", m, s)
+	}
+}
