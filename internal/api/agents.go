@@ -27,7 +27,7 @@ func agentOf(r *http.Request) *store.Agent {
 // with a reason, so a misconfigured agent says what is wrong.
 func (a *server) authenticateAgent(r *http.Request) (*store.Agent, error) {
 	if a.Agents == nil {
-		return nil, errs.E("", errs.Unavailable, "this server does not serve agents")
+		return nil, Public(errs.E("", errs.Unavailable, "this server does not serve agents"))
 	}
 	hash, err := bearerHash(r)
 	if err != nil {

@@ -226,8 +226,9 @@ func bearerHash(r *http.Request) ([]byte, error) {
 	}
 	scheme, secret, ok := strings.Cut(h, " ")
 	secret = strings.TrimSpace(secret)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return nil, errs.E("", errs.Unauthorized, "Authorization header is not \"Bearer <token>\"")
+	// "token X" is what GitHub's and Gitea's users are used to type.
+	if !ok || !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "token") || secret == "" {
+		return nil, errs.E("", errs.Unauthorized, "Authorization header is not \"Bearer <token>\" (or \"token <token>\")")
 	}
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:], nil
@@ -263,6 +264,9 @@ func (a *server) fail(w http.ResponseWriter, what string, err error) {
 		writeErrorMsg(w, k, what+": not found")
 	case k == errs.Other && !isTooLarge(err):
 		a.Log.Error("api", "what", what, "err", err)
+		WriteError(w, err)
+	case ServerSide(err):
+		a.Log.Warn("api", "what", what, "err", err)
 		WriteError(w, err)
 	default:
 		WriteError(w, err)

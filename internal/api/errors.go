@@ -68,24 +68,58 @@ func StatusOf(k errs.Kind) int {
 }
 
 // WriteError answers err as the error JSON with the status of its kind.
-// Errors without a kind get a generic message: their text may hold
-// internals (SQL, paths), so the caller logs it instead.
+// Errors of the server's state (unavailable, timeout, canceled, no kind)
+// get a fixed message: their text is a driver's or the system's (database
+// addresses, SQL, paths), which callers, anonymous ones too, must not
+// read; the caller logs it instead. Public marks a message written for
+// callers, shown whatever the kind.
 func WriteError(w http.ResponseWriter, err error) {
 	k := errs.KindOf(err)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		k = errs.TooLarge
 	}
-	msg := "internal error"
-	if k != errs.Other {
+	var pub *publicError
+	msg, fixed := serverSide[k]
+	if !fixed || errors.As(err, &pub) {
 		msg = publicMessage(err)
 	}
 	writeErrorMsg(w, k, msg)
 }
 
+// serverSide are the kinds that say what state the server is in, with the
+// message callers get for them.
+var serverSide = map[errs.Kind]string{
+	errs.Unavailable: "temporarily unavailable; retry later",
+	errs.Timeout:     "timed out; retry later",
+	errs.Canceled:    "canceled",
+	errs.Other:       "internal error",
+}
+
+// ServerSide reports whether WriteError answers err with a fixed message
+// (the caller should log err).
+func ServerSide(err error) bool {
+	var pub *publicError
+	_, fixed := serverSide[errs.KindOf(err)]
+	return fixed && !errors.As(err, &pub)
+}
+
+// Public marks err's message as written for callers (no internals in it):
+// WriteError shows it whatever err's kind.
+func Public(err error) error { return &publicError{err} }
+
+type publicError struct{ err error }
+
+func (e *publicError) Error() string { return e.err.Error() }
+func (e *publicError) Unwrap() error { return e.err }
+
 // publicMessage is err's text without the operations of its outer errs
 // wrappers ("store.CancelRun: "): users read what, not where.
 func publicMessage(err error) string {
+	var pub *publicError
+	if errors.As(err, &pub) {
+		err = pub.err
+	}
 	for {
 		e, ok := err.(*errs.Error)
 		if !ok || e.Err == nil {

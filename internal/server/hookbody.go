@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -80,7 +81,7 @@ func newHookBodies(lim HookLimits, dir string) *hookBodies {
 }
 
 // errSpoolFull refuses a body when both budgets are spent.
-var errSpoolFull = errs.E("hook", errs.Unavailable, "too many webhook bytes are being received at once; retry later")
+var errSpoolFull = api.Public(errs.E("hook", errs.Unavailable, "too many webhook bytes are being received at once; retry later"))
 
 // hookBody is one request's body: in memory (mem, chunks that hold
 // bytes of the memory budget; one of exactly the body's size when it is

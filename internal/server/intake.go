@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/forge"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -78,7 +79,7 @@ func (s *Server) storeHook(w http.ResponseWriter, r *http.Request, arrival *sqls
 	acc, err := arrival.Accept(r.Context(), ev)
 	if err != nil {
 		s.log.Error("storing webhook", "repo", ev.RepoID, "err", err)
-		s.rejectHook(w, "store", errs.E("hook", errs.Unavailable, "could not store the event; retry"))
+		s.rejectHook(w, "store", api.Public(errs.E("hook", errs.Unavailable, "could not store the event; retry")))
 		return
 	}
 	s.metrics.hookLatency.Observe(time.Since(start).Seconds())
@@ -97,7 +98,10 @@ func (s *Server) storeHook(w http.ResponseWriter, r *http.Request, arrival *sqls
 // fresh says the repository was read from the store just now.
 func (s *Server) hookVerifier(r *http.Request, id int64, now time.Time) (repo *store.Repo, v *forge.Verifier, fresh bool, err error) {
 	if repo = s.hookRepos.get(id, now); repo == nil {
-		if repo, err = s.freshHookRepo(r, id); err != nil {
+		if repo, err = s.freshHookRepo(r, id); errs.Is(err, errs.NotFound) {
+			return nil, nil, false, errs.E("hook", errs.NotFound, "no repository %d", id)
+		}
+		if err != nil {
 			return nil, nil, false, err
 		}
 		fresh = true
@@ -164,13 +168,15 @@ func eventHash(name string, body []byte) []byte {
 }
 
 // verifyReason is the metrics label of a webhook refused before its
-// signature matched: its repository could not be read, or the signature.
+// signature matched: the signature, no such repository, or the store.
 func verifyReason(err error) string {
 	switch errs.KindOf(err) {
 	case errs.Unauthorized, errs.Invalid:
 		return "signature"
+	case errs.NotFound:
+		return "unknown_repo"
 	}
-	return "unknown_repo"
+	return "store"
 }
 
 // bodyReason is the metrics label of a body that could not be read.
@@ -184,8 +190,13 @@ func bodyReason(err error) string {
 	return "read"
 }
 
+// rejectHook answers a refused webhook. Errors of the server's state
+// (the database down...) are logged; the caller reads "unavailable, retry".
 func (s *Server) rejectHook(w http.ResponseWriter, reason string, err error) {
 	s.metrics.hooks.WithLabelValues("rejected_" + reason).Inc()
+	if api.ServerSide(err) {
+		s.log.Warn("webhook refused", "reason", reason, "err", err)
+	}
 	writeError(w, err)
 }
 

@@ -175,13 +175,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-s.ready:
 	default:
-		writeError(w, errs.E("readyz", errs.Unavailable, "starting"))
+		writeError(w, api.Public(errs.E("readyz", errs.Unavailable, "starting")))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := s.store.Stats(ctx); err != nil {
-		writeError(w, errs.E("readyz", errs.Unavailable, "database: %v", err))
+		s.log.Warn("not ready: the database does not answer", "err", err)
+		writeError(w, api.Public(errs.E("readyz", errs.Unavailable, "database unavailable; retry later")))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
