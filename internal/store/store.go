@@ -89,7 +89,9 @@ type Event struct {
 	Name string
 	// DeliveryID de-duplicates: (repo, delivery id) is unique when set.
 	DeliveryID string
-	// BodyHash de-duplicates the same body within 24 h for the same repo.
+	// BodyHash de-duplicates the same event within 24 h for the same repo:
+	// webhooks hash their event type with the body (two event types may
+	// share a body).
 	BodyHash []byte
 	Headers  map[string]string
 	Body     []byte
