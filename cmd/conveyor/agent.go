@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -89,6 +90,14 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "conveyor agent: no agent token: pass --token, --token-file or set CONVEYOR_AGENT_TOKEN")
 		return 2
 	}
+	// Absolute at once: jobs run in other working directories (the host
+	// backend's steps find their scripts by these paths).
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent: --data:", err)
+		return 2
+	}
+	data = abs
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(stderr, "conveyor agent: --log-level %q: %v\n", logLevel, err)

@@ -85,6 +85,12 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Absolute at once: jobs run in other working directories (the host
+	// backend's steps find their scripts, git and bash by these paths).
+	if data, err = filepath.Abs(data); err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --data:", err)
+		return 1
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

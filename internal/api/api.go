@@ -265,7 +265,7 @@ func (a *server) fail(w http.ResponseWriter, what string, err error) {
 	case k == errs.Other && !isTooLarge(err):
 		a.Log.Error("api", "what", what, "err", err)
 		WriteError(w, err)
-	case ServerSide(err):
+	case ServerSide(err) && k != errs.Canceled: // canceled: the caller went away
 		a.Log.Warn("api", "what", what, "err", err)
 		WriteError(w, err)
 	default:

@@ -33,8 +33,15 @@ var (
 // ends, like startServer.
 func startProc(t *testing.T, name string, env []string, args ...string) *serverProc {
 	t.Helper()
+	return startProcIn(t, name, "", env, args...)
+}
+
+// startProcIn is startProc with dir as the working directory ("": this one).
+func startProcIn(t *testing.T, name, dir string, env []string, args ...string) *serverProc {
+	t.Helper()
 	p := &serverProc{t: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
+	p.cmd.Dir = dir
 	p.cmd.Env = append(cleanEnv(), env...)
 	logs := t.TempDir()
 	p.stdoutFile, p.stderrFile = filepath.Join(logs, "stdout"), filepath.Join(logs, "stderr")
