@@ -25,6 +25,12 @@ func TestLint(t *testing.T) {
 		{"empty vector", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        os: []\n    steps: [{run: x}]\n", []string{"7:13: Matrix vector 'os' does not contain any values"}},
 		{"bad exclude", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        os: [a]\n        exclude:\n          - arch: b\n    steps: [{run: x}]\n", []string{"9:13: Matrix exclude key 'arch' does not match"}},
 		{"include not list", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        include: 3\n    steps: [{run: x}]\n", []string{"7:18: Unexpected value '3'"}},
+		{"100,000-leg matrix", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n" +
+			"        a: [0,1,2,3,4,5,6,7,8,9]\n        b: [0,1,2,3,4,5,6,7,8,9]\n        c: [0,1,2,3,4,5,6,7,8,9]\n        d: [0,1,2,3,4,5,6,7,8,9]\n        e: [0,1,2,3,4,5,6,7,8,9]\n    steps: [{run: x}]\n",
+			[]string{"7:9: The matrix makes 100000 jobs; a matrix may make at most 256"}},
+		{"256 after exclude", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        x: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        y: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]\n        exclude: [{x: 1}]\n    steps: [{run: x}]\n", nil},
+		{"257 with include", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        x: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        y: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        include: [{x: 99}]\n    steps: [{run: x}]\n",
+			[]string{"7:9: The matrix makes 257 jobs"}},
 		{"no root job", head + "  a:\n    needs: a\n    runs-on: x\n    steps: [{run: x}]\n", []string{"4:12: Job 'a' depends on job 'a'"}},
 	}
 	for _, tt := range tests {

@@ -1,10 +1,12 @@
 package lint
 
 import (
+	"errors"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
@@ -74,6 +76,7 @@ func (l *linter) matrices() {
 		if dynamic {
 			continue
 		}
+		l.matrixSize(m)
 		for _, e := range excludes {
 			for i := 0; i+1 < len(e.Content); i += 2 {
 				if k := e.Content[i]; !keys[k.Value] {
@@ -82,4 +85,25 @@ func (l *linter) matrices() {
 			}
 		}
 	}
+}
+
+// matrixSize reports a static matrix of more jobs than a matrix may make
+// (plan.MaxMatrixJobs), at the matrix. Other expansion errors are
+// reported above in GitHub's words.
+func (l *linter) matrixSize(m *yaml.Node) {
+	if plan.HasExpressions(m) {
+		return
+	}
+	_, err := plan.ExpandMatrix(m, plan.Literal)
+	var big *plan.MatrixTooLarge
+	if errors.As(err, &big) {
+		l.errPos(pos(m), "%s", upperFirst(big.Error()))
+	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

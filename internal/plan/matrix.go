@@ -136,15 +136,13 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 			dims = append(dims, k)
 		}
 	}
+	vecs, err := vectors(dims, vals, len(exclude) > 0)
+	if err != nil {
+		return nil, err
+	}
 	combos := []Combo{{Values: map[string]any{}}}
-	for _, d := range dims {
-		vec, err := asList(vals[d], d)
-		if err != nil {
-			return nil, err
-		}
-		if len(vec) == 0 {
-			return nil, errs.E("matrix", errs.Invalid, "matrix vector %q does not contain any values", d)
-		}
+	for i, d := range dims {
+		vec := vecs[i]
 		next := make([]Combo, 0, len(combos)*len(vec))
 		for _, c := range combos {
 			for _, v := range vec {
@@ -215,7 +213,67 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 			combos = append(combos, nc)
 		}
 	}
+	if len(combos) > MaxMatrixJobs {
+		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: int64(len(combos))})
+	}
 	return combos, nil
+}
+
+// MaxMatrixJobs is how many jobs one matrix may make (GitHub's limit).
+const MaxMatrixJobs = 256
+
+// maxMatrixProduct bounds the combinations built before exclude entries
+// take some away: a matrix is never expanded just to be counted.
+const maxMatrixProduct = 64 * MaxMatrixJobs
+
+// MatrixTooLarge refuses a matrix of more than MaxMatrixJobs jobs.
+type MatrixTooLarge struct {
+	Jobs int64
+	// BeforeExclude: Jobs counts the vectors' combinations, over
+	// maxMatrixProduct, before exclude entries.
+	BeforeExclude bool
+}
+
+func (e *MatrixTooLarge) Error() string {
+	n := strconv.FormatInt(e.Jobs, 10)
+	if e.Jobs == math.MaxInt64 {
+		n = "more than " + n
+	}
+	if e.BeforeExclude {
+		return fmt.Sprintf("the matrix's vectors make %s combinations before exclude; at most %d are expanded, and a matrix may make %d jobs",
+			n, maxMatrixProduct, MaxMatrixJobs)
+	}
+	return fmt.Sprintf("the matrix makes %s jobs; a matrix may make at most %d", n, MaxMatrixJobs)
+}
+
+// vectors returns the matrix's vectors in dims order once their product
+// is known to be within bounds: MaxMatrixJobs, or maxMatrixProduct when
+// exclude entries may take combinations away.
+func vectors(dims []string, vals map[string]any, excluding bool) ([][]any, error) {
+	vecs := make([][]any, 0, len(dims))
+	product := int64(1)
+	for _, d := range dims {
+		vec, err := asList(vals[d], d)
+		if err != nil {
+			return nil, err
+		}
+		if len(vec) == 0 {
+			return nil, errs.E("matrix", errs.Invalid, "matrix vector %q does not contain any values", d)
+		}
+		if product > math.MaxInt64/int64(len(vec)) {
+			product = math.MaxInt64 // saturated
+		} else {
+			product *= int64(len(vec))
+		}
+		vecs = append(vecs, vec)
+	}
+	switch {
+	case product > maxMatrixProduct:
+		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: product, BeforeExclude: excluding})
+	case product > MaxMatrixJobs && !excluding:
+		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: product})
+	}
+	return vecs, nil
 }
 
 func matches(c, part map[string]any, order []string) bool {

@@ -2,12 +2,17 @@ package plan
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/expr"
 )
 
@@ -260,5 +265,48 @@ func TestHasExpressions(t *testing.T) {
 	}
 	if HasExpressions(nil) {
 		t.Error("HasExpressions(nil) = true")
+	}
+}
+
+// A matrix of more than MaxMatrixJobs jobs is refused without being
+// built: its size is the product of its vectors, counted first.
+func TestExpandMatrixLimit(t *testing.T) {
+	ten := "[0,1,2,3,4,5,6,7,8,9]"
+	var dims []string
+	for i := range 24 {
+		dims = append(dims, fmt.Sprintf("%c%d: %s", 'a'+i%12, i/12, ten))
+	}
+	for _, tc := range []struct {
+		name, src string
+		jobs      int64 // 0: no error
+		before    bool
+	}{
+		{"100,000 legs", strings.Join(dims[:5], "\n"), 100000, false},
+		{"10^12 legs", strings.Join(dims[:12], "\n"), 1_000_000_000_000, false},
+		{"10^12 legs with exclude", strings.Join(dims[:12], "\n") + "\nexclude: [{a0: 1}]", 1_000_000_000_000, true},
+		{"10^24 legs", strings.Join(dims, "\n"), math.MaxInt64, false},
+		{"256", "x: " + ten + "\ny: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]\nexclude: [{y: 25}, {y: 24}, {y: 23}, {y: 22}]", 0, false},
+		{"300 excluded to 250", "x: " + ten + "\ny: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29]\nexclude: [{y: 0}, {y: 1}, {y: 2}, {y: 3}, {y: 4}]", 0, false},
+		{"include past 256", "x: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]\ny: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]\ninclude: [{x: 99}]", 257, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			cs, err := ExpandMatrix(yamlNode(t, tc.src), Literal)
+			runtime.ReadMemStats(&after)
+			if tc.jobs == 0 {
+				if err != nil || len(cs) > MaxMatrixJobs {
+					t.Fatalf("%d combos, %v", len(cs), err)
+				}
+				return
+			}
+			var big *MatrixTooLarge
+			if !errors.As(err, &big) || big.Jobs != tc.jobs || big.BeforeExclude != tc.before || !errs.Is(err, errs.Invalid) {
+				t.Fatalf("err = %v (%+v), want %d jobs (before exclude %v)", err, big, tc.jobs, tc.before)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Errorf("refusing the matrix allocated %d bytes: it was built to be counted", n)
+			}
+		})
 	}
 }
