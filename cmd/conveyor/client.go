@@ -187,6 +187,7 @@ func repoAddMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	c.fs.StringVar(&in.CloneUser, "clone-user", "", "user for cloning a private repository")
 	c.fs.StringVar(&in.ClonePassword, "clone-password", "", "password or token for cloning a private repository")
 	c.fs.BoolVar(&in.AllowSHA1, "allow-sha1", false, "accept GitHub's legacy sha1 signature header")
+	c.fs.BoolVar(&in.RunTestDeliveries, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes (default: answered as a ping, nothing runs)")
 	c.jsonFlag()
 	pos, ok := c.parse(args, 1, 1)
 	if !ok {

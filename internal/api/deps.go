@@ -14,11 +14,14 @@ type RepoInput struct {
 	Secret string `json:"secret,omitempty"` // generated when empty
 	Branch string `json:"branch,omitempty"`
 	// AllowSHA1 accepts GitHub's legacy sha1 signature header.
-	AllowSHA1     bool   `json:"allow_sha1,omitempty"`
-	StatusToken   string `json:"status_token,omitempty"`
-	APIURL        string `json:"api_url,omitempty"`
-	CloneUser     string `json:"clone_user,omitempty"`
-	ClonePassword string `json:"clone_password,omitempty"`
+	AllowSHA1 bool `json:"allow_sha1,omitempty"`
+	// RunTestDeliveries runs Gitea's "Test delivery" pushes (before ==
+	// after) like real pushes instead of answering them as a ping.
+	RunTestDeliveries bool   `json:"run_test_deliveries,omitempty"`
+	StatusToken       string `json:"status_token,omitempty"`
+	APIURL            string `json:"api_url,omitempty"`
+	CloneUser         string `json:"clone_user,omitempty"`
+	ClonePassword     string `json:"clone_password,omitempty"`
 }
 
 // DispatchInput is a workflow_dispatch request.

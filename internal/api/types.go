@@ -29,6 +29,8 @@ type Repo struct {
 	Forge     string `json:"forge"`
 	Branch    string `json:"branch"`
 	AllowSHA1 bool   `json:"allow_sha1"`
+	// RunTestDeliveries: Gitea's "Test delivery" pushes start runs.
+	RunTestDeliveries bool `json:"run_test_deliveries"`
 	// APIURL is the forge API used for commit statuses ("" = the forge's default).
 	APIURL string `json:"api_url,omitempty"`
 	// HasStatusToken says a commit-status token is configured (the token is never shown).
@@ -170,7 +172,7 @@ func hookURL(base string, id int64) string {
 func toRepo(r *store.Repo, base string) Repo {
 	return Repo{
 		ID: r.ID, Name: r.Name, URL: r.URL, Forge: r.Forge, Branch: r.Branch,
-		AllowSHA1: r.AllowSHA1, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
+		AllowSHA1: r.AllowSHA1, RunTestDeliveries: r.RunTestDeliveries, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
 		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(),
 	}
 }

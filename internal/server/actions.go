@@ -51,7 +51,7 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 		branch = "main"
 	}
 	r := &store.Repo{OrgID: orgID, Name: name, URL: in.URL, Forge: in.Forge, Secret: secret, Branch: branch,
-		AllowSHA1: in.AllowSHA1, StatusToken: in.StatusToken, APIURL: in.APIURL,
+		AllowSHA1: in.AllowSHA1, RunTestDeliveries: in.RunTestDeliveries, StatusToken: in.StatusToken, APIURL: in.APIURL,
 		CloneUser: in.CloneUser, ClonePassword: in.ClonePassword}
 	if err := s.store.CreateRepo(ctx, r); err != nil {
 		return nil, err

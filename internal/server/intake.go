@@ -66,6 +66,13 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ping": true})
 		return
 	}
+	if !repo.RunTestDeliveries && forge.IsTestDelivery(repo.Forge, name, body) {
+		// Gitea's "Test delivery" button: a push that moves nothing, which
+		// would start real runs (deploys). Answered as GitHub's ping.
+		s.metrics.hooks.WithLabelValues("test_delivery").Inc()
+		writeJSON(w, http.StatusOK, map[string]any{"ping": true, "test_delivery": true})
+		return
+	}
 	ev := &store.Event{
 		OrgID: repo.OrgID, RepoID: repo.ID, Source: "webhook", Forge: repo.Forge, Name: name,
 		DeliveryID: forge.DeliveryID(repo.Forge, r.Header), BodyHash: eventHash(name, body),

@@ -59,6 +59,9 @@ type Repo struct {
 	Branch string // default branch
 	// AllowSHA1 accepts GitHub's X-Hub-Signature (sha1) header.
 	AllowSHA1 bool
+	// RunTestDeliveries runs Gitea's "Test delivery" pushes (before ==
+	// after) like real pushes; off, they are answered as GitHub's ping.
+	RunTestDeliveries bool
 	// StatusToken and APIURL are for commit statuses; CloneUser and
 	// ClonePassword for fetching private repositories. Never logged.
 	StatusToken   string

@@ -327,7 +327,7 @@ func (f *Fake) AddRepo(_ context.Context, orgID int64, in api.RepoInput) (*store
 		return nil, errs.E("add repo", errs.Conflict, "repository %s is already registered", name)
 	}
 	r := &store.Repo{ID: f.id(), OrgID: orgID, Name: name, URL: in.URL, Forge: in.Forge,
-		Secret: secret, Branch: branch, AllowSHA1: in.AllowSHA1, StatusToken: in.StatusToken,
+		Secret: secret, Branch: branch, AllowSHA1: in.AllowSHA1, RunTestDeliveries: in.RunTestDeliveries, StatusToken: in.StatusToken,
 		APIURL: in.APIURL, CloneUser: in.CloneUser, ClonePassword: in.ClonePassword, Created: time.Now()}
 	f.repos = append(f.repos, r)
 	c := *r

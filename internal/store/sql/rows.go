@@ -73,13 +73,13 @@ func decodeList(s string) []string {
 type scanner interface{ Scan(dest ...any) error }
 
 const repoCols = `id, org_id, name, url, forge, secret, branch, allow_sha1, status_token, api_url,
-	clone_user, clone_password, created`
+	clone_user, clone_password, created, run_test_deliveries`
 
 func scanRepo(sc scanner) (*store.Repo, error) {
 	var r store.Repo
 	var created int64
 	err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.URL, &r.Forge, &r.Secret, &r.Branch, &r.AllowSHA1,
-		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created)
+		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries)
 	r.Created = tm(created)
 	return &r, err
 }

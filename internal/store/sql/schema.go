@@ -270,11 +270,13 @@ var migrations = []migration{
 			`ALTER TABLE events DROP COLUMN headers`,
 			`ALTER TABLE events DROP COLUMN body`,
 		},
+	}, { // 8: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
+		shared: []string{`ALTER TABLE repos ADD COLUMN run_test_deliveries BIGINT NOT NULL DEFAULT 0`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

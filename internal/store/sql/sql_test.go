@@ -107,6 +107,15 @@ func dialects(t *testing.T, f func(t *testing.T, dsn string)) {
 	t.Run("postgres", func(t *testing.T) { f(t, postgresDSN(t)) })
 }
 
+// createRepoV1 inserts r as schema version 1 stored repositories (the
+// columns CreateRepo writes today may not exist yet) and sets its ID.
+func createRepoV1(t *testing.T, s *DB, r *store.Repo) {
+	t.Helper()
+	must(t, s.w.QueryRowContext(t.Context(), `INSERT INTO repos (org_id, name, url, forge, secret, branch, allow_sha1,
+		status_token, api_url, clone_user, clone_password, created) VALUES ($1, $2, $3, $4, $5, $6, 0, '', '', '', '', 1)
+		RETURNING id`, r.OrgID, r.Name, r.URL, r.Forge, r.Secret, r.Branch).Scan(&r.ID))
+}
+
 // TestMigrationUpgrade opens a database at schema version 1, writes rows
 // as that release would have, and reopens it with every migration.
 func TestMigrationUpgrade(t *testing.T) {
@@ -123,7 +132,7 @@ func TestMigrationUpgrade(t *testing.T) {
 		must(t, err)
 		must(t, old.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "ci", Role: store.RoleAdmin, Hash: []byte("h")}))
 		repo := &store.Repo{OrgID: org.ID, Name: "acme/app", Secret: "s"}
-		must(t, old.CreateRepo(ctx, repo))
+		createRepoV1(t, old, repo)
 		// An event as version 1 stored it: its headers and body in its row.
 		var eventID int64
 		must(t, old.w.QueryRowContext(ctx, `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id,
@@ -267,7 +276,7 @@ func TestMigrationLabelKeys(t *testing.T) {
 		org, err := old.EnsureOrg(ctx, "acme")
 		must(t, err)
 		repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
-		must(t, old.CreateRepo(ctx, repo))
+		createRepoV1(t, old, repo)
 		var runID int64
 		must(t, old.w.QueryRowContext(ctx, `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name, event,
 			ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group, cancel_in_progress,

@@ -143,10 +143,10 @@ func (s *DB) CreateRepo(ctx context.Context, r *store.Repo) error {
 	var id int64
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO repos (org_id, name, url, forge, secret, branch,
-			allow_sha1, status_token, api_url, clone_user, clone_password, created)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+			allow_sha1, status_token, api_url, clone_user, clone_password, created, run_test_deliveries)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
 			r.OrgID, r.Name, r.URL, r.Forge, r.Secret, r.Branch, b2i(r.AllowSHA1), r.StatusToken, r.APIURL,
-			r.CloneUser, r.ClonePassword, us(created)).Scan(&id)
+			r.CloneUser, r.ClonePassword, us(created), b2i(r.RunTestDeliveries)).Scan(&id)
 	})
 	if errs.Is(err, errs.Conflict) {
 		return errs.E(op, errs.Conflict, "repository %q already exists", r.Name)
