@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/forge"
 )
 
 // oneByOne returns at most 7 bytes per Read, as a slow upload does.
@@ -92,4 +94,43 @@ func TestHookBodyBudgets(t *testing.T) {
 	if m, s := hb.mem.used.Load(), hb.spool.used.Load(); m != 0 || s != 0 {
 		t.Errorf("after errors: memory %d, spool %d bytes still counted", m, s)
 	}
+}
+
+// BenchmarkHookBody compares reading and verifying a 4 KB push as the
+// intake did (io.ReadAll, then forge.Verify) with the budgeted stream
+// (hookBodies.read feeding forge.Verifier).
+func BenchmarkHookBody(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 4066)
+	h := http.Header{}
+	h.Set("X-Hub-Signature-256", sign("s3cret", body))
+	b.Run("readall", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := io.ReadAll(bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := forge.Verify("github", []byte("s3cret"), h, got, forge.VerifyOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stream", func(b *testing.B) {
+		b.ReportAllocs()
+		hb := newHookBodies(HookLimits{}, b.TempDir())
+		for b.Loop() {
+			v, err := forge.NewVerifier("github", []byte("s3cret"), h, forge.VerifyOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			got, err := hb.read(bytes.NewReader(body), int64(len(body)), v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := v.Check(); err != nil {
+				b.Fatal(err)
+			}
+			got.release()
+		}
+	})
 }
