@@ -171,7 +171,10 @@ func repoMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(args) > 0 && args[0] == "list" {
 		return repoListMain(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: conveyor repo add URL --forge github|gitlab|gitea [flags]\n       conveyor repo list [flags]")
+	if len(args) > 0 && args[0] == "set" {
+		return repoSetMain(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: conveyor repo add URL --forge github|gitlab|gitea [flags]\n       conveyor repo list [flags]\n       conveyor repo set REPO --run-test-deliveries=true|false [flags]")
 	return 2
 }
 
@@ -235,6 +238,42 @@ func repoListMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Forge, r.Branch, r.HookURL)
 	}
 	tw.Flush()
+	return 0
+}
+
+// repoSetMain is `conveyor repo set REPO`: change a repository's settings.
+func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("repo set", "repo set REPO --run-test-deliveries=true|false [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
+	var runTests bool
+	c.fs.BoolVar(&runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
+	c.jsonFlag()
+	pos, ok := c.parse(args, 1, 1)
+	if !ok {
+		return 2
+	}
+	var in api.RepoUpdate
+	c.fs.Visit(func(f *flag.Flag) {
+		if f.Name == "run-test-deliveries" {
+			in.RunTestDeliveries = &runTests
+		}
+	})
+	if in.RunTestDeliveries == nil {
+		fmt.Fprintln(stderr, "conveyor repo set: nothing to change (--run-test-deliveries=true|false)")
+		return 2
+	}
+	cl := c.client()
+	repo, err := cl.FindRepo(ctx, pos[0])
+	if err != nil {
+		return c.fail("repo "+pos[0], err)
+	}
+	out, err := cl.UpdateRepo(ctx, repo.ID, in)
+	if err != nil {
+		return c.fail("repo set "+repo.Name, err)
+	}
+	if c.json {
+		return c.printJSON(out)
+	}
+	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v\n", out.ID, out.Name, out.RunTestDeliveries)
 	return 0
 }
 

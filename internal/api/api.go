@@ -112,6 +112,7 @@ func routes() []route {
 		{"POST", "/api/repos", store.RoleAdmin, 201, RepoInput{}, RepoCreated{}, (*server).addRepo},
 		{"GET", "/api/repos", store.RoleRead, 200, nil, RepoList{}, (*server).listRepos},
 		{"GET", "/api/repos/{id}", store.RoleRead, 200, nil, Repo{}, (*server).getRepo},
+		{"PATCH", "/api/repos/{id}", store.RoleAdmin, 200, RepoUpdate{}, Repo{}, (*server).updateRepo},
 		{"POST", "/api/repos/{id}/dispatch", store.RoleWrite, 202, DispatchInput{}, Dispatched{}, (*server).dispatch},
 		{"GET", "/api/events/{id}", store.RoleRead, 200, nil, Event{}, (*server).getEvent},
 		{"GET", "/api/runs", store.RoleRead, 200, nil, RunList{}, (*server).listRuns},

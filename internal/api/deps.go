@@ -24,6 +24,11 @@ type RepoInput struct {
 	ClonePassword     string `json:"clone_password,omitempty"`
 }
 
+// RepoUpdate is what PATCH /api/repos/{id} changes; absent fields stay.
+type RepoUpdate struct {
+	RunTestDeliveries *bool `json:"run_test_deliveries,omitempty"`
+}
+
 // DispatchInput is a workflow_dispatch request.
 type DispatchInput struct {
 	Workflow string            `json:"workflow"` // file name or path (.github/workflows/x.yml)
@@ -37,6 +42,8 @@ type Actions interface {
 	// AddRepo validates and registers a repository (an empty explicit
 	// secret is refused; none given: one is generated).
 	AddRepo(ctx context.Context, orgID int64, in RepoInput) (*store.Repo, error)
+	// UpdateRepo changes a repository's settings.
+	UpdateRepo(ctx context.Context, orgID, id int64, in RepoUpdate) (*store.Repo, error)
 	// Dispatch validates the workflow and its inputs at ref and accepts a
 	// workflow_dispatch event; it returns the event id.
 	Dispatch(ctx context.Context, orgID, repoID int64, in DispatchInput) (int64, error)

@@ -74,6 +74,26 @@ func (a *server) getRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
 }
 
+// updateRepo changes a repository's settings.
+func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	var in RepoUpdate
+	if err := decode(r, &in, false); err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, in)
+	if err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
+}
+
 func (a *server) dispatch(w http.ResponseWriter, r *http.Request, tok *store.Token) {
 	id, err := pathID(r, "id")
 	if err != nil {

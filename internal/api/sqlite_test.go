@@ -39,6 +39,10 @@ func (a storeActions) Dispatch(ctx context.Context, orgID, repoID int64, in api.
 	return acc[0].ID, nil
 }
 
+func (a storeActions) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
+	return a.db.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries})
+}
+
 func (a storeActions) Cancel(ctx context.Context, orgID, runID int64) (*store.Run, error) {
 	return a.db.CancelRun(ctx, orgID, runID, "cancelled through the API")
 }

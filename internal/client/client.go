@@ -70,6 +70,12 @@ func (c *Client) AddRepo(ctx context.Context, in api.RepoInput) (*api.RepoCreate
 	return &out, c.call(ctx, "POST", "/api/repos", in, &out)
 }
 
+// UpdateRepo changes a repository's settings.
+func (c *Client) UpdateRepo(ctx context.Context, id int64, in api.RepoUpdate) (*api.Repo, error) {
+	var out api.Repo
+	return &out, c.call(ctx, "PATCH", "/api/repos/"+strconv.FormatInt(id, 10), in, &out)
+}
+
 // ListRepos lists the organisation's repositories.
 func (c *Client) ListRepos(ctx context.Context) ([]api.Repo, error) {
 	var out api.RepoList

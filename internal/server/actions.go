@@ -60,6 +60,17 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 	return r, nil
 }
 
+// UpdateRepo changes a repository's settings; the webhook path's cached
+// copy is dropped so that the change holds at once on this replica.
+func (s *Server) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
+	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries})
+	if err != nil {
+		return nil, err
+	}
+	s.hookRepos.forget(id)
+	return r, nil
+}
+
 // Dispatch validates a workflow_dispatch request at its ref and accepts it.
 func (s *Server) Dispatch(ctx context.Context, orgID, repoID int64, in api.DispatchInput) (int64, error) {
 	repo, err := s.store.GetRepo(ctx, orgID, repoID)

@@ -65,4 +65,17 @@ func TestGiteaTestDeliveryIsAPing(t *testing.T) {
 	if runs := h.waitRuns(2, 30*time.Second); len(runs) != 2 {
 		t.Fatalf("runs: %s", describeRuns(runs))
 	}
+	// The first repository opts in later (PATCH): its next test delivery runs at once.
+	on := true
+	var changed api.Repo
+	h.api("PATCH", "/api/repos/"+itoa(h.repo.ID), api.RepoUpdate{RunTestDeliveries: &on}, http.StatusOK, &changed)
+	if !changed.RunTestDeliveries {
+		t.Fatalf("PATCH: %+v", changed)
+	}
+	if code, b := post(h.repo.ID, h.repo.Secret, test, "test-3"); code != http.StatusAccepted {
+		t.Fatalf("test delivery after opting in: %d %s", code, b)
+	}
+	if runs := h.waitRuns(3, 30*time.Second); len(runs) != 3 {
+		t.Fatalf("runs: %s", describeRuns(runs))
+	}
 }

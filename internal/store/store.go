@@ -373,6 +373,12 @@ type Tokens interface {
 	CountTokens(ctx context.Context, orgID int64) (int, error)
 }
 
+// RepoSettings are the settings of a repository that can change after it
+// is registered; nil leaves one as it is.
+type RepoSettings struct {
+	RunTestDeliveries *bool
+}
+
 // Repos stores repositories.
 type Repos interface {
 	CreateRepo(ctx context.Context, r *Repo) error // Conflict on same org+name
@@ -382,6 +388,9 @@ type Repos interface {
 	RepoForHook(ctx context.Context, id int64) (*Repo, error)
 	RepoByName(ctx context.Context, orgID int64, name string) (*Repo, error)
 	ListRepos(ctx context.Context, orgID int64) ([]*Repo, error)
+	// UpdateRepo changes the settings set holds (nil fields stay) and
+	// returns the repository as stored.
+	UpdateRepo(ctx context.Context, orgID, id int64, set RepoSettings) (*Repo, error)
 	// AllRepos lists the repositories of every organisation, for the
 	// server's own loops (cron); never reachable by a tenant.
 	AllRepos(ctx context.Context) ([]*Repo, error)

@@ -179,6 +179,23 @@ func (f *Fake) GetRepo(_ context.Context, orgID, id int64) (*store.Repo, error) 
 	return nil, errs.E("fake", errs.NotFound, "repo %d", id)
 }
 
+// UpdateRepo implements api.Actions.
+func (f *Fake) UpdateRepo(_ context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.repos {
+		if r.OrgID != orgID || r.ID != id {
+			continue
+		}
+		if in.RunTestDeliveries != nil {
+			r.RunTestDeliveries = *in.RunTestDeliveries
+		}
+		c := *r
+		return &c, nil
+	}
+	return nil, errs.E("fake", errs.NotFound, "repo %d", id)
+}
+
 // RepoByName implements api.RepoReader.
 func (f *Fake) RepoByName(_ context.Context, orgID int64, name string) (*store.Repo, error) {
 	f.mu.Lock()

@@ -171,6 +171,28 @@ func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) 
 	return r, nil
 }
 
+// UpdateRepo changes a repository's settings (nil fields stay).
+func (s *DB) UpdateRepo(ctx context.Context, orgID, id int64, set store.RepoSettings) (*store.Repo, error) {
+	const op = "store.UpdateRepo"
+	if set.RunTestDeliveries != nil {
+		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE repos SET run_test_deliveries = $1 WHERE id = $2 AND org_id = $3`,
+				b2i(*set.RunTestDeliveries), id, orgID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err == nil && n == 0 {
+				return errs.E(op, errs.NotFound, "no repository %d", id)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.GetRepo(ctx, orgID, id)
+}
+
 // RepoForHook returns a repository by id in any organisation: the webhook
 // signature check that follows is what authenticates the caller.
 func (s *DB) RepoForHook(ctx context.Context, id int64) (*store.Repo, error) {

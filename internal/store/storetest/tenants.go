@@ -110,6 +110,28 @@ func testRepos(t *testing.T, e *env) {
 	if len(all) != 3 {
 		t.Errorf("AllRepos = %v, want the 3 repositories of both organisations", repoNames(all))
 	}
+	testUpdateRepo(t, e, r, other)
+}
+
+// testUpdateRepo changes a setting, leaves the others, and refuses
+// another organisation's repository.
+func testUpdateRepo(t *testing.T, e *env, r *store.Repo, other *store.Org) {
+	on := true
+	got, err := e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{RunTestDeliveries: &on})
+	e.must(err)
+	want := *r
+	want.RunTestDeliveries = true
+	if !sameRepo(got, &want) {
+		t.Errorf("UpdateRepo = %+v\nwant %+v", got, &want)
+	}
+	if hook, err := e.s.RepoForHook(e.ctx, r.ID); err != nil || !hook.RunTestDeliveries {
+		t.Errorf("RepoForHook after UpdateRepo: %+v, %v", hook, err)
+	}
+	if same, err := e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{}); err != nil || !same.RunTestDeliveries {
+		t.Errorf("UpdateRepo with nothing to change: %+v, %v", same, err)
+	}
+	_, err = e.s.UpdateRepo(e.ctx, other.ID, r.ID, store.RepoSettings{RunTestDeliveries: &on})
+	wantKind(t, err, errs.NotFound, "UpdateRepo of another organisation's repository")
 }
 
 // sameRepo compares repositories, times by Equal.

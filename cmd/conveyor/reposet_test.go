@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestRepoSetAndTestDeliveriesFlag(t *testing.T) {
+	e := newCLIEnv(t)
+	e.want(t, 0, "repo", "add", "https://gitea.example/acme/app", "--forge", "gitea", "--run-test-deliveries")
+	id := e.repoID(t, "acme/app")
+	if r, _ := e.f.GetRepo(t.Context(), 1, id); r == nil || !r.RunTestDeliveries {
+		t.Fatalf("repo add --run-test-deliveries: %+v", r)
+	}
+	out := e.want(t, 0, "repo", "set", "acme/app", "--run-test-deliveries=false")
+	if want := fmt.Sprintf("repository %d: acme/app: run_test_deliveries=false", id); !strings.Contains(out, want) {
+		t.Errorf("repo set: %q lacks %q", out, want)
+	}
+	if r, _ := e.f.GetRepo(t.Context(), 1, id); r.RunTestDeliveries {
+		t.Errorf("repo set did not turn it off: %+v", r)
+	}
+	out = e.want(t, 0, "repo", "set", fmt.Sprint(id), "--run-test-deliveries")
+	if !strings.Contains(out, "run_test_deliveries=true") {
+		t.Errorf("repo set by id: %q", out)
+	}
+	if got := e.want(t, 2, "repo", "set", "acme/app"); !strings.Contains(got, "nothing to change") {
+		t.Errorf("repo set without a setting: %q", got)
+	}
+	if got := e.want(t, 1, "repo", "set", "nope/none", "--run-test-deliveries"); !strings.Contains(got, "nope/none") {
+		t.Errorf("repo set of an unknown repository: %q", got)
+	}
+}
