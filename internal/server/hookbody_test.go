@@ -134,3 +134,50 @@ func BenchmarkHookBody(b *testing.B) {
 		}
 	})
 }
+
+// chunked returns at most n bytes per Read.
+type chunked struct {
+	r io.Reader
+	n int
+}
+
+func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// FuzzHookBody reads bodies of any size, announced truly, falsely or not
+// at all, in reads of any size, under small budgets: what is read back is
+// the body, the sink saw it, and every budget is whole again afterwards.
+func FuzzHookBody(f *testing.F) {
+	f.Add([]byte(`{"ref":"refs/heads/main"}`), int64(25), uint16(7), uint16(4096))
+	f.Add(bytes.Repeat([]byte("a"), 10000), int64(-1), uint16(1000), uint16(3000))
+	f.Add(bytes.Repeat([]byte("b"), 5000), int64(4000), uint16(64), uint16(100))
+	f.Add([]byte{}, int64(0), uint16(1), uint16(1))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body []byte, size int64, step, mem uint16) {
+		hb := newHookBodies(HookLimits{Memory: int64(mem) + 1, Spool: 8 << 10, PerBody: int64(mem)/2 + 1}, dir)
+		if size < -1 {
+			size = -1
+		}
+		sum := sha256.New()
+		got, err := hb.read(chunked{bytes.NewReader(body), int(step) + 1}, size, sum)
+		switch {
+		case err != nil:
+			k := errs.KindOf(err)
+			falseSize := size >= 0 && size != int64(len(body))
+			if k != errs.Invalid && k != errs.Unavailable || k == errs.Invalid && !falseSize {
+				t.Fatalf("read %d bytes (announced %d): %v", len(body), size, err)
+			}
+		default:
+			all, berr := got.bytes()
+			if berr != nil || !bytes.Equal(all, body) {
+				t.Fatalf("read back %d bytes of %d: %v", len(all), len(body), berr)
+			}
+			if want := sha256.Sum256(body); !bytes.Equal(sum.Sum(nil), want[:]) {
+				t.Fatal("the sink did not see the body")
+			}
+			got.release()
+		}
+		if m, s := hb.mem.used.Load(), hb.spool.used.Load(); m != 0 || s != 0 {
+			t.Fatalf("budgets not given back: memory %d, spool %d", m, s)
+		}
+	})
+}
