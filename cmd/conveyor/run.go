@@ -95,14 +95,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var wfs []*workflow.Workflow
 	bad := false
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			fmt.Fprintln(stderr, "conveyor run:", err)
-			return 2
-		}
 		rel, _ := filepath.Rel(repoDir, file)
 		if strings.HasPrefix(rel, "..") {
 			rel = file
+		}
+		b, err := readWorkflowFile(repoDir, file)
+		if err != nil {
+			fmt.Fprintln(stderr, "conveyor run:", err)
+			return 2
 		}
 		wf, probs := workflow.Parse(b, rel)
 		if len(probs) == 0 {

@@ -94,3 +94,38 @@ func TestRunPlanJSON(t *testing.T) {
 		t.Fatalf("unexpected plan: %s", out.String())
 	}
 }
+
+// TestRunRefusesWorkflowsOutsideTheRepository: conveyor run neither reads
+// a workflow file linked out of the repository (to a key, to /dev/zero)
+// nor runs a local uses: that climbs out of it; lint reports where.
+func TestRunRefusesWorkflowsOutsideTheRepository(t *testing.T) {
+	dir := writeWorkflow(t, "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: ./../../etc\n")
+	var out, errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"-C", dir, "--backend", "host"}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d, want 2\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "ci.yml:6:15:") || !strings.Contains(errOut.String(), "leaves the repository") {
+		t.Errorf("stderr lacks file:line:col of the escape: %s", errOut.String())
+	}
+
+	dir = writeWorkflow(t, "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n")
+	secret := filepath.Join(t.TempDir(), "id_rsa")
+	if err := os.WriteFile(secret, []byte("PRIVATE-KEY-MATERIAL\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"zero.yml": "/dev/zero", "key.yml": secret} {
+		link := filepath.Join(dir, ".github", "workflows", name)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		errOut.Reset()
+		if code := runMain(context.Background(), []string{"-C", dir, "--backend", "host"}, &out, &errOut); code != 2 {
+			t.Fatalf("%s: exit %d, want 2\n%s\n%s", name, code, out.String(), errOut.String())
+		}
+		if strings.Contains(out.String()+errOut.String(), "PRIVATE-KEY") || !strings.Contains(errOut.String(), name) {
+			t.Errorf("%s: %s%s", name, out.String(), errOut.String())
+		}
+		os.Remove(link)
+	}
+}
