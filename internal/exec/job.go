@@ -504,6 +504,13 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 				jr.notice(fmt.Sprintf("output %s: %v", o.Key, err))
 				continue
 			}
+			if e.opts.Masker.Apply(v) != v {
+				// As GitHub's runner: an output holding a secret would
+				// carry it past the log masking into the store and to
+				// other jobs' logs.
+				jr.notice(fmt.Sprintf("Skip output '%s' since it may contain secret.", o.Key))
+				continue
+			}
 			res.Outputs[o.Key] = v
 		}
 	}
