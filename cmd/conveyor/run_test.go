@@ -51,7 +51,7 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{"success", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", nil, 0, ""},
 		{"failure", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: exit 4\n", nil, 1, ""},
-		{"invalid", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: 'true'\n", nil, 2, "ci.yml:5:"},
+		{"invalid", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: 'true'\n", nil, 1, "ci.yml:5:"},
 		{"empty secret", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"--secret", "X="}, 2, "empty"},
 		{"unknown job", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"-j", "zzz"}, 2, "zzz"},
 	}

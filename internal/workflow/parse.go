@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -116,6 +117,28 @@ var knownEvents = map[string][]string{
 	"workflow_call":               {"inputs", "outputs", "secrets"},
 	"workflow_dispatch":           {"inputs"},
 	"workflow_run":                {"types", "workflows", "branches", "branches-ignore"},
+}
+
+// IsEvent says whether GitHub knows the event name (in on:).
+func IsEvent(name string) bool {
+	_, ok := knownEvents[name]
+	return ok
+}
+
+// Events lists the event names GitHub knows, sorted.
+func Events() []string {
+	out := make([]string, 0, len(knownEvents))
+	for k := range knownEvents {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EventKeys lists the keys on: takes under an event (filters, inputs,
+// ...), beside filter (Conveyor's CEL filter, which every event takes).
+func EventKeys(name string) []string {
+	return append([]string(nil), knownEvents[name]...)
 }
 
 func (p *parser) event(name string, n *yaml.Node) bool {
