@@ -22,8 +22,10 @@ import (
 func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fl.SetOutput(stderr)
+	strict := fl.Bool("strict", false, "check on: with the language service's strict schema (as the VS Code extension does), not GitHub's runtime one")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: conveyor lint [FILE|DIR ...]\n\nChecks workflow files (default: .github/workflows and .conveyor).")
+		fmt.Fprintln(stderr, "usage: conveyor lint [--strict] [FILE|DIR ...]\n\nChecks workflow files (default: .github/workflows and .conveyor).\n\nflags:")
+		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,10 +86,10 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			continue
 		}
 		var probs workflow.Problems
-		if base := strings.ToLower(filepath.Base(f)); base == "action.yml" || base == "action.yaml" {
+		if isActionFile(f) {
 			_, probs = lint.ActionBytes(data, f)
 		} else {
-			_, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f))})
+			_, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: *strict}})
 		}
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p.Error())
@@ -103,6 +105,20 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// isActionFile tells action metadata (action.yml) from a workflow: a file
+// in .github/workflows is a workflow whatever its name, as on GitHub.
+func isActionFile(file string) bool {
+	base := strings.ToLower(filepath.Base(file))
+	if base != "action.yml" && base != "action.yaml" {
+		return false
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	return filepath.Base(filepath.Dir(abs)) != "workflows" || filepath.Base(filepath.Dir(filepath.Dir(abs))) != ".github"
 }
 
 // repoRootOf is the repository a workflow file belongs to: the folder

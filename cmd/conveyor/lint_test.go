@@ -93,3 +93,26 @@ func TestLintMainFollowsLocalReusableWorkflows(t *testing.T) {
 		}
 	}
 }
+
+// A workflow named action.yml is a workflow (GitHub runs it); action.yml
+// elsewhere is action metadata. --strict applies the language service's
+// schema to on:, which rejects what GitHub's runtime takes.
+func TestLintActionYmlWorkflowAndStrict(t *testing.T) {
+	dir := t.TempDir()
+	wf := writeFile(t, dir, ".github/workflows/action.yml", "on:\n  release:\n    branches: [main]\n"+strings.TrimPrefix(goodWorkflow, "on: push\n"))
+	act := writeFile(t, dir, "act/action.yml", "name: a\nruns:\n  using: composite\n  steps:\n    - run: echo\n      shell: bash\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{wf}, 0, ""},
+		{[]string{act}, 0, ""},
+		{[]string{"--strict", wf}, 1, wf + ":3:5: Unexpected value 'branches'"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := lintMain(context.Background(), tc.args, &out, &errOut); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("lint %v: code %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out.String(), errOut.String(), tc.code, tc.want)
+		}
+	}
+}
