@@ -89,7 +89,14 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if isActionFile(f) {
 			_, probs = lint.ActionBytes(data, f)
 		} else {
-			_, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: *strict}})
+			var w *workflow.Workflow
+			w, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: *strict}})
+			if w != nil && w.Node != nil {
+				// Warnings do not change the exit code.
+				for _, p := range lint.Warnings(w) {
+					fmt.Fprintln(stdout, p.Error())
+				}
+			}
 		}
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p.Error())

@@ -187,6 +187,9 @@ func loadWorkflows(repoDir string, files []string, stderr io.Writer) ([]*workflo
 			probs = lint.Workflow(wf)
 		}
 		if len(probs) == 0 {
+			for _, w := range lint.Warnings(wf) {
+				fmt.Fprintln(stderr, w.Error())
+			}
 			wfs = append(wfs, wf)
 			continue
 		}
