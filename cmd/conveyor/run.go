@@ -328,6 +328,11 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		res.MemoryBytes = n
 	}
 	opts.Resources = res
+	network, err := backend.ParseNetworkPolicy(f.networkPolicy)
+	if err != nil {
+		return opts, err
+	}
+	opts.Network = network
 	return opts, nil
 }
 

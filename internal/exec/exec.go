@@ -59,6 +59,8 @@ type Options struct {
 	Masker   *logs.Masker
 	// Resources are per-job sandbox limits.
 	Resources backend.Resources
+	// Network is every job's network policy ("": open).
+	Network backend.NetworkPolicy
 	// Keep are matrix instances of an earlier attempt kept by a re-run of
 	// failed jobs: an instance with the same name is not run again; its
 	// earlier result and outputs count, marked Reused.
