@@ -333,6 +333,7 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		return opts, err
 	}
 	opts.Network = network
+	opts.Runtime = f.runtime
 	return opts, nil
 }
 

@@ -113,6 +113,10 @@ type JobSpec struct {
 	// Network is the job's network policy ("" is NetworkOpen). A backend
 	// that cannot enforce a policy refuses the job (Invalid or Unavailable).
 	Network NetworkPolicy
+	// Runtime is the OCI runtime of the job's containers (e.g. runsc for
+	// gVisor, kata-runtime); "" is the engine's default. A backend without
+	// it refuses the job.
+	Runtime string
 }
 
 // NetworkPolicy says what a job's sandbox may reach.

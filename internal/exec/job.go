@@ -629,7 +629,7 @@ func minutes(s string, c *expr.Context) (time.Duration, error) {
 // container:, through the platform mapping.
 func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backend, error) {
 	e := jr.e
-	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network}
+	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime}
 	labels, err := jr.runsOn(c)
 	if err != nil {
 		return nil, nil, err

@@ -71,6 +71,8 @@ type Backend struct {
 	memDefault memoryDefault
 	// fw enforces network policies other than open.
 	fw firewall
+	// facts are the engine's runtimes.
+	facts engineFacts
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -212,6 +214,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 		if err := b.fw.check(b.remote); err != nil {
 			return nil, err
 		}
+	}
+	if err := b.checkRuntime(ctx, job.Runtime); err != nil {
+		return nil, err
 	}
 	if len(job.Services) > 0 || len(opts.aliases) > 0 || policy != backend.NetworkOpen {
 		if err := s.makeNetwork(ctx, policy); err != nil {

@@ -107,7 +107,7 @@ func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container
 		Resources:    limits(s.job.Resources, o),
 		ShmSize:      o.shmSize,
 	}
-	s.b.harden(ctx, hc)
+	s.b.harden(ctx, hc, s.job.Runtime)
 	if s.b.remote {
 		// The engine cannot see the job folder: a volume of the container
 		// holds its copy (see jobSync), which one-off containers share.

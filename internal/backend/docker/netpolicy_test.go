@@ -144,3 +144,25 @@ func TestNetworkPolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntime: a job names the OCI runtime of its containers; one the
+// engine lacks is refused with the ones it has.
+func TestRuntime(t *testing.T) {
+	need(t)
+	b := newBackend(t, Options{})
+	job := newJob(t)
+	job.Runtime = "runc"
+	sb := setupJob(t, b, job)
+	info, err := cli.ContainerInspect(context.Background(), sb.ContainerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.HostConfig.Runtime != "runc" {
+		t.Errorf("runtime %q", info.HostConfig.Runtime)
+	}
+	job = newJob(t)
+	job.Runtime = "no-such-runsc"
+	if _, err := b.Setup(context.Background(), job, nil); err == nil || !strings.Contains(err.Error(), `no runtime "no-such-runsc" (it has `) || !strings.Contains(err.Error(), "runc") {
+		t.Errorf("Setup with a missing runtime: %v", err)
+	}
+}
