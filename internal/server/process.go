@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -37,36 +38,21 @@ type runEvent = jobrun.RunEvent
 // batch before the batch is written: runs must not wait behind git work.
 const finishEvery = 20 * time.Millisecond
 
-// processLoop turns accepted events into runs. The outcomes of a claimed
-// batch are written together (store.FinishEvents: one transaction, one
-// fsync), so the processor does not take the single SQLite writer once per
-// event while webhooks are group-committed on it.
+// processLoop turns accepted events into runs. The events of a claimed
+// batch are planned in parallel (planning is CPU and git work, independent
+// per event), and their outcomes written together (store.FinishEvents: one
+// transaction, one fsync), so the processor does not take the single
+// SQLite writer once per event while webhooks are group-committed on it.
 func (s *Server) processLoop(ctx context.Context) {
 	for {
 		// A dead replica's claims come back after this; FinishEvents is fenced,
 		// so a slow processor that loses its claim writes nothing.
 		s.yieldToIntake(ctx)
-		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, max(2*s.cfg.LeaseTTL, 10*time.Second))
+		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, claimBatch, max(2*s.cfg.LeaseTTL, 10*time.Second))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming events", "err", err)
 		}
-		var outs []store.EventOutcome
-		var first time.Time
-		for _, ev := range evs {
-			o, ok := s.processEvent(ctx, ev)
-			if !ok {
-				continue
-			}
-			if len(outs) == 0 {
-				first = time.Now()
-			}
-			outs = append(outs, o)
-			if time.Since(first) >= finishEvery {
-				s.finishEvents(ctx, outs)
-				outs = outs[:0]
-			}
-		}
-		s.finishEvents(ctx, outs)
+		s.processBatch(ctx, evs)
 		if len(evs) > 0 {
 			continue
 		}
@@ -78,6 +64,62 @@ func (s *Server) processLoop(ctx context.Context) {
 		}
 	}
 }
+
+// claimBatch is how many events one claim takes.
+const claimBatch = 32
+
+// processBatch plans evs on up to processParallel goroutines and writes the
+// outcomes in claim order: whenever finishEvery has passed since the first
+// unwritten outcome, the longest finished prefix is written (runs of one
+// repository are created in the order of their events, which concurrency
+// groups depend on; a slow event holds back only the writing of those
+// after it, not their planning).
+func (s *Server) processBatch(ctx context.Context, evs []*store.Event) {
+	type result struct {
+		i  int
+		o  store.EventOutcome
+		ok bool
+	}
+	results := make(chan result, len(evs))
+	sem := make(chan struct{}, processParallel())
+	for i, ev := range evs {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			o, ok := s.processEvent(ctx, ev)
+			results <- result{i, o, ok}
+		}()
+	}
+	done := make([]*result, len(evs))
+	next := 0                // the first outcome not written
+	var due <-chan time.Time // when the finished prefix must be written
+	flush := func() {
+		var outs []store.EventOutcome
+		for ; next < len(done) && done[next] != nil; next++ {
+			if done[next].ok {
+				outs = append(outs, done[next].o)
+			}
+		}
+		s.finishEvents(ctx, outs)
+		due = nil
+	}
+	for received := 0; received < len(evs); {
+		select {
+		case r := <-results:
+			received++
+			done[r.i] = &r
+			if due == nil && done[next] != nil {
+				due = time.After(finishEvery)
+			}
+		case <-due:
+			flush()
+		}
+	}
+	flush()
+}
+
+// processParallel is how many events are planned at once.
+func processParallel() int { return max(2, 2*runtime.NumCPU()) }
 
 // yieldToIntake lets waiting webhooks have the database's single writer
 // first, for a while at most: accepting (durably, before the 2xx) is what
