@@ -118,7 +118,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir}}
 	}
 	if runnerMode {
-		cfg.Entrypoint = []string{runnerPath, "entrypoint"}
+		cfg.Entrypoint = s.b.loader.argv()
 		cfg.Cmd = nil
 		cfg.OpenStdin, cfg.StdinOnce = true, true
 		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
@@ -129,6 +129,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 			hc.Mounts = append(hc.Mounts, mount.Mount{
 				Type: mount.TypeBind, Source: s.b.opts.RunnerBinary, Target: runnerPath, ReadOnly: true,
 			})
+			hc.Mounts = append(hc.Mounts, s.b.loader.mounts()...)
 		}
 	} else {
 		// Idle as PID 1 until removed: kill -1 (used to cancel a step)
