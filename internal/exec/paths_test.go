@@ -10,6 +10,8 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
+	"github.com/conveyor-ci/conveyor/internal/backend/fake"
+	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
@@ -99,4 +101,18 @@ func TestCheckoutPathAndWorkingDirectoryDocker(t *testing.T) {
 	}
 	var b backend.Backend = d
 	checkPaths(t, Options{Backend: b, Platforms: map[string]string{"x": image}})
+}
+
+// An image the engine cannot find or pull suggests -P for the job's label.
+func TestMissingImageSuggestsPlatform(t *testing.T) {
+	b := fake.New(nil)
+	b.SetupErr = func(job *backend.JobSpec) error {
+		return errs.E("docker: image", errs.NotFound, "image %q is not available locally and could not be pulled", job.Image)
+	}
+	src := "on: push\njobs:\n  a:\n    runs-on: ubuntu-22.04\n    steps:\n      - run: 'true'\n"
+	res, rec := run(t, nil, src, Options{Backend: b, Platforms: map[string]string{"ubuntu-22.04": "my/img:1"}})
+	j := jobResult(res, "a")
+	if j == nil || j.Result != Failure || !strings.Contains(j.Error, "-P ubuntu-22.04=IMAGE") || !strings.Contains(j.Error, `"my/img:1" is not available`) {
+		t.Fatalf("%+v\n%s", j, rec.dump())
+	}
 }
