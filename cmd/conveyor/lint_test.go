@@ -28,6 +28,7 @@ func TestLintMain(t *testing.T) {
 	good := writeFile(t, dir, "good.yml", goodWorkflow)
 	bad := writeFile(t, dir, "bad.yml", "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: echo ${{ github.sha\n")
 	writeFile(t, dir, "sub/ignored.txt", "not yaml")
+	risky := writeFile(t, t.TempDir(), "risky.yml", "on: issues\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"${{ github.event.issue.title }}\"\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -37,6 +38,7 @@ func TestLintMain(t *testing.T) {
 		{"clean file", []string{good}, 0, nil},
 		{"problems", []string{bad}, 1, []string{bad + ":5:12: Job 'build' depends on unknown job 'nope'.", bad + ":7:19: The expression is not closed"}},
 		{"dir", []string{dir}, 1, []string{"bad.yml:5:12:"}},
+		{"warning only", []string{risky}, 0, []string{risky + ":6:14: warning: github.event.issue.title is untrusted input"}},
 		{"missing", []string{filepath.Join(dir, "nope.yml")}, 2, nil},
 		{"bad flag", []string{"-x"}, 2, nil},
 	}

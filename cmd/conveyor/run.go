@@ -177,19 +177,26 @@ func loadWorkflows(repoDir string, files []string, stderr io.Writer) ([]*workflo
 	var wfs []*workflow.Workflow
 	var invalid []*exec.JobResult
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, nil, err
-		}
 		rel, _ := filepath.Rel(repoDir, file)
 		if strings.HasPrefix(rel, "..") {
 			rel = file
+		}
+		b, err := readWorkflowFile(repoDir, file)
+		if err != nil {
+			// Unreadable (a link out of the repository, a device, too big):
+			// failed like an invalid file, the others still run.
+			fmt.Fprintln(stderr, "conveyor run:", err)
+			invalid = append(invalid, &exec.JobResult{Workflow: rel, Name: rel, Result: exec.Failure, Error: err.Error()})
+			continue
 		}
 		wf, probs := workflow.Parse(b, rel)
 		if len(probs) == 0 {
 			probs = lint.Workflow(wf)
 		}
 		if len(probs) == 0 {
+			for _, w := range lint.Warnings(wf) {
+				fmt.Fprintln(stderr, w.Error())
+			}
 			wfs = append(wfs, wf)
 			continue
 		}
@@ -328,6 +335,12 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		res.MemoryBytes = n
 	}
 	opts.Resources = res
+	network, err := backend.ParseNetworkPolicy(f.networkPolicy)
+	if err != nil {
+		return opts, err
+	}
+	opts.Network = network
+	opts.Runtime = f.runtime
 	return opts, nil
 }
 

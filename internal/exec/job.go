@@ -558,6 +558,13 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 				jr.notice(fmt.Sprintf("output %s: %v", o.Key, err))
 				continue
 			}
+			if e.opts.Masker.Apply(v) != v {
+				// As GitHub's runner: an output holding a secret would
+				// carry it past the log masking into the store and to
+				// other jobs' logs.
+				jr.notice(fmt.Sprintf("Skip output '%s' since it may contain secret.", o.Key))
+				continue
+			}
 			res.Outputs[o.Key] = v
 		}
 	}
@@ -624,7 +631,7 @@ func minutes(s string, c *expr.Context) (time.Duration, error) {
 // container:, through the platform mapping.
 func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backend, error) {
 	e := jr.e
-	spec := &backend.JobSpec{Resources: e.opts.Resources}
+	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime}
 	labels, err := jr.runsOn(c)
 	if err != nil {
 		return nil, nil, err

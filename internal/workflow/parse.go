@@ -861,6 +861,7 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 			s.RunPos = posOf(v)
 		case "uses":
 			s.Uses, _ = p.literal(v)
+			s.UsesPos = posOf(v)
 			if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
 				p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
 			}
