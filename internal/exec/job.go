@@ -236,6 +236,8 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/heads/"), "branch"
 	case strings.HasPrefix(ev.Ref, "refs/tags/"):
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/tags/"), "tag"
+	case strings.HasPrefix(ev.Ref, "refs/pull/"):
+		refName, refType = strings.TrimPrefix(ev.Ref, "refs/pull/"), "branch" // "7/merge", as GitHub
 	}
 	server := ev.ServerURL
 	if server == "" {

@@ -232,7 +232,14 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 		return nil, err
 	}
 	key := repoKey(repo)
-	if ev.SHA == "" && ev.Ref != "" { // cron: the head of the branch when processed
+	if ev.SHA == "" && ev.Ref == "" {
+		// Events without a commit (issues, issue_comment, label,
+		// discussion, ...) run on the default branch's head, as on GitHub.
+		if b := defaultBranch(repo, ev); b != "" {
+			ev.Ref = "refs/heads/" + b
+		}
+	}
+	if ev.SHA == "" && ev.Ref != "" { // cron, a release, the default branch: the ref's head when processed
 		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
 			return nil, err
 		}
@@ -241,7 +248,7 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 		}
 	}
 	if ev.SHA == "" {
-		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
+		return nil, errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
 	}
 	// The commit is usually in the mirror already: read first, fetch only
 	// when it is missing (a git process less per event).
@@ -294,7 +301,7 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 	wf, probs := lint.Bytes(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
-		Event: ev.Name, Ref: ev.Ref, SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
+		Event: ev.Name, Ref: runRef(ev), SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
 		Inputs: ev.Inputs, EventJSON: evJSON, WorkflowYAML: data, Attempt: 1,
 	}
 	if wf != nil && wf.Name != "" {
@@ -398,9 +405,9 @@ func concurrencyContext(ev *event.Event, run *store.Run, file string) *expr.Cont
 		inputs[k] = v
 	}
 	gh := map[string]any{
-		"event_name": ev.Name, "ref": ev.Ref, "sha": ev.SHA, "workflow": run.Name,
+		"event_name": ev.Name, "ref": run.Ref, "sha": ev.SHA, "workflow": run.Name,
 		"repository": ev.Repository.FullName, "actor": ev.Sender, "event": ev.Body,
-		"head_ref": "", "base_ref": "", "ref_name": refName(ev.Ref), "workflow_ref": ev.Repository.FullName + "/" + file + "@" + ev.Ref,
+		"head_ref": "", "base_ref": "", "ref_name": refName(run.Ref), "workflow_ref": ev.Repository.FullName + "/" + file + "@" + run.Ref,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		gh["head_ref"], gh["base_ref"] = pr.HeadRef, pr.BaseRef
@@ -414,7 +421,35 @@ func refName(ref string) string {
 			return s
 		}
 	}
+	if n, ok := strings.CutPrefix(ref, "refs/pull/"); ok {
+		return n // GitHub's ref_name of a pull request: "7/merge"
+	}
 	return ref
+}
+
+// runRef is github.ref of a run, as GitHub sets it: refs/pull/N/merge for
+// pull_request and its review events, the base branch for
+// pull_request_target, else the event's ref.
+func runRef(ev *event.Event) string {
+	pr := ev.PullRequest
+	switch {
+	case pr == nil || ev.Ref != "":
+		return ev.Ref
+	case ev.Name == "pull_request_target":
+		return "refs/heads/" + pr.BaseRef
+	case pr.Number > 0:
+		return fmt.Sprintf("refs/pull/%d/merge", pr.Number)
+	}
+	return ""
+}
+
+// defaultBranch is the repository's default branch: as registered, else
+// as the event's payload says.
+func defaultBranch(repo *store.Repo, ev *event.Event) string {
+	if repo.Branch != "" {
+		return repo.Branch
+	}
+	return ev.Repository.DefaultBranch
 }
 
 // dispatchWorkflow is the file a workflow_dispatch event names, if any.

@@ -73,6 +73,10 @@ type Backend struct {
 	fw firewall
 	// facts are the engine's runtimes.
 	facts engineFacts
+	// loader runs a dynamically linked runner binary in any image (nil:
+	// static); loaderErr says why a dynamic one cannot be (RunnerNote).
+	loader    *runnerLoader
+	loaderErr error
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -118,7 +122,19 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, errs.E("docker: engine", errs.Invalid, "%q: want local or remote", opts.Engine)
 	}
-	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}, nil
+	b := &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}
+	b.loader, b.loaderErr = findRunnerLoader(opts.RunnerBinary)
+	return b, nil
+}
+
+// RunnerNote is a warning for the user when the runner binary cannot run
+// in job containers (steps then fall back to docker exec, many times
+// slower), with the fix; "" when it can.
+func (b *Backend) RunnerNote() string {
+	if b.loaderErr == nil {
+		return ""
+	}
+	return fmt.Sprintf("conveyor: %v: Docker steps will use docker exec, many times slower; build a static conveyor: CGO_ENABLED=0 go install github.com/conveyor-ci/conveyor/cmd/conveyor@latest", b.loaderErr)
 }
 
 // Client returns the engine client.
