@@ -484,6 +484,8 @@ type Users interface {
 	CreateUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, id int64) (*User, error)
 	UserByName(ctx context.Context, name string) (*User, error)
+	// SetPassword replaces a user's password hash.
+	SetPassword(ctx context.Context, userID int64, hash string) error
 	// SetMember gives the user role in the organisation, or removes the
 	// membership when role is "". Conflict when that would leave the
 	// organisation without an admin.

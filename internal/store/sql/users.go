@@ -89,6 +89,21 @@ func (s *DB) UserByName(ctx context.Context, name string) (*store.User, error) {
 	return u, nil
 }
 
+// SetPassword replaces a user's password hash.
+func (s *DB) SetPassword(ctx context.Context, userID int64, hash string) error {
+	const op = "store.SetPassword"
+	return s.write(ctx, op, func(tx *dbsql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, userID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errs.E(op, errs.NotFound, "no user %d", userID)
+		}
+		return nil
+	})
+}
+
 // SetMember sets (or, with role "", removes) a user's role in an
 // organisation, never leaving it without an admin.
 func (s *DB) SetMember(ctx context.Context, orgID, userID int64, role store.OrgRole) error {
