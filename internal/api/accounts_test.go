@@ -44,7 +44,7 @@ func newAccountsEnv(t *testing.T) *accountsEnv {
 	e := &accountsEnv{env: &env{admin: secret}, db: db, org: org}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.srv.Config.Handler = api.New(api.Deps{Store: db, Accounts: db, Actions: storeActions{db},
-		BaseURL: "http://" + e.srv.Listener.Addr().String(),
+		BaseURL:        "http://" + e.srv.Listener.Addr().String(),
 		PasswordParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
