@@ -146,7 +146,7 @@ func (a *server) login(w http.ResponseWriter, r *http.Request, _ *store.Token) {
 	}
 	r = r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
 	a.Audit(r, org.ID, "session.create", "user "+u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339)))
-	writeJSON(w, http.StatusOK, LoginResult{Token: secret, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)})
+	writeJSON(w, http.StatusOK, LoginResult{Token: secret, TokenID: tok.ID, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)})
 }
 
 // loginOrg is the organisation a login is for: the named one (where the

@@ -29,6 +29,7 @@ type LoginInput struct {
 // user's role), shown only here.
 type LoginResult struct {
 	Token   string    `json:"token"`
+	TokenID int64     `json:"token_id"`
 	Expires time.Time `json:"expires"`
 	User    string    `json:"user"`
 	Org     string    `json:"org"`
