@@ -152,11 +152,11 @@ func TestPersonalTokens(t *testing.T) {
 	var w, r api.TokenCreated
 	e.call(t, "POST", "/api/tokens", sess, api.TokenInput{Name: "ci", Scope: "write", ExpiresInDays: 7}, 201, &w)
 	if w.Secret == "" || w.Token.Scope != "write" || w.Token.Kind != "api" || w.Token.Expires == nil ||
-		w.Token.Expires.Sub(time.Now()) < 6*24*time.Hour || w.Token.Expires.Sub(time.Now()) > 8*24*time.Hour {
+		time.Until(*w.Token.Expires) < 6*24*time.Hour || time.Until(*w.Token.Expires) > 8*24*time.Hour {
 		t.Fatalf("created token %+v", w)
 	}
 	e.call(t, "POST", "/api/tokens", w.Secret, api.TokenInput{Name: "ro", Scope: "read"}, 201, &r)
-	if d := r.Token.Expires.Sub(time.Now()); d < 89*24*time.Hour || d > 91*24*time.Hour {
+	if d := time.Until(*r.Token.Expires); d < 89*24*time.Hour || d > 91*24*time.Hour {
 		t.Errorf("default expiry in %v, want 90 days", d)
 	}
 	// No escalation through tokens.

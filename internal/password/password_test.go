@@ -87,3 +87,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHashDefault is the cost of one login check with the server's
+// parameters (Verify costs the same).
+func BenchmarkHashDefault(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Hash("correct horse battery staple", Default); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

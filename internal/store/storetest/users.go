@@ -40,6 +40,11 @@ func testUsers(t *testing.T, e *env) {
 	}
 	_, err = e.s.UserByName(e.ctx, "bob")
 	wantKind(t, err, errs.NotFound, "UserByName(unknown)")
+	e.must(e.s.SetPassword(e.ctx, u.ID, "$argon2id$new"))
+	if got, _ := e.s.GetUser(e.ctx, u.ID); got == nil || got.PasswordHash != "$argon2id$new" {
+		t.Errorf("after SetPassword: %+v", got)
+	}
+	wantKind(t, e.s.SetPassword(e.ctx, u.ID+100, "x"), errs.NotFound, "SetPassword(unknown)")
 	_, err = e.s.GetUser(e.ctx, u.ID+100)
 	wantKind(t, err, errs.NotFound, "GetUser(unknown)")
 
