@@ -238,6 +238,9 @@ func TestOrganisationsAndAudit(t *testing.T) {
 	e.call(t, "PUT", "/api/password", acme.Token, api.PasswordInput{Current: "wrong", New: "a-new-password"}, 403, nil)
 	e.call(t, "PUT", "/api/password", acme.Token, api.PasswordInput{Current: "hunter2hunter2", New: "a-new-password"}, 204, nil)
 	e.login(t, "bob", "a-new-password", "acme", 200)
+	// JSON bodies of PUT routes are bounded like the others.
+	huge := `{"current":"` + strings.Repeat("x", api.MaxBody) + `","new":"xxxxxxxxxx"}`
+	e.call(t, "PUT", "/api/password", acme.Token, huge, 413, nil)
 
 	var acmeLog api.AuditList
 	e.call(t, "GET", "/api/audit", acme.Token, nil, 200, &acmeLog)

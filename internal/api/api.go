@@ -204,8 +204,9 @@ func (a *server) wrap(rt route) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		// PUT bodies are uploads (artifacts), which their handler limits.
-		if r.Body != nil && rt.method != "PUT" {
+		// PUT bodies that are not JSON are uploads (artifacts), which their
+		// handler limits.
+		if r.Body != nil && (rt.method != "PUT" || rt.in != nil) {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		}
 		rt.handle(a, w, r, tok)
