@@ -506,7 +506,8 @@ type Users interface {
 // Tokens stores tokens.
 type Tokens interface {
 	// CreateToken stores t (which needs an organisation, a user and a
-	// scope) and sets its ID and Created; Conflict on a taken hash.
+	// scope) and sets its ID and Created; Conflict on a taken hash. A new
+	// session token deletes the user's expired session tokens.
 	CreateToken(ctx context.Context, t *Token) error
 	// TokenByHash returns the token with that hash (NotFound otherwise,
 	// expired tokens included: the caller checks Expired) and records its use.

@@ -44,7 +44,16 @@ func (s *DB) CreateToken(ctx context.Context, t *store.Token) error {
 	if err := checkToken(op, t); err != nil {
 		return err
 	}
-	return s.write(ctx, op, func(tx *dbsql.Tx) error { return insertToken(ctx, tx, t) })
+	return s.write(ctx, op, func(tx *dbsql.Tx) error {
+		if t.Kind == store.TokenSession {
+			// Each login makes a session: the user's expired ones go.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE user_id = $1 AND kind = 'session' AND expires > 0 AND expires <= $2`,
+				t.UserID, us(now())); err != nil {
+				return err
+			}
+		}
+		return insertToken(ctx, tx, t)
+	})
 }
 
 func insertToken(ctx context.Context, tx *dbsql.Tx, t *store.Token) error {

@@ -223,6 +223,20 @@ func testTokenLifecycle(t *testing.T, e *env) {
 	if list, _ := e.s.ListTokens(e.ctx, alice.ID); len(list) != 1 {
 		t.Errorf("ListTokens after revoke = %+v", list)
 	}
+	// A new session clears the user's expired sessions, nothing else.
+	old := &store.Token{OrgID: e.org.ID, UserID: alice.ID, Name: "login", Role: store.RoleAdmin, Kind: store.TokenSession,
+		Hash: []byte("s-old"), Expires: time.Now().Add(-time.Hour)}
+	e.must(e.s.CreateToken(e.ctx, old))
+	e.must(e.s.CreateToken(e.ctx, &store.Token{OrgID: e.org.ID, UserID: bob.ID, Name: "login", Role: store.RoleAdmin,
+		Kind: store.TokenSession, Hash: []byte("s-bob"), Expires: time.Now().Add(-time.Hour)}))
+	e.must(e.s.CreateToken(e.ctx, &store.Token{OrgID: e.org.ID, UserID: alice.ID, Name: "login", Role: store.RoleAdmin,
+		Kind: store.TokenSession, Hash: []byte("s-new"), Expires: time.Now().Add(time.Hour)}))
+	if list, _ := e.s.ListTokens(e.ctx, alice.ID); len(list) != 2 || list[1].Kind != store.TokenSession || list[1].ID == old.ID {
+		t.Errorf("alice's tokens after a new session = %+v", list)
+	}
+	if list, _ := e.s.ListTokens(e.ctx, bob.ID); len(list) != 2 {
+		t.Errorf("bob's tokens after alice's session = %+v", list)
+	}
 }
 
 // testFirstAdmin: replicas starting together on an empty database make one
