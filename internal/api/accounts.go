@@ -52,10 +52,10 @@ func (a *server) accounts(w http.ResponseWriter) (AccountStore, bool) {
 	return a.Accounts, true
 }
 
-// Audit records a change made by the request's caller in the audit log
+// audit records a change made by the request's caller in the audit log
 // of organisation orgID (0: server-wide). It is written before the answer
 // and survives the client going away; a failure is logged.
-func (a *server) Audit(r *http.Request, orgID int64, action, target, detail string) {
+func (a *server) audit(r *http.Request, orgID int64, action, target, detail string) {
 	if a.Accounts == nil {
 		return
 	}
@@ -145,7 +145,7 @@ func (a *server) login(w http.ResponseWriter, r *http.Request, _ *store.Token) {
 		return
 	}
 	r = r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
-	a.Audit(r, org.ID, "session.create", "user "+u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339)))
+	a.audit(r, org.ID, "session.create", "user "+u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339)))
 	writeJSON(w, http.StatusOK, LoginResult{Token: secret, TokenID: tok.ID, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)})
 }
 
@@ -163,6 +163,8 @@ func (a *server) loginOrg(ctx context.Context, st AccountStore, u *store.User, n
 			return o, ms[0].Role, err
 		case len(ms) == 0 && !u.ServerAdmin:
 			return nil, "", errs.E("", errs.Forbidden, "user %s belongs to no organisation", u.Name)
+		case len(ms) == 0:
+			return nil, "", errs.E("", errs.Invalid, "user %s belongs to no organisation: name one (org), as a server admin", u.Name)
 		}
 		return nil, "", errs.E("", errs.Invalid, "user %s belongs to several organisations: name one (org)", u.Name)
 	}
@@ -222,7 +224,7 @@ func (a *server) setPassword(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, 0, "user.password", "user "+u.Name, "")
+	a.audit(r, 0, "user.password", "user "+u.Name, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -272,7 +274,7 @@ func (a *server) createOrg(w http.ResponseWriter, r *http.Request, tok *store.To
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, 0, "org.create", "org "+o.Name, fmt.Sprintf("admin user %d", admin))
+	a.audit(r, 0, "org.create", "org "+o.Name, fmt.Sprintf("admin user %d", admin))
 	writeJSON(w, http.StatusCreated, toOrg(o))
 }
 
@@ -323,7 +325,7 @@ func (a *server) addMember(w http.ResponseWriter, r *http.Request, tok *store.To
 	case errs.Is(err, errs.NotFound):
 		u, err = a.newUser(ctx, st, in)
 		if err == nil {
-			a.Audit(r, tok.OrgID, "user.create", "user "+u.Name, "")
+			a.audit(r, tok.OrgID, "user.create", "user "+u.Name, "")
 		}
 	case err == nil && in.Password != "":
 		err = errs.E("", errs.Conflict, "user %s exists: only they change their password", in.Name)
@@ -339,7 +341,7 @@ func (a *server) addMember(w http.ResponseWriter, r *http.Request, tok *store.To
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "member.add", "user "+u.Name, "role "+string(role))
+	a.audit(r, tok.OrgID, "member.add", "user "+u.Name, "role "+string(role))
 	writeJSON(w, http.StatusCreated, Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin})
 }
 
@@ -398,7 +400,7 @@ func (a *server) setRole(w http.ResponseWriter, r *http.Request, tok *store.Toke
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "member.role", "user "+u.Name, "role "+string(role))
+	a.audit(r, tok.OrgID, "member.role", "user "+u.Name, "role "+string(role))
 	writeJSON(w, http.StatusOK, Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin})
 }
 
@@ -415,7 +417,7 @@ func (a *server) removeMember(w http.ResponseWriter, r *http.Request, tok *store
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "member.remove", "user "+u.Name, "")
+	a.audit(r, tok.OrgID, "member.remove", "user "+u.Name, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -477,7 +479,7 @@ func (a *server) createToken(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, orgID, "token.create", fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly)))
+	a.audit(r, orgID, "token.create", fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly)))
 	writeJSON(w, http.StatusCreated, TokenCreated{Token: toTokenInfo(t), Secret: secret})
 }
 
@@ -542,7 +544,7 @@ func (a *server) revokeToken(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, fmt.Sprintf("token %d", t.ID), err)
 		return
 	}
-	a.Audit(r, t.OrgID, "token.revoke", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
+	a.audit(r, t.OrgID, "token.revoke", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -561,7 +563,7 @@ func (a *server) rotateToken(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "token "+r.PathValue("id"), err)
 		return
 	}
-	a.Audit(r, t.OrgID, "token.rotate", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
+	a.audit(r, t.OrgID, "token.rotate", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
 	writeJSON(w, http.StatusOK, TokenCreated{Token: toTokenInfo(t), Secret: secret})
 }
 

@@ -223,7 +223,7 @@ func (a *server) createAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "agent.create", fmt.Sprintf("agent %d %q", out.Agent.ID, out.Agent.Name), "")
+	a.audit(r, tok.OrgID, "agent.create", fmt.Sprintf("agent %d %q", out.Agent.ID, out.Agent.Name), "")
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -268,7 +268,7 @@ func (a *server) setDraining(w http.ResponseWriter, r *http.Request, tok *store.
 	if draining {
 		action = "agent.drain"
 	}
-	a.Audit(r, tok.OrgID, action, fmt.Sprintf("agent %d %q", ag.ID, ag.Name), "")
+	a.audit(r, tok.OrgID, action, fmt.Sprintf("agent %d %q", ag.ID, ag.Name), "")
 	writeJSON(w, http.StatusOK, ag)
 }
 
@@ -285,7 +285,7 @@ func (a *server) revokeAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, fmt.Sprintf("agent %d", id), err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "agent.revoke", fmt.Sprintf("agent %d", id), "")
+	a.audit(r, tok.OrgID, "agent.revoke", fmt.Sprintf("agent %d", id), "")
 	w.WriteHeader(http.StatusNoContent)
 }
 

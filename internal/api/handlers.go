@@ -31,7 +31,7 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 		a.fail(w, "", err)
 		return
 	}
-	a.Audit(r, tok.OrgID, "repo.create", "repo "+repo.Name, fmt.Sprintf("id %d, forge %s", repo.ID, repo.Forge))
+	a.audit(r, tok.OrgID, "repo.create", "repo "+repo.Name, fmt.Sprintf("id %d, forge %s", repo.ID, repo.Forge))
 	out := toRepo(repo, a.BaseURL)
 	writeJSON(w, http.StatusCreated, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: repo.Secret})
 }
