@@ -20,6 +20,7 @@ type runFlags struct {
 	parallel                           int
 	cpus                               float64
 	pids                               int64
+	tools                              toolFlags
 }
 
 // valueFlags are the flags that give the run secrets, variables, env and
@@ -69,4 +70,5 @@ func (f *runFlags) register(fs *flag.FlagSet, usageOut io.Writer) {
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
 	fs.StringVar(&f.memory, "memory", "", "memory per job sandbox (docker), e.g. 512m, 2g")
 	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
+	f.tools.register(fs)
 }

@@ -56,10 +56,25 @@ type ContainerRunner interface {
 	BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error
 }
 
+// NodeProvider is an optional Sandbox ability: the Node.js programs that
+// may run JavaScript actions (runs.using: node12|16|20|24), best first, as
+// the sandbox names them for a Process's argv[0] ("node": the one on the
+// sandbox's base PATH, before any step changed it). The executor checks
+// their versions and picks one. Sandboxes without it offer "node".
+type NodeProvider interface {
+	// Nodes may make a program available first (a remote engine copies
+	// Conveyor's node into the container on the first call that needs it).
+	Nodes(ctx context.Context) ([]string, error)
+}
+
 // Dirs is the job directory as seen from both sides.
 type Dirs struct {
 	Host    string
 	Sandbox string
+	// ToolCache is RUNNER_TOOL_CACHE as the sandbox sees it: a folder that
+	// outlives the job (setup-* actions install toolchains there once per
+	// machine). "": none, the executor gives each job a folder of its own.
+	ToolCache string
 }
 
 // Process is one command to run in a sandbox.

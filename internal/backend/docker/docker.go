@@ -57,6 +57,15 @@ type Options struct {
 	// Engine says whether the engine shares this machine's files (bind
 	// mounts) or not (copies); EngineAuto: from the engine's address.
 	Engine Engine
+	// Node is a node program of this machine that job containers get at
+	// /__conveyor/node/bin/node for JavaScript actions, for images without
+	// a suitable node of their own (see backend.NodeProvider); "": none.
+	// It must run in the job's image: a glibc build needs a glibc image.
+	Node string
+	// ToolCache is mounted at /opt/hostedtoolcache (RUNNER_TOOL_CACHE) in
+	// job containers: a volume name (made on first use, kept across jobs)
+	// or an absolute path of the engine's machine. "": none.
+	ToolCache string
 }
 
 // Backend is the docker backend. It is safe for concurrent use.
@@ -283,6 +292,8 @@ type Sandbox struct {
 	steps       stepper
 	describe    string
 	sync        *jobSync // remote engine: the job folder's copies; nil: bind-mounted
+	nodeMu      sync.Mutex
+	nodeCopied  bool // remote engine: Options.Node is in the container
 
 	mu         sync.Mutex
 	tornDown   bool
@@ -329,6 +340,7 @@ var (
 	_ backend.Sandbox         = (*Sandbox)(nil)
 	_ backend.Describer       = (*Sandbox)(nil)
 	_ backend.ContainerRunner = (*Sandbox)(nil)
+	_ backend.NodeProvider    = (*Sandbox)(nil)
 )
 
 // stepper runs steps in the job container: the step runner or docker exec.
@@ -339,7 +351,7 @@ type stepper interface {
 
 // Dirs implements backend.Sandbox.
 func (s *Sandbox) Dirs() backend.Dirs {
-	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir}
+	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir, ToolCache: s.toolCacheDir()}
 }
 
 // Describe implements backend.Describer.

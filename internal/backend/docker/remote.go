@@ -60,35 +60,9 @@ func localDaemon(host string) bool {
 func (b *Backend) Remote() bool { return b.remote }
 
 // copyRunner puts the runner binary at runnerPath in a created container
-// (before it starts): one tar of one file through the API.
+// (before it starts).
 func (b *Backend) copyRunner(ctx context.Context, id string) error {
-	f, err := os.Open(b.opts.RunnerBinary)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		tw := tar.NewWriter(pw)
-		dir := strings.TrimPrefix(path.Dir(runnerPath), "/")
-		err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: fi.ModTime()})
-		if err == nil {
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + "/" + path.Base(runnerPath), Mode: 0o555, Size: fi.Size(), ModTime: fi.ModTime()})
-		}
-		if err == nil {
-			_, err = io.Copy(tw, f)
-		}
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close()
-	return b.cli.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{})
+	return b.copyFile(ctx, id, b.opts.RunnerBinary, runnerPath)
 }
 
 // pullTimeout bounds copying the job folder back after a step: shorter

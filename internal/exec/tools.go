@@ -1,0 +1,292 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/workflow"
+)
+
+// nodeTolerance is how many major versions below runs.using's a node may
+// be and still run the action: one LTS line (node20 actions run on node 18,
+// as Debian bookworm has it; node24 actions on node 20). A node of the
+// version asked for, or newer, is preferred when the sandbox has one.
+const nodeTolerance = 4
+
+// nodeProbeTimeout bounds `node -e` asking a node its version.
+const nodeProbeTimeout = 30 * time.Second
+
+// maxActionFile bounds an action.yml read before the first step.
+const maxActionFile = 1 << 20
+
+// nodeProbe is what one node program said of itself in one sandbox.
+type nodeProbe struct {
+	prog    string // as the sandbox names it
+	path    string // its absolute path (process.execPath)
+	version string // e.g. v20.11.1
+	major   int
+	err     error // it did not run
+}
+
+// nodeCache keeps the probes of each sandbox until its teardown: a job
+// asks once per program, not once per step.
+type nodeCache struct {
+	mu sync.Mutex
+	m  map[backend.Sandbox]map[string]nodeProbe
+}
+
+func (c *nodeCache) get(sb backend.Sandbox, prog string) (nodeProbe, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[sb][prog]
+	return p, ok
+}
+
+func (c *nodeCache) put(sb backend.Sandbox, p nodeProbe) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[backend.Sandbox]map[string]nodeProbe{}
+	}
+	if c.m[sb] == nil {
+		c.m[sb] = map[string]nodeProbe{}
+	}
+	c.m[sb][p.prog] = p
+}
+
+func (c *nodeCache) forget(sb backend.Sandbox) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, sb)
+}
+
+// nodeArgv is the argv that runs script (a sandbox path) of JavaScript
+// action a with a node that fits its runs.using.
+func (sr *stepRun) nodeArgv(ctx context.Context, a *workflow.Action, script string) ([]string, error) {
+	node, err := sr.jr.node(ctx, sr.step.Uses, a.Runs.Using)
+	if err != nil {
+		return nil, err
+	}
+	return []string{node, script}, nil
+}
+
+// nodeNeed reads runs.using nodeNN: the major version asked for and the
+// least one accepted.
+func nodeNeed(using string) (want, least int, ok bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.ToLower(using), "node"))
+	if err != nil || n <= 0 {
+		return 0, 0, false
+	}
+	return n, n - nodeTolerance, true
+}
+
+// node returns the absolute path, in the sandbox, of the node that runs
+// action uses (runs.using using): of the sandbox's nodes
+// (backend.NodeProvider), the first of the version asked for or newer,
+// else the newest within nodeTolerance. The error names the action, what
+// was found and the fix.
+func (jr *jobRun) node(ctx context.Context, uses, using string) (string, error) {
+	want, least, ok := nodeNeed(using)
+	if !ok {
+		return "", errs.E("action", errs.Invalid, "%s: runs.using %q is not supported (want node12, node16, node20 or node24, composite or docker)", uses, using)
+	}
+	progs := []string{"node"}
+	if np, ok := jr.sb.(backend.NodeProvider); ok {
+		var err error
+		if progs, err = np.Nodes(ctx); err != nil {
+			jr.notice("Node.js: " + err.Error())
+		}
+	}
+	var best *nodeProbe
+	var found []string
+	for _, prog := range progs {
+		p := jr.probeNode(ctx, prog)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		switch {
+		case p.err != nil:
+			found = append(found, fmt.Sprintf("%s: %v", prog, p.err))
+			continue
+		case p.major >= want:
+			return p.path, nil
+		case p.major >= least && (best == nil || p.major > best.major):
+			best = &p
+		}
+		found = append(found, fmt.Sprintf("%s: %s", prog, p.version))
+	}
+	if best != nil {
+		return best.path, nil
+	}
+	return "", errs.E("action", errs.Unavailable,
+		"%s (runs.using: %s) needs Node.js %d (%d or newer may do), and no node here fits (%s). Fix: install Node.js %d or newer in the job's image or on the host, or run Conveyor with --node PATH (env CONVEYOR_NODE) naming one; in a container, Conveyor's node must be able to run in the image (a glibc build does not run in an Alpine/musl or busybox image)",
+		uses, using, want, least, strings.Join(found, "; "), want)
+}
+
+// probeNode asks node program prog, in the job's sandbox, for its version
+// and path (once per sandbox).
+func (jr *jobRun) probeNode(ctx context.Context, prog string) nodeProbe {
+	if p, ok := jr.e.nodes.get(jr.sb, prog); ok {
+		return p
+	}
+	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
+	defer cancel()
+	out := &syncBuffer{max: 4096}
+	code, err := jr.sb.Exec(pctx, &backend.Process{
+		Argv: []string{prog, "-e", "console.log(process.version + ' ' + process.execPath)"},
+		Env:  map[string]string{}, Dir: jr.dirs.Sandbox,
+	}, out)
+	p := nodeProbe{prog: prog}
+	text := strings.TrimSpace(out.String())
+	switch {
+	case err != nil && errs.KindOf(err) == errs.NotFound:
+		p.err = fmt.Errorf("not found")
+	case err != nil:
+		p.err = err
+	case code != 0:
+		p.err = fmt.Errorf("exit code %d: %s", code, firstLine(text))
+	default:
+		p.version, p.path, _ = strings.Cut(text, " ")
+		major, perr := strconv.Atoi(strings.TrimPrefix(strings.SplitN(p.version, ".", 2)[0], "v"))
+		if perr != nil || p.path == "" {
+			p.err = fmt.Errorf("not a node: said %q", firstLine(text))
+		}
+		p.major = major
+	}
+	if ctx.Err() == nil {
+		jr.e.nodes.put(jr.sb, p)
+	}
+	return p
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// syncBuffer keeps the first max bytes written, safe for a writer that
+// outlives the call it was given to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.max - len(s.b); n > 0 {
+		s.b = append(s.b, p[:min(n, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// checkNodeActions makes sure, before the first step, that a node fits
+// every JavaScript action of the job's steps that the local repository
+// holds (those inside its local composite actions too): a job that cannot
+// run one fails before it starts, naming it. Actions not found here yet
+// (made by a step) are checked when their step runs.
+func (jr *jobRun) checkNodeActions(ctx context.Context) error {
+	if jr.e.opts.RepoDir == "" {
+		return nil
+	}
+	root, err := os.OpenRoot(jr.e.opts.RepoDir)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	seen := map[string]bool{}
+	var walk func(steps []*workflow.Step, depth int) error
+	walk = func(steps []*workflow.Step, depth int) error {
+		for _, s := range steps {
+			if !strings.HasPrefix(s.Uses, "./") || depth > 8 {
+				continue
+			}
+			rel := path.Clean(s.Uses)
+			if seen[rel] {
+				continue
+			}
+			seen[rel] = true
+			a := readRootAction(root, rel)
+			if a == nil {
+				continue
+			}
+			using := strings.ToLower(a.Runs.Using)
+			switch {
+			case using == "composite":
+				if err := walk(a.Runs.Steps, depth+1); err != nil {
+					return err
+				}
+			case strings.HasPrefix(using, "node"):
+				if _, err := jr.node(ctx, s.Uses, using); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(jr.job.Steps, 0)
+}
+
+// readRootAction reads the action at rel inside root (no way out of it,
+// symbolic links included), or nil when there is none that parses.
+func readRootAction(root *os.Root, rel string) *workflow.Action {
+	for _, n := range []string{"action.yml", "action.yaml"} {
+		f, err := root.Open(path.Join(rel, n))
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxActionFile+1))
+		f.Close()
+		if err != nil || len(b) > maxActionFile {
+			return nil
+		}
+		a, probs := workflow.ParseAction(b, path.Join(rel, n))
+		if len(probs) > 0 {
+			return nil
+		}
+		return a
+	}
+	return nil
+}
+
+// toolCache is RUNNER_TOOL_CACHE as the sandbox sees it: the backend's
+// machine-wide one, else a folder of the job's own.
+func (jr *jobRun) toolCache() string {
+	if jr.dirs.ToolCache != "" {
+		return jr.dirs.ToolCache
+	}
+	return jr.sandboxPath("tool")
+}
+
+// runnerArch is RUNNER_ARCH (runner.arch) for this machine's architecture,
+// in GitHub's names; sandboxes run on it.
+func runnerArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "X64"
+	case "386":
+		return "X86"
+	case "arm64":
+		return "ARM64"
+	case "arm":
+		return "ARM"
+	}
+	return strings.ToUpper(runtime.GOARCH)
+}
