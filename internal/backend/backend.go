@@ -57,14 +57,15 @@ type ContainerRunner interface {
 }
 
 // NodeProvider is an optional Sandbox ability: the Node.js programs that
-// may run JavaScript actions (runs.using: node12|16|20|24), best first, as
-// the sandbox names them for a Process's argv[0] ("node": the one on the
-// sandbox's base PATH, before any step changed it). The executor checks
-// their versions and picks one. Sandboxes without it offer "node".
+// may run JavaScript actions (runs.using: node12|16|20|24), best first,
+// each as the start of a Process's argv (["node"]: the one on the
+// sandbox's base PATH, before any step changed it; a longer one runs node
+// through a loader). The executor checks their versions and picks one.
+// Sandboxes without it offer ["node"].
 type NodeProvider interface {
 	// Nodes may make a program available first (a remote engine copies
 	// Conveyor's node into the container on the first call that needs it).
-	Nodes(ctx context.Context) ([]string, error)
+	Nodes(ctx context.Context) ([][]string, error)
 }
 
 // Dirs is the job directory as seen from both sides.

@@ -31,9 +31,9 @@ const maxActionFile = 1 << 20
 
 // nodeProbe is what one node program said of itself in one sandbox.
 type nodeProbe struct {
-	prog    string // as the sandbox names it
-	path    string // its absolute path (process.execPath)
-	version string // e.g. v20.11.1
+	prog    []string // as the sandbox names it (argv before the script)
+	path    string   // its absolute path (process.execPath)
+	version string   // e.g. v20.11.1
 	major   int
 	err     error // it did not run
 }
@@ -42,13 +42,15 @@ type nodeProbe struct {
 // asks once per program, not once per step.
 type nodeCache struct {
 	mu sync.Mutex
-	m  map[backend.Sandbox]map[string]nodeProbe
+	m  map[backend.Sandbox]map[string]nodeProbe // by progKey
 }
 
-func (c *nodeCache) get(sb backend.Sandbox, prog string) (nodeProbe, bool) {
+func progKey(prog []string) string { return strings.Join(prog, "\x00") }
+
+func (c *nodeCache) get(sb backend.Sandbox, prog []string) (nodeProbe, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, ok := c.m[sb][prog]
+	p, ok := c.m[sb][progKey(prog)]
 	return p, ok
 }
 
@@ -61,7 +63,7 @@ func (c *nodeCache) put(sb backend.Sandbox, p nodeProbe) {
 	if c.m[sb] == nil {
 		c.m[sb] = map[string]nodeProbe{}
 	}
-	c.m[sb][p.prog] = p
+	c.m[sb][progKey(p.prog)] = p
 }
 
 func (c *nodeCache) forget(sb backend.Sandbox) {
@@ -77,7 +79,7 @@ func (sr *stepRun) nodeArgv(ctx context.Context, a *workflow.Action, script stri
 	if err != nil {
 		return nil, err
 	}
-	return []string{node, script}, nil
+	return append(node, script), nil
 }
 
 // nodeNeed reads runs.using nodeNN: the major version asked for and the
@@ -90,17 +92,18 @@ func nodeNeed(using string) (want, least int, ok bool) {
 	return n, n - nodeTolerance, true
 }
 
-// node returns the absolute path, in the sandbox, of the node that runs
-// action uses (runs.using using): of the sandbox's nodes
-// (backend.NodeProvider), the first of the version asked for or newer,
-// else the newest within nodeTolerance. The error names the action, what
-// was found and the fix.
-func (jr *jobRun) node(ctx context.Context, uses, using string) (string, error) {
+// node returns the argv (before the script) of the node that runs action
+// uses (runs.using using): of the sandbox's nodes (backend.NodeProvider),
+// the first of the version asked for or newer, else the newest within
+// nodeTolerance. A plain program is named by its absolute path, so that
+// a node a step put on PATH does not take its place. The error names the
+// action, what was found and the fix.
+func (jr *jobRun) node(ctx context.Context, uses, using string) ([]string, error) {
 	want, least, ok := nodeNeed(using)
 	if !ok {
-		return "", errs.E("action", errs.Invalid, "%s: runs.using %q is not supported (want node12, node16, node20 or node24, composite or docker)", uses, using)
+		return nil, errs.E("action", errs.Invalid, "%s: runs.using %q is not supported (want node12, node16, node20 or node24, composite or docker)", uses, using)
 	}
-	progs := []string{"node"}
+	progs := [][]string{{"node"}}
 	if np, ok := jr.sb.(backend.NodeProvider); ok {
 		var err error
 		if progs, err = np.Nodes(ctx); err != nil {
@@ -112,30 +115,40 @@ func (jr *jobRun) node(ctx context.Context, uses, using string) (string, error) 
 	for _, prog := range progs {
 		p := jr.probeNode(ctx, prog)
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		}
+		name := strings.Join(prog, " ")
 		switch {
 		case p.err != nil:
-			found = append(found, fmt.Sprintf("%s: %v", prog, p.err))
+			found = append(found, fmt.Sprintf("%s: %v", name, p.err))
 			continue
 		case p.major >= want:
-			return p.path, nil
+			return p.argv(), nil
 		case p.major >= least && (best == nil || p.major > best.major):
 			best = &p
 		}
-		found = append(found, fmt.Sprintf("%s: %s", prog, p.version))
+		found = append(found, fmt.Sprintf("%s: %s", name, p.version))
 	}
 	if best != nil {
-		return best.path, nil
+		return best.argv(), nil
 	}
-	return "", errs.E("action", errs.Unavailable,
-		"%s (runs.using: %s) needs Node.js %d (%d or newer may do), and no node here fits (%s). Fix: install Node.js %d or newer in the job's image or on the host, or run Conveyor with --node PATH (env CONVEYOR_NODE) naming one; in a container, Conveyor's node must be able to run in the image (a glibc build does not run in an Alpine/musl or busybox image)",
+	return nil, errs.E("action", errs.Unavailable,
+		"%s (runs.using: %s) needs Node.js %d (%d or newer may do), and no node here fits (%s). Fix: install Node.js %d or newer in the job's image or on the host, or run Conveyor with --node PATH (env CONVEYOR_NODE) naming one",
 		uses, using, want, least, strings.Join(found, "; "), want)
+}
+
+// argv runs the probed node: by its absolute path when it is a plain
+// program (through a loader, process.execPath is the loader's).
+func (p nodeProbe) argv() []string {
+	if len(p.prog) == 1 {
+		return []string{p.path}
+	}
+	return p.prog
 }
 
 // probeNode asks node program prog, in the job's sandbox, for its version
 // and path (once per sandbox).
-func (jr *jobRun) probeNode(ctx context.Context, prog string) nodeProbe {
+func (jr *jobRun) probeNode(ctx context.Context, prog []string) nodeProbe {
 	if p, ok := jr.e.nodes.get(jr.sb, prog); ok {
 		return p
 	}
@@ -143,7 +156,7 @@ func (jr *jobRun) probeNode(ctx context.Context, prog string) nodeProbe {
 	defer cancel()
 	out := &syncBuffer{max: 4096}
 	code, err := jr.sb.Exec(pctx, &backend.Process{
-		Argv: []string{prog, "-e", "console.log(process.version + ' ' + process.execPath)"},
+		Argv: append(append([]string(nil), prog...), "-e", "console.log(process.version + ' ' + process.execPath)"),
 		Env:  map[string]string{}, Dir: jr.dirs.Sandbox,
 	}, out)
 	p := nodeProbe{prog: prog}

@@ -60,7 +60,8 @@ type Options struct {
 	// Node is a node program of this machine that job containers get at
 	// /__conveyor/node/bin/node for JavaScript actions, for images without
 	// a suitable node of their own (see backend.NodeProvider); "": none.
-	// It must run in the job's image: a glibc build needs a glibc image.
+	// The C library and loader it needs come along (in lib/ beside), so
+	// that it also runs in images without that C library.
 	Node string
 	// ToolCache is mounted at /opt/hostedtoolcache (RUNNER_TOOL_CACHE) in
 	// job containers: a volume name (made on first use, kept across jobs)
@@ -78,6 +79,7 @@ type Backend struct {
 	remote   bool // copy the runner and the job folder instead of bind mounts
 	// memDefault is the memory limit of containers that set none.
 	memDefault memoryDefault
+	node       nodeRuntime // Options.Node with what it needs
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -123,7 +125,11 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, errs.E("docker: engine", errs.Invalid, "%q: want local or remote", opts.Engine)
 	}
-	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}, nil
+	b := &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}
+	if opts.Node != "" {
+		b.node = findNodeRuntime(opts.Node)
+	}
+	return b, nil
 }
 
 // Client returns the engine client.

@@ -62,7 +62,7 @@ func (b *Backend) Remote() bool { return b.remote }
 // copyRunner puts the runner binary at runnerPath in a created container
 // (before it starts).
 func (b *Backend) copyRunner(ctx context.Context, id string) error {
-	return b.copyFile(ctx, id, b.opts.RunnerBinary, runnerPath)
+	return b.copyFiles(ctx, id, map[string]string{runnerPath: b.opts.RunnerBinary})
 }
 
 // pullTimeout bounds copying the job folder back after a step: shorter

@@ -226,11 +226,11 @@ func (s *Sandbox) Dirs() backend.Dirs {
 
 // Nodes implements backend.NodeProvider: the configured node only, so that
 // --node is what runs actions even when another node is on the PATH.
-func (s *Sandbox) Nodes(context.Context) ([]string, error) {
+func (s *Sandbox) Nodes(context.Context) ([][]string, error) {
 	if s.node != "" {
-		return []string{s.node}, nil
+		return [][]string{{s.node}}, nil
 	}
-	return []string{"node"}, nil
+	return [][]string{{"node"}}, nil
 }
 
 // Describe implements backend.Describer.
