@@ -111,7 +111,9 @@ func noNodeImage(t *testing.T, ctx context.Context, cli *client.Client, base str
 // In job containers, setup-go and setup-node find the toolchains in the
 // tool cache volume at /opt/hostedtoolcache and put them first on PATH,
 // offline. The Debian image's node is 18: node20 and node24 actions run on
-// the node Conveyor provides (the host's 20).
+// the node Conveyor provides (the host's 20). Without it, the node20 ones
+// (setup-go v5, setup-node v4) run on the image's 18, within the
+// tolerance, and the node24 job fails before its first step.
 func TestSetupActionsDocker(t *testing.T) {
 	image := testenv.Image(t)
 	testenv.DockerAvailable(t)
@@ -128,6 +130,23 @@ func TestSetupActionsDocker(t *testing.T) {
 	}
 	res, rec := run(t, ctx, setupActionsWorkflow(tc, "x"), Options{Backend: d, Platforms: map[string]string{"x": image}, RepoDir: repo})
 	checkSetupActions(t, res, rec, tc, docker.ToolCacheDir)
+
+	t.Run("image-node-18", func(t *testing.T) {
+		d, err := docker.New(docker.Options{RunnerBinary: buildRunner(t), ToolCache: vol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, rec := run(t, ctx, setupActionsWorkflow(tc, "x"), Options{Backend: d, Platforms: map[string]string{"x": image}, RepoDir: repo})
+		if resultOf(res, "node24") != Failure || !strings.Contains(jobResult(res, "node24").Error, "setup-go-v6 (runs.using: node24) needs Node.js 24 (20 or newer may do)") {
+			t.Errorf("node24 job: %s", resultsString(res))
+		}
+		out := jobOutput(rec, "node20")
+		for _, want := range []string{"go at " + docker.ToolCacheDir + "/go/" + tc.goVersion + "/x64/bin/go", "node says v" + tc.nodeVersion} {
+			if !strings.Contains(out, want) {
+				t.Errorf("node20 job: missing %q in\n%s", want, rec.dump())
+			}
+		}
+	})
 }
 
 // Which node runs a JavaScript action in a container: the image's when it

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/docker"
+)
+
+// --node: a bare name is looked up in PATH and a link resolved (so that a
+// bind mount gets the program itself); a missing program stays as given,
+// for the jobs that need it to name; containers get only a regular file.
+func TestResolveNode(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "node-real")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(prog, filepath.Join(dir, "mynode")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	for in, want := range map[string]string{
+		"mynode":                     prog,
+		filepath.Join(dir, "mynode"): prog,
+		"/nonexistent/node":          "/nonexistent/node",
+		"absent":                     "absent",
+		"":                           "", // no node on PATH
+	} {
+		if got := resolveNode(in); got != want {
+			t.Errorf("resolveNode(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := (toolOptions{node: "/nonexistent/node"}).containerNode(); got != "" {
+		t.Errorf("a missing node is given to containers: %q", got)
+	}
+	if got := (toolOptions{node: prog}).containerNode(); got != prog {
+		t.Errorf("containerNode = %q, want %q", got, prog)
+	}
+}
+
+func TestToolFlags(t *testing.T) {
+	t.Setenv("CONVEYOR_NODE", "")
+	t.Setenv("CONVEYOR_TOOL_CACHE", "")
+	var tf toolFlags
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	tf.register(fs)
+	if err := fs.Parse([]string{"--tool-cache", "rel/tc"}); err != nil {
+		t.Fatal(err)
+	}
+	o := tf.options("/default/tc")
+	if abs, _ := filepath.Abs("rel/tc"); o.toolCache != abs {
+		t.Errorf("toolCache = %q, want %q", o.toolCache, abs)
+	}
+	if o.volume != docker.DefaultToolCacheVolume {
+		t.Errorf("volume = %q", o.volume)
+	}
+	t.Setenv("CONVEYOR_TOOL_CACHE", "/from/env")
+	var te toolFlags
+	fs = flag.NewFlagSet("y", flag.ContinueOnError)
+	te.register(fs)
+	if o := te.options("/default/tc"); o.toolCache != "/from/env" {
+		t.Errorf("env: toolCache = %q", o.toolCache)
+	}
+	if o := (&toolFlags{}).options("/default/tc"); o.toolCache != "/default/tc" {
+		t.Errorf("default: toolCache = %q", o.toolCache)
+	}
+}
