@@ -49,7 +49,9 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("--docker-engine %q: want auto, local or remote", engine)
 	}
-	d, err := docker.New(docker.Options{Engine: eng, Node: tools.containerNode(), ToolCache: tools.volume})
+	// Once per process, not once per job (run: while git is asked).
+	tools.nodeVersion = tools.askNodeVersion(ctx)
+	d, err := docker.New(docker.Options{Engine: eng, Node: tools.containerNode(), NodeVersion: tools.nodeVersion, ToolCache: tools.volume})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err = d.Ping(pctx)
@@ -59,14 +61,14 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 		if name == "docker" {
 			return nil, fmt.Errorf("docker backend: no Docker engine answers: %v", err)
 		}
-		h := host.New(host.Options{Runner: runner, Node: tools.node, ToolCache: tools.toolCache})
+		h := host.New(host.Options{Runner: runner, Node: tools.node, NodeVersion: tools.nodeVersion, ToolCache: tools.toolCache})
 		if name == "auto" {
 			fmt.Fprintln(stderr, "conveyor: no Docker engine answers; running jobs on the host")
 		}
 		return &backends{main: h, host: h, close: func() {}}, nil
 	}
 	reaped := reapOrphans(ctx, d, stderr)
-	h := host.New(host.Options{Containers: d, Runner: runner, Node: tools.node, ToolCache: tools.toolCache})
+	h := host.New(host.Options{Containers: d, Runner: runner, Node: tools.node, NodeVersion: tools.nodeVersion, ToolCache: tools.toolCache})
 	if name == "host" {
 		return &backends{main: h, host: h, containers: d, close: reaped}, nil
 	}

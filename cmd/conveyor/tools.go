@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 )
@@ -44,9 +46,27 @@ func runToolCache() string {
 
 // toolOptions configure the backends' Node.js and tool cache.
 type toolOptions struct {
-	node      string // the node program (absolute path) or "" (none found)
-	toolCache string // host jobs' RUNNER_TOOL_CACHE
-	volume    string // job containers' tool cache volume
+	node        string // the node program (absolute path) or "" (none found)
+	nodeVersion string // what it says to --version; "": unknown
+	toolCache   string // host jobs' RUNNER_TOOL_CACHE
+	volume      string // job containers' tool cache volume
+}
+
+// askNodeVersion asks the node its version (`node --version` answers in
+// milliseconds); "" when it does not answer within a few seconds: jobs
+// then ask themselves, and say why it fails.
+func (o toolOptions) askNodeVersion(ctx context.Context) string {
+	if o.node == "" || !filepath.IsAbs(o.node) {
+		return ""
+	}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := osexec.CommandContext(vctx, o.node, "--version").Output()
+	v := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(v, "v") || strings.ContainsAny(v, " \n") {
+		return ""
+	}
+	return v
 }
 
 // containerNode is the node given to job containers: a regular file only

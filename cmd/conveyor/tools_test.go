@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -66,5 +67,29 @@ func TestToolFlags(t *testing.T) {
 	}
 	if o := (&toolFlags{}).options("/default/tc"); o.toolCache != "/default/tc" {
 		t.Errorf("default: toolCache = %q", o.toolCache)
+	}
+}
+
+// The node's version is asked once, at start, with --version; anything
+// but a version is no answer (jobs then ask themselves).
+func TestAskNodeVersion(t *testing.T) {
+	dir := t.TempDir()
+	for script, want := range map[string]string{
+		"echo v99.1.0":        "v99.1.0",
+		"echo hello":          "",
+		"echo v1.0.0; exit 3": "",
+		"echo 'v1 and more'":  "",
+	} {
+		p := filepath.Join(dir, "node")
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got := (toolOptions{node: p}).askNodeVersion(context.Background()); got != want {
+			t.Errorf("%s: got %q, want %q", script, got, want)
+		}
+		os.Remove(p)
+	}
+	if got := (toolOptions{node: "/nonexistent/node"}).askNodeVersion(context.Background()); got != "" {
+		t.Errorf("missing node: %q", got)
 	}
 }

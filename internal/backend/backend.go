@@ -57,15 +57,24 @@ type ContainerRunner interface {
 }
 
 // NodeProvider is an optional Sandbox ability: the Node.js programs that
-// may run JavaScript actions (runs.using: node12|16|20|24), best first,
-// each as the start of a Process's argv (["node"]: the one on the
-// sandbox's base PATH, before any step changed it; a longer one runs node
-// through a loader). The executor checks their versions and picks one.
-// Sandboxes without it offer ["node"].
+// may run JavaScript actions (runs.using: node12|16|20|24), best first.
+// The executor checks their versions and picks one. Sandboxes without it
+// offer "node" of unknown version.
 type NodeProvider interface {
 	// Nodes may make a program available first (a remote engine copies
 	// Conveyor's node into the container on the first call that needs it).
-	Nodes(ctx context.Context) ([][]string, error)
+	Nodes(ctx context.Context) ([]Node, error)
+}
+
+// Node is a Node.js program of a sandbox.
+type Node struct {
+	// Argv starts a Process's argv: ["node"] is the one on the sandbox's
+	// base PATH (before any step changed it); a longer one runs node
+	// through a loader.
+	Argv []string
+	// Version is what `node --version` says (v20.11.1) when the backend
+	// knows it for sure; "": the executor asks the program.
+	Version string
 }
 
 // Dirs is the job directory as seen from both sides.

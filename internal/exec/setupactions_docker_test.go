@@ -193,7 +193,7 @@ jobs:
 `
 	for _, eng := range []docker.Engine{docker.EngineLocal, docker.EngineRemote} {
 		t.Run(string(eng), func(t *testing.T) {
-			d, err := docker.New(docker.Options{RunnerBinary: bin, Engine: eng, Node: tc.nodePath})
+			d, err := docker.New(docker.Options{RunnerBinary: bin, Engine: eng, Node: tc.nodePath, NodeVersion: "v" + tc.nodeVersion})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,7 +23,7 @@ import (
 // version asked for, or newer, is preferred when the sandbox has one.
 const nodeTolerance = 4
 
-// nodeProbeTimeout bounds `node -e` asking a node its version.
+// nodeProbeTimeout bounds asking a node its version.
 const nodeProbeTimeout = 30 * time.Second
 
 // maxActionFile bounds an action.yml read before the first step.
@@ -31,8 +31,8 @@ const maxActionFile = 1 << 20
 
 // nodeProbe is what one node program said of itself in one sandbox.
 type nodeProbe struct {
-	prog    []string // as the sandbox names it (argv before the script)
-	path    string   // its absolute path (process.execPath)
+	prog    []string // as the sandbox names it (backend.Node.Argv)
+	argv    []string // how to run it: prog, with a bare name made absolute
 	version string   // e.g. v20.11.1
 	major   int
 	err     error // it did not run
@@ -95,91 +95,101 @@ func nodeNeed(using string) (want, least int, ok bool) {
 // node returns the argv (before the script) of the node that runs action
 // uses (runs.using using): of the sandbox's nodes (backend.NodeProvider),
 // the first of the version asked for or newer, else the newest within
-// nodeTolerance. A plain program is named by its absolute path, so that
-// a node a step put on PATH does not take its place. The error names the
-// action, what was found and the fix.
+// nodeTolerance. A program found on PATH is named by its absolute path, so
+// that a node a step put on PATH later does not take its place. The error
+// names the action, what was found and the fix.
 func (jr *jobRun) node(ctx context.Context, uses, using string) ([]string, error) {
 	want, least, ok := nodeNeed(using)
 	if !ok {
 		return nil, errs.E("action", errs.Invalid, "%s: runs.using %q is not supported (want node12, node16, node20 or node24, composite or docker)", uses, using)
 	}
-	progs := [][]string{{"node"}}
+	nodes := []backend.Node{{Argv: []string{"node"}}}
 	if np, ok := jr.sb.(backend.NodeProvider); ok {
 		var err error
-		if progs, err = np.Nodes(ctx); err != nil {
+		if nodes, err = np.Nodes(ctx); err != nil {
 			jr.notice("Node.js: " + err.Error())
 		}
 	}
 	var best *nodeProbe
 	var found []string
-	for _, prog := range progs {
-		p := jr.probeNode(ctx, prog)
+	for _, n := range nodes {
+		p := jr.probeNode(ctx, n)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		name := strings.Join(prog, " ")
+		name := strings.Join(n.Argv, " ")
 		switch {
 		case p.err != nil:
 			found = append(found, fmt.Sprintf("%s: %v", name, p.err))
 			continue
 		case p.major >= want:
-			return p.argv(), nil
+			return p.argv, nil
 		case p.major >= least && (best == nil || p.major > best.major):
 			best = &p
 		}
 		found = append(found, fmt.Sprintf("%s: %s", name, p.version))
 	}
 	if best != nil {
-		return best.argv(), nil
+		return best.argv, nil
 	}
 	return nil, errs.E("action", errs.Unavailable,
 		"%s (runs.using: %s) needs Node.js %d (%d or newer may do), and no node here fits (%s). Fix: install Node.js %d or newer in the job's image or on the host, or run Conveyor with --node PATH (env CONVEYOR_NODE) naming one",
 		uses, using, want, least, strings.Join(found, "; "), want)
 }
 
-// argv runs the probed node: by its absolute path when it is a plain
-// program (through a loader, process.execPath is the loader's).
-func (p nodeProbe) argv() []string {
-	if len(p.prog) == 1 {
-		return []string{p.path}
-	}
-	return p.prog
-}
-
-// probeNode asks node program prog, in the job's sandbox, for its version
-// and path (once per sandbox).
-func (jr *jobRun) probeNode(ctx context.Context, prog []string) nodeProbe {
-	if p, ok := jr.e.nodes.get(jr.sb, prog); ok {
+// probeNode finds out node n's version (unless the backend knows it) and,
+// for a bare name, its path in the sandbox, once per sandbox: `node
+// --version` answers before the JavaScript engine starts (milliseconds,
+// where `node -e` takes tens to hundreds).
+func (jr *jobRun) probeNode(ctx context.Context, n backend.Node) nodeProbe {
+	if p, ok := jr.e.nodes.get(jr.sb, n.Argv); ok {
 		return p
 	}
-	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
-	defer cancel()
-	out := &syncBuffer{max: 4096}
-	code, err := jr.sb.Exec(pctx, &backend.Process{
-		Argv: append(append([]string(nil), prog...), "-e", "console.log(process.version + ' ' + process.execPath)"),
-		Env:  map[string]string{}, Dir: jr.dirs.Sandbox,
-	}, out)
-	p := nodeProbe{prog: prog}
-	text := strings.TrimSpace(out.String())
-	switch {
-	case err != nil && errs.KindOf(err) == errs.NotFound:
-		p.err = fmt.Errorf("not found")
-	case err != nil:
-		p.err = err
-	case code != 0:
-		p.err = fmt.Errorf("exit code %d: %s", code, firstLine(text))
-	default:
-		p.version, p.path, _ = strings.Cut(text, " ")
-		major, perr := strconv.Atoi(strings.TrimPrefix(strings.SplitN(p.version, ".", 2)[0], "v"))
-		if perr != nil || p.path == "" {
-			p.err = fmt.Errorf("not a node: said %q", firstLine(text))
+	p := nodeProbe{prog: n.Argv, argv: n.Argv, version: n.Version}
+	if p.version == "" {
+		text, err := jr.sandboxOutput(ctx, append(append([]string(nil), n.Argv...), "--version"))
+		if err != nil {
+			p.err = err
+		}
+		p.version = firstLine(text)
+	}
+	if p.err == nil {
+		major, err := strconv.Atoi(strings.TrimPrefix(strings.SplitN(p.version, ".", 2)[0], "v"))
+		if err != nil || !strings.HasPrefix(p.version, "v") {
+			p.err = fmt.Errorf("not a node: --version said %q", p.version)
 		}
 		p.major = major
+	}
+	if p.err == nil && len(n.Argv) == 1 && !path.IsAbs(n.Argv[0]) {
+		// Where PATH finds it now; without a shell, the bare name.
+		if where, err := jr.sandboxOutput(ctx, []string{"sh", "-c", `command -v "$0"`, n.Argv[0]}); err == nil && path.IsAbs(firstLine(where)) {
+			p.argv = []string{firstLine(where)}
+		}
 	}
 	if ctx.Err() == nil {
 		jr.e.nodes.put(jr.sb, p)
 	}
 	return p
+}
+
+// sandboxOutput runs argv in the job's sandbox with its base environment
+// and returns the start of its output; a program that is missing or exits
+// non-zero is an error.
+func (jr *jobRun) sandboxOutput(ctx context.Context, argv []string) (string, error) {
+	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
+	defer cancel()
+	out := &syncBuffer{max: 4096}
+	code, err := jr.sb.Exec(pctx, &backend.Process{Argv: argv, Env: map[string]string{}, Dir: jr.dirs.Sandbox}, out)
+	text := strings.TrimSpace(out.String())
+	switch {
+	case err != nil && errs.KindOf(err) == errs.NotFound:
+		return text, fmt.Errorf("not found")
+	case err != nil:
+		return text, err
+	case code != 0:
+		return text, fmt.Errorf("exit code %d: %s", code, firstLine(text))
+	}
+	return text, nil
 }
 
 func firstLine(s string) string {

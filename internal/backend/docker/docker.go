@@ -63,6 +63,8 @@ type Options struct {
 	// The C library and loader it needs come along (in lib/ beside), so
 	// that it also runs in images without that C library.
 	Node string
+	// NodeVersion is what Node says to --version, when known.
+	NodeVersion string
 	// ToolCache is mounted at /opt/hostedtoolcache (RUNNER_TOOL_CACHE) in
 	// job containers: a volume name (made on first use, kept across jobs)
 	// or an absolute path of the engine's machine. "": none.

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
+	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -187,8 +188,8 @@ func (s *Sandbox) toolCacheDir() string {
 // (glibc); and Conveyor's through its own loader and C library, which
 // runs in any image of this architecture (Alpine, busybox). Conveyor's
 // node is copied in on the first call on a remote engine.
-func (s *Sandbox) Nodes(ctx context.Context) ([][]string, error) {
-	own := [][]string{{"node"}}
+func (s *Sandbox) Nodes(ctx context.Context) ([]backend.Node, error) {
+	own := []backend.Node{{Argv: []string{"node"}}}
 	if len(s.b.node.files) == 0 {
 		return own, nil
 	}
@@ -202,9 +203,10 @@ func (s *Sandbox) Nodes(ctx context.Context) ([][]string, error) {
 			s.nodeCopied = true
 		}
 	}
-	nodes := append(own, []string{nodePath})
+	// The plain one may not run in the image: its version is asked.
+	nodes := append(own, backend.Node{Argv: []string{nodePath}})
 	if l := s.b.node.loader; l != "" {
-		nodes = append(nodes, []string{l, "--library-path", nodeLib, nodePath})
+		nodes = append(nodes, backend.Node{Argv: []string{l, "--library-path", nodeLib, nodePath}, Version: s.b.opts.NodeVersion})
 	}
 	return nodes, nil
 }

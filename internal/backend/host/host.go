@@ -31,6 +31,9 @@ type Options struct {
 	// Node is the node program for JavaScript actions; "": "node" from
 	// the PATH of the job's processes.
 	Node string
+	// NodeVersion is what Node says to --version, when known (it spares
+	// each job asking).
+	NodeVersion string
 	// ToolCache is the folder setup-* actions install toolchains into
 	// (RUNNER_TOOL_CACHE), kept across jobs; made if missing. "": a
 	// folder of each job's own.
@@ -78,7 +81,7 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 			return nil, errs.Wrap("host: tool cache", errs.Unavailable, err)
 		}
 	}
-	s := &Sandbox{dir: job.JobDir, served: make(chan struct{}), node: b.opts.Node, toolCache: b.opts.ToolCache}
+	s := &Sandbox{dir: job.JobDir, served: make(chan struct{}), node: b.opts.Node, nodeVersion: b.opts.NodeVersion, toolCache: b.opts.ToolCache}
 	if len(b.opts.Runner) > 0 {
 		p := b.takeWarm()
 		if p == nil {
@@ -203,14 +206,15 @@ func startRunner(ctx context.Context, argv []string) (*runnerProc, error) {
 
 // Sandbox is one host job.
 type Sandbox struct {
-	dir       string
-	node      string         // Options.Node
-	toolCache string         // Options.ToolCache
-	client    *runner.Client // the out-of-process runner (Options.Runner)
-	local     *runner.Local  // else
-	stop      func()
-	served    chan struct{}
-	once      sync.Once
+	dir         string
+	node        string         // Options.Node
+	nodeVersion string         // Options.NodeVersion
+	toolCache   string         // Options.ToolCache
+	client      *runner.Client // the out-of-process runner (Options.Runner)
+	local       *runner.Local  // else
+	stop        func()
+	served      chan struct{}
+	once        sync.Once
 }
 
 var (
@@ -226,11 +230,11 @@ func (s *Sandbox) Dirs() backend.Dirs {
 
 // Nodes implements backend.NodeProvider: the configured node only, so that
 // --node is what runs actions even when another node is on the PATH.
-func (s *Sandbox) Nodes(context.Context) ([][]string, error) {
+func (s *Sandbox) Nodes(context.Context) ([]backend.Node, error) {
 	if s.node != "" {
-		return [][]string{{s.node}}, nil
+		return []backend.Node{{Argv: []string{s.node}, Version: s.nodeVersion}}, nil
 	}
-	return [][]string{{"node"}}, nil
+	return []backend.Node{{Argv: []string{"node"}}}, nil
 }
 
 // Describe implements backend.Describer.
