@@ -124,15 +124,22 @@ func TestSetupActionsDocker(t *testing.T) {
 	vol := toolCacheVolume(t, ctx, cli, image, tc)
 	repo := t.TempDir()
 	cloneSetupActions(t, repo)
-	d, err := docker.New(docker.Options{RunnerBinary: buildRunner(t), Node: tc.nodePath, ToolCache: vol})
-	if err != nil {
-		t.Fatal(err)
+	bin := buildRunner(t)
+	// Remote: the same engine, with Conveyor's node copied in instead of
+	// bind-mounted (the tool cache is a volume either way).
+	for _, eng := range []docker.Engine{docker.EngineLocal, docker.EngineRemote} {
+		t.Run(string(eng), func(t *testing.T) {
+			d, err := docker.New(docker.Options{RunnerBinary: bin, Engine: eng, Node: tc.nodePath, ToolCache: vol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, rec := run(t, ctx, setupActionsWorkflow(tc, "x"), Options{Backend: d, Platforms: map[string]string{"x": image}, RepoDir: repo})
+			checkSetupActions(t, res, rec, tc, docker.ToolCacheDir)
+		})
 	}
-	res, rec := run(t, ctx, setupActionsWorkflow(tc, "x"), Options{Backend: d, Platforms: map[string]string{"x": image}, RepoDir: repo})
-	checkSetupActions(t, res, rec, tc, docker.ToolCacheDir)
 
 	t.Run("image-node-18", func(t *testing.T) {
-		d, err := docker.New(docker.Options{RunnerBinary: buildRunner(t), ToolCache: vol})
+		d, err := docker.New(docker.Options{RunnerBinary: bin, ToolCache: vol})
 		if err != nil {
 			t.Fatal(err)
 		}
