@@ -3,8 +3,6 @@ package exec
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"runtime"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
@@ -25,9 +24,6 @@ const nodeTolerance = 4
 
 // nodeProbeTimeout bounds asking a node its version.
 const nodeProbeTimeout = 30 * time.Second
-
-// maxActionFile bounds an action.yml read before the first step.
-const maxActionFile = 1 << 20
 
 // nodeProbe is what one node program said of itself in one sandbox.
 type nodeProbe struct {
@@ -224,30 +220,27 @@ func (s *syncBuffer) String() string {
 // every JavaScript action of the job's steps that the local repository
 // holds (those inside its local composite actions too): a job that cannot
 // run one fails before it starts, naming it. Actions not found here yet
-// (made by a step) are checked when their step runs.
+// (made by a step), or that do not read, are left to their step.
 func (jr *jobRun) checkNodeActions(ctx context.Context) error {
-	if jr.e.opts.RepoDir == "" {
+	root := jr.e.opts.RepoDir
+	if root == "" {
 		return nil
 	}
-	root, err := os.OpenRoot(jr.e.opts.RepoDir)
-	if err != nil {
-		return nil
-	}
-	defer root.Close()
 	seen := map[string]bool{}
 	var walk func(steps []*workflow.Step, depth int) error
 	walk = func(steps []*workflow.Step, depth int) error {
 		for _, s := range steps {
-			if !strings.HasPrefix(s.Uses, "./") || depth > 8 {
-				continue
-			}
-			rel := path.Clean(s.Uses)
-			if seen[rel] {
+			rel, err := actions.LocalPath(s.Uses)
+			if err != nil || seen[rel] || depth > 8 {
 				continue
 			}
 			seen[rel] = true
-			a := readRootAction(root, rel)
-			if a == nil {
+			f, err := actions.ReadActionFile(root, rel)
+			if err != nil {
+				continue
+			}
+			a, probs := workflow.ParseAction(f.Data, path.Join(rel, f.Name))
+			if len(probs) > 0 {
 				continue
 			}
 			using := strings.ToLower(a.Runs.Using)
@@ -265,28 +258,6 @@ func (jr *jobRun) checkNodeActions(ctx context.Context) error {
 		return nil
 	}
 	return walk(jr.job.Steps, 0)
-}
-
-// readRootAction reads the action at rel inside root (no way out of it,
-// symbolic links included), or nil when there is none that parses.
-func readRootAction(root *os.Root, rel string) *workflow.Action {
-	for _, n := range []string{"action.yml", "action.yaml"} {
-		f, err := root.Open(path.Join(rel, n))
-		if err != nil {
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(f, maxActionFile+1))
-		f.Close()
-		if err != nil || len(b) > maxActionFile {
-			return nil
-		}
-		a, probs := workflow.ParseAction(b, path.Join(rel, n))
-		if len(probs) > 0 {
-			return nil
-		}
-		return a
-	}
-	return nil
 }
 
 // toolCache is RUNNER_TOOL_CACHE as the sandbox sees it: the backend's
