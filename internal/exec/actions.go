@@ -199,7 +199,11 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
 				p.actionID = sr.id
-				return p.process(pctx, &backend.Process{Argv: []string{argv[0], path + "/" + post}, Dir: jr.workdir("")}, env, sr.id)
+				argv, err := sr.nodeArgv(pctx, a, path+"/"+post)
+				if err != nil {
+					return err
+				}
+				return p.process(pctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}

@@ -174,8 +174,9 @@ func TestNodeProvidedDocker(t *testing.T) {
 	repo := t.TempDir()
 	files := map[string]string{}
 	for _, v := range []string{"16", "20"} {
-		files[".github/actions/js"+v+"/action.yml"] = "name: js\nruns:\n  using: node" + v + "\n  main: main.js\n"
+		files[".github/actions/js"+v+"/action.yml"] = "name: js\nruns:\n  using: node" + v + "\n  main: main.js\n  post: post.js\n"
 		files[".github/actions/js"+v+"/main.js"] = `console.log("node " + process.version + " at " + process.execPath)`
+		files[".github/actions/js"+v+"/post.js"] = `console.log("post on node " + process.version + " at " + process.execPath)`
 	}
 	writeFiles(t, repo, files)
 	src := `on: push
@@ -212,8 +213,9 @@ jobs:
 				if resultOf(res, job) != Success {
 					t.Fatalf("%s: %s\n%s", job, resultsString(res), rec.dump())
 				}
-				if out := jobOutput(rec, job); !strings.Contains(out, want) {
-					t.Errorf("%s: missing %q in\n%s", job, want, out)
+				out := jobOutput(rec, job)
+				if !strings.Contains(out, ":"+want) || !strings.Contains(out, ":post on "+want) {
+					t.Errorf("%s: missing %q (main and post) in\n%s", job, want, out)
 				}
 			}
 			if out := jobOutput(rec, "image-node"); !strings.Contains(out, " at /usr/bin/node") {
