@@ -75,7 +75,7 @@ func (sr *stepRun) nodeArgv(ctx context.Context, a *workflow.Action, script stri
 	if err != nil {
 		return nil, err
 	}
-	return append(node, script), nil
+	return append(append([]string(nil), node...), script), nil
 }
 
 // nodeNeed reads runs.using nodeNN: the major version asked for and the
