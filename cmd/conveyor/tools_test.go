@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 )
 
@@ -91,5 +93,38 @@ func TestAskNodeVersion(t *testing.T) {
 	}
 	if got := (toolOptions{node: "/nonexistent/node"}).askNodeVersion(context.Background()); got != "" {
 		t.Errorf("missing node: %q", got)
+	}
+}
+
+// run, server and agent open their backends with the tool options: a host
+// job's sandbox has the tool cache and the node (with the version asked
+// once).
+func TestOpenBackendsTools(t *testing.T) {
+	dir := t.TempDir()
+	node := filepath.Join(dir, "node")
+	if err := os.WriteFile(node, []byte("#!/bin/sh\necho v42.0.1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tc := filepath.Join(dir, "tc")
+	bk, err := openBackendsWith(context.Background(), "host", "", io.Discard, nil, toolOptions{node: node, toolCache: tc, volume: docker.DefaultToolCacheVolume})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bk.close()
+	jobDir := t.TempDir()
+	sb, err := bk.host.Setup(context.Background(), &backend.JobSpec{ID: "j", Name: "j", JobDir: jobDir}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Teardown(context.Background())
+	if got := sb.Dirs().ToolCache; got != tc {
+		t.Errorf("ToolCache = %q, want %q", got, tc)
+	}
+	if fi, err := os.Stat(tc); err != nil || !fi.IsDir() {
+		t.Errorf("the tool cache was not made: %v", err)
+	}
+	nodes, err := sb.(backend.NodeProvider).Nodes(context.Background())
+	if err != nil || len(nodes) != 1 || nodes[0].Argv[0] != node || nodes[0].Version != "v42.0.1" {
+		t.Errorf("Nodes = %+v, %v", nodes, err)
 	}
 }
