@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
@@ -248,4 +249,60 @@ jobs:
 			t.Errorf("the image's node did not run: %s\n%s", resultsString(res), rec.dump())
 		}
 	})
+}
+
+// The tool cache outlives jobs and runs: what one run's job writes there,
+// the next run's job finds, on the host (a folder) and in containers (a
+// volume); RUNNER_TOOL_CACHE, AGENT_TOOLSDIRECTORY and runner.tool_cache
+// all name it.
+func TestToolCachePersists(t *testing.T) {
+	image := testenv.Image(t)
+	testenv.DockerAvailable(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cli := dockerClient(t)
+	var b [4]byte
+	rand.Read(b[:])
+	vol := "conveyor-test-toolcache-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { cli.VolumeRemove(context.Background(), vol, true) })
+	d, err := docker.New(docker.Options{RunnerBinary: buildRunner(t), ToolCache: vol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostDir := t.TempDir()
+	for name, c := range map[string]struct {
+		opts Options
+		dir  string
+	}{
+		"host":   {Options{Backend: host.New(host.Options{ToolCache: hostDir})}, hostDir},
+		"docker": {Options{Backend: d, Platforms: map[string]string{"x": image}}, docker.ToolCacheDir}, // the volume is made on first use
+	} {
+		t.Run(name, func(t *testing.T) {
+			write := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          test "$RUNNER_TOOL_CACHE" = "${{ runner.tool_cache }}" && test "$AGENT_TOOLSDIRECTORY" = "$RUNNER_TOOL_CACHE"
+          echo "tool cache at $RUNNER_TOOL_CACHE"
+          mkdir -p "$RUNNER_TOOL_CACHE/mytool/1.0.0/x64" && echo kept > "$RUNNER_TOOL_CACHE/mytool/1.0.0/x64/f"
+`
+			read := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: echo "found $(cat "$RUNNER_TOOL_CACHE/mytool/1.0.0/x64/f")"
+`
+			res, rec := run(t, ctx, write, c.opts)
+			if resultOf(res, "j") != Success || !strings.Contains(jobOutput(rec, "j"), "tool cache at "+c.dir) {
+				t.Fatalf("write: %s\n%s", resultsString(res), rec.dump())
+			}
+			res, rec = run(t, ctx, read, c.opts)
+			if resultOf(res, "j") != Success || !strings.Contains(jobOutput(rec, "j"), "found kept") {
+				t.Fatalf("read: %s\n%s", resultsString(res), rec.dump())
+			}
+		})
+	}
 }
