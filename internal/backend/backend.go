@@ -103,6 +103,10 @@ type Process struct {
 	// run: shell is bash -e where the sandbox has bash and sh -e elsewhere;
 	// the sandbox decides per process without a shell started to ask.
 	Fallback []string
+	// NoFiles says the process reads and writes nothing of the job
+	// directory (node --version): a sandbox that copies the job folder
+	// around each process (a remote Docker engine) may skip that.
+	NoFiles bool
 }
 
 // ContainerStep is a step that runs in a container of its own.

@@ -175,7 +175,7 @@ func (jr *jobRun) sandboxOutput(ctx context.Context, argv []string) (string, err
 	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
 	defer cancel()
 	out := &syncBuffer{max: 4096}
-	code, err := jr.sb.Exec(pctx, &backend.Process{Argv: argv, Env: map[string]string{}, Dir: jr.dirs.Sandbox}, out)
+	code, err := jr.sb.Exec(pctx, &backend.Process{Argv: argv, Env: map[string]string{}, Dir: jr.dirs.Sandbox, NoFiles: true}, out)
 	text := strings.TrimSpace(out.String())
 	switch {
 	case err != nil && errs.KindOf(err) == errs.NotFound:

@@ -379,16 +379,20 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 	if down || s.steps == nil {
 		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
 	}
-	if s.sync != nil {
-		if err := s.sync.push(ctx); err != nil {
+	folder := s.sync // nil: bind-mounted, or the process uses no files
+	if p.NoFiles {
+		folder = nil
+	}
+	if folder != nil {
+		if err := folder.push(ctx); err != nil {
 			return -1, err
 		}
 	}
 	code, err := s.steps.run(ctx, p, out)
-	if s.sync != nil {
+	if folder != nil {
 		// Even after a cancelled step: the executor reads its files.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
-		perr := s.sync.pull(pctx)
+		perr := folder.pull(pctx)
 		cancel()
 		if err == nil && perr != nil {
 			return code, perr
