@@ -259,3 +259,32 @@ func TestNodeNeed(t *testing.T) {
 		}
 	}
 }
+
+// A node a step puts first on PATH (as setup-node does, here a fake that
+// fails) does not become the one JavaScript actions run on: the node is
+// named by its absolute path, found on the sandbox's own PATH.
+func TestNodeActionKeepsItsNode(t *testing.T) {
+	repo := t.TempDir()
+	writeFiles(t, repo, map[string]string{
+		".github/actions/js/action.yml": "name: js\nruns:\n  using: node16\n  main: main.js\n",
+		".github/actions/js/main.js":    `console.log("real node " + process.version)`,
+	})
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: |
+          mkdir -p "$RUNNER_TEMP/fake"
+          printf '#!/bin/sh\necho FAKE NODE\nexit 3\n' > "$RUNNER_TEMP/fake/node"
+          chmod +x "$RUNNER_TEMP/fake/node"
+          echo "$RUNNER_TEMP/fake" >> "$GITHUB_PATH"
+      - run: node --version || true
+      - uses: ./.github/actions/js
+`
+	res, rec := run(t, nil, src, Options{RepoDir: repo}) // host, node from PATH
+	out := jobOutput(rec, "j")
+	if resultOf(res, "j") != Success || !strings.Contains(out, "FAKE NODE") || !strings.Contains(out, "real node v") {
+		t.Fatalf("%s\n%s", resultsString(res), out)
+	}
+}
