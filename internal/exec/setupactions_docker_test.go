@@ -209,7 +209,7 @@ jobs:
 			res, rec := run(t, ctx, src, Options{Backend: d, RepoDir: repo,
 				Platforms: map[string]string{"debian": image, "no-node": noNode, "busybox": busybox}})
 			provided := "node v" + tc.nodeVersion + " at /__conveyor/node/bin/node"
-			loaded := "node v" + tc.nodeVersion + " at /__conveyor/node/lib/ld-linux"
+			loaded := "node v" + tc.nodeVersion + " at /__conveyor/node/lib/ld.so"
 			for job, want := range map[string]string{"image-node": "node v18.", "newer": provided, "no-node": provided, "busybox": loaded} {
 				if resultOf(res, job) != Success {
 					t.Fatalf("%s: %s\n%s", job, resultsString(res), rec.dump())

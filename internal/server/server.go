@@ -159,6 +159,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Wait()
 	s.jobs.Wait()
 	s.intake.Close()
+	s.git.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
