@@ -15,7 +15,9 @@ const (
 )
 
 func (a *server) whoami(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	writeJSON(w, http.StatusOK, WhoAmI{OrgID: tok.OrgID, Token: tok.Name, Role: string(tok.Role), Version: a.Version})
+	c := callerOf(r)
+	writeJSON(w, http.StatusOK, WhoAmI{OrgID: tok.OrgID, Token: tok.Name, Role: string(tok.Role), User: c.user,
+		OrgRole: string(c.role), ServerAdmin: c.serverAdmin, Expires: optTime(tok.Expires), Version: a.Version})
 }
 
 func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
@@ -29,6 +31,7 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 		a.fail(w, "", err)
 		return
 	}
+	a.audit(r, tok.OrgID, "repo.create", "repo "+repo.Name, fmt.Sprintf("id %d, forge %s", repo.ID, repo.Forge))
 	out := toRepo(repo, a.BaseURL)
 	writeJSON(w, http.StatusCreated, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: repo.Secret})
 }
@@ -81,6 +84,11 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 		a.fail(w, "", err)
 		return
 	}
+	// Another organisation's repository is not found, whatever the body.
+	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
 	var in RepoUpdate
 	if err := decode(r, &in, false); err != nil {
 		a.fail(w, "", err)
@@ -90,6 +98,9 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
 		return
+	}
+	if in.RunTestDeliveries != nil {
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("run_test_deliveries=%v", *in.RunTestDeliveries))
 	}
 	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
 }

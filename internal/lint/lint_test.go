@@ -31,6 +31,9 @@ func TestLint(t *testing.T) {
 		{"256 after exclude", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        x: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        y: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]\n        exclude: [{x: 1}]\n    steps: [{run: x}]\n", nil},
 		{"257 with include", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        x: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        y: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n        include: [{x: 99}]\n    steps: [{run: x}]\n",
 			[]string{"7:9: The matrix makes 257 jobs"}},
+		{"step uses leaves the repo", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./../../etc\n", []string{"6:15: \"./../../etc\" leaves the repository"}},
+		{"job uses leaves the repo", head + "  a:\n    uses: ./a/../../../etc/passwd\n", []string{"4:11: \"./a/../../../etc/passwd\" leaves the repository"}},
+		{"local uses inside is fine", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./a/../.github/actions/x\n", nil},
 		{"no root job", head + "  a:\n    needs: a\n    runs-on: x\n    steps: [{run: x}]\n", []string{"4:12: Job 'a' depends on job 'a'"}},
 	}
 	for _, tt := range tests {

@@ -72,6 +72,11 @@ func TestGiteaTestDeliveryIsAPing(t *testing.T) {
 	if !changed.RunTestDeliveries {
 		t.Fatalf("PATCH: %+v", changed)
 	}
+	var audit json.RawMessage
+	h.api("GET", "/api/audit", nil, http.StatusOK, &audit)
+	if !strings.Contains(string(audit), "repo.settings") || !strings.Contains(string(audit), "run_test_deliveries=true") {
+		t.Errorf("the change is not in the audit log: %s", audit)
+	}
 	if code, b := post(h.repo.ID, h.repo.Secret, test, "test-3"); code != http.StatusAccepted {
 		t.Fatalf("test delivery after opting in: %d %s", code, b)
 	}
