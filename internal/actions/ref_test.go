@@ -12,10 +12,10 @@ import (
 
 func TestParse(t *testing.T) {
 	good := map[string]Ref{
-		"actions/setup-go@v5":                         {Owner: "actions", Repo: "setup-go", Version: "v5"},
-		"github/codeql-action/init@v3":                {Owner: "github", Repo: "codeql-action", Path: "init", Version: "v3"},
-		"o/r/.github/workflows/ci.yml@main":           {Owner: "o", Repo: "r", Path: ".github/workflows/ci.yml", Version: "main"},
-		"o/r@release/v1.2":                            {Owner: "o", Repo: "r", Version: "release/v1.2"},
+		"actions/setup-go@v5":                          {Owner: "actions", Repo: "setup-go", Version: "v5"},
+		"github/codeql-action/init@v3":                 {Owner: "github", Repo: "codeql-action", Path: "init", Version: "v3"},
+		"o/r/.github/workflows/ci.yml@main":            {Owner: "o", Repo: "r", Path: ".github/workflows/ci.yml", Version: "main"},
+		"o/r@release/v1.2":                             {Owner: "o", Repo: "r", Version: "release/v1.2"},
 		"o/r@0123456789abcdef0123456789abcdef01234567": {Owner: "o", Repo: "r", Version: "0123456789abcdef0123456789abcdef01234567"},
 	}
 	for in, want := range good {

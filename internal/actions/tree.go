@@ -59,7 +59,6 @@ func ReadTreeFile(dir, rel string) ([]byte, error) {
 	return b, nil
 }
 
-
 // Supported runs.using values.
 var supportedUsing = []string{"node12", "node16", "node20", "node24", "composite", "docker"}
 
