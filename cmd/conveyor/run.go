@@ -37,6 +37,7 @@ type runFlags struct {
 	parallel                                                                       int
 	cpus                                                                           float64
 	pids                                                                           int64
+	actions                                                                        actionFlags
 }
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,6 +70,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
 	fs.StringVar(&f.memory, "memory", "", "memory per job sandbox (docker), e.g. 512m, 2g")
 	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
+	f.actions.register(fs, true)
 	event := "push"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		event, args = args[0], args[1:]
@@ -173,6 +175,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 	opts.Artifacts = arts
+	// Remote actions: fetched into ~/.cache/conveyor/actions.
+	actionsDir, err := userActionsDir()
+	if err == nil {
+		opts.Actions, err = f.actions.open(actionsDir)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run: action cache:", err)
+		return 2
+	}
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)

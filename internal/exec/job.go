@@ -300,6 +300,7 @@ type jobRun struct {
 	recorded        *JobResult // its result, once recorded (see runSafe)
 	state           map[string]map[string]string
 	spare           spareFiles // files of finished steps, for the next ones
+	remote          *remoteActions
 }
 
 type kv struct{ k, v string }
@@ -442,6 +443,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			os.RemoveAll(jr.jobDir)
 		}
 	}()
+	// Set up job: every remote action resolved before the sandbox and the
+	// first step, so that a workflow that cannot run fails now.
+	jr.remote = newRemoteActions(e.opts.Actions, jr.jobDir, jr.notice)
+	if err := jr.remote.preflight(jobCtx, jr.job.Steps, 0); err != nil {
+		return finish(Failure, err)
+	}
 	spec.JobDir = jr.jobDir
 	spec.ID = "conveyor-" + e.token + "-" + jr.key
 	spec.Name = jr.name
@@ -481,6 +488,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	}
 
 	sc := &scope{steps: map[string]any{}}
+	jr.runPres(jobCtx, sc)
 	for i, s := range jr.job.Steps {
 		jr.runStep(jobCtx, runCtx, sc, s, i)
 	}
