@@ -137,11 +137,15 @@ func (c *Cache) fetch(ctx context.Context, r Ref) (string, error) {
 	if err != nil {
 		return "", c.fetchErr(r, err)
 	}
-	out, err := c.git(ctx, tree, "rev-parse", "HEAD")
+	sha, err := headCommit(filepath.Join(tree, ".git"))
 	if err != nil {
-		return "", err
+		// Not a layout we know: ask git.
+		out, gerr := c.git(ctx, tree, "rev-parse", "HEAD")
+		if gerr != nil {
+			return "", gerr
+		}
+		sha = strings.TrimSpace(string(out))
 	}
-	sha := strings.TrimSpace(string(out))
 	if !shaRe.MatchString(sha) {
 		return "", errs.E("actions", errs.Other, "git rev-parse HEAD said %q", sha)
 	}
@@ -169,4 +173,35 @@ func (c *Cache) fetchErr(r Ref, err error) error {
 		hint = "check the network or --actions-url; --offline runs with cached actions only"
 	}
 	return errs.Wrap("actions", errs.KindOf(err), fmt.Errorf("cannot fetch %s from %s (%s): %w", r, redact(c.repoURL(r)), hint, err))
+}
+
+// headCommit reads the commit of a fresh clone's HEAD from its files (a
+// git process less per fetch): a detached HEAD holds the SHA, a branch's
+// HEAD names a loose ref or one in packed-refs.
+func headCommit(gitDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return "", err
+	}
+	head := strings.TrimSpace(string(b))
+	name, isRef := strings.CutPrefix(head, "ref: ")
+	if !isRef {
+		return head, nil
+	}
+	if !strings.HasPrefix(name, "refs/") || strings.Contains(name, "..") {
+		return "", errs.E("actions", errs.Other, "unexpected HEAD %q", head)
+	}
+	if b, err := os.ReadFile(filepath.Join(gitDir, filepath.FromSlash(name))); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	packed, err := os.ReadFile(filepath.Join(gitDir, "packed-refs"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(packed), "\n") {
+		if sha, ref, ok := strings.Cut(line, " "); ok && ref == name {
+			return sha, nil
+		}
+	}
+	return "", errs.E("actions", errs.NotFound, "%s not in packed-refs", name)
 }
