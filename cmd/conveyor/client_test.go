@@ -201,9 +201,10 @@ func TestRunsAndRunShow(t *testing.T) {
 		t.Errorf("bad id: %q", got)
 	}
 	// Anything but "show" is the local run command.
-	var errb bytes.Buffer
-	if code := clientCommands()["run"].main(t.Context(), []string{"-h"}, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), "usage: conveyor run [EVENT]") {
-		t.Errorf("run -h: %d %s", code, errb.String())
+	// run --help is asked for: usage on stdout, exit 0.
+	var outb bytes.Buffer
+	if code := clientCommands()["run"].main(t.Context(), []string{"-h"}, &outb, &bytes.Buffer{}); code != 0 || !strings.Contains(outb.String(), "usage: conveyor run [EVENT]") {
+		t.Errorf("run -h: %d %s", code, outb.String())
 	}
 }
 

@@ -78,7 +78,7 @@ func TestLoadAction(t *testing.T) {
 	write("ok/action.yaml", "name: ok\nruns:\n  using: node20\n  main: x.js\n")
 	write("future/action.yml", "name: f\nruns:\n  using: node99\n  main: x.js\n")
 	write("nomain/action.yml", "name: f\nruns:\n  using: node20\n")
-	write("big/action.yml", "name: big\n#"+strings.Repeat("x", MetadataLimit)+"\nruns:\n  using: composite\n  steps: []\n")
+	write("big/action.yml", "name: big\n#"+strings.Repeat("x", MaxFileSize)+"\nruns:\n  using: composite\n  steps: []\n")
 	os.MkdirAll(filepath.Join(dir, "isdir", "action.yml"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "out"), 0o755)
 	secret := filepath.Join(t.TempDir(), "secret.yml")

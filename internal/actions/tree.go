@@ -1,63 +1,11 @@
 package actions
 
 import (
-	"errors"
-	"io"
-	"io/fs"
-	"os"
-	"path"
 	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
-
-// MetadataLimit is the most bytes read of one action.yml or workflow file
-// of a fetched tree.
-const MetadataLimit = 1 << 20
-
-// ReadTreeFile reads rel (a slash path) in the tree dir: a regular file of
-// at most MetadataLimit bytes, reached without leaving dir (no .., no
-// symbolic link out of it).
-func ReadTreeFile(dir, rel string) ([]byte, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, errs.Wrap("read", errs.NotFound, err)
-	}
-	defer root.Close()
-	rel = path.Clean(rel)
-	// Stat before open: opening a FIFO would block.
-	if st, err := root.Stat(rel); err == nil && !st.Mode().IsRegular() {
-		return nil, errs.E("read", errs.Invalid, "%s is not a regular file", rel)
-	}
-	f, err := root.Open(rel)
-	if err != nil {
-		kind := errs.Invalid
-		if errors.Is(err, fs.ErrNotExist) {
-			kind = errs.NotFound
-		}
-		return nil, errs.Wrap("read", kind, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, errs.Wrap("read", errs.Unavailable, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errs.E("read", errs.Invalid, "%s is not a regular file", rel)
-	}
-	if st.Size() > MetadataLimit {
-		return nil, errs.E("read", errs.TooLarge, "%s is %d bytes, over the limit of %d", rel, st.Size(), MetadataLimit)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MetadataLimit+1))
-	if err != nil {
-		return nil, errs.Wrap("read", errs.Unavailable, err)
-	}
-	if len(b) > MetadataLimit {
-		return nil, errs.E("read", errs.TooLarge, "%s is over the limit of %d bytes", rel, MetadataLimit)
-	}
-	return b, nil
-}
 
 // Supported runs.using values.
 var supportedUsing = []string{"node12", "node16", "node20", "node24", "composite", "docker"}
@@ -66,27 +14,21 @@ var supportedUsing = []string{"node12", "node16", "node20", "node24", "composite
 // action at sub (a slash path, "" for the root) of a tree. name is the
 // action as the workflow wrote it, for messages.
 func LoadAction(dir, sub, name string) (*workflow.Action, error) {
-	var b []byte
-	var file string
-	for _, n := range []string{"action.yml", "action.yaml"} {
-		f := path.Join(sub, n)
-		data, err := ReadTreeFile(dir, f)
-		if err == nil {
-			b, file = data, f
-			break
-		}
-		if !errs.Is(err, errs.NotFound) {
-			return nil, errs.Wrap("action "+name, errs.KindOf(err), err)
-		}
+	if sub == "" {
+		sub = "."
 	}
-	if file == "" {
+	f, err := ReadActionFile(dir, sub)
+	if errs.Is(err, errs.NotFound) {
 		where := "the repository's root"
-		if sub != "" {
+		if sub != "." {
 			where = sub + "/"
 		}
 		return nil, errs.E("action", errs.NotFound, "%s: can't find 'action.yml' or 'action.yaml' in %s; check the path between owner/repo and @", name, where)
 	}
-	a, probs := workflow.ParseAction(b, name+"/"+path.Base(file))
+	if err != nil {
+		return nil, errs.Wrap("action "+name, errs.KindOf(err), err)
+	}
+	a, probs := workflow.ParseAction(f.Data, name+"/"+f.Name)
 	if len(probs) > 0 {
 		return nil, errs.Wrap("action "+name, errs.Invalid, probs)
 	}
@@ -119,7 +61,7 @@ func CheckRuns(a *workflow.Action, name string) error {
 
 // LoadWorkflow reads and parses a reusable workflow of a fetched tree.
 func LoadWorkflow(dir string, r Ref) (*workflow.Workflow, error) {
-	b, err := ReadTreeFile(dir, r.Path)
+	b, err := ReadFile(dir, r.Path, MaxFileSize)
 	if err != nil {
 		return nil, errs.Wrap("uses "+r.String(), errs.KindOf(err), err)
 	}

@@ -67,6 +67,10 @@ type Options struct {
 	// actions/upload-artifact and actions/download-artifact (nil: those
 	// steps fail). Every job of the run shares it.
 	Artifacts artifact.Store
+	// MatrixFilter keeps only the matrix legs whose values match (name to
+	// value as text), like act's --matrix; a job whose matrix lacks a
+	// name is not filtered by it.
+	MatrixFilter map[string]string
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
@@ -86,6 +90,8 @@ type Event struct {
 	Actor      string
 	RunID      string
 	RunNumber  int
+	// RunAttempt counts re-runs of the run, from 1 (0 counts as 1).
+	RunAttempt int
 	ServerURL  string
 	HeadRef    string
 	BaseRef    string

@@ -219,6 +219,7 @@ type Step struct {
 	Run              string `json:"run,omitempty"`
 	RunPos           Pos    `json:"-"`
 	Uses             string `json:"uses,omitempty"`
+	UsesPos          Pos    `json:"-"`
 	Shell            string `json:"shell,omitempty"`
 	WorkingDirectory string `json:"working-directory,omitempty"`
 	Env              []KV   `json:"env,omitempty"`

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -118,6 +119,28 @@ var knownEvents = map[string][]string{
 	"workflow_run":                {"types", "workflows", "branches", "branches-ignore"},
 }
 
+// IsEvent says whether GitHub knows the event name (in on:).
+func IsEvent(name string) bool {
+	_, ok := knownEvents[name]
+	return ok
+}
+
+// Events lists the event names GitHub knows, sorted.
+func Events() []string {
+	out := make([]string, 0, len(knownEvents))
+	for k := range knownEvents {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EventKeys lists the keys on: takes under an event (filters, inputs,
+// ...), beside filter (Conveyor's CEL filter, which every event takes).
+func EventKeys(name string) []string {
+	return append([]string(nil), knownEvents[name]...)
+}
+
 func (p *parser) event(name string, n *yaml.Node) bool {
 	if _, ok := knownEvents[name]; !ok {
 		p.errAt(n, "Unexpected value '%s'", name)
@@ -153,6 +176,13 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 				return
 			}
 			allowed := knownEvents[key]
+			// GitHub's runtime parser (the workflow-root schema) takes any
+			// value under an event but workflow_call, and uses the keys it
+			// knows; the language service's workflow-root-strict does not.
+			loose := !p.limits.Strict && key != "workflow_call"
+			if loose && v.Kind != yaml.MappingNode {
+				return
+			}
 			p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
 				if fk == "filter" {
 					t.Filter, _ = p.str(fv)
@@ -160,9 +190,7 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 					return
 				}
 				if !contains(allowed, fk) {
-					// GitHub ignores keys it does not know under
-					// workflow_dispatch (and only there).
-					if key != "workflow_dispatch" {
+					if !loose {
 						p.unknown(fk, fkn)
 					}
 					return
@@ -187,6 +215,9 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 				case "names":
 					p.strList(fv)
 				case "inputs":
+					if loose && fv.Kind != yaml.MappingNode {
+						return
+					}
 					t.Inputs = p.inputs(fv, key)
 				case "outputs":
 					t.Outputs = p.outputs(fv, true)
@@ -252,6 +283,9 @@ func (p *parser) inputs(n *yaml.Node, event string) []*Input {
 	p.mapping(n, false, func(name string, k, v *yaml.Node) {
 		in := &Input{Name: name, Pos: posOf(k)}
 		out = append(out, in)
+		if event == "workflow_dispatch" && !p.limits.Strict && !isNull(v) && v.Kind != yaml.MappingNode {
+			return // the runtime parser takes any value here
+		}
 		have := map[string]bool{}
 		p.mapping(v, false, func(key string, kk, vv *yaml.Node) {
 			have[key] = true
@@ -286,7 +320,11 @@ func (p *parser) inputs(n *yaml.Node, event string) []*Input {
 				}
 				p.unknown(key, kk)
 			default:
-				p.unknown(key, kk)
+				// The runtime parser ignores what it does not know
+				// under a workflow_dispatch input (a name:, say).
+				if event != "workflow_dispatch" || p.limits.Strict {
+					p.unknown(key, kk)
+				}
 			}
 		})
 		if event == "workflow_call" && v.Kind == yaml.MappingNode {
@@ -815,6 +853,7 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 			s.RunPos = posOf(v)
 		case "uses":
 			s.Uses, _ = p.literal(v)
+			s.UsesPos = posOf(v)
 			if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
 				p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
 			}

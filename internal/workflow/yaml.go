@@ -24,6 +24,11 @@ type Limits struct {
 	// MaxNestedCalls bounds how deep reusable workflows may call each
 	// other; default 9 (ten levels of workflows, GitHub's limit).
 	MaxNestedCalls int
+	// Strict checks on: against the language service's
+	// workflow-root-strict schema (unknown keys and values under any event
+	// are errors), not GitHub's runtime workflow-root schema, which takes
+	// any value under an event but workflow_call.
+	Strict bool
 }
 
 // WithDefaults returns l with its zero fields set to the defaults.

@@ -67,6 +67,8 @@ type Backend struct {
 	// reapHost, set by tests only, is the host ReapOrphans takes for its own.
 	reapHost string
 	remote   bool // copy the runner and the job folder instead of bind mounts
+	// memDefault is the memory limit of containers that set none.
+	memDefault memoryDefault
 }
 
 var _ backend.Backend = (*Backend)(nil)

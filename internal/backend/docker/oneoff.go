@@ -78,6 +78,7 @@ func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostD
 		NetworkMode: container.NetworkMode(netName),
 		Resources:   limits(res, &createOptions{}),
 	}
+	b.harden(ctx, hc)
 	if volumesFrom != "" {
 		hc.VolumesFrom = []string{volumesFrom}
 	} else {
