@@ -59,10 +59,16 @@ func newRemoteActions(r ActionResolver, jobDir string, notice func(string)) *rem
 }
 
 // isRemoteAction reports whether a step's uses: is fetched: not run:, not
-// a local or docker:// action, not one Conveyor implements natively (those
-// take precedence over fetching).
+// a local or docker:// action, not a native one.
 func isRemoteAction(uses string) bool {
-	return plan.StepKind(uses) == "remote-action" && artifactAction(uses) == ""
+	return plan.StepKind(uses) == "remote-action" && !nativeAction(uses)
+}
+
+// nativeAction reports whether Conveyor runs uses itself: those take
+// precedence over fetching, whatever their version. Add new native
+// actions here (and to stepRun.execute).
+func nativeAction(uses string) bool {
+	return plan.IsCheckout(uses) || artifactAction(uses) != ""
 }
 
 // preflight resolves every remote action of steps, and of the composite
