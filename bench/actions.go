@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/actions"
 )
 
 // actionRemote makes a git repository acme/hello (tag v1) under a folder
@@ -86,10 +89,42 @@ func actionsWarm(h *harness) []row {
 		func() time.Duration { return h.exec(direct, false).wall },
 		func() time.Duration { return h.rawArgv("node", entry) })
 	extra := median(pairedDiff(r[0], r[1]))
-	return []row{{name: "host remote node action, warm cache (extra)", ours: fmtDur(extra), floor: fmtDur(median(r[2])) + " (node)", ratio: "-",
-		target: "<= 5 ms", ok: okIf(extra <= 5*time.Millisecond),
-		comment: fmt.Sprintf("t(job: uses acme/hello@v1) - t(job: run: node ENTRY), paired: %s - %s; the action's tree is ~2 MB (a bundled dist/index.js); floor: os/exec of node ENTRY alone",
-			fmtDur(median(r[0])), fmtDur(median(r[1])))}}
+	// The same work in process, without two whole runs' noise: what a job
+	// does for a remote action before running node (open the cache,
+	// resolve from it, copy into the job folder, read action.yml).
+	n := 0
+	parts := h.timings("resolve+copy+load", func() time.Duration {
+		n++
+		job := filepath.Join(h.tmp, fmt.Sprintf("job-%d", n))
+		defer os.RemoveAll(job)
+		t0 := time.Now()
+		c, err := actions.New(actions.Options{Dir: filepath.Join(cache, "conveyor", "actions"), BaseURL: base})
+		if err != nil {
+			h.fail("%v", err)
+		}
+		ref, _ := actions.Parse("acme/hello@v1")
+		res, err := c.Resolve(context.Background(), ref)
+		if err != nil || res.Fetched {
+			h.fail("warm resolve: %+v %v", res, err)
+		}
+		if err := actions.CopyTree(res.Dir, job); err != nil {
+			h.fail("%v", err)
+		}
+		if _, err := actions.LoadAction(job, "", "acme/hello@v1"); err != nil {
+			h.fail("%v", err)
+		}
+		return time.Since(t0)
+	})
+	inproc := median(parts[0])
+	return []row{
+		{name: "host remote node action, warm cache (extra)", ours: fmtDur(extra), floor: fmtDur(median(r[2])) + " (node)", ratio: "-",
+			target: "<= 5 ms", ok: okIf(extra <= 5*time.Millisecond),
+			comment: fmt.Sprintf("t(job: uses acme/hello@v1) - t(job: run: node ENTRY), paired: %s - %s; the action's tree is ~2 MB (a bundled dist/index.js); floor: os/exec of node ENTRY alone",
+				fmtDur(median(r[0])), fmtDur(median(r[1])))},
+		{name: "warm action: open cache+resolve+copy+action.yml", ours: fmtDur(inproc), floor: "-", ratio: "-",
+			target: "<= 5 ms", ok: okIf(inproc <= 5*time.Millisecond),
+			comment: "in process, the calls a job makes for a cached remote action before node starts (actions.New, Resolve, CopyTree of the ~2 MB tree, LoadAction)"},
+	}
 }
 
 // 9. A first fetch (empty action cache) vs git clone --depth 1 of the same
@@ -117,11 +152,34 @@ func actionsFetch(h *harness) []row {
 		defer os.RemoveAll(dir)
 		return h.rawArgv("git", "-c", "advice.detachedHead=false", "clone", "-q", "--depth", "1", "--branch", "v1", base+"/acme/hello", dir)
 	}
-	r := h.timings("cold run / warm run / git clone", cold, func() time.Duration { return h.exec(warm, false).wall }, clone)
+	// In process: Resolve on an empty cache (clone, HEAD, rename, ref
+	// record), timed round-robin with the bare clone.
+	resolve := func() time.Duration {
+		n++
+		dir := filepath.Join(h.tmp, fmt.Sprintf("actions-inproc-%d", n))
+		defer os.RemoveAll(dir)
+		c, err := actions.New(actions.Options{Dir: dir, BaseURL: base})
+		if err != nil {
+			h.fail("%v", err)
+		}
+		ref, _ := actions.Parse("acme/hello@v1")
+		t0 := time.Now()
+		if res, err := c.Resolve(context.Background(), ref); err != nil || !res.Fetched {
+			h.fail("cold resolve: %+v %v", res, err)
+		}
+		return time.Since(t0)
+	}
+	r := h.timings("cold run / warm run / git clone / Resolve", cold, func() time.Duration { return h.exec(warm, false).wall }, clone, resolve)
 	fetch := median(pairedDiff(r[0], r[1]))
 	gitClone := median(r[2])
-	return []row{{name: "host first action fetch (extra)", ours: fmtDur(fetch), floor: fmtDur(gitClone) + " (clone)", ratio: fmtRatio(fetch, gitClone),
-		target: "<= 1.2x", ok: okIf(float64(fetch) <= 1.2*float64(gitClone)),
-		comment: fmt.Sprintf("t(job, empty action cache) - t(job, warm cache), paired: %s - %s; floor: git clone -q --depth 1 --branch v1 file://.../acme/hello (~2 MB tree)",
-			fmtDur(median(r[0])), fmtDur(median(r[1])))}}
+	inproc := median(r[3])
+	return []row{
+		{name: "host first action fetch (extra)", ours: fmtDur(fetch), floor: fmtDur(gitClone) + " (clone)", ratio: fmtRatio(fetch, gitClone),
+			target: "<= 1.2x", ok: okIf(float64(fetch) <= 1.2*float64(gitClone)),
+			comment: fmt.Sprintf("t(job, empty action cache) - t(job, warm cache), paired: %s - %s; floor: git clone -q --depth 1 --branch v1 file://.../acme/hello (~2 MB tree)",
+				fmtDur(median(r[0])), fmtDur(median(r[1])))},
+		{name: "first action fetch, Resolve in process", ours: fmtDur(inproc), floor: fmtDur(gitClone) + " (clone)", ratio: fmtRatio(inproc, gitClone),
+			target: "<= 1.2x", ok: okIf(float64(inproc) <= 1.2*float64(gitClone)),
+			comment: "actions.Cache.Resolve on an empty cache (clone, HEAD read, .git removed, rename into trees/, ref record), timed round-robin with the clone"},
+	}
 }

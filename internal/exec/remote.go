@@ -147,7 +147,7 @@ func (ra *remoteActions) copy(ref actions.Ref, res *actions.Resolved) (string, e
 	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
 		return "", errs.Wrap("actions", errs.Unavailable, err)
 	}
-	if err := copyTree(res.Dir, dst, nil); err != nil {
+	if err := actions.CopyTree(res.Dir, dst); err != nil {
 		return "", errs.Wrap("copy action "+ref.String(), errs.Unavailable, err)
 	}
 	ra.copies[key] = dst
