@@ -33,6 +33,9 @@ func (c *Cache) git(ctx context.Context, dir string, args ...string) ([]byte, er
 		if c.opts.Token != "" {
 			msg = strings.ReplaceAll(msg, c.opts.Token, "***")
 		}
+		if r := redact(c.opts.BaseURL); r != c.opts.BaseURL {
+			msg = strings.ReplaceAll(msg, c.opts.BaseURL, r) // user:password@ in the URL
+		}
 		if msg == "" {
 			msg = err.Error()
 		}
