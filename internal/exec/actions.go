@@ -270,6 +270,9 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	for k, v := range inputEnv(with) {
 		env[k] = v
 	}
+	for k, v := range jr.state[sr.actionID] {
+		env["STATE_"+k] = v
+	}
 	for _, p := range a.Runs.Env {
 		v, err := interp(p.Value, ac)
 		if err != nil {

@@ -174,30 +174,75 @@ func (sr *stepRun) runAction(ctx context.Context, c *expr.Context, a *workflow.A
 	case using == "composite":
 		return sr.composite(ctx, c, a, dir, with, src)
 	case using == "docker":
-		tag := dir
-		if src.repository != "" {
-			tag = src.repository + "@" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+		err := sr.containerAction(ctx, c, "", a, with, dir, imageTag(dir, src))
+		if a.Runs.PostEntrypoint != "" {
+			sr.dockerPost(a, dir, src)
 		}
-		return sr.containerAction(ctx, c, "", a, with, dir, tag)
+		return err
 	case strings.HasPrefix(using, "node"):
 		return sr.nodeAction(ctx, a, dir, with, src)
 	}
 	return errs.E("action", errs.Invalid, "%s: runs.using %q is not supported", sr.step.Uses, a.Runs.Using)
 }
 
+// imageTag names what a docker action's image is built from: one image
+// per remote action and commit (the job folder's copy differs per job),
+// one per folder for a local action.
+func imageTag(dir string, src actionSource) string {
+	if src.repository == "" {
+		return dir
+	}
+	return src.repository + "@" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+}
+
+// withEntrypoint is a docker action whose container runs entry (its
+// pre-entrypoint or post-entrypoint) instead of its entrypoint.
+func withEntrypoint(a *workflow.Action, entry string) *workflow.Action {
+	cp := *a
+	cp.Runs.Entrypoint = entry
+	return &cp
+}
+
+// dockerPost registers a docker action's post-entrypoint as a post step.
+func (sr *stepRun) dockerPost(a *workflow.Action, dir string, src actionSource) {
+	jr := sr.jr
+	cond := a.Runs.PostIf
+	if cond == "" {
+		cond = "always()"
+	}
+	ps := &workflow.Step{Name: "Post " + sr.step.Uses, ID: "post-" + sr.id, If: cond, Uses: sr.step.Uses, With: sr.step.With}
+	jr.posts = append(jr.posts, func(pctx context.Context) {
+		jr.runPost(pctx, sr, ps, func(p *stepRun) error {
+			c := jr.exprContext(sr.sc, sr.env)
+			with, err := p.actionInputs(c, a)
+			if err != nil {
+				return err
+			}
+			p.actionID = sr.actionID
+			return p.containerAction(pctx, c, "", withEntrypoint(a, a.Runs.PostEntrypoint), with, dir, imageTag(dir, src))
+		})
+	})
+}
+
 // nodeArgv is how a JavaScript action's entry file runs in the sandbox:
 // the node on its PATH.
 func nodeArgv(entry string) []string { return []string{"node", entry} }
 
-// runPres runs the pre: of the job's remote JavaScript actions before the
-// first step, in step order, as GitHub does.
+// runPres runs the pre: of the job's remote JavaScript actions (the
+// pre-entrypoint of docker ones) before the first step, in step order, as
+// GitHub does.
 func (jr *jobRun) runPres(ctx context.Context, sc *scope) {
 	for i, s := range jr.job.Steps {
 		if !isRemoteAction(s.Uses) {
 			continue
 		}
 		a := jr.remote.byUses[s.Uses]
-		if a == nil || a.meta.Runs.Pre == "" || !strings.HasPrefix(strings.ToLower(a.meta.Runs.Using), "node") {
+		if a == nil {
+			continue
+		}
+		using := strings.ToLower(a.meta.Runs.Using)
+		isNode, isDocker := strings.HasPrefix(using, "node") && a.meta.Runs.Pre != "", using == "docker" && a.meta.Runs.PreEntrypoint != ""
+		if !isNode && !isDocker {
 			continue
 		}
 		cond := a.meta.Runs.PreIf
@@ -216,6 +261,9 @@ func (jr *jobRun) runPres(ctx context.Context, sc *scope) {
 			}
 			p.sc = &scope{actionPath: jr.toSandbox(a.dir), actionDir: a.dir, parent: sc, steps: sc.steps, source: a.source()}
 			p.actionID = stateKey(i)
+			if isDocker {
+				return p.containerAction(ctx, c, "", withEntrypoint(a.meta, a.meta.Runs.PreEntrypoint), with, a.dir, imageTag(a.dir, a.source()))
+			}
 			entry := jr.toSandbox(a.dir) + "/" + a.meta.Runs.Pre
 			return p.process(ctx, &backend.Process{Argv: nodeArgv(entry), Dir: jr.workdir("")}, inputEnv(with), ps.ID)
 		})

@@ -58,10 +58,14 @@ inputs:
 runs:
   using: docker
   image: Dockerfile
+  pre-entrypoint: /pre.sh
+  post-entrypoint: /post.sh
   args: ["${{ inputs.word }}"]
 `,
-		"Dockerfile": "FROM " + testenv.BusyboxImage(t) + "\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"sh\", \"/entry.sh\"]\n",
-		"entry.sh":   "echo \"boxed says $1 with INPUT_WORD=$INPUT_WORD\"\necho \"said=$1\" >> \"$GITHUB_OUTPUT\"\n",
+		"Dockerfile": "FROM " + testenv.BusyboxImage(t) + "\nCOPY entry.sh pre.sh post.sh /\nRUN chmod +x /pre.sh /post.sh\nENTRYPOINT [\"sh\", \"/entry.sh\"]\n",
+		"entry.sh":   "echo \"boxed says $1 with INPUT_WORD=$INPUT_WORD state=$STATE_boxpre\"\necho \"said=$1\" >> \"$GITHUB_OUTPUT\"\n",
+		"pre.sh":     "#!/bin/sh\necho \"boxed pre $INPUT_WORD\"\necho boxpre=from-pre >> \"$GITHUB_STATE\"\n",
+		"post.sh":    "#!/bin/sh\necho \"boxed post state=$STATE_boxpre\"\n",
 	})
 	src := `on: push
 jobs:
@@ -84,8 +88,8 @@ jobs:
 		t.Fatalf("results: %s\n%s", resultsString(res), rec.dump())
 	}
 	out := strings.Join(rec.output("j"), "\n")
-	order := []string{"pre alpha who=Linus", "main alpha who=Linus state=alpha-pre repo=acme/alpha ref=v1 path-ok=true",
-		"boxed says loud with INPUT_WORD=loud", "box said loud", "post alpha state=alpha-pre,alpha-main"}
+	order := []string{"pre alpha who=Linus", "boxed pre loud", "main alpha who=Linus state=alpha-pre repo=acme/alpha ref=v1 path-ok=true",
+		"boxed says loud with INPUT_WORD=loud state=from-pre", "box said loud", "boxed post state=from-pre", "post alpha state=alpha-pre,alpha-main"}
 	last := -1
 	for _, want := range order {
 		i := strings.Index(out, want)
