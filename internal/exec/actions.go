@@ -130,6 +130,9 @@ func (sr *stepRun) localAction(ctx context.Context, c *expr.Context) error {
 // composite runs a composite action's steps in a scope of their own.
 func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.Action, dir string, with map[string]string, src actionSource) error {
 	jr := sr.jr
+	if sr.sc.depth() >= maxActionDepth {
+		return errs.E("composite", errs.Invalid, "%s: composite actions are nested more than %d deep", sr.step.Uses, maxActionDepth)
+	}
 	inputs := map[string]any{}
 	for k, v := range with {
 		inputs[k] = v

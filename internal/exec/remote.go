@@ -284,6 +284,15 @@ func (jr *jobRun) stepEnvOrEmpty(sc *scope, s *workflow.Step) []kv {
 	return env
 }
 
+// depth is how many composite actions enclose the scope.
+func (sc *scope) depth() int {
+	n := 0
+	for s := sc; s != nil && s.parent != nil; s = s.parent {
+		n++
+	}
+	return n
+}
+
 // stateKey keys GITHUB_STATE of a job's top-level step: stable from its
 // pre: to its post:, whatever ran in between.
 func stateKey(index int) string { return fmt.Sprintf("#%d", index) }

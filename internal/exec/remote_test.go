@@ -415,3 +415,41 @@ func TestGitHubScriptHost(t *testing.T) {
 		}
 	}
 }
+
+// A composite action that uses itself, and a reusable workflow that calls
+// itself, stop at the depth limit with an error, before any step for the
+// action.
+func TestRemoteRecursionStopsAtTheDepthLimit(t *testing.T) {
+	g := newGitRemotes(t)
+	g.publish("acme/loop", "v1", map[string]string{
+		"action.yml": "name: loop\nruns:\n  using: composite\n  steps:\n    - uses: acme/loop@v1\n",
+		".github/workflows/self.yml": "on:\n  workflow_call:\njobs:\n  again:\n    uses: acme/loop/.github/workflows/self.yml@v1\n",
+	})
+	cache := g.cache(t, t.TempDir(), false)
+	res, rec := run(t, nil, "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: acme/loop@v1\n", Options{Actions: cache})
+	if j := jobResult(res, "j"); j == nil || j.Result != Failure || !strings.Contains(j.Error, "nested more than 10 deep") {
+		t.Fatalf("composite loop: %s\n%s", resultsString(res), rec.dump())
+	}
+	if rec.index(func(ev Event2) bool { return ev.Type == StepStarted }) >= 0 {
+		t.Errorf("a step ran:\n%s", rec.dump())
+	}
+	res, rec = run(t, nil, "on: push\njobs:\n  call:\n    uses: acme/loop/.github/workflows/self.yml@v1\n", Options{Actions: cache})
+	if !res.Failed() || !strings.Contains(rec.dump(), "nested more than 10 deep") {
+		t.Fatalf("workflow loop: %s\n%s", resultsString(res), rec.dump())
+	}
+}
+
+// A local composite action that uses a remote composite action that uses
+// itself: resolved at step time, stopped by the run-time depth limit.
+func TestLocalCompositeIntoRemoteLoopStops(t *testing.T) {
+	g := newGitRemotes(t)
+	g.publish("acme/loop", "v1", map[string]string{
+		"action.yml": "name: loop\nruns:\n  using: composite\n  steps:\n    - uses: acme/loop@v1\n",
+	})
+	repo := t.TempDir()
+	writeFiles(t, repo, map[string]string{".github/actions/l/action.yml": "name: l\nruns:\n  using: composite\n  steps:\n    - uses: acme/loop@v1\n"})
+	res, rec := run(t, nil, "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: ./.github/actions/l\n", Options{Actions: g.cache(t, t.TempDir(), false), RepoDir: repo})
+	if resultOf(res, "j") != Failure || !strings.Contains(rec.dump(), "nested more than 10 deep") {
+		t.Fatalf("%s\n%s", resultsString(res), rec.dump())
+	}
+}
