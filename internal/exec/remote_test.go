@@ -422,7 +422,7 @@ func TestGitHubScriptHost(t *testing.T) {
 func TestRemoteRecursionStopsAtTheDepthLimit(t *testing.T) {
 	g := newGitRemotes(t)
 	g.publish("acme/loop", "v1", map[string]string{
-		"action.yml": "name: loop\nruns:\n  using: composite\n  steps:\n    - uses: acme/loop@v1\n",
+		"action.yml":                 "name: loop\nruns:\n  using: composite\n  steps:\n    - uses: acme/loop@v1\n",
 		".github/workflows/self.yml": "on:\n  workflow_call:\njobs:\n  again:\n    uses: acme/loop/.github/workflows/self.yml@v1\n",
 	})
 	cache := g.cache(t, t.TempDir(), false)
