@@ -385,6 +385,16 @@ func TestMissingRepositoryOrRefSaysWhich(t *testing.T) {
 	}
 }
 
+func TestShortSHASaysToUseTheFullOne(t *testing.T) {
+	rm := newRemote(t, "acme", "hello")
+	sha := rm.git("rev-parse", "HEAD")
+	c := newCache(t, t.TempDir(), rm.base, nil)
+	_, err := c.Resolve(context.Background(), mustParse(t, "acme/hello@"+sha[:7]))
+	if err == nil || !strings.Contains(err.Error(), "full 40-character SHA") {
+		t.Fatalf("short SHA: %v", err)
+	}
+}
+
 func TestBranchWithSlashAndAnnotatedTag(t *testing.T) {
 	rm := newRemote(t, "acme", "hello")
 	rm.git("checkout", "-q", "-b", "release/v2")

@@ -8,6 +8,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -165,10 +166,15 @@ func (c *Cache) fetch(ctx context.Context, r Ref) (string, error) {
 	return sha, nil
 }
 
+var shortSHARe = regexp.MustCompile(`^[0-9a-f]{7,39}$`)
+
 // fetchErr says which action could not be fetched, from where, and what
 // to do about it.
 func (c *Cache) fetchErr(r Ref, err error) error {
 	hint := "check the name and the version after @"
+	if shortSHARe.MatchString(r.Version) {
+		hint = "a commit must be given by its full 40-character SHA, as GitHub requires; or check the name and the version after @"
+	}
 	switch errs.KindOf(err) {
 	case errs.Unauthorized:
 		hint = "a private repository needs --actions-token (CONVEYOR_ACTIONS_TOKEN)"
