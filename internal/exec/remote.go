@@ -26,8 +26,9 @@ type ActionResolver interface {
 const maxActionDepth = 10
 
 // actionSource names a remote action for github.action_repository and
-// github.action_ref (empty for local actions).
-type actionSource struct{ repository, ref string }
+// github.action_ref (empty for local actions); sha and path say which
+// tree it is.
+type actionSource struct{ repository, ref, sha, path string }
 
 // remoteAction is one remote uses: of a job, resolved and copied into the
 // job directory.
@@ -39,7 +40,7 @@ type remoteAction struct {
 }
 
 func (ra *remoteAction) source() actionSource {
-	return actionSource{repository: ra.ref.Repository(), ref: ra.ref.Version}
+	return actionSource{repository: ra.ref.Repository(), ref: ra.ref.Version, sha: ra.sha, path: ra.ref.Path}
 }
 
 // remoteActions are a job's remote actions. They are resolved before the
@@ -192,7 +193,7 @@ func imageTag(dir string, src actionSource) string {
 	if src.repository == "" {
 		return dir
 	}
-	return src.repository + "@" + filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
+	return src.repository + "@" + src.sha + "/" + src.path
 }
 
 // withEntrypoint is a docker action whose container runs entry (its
@@ -250,7 +251,11 @@ func (jr *jobRun) runPres(ctx context.Context, sc *scope) {
 			cond = "always()"
 		}
 		name := "Pre " + plan.StepName(s, i)
-		ps := &workflow.Step{Name: name, ID: "pre-" + stateKey(i), If: cond, Uses: s.Uses, With: s.With, Env: s.Env}
+		id := s.ID
+		if id == "" {
+			id = fmt.Sprintf("__%d", i+1)
+		}
+		ps := &workflow.Step{Name: name, ID: "pre-" + id, If: cond, Uses: s.Uses, With: s.With, Env: s.Env}
 		of := &stepRun{jr: jr, sc: sc, step: s, env: jr.stepEnvOrEmpty(sc, s)}
 		jr.runPost(ctx, of, ps, func(p *stepRun) error {
 			c := jr.exprContext(sc, of.env)
