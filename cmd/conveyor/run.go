@@ -41,6 +41,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := parseRunFlags(fs, args, stderr); done {
 		return code
 	}
+	if fs.NArg() > 0 && !explicitEvent {
+		// The event may follow flags, as act takes it: conveyor run -l push.
+		event, explicitEvent = fs.Arg(0), true
+		if code, done := parseRunFlags(fs, fs.Args()[1:], stderr); done {
+			return code
+		}
+	}
 	if f.version {
 		return versionMain(ctx, nil, stdout, stderr)
 	}
@@ -337,6 +344,12 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		res.MemoryBytes = n
 	}
 	opts.Resources = res
+	network, err := backend.ParseNetworkPolicy(f.networkPolicy)
+	if err != nil {
+		return opts, err
+	}
+	opts.Network = network
+	opts.Runtime = f.runtime
 	return opts, nil
 }
 

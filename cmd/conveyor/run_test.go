@@ -53,6 +53,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"failure", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: exit 4\n", nil, 1, ""},
 		{"invalid", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: 'true'\n", nil, 1, "ci.yml:5:"},
 		{"empty secret", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"--secret", "X="}, 2, "empty"},
+		{"bad network policy", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"--network-policy", "closed"}, 2, "unknown network policy"},
+		{"network policy on the host", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"--network-policy", "no-private"}, 1, ""},
 		{"unknown job", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", []string{"-j", "zzz"}, 2, "zzz"},
 	}
 	for _, tc := range tests {

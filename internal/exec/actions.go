@@ -297,10 +297,10 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	if err != nil {
 		return err
 	}
-	ws := filepath.Join(jr.jobDir, "workspace")
-	dst := ws
-	if p, _ := lookupFold(with, "path"); p != "" {
-		dst = filepath.Join(ws, filepath.Clean("/"+p))
+	p, _ := lookupFold(with, "path")
+	dst, err := checkoutDir(filepath.Join(jr.jobDir, "workspace"), jr.sandboxPath("workspace"), p)
+	if err != nil {
+		return err
 	}
 	repo, _ := lookupFold(with, "repository")
 	ref, _ := lookupFold(with, "ref")

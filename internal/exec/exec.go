@@ -59,6 +59,11 @@ type Options struct {
 	Masker   *logs.Masker
 	// Resources are per-job sandbox limits.
 	Resources backend.Resources
+	// Network is every job's network policy ("": open).
+	Network backend.NetworkPolicy
+	// Runtime is the OCI runtime of every job's containers ("": the
+	// engine's default), e.g. runsc.
+	Runtime string
 	// Keep are matrix instances of an earlier attempt kept by a re-run of
 	// failed jobs: an instance with the same name is not run again; its
 	// earlier result and outputs count, marked Reused.

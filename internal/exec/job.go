@@ -236,6 +236,8 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/heads/"), "branch"
 	case strings.HasPrefix(ev.Ref, "refs/tags/"):
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/tags/"), "tag"
+	case strings.HasPrefix(ev.Ref, "refs/pull/"):
+		refName, refType = strings.TrimPrefix(ev.Ref, "refs/pull/"), "branch" // "7/merge", as GitHub
 	}
 	server := ev.ServerURL
 	if server == "" {
@@ -637,7 +639,7 @@ func minutes(s string, c *expr.Context) (time.Duration, error) {
 // container:, through the platform mapping.
 func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backend, error) {
 	e := jr.e
-	spec := &backend.JobSpec{Resources: e.opts.Resources}
+	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime}
 	labels, err := jr.runsOn(c)
 	if err != nil {
 		return nil, nil, err

@@ -91,7 +91,7 @@ var knownEvents = map[string][]string{
 	"discussion_comment":          {"types"},
 	"fork":                        nil,
 	"gollum":                      nil,
-	"image_version":               {"types", "names"},
+	"image_version":               {"types", "names", "versions"},
 	"issue_comment":               {"types"},
 	"issues":                      {"types"},
 	"label":                       {"types"},
@@ -212,7 +212,7 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 					t.PathsIgnore = p.strList(fv)
 				case "workflows":
 					t.Workflows = p.strList(fv)
-				case "names":
+				case "names", "versions":
 					p.strList(fv)
 				case "inputs":
 					if loose && fv.Kind != yaml.MappingNode {
@@ -403,7 +403,16 @@ func (p *parser) defaults(n *yaml.Node) *Defaults {
 }
 
 // PermissionScopes are the scopes permissions: accepts.
-var PermissionScopes = []string{"actions", "attestations", "checks", "contents", "deployments", "discussions", "id-token", "issues", "models", "packages", "pages", "pull-requests", "repository-projects", "security-events", "statuses"}
+var PermissionScopes = []string{"actions", "artifact-metadata", "attestations", "checks", "code-quality", "contents", "copilot-requests", "deployments", "discussions", "drives", "id-token", "issues", "models", "packages", "pages", "pull-requests", "repository-projects", "security-events", "statuses", "vulnerability-alerts"}
+
+// permissionLevels are the levels a scope takes when not read, write and
+// none (GitHub's schema: write-or-no-access, read-or-no-access).
+var permissionLevels = map[string][]string{
+	"id-token":             {"read", "write", "none"}, // read: accepted by GitHub's runtime
+	"copilot-requests":     {"write", "none"},
+	"models":               {"read", "none"},
+	"vulnerability-alerts": {"read", "none"},
+}
 
 func (p *parser) permissions(n *yaml.Node) *Permissions {
 	perm := &Permissions{}
@@ -425,12 +434,11 @@ func (p *parser) permissions(n *yaml.Node) *Permissions {
 		if !ok {
 			return
 		}
-		ok = s == "read" || s == "write" || s == "none"
-		if key == "id-token" || key == "models" {
-			// These scopes have no read level in GitHub's schema for id-token;
-			// models has no write. Accept what GitHub accepts.
-			ok = s == "write" || s == "none" || (key == "models" && s == "read") || (key == "id-token" && s == "read")
+		levels, special := permissionLevels[key]
+		if !special {
+			levels = []string{"read", "write", "none"}
 		}
+		ok = contains(levels, s)
 		if !ok {
 			p.errAt(v, "Unexpected value '%s'", s)
 			return
@@ -869,11 +877,33 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 			s.ContinueOnError = p.boolOrExpr(v)
 		case "timeout-minutes":
 			s.TimeoutMinutes = p.numberOrExpr(v)
+		case "background":
+			s.Background = p.boolOrExpr(v)
+		case "wait", "cancel":
+			p.strList(v)
+			s.Control = key
+		case "wait-all":
+			if !isNull(v) {
+				p.boolOrExpr(v)
+			}
+			s.Control = key
+		case "parallel":
+			s.Control = key
+			s.Parallel = p.steps(v, false)
 		default:
 			p.unknown(strings.TrimPrefix(key, "?"), k)
 		}
 	})
 	switch {
+	case s.Control != "":
+		// A background-step control (wait, wait-all, cancel, parallel):
+		// neither run nor uses.
+		for _, bad := range []string{"run", "uses", "with", "shell", "working-directory", "env", "if", "timeout-minutes", "background"} {
+			if have[bad] {
+				p.errAt(n, "Unexpected value '%s' in a %s step", bad, s.Control)
+				break
+			}
+		}
 	case have["run"] && have["uses"]:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "uses" || n.Content[i].Value == "plugin" {

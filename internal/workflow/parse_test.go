@@ -23,7 +23,7 @@ func TestParseProblems(t *testing.T) {
 		{"neither run nor uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - name: a\n", []string{"6:9: Required property is missing: run"}},
 		{"bad uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - uses: nope\n", []string{"6:15: Expected format {org}/{repo}[/path]@ref"}},
 		{"anchor", "on: push\njobs:\n  b:\n    runs-on: &r x\n    steps:\n      - run: a\n", []string{"4:14: Anchors are not currently supported. Remove the anchor 'r'"}},
-		{"yaml error", "on: push\njobs:\n  b: [\n", []string{"3:1: YAML syntax error"}},
+		{"yaml error", "on: push\njobs:\n  b: [\n", []string{"3:6: YAML syntax error"}},
 		{"expression in name", "name: ${{ github.ref }}\non: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"1:7: A template expression is not allowed in this context"}},
 		{"sequence not expected", "on: push\nname: [a]\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"2:7: A sequence was not expected"}},
 		{"bad permission", "on: push\npermissions:\n  contents: maybe\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"3:13: Unexpected value 'maybe'"}},
@@ -239,5 +239,25 @@ func TestWorkflowCallStaysStrict(t *testing.T) {
 	_, probs := Parse([]byte(src), "w.yml")
 	if len(probs) != 1 || probs[0].Pos.String() != "3:5" {
 		t.Fatalf("problems = %v, want one at 3:5", probs)
+	}
+}
+
+// A YAML syntax error points at the real line and column, not at the
+// start of the enclosing block.
+func TestYAMLSyntaxErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"on: push\njobs:\n  b:\n    runs-on: x\n   steps: []\n", "5:4: YAML syntax error: "},
+		{"on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n     - run: b\n", "7:6: YAML syntax error: "},
+		{"on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a: b\n", "6:14: YAML syntax error: mapping value is not allowed"},
+		{"on: push\njobs:\n\tb: 1\n", "3:1: YAML syntax error: "},
+		{"on: push\njobs: {a: 1\n", "2:7: YAML syntax error: "},
+		{"on: push\njobs:\n  a:\n    steps:\n      - run: 'unterminated\n", "5:14: YAML syntax error: "},
+		// goccy points before the decoder's line here: the decoder's is kept.
+		{"key: value\n  other: x\n", "2:1: YAML syntax error: mapping values are not allowed"},
+	} {
+		_, probs := Parse([]byte(tc.src), "w.yml")
+		if len(probs) != 1 || !strings.HasPrefix(strings.TrimPrefix(probs[0].Error(), "w.yml:"), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, probs, tc.want)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container
 		Resources:    limits(s.job.Resources, o),
 		ShmSize:      o.shmSize,
 	}
-	s.b.harden(ctx, hc)
+	s.b.harden(ctx, hc, s.job.Runtime)
 	if s.b.remote {
 		// The engine cannot see the job folder: a volume of the container
 		// holds its copy (see jobSync), which one-off containers share.
@@ -119,7 +119,7 @@ func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container
 		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir}}
 	}
 	if runnerMode {
-		cfg.Entrypoint = []string{runnerPath, "entrypoint"}
+		cfg.Entrypoint = s.b.loader.argv()
 		cfg.Cmd = nil
 		cfg.OpenStdin, cfg.StdinOnce = true, true
 		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
@@ -130,6 +130,7 @@ func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container
 			hc.Mounts = append(hc.Mounts, mount.Mount{
 				Type: mount.TypeBind, Source: s.b.opts.RunnerBinary, Target: runnerPath, ReadOnly: true,
 			})
+			hc.Mounts = append(hc.Mounts, s.b.loader.mounts()...)
 		}
 	} else {
 		// Idle as PID 1 until removed: kill -1 (used to cancel a step)
