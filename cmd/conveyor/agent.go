@@ -49,6 +49,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		shutdown                                                                            time.Duration
 		noDefaults                                                                          bool
 		platforms                                                                           listFlag
+		tools                                                                               toolFlags
 	)
 	server = os.Getenv("CONVEYOR_SERVER")
 	if server == "" {
@@ -69,6 +70,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	var actionSrc actionFlags
 	actionSrc.register(fs, true)
+	tools.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor agent --server URL --token T [flags]\n       conveyor agent drain|resume ID [--server URL --token ADMIN]\n\nRuns jobs for a Conveyor server: registers with an agent token (conveyor agent-token\ncreate), long-polls for jobs whose runs-on labels it has, runs each in a fresh sandbox\nand streams its log back. Outbound HTTP(S) only. SIGTERM: no new jobs, running ones\nfinish within --shutdown-timeout or are handed back; a second SIGTERM stops at once.\n\nflags:")
 		fs.PrintDefaults()
@@ -104,7 +106,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1

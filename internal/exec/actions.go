@@ -171,9 +171,13 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 		// local action is not there yet then, so it warns and skips it.
 		sr.annotate("warning", fmt.Sprintf("`pre` execution is not supported for local action from '%s'", sr.step.Uses))
 	}
+	argv, err := sr.nodeArgv(ctx, a, path+"/"+a.Runs.Main)
+	if err != nil {
+		return err
+	}
 	main := *sr
 	main.sc = inner
-	err := main.process(ctx, &backend.Process{Argv: nodeArgv(path + "/" + a.Runs.Main), Dir: jr.workdir("")}, env, sr.id)
+	err = main.process(ctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
@@ -185,7 +189,11 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
 				p.actionID = sr.actionID
-				return p.process(pctx, &backend.Process{Argv: nodeArgv(path + "/" + post), Dir: jr.workdir("")}, env, sr.id)
+				argv, err := sr.nodeArgv(pctx, a, path+"/"+post)
+				if err != nil {
+					return err
+				}
+				return p.process(pctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}

@@ -151,6 +151,8 @@ type Executor struct {
 	token string
 	// teardowns are the sandboxes being removed (teardownLater).
 	teardowns sync.WaitGroup
+	// nodes are the node programs each sandbox has (node.go).
+	nodes nodeCache
 }
 
 // New returns an Executor. Options are copied.

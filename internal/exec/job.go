@@ -291,7 +291,7 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		env[k] = v
 	}
 	return map[string]any{"github": gh, "secrets": secrets, "vars": vars, "inputs": inputs, "env": env,
-		"runner": map[string]any{"os": "Linux", "arch": "X64", "name": "conveyor", "environment": "self-hosted"}}
+		"runner": map[string]any{"os": "Linux", "arch": runnerArch(), "name": "conveyor", "environment": "self-hosted"}}
 }
 
 func typedInput(typ, s string) any {
@@ -525,7 +525,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	}
 	gh["workspace"] = jr.sandboxPath("workspace")
 	jr.base["runner"].(map[string]any)["temp"] = jr.sandboxPath("temp")
-	jr.base["runner"].(map[string]any)["tool_cache"] = jr.sandboxPath("tool")
+	jr.base["runner"].(map[string]any)["tool_cache"] = jr.toolCache()
 	jr.base["job"] = map[string]any{"status": Success, "container": map[string]any{"id": "", "network": ""}, "services": map[string]any{}}
 	if err := jr.writeEventFile(); err != nil {
 		return finish(Failure, err)
@@ -541,6 +541,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		}
 	}
 
+	if err := jr.checkNodeActions(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
+	if err := jr.checkRemoteNode(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
 	sc := &scope{steps: map[string]any{}}
 	jr.runPres(jobCtx, sc)
 	for i, s := range jr.job.Steps {
@@ -598,6 +604,7 @@ func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.
 	e.teardowns.Add(1)
 	go func() {
 		defer e.teardowns.Done()
+		defer e.nodes.forget(sb)
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
 		defer cancel()
 		if err := sb.Teardown(tctx); err != nil {

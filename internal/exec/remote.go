@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/actions"
@@ -225,9 +226,27 @@ func (sr *stepRun) dockerPost(a *workflow.Action, dir string, src actionSource) 
 	})
 }
 
-// nodeArgv is how a JavaScript action's entry file runs in the sandbox:
-// the node on its PATH.
-func nodeArgv(entry string) []string { return []string{"node", entry} }
+// checkRemoteNode makes sure, before the first step, that a node fits
+// every remote JavaScript action of the job (resolved by preflight, those
+// inside remote composite actions too), as checkNodeActions does for the
+// repository's own.
+func (jr *jobRun) checkRemoteNode(ctx context.Context) error {
+	uses := make([]string, 0, len(jr.remote.byUses))
+	for u := range jr.remote.byUses {
+		uses = append(uses, u)
+	}
+	sort.Strings(uses)
+	for _, u := range uses {
+		using := strings.ToLower(jr.remote.byUses[u].meta.Runs.Using)
+		if !strings.HasPrefix(using, "node") {
+			continue
+		}
+		if _, err := jr.node(ctx, u, using); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // runPres runs the pre: of the job's remote JavaScript actions (the
 // pre-entrypoint of docker ones) before the first step, in step order, as
@@ -269,8 +288,11 @@ func (jr *jobRun) runPres(ctx context.Context, sc *scope) {
 			if isDocker {
 				return p.containerAction(ctx, c, "", withEntrypoint(a.meta, a.meta.Runs.PreEntrypoint), with, a.dir, imageTag(a.dir, a.source()))
 			}
-			entry := jr.toSandbox(a.dir) + "/" + a.meta.Runs.Pre
-			return p.process(ctx, &backend.Process{Argv: nodeArgv(entry), Dir: jr.workdir("")}, inputEnv(with), ps.ID)
+			argv, err := p.nodeArgv(ctx, a.meta, jr.toSandbox(a.dir)+"/"+a.meta.Runs.Pre)
+			if err != nil {
+				return err
+			}
+			return p.process(ctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, inputEnv(with), ps.ID)
 		})
 	}
 }
