@@ -17,7 +17,7 @@ type migration struct {
 	shared   []string
 	sqlite   []string
 	postgres []string
-	fill     func(ctx context.Context, tx *dbsql.Tx) error
+	fill     func(ctx context.Context, tx *dbsql.Tx, s *DB) error
 }
 
 // migrations[i] makes schema version i+1.
@@ -270,11 +270,24 @@ var migrations = []migration{
 			`ALTER TABLE events DROP COLUMN headers`,
 			`ALTER TABLE events DROP COLUMN body`,
 		},
+	}, { // 8: credentials at rest. The repositories' webhook secret, status
+		// token and clone password are sealed with the server's key (when
+		// the store has one; otherwise at the first Open with one), and
+		// secret headers (X-Gitlab-Token, signatures) leave stored events.
+		fill: func(ctx context.Context, tx *dbsql.Tx, s *DB) error {
+			if s.keys != nil {
+				if _, err := resealRepos(ctx, tx, s.keys, false); err != nil {
+					return err
+				}
+			}
+			s.rewrote = true
+			return scrubHeaders(ctx, tx)
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
@@ -317,7 +330,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 				}
 			}
 			if fill := migrations[v-1].fill; fill != nil {
-				if err := fill(ctx, tx); err != nil {
+				if err := fill(ctx, tx, s); err != nil {
 					return errs.E(op, errs.Invalid, "migration %d: %w", v, err)
 				}
 			}
@@ -333,7 +346,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 
 // fillLabelKeys computes label_key for the jobs that may still be leased;
 // ended jobs never are, and a large history stays untouched.
-func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
+func fillLabelKeys(ctx context.Context, tx *dbsql.Tx, _ *DB) error {
 	type row struct {
 		id     int64
 		labels string
