@@ -102,6 +102,17 @@ func NewKeyring(current *Key, old ...*Key) *Keyring {
 // Current is the id of the key that seals.
 func (r *Keyring) Current() string { return r.current.id }
 
+// Keys are every key of the keyring, the current one first.
+func (r *Keyring) Keys() []*Key {
+	out := []*Key{r.current}
+	for _, id := range r.IDs() {
+		if id != r.current.id {
+			out = append(out, r.byID[id])
+		}
+	}
+	return out
+}
+
 // IDs are the ids of every key that opens, sorted.
 func (r *Keyring) IDs() []string {
 	ids := make([]string, 0, len(r.byID))
