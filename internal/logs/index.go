@@ -11,14 +11,21 @@ import (
 // keyed by their first 4 bytes: a bit set of hashed keys, sized to stay
 // sparse, rejects almost every position with one load, one multiply and
 // one bit test; a position that passes is checked against the patterns of
-// its key. The few shorter patterns (secrets of 2 or 3 bytes) are searched
-// one by one. Immutable once built.
+// its key, found by their first 8 bytes when they have as many (tokens of
+// one kind share a prefix: ghp_, AKIA, xoxb-). The few shorter patterns
+// (secrets of 2 or 3 bytes) are searched one by one. Immutable once built.
 type index struct {
-	short   []string            // patterns under 4 bytes
-	filter  []uint64            // bit per hashed key
-	shift   uint                // 32 - log2(len(filter)*64)
-	buckets map[uint32][]string // key → patterns, longest first
-	few     []string            // the keys as text when there are few
+	short   []string           // patterns under 4 bytes
+	filter  []uint64           // bit per hashed key
+	shift   uint               // 32 - log2(len(filter)*64)
+	buckets map[uint32]*bucket // by the first 4 bytes
+	few     []string           // the keys as text when there are few
+}
+
+// bucket holds the patterns that share their first 4 bytes.
+type bucket struct {
+	long  map[uint64][]string // 8 bytes or more, by their first 8, longest first
+	short []string            // 4 to 7 bytes, longest first
 }
 
 // fewKeys is the most keys searched one by one with strings.Index (which
@@ -26,14 +33,26 @@ type index struct {
 const fewKeys = 6
 
 func newIndex(patterns []string) *index {
-	x := &index{buckets: map[uint32][]string{}}
+	x := &index{buckets: map[uint32]*bucket{}}
+	// Longest first, so the first pattern found at a place is the longest.
+	sort.Slice(patterns, func(i, j int) bool { return len(patterns[i]) > len(patterns[j]) })
 	for _, p := range patterns {
 		if len(p) < 4 {
 			x.short = append(x.short, p)
 			continue
 		}
 		k := key(p, 0)
-		x.buckets[k] = append(x.buckets[k], p)
+		b := x.buckets[k]
+		if b == nil {
+			b = &bucket{long: map[uint64][]string{}}
+			x.buckets[k] = b
+		}
+		if len(p) < 8 {
+			b.short = append(b.short, p)
+			continue
+		}
+		k8 := key8(p, 0)
+		b.long[k8] = append(b.long[k8], p)
 	}
 	// At least 16 bits per key keeps the false positives near 6 %.
 	nbits := 1 << 12
@@ -42,12 +61,11 @@ func newIndex(patterns []string) *index {
 	}
 	x.filter = make([]uint64, nbits/64)
 	x.shift = uint(32 - bits.TrailingZeros(uint(nbits)))
-	for k, ps := range x.buckets {
-		sort.Slice(ps, func(i, j int) bool { return len(ps[i]) > len(ps[j]) })
+	for k := range x.buckets {
 		h := x.hash(k)
 		x.filter[h/64] |= 1 << (h % 64)
 		if len(x.buckets) <= fewKeys {
-			x.few = append(x.few, ps[len(ps)-1][:4])
+			x.few = append(x.few, string([]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}))
 		}
 	}
 	return x
@@ -55,6 +73,10 @@ func newIndex(patterns []string) *index {
 
 func key(s string, i int) uint32 {
 	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+}
+
+func key8(s string, i int) uint64 {
+	return uint64(key(s, i)) | uint64(key(s, i+4))<<32
 }
 
 func (x *index) hash(k uint32) uint32 { return (k * 0x9E3779B1) >> x.shift }
@@ -108,7 +130,18 @@ func (x *index) find(s string) []span {
 
 // check appends the longest pattern of key w found at s[i:].
 func (x *index) check(s string, i int, w uint32, dst []span) []span {
-	for _, p := range x.buckets[w] {
+	b := x.buckets[w]
+	if b == nil {
+		return dst
+	}
+	if i+8 <= len(s) && len(b.long) > 0 {
+		for _, p := range b.long[key8(s, i)] {
+			if strings.HasPrefix(s[i:], p) {
+				return append(dst, span{i, i + len(p)})
+			}
+		}
+	}
+	for _, p := range b.short {
 		if strings.HasPrefix(s[i:], p) {
 			return append(dst, span{i, i + len(p)})
 		}
