@@ -214,9 +214,9 @@ func (s *DB) KeyIDs(ctx context.Context) ([]string, error) {
 }
 
 // scrubHeaders drops secret headers (see secrets.IsSecretHeader) from the
-// events stored before they were dropped at intake. Only rows whose
-// headers mention a suspicious word are decoded.
-func scrubHeaders(ctx context.Context, tx *dbsql.Tx) error {
+// events stored before they were dropped at intake, and says from how
+// many. Only rows whose headers mention a suspicious word are decoded.
+func scrubHeaders(ctx context.Context, tx *dbsql.Tx) (int, error) {
 	type row struct {
 		id      int64
 		headers string
@@ -228,8 +228,9 @@ func scrubHeaders(ctx context.Context, tx *dbsql.Tx) error {
 		OR lower(headers) LIKE '%signature%' OR lower(headers) LIKE '%auth%' OR lower(headers) LIKE '%cookie%'
 		OR lower(headers) LIKE '%secret%' OR lower(headers) LIKE '%password%' OR lower(headers) LIKE '%key%'`)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for _, r := range rows {
 		h := decodeMap(r.headers)
 		kept := secrets.DropSecretHeaders(h)
@@ -237,8 +238,9 @@ func scrubHeaders(ctx context.Context, tx *dbsql.Tx) error {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE event_payloads SET headers = $1 WHERE event_id = $2`, encode(kept), r.id); err != nil {
-			return err
+			return n, err
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }

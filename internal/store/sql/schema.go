@@ -275,13 +275,16 @@ var migrations = []migration{
 		// the store has one; otherwise at the first Open with one), and
 		// secret headers (X-Gitlab-Token, signatures) leave stored events.
 		fill: func(ctx context.Context, tx *dbsql.Tx, s *DB) error {
+			n := 0
 			if s.keys != nil {
-				if _, err := resealRepos(ctx, tx, s.keys, false); err != nil {
+				var err error
+				if n, err = resealRepos(ctx, tx, s.keys, false); err != nil {
 					return err
 				}
 			}
-			s.rewrote = true
-			return scrubHeaders(ctx, tx)
+			m, err := scrubHeaders(ctx, tx)
+			s.rewrote = s.rewrote || n+m > 0
+			return err
 		},
 	},
 }
