@@ -7,8 +7,8 @@ import (
 
 // index finds every occurrence of a set of patterns in one pass over the
 // text, whatever the number of patterns. Patterns of 4 bytes or more are
-// keyed by their first 4 bytes: a bit set of hashed keys, sized to stay
-// sparse, rejects almost every position with one load, one multiply and
+// keyed by their first 4 bytes: a bit set of hashed keys (2^18 bits)
+// rejects almost every position with one load, one multiply and
 // one bit test; a position that passes is checked against the patterns of
 // its key, found by their first 8 bytes when they have as many (tokens of
 // one kind share a prefix: ghp_, AKIA, xoxb-). The few shorter patterns
