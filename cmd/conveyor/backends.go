@@ -65,6 +65,9 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 		}
 		return &backends{main: h, host: h, close: func() {}}, nil
 	}
+	if note := d.RunnerNote(); note != "" {
+		fmt.Fprintln(stderr, note)
+	}
 	reaped := reapOrphans(ctx, d, stderr)
 	h := host.New(host.Options{Containers: d, Runner: runner})
 	if name == "host" {

@@ -35,7 +35,7 @@ func seedRepo(t *testing.T, dsn string, keys *secrets.Keyring) {
 	}
 }
 
-func readSecret(t *testing.T, dsn string, keys *secrets.Keyring) (string, error) {
+func storedRepoSecret(t *testing.T, dsn string, keys *secrets.Keyring) (string, error) {
 	t.Helper()
 	st, err := sqlstore.Open(t.Context(), dsn, sqlstore.Options{Keys: keys})
 	if err != nil {
@@ -83,10 +83,10 @@ func TestRotateKeyFile(t *testing.T) {
 	if _, err := os.Stat(src.file + ".new"); !os.IsNotExist(err) {
 		t.Errorf(".new left behind: %v", err)
 	}
-	if got, err := readSecret(t, dsn, secrets.NewKeyring(newKey)); err != nil || got != "hook-secret" {
+	if got, err := storedRepoSecret(t, dsn, secrets.NewKeyring(newKey)); err != nil || got != "hook-secret" {
 		t.Errorf("with the new key alone: %q, %v", got, err)
 	}
-	if _, err := readSecret(t, dsn, keys); err == nil {
+	if _, err := storedRepoSecret(t, dsn, keys); err == nil {
 		t.Error("the old key alone still opens the credentials")
 	}
 	if again, _, err := src.keyring(true); err != nil || again.Current() != newKey.ID() {
@@ -136,7 +136,7 @@ func TestRotateKeyEnv(t *testing.T) {
 		t.Fatalf("keyring with an old key: %v", err)
 	}
 	newOnly, _ := secrets.ParseKey(newText)
-	if got, err := readSecret(t, dsn, secrets.NewKeyring(newOnly)); err != nil || got != "hook-secret" {
+	if got, err := storedRepoSecret(t, dsn, secrets.NewKeyring(newOnly)); err != nil || got != "hook-secret" {
 		t.Errorf("with the new key alone: %q, %v", got, err)
 	}
 	t.Setenv(envSecretKey, "bad")

@@ -15,6 +15,8 @@ package backend
 import (
 	"context"
 	"io"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
 // Backend makes one fresh sandbox per job.
@@ -108,6 +110,38 @@ type JobSpec struct {
 	Services []Service
 	// Resources are per-job limits (zero: no limit).
 	Resources Resources
+	// Network is the job's network policy ("" is NetworkOpen). A backend
+	// that cannot enforce a policy refuses the job (Invalid or Unavailable).
+	Network NetworkPolicy
+	// Runtime is the OCI runtime of the job's containers (e.g. runsc for
+	// gVisor, kata-runtime); "" is the engine's default. A backend without
+	// it refuses the job.
+	Runtime string
+}
+
+// NetworkPolicy says what a job's sandbox may reach.
+type NetworkPolicy string
+
+const (
+	// NetworkOpen: anything the machine reaches, as on GitHub's runners.
+	NetworkOpen NetworkPolicy = "open"
+	// NetworkNoPrivate: public addresses only: private, link-local and
+	// carrier-grade NAT ranges and the machine's own addresses are denied;
+	// the job's own services stay reachable.
+	NetworkNoPrivate NetworkPolicy = "no-private"
+	// NetworkNone: nothing but the job's own services.
+	NetworkNone NetworkPolicy = "none"
+)
+
+// ParseNetworkPolicy reads a policy name ("" is NetworkOpen).
+func ParseNetworkPolicy(s string) (NetworkPolicy, error) {
+	switch p := NetworkPolicy(s); p {
+	case "", NetworkOpen:
+		return NetworkOpen, nil
+	case NetworkNoPrivate, NetworkNone:
+		return p, nil
+	}
+	return "", errs.E("network policy", errs.Invalid, "unknown network policy %q (open, no-private or none)", s)
 }
 
 // Container is a job's container: section, expressions already evaluated.

@@ -334,6 +334,9 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 			a[i] = strings.ReplaceAll(a[i], "{0}", scriptPath)
 		}
 	}
+	if err := jr.checkWorkdir(wd, jr.workdir(wd)); err != nil {
+		return err
+	}
 	return sr.process(ctx, &backend.Process{Argv: argv, Fallback: fallback, Dir: jr.workdir(wd)}, nil, "__run")
 }
 

@@ -67,6 +67,16 @@ type Backend struct {
 	// reapHost, set by tests only, is the host ReapOrphans takes for its own.
 	reapHost string
 	remote   bool // copy the runner and the job folder instead of bind mounts
+	// memDefault is the memory limit of containers that set none.
+	memDefault memoryDefault
+	// fw enforces network policies other than open.
+	fw firewall
+	// facts are the engine's runtimes.
+	facts engineFacts
+	// loader runs a dynamically linked runner binary in any image (nil:
+	// static); loaderErr says why a dynamic one cannot be (RunnerNote).
+	loader    *runnerLoader
+	loaderErr error
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -112,7 +122,19 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, errs.E("docker: engine", errs.Invalid, "%q: want local or remote", opts.Engine)
 	}
-	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}, nil
+	b := &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}
+	b.loader, b.loaderErr = findRunnerLoader(opts.RunnerBinary)
+	return b, nil
+}
+
+// RunnerNote is a warning for the user when the runner binary cannot run
+// in job containers (steps then fall back to docker exec, many times
+// slower), with the fix; "" when it can.
+func (b *Backend) RunnerNote() string {
+	if b.loaderErr == nil {
+		return ""
+	}
+	return fmt.Sprintf("conveyor: %v: Docker steps will use docker exec, many times slower; build a static conveyor: CGO_ENABLED=0 go install github.com/conveyor-ci/conveyor/cmd/conveyor@latest", b.loaderErr)
 }
 
 // Client returns the engine client.
@@ -198,14 +220,23 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	// is on the engine's default bridge (it reaches the network as on
 	// GitHub's runners), which spares creating and removing a network and
 	// the embedded DNS of a user-defined one.
-	if len(job.Services) > 0 || len(opts.aliases) > 0 {
-		name := resourceName(job.ID, "")
-		s.setNetwork(name)
-		if _, err := b.cli.NetworkCreate(ctx, name, network.CreateOptions{
-			Driver: "bridge",
-			Labels: b.labels(job.ID),
-		}); err != nil {
-			return nil, errs.Wrap("docker: create network", kindOf(err), err)
+	// A network policy other than open needs a network of its own too: its
+	// rules name the network's bridge.
+	policy, err := backend.ParseNetworkPolicy(string(job.Network))
+	if err != nil {
+		return nil, err
+	}
+	if policy != backend.NetworkOpen {
+		if err := b.fw.check(b.remote); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.checkRuntime(ctx, job.Runtime); err != nil {
+		return nil, err
+	}
+	if len(job.Services) > 0 || len(opts.aliases) > 0 || policy != backend.NetworkOpen {
+		if err := s.makeNetwork(ctx, policy); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.startServices(ctx, job.Services, svcOpts, log); err != nil {
@@ -218,6 +249,32 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	s.complete = true
 	s.mu.Unlock()
 	return s, nil
+}
+
+// makeNetwork creates the job's own network; under a policy other than
+// open its bridge gets a name of ours and the policy's firewall rules, and
+// under none it is internal (no route out).
+func (s *Sandbox) makeNetwork(ctx context.Context, policy backend.NetworkPolicy) error {
+	name := resourceName(s.job.ID, "")
+	s.setNetwork(name)
+	opts := network.CreateOptions{Driver: "bridge", Labels: s.b.labels(s.job.ID)}
+	if policy != backend.NetworkOpen {
+		opts.Options = map[string]string{"com.docker.network.bridge.name": bridgeName(s.job.ID)}
+		opts.Internal = policy == backend.NetworkNone
+	}
+	if _, err := s.b.cli.NetworkCreate(ctx, name, opts); err != nil {
+		return errs.Wrap("docker: create network", kindOf(err), err)
+	}
+	if policy == backend.NetworkOpen {
+		return nil
+	}
+	if err := s.b.fw.apply(ctx, bridgeName(s.job.ID), policy); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.policy = policy
+	s.mu.Unlock()
+	return nil
 }
 
 // kindOf maps an engine error to an errs kind.
@@ -274,6 +331,7 @@ type Sandbox struct {
 	job     backend.JobSpec
 	image   string
 	network string
+	policy  backend.NetworkPolicy // set once its firewall rules exist
 
 	containerID string
 	user        string
@@ -396,6 +454,14 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 	// Clean up even when the caller's context has ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	s.mu.Lock()
+	policy := s.policy
+	s.mu.Unlock()
+	if policy != "" {
+		// After the containers and the network: nothing is left that the
+		// rules would have to hold back.
+		defer s.b.fw.remove(ctx, bridgeName(s.job.ID), policy)
+	}
 	if sweep {
 		return s.b.removeJob(ctx, s.job.ID, ids, netName != "")
 	}

@@ -66,6 +66,12 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 	if job.JobDir == "" {
 		return nil, errs.E("host: setup", errs.Invalid, "job %q has no job directory", job.Name)
 	}
+	if p, err := backend.ParseNetworkPolicy(string(job.Network)); err != nil || p != backend.NetworkOpen {
+		return nil, errs.E("host: setup", errs.Invalid, "job %q has network policy %q: the host backend cannot confine a job's network; use the docker backend", job.Name, job.Network)
+	}
+	if job.Runtime != "" {
+		return nil, errs.E("host: setup", errs.Invalid, "job %q asks for runtime %q: the host backend runs no containers; use the docker backend", job.Name, job.Runtime)
+	}
 	s := &Sandbox{dir: job.JobDir, served: make(chan struct{})}
 	if len(b.opts.Runner) > 0 {
 		p := b.takeWarm()

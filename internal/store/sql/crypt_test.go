@@ -137,14 +137,14 @@ func TestCredentialsEncryptedAtRest(t *testing.T) {
 	})
 }
 
-// Upgrading from schema 7 seals the credentials written in plain text and
+// Upgrading from the schema before encryption seals the credentials written in plain text and
 // drops the secret headers of stored events.
 func TestMigrationSealsCredentials(t *testing.T) {
 	dialects(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
-		old, err := Open(ctx, dsn, Options{MaxMigration: 7})
+		old, err := Open(ctx, dsn, Options{MaxMigration: SchemaVersion - 1})
 		must(t, err)
-		repo := createTestRepo(t, old) // no keys: as release 7 wrote it
+		repo := createTestRepo(t, old) // no keys: as the release before wrote it
 		var eventID int64
 		must(t, old.w.QueryRowContext(ctx, `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id,
 			body_hash, received, state) VALUES ($1, $2, 'webhook', 'gitlab', 'push', 'd1', $3, $4, 'pending') RETURNING id`,
@@ -161,7 +161,7 @@ func TestMigrationSealsCredentials(t *testing.T) {
 		s, err := Open(ctx, dsn, Options{Keys: keys})
 		must(t, err)
 		defer s.Close()
-		if v, err := s.Version(ctx); err != nil || v != SchemaVersion || SchemaVersion < 8 {
+		if v, err := s.Version(ctx); err != nil || v != SchemaVersion || SchemaVersion < 9 {
 			t.Fatalf("Version = %d, %v", v, err)
 		}
 		text := storedText(t, dsn)
