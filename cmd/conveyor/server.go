@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -26,7 +27,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey                                                              string
+		maxArtifact, tlsCert, tlsKey, keyFile                                                     string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp                                                                   time.Duration
@@ -37,6 +38,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&data, "data", "conveyor-data", "data directory (SQLite database, git cache, job dirs)")
 	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
+	fs.StringVar(&keyFile, "secret-key-file", "", "key sealing stored credentials, made 0600 on first start (default DATA/"+secrets.KeyFileName+"); "+envSecretKey+" instead holds it")
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -84,7 +86,13 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if database == "" {
 		database = filepath.Join(data, "conveyor.db")
 	}
-	st, err := sqlstore.Open(ctx, database, sqlstore.Options{})
+	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(true)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
+		return 1
+	}
+	log.Info("secret key", "id", keys.Current(), "from", keyFrom)
+	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: database:", err)
 		return 1
