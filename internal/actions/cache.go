@@ -1,17 +1,5 @@
 package actions
 
-// Remote uses: resolve here: the uses: of remote actions and remote reusable
-// workflows (owner/repo[/path]@ref) to a tree on disk, fetched with the git
-// CLI from a base URL (https://github.com or a mirror) and cached by commit
-// SHA. A ref that moves (a tag, a branch) is resolved again at most every
-// RefTTL; a SHA is never fetched twice. Fetches of one repository and ref
-// happen once, in this process (singleflight) and across processes (a file
-// lock), and a fetched tree appears in the cache whole or not at all.
-//
-// The package is part of the execution core: it reads no environment and
-// imports nothing from the server side. Trees in the cache are shared by
-// every job: callers copy them before a job may touch them.
-
 import (
 	"context"
 	"encoding/json"
