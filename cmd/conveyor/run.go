@@ -133,6 +133,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 	opts.Artifacts = arts
+	// Remote actions: fetched into ~/.cache/conveyor/actions.
+	actionsDir, err := userActionsDir()
+	if err == nil {
+		opts.Actions, err = f.actions.open(actionsDir)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run: action cache:", err)
+		return 2
+	}
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)

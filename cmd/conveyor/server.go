@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -26,7 +27,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey, hookMemory, hookSpool                                       string
+		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool                              string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp                                                                   time.Duration
@@ -37,6 +38,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&data, "data", "conveyor-data", "data directory (SQLite database, git cache, job dirs)")
 	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
+	fs.StringVar(&keyFile, "secret-key-file", "", "key sealing stored credentials, made 0600 on first start (default DATA/"+secrets.KeyFileName+"); "+envSecretKey+" instead holds it")
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -54,6 +56,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
 	fs.StringVar(&hookMemory, "hook-memory", "16m", "memory for webhook bodies not yet verified, all requests together; beyond it they are spooled to the data directory")
 	fs.StringVar(&hookSpool, "hook-spool", "1g", "disk for spooled webhook bodies not yet verified; beyond it webhooks get 503 (the forge retries)")
+	var actionSrc actionFlags
+	actionSrc.register(fs, false)
 	tools.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
@@ -100,7 +104,13 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if database == "" {
 		database = filepath.Join(data, "conveyor.db")
 	}
-	st, err := sqlstore.Open(ctx, database, sqlstore.Options{})
+	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(true)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
+		return 1
+	}
+	log.Info("secret key", "id", keys.Current(), "from", keyFrom)
+	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: database:", err)
 		return 1
@@ -138,11 +148,16 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if workers <= 0 {
 		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
 	}
+	acts, err := actionSrc.open(filepath.Join(data, "actions"))
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: action cache:", err)
+		return 2
+	}
 	srv, err := server.New(server.Config{
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

@@ -79,6 +79,9 @@ type Options struct {
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
+	// Actions fetches remote actions and reusable workflows (nil: a job
+	// that uses one fails before its first step, saying so).
+	Actions ActionResolver
 }
 
 // Event is what triggered the run, and the repository facts GitHub puts in
@@ -220,6 +223,7 @@ type callInfo struct {
 	prefix  string // "caller / "
 	inputs  map[string]any
 	secrets map[string]string
+	parent  *callInfo // the caller's own call, when it is called too
 }
 
 // runWorkflow runs the jobs of one workflow as a DAG and returns the nodes

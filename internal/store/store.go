@@ -208,6 +208,8 @@ type Event struct {
 	// webhooks hash their event type with the body (two event types may
 	// share a body).
 	BodyHash []byte
+	// Headers are stored without those carrying secrets (tokens,
+	// signatures, authorization, cookies: secrets.IsSecretHeader).
 	Headers  map[string]string
 	Body     []byte
 	Received time.Time
