@@ -142,9 +142,18 @@ func TestCredentialsEncryptedAtRest(t *testing.T) {
 func TestMigrationSealsCredentials(t *testing.T) {
 	dialects(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
-		old, err := Open(ctx, dsn, Options{MaxMigration: SchemaVersion - 1})
+		// Version 8 is the schema before encryption (9); the repository is
+		// written with the columns of that schema, as the release before did.
+		old, err := Open(ctx, dsn, Options{MaxMigration: 8})
 		must(t, err)
-		repo := createTestRepo(t, old) // no keys: as the release before wrote it
+		org, err := old.EnsureOrg(ctx, "default")
+		must(t, err)
+		repo := testCreds
+		repo.OrgID = org.ID
+		must(t, old.w.QueryRowContext(ctx, `INSERT INTO repos (org_id, name, url, forge, secret, branch, allow_sha1,
+			status_token, api_url, clone_user, clone_password, created) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, 1)
+			RETURNING id`, repo.OrgID, repo.Name, repo.URL, repo.Forge, repo.Secret, repo.Branch, repo.StatusToken, repo.APIURL,
+			repo.CloneUser, repo.ClonePassword).Scan(&repo.ID))
 		var eventID int64
 		must(t, old.w.QueryRowContext(ctx, `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id,
 			body_hash, received, state) VALUES ($1, $2, 'webhook', 'gitlab', 'push', 'd1', $3, $4, 'pending') RETURNING id`,
