@@ -137,7 +137,7 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return x.dir(rt, rel, mode, h.ModTime)
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old writers use TypeRegA
+	case tar.TypeReg: // archive/tar reports old TypeRegA entries as TypeReg
 		return x.file(rt, name, rel, mode, h, body)
 	case tar.TypeSymlink:
 		if !linkInside(rel, h.Linkname) {
