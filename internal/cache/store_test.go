@@ -89,7 +89,7 @@ func suite(t *testing.T, mk func(*testing.T, int64) *Store) {
 			keys []string
 			want string
 		}{
-			{[]string{"npm-linux-aaa", "npm-"}, "npm-linux-aaa=1"},     // exact primary beats newer prefixes
+			{[]string{"npm-linux-aaa", "npm-"}, "npm-linux-aaa=1"},       // exact primary beats newer prefixes
 			{[]string{"npm-linux-zzz", "npm-linux-"}, "npm-linux-bbb=2"}, // newest prefix match
 			{[]string{"npm-linux-zzz", "npm-"}, "npm-mac-ccc=3"},
 			{[]string{"npm-linux"}, "npm-linux-bbb=2"}, // prefix match of the primary key
