@@ -324,3 +324,19 @@ func Version(paths []string, compression string, windowsOnly bool) string {
 	sum := sha256.Sum256([]byte(strings.Join(comps, "|")))
 	return hex.EncodeToString(sum[:])
 }
+
+// Get returns the entry id of repo; errs.NotFound when absent.
+func (s *Store) Get(ctx context.Context, repo, id string) (*Entry, error) {
+	if !validID(id) {
+		return nil, errs.E("cache", errs.NotFound, "no cache entry %q", id)
+	}
+	return s.readMeta(ctx, metaName(repo, id))
+}
+
+func validID(id string) bool {
+	if len(id) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
