@@ -39,7 +39,6 @@ type clientRun struct {
 	dist    string
 	env     []string
 	ws      string
-	outputs string
 }
 
 // run runs one dist entry point (restore or save-only) with inputs.

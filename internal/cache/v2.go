@@ -231,4 +231,3 @@ func (s *Service) commitBlocks(r *http.Request, u *upload, limit int64) error {
 	}
 	return errs.Wrap("cache upload", errs.Unavailable, out.Close())
 }
-
