@@ -35,10 +35,10 @@ func realClient(t *testing.T, ref string) string {
 }
 
 type clientRun struct {
-	t       *testing.T
-	dist    string
-	env     []string
-	ws      string
+	t    *testing.T
+	dist string
+	env  []string
+	ws   string
 }
 
 // run runs one dist entry point (restore or save-only) with inputs.
