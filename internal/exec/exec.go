@@ -67,6 +67,9 @@ type Options struct {
 	// actions/upload-artifact and actions/download-artifact (nil: those
 	// steps fail). Every job of the run shares it.
 	Artifacts artifact.Store
+	// Cache serves the native actions/cache steps and GitHub's cache
+	// protocol to jobs (zero: neither).
+	Cache Cache
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)

@@ -104,6 +104,7 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 	if sc != nil && sc.actionPath != "" {
 		env["GITHUB_ACTION_PATH"] = sc.actionPath
 	}
+	jr.cacheEnv(env)
 	for k, v := range files {
 		env[k] = v
 	}
@@ -265,6 +266,9 @@ func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
 	}
 	if kind := artifactAction(s.Uses); kind != "" {
 		return sr.artifactStep(ctx, c, kind)
+	}
+	if kind := cacheAction(s.Uses); kind != "" {
+		return sr.cacheStep(ctx, c, kind)
 	}
 	switch plan.StepKind(s.Uses) {
 	case "checkout":

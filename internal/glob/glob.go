@@ -205,3 +205,7 @@ func split(p string) []string {
 	}
 	return strings.Split(p, "/")
 }
+
+// Root is the host directory a pattern searches from: the part before its
+// first wildcard element (the whole path when it has none).
+func (p Pattern) Root() string { return searchRoot(p.Segs) }
