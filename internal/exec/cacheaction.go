@@ -249,7 +249,9 @@ func (sr *stepRun) saveCache(ctx context.Context, store Caches, paths *cachePath
 	pr, pw := io.Pipe()
 	packCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { pw.CloseWithError(paths.pack(packCtx, pw, found, func(w string) { sr.annotate("warning", w) })) }()
+	go func() {
+		pw.CloseWithError(paths.pack(packCtx, pw, found, func(w string) { sr.annotate("warning", w) }))
+	}()
 	sc := jr.cacheScope()
 	e, err := store.Save(ctx, cache.Entry{Repo: sc.Repo, Ref: sc.Ref, Key: ci.key, Version: ci.version}, pr, -1)
 	pr.CloseWithError(io.ErrClosedPipe) // stops pack when Save gave up early
