@@ -108,4 +108,3 @@ func mustEntries(t *testing.T, s *cache.Store) []*cache.Entry {
 	}
 	return es
 }
-
