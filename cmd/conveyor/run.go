@@ -69,6 +69,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
 	fs.StringVar(&f.memory, "memory", "", "memory per job sandbox (docker), e.g. 512m, 2g")
 	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
+	cacheF := addCacheFlags(fs, defaultRunCacheDir())
 	event := "push"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		event, args = args[0], args[1:]
@@ -173,6 +174,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 	opts.Artifacts = arts
+	var stopCache func()
+	if opts.Cache, stopCache, err = cacheF.startRunCache(ctx, opts.Containers, stderr); err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", err)
+		return 2
+	}
+	defer stopCache()
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
