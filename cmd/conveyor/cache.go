@@ -84,14 +84,22 @@ func (f *cacheFlags) openStore(ctx context.Context) (*cache.Store, string, error
 // run's jobs: on 127.0.0.1 for host jobs, and on the Docker bridge's
 // address for container jobs (the engine being local). stop ends it.
 func (f *cacheFlags) startRunCache(ctx context.Context, containers backend.Backend, stderr io.Writer) (c exec.Cache, stop func(), err error) {
+	c, _, stop, err = f.startCache(ctx, containers, stderr, "")
+	return c, stop, err
+}
+
+// startCache is startRunCache for a process that may serve the protocol
+// itself: with hostURL set (the server's base URL, where it mounts svc),
+// only the Docker bridge's listener is started here.
+func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend, stderr io.Writer, hostURL string) (c exec.Cache, svc http.Handler, stop func(), err error) {
 	store, staging, err := f.openStore(ctx)
 	if err != nil {
-		return exec.Cache{}, nil, err
+		return exec.Cache{}, nil, nil, err
 	}
 	tokens := cache.NewTokens()
-	svc, err := cache.NewService(store, tokens, staging)
+	service, err := cache.NewService(store, tokens, staging)
 	if err != nil {
-		return exec.Cache{}, nil, err
+		return exec.Cache{}, nil, nil, err
 	}
 	var servers []*http.Server
 	stop = func() {
@@ -106,7 +114,7 @@ func (f *cacheFlags) startRunCache(ctx context.Context, containers backend.Backe
 		if err != nil {
 			return "", err
 		}
-		s := &http.Server{Handler: svc, ReadHeaderTimeout: 30 * time.Second}
+		s := &http.Server{Handler: service, ReadHeaderTimeout: 30 * time.Second}
 		servers = append(servers, s)
 		go func() {
 			if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -115,9 +123,10 @@ func (f *cacheFlags) startRunCache(ctx context.Context, containers backend.Backe
 		}()
 		return "http://" + ln.Addr().String(), nil
 	}
-	hostURL, err := serve("127.0.0.1:0")
-	if err != nil {
-		return exec.Cache{}, nil, fmt.Errorf("cache service: %w", err)
+	if hostURL == "" {
+		if hostURL, err = serve("127.0.0.1:0"); err != nil {
+			return exec.Cache{}, nil, nil, fmt.Errorf("cache service: %w", err)
+		}
 	}
 	containerURL := hostURL
 	if d, ok := containers.(*docker.Backend); ok {
@@ -130,5 +139,5 @@ func (f *cacheFlags) startRunCache(ctx context.Context, containers backend.Backe
 		}
 	}
 	home, _ := os.UserHomeDir()
-	return exec.Cache{Store: store, Runtime: cache.NewRuntime(tokens, hostURL, containerURL), Home: home}, stop, nil
+	return exec.Cache{Store: store, Runtime: cache.NewRuntime(tokens, hostURL, containerURL), Home: home}, service, stop, nil
 }

@@ -108,6 +108,8 @@ type Env struct {
 	ServerURL                 string
 	// Artifacts is the run's artifact store (set per job by the caller).
 	Artifacts artifact.Store
+	// Cache serves actions/cache and @actions/cache (zero: none).
+	Cache exec.Cache
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -147,6 +149,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
+		Cache: env.Cache,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

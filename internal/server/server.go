@@ -19,6 +19,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -44,6 +45,7 @@ type Server struct {
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
 	handler   http.Handler
+	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -105,6 +107,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		Store: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
 	}))
+	if d.CacheService != nil {
+		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
+			mux.Handle(p, d.CacheService)
+		}
+	}
+	s.cache = d.Cache
 	s.handler = mux
 	return s, nil
 }
