@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -182,5 +184,76 @@ func TestServiceRefusesBadTokens(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("bad signature: status %d, want 403", resp.StatusCode)
+	}
+}
+
+// v2 uploads of more than one block (what BlockBlobClient does above
+// 128 MiB): blocks, then the list in order, then Finalize; and the size
+// check of Finalize.
+func TestServiceBlockUpload(t *testing.T) {
+	_, tokens, srv := newTestService(t)
+	tok, revoke := tokens.Issue(Scope{Repo: "o/r", Ref: "refs/heads/main"})
+	defer revoke()
+	call := func(method string, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+twirpPrefix+method, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", method, resp.StatusCode, err)
+		}
+		return out
+	}
+	put := func(u, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, u, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT %s: %d", u, resp.StatusCode)
+		}
+	}
+	for i, size := range []string{"10", "11"} {
+		key := "blocks-" + size
+		created := call("CreateCacheEntry", `{"key":"`+key+`","version":"v"}`)
+		up, _ := created["signed_upload_url"].(string)
+		if created["ok"] != true || up == "" {
+			t.Fatalf("create: %v", created)
+		}
+		put(up+"&comp=block&blockid=Yg==", "world")
+		put(up+"&comp=block&blockid=YQ==", "hello")
+		put(up+"&comp=blocklist", `<?xml version="1.0" encoding="utf-8"?><BlockList><Latest>YQ==</Latest><Latest>Yg==</Latest></BlockList>`)
+		fin := call("FinalizeCacheEntryUpload", `{"key":"`+key+`","version":"v","size_bytes":"`+size+`"}`)
+		if (fin["ok"] == true) != (i == 0) {
+			t.Fatalf("finalize with size %s: %v", size, fin)
+		}
+	}
+	got := call("GetCacheEntryDownloadURL", `{"key":"blocks-10","version":"v"}`)
+	resp, err := http.Get(got["signed_download_url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "helloworld" {
+		t.Errorf("downloaded %q, want the blocks in list order", b)
+	}
+	// A tampered signature is refused.
+	resp, err = http.Get(strings.Replace(got["signed_download_url"].(string), "sig=", "sig=0", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("tampered URL: status %d, want 403", resp.StatusCode)
 	}
 }
