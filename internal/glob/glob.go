@@ -209,3 +209,23 @@ func split(p string) []string {
 // Root is the host directory a pattern searches from: the part before its
 // first wildcard element (the whole path when it has none).
 func (p Pattern) Root() string { return searchRoot(p.Segs) }
+
+// Selects applies the patterns to path p and everything under it, as
+// hashFiles and upload-artifact read them: the last pattern matching p or
+// a directory above it decides (a matched directory brings its files).
+func Selects(pats []Pattern, p string) bool {
+	segs := split(filepath.ToSlash(p))
+	ok := false
+	for _, pat := range pats {
+		if pat.Negate != ok {
+			continue // cannot change the outcome
+		}
+		for n := len(segs); n >= 1; n-- {
+			if MatchSegs(pat.Segs, segs[:n]) {
+				ok = !pat.Negate
+				break
+			}
+		}
+	}
+	return ok
+}
