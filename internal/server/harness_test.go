@@ -21,6 +21,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	cexec "github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -47,6 +48,8 @@ type harnessOpts struct {
 	// statusURL, when set, is the forge API commit statuses go to (token
 	// "tok-123").
 	statusURL string
+	// cache, when set, gives the server's Deps.Cache and CacheService.
+	cache func(baseURL string) (cexec.Cache, http.Handler)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -87,7 +90,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	srv, err := New(cfg, Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil))})
+	deps := Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil))}
+	if o.cache != nil {
+		deps.Cache, deps.CacheService = o.cache(cfg.BaseURL)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
