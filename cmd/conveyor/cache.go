@@ -84,22 +84,22 @@ func (f *cacheFlags) openStore(ctx context.Context) (*cache.Store, string, error
 // run's jobs: on 127.0.0.1 for host jobs, and on the Docker bridge's
 // address for container jobs (the engine being local). stop ends it.
 func (f *cacheFlags) startRunCache(ctx context.Context, containers backend.Backend, stderr io.Writer) (c exec.Cache, stop func(), err error) {
-	c, _, stop, err = f.startCache(ctx, containers, stderr, "")
+	c, _, _, stop, err = f.startCache(ctx, containers, stderr, "")
 	return c, stop, err
 }
 
 // startCache is startRunCache for a process that may serve the protocol
 // itself: with hostURL set (the server's base URL, where it mounts svc),
 // only the Docker bridge's listener is started here.
-func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend, stderr io.Writer, hostURL string) (c exec.Cache, svc http.Handler, stop func(), err error) {
+func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend, stderr io.Writer, hostURL string) (c exec.Cache, svc http.Handler, tokens *cache.Tokens, stop func(), err error) {
 	store, staging, err := f.openStore(ctx)
 	if err != nil {
-		return exec.Cache{}, nil, nil, err
+		return exec.Cache{}, nil, nil, nil, err
 	}
-	tokens := cache.NewTokens()
+	tokens = cache.NewTokens()
 	service, err := cache.NewService(store, tokens, staging)
 	if err != nil {
-		return exec.Cache{}, nil, nil, err
+		return exec.Cache{}, nil, nil, nil, err
 	}
 	var servers []*http.Server
 	stop = func() {
@@ -125,7 +125,7 @@ func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend,
 	}
 	if hostURL == "" {
 		if hostURL, err = serve("127.0.0.1:0"); err != nil {
-			return exec.Cache{}, nil, nil, fmt.Errorf("cache service: %w", err)
+			return exec.Cache{}, nil, nil, nil, fmt.Errorf("cache service: %w", err)
 		}
 	}
 	containerURL := hostURL
@@ -139,5 +139,5 @@ func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend,
 		}
 	}
 	home, _ := os.UserHomeDir()
-	return exec.Cache{Store: store, Runtime: cache.NewRuntime(tokens, hostURL, containerURL), Home: home}, service, stop, nil
+	return exec.Cache{Store: store, Runtime: cache.NewRuntime(tokens, hostURL, containerURL), Home: home}, service, tokens, stop, nil
 }

@@ -119,7 +119,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if cacheF.dir == "" {
 		cacheF.dir = filepath.Join(data, "cache")
 	}
-	jobCache, cacheSvc, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
+	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
@@ -133,7 +133,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log,
-		Cache: jobCache, CacheService: cacheSvc})
+		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

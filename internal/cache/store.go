@@ -51,6 +51,8 @@ type Entry struct {
 	Size     int64     `json:"size"`
 	Created  time.Time `json:"created"`
 	Accessed time.Time `json:"accessed"`
+	// URL is where a Remote store reads the entry (not stored).
+	URL string `json:"-"`
 }
 
 // Query asks for a cache: Keys[0] is the primary key, the rest restore

@@ -15,7 +15,7 @@ const cacheFlow = `name: cached
 on: push
 jobs:
   build:
-    runs-on: ubuntu-latest
+    runs-on: RUNS_ON
     steps:
       - id: c
         uses: actions/cache@v4
@@ -40,21 +40,42 @@ jobs:
 // the protocol is mounted at the server's URL and needs the job's token.
 func TestServerCache(t *testing.T) {
 	h := newHarness(t, harnessOpts{
-		files: map[string]string{".github/workflows/ci.yml": cacheFlow, "README.md": "hi\n"},
-		cache: func(baseURL string) (exec.Cache, http.Handler) {
-			d, err := cache.NewDir(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := cache.NewStore(d, 0)
-			tokens := cache.NewTokens()
-			svc, err := cache.NewService(st, tokens, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return exec.Cache{Store: st, Runtime: cache.NewRuntime(tokens, baseURL, "")}, svc
-		},
+		files: map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(cacheFlow, "RUNS_ON", "ubuntu-latest"), "README.md": "hi\n"},
+		cache: testCache(t),
 	})
+	cacheTwice(t, h)
+}
+
+// The jobs of agents use the server's cache: the native steps through the
+// protocol (cache.Remote) with a token the server issued for the job, and
+// the protocol's env points at the server.
+func TestAgentCache(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1},
+		files: map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(cacheFlow, "RUNS_ON", "[self-hosted, linux]"), "README.md": "hi\n"},
+		cache: testCache(t),
+	})
+	h.startAgent("agent-c", 1, time.Minute, "self-hosted", "linux")
+	cacheTwice(t, h)
+}
+
+func testCache(t *testing.T) func(string) (exec.Cache, http.Handler, *cache.Tokens) {
+	return func(baseURL string) (exec.Cache, http.Handler, *cache.Tokens) {
+		d, err := cache.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := cache.NewStore(d, 0)
+		tokens := cache.NewTokens()
+		svc, err := cache.NewService(st, tokens, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exec.Cache{Store: st, Runtime: cache.NewRuntime(tokens, baseURL, "")}, svc, tokens
+	}
+}
+
+func cacheTwice(t *testing.T, h *harness) {
+	t.Helper()
 	for i, want := range []string{"hit=", "saved-by-run-1"} {
 		if i > 0 {
 			h.git.commit("second", map[string]string{"README.md": "again\n"})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
@@ -117,4 +118,7 @@ type Deps struct {
 	// cache protocols (see internal/cache.Service).
 	Cache        exec.Cache
 	CacheService http.Handler
+	// CacheTokens issues the cache tokens of agents' jobs (nil: agents'
+	// jobs get no cache).
+	CacheTokens *cache.Tokens
 }

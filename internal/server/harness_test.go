@@ -21,6 +21,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	cexec "github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
@@ -49,7 +50,7 @@ type harnessOpts struct {
 	// "tok-123").
 	statusURL string
 	// cache, when set, gives the server's Deps.Cache and CacheService.
-	cache func(baseURL string) (cexec.Cache, http.Handler)
+	cache func(baseURL string) (cexec.Cache, http.Handler, *cache.Tokens)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -92,7 +93,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	deps := Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil))}
 	if o.cache != nil {
-		deps.Cache, deps.CacheService = o.cache(cfg.BaseURL)
+		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}
 	srv, err := New(cfg, deps)
 	if err != nil {

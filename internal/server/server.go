@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
@@ -46,6 +47,8 @@ type Server struct {
 	hookRepos *hookRepos
 	handler   http.Handler
 	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
+	// cacheTokens issues agents' jobs their cache tokens (nil: none).
+	cacheTokens *cache.Tokens
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -113,6 +116,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		}
 	}
 	s.cache = d.Cache
+	s.cacheTokens = d.CacheTokens
 	s.handler = mux
 	return s, nil
 }
