@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
-	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/cache"
+	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
