@@ -108,6 +108,7 @@ func (f *cacheFlags) startCache(ctx context.Context, containers backend.Backend,
 			_ = s.Shutdown(sctx)
 			cancel()
 		}
+		_ = service.Close()
 	}
 	serve := func(addr string) (string, error) {
 		ln, err := net.Listen("tcp", addr)

@@ -65,9 +65,15 @@ type upload struct {
 // maxUploadAge bounds how long a reservation waits for its commit.
 const maxUploadAge = 2 * time.Hour
 
-// NewService serves store; staging is a directory for uploads in progress.
+// NewService serves store; uploads in progress are kept in a folder of
+// this service's own under staging (processes may share a cache folder),
+// removed by Close.
 func NewService(store *Store, tokens *Tokens, staging string) (*Service, error) {
 	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return nil, errs.Wrap("cache service", errs.Unavailable, err)
+	}
+	staging, err := os.MkdirTemp(staging, "service-")
+	if err != nil {
 		return nil, errs.Wrap("cache service", errs.Unavailable, err)
 	}
 	s := &Service{store: store, tokens: tokens, staging: staging, now: time.Now, uploads: map[int64]*upload{}}
@@ -76,6 +82,14 @@ func NewService(store *Store, tokens *Tokens, staging string) (*Service, error) 
 	}
 	s.nextID = time.Now().UnixNano() & 0xffffffff // ids differ across restarts
 	return s, nil
+}
+
+// Close removes the uploads in progress.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploads = map[int64]*upload{}
+	return os.RemoveAll(s.staging)
 }
 
 const (
