@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
@@ -22,7 +24,7 @@ func TestRunCache(t *testing.T) {
 		t.Setenv("CONVEYOR_CACHE_S3_ACCESS_KEY", ak)
 		t.Setenv("CONVEYOR_CACHE_S3_SECRET_KEY", sk)
 		runCacheTwice(t, []string{"--cache-dir", t.TempDir(), "--cache-s3-url", url, "--cache-s3-bucket", "conveyor-run-test",
-			"--cache-s3-prefix", filepath.Base(t.TempDir()), "--cache-s3-region", "us-east-1"})
+			"--cache-s3-prefix", fmt.Sprintf("run-test-%d", time.Now().UnixNano()), "--cache-s3-region", "us-east-1"})
 	})
 }
 
