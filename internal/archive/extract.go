@@ -143,20 +143,14 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 		if !linkInside(rel, h.Linkname) {
 			return unsafe("symbolic link %q -> %q leaves the destination", name, h.Linkname)
 		}
-		if err := x.prepare(rt, rel); err != nil {
-			return err
-		}
-		return wrapIO(rt.Symlink(filepath.FromSlash(h.Linkname), rel))
+		return x.create(rt, rel, func() error { return rt.Symlink(filepath.FromSlash(h.Linkname), rel) })
 	case tar.TypeLink:
 		first, ok := x.files[h.Linkname]
 		if !ok || first.root != rt {
 			return unsafe("hard link %q -> %q: not an earlier file of the archive under the same root", name, h.Linkname)
 		}
-		if err := x.prepare(rt, rel); err != nil {
+		if err := x.create(rt, rel, func() error { return rt.Link(first.rel, rel) }); err != nil {
 			return err
-		}
-		if err := rt.Link(first.rel, rel); err != nil {
-			return wrapIO(err)
 		}
 		x.files[name] = placed{rt, rel}
 		return nil
@@ -185,14 +179,18 @@ func (x *extractor) file(rt *os.Root, name, rel string, mode fs.FileMode, h *tar
 	if x.lim.MaxBytes > 0 && x.stats.Bytes+h.Size > x.lim.MaxBytes {
 		return errs.E("archive", errs.TooLarge, "archive holds more than %d bytes of files", x.lim.MaxBytes)
 	}
-	if err := x.prepare(rt, rel); err != nil {
+	var f *os.File
+	err := x.create(rt, rel, func() (err error) {
+		f, err = rt.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	f, err := rt.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return wrapIO(err)
-	}
 	n, err := io.CopyBuffer(f, io.LimitReader(body, h.Size), x.buf)
+	if err == nil {
+		err = f.Chmod(mode) // on the descriptor: no second walk of the path
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -203,26 +201,34 @@ func (x *extractor) file(rt *os.Root, name, rel string, mode fs.FileMode, h *tar
 	if n < h.Size {
 		return errs.E("archive", errs.Invalid, "entry %q is truncated", name)
 	}
-	if err := rt.Chmod(rel, mode); err != nil {
-		return wrapIO(err)
-	}
 	_ = rt.Chtimes(rel, h.ModTime, h.ModTime)
 	x.files[name] = placed{rt, rel}
 	return nil
 }
 
-// prepare makes rel's parent and removes what is at rel (a file or link,
-// never followed; an empty directory), so the entry is created anew.
-func (x *extractor) prepare(rt *os.Root, rel string) error {
-	if d := path.Dir(rel); d != "." {
-		if err := rt.MkdirAll(d, 0o755); err != nil {
+// create runs mk, which makes rel (O_EXCL semantics), the way tar does:
+// when rel's folder is missing it is made, and when something is at rel
+// (a file or link, never followed; an empty directory) it is removed and
+// mk runs again, so the entry is created anew and never written through.
+// The common cases (a fresh tree, or a folder made by an earlier entry)
+// cost no extra call.
+func (x *extractor) create(rt *os.Root, rel string, mk func() error) error {
+	err := mk()
+	if errors.Is(err, fs.ErrNotExist) {
+		if d := path.Dir(rel); d != "." {
+			if err := rt.MkdirAll(d, 0o755); err != nil {
+				return wrapIO(err)
+			}
+		}
+		err = mk()
+	}
+	if errors.Is(err, fs.ErrExist) {
+		if err := rt.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return wrapIO(err)
 		}
+		err = mk()
 	}
-	if err := rt.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return wrapIO(err)
-	}
-	return nil
+	return wrapIO(err)
 }
 
 // wrapIO gives file-system errors a kind; escapes os.Root refused are unsafe archives.
