@@ -156,3 +156,15 @@ jobs:
 		t.Fatalf("a failed job saved its cache: %s\n%s", resultsString(res), rec.dump())
 	}
 }
+
+func TestNativeAction(t *testing.T) {
+	for uses, want := range map[string]bool{
+		"actions/cache@v4": true, "actions/cache/restore@v4": true, "Actions/Cache/Save@main": true,
+		"actions/checkout@v4": true, "actions/upload-artifact@v4": true,
+		"actions/setup-node@v4": false, "actions/cache-other@v1": false, "./.github/actions/cache": false,
+	} {
+		if got := NativeAction(uses); got != want {
+			t.Errorf("NativeAction(%q) = %v, want %v", uses, got, want)
+		}
+	}
+}
