@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/lint"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
@@ -21,8 +22,10 @@ import (
 func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fl.SetOutput(stderr)
+	strict := fl.Bool("strict", false, "check on: with the language service's strict schema (as the VS Code extension does), not GitHub's runtime one")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: conveyor lint [FILE|DIR ...]\n\nChecks workflow files (default: .github/workflows and .conveyor).")
+		fmt.Fprintln(stderr, "usage: conveyor lint [--strict] [FILE|DIR ...]\n\nChecks workflow files (default: .github/workflows and .conveyor).\n\nflags:")
+		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -76,17 +79,24 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if ctx.Err() != nil {
 			return 2
 		}
-		data, err := os.ReadFile(f)
+		data, err := readWorkflowFile(repoRootOf(f), f)
 		if err != nil {
 			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
 			code = 2
 			continue
 		}
 		var probs workflow.Problems
-		if base := strings.ToLower(filepath.Base(f)); base == "action.yml" || base == "action.yaml" {
+		if isActionFile(f) {
 			_, probs = lint.ActionBytes(data, f)
 		} else {
-			_, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f))})
+			var w *workflow.Workflow
+			w, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: *strict}})
+			if w != nil && w.Node != nil {
+				// Warnings do not change the exit code.
+				for _, p := range lint.Warnings(w) {
+					fmt.Fprintln(stdout, p.Error())
+				}
+			}
 		}
 		for _, p := range probs {
 			fmt.Fprintln(stdout, p.Error())
@@ -102,6 +112,20 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// isActionFile tells action metadata (action.yml) from a workflow: a file
+// in .github/workflows is a workflow whatever its name, as on GitHub.
+func isActionFile(file string) bool {
+	base := strings.ToLower(filepath.Base(file))
+	if base != "action.yml" && base != "action.yaml" {
+		return false
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	return filepath.Base(filepath.Dir(abs)) != "workflows" || filepath.Base(filepath.Dir(filepath.Dir(abs))) != ".github"
 }
 
 // repoRootOf is the repository a workflow file belongs to: the folder
@@ -121,18 +145,33 @@ func repoRootOf(file string) string {
 }
 
 // localWorkflows resolves local reusable workflows (uses: ./path) in the
-// repository at root, as the executor does; others are not checked.
+// repository at root, as the executor does: confined to it and
+// size-limited; others are not checked.
 func localWorkflows(root string) func(uses string) ([]byte, bool) {
 	return func(uses string) ([]byte, bool) {
-		rel, ok := strings.CutPrefix(uses, "./")
-		if !ok || strings.Contains(uses, "@") {
+		if !actions.IsLocal(uses) {
 			return nil, false
 		}
-		rel = filepath.Clean(filepath.FromSlash(rel))
-		if rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-			return nil, false
-		}
-		data, err := os.ReadFile(filepath.Join(root, rel))
+		data, err := actions.ReadLocal(root, uses)
 		return data, err == nil
 	}
+}
+
+// readWorkflowFile reads a workflow file named on the command line or
+// found in the repository: a regular file of at most actions.MaxFileSize
+// bytes. A file under repoDir is read confined to it (a symbolic link out
+// of the repository is refused).
+func readWorkflowFile(repoDir, file string) ([]byte, error) {
+	root, rel := filepath.Dir(file), filepath.Base(file)
+	absRepo, err1 := filepath.Abs(repoDir)
+	if abs, err := filepath.Abs(file); err == nil && err1 == nil {
+		if r, err := filepath.Rel(absRepo, abs); err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+			root, rel = absRepo, r
+		}
+	}
+	b, err := actions.ReadFile(root, filepath.ToSlash(rel), actions.MaxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return b, nil
 }

@@ -28,6 +28,7 @@ func TestLintMain(t *testing.T) {
 	good := writeFile(t, dir, "good.yml", goodWorkflow)
 	bad := writeFile(t, dir, "bad.yml", "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    needs: nope\n    steps:\n      - run: echo ${{ github.sha\n")
 	writeFile(t, dir, "sub/ignored.txt", "not yaml")
+	risky := writeFile(t, t.TempDir(), "risky.yml", "on: issues\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"${{ github.event.issue.title }}\"\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -37,6 +38,7 @@ func TestLintMain(t *testing.T) {
 		{"clean file", []string{good}, 0, nil},
 		{"problems", []string{bad}, 1, []string{bad + ":5:12: Job 'build' depends on unknown job 'nope'.", bad + ":7:19: The expression is not closed"}},
 		{"dir", []string{dir}, 1, []string{"bad.yml:5:12:"}},
+		{"warning only", []string{risky}, 0, []string{risky + ":6:14: warning: github.event.issue.title is untrusted input"}},
 		{"missing", []string{filepath.Join(dir, "nope.yml")}, 2, nil},
 		{"bad flag", []string{"-x"}, 2, nil},
 	}
@@ -90,6 +92,29 @@ func TestLintMainFollowsLocalReusableWorkflows(t *testing.T) {
 	for _, uses := range []string{"../outside.yml", "./../../etc/passwd", "o/r/.github/workflows/x.yml@v1", "./.github/workflows/missing.yml"} {
 		if _, ok := resolve(uses); ok {
 			t.Errorf("resolve(%q) found a file", uses)
+		}
+	}
+}
+
+// A workflow named action.yml is a workflow (GitHub runs it); action.yml
+// elsewhere is action metadata. --strict applies the language service's
+// schema to on:, which rejects what GitHub's runtime takes.
+func TestLintActionYmlWorkflowAndStrict(t *testing.T) {
+	dir := t.TempDir()
+	wf := writeFile(t, dir, ".github/workflows/action.yml", "on:\n  release:\n    branches: [main]\n"+strings.TrimPrefix(goodWorkflow, "on: push\n"))
+	act := writeFile(t, dir, "act/action.yml", "name: a\nruns:\n  using: composite\n  steps:\n    - run: echo\n      shell: bash\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{wf}, 0, ""},
+		{[]string{act}, 0, ""},
+		{[]string{"--strict", wf}, 1, wf + ":3:5: Unexpected value 'branches'"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := lintMain(context.Background(), tc.args, &out, &errOut); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("lint %v: code %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out.String(), errOut.String(), tc.code, tc.want)
 		}
 	}
 }

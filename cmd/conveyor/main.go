@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -35,13 +36,17 @@ func commands() map[string]command {
 var version = "dev"
 
 func versionMain(_ context.Context, _ []string, stdout, _ io.Writer) int {
-	fmt.Fprintln(stdout, "conveyor", version)
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version // go install ...@v1.2.3
+	}
+	fmt.Fprintln(stdout, "conveyor", v)
 	return 0
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: conveyor <command> [flags]\n\ncommands:")
-	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "cancel", "rerun", "agents", "agent-token", "whoami", "version"} {
+	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "cancel", "rerun", "agents", "agent-token", "login", "logout", "org", "user", "token", "audit", "whoami", "version"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands()[name].summary)
 	}
 }
@@ -53,11 +58,20 @@ func main() {
 	}
 	cmd, ok := commands()[os.Args[1]]
 	if !ok {
-		if os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		switch os.Args[1] {
+		case "-h", "--help", "help":
 			usage(os.Stdout)
 			os.Exit(0)
+		case "--version", "-version", "-v":
+			os.Exit(versionMain(context.Background(), nil, os.Stdout, os.Stderr))
 		}
-		fmt.Fprintf(os.Stderr, "conveyor: unknown command %q\n", os.Args[1])
+		names := make([]string, 0, len(commands()))
+		for name := range commands() {
+			if name != "entrypoint" {
+				names = append(names, name)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "conveyor: unknown command %q%s\n", os.Args[1], didYouMean(os.Args[1], names))
 		usage(os.Stderr)
 		os.Exit(2)
 	}

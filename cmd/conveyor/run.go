@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -30,55 +30,34 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-type runFlags struct {
-	workflows, jobs, secrets, secretFiles, vars, varFiles, envs, inputs, platforms listFlag
-	eventPath, backendName, actor, dir, memory, artifactDir, dockerEngine          string
-	printPlan, keep, noColor                                                       bool
-	parallel                                                                       int
-	cpus                                                                           float64
-	pids                                                                           int64
-}
-
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: conveyor run [EVENT] [flags]\n\nRuns the workflows of the current repository that EVENT (default push) triggers.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	fs.Var(&f.workflows, "W", "workflow file or folder (repeatable; default .github/workflows and .conveyor)")
-	fs.Var(&f.jobs, "j", "run only this job id and the jobs it needs (repeatable)")
-	fs.Var(&f.secrets, "secret", "NAME=VALUE, or NAME to read it from the environment (repeatable)")
-	fs.Var(&f.secretFiles, "secret-file", "dotenv file of secrets (repeatable)")
-	fs.Var(&f.vars, "var", "NAME=VALUE for the vars context (repeatable)")
-	fs.Var(&f.varFiles, "var-file", "dotenv file of variables (repeatable)")
-	fs.Var(&f.envs, "env", "NAME=VALUE added to every job's env (repeatable)")
-	fs.Var(&f.inputs, "input", "NAME=VALUE input for workflow_dispatch (repeatable)")
-	fs.Var(&f.platforms, "P", "LABEL=IMAGE: image for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
-	fs.StringVar(&f.eventPath, "eventpath", "", "JSON file with the event payload")
-	fs.StringVar(&f.backendName, "backend", "auto", "auto, docker or host (auto: docker when an engine answers)")
-	fs.StringVar(&f.dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
-	fs.StringVar(&f.actor, "actor", "", "github.actor (default: git config user.name)")
-	fs.StringVar(&f.dir, "C", ".", "the repository folder")
-	fs.BoolVar(&f.printPlan, "plan", false, "print the plan as JSON and exit")
-	fs.BoolVar(&f.keep, "keep", false, "keep job folders after the run (for debugging)")
-	fs.StringVar(&f.artifactDir, "artifact-dir", "", "keep the run's artifacts (upload-artifact) in this folder (default: a temporary one)")
-	fs.BoolVar(&f.noColor, "no-color", false, "no colors even on a terminal")
-	fs.IntVar(&f.parallel, "jobs", runtime.NumCPU(), "most jobs running at once")
-	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
-	fs.StringVar(&f.memory, "memory", "", "memory per job sandbox (docker), e.g. 512m, 2g")
-	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
+	f.register(fs, stdout)
 	cacheF := addCacheFlags(fs, defaultRunCacheDir())
-	event := "push"
+	event, explicitEvent := "push", false
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		event, args = args[0], args[1:]
+		event, args, explicitEvent = args[0], args[1:], true
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseRunFlags(fs, args, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 && !explicitEvent {
+		// The event may follow flags, as act takes it: conveyor run -l push.
+		event, explicitEvent = fs.Arg(0), true
+		if code, done := parseRunFlags(fs, fs.Args()[1:], stderr); done {
+			return code
+		}
+	}
+	if f.version {
+		return versionMain(ctx, nil, stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "conveyor run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if !workflow.IsEvent(event) {
+		fmt.Fprintf(stderr, "conveyor run: unknown event %q%s\nknown events: %s\n", event, didYouMean(event, workflow.Events()), strings.Join(workflow.Events(), ", "))
 		return 2
 	}
 	repoDir, err := filepath.Abs(f.dir)
@@ -86,53 +65,26 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
 	}
-
-	// Workflows: read, parse, lint. Invalid files stop the run (exit 2).
 	files, err := localrepo.WorkflowFiles(repoDir, absAll(repoDir, f.workflows))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
 	}
-	var wfs []*workflow.Workflow
-	bad := false
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			fmt.Fprintln(stderr, "conveyor run:", err)
-			return 2
-		}
-		rel, _ := filepath.Rel(repoDir, file)
-		if strings.HasPrefix(rel, "..") {
-			rel = file
-		}
-		wf, probs := workflow.Parse(b, rel)
-		if len(probs) == 0 {
-			probs = lint.Workflow(wf)
-		}
-		if len(probs) > 0 {
-			fmt.Fprintln(stderr, probs.Error())
-			bad = true
-			continue
-		}
-		wfs = append(wfs, wf)
-	}
-	if bad {
-		return 2
-	}
-	p, err := plan.Compile(wfs, plan.Select{Event: event, Jobs: f.jobs})
+	wfs, invalid, err := loadWorkflows(repoDir, files, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
 	}
-	if f.printPlan {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(p)
-		return 0
+	if f.list {
+		listJobs(stdout, wfs, event, explicitEvent)
+		return exitFor(invalid, nil)
 	}
-	if len(p.Workflows) == 0 {
-		fmt.Fprintf(stderr, "conveyor run: no workflow is triggered by %q\n", event)
-		return 0
+	if err := checkJobIDs(wfs, f.jobs); err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", err)
+		return 2
+	}
+	if f.printPlan || f.dryRun {
+		return f.planOnly(ctx, event, repoDir, wfs, invalid, stdout, stderr)
 	}
 
 	// The engine is asked (ping, orphan reaping started) while git tells
@@ -143,10 +95,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bch := make(chan opened, 1)
 	go func() {
-		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
+		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
 		bch <- opened{b, err}
 	}()
-	opts, err := f.options(ctx, event, repoDir)
+	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)
 	ob := <-bch // openBackends is bounded: a 3 s ping
 	if ob.err == nil {
 		defer ob.b.close()
@@ -157,6 +109,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	color := !f.noColor && isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
 	printer := console.New(stdout, color)
+	if len(p.Workflows) == 0 {
+		if len(invalid) > 0 {
+			printer.Summary(&exec.Result{Jobs: invalid})
+		} else {
+			fmt.Fprintf(stderr, "conveyor run: no workflow is triggered by %q\n", event)
+		}
+		return exitFor(invalid, nil)
+	}
 	opts.Reporter = printer
 	if ob.err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", ob.err)
@@ -185,12 +145,111 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 1
 	}
+	res.Jobs = append(invalid, res.Jobs...)
 	printer.Summary(res)
 	printLocalArtifacts(ctx, stdout, arts, f.artifactDir != "" || f.keep)
-	if res.Failed() {
+	return exitFor(invalid, res)
+}
+
+// parseRunFlags parses the flags; done says runMain returns code now
+// (--help: 0; a flag error: 2, with the closest flag's name).
+func parseRunFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "conveyor run: %v%s\nrun 'conveyor run --help' for the flags\n", err, flagSuggestion(fs, err))
+	return 2, true
+}
+
+// exitFor is the exit code of a run: 1 when a workflow file was invalid or
+// a job failed.
+func exitFor(invalid []*exec.JobResult, res *exec.Result) int {
+	if len(invalid) > 0 || res != nil && res.Failed() {
 		return 1
 	}
 	return 0
+}
+
+// loadWorkflows reads, parses and lints the files. An invalid file does not
+// stop the others, as on GitHub: its problems go to stderr and it becomes
+// a failed entry of the summary, at its first problem's file:line:col.
+func loadWorkflows(repoDir string, files []string, stderr io.Writer) ([]*workflow.Workflow, []*exec.JobResult, error) {
+	var wfs []*workflow.Workflow
+	var invalid []*exec.JobResult
+	for _, file := range files {
+		rel, _ := filepath.Rel(repoDir, file)
+		if strings.HasPrefix(rel, "..") {
+			rel = file
+		}
+		b, err := readWorkflowFile(repoDir, file)
+		if err != nil {
+			// Unreadable (a link out of the repository, a device, too big):
+			// failed like an invalid file, the others still run.
+			fmt.Fprintln(stderr, "conveyor run:", err)
+			invalid = append(invalid, &exec.JobResult{Workflow: rel, Name: rel, Result: exec.Failure, Error: err.Error()})
+			continue
+		}
+		wf, probs := workflow.Parse(b, rel)
+		if len(probs) == 0 {
+			probs = lint.Workflow(wf)
+		}
+		if len(probs) == 0 {
+			for _, w := range lint.Warnings(wf) {
+				fmt.Fprintln(stderr, w.Error())
+			}
+			wfs = append(wfs, wf)
+			continue
+		}
+		fmt.Fprintln(stderr, probs.Error())
+		msg := "invalid workflow: " + probs[0].Error()
+		if len(probs) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(probs)-1)
+		}
+		invalid = append(invalid, &exec.JobResult{Workflow: rel, Name: rel, Result: exec.Failure, Error: msg})
+	}
+	return wfs, invalid, nil
+}
+
+// prepare builds the run's options and its plan: the workflows the event
+// triggers, with their on: filters applied as the server applies them.
+func (f *runFlags) prepare(ctx context.Context, event, repoDir string, wfs []*workflow.Workflow, stderr io.Writer) (exec.Options, *plan.Plan, error) {
+	opts, err := f.options(ctx, event, repoDir)
+	if err != nil {
+		return opts, nil, err
+	}
+	matched, err := matchWorkflows(ctx, wfs, opts.Event, repoDir, stderr)
+	if err != nil {
+		return opts, nil, err
+	}
+	p, err := plan.Compile(matched, plan.Select{Event: event, Jobs: f.jobs})
+	return opts, p, err
+}
+
+// planOnly is --plan (the plan as JSON) and --dryrun (what would run).
+func (f *runFlags) planOnly(ctx context.Context, event, repoDir string, wfs []*workflow.Workflow, invalid []*exec.JobResult, stdout, stderr io.Writer) int {
+	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", err)
+		return 2
+	}
+	if f.printPlan {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(p)
+		return exitFor(invalid, nil)
+	}
+	printDryRun(stdout, p, opts)
+	for _, j := range invalid {
+		fmt.Fprintf(stdout, "%s: would fail: %s\n", j.Name, j.Error)
+	}
+	return exitFor(invalid, nil)
 }
 
 func absAll(dir string, paths []string) []string {
@@ -247,42 +306,17 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		}
 		opts.Platforms[strings.ToLower(k)] = v
 	}
-	for _, file := range f.secretFiles {
-		if err := readDotenvInto(file, opts.Secrets); err != nil {
-			return opts, err
-		}
-	}
-	for _, s := range f.secrets {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok {
-			val, found := os.LookupEnv(k)
-			if !found {
-				return opts, fmt.Errorf("--secret %s: no such environment variable", k)
+	if len(f.matrix) > 0 {
+		opts.MatrixFilter = map[string]string{}
+		for _, m := range f.matrix {
+			k, v, ok := strings.Cut(m, ":")
+			if !ok || k == "" {
+				return opts, fmt.Errorf("--matrix %q: want NAME:VALUE", m)
 			}
-			v = val
-		}
-		if k == "" {
-			return opts, fmt.Errorf("--secret %q: empty name", s)
-		}
-		opts.Secrets[k] = v
-	}
-	for name, v := range opts.Secrets {
-		if v == "" {
-			return opts, fmt.Errorf("secret %s is empty: refusing an empty secret", name)
+			opts.MatrixFilter[k] = v
 		}
 	}
-	for _, file := range f.varFiles {
-		if err := readDotenvInto(file, opts.Vars); err != nil {
-			return opts, err
-		}
-	}
-	if err := putPairs(opts.Vars, f.vars, "--var"); err != nil {
-		return opts, err
-	}
-	if err := putPairs(opts.Env, f.envs, "--env"); err != nil {
-		return opts, err
-	}
-	if err := putPairs(opts.Inputs, f.inputs, "--input"); err != nil {
+	if err := f.values.load(repoDir, &opts); err != nil {
 		return opts, err
 	}
 	payload := map[string]any{}
@@ -294,41 +328,11 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		if err := json.Unmarshal(b, &payload); err != nil {
 			return opts, fmt.Errorf("%s: %v", f.eventPath, err)
 		}
-	}
-	ref := info.Ref
-	if r, ok := payload["ref"].(string); ok && r != "" {
-		ref = r
-	}
-	if _, ok := payload["repository"]; !ok {
-		owner, name, _ := strings.Cut(info.Repository, "/")
-		payload["repository"] = map[string]any{"full_name": info.Repository, "name": name, "owner": map[string]any{"login": owner}}
-	}
-	if event == "push" {
-		if _, ok := payload["ref"]; !ok {
-			payload["ref"] = ref
-		}
-		if _, ok := payload["after"]; !ok {
-			payload["after"] = info.SHA
+		if payload == nil {
+			return opts, fmt.Errorf("%s: not a JSON object", f.eventPath)
 		}
 	}
-	if event == "workflow_dispatch" {
-		in := map[string]any{}
-		for k, v := range opts.Inputs {
-			in[k] = v
-		}
-		payload["inputs"] = in
-	}
-	head, base := "", ""
-	if pr, ok := payload["pull_request"].(map[string]any); ok {
-		if h, ok := pr["head"].(map[string]any); ok {
-			head, _ = h["ref"].(string)
-		}
-		if b, ok := pr["base"].(map[string]any); ok {
-			base, _ = b["ref"].(string)
-		}
-	}
-	opts.Event = exec.Event{Name: event, Payload: payload, SHA: info.SHA, Ref: ref, Repository: info.Repository,
-		Actor: info.Actor, RunID: strconv.Itoa(os.Getpid()), RunNumber: 1, HeadRef: head, BaseRef: base}
+	opts.Event = localEvent(ctx, event, repoDir, info, payload, opts.Inputs)
 	res := backend.Resources{CPUs: f.cpus, PidsLimit: f.pids}
 	if f.memory != "" {
 		n, err := parseBytes(f.memory)
@@ -338,7 +342,62 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 		res.MemoryBytes = n
 	}
 	opts.Resources = res
+	network, err := backend.ParseNetworkPolicy(f.networkPolicy)
+	if err != nil {
+		return opts, err
+	}
+	opts.Network = network
+	opts.Runtime = f.runtime
 	return opts, nil
+}
+
+// load fills the secrets, variables, env and inputs of opts: dotenv files
+// first (.secrets, .vars, .env, .input of the repository when present and
+// no file flag is given, as act does), then the one-by-one flags.
+func (v *valueFlags) load(repoDir string, opts *exec.Options) error {
+	for _, d := range []struct {
+		files []string
+		name  string
+		into  map[string]string
+	}{{v.secretFiles, ".secrets", opts.Secrets}, {v.varFiles, ".vars", opts.Vars}, {v.envFiles, ".env", opts.Env}, {v.inputFiles, ".input", opts.Inputs}} {
+		files := d.files
+		if len(files) == 0 {
+			if st, err := os.Stat(filepath.Join(repoDir, d.name)); err == nil && st.Mode().IsRegular() {
+				files = []string{filepath.Join(repoDir, d.name)}
+			}
+		}
+		for _, file := range files {
+			if err := readDotenvInto(file, d.into); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range v.secrets {
+		k, val, ok := strings.Cut(s, "=")
+		if !ok {
+			env, found := os.LookupEnv(k)
+			if !found {
+				return fmt.Errorf("--secret %s: no such environment variable", k)
+			}
+			val = env
+		}
+		if k == "" {
+			return fmt.Errorf("--secret %q: empty name", s)
+		}
+		opts.Secrets[k] = val
+	}
+	for name, val := range opts.Secrets {
+		if val == "" {
+			return fmt.Errorf("secret %s is empty: refusing an empty secret", name)
+		}
+	}
+	if err := putPairs(opts.Vars, v.vars, "--var"); err != nil {
+		return err
+	}
+	if err := putPairs(opts.Env, v.envs, "--env"); err != nil {
+		return err
+	}
+	return putPairs(opts.Inputs, v.inputs, "--input")
 }
 
 func readDotenvInto(file string, into map[string]string) error {

@@ -31,6 +31,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp                                                                   time.Duration
 		platforms                                                                                 listFlag
+		tools                                                                                     toolFlags
 	)
 	fs.StringVar(&configFile, "config", "", "YAML config file (keys are flag names); flags > CONVEYOR_* env > file")
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
@@ -51,6 +52,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
 	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
+	tools.register(fs)
 	cacheF := addCacheFlags(fs, "") // "": DATA/cache
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
@@ -87,7 +89,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer st.Close()
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

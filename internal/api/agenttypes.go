@@ -78,8 +78,11 @@ type AgentAssignment struct {
 
 // AgentRun is the run of an assigned job, as it was planned.
 type AgentRun struct {
-	ID           int64  `json:"id"`
-	Number       int64  `json:"number"`
+	ID     int64 `json:"id"`
+	Number int64 `json:"number"`
+	// Attempt is the run's attempt (github.run_attempt); 0 from an older
+	// server counts as 1.
+	Attempt      int    `json:"attempt,omitempty"`
 	Repository   string `json:"repository"`
 	Workflow     string `json:"workflow"`
 	WorkflowYAML string `json:"workflow_yaml"`

@@ -8,8 +8,8 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// The OpenAPI 3 document is hand-written in three files (the agent and
-// the artifact routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// The OpenAPI 3 document is hand-written in four files (the agent, artifact
+// and account routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -18,8 +18,10 @@ var (
 	openapiAgents []byte
 	//go:embed openapi_artifacts.json
 	openapiArtifacts []byte
+	//go:embed openapi_accounts.json
+	openapiAccounts []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

@@ -209,6 +209,19 @@ func (p *Printer) Summary(r *exec.Result) {
 		default:
 			res = p.paint(gray, res)
 		}
-		fmt.Fprintf(p.w, "%-*s  %s  %s\n", w, j.Name, res, round(j.Duration))
+		dur := round(j.Duration)
+		if j.Error != "" && j.Result != exec.Success {
+			// Why a job was skipped or failed before its steps (no
+			// runner, an invalid workflow file) is one line here.
+			dur = fmt.Sprintf("%-8s  %s", dur, p.paint(gray, firstLine(j.Error)))
+		}
+		fmt.Fprintf(p.w, "%-*s  %s  %s\n", w, j.Name, res, dur)
 	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
 }

@@ -45,7 +45,8 @@ func TestPrinter(t *testing.T) {
 	for !strings.Contains(buf.String(), "after") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.Summary(&exec.Result{Jobs: []*exec.JobResult{{Name: "build (linux)", Result: exec.Success, Duration: time.Second}},
+	p.Summary(&exec.Result{Jobs: []*exec.JobResult{{Name: "build (linux)", Result: exec.Success, Duration: time.Second},
+		{Name: "win", Result: exec.Skipped, Error: "no runner for windows-latest; use -P"}},
 		Summaries: []exec.Summary{{Job: "build (linux)", Content: "## done\n"}}})
 	out := buf.String()
 	for _, want := range []string{
@@ -56,6 +57,7 @@ func TestPrinter(t *testing.T) {
 		"Error a.go:3: bad",
 		"## done",
 		"build (linux)  success",
+		"win            skipped    0s        no runner for windows-latest; use -P\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

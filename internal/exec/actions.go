@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	osexec "os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/expr"
@@ -20,55 +22,58 @@ import (
 
 // findLocalAction locates ./path: in the workspace (after a checkout) or
 // else in the local repository, copied into the job directory so the
-// sandbox sees it. It returns the host directory.
-func (sr *stepRun) findLocalAction() (string, error) {
+// sandbox sees it. The path is confined to the tree it is read from (no
+// "..", absolute path or symbolic link out of it). It returns the host
+// directory and the action's parsed metadata.
+func (sr *stepRun) findLocalAction() (string, *workflow.Action, error) {
 	jr := sr.jr
-	rel := filepath.Clean(filepath.FromSlash(sr.step.Uses))
-	base := filepath.Join(jr.jobDir, "workspace")
-	if sr.sc.actionDir != "" && !strings.HasPrefix(sr.step.Uses, "./") {
-		base = sr.sc.actionDir
+	uses := sr.step.Uses
+	if _, err := actions.LocalPath(uses); err != nil {
+		return "", nil, err
 	}
-	if dir := filepath.Join(base, rel); hasActionFile(dir) {
-		return dir, nil
+	dir, a, err := localActionIn(filepath.Join(jr.jobDir, "workspace"), uses)
+	if err == nil || errs.KindOf(err) != errs.NotFound || jr.e.opts.RepoDir == "" {
+		return dir, a, err
 	}
-	if jr.e.opts.RepoDir != "" {
-		src := filepath.Join(jr.e.opts.RepoDir, rel)
-		if hasActionFile(src) {
-			sum := sha256.Sum256([]byte(src))
-			dst := filepath.Join(jr.jobDir, "_actions", hex.EncodeToString(sum[:6]))
-			if _, err := os.Stat(dst); err != nil {
-				if err := copyTree(src, dst, nil); err != nil {
-					return "", err
-				}
-			}
-			return dst, nil
+	src, a, err := localActionIn(jr.e.opts.RepoDir, uses)
+	if err != nil {
+		if errs.KindOf(err) == errs.NotFound {
+			return "", nil, errs.E("uses", errs.NotFound, "can't find 'action.yml' or 'action.yaml' for action %q (looked in the workspace and in the repository)", uses)
+		}
+		return "", nil, err
+	}
+	sum := sha256.Sum256([]byte(src))
+	dst := filepath.Join(jr.jobDir, "_actions", hex.EncodeToString(sum[:6]))
+	if _, err := os.Stat(dst); err != nil {
+		// Links are copied as links, never followed: nothing outside the
+		// repository is read on their account.
+		if err := copyTree(src, dst, nil); err != nil {
+			return "", nil, err
 		}
 	}
-	return "", errs.E("uses", errs.NotFound, "can't find 'action.yml' or 'action.yaml' for action %q (looked in the workspace and in %s)", sr.step.Uses, jr.e.opts.RepoDir)
+	return dst, a, nil
 }
 
-func hasActionFile(dir string) bool {
-	for _, n := range []string{"action.yml", "action.yaml"} {
-		if st, err := os.Stat(filepath.Join(dir, n)); err == nil && !st.IsDir() {
-			return true
-		}
+// localActionIn resolves a local action under root and reads its metadata
+// through the same confinement.
+func localActionIn(root, uses string) (string, *workflow.Action, error) {
+	dir, err := actions.LocalDir(root, uses)
+	if err != nil {
+		return "", nil, err
 	}
-	return false
-}
-
-func readAction(dir string) (*workflow.Action, error) {
-	for _, n := range []string{"action.yml", "action.yaml"} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			continue
-		}
-		a, probs := workflow.ParseAction(b, filepath.Join(dir, n))
-		if len(probs) > 0 {
-			return nil, errs.Wrap("action", errs.Invalid, probs)
-		}
-		return a, nil
+	rel, _ := filepath.Rel(root, dir)
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		rel, _ = filepath.Rel(real, dir)
 	}
-	return nil, errs.E("action", errs.NotFound, "no action.yml in %s", dir)
+	f, err := actions.ReadActionFile(root, filepath.ToSlash(rel))
+	if err != nil {
+		return "", nil, err
+	}
+	a, probs := workflow.ParseAction(f.Data, path.Join(uses, f.Name))
+	if len(probs) > 0 {
+		return "", nil, errs.Wrap("action", errs.Invalid, probs)
+	}
+	return dir, a, nil
 }
 
 // actionInputs evaluates with: against the action's declared inputs and
@@ -115,11 +120,7 @@ func inputEnv(with map[string]string) map[string]string {
 }
 
 func (sr *stepRun) localAction(ctx context.Context, c *expr.Context) error {
-	dir, err := sr.findLocalAction()
-	if err != nil {
-		return err
-	}
-	a, err := readAction(dir)
+	dir, a, err := sr.findLocalAction()
 	if err != nil {
 		return err
 	}
@@ -180,9 +181,13 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 		// local action is not there yet then, so it warns and skips it.
 		sr.annotate("warning", fmt.Sprintf("`pre` execution is not supported for local action from '%s'", sr.step.Uses))
 	}
+	argv, err := sr.nodeArgv(ctx, a, path+"/"+a.Runs.Main)
+	if err != nil {
+		return err
+	}
 	main := *sr
 	main.sc = inner
-	err := main.process(ctx, &backend.Process{Argv: []string{"node", path + "/" + a.Runs.Main}, Dir: jr.workdir("")}, env, sr.id)
+	err = main.process(ctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
@@ -194,7 +199,11 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
 				p.actionID = sr.id
-				return p.process(pctx, &backend.Process{Argv: []string{"node", path + "/" + post}, Dir: jr.workdir("")}, env, sr.id)
+				argv, err := sr.nodeArgv(pctx, a, path+"/"+post)
+				if err != nil {
+					return err
+				}
+				return p.process(pctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}
@@ -301,10 +310,10 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	if err != nil {
 		return err
 	}
-	ws := filepath.Join(jr.jobDir, "workspace")
-	dst := ws
-	if p, _ := lookupFold(with, "path"); p != "" {
-		dst = filepath.Join(ws, filepath.Clean("/"+p))
+	p, _ := lookupFold(with, "path")
+	dst, err := checkoutDir(filepath.Join(jr.jobDir, "workspace"), jr.sandboxPath("workspace"), p)
+	if err != nil {
+		return err
 	}
 	repo, _ := lookupFold(with, "repository")
 	ref, _ := lookupFold(with, "ref")

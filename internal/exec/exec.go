@@ -59,6 +59,11 @@ type Options struct {
 	Masker   *logs.Masker
 	// Resources are per-job sandbox limits.
 	Resources backend.Resources
+	// Network is every job's network policy ("": open).
+	Network backend.NetworkPolicy
+	// Runtime is the OCI runtime of every job's containers ("": the
+	// engine's default), e.g. runsc.
+	Runtime string
 	// Keep are matrix instances of an earlier attempt kept by a re-run of
 	// failed jobs: an instance with the same name is not run again; its
 	// earlier result and outputs count, marked Reused.
@@ -70,6 +75,10 @@ type Options struct {
 	// Cache serves the native actions/cache steps and GitHub's cache
 	// protocol to jobs (zero: neither).
 	Cache Cache
+	// MatrixFilter keeps only the matrix legs whose values match (name to
+	// value as text), like act's --matrix; a job whose matrix lacks a
+	// name is not filtered by it.
+	MatrixFilter map[string]string
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
@@ -86,6 +95,8 @@ type Event struct {
 	Actor      string
 	RunID      string
 	RunNumber  int
+	// RunAttempt counts re-runs of the run, from 1 (0 counts as 1).
+	RunAttempt int
 	ServerURL  string
 	HeadRef    string
 	BaseRef    string
@@ -140,6 +151,8 @@ type Executor struct {
 	token string
 	// teardowns are the sandboxes being removed (teardownLater).
 	teardowns sync.WaitGroup
+	// nodes are the node programs each sandbox has (node.go).
+	nodes nodeCache
 }
 
 // New returns an Executor. Options are copied.

@@ -1071,6 +1071,72 @@ jobs:
 	}
 }
 
+// Encoded forms of secrets and of ::add-mask:: values are masked in the
+// step output, annotations and summaries, and a job output holding a
+// secret is not passed on (as GitHub's runner skips it).
+func TestMaskingEncodedForms(t *testing.T) {
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    outputs:
+      leak: ${{ steps.s.outputs.v }}
+      fine: ${{ steps.s.outputs.ok }}
+    steps:
+      - id: s
+        run: |
+          printf '%s' "$TOK" | base64
+          printf 'x%s' "$TOK" | base64
+          printf 'user:%s' "$TOK" | base64
+          printf 'user:%s' "$TOK" | base64 | tr '+/' '-_' | tr -d '='
+          printf 'q=%s\n' 's3cr3t%22val%27ue%2Fx+y%3D%3D'
+          printf 'q=%s\n' 's3cr3t%22val%27ue%2fx%20y%3d%3d'
+          printf '{"t":"%s"}\n' 's3cr3t\"val'"'"'ue/x y=='
+          printf '%q\n' "$TOK"
+          echo "sh -c 'echo s3cr3t\"val'\''ue/x y=='"
+          echo "::add-mask::dyn-secret-42"
+          printf 'ab%s\n' dyn-secret-42 | base64
+          echo "::warning::$(printf 'k:%s' "$TOK" | base64)"
+          printf '%s' "$TOK" | base64 >> "$GITHUB_STEP_SUMMARY"
+          echo "v=$(printf '%s' "$TOK" | base64)" >> "$GITHUB_OUTPUT"
+          echo "ok=plain" >> "$GITHUB_OUTPUT"
+        env:
+          TOK: ${{ secrets.TOKEN }}
+`
+	const secret = `s3cr3t"val'ue/x y==`
+	rec := &recorder{}
+	res, _ := run(t, nil, src, Options{Reporter: rec, Secrets: map[string]string{"TOKEN": secret}})
+	if r := resultOf(res, "j"); r != Success {
+		t.Fatalf("j = %s\n%s", r, rec.dump())
+	}
+	var leaks []string
+	for _, form := range []string{"s3cr3t", "czNjcjN0", "M2NyM3Qi", "Y3IzdCJ2", "eW4tc2VjcmV0", "dyn-secret"} {
+		for _, ev := range rec.events() {
+			if strings.Contains(ev.Text, form) {
+				leaks = append(leaks, fmt.Sprintf("%q in %q", form, ev.Text))
+			}
+		}
+		for _, s := range res.Summaries {
+			if strings.Contains(s.Content, form) {
+				leaks = append(leaks, fmt.Sprintf("%q in summary %q", form, s.Content))
+			}
+		}
+	}
+	if len(leaks) > 0 {
+		t.Errorf("leaked:\n%s\n%s", strings.Join(leaks, "\n"), rec.dump())
+	}
+	if n := strings.Count(strings.Join(rec.output("j"), "\n"), "***"); n < 10 {
+		t.Errorf("%d masks, want one per encoded line:\n%s", n, rec.dump())
+	}
+	var out map[string]string
+	for _, j := range res.Jobs {
+		out = j.Outputs
+	}
+	if _, ok := out["leak"]; ok || out["fine"] != "plain" {
+		t.Errorf("job outputs %v: the one holding a secret must be skipped, the other kept", out)
+	}
+}
+
 func TestWorkflowCommands(t *testing.T) {
 	src := `on: push
 jobs:

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +83,11 @@ func (e *Executor) runJobNode(ctx context.Context, workDir string, pw *plan.Work
 			e.finishNode(n, display, Failure, nil, errs.E("matrix", errs.Invalid, "job %s: the matrix has no combinations", job.ID), time.Now())
 			return
 		}
-		combos = cs
+		combos = FilterMatrix(cs, e.opts.MatrixFilter)
+		if len(combos) == 0 {
+			e.skipNode(n, display, fmt.Sprintf("no matrix leg matches --matrix %s", matrixFilterText(e.opts.MatrixFilter)))
+			return
+		}
 	}
 	failFast, maxParallel := true, 0
 	if job.Strategy != nil {
@@ -170,6 +176,45 @@ func (e *Executor) finishNode(n *jobNode, display, result string, outputs map[st
 	e.addResult(r)
 }
 
+// skipNode records a job skipped before it started, with the reason.
+func (e *Executor) skipNode(n *jobNode, display, reason string) {
+	n.result = Skipped
+	e.report(Event2{Type: Notice, Job: display, JobKey: display, Text: "skipped: " + reason})
+	e.report(Event2{Type: JobFinished, Job: display, JobKey: display, Result: Skipped})
+	e.addResult(&JobResult{Workflow: n.pj.Source.ID, JobID: n.pj.ID, Name: display, Result: Skipped, Started: time.Now(), Error: reason})
+}
+
+// FilterMatrix keeps the matrix legs that match filter on the names they
+// have.
+func FilterMatrix(cs []plan.Combo, filter map[string]string) []plan.Combo {
+	if len(filter) == 0 {
+		return cs
+	}
+	var out []plan.Combo
+	for _, c := range cs {
+		ok := true
+		for k, want := range filter {
+			if v, has := c.Values[k]; has && expr.ToString(v) != want {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func matrixFilterText(filter map[string]string) string {
+	parts := make([]string, 0, len(filter))
+	for k, v := range filter {
+		parts = append(parts, k+":"+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
 func (c *callInfo) prefixed(name string) string {
 	if c == nil {
 		return name
@@ -191,6 +236,8 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/heads/"), "branch"
 	case strings.HasPrefix(ev.Ref, "refs/tags/"):
 		refName, refType = strings.TrimPrefix(ev.Ref, "refs/tags/"), "tag"
+	case strings.HasPrefix(ev.Ref, "refs/pull/"):
+		refName, refType = strings.TrimPrefix(ev.Ref, "refs/pull/"), "branch" // "7/merge", as GitHub
 	}
 	server := ev.ServerURL
 	if server == "" {
@@ -204,7 +251,7 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		"event": payload, "event_name": ev.Name, "sha": ev.SHA, "ref": ev.Ref, "ref_name": refName, "ref_type": refType,
 		"repository": ev.Repository, "repository_owner": owner, "actor": ev.Actor, "triggering_actor": ev.Actor,
 		"workflow": wfName, "workflow_ref": ev.Repository + "/" + wf.File + "@" + ev.Ref,
-		"run_id": ev.RunID, "run_number": strconv.Itoa(ev.RunNumber), "run_attempt": "1", "retention_days": "0",
+		"run_id": ev.RunID, "run_number": strconv.Itoa(ev.RunNumber), "run_attempt": strconv.Itoa(max(ev.RunAttempt, 1)), "retention_days": "0",
 		"server_url": server, "api_url": apiURL(server), "graphql_url": apiURL(server) + "/graphql",
 		"head_ref": ev.HeadRef, "base_ref": ev.BaseRef, "token": e.opts.Secrets["GITHUB_TOKEN"],
 		"repositoryUrl": server + "/" + ev.Repository + ".git",
@@ -244,7 +291,7 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		env[k] = v
 	}
 	return map[string]any{"github": gh, "secrets": secrets, "vars": vars, "inputs": inputs, "env": env,
-		"runner": map[string]any{"os": "Linux", "arch": "X64", "name": "conveyor", "environment": "self-hosted"}}
+		"runner": map[string]any{"os": "Linux", "arch": runnerArch(), "name": "conveyor", "environment": "self-hosted"}}
 }
 
 func typedInput(typ, s string) any {
@@ -422,8 +469,11 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 
 	spec, sbBackend, err := jr.sandboxSpec(c)
 	if u, ok := err.(errUnmapped); ok {
-		// As act does: a platform with no image is skipped, not failed.
-		jr.notice(fmt.Sprintf("skipped: no image for runs-on %v; map it with -P %s=IMAGE (or =-self-hosted for the host)", u.labels, firstOr(u.labels, "LABEL")))
+		// As act does: a platform with no runner is skipped, not failed;
+		// the summary says why.
+		reason := u.reason()
+		jr.notice("skipped: " + reason)
+		res.Error = reason
 		return finish(Skipped, nil)
 	}
 	if err != nil {
@@ -453,6 +503,10 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		if runCtx.Err() != nil {
 			return finish(Cancelled, nil)
 		}
+		if errs.Is(err, errs.NotFound) && spec.Container == nil && spec.Image != "" {
+			l := firstOr(jr.labels(c), "LABEL")
+			err = fmt.Errorf("%w; map runs-on %s to an image you have with -P %s=IMAGE, or to this host with -P %s=-self-hosted", err, l, l, l)
+		}
 		return finish(Failure, err)
 	}
 	jr.sb = sb
@@ -465,7 +519,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	}
 	gh["workspace"] = jr.sandboxPath("workspace")
 	jr.base["runner"].(map[string]any)["temp"] = jr.sandboxPath("temp")
-	jr.base["runner"].(map[string]any)["tool_cache"] = jr.sandboxPath("tool")
+	jr.base["runner"].(map[string]any)["tool_cache"] = jr.toolCache()
 	jr.base["job"] = map[string]any{"status": Success, "container": map[string]any{"id": "", "network": ""}, "services": map[string]any{}}
 	if err := jr.writeEventFile(); err != nil {
 		return finish(Failure, err)
@@ -481,6 +535,9 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		}
 	}
 
+	if err := jr.checkNodeActions(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
 	sc := &scope{steps: map[string]any{}}
 	for i, s := range jr.job.Steps {
 		jr.runStep(jobCtx, runCtx, sc, s, i)
@@ -503,6 +560,13 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			v, err := interp(o.Value, oc)
 			if err != nil {
 				jr.notice(fmt.Sprintf("output %s: %v", o.Key, err))
+				continue
+			}
+			if e.opts.Masker.Apply(v) != v {
+				// As GitHub's runner: an output holding a secret would
+				// carry it past the log masking into the store and to
+				// other jobs' logs.
+				jr.notice(fmt.Sprintf("Skip output '%s' since it may contain secret.", o.Key))
 				continue
 			}
 			res.Outputs[o.Key] = v
@@ -530,6 +594,7 @@ func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.
 	e.teardowns.Add(1)
 	go func() {
 		defer e.teardowns.Done()
+		defer e.nodes.forget(sb)
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
 		defer cancel()
 		if err := sb.Teardown(tctx); err != nil {
@@ -571,28 +636,16 @@ func minutes(s string, c *expr.Context) (time.Duration, error) {
 // container:, through the platform mapping.
 func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backend, error) {
 	e := jr.e
-	spec := &backend.JobSpec{Resources: e.opts.Resources}
-	var labels []string
-	if jr.job.RunsOn != nil {
-		for _, l := range jr.job.RunsOn.Labels {
-			v, err := interpValue(l, c)
-			if err != nil {
-				return nil, nil, errs.Wrap("runs-on", errs.Invalid, err)
-			}
-			if arr, ok := plan.Plain(v).([]any); ok {
-				for _, x := range arr {
-					labels = append(labels, expr.ToString(x))
-				}
-			} else {
-				labels = append(labels, expr.ToString(v))
-			}
-		}
+	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime}
+	labels, err := jr.runsOn(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	b := e.opts.Backend
-	image := ""
+	image, mapped := "", false
 	for _, l := range labels {
 		if img, ok := e.opts.Platforms[strings.ToLower(l)]; ok {
-			image = img
+			image, mapped = img, true
 			break
 		}
 	}
@@ -621,7 +674,7 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 			}
 		}
 	}
-	if image == "" && b.Name() != "host" && b.Name() != "fake" {
+	if image == "" && (b.Name() != "host" && b.Name() != "fake" || !mapped && foreignOS(labels)) {
 		return nil, nil, errUnmapped{labels}
 	}
 	spec.Image = image
@@ -636,10 +689,62 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 	return spec, b, nil
 }
 
+// runsOn evaluates the job's runs-on labels.
+func (jr *jobRun) runsOn(c *expr.Context) ([]string, error) {
+	var labels []string
+	if jr.job.RunsOn == nil {
+		return nil, nil
+	}
+	for _, l := range jr.job.RunsOn.Labels {
+		v, err := interpValue(l, c)
+		if err != nil {
+			return nil, errs.Wrap("runs-on", errs.Invalid, err)
+		}
+		if arr, ok := plan.Plain(v).([]any); ok {
+			for _, x := range arr {
+				labels = append(labels, expr.ToString(x))
+			}
+		} else {
+			labels = append(labels, expr.ToString(v))
+		}
+	}
+	return labels, nil
+}
+
+// labels is runsOn without the error (for messages).
+func (jr *jobRun) labels(c *expr.Context) []string {
+	l, _ := jr.runsOn(c)
+	return l
+}
+
 // errUnmapped says no platform image matches a job's runs-on labels.
 type errUnmapped struct{ labels []string }
 
 func (e errUnmapped) Error() string { return fmt.Sprintf("no image for runs-on %v", e.labels) }
+
+// reason is the one line the summary shows for the skipped job.
+func (e errUnmapped) reason() string {
+	l := firstOr(e.labels, "LABEL")
+	if foreignOS(e.labels) {
+		return fmt.Sprintf("no runner for %s; use -P %s=IMAGE (a Linux image) or -P %s=-self-hosted (this host)", l, l, l)
+	}
+	return fmt.Sprintf("no image for runs-on %v; use -P %s=IMAGE or -P %s=-self-hosted (this host)", e.labels, l, l)
+}
+
+// foreignOS says runs-on asks for an operating system other than this
+// host's (windows-latest on Linux, macos-14 on Linux): with no platform
+// mapping, no runner can take the job.
+func foreignOS(labels []string) bool {
+	for _, l := range labels {
+		l = strings.ToLower(l)
+		for goos, prefix := range map[string]string{"windows": "windows", "darwin": "macos"} {
+			if strings.HasPrefix(l, prefix) && runtime.GOOS != goos {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 func firstOr(l []string, d string) string {
 	if len(l) > 0 {

@@ -2,11 +2,10 @@ package exec
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/plan"
@@ -122,10 +121,9 @@ func (e *Executor) parseWorkflow(path string) (*workflow.Workflow, error) {
 	if e.opts.ParseWorkflow != nil {
 		return e.opts.ParseWorkflow(path)
 	}
-	full := filepath.Join(e.opts.RepoDir, filepath.FromSlash(path))
-	b, err := os.ReadFile(full)
+	b, err := actions.ReadLocal(e.opts.RepoDir, path)
 	if err != nil {
-		return nil, errs.Wrap("uses", errs.NotFound, err)
+		return nil, err
 	}
 	wf, probs := workflow.Parse(b, path)
 	if len(probs) > 0 {

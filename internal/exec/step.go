@@ -95,8 +95,8 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": expr.ToString(gh["server_url"]),
 		"GITHUB_API_URL": expr.ToString(gh["api_url"]), "GITHUB_GRAPHQL_URL": expr.ToString(gh["graphql_url"]),
 		"GITHUB_HEAD_REF": ev.HeadRef, "GITHUB_BASE_REF": ev.BaseRef, "GITHUB_RETENTION_DAYS": "0",
-		"RUNNER_OS": "Linux", "RUNNER_ARCH": "X64", "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
-		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.sandboxPath("tool"),
+		"RUNNER_OS": "Linux", "RUNNER_ARCH": runnerArch(), "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
+		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.toolCache(), "AGENT_TOOLSDIRECTORY": jr.toolCache(),
 	}
 	if t := jr.e.opts.Secrets["GITHUB_TOKEN"]; t != "" {
 		env["GITHUB_TOKEN"] = t
@@ -337,6 +337,9 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 		for i := range a {
 			a[i] = strings.ReplaceAll(a[i], "{0}", scriptPath)
 		}
+	}
+	if err := jr.checkWorkdir(wd, jr.workdir(wd)); err != nil {
+		return err
 	}
 	return sr.process(ctx, &backend.Process{Argv: argv, Fallback: fallback, Dir: jr.workdir(wd)}, nil, "__run")
 }

@@ -57,7 +57,7 @@ func fuzzParse(f *testing.F, forgeName string, header func(string) http.Header, 
 			}
 			return
 		}
-		if ev.Body == nil || ev.Name == "" || ev.Forge != forgeName {
+		if ev.Body == nil || strings.TrimSpace(ev.Name) == "" || ev.Forge != forgeName {
 			t.Fatalf("incomplete event %+v", ev)
 		}
 		if _, err := json.Marshal(GitHubPayload(ev)); err != nil {

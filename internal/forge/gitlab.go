@@ -19,14 +19,18 @@ const hdrGitLabEvent = "X-Gitlab-Event"
 const gitlabPublic = 20
 
 func parseGitLab(ev *event.Event, h http.Header, m obj) error {
-	hook := h.Get(hdrGitLabEvent)
+	hook := strings.TrimSpace(h.Get(hdrGitLabEvent))
 	if hook == "" {
 		return errs.E(opParse, errs.Invalid, "missing %s header", hdrGitLabEvent)
+	}
+	kind := gitlabKind(hook, m)
+	if kind == "" {
+		return errs.E(opParse, errs.Invalid, "%s %q names no event", hdrGitLabEvent, hook)
 	}
 	ev.Repository = gitlabRepository(m.o("project"))
 	ev.Sender = gitlabSender(m)
 	oa := m.o("object_attributes")
-	switch kind := gitlabKind(hook, m); kind {
+	switch kind {
 	case "push", "tag_push":
 		return gitlabPush(ev, m, kind)
 	case "merge_request":
@@ -57,15 +61,15 @@ func gitlabKind(hook string, m obj) string {
 	case "Release Hook":
 		return "release"
 	}
-	if k := m.s("object_kind"); k != "" {
+	if k := strings.TrimSpace(m.s("object_kind")); k != "" {
 		return k
 	}
-	if k := m.s("event_name"); k != "" {
+	if k := strings.TrimSpace(m.s("event_name")); k != "" {
 		return k
 	}
 	// "Feature Flag Hook" -> feature_flag
-	name := strings.TrimSuffix(strings.TrimSpace(hook), " Hook")
-	return strings.ReplaceAll(strings.ToLower(name), " ", "_")
+	name := strings.TrimSuffix(hook, " Hook")
+	return strings.Join(strings.Fields(strings.ToLower(name)), "_")
 }
 
 func gitlabRepository(p obj) event.Repository {

@@ -89,8 +89,11 @@ type Cache struct {
 	dir  string
 	opts Options
 
-	mu    sync.Mutex
-	repos map[string]*repo // by mirror directory
+	mu     sync.Mutex
+	repos  map[string]*repo     // by mirror directory
+	batch  map[string]*catBatch // long-lived readers, by mirror directory
+	trees  map[string]treeFiles // workflow folders read, by tree id
+	closed bool
 }
 
 // New returns a Cache rooted at dir, which is created on first Sync.

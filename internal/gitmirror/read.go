@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -30,17 +31,15 @@ func cleanPath(op, p string) (string, error) {
 	return c, nil
 }
 
-type entry struct {
-	mode, typ, oid string
-	size           int64 // -1 for trees and submodules
-	path           string
-}
-
 // ReadFiles returns the *.yml and *.yaml files directly under each of dirs
 // (".github/workflows", ".conveyor"; "." is the root) at commit sha, keyed by
 // their repository path. Absent directories give nothing. Symbolic links are
 // followed within the tree; links out of it or dangling are skipped. A file
 // over Options.MaxFileSize fails the call with Invalid, naming every such file.
+//
+// It asks one long-lived git cat-file of the mirror (see catBatch), and
+// keeps what it read of a folder by the folder's tree id: the next commit
+// that did not change the workflows costs one round trip.
 func (c *Cache) ReadFiles(ctx context.Context, key, sha string, dirs ...string) (map[string][]byte, error) {
 	const op = "gitmirror.ReadFiles"
 	dir, err := c.existing(op, key)
@@ -50,93 +49,177 @@ func (c *Cache) ReadFiles(ctx context.Context, key, sha string, dirs ...string) 
 	if err := checkSHA(op, sha); err != nil {
 		return nil, err
 	}
-	specs := make([]string, 0, len(dirs))
+	paths := make([]string, 0, len(dirs))
+	inputs := []string{sha + "^{commit}"}
 	for _, d := range dirs {
 		d, err := cleanPath(op, d)
 		if err != nil {
 			return nil, err
 		}
-		if d == "" {
-			specs = append(specs, ".")
-		} else {
-			specs = append(specs, d+"/")
-		}
+		paths = append(paths, d)
+		inputs = append(inputs, sha+":"+d) // "sha:" is the root tree
 	}
-	if len(specs) == 0 {
-		return map[string][]byte{}, nil
-	}
-	// ^{commit}: a tree or blob id fails like a missing commit.
-	out, err := c.run(ctx, op, call{gitDir: dir, literal: true,
-		args: append([]string{"ls-tree", "-z", "-l", "--end-of-options", sha + "^{commit}", "--"}, specs...)})
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	b := c.batchFor(dir)
+	heads, err := b.query(ctx, op, inputs, func(int, string, int64) bool { return false })
 	if err != nil {
-		if cerr := c.requireCommit(ctx, op, key, dir, sha); cerr != nil {
-			return nil, cerr
-		}
 		return nil, err
 	}
-	var want []entry
-	var inputs []string
+	if heads[0].typ != "commit" {
+		if err := c.requireCommit(ctx, op, key, dir, sha); err != nil {
+			return nil, err
+		}
+		return nil, errs.E(op, errs.NotFound, "%s is not a commit", sha)
+	}
+	files := map[string][]byte{}
 	var tooBig []string
-	seen := map[string]bool{}
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		e, ok := parseEntry(string(rec))
-		if !ok || seen[e.path] || e.typ != "blob" || !isYAML(e.path) {
-			continue
+	for i, p := range paths {
+		h := heads[i+1]
+		if h.typ != "tree" {
+			continue // absent, or not a folder
 		}
-		seen[e.path] = true
-		switch e.mode {
-		case "100644", "100755":
-			if e.size > c.opts.MaxFileSize {
-				tooBig = append(tooBig, fmt.Sprintf("%s (%d bytes)", e.path, e.size))
-				continue
-			}
-			inputs = append(inputs, e.oid)
-		case "120000":
-			if strings.Contains(e.path, "\n") {
-				continue
-			}
-			inputs = append(inputs, sha+":"+e.path)
-		default:
-			continue
+		tf, err := c.readTree(ctx, op, b, sha, p, h.oid)
+		if err != nil {
+			return nil, err
 		}
-		want = append(want, e)
+		for name, data := range tf.files {
+			full := path.Join(p, name)
+			if _, seen := files[full]; !seen {
+				files[full] = data
+			}
+		}
+		for _, name := range tf.tooBig {
+			tooBig = append(tooBig, path.Join(p, name))
+		}
 	}
 	if len(tooBig) > 0 {
+		sort.Strings(tooBig)
 		return nil, errs.E(op, errs.Invalid, "files over %d bytes: %s", c.opts.MaxFileSize, strings.Join(tooBig, ", "))
-	}
-	files := make(map[string][]byte, len(want))
-	err = c.catFile(ctx, op, dir, inputs, func(i int, typ string, size int64, r io.Reader) error {
-		if typ != "blob" {
-			return nil // a link out of the tree, dangling, or to a directory
-		}
-		if size > c.opts.MaxFileSize {
-			return errs.E(op, errs.Invalid, "files over %d bytes: %s (%d bytes)", c.opts.MaxFileSize, want[i].path, size)
-		}
-		b, err := io.ReadAll(r)
-		files[want[i].path] = b
-		return err
-	})
-	if err != nil {
-		return nil, err
 	}
 	return files, nil
 }
 
-func isYAML(p string) bool { return strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml") }
-
-// parseEntry parses one record of ls-tree -l: "<mode> <type> <oid> <size>\t<path>".
-func parseEntry(rec string) (entry, bool) {
-	meta, p, ok := strings.Cut(rec, "\t")
-	f := strings.Fields(meta)
-	if !ok || len(f) != 4 {
-		return entry{}, false
-	}
-	size, err := strconv.ParseInt(f[3], 10, 64)
-	if err != nil {
-		size = -1
-	}
-	return entry{mode: f[0], typ: f[1], oid: f[2], size: size, path: p}, true
+// treeFiles is what ReadFiles took from one folder: the YAML files by name,
+// the names of those over the size limit, and the YAML names that are
+// symbolic links (followed at each read: where they lead depends on the
+// commit, not on the folder).
+type treeFiles struct {
+	files  map[string][]byte
+	tooBig []string
+	links  []string
 }
+
+// maxTrees bounds the folders ReadFiles remembers.
+const maxTrees = 1024
+
+// readTree reads the YAML files of the folder p (tree oid) at commit sha.
+func (c *Cache) readTree(ctx context.Context, op string, b *catBatch, sha, p, oid string) (treeFiles, error) {
+	c.mu.Lock()
+	tf, ok := c.trees[oid]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if tf, err = c.readFolder(ctx, op, b, oid); err != nil {
+			return treeFiles{}, err
+		}
+		c.mu.Lock()
+		if c.trees == nil || len(c.trees) >= maxTrees {
+			c.trees = map[string]treeFiles{}
+		}
+		c.trees[oid] = tf
+		c.mu.Unlock()
+	}
+	if len(tf.links) == 0 {
+		return tf, nil
+	}
+	inputs := make([]string, len(tf.links))
+	for i, n := range tf.links {
+		inputs[i] = sha + ":" + path.Join(p, n)
+	}
+	out := treeFiles{files: make(map[string][]byte, len(tf.files)+len(tf.links)), tooBig: append([]string(nil), tf.tooBig...)}
+	for n, d := range tf.files {
+		out.files[n] = d
+	}
+	if err := c.readBlobs(ctx, op, b, inputs, tf.links, &out); err != nil {
+		return treeFiles{}, err
+	}
+	return out, nil
+}
+
+// readFolder reads a folder's regular YAML files and notes its links.
+func (c *Cache) readFolder(ctx context.Context, op string, b *catBatch, oid string) (treeFiles, error) {
+	rs, err := b.query(ctx, op, []string{oid}, func(int, string, int64) bool { return true })
+	if err != nil {
+		return treeFiles{}, err
+	}
+	entries, err := parseTree(rs[0].data, len(oid)/2)
+	if err != nil {
+		return treeFiles{}, errs.E(op, errs.Other, "tree %s: %v", oid, err)
+	}
+	tf := treeFiles{files: map[string][]byte{}}
+	var names, inputs []string
+	for _, e := range entries {
+		if !isYAML(e.name) || strings.Contains(e.name, "\n") {
+			continue
+		}
+		switch e.mode {
+		case "100644", "100755":
+			names = append(names, e.name)
+			inputs = append(inputs, e.oid)
+		case "120000":
+			tf.links = append(tf.links, e.name)
+		}
+	}
+	if err := c.readBlobs(ctx, op, b, inputs, names, &tf); err != nil {
+		return treeFiles{}, err
+	}
+	return tf, nil
+}
+
+// readBlobs reads the objects inputs name into tf under names; what is not
+// a file (a link out of the tree, dangling, a folder) is skipped.
+func (c *Cache) readBlobs(ctx context.Context, op string, b *catBatch, inputs, names []string, tf *treeFiles) error {
+	max := c.opts.MaxFileSize
+	rs, err := b.query(ctx, op, inputs, func(_ int, typ string, size int64) bool { return typ == "blob" && size <= max })
+	if err != nil {
+		return err
+	}
+	for i, r := range rs {
+		switch {
+		case r.typ != "blob":
+		case r.size > max:
+			tf.tooBig = append(tf.tooBig, fmt.Sprintf("%s (%d bytes)", names[i], r.size))
+		default:
+			tf.files[names[i]] = r.data
+		}
+	}
+	return nil
+}
+
+// treeEntry is one entry of a raw tree object.
+type treeEntry struct{ mode, name, oid string }
+
+// parseTree reads a raw tree: "<mode> <name>\0<oid bytes>" repeated.
+func parseTree(data []byte, oidLen int) ([]treeEntry, error) {
+	var out []treeEntry
+	for len(data) > 0 {
+		sp := bytes.IndexByte(data, ' ')
+		nul := bytes.IndexByte(data, 0)
+		if sp < 0 || nul < sp || nul+1+oidLen > len(data) {
+			return nil, fmt.Errorf("malformed entry")
+		}
+		mode := string(data[:sp])
+		if len(mode) == 5 {
+			mode = "0" + mode // trees are stored as 40000
+		}
+		out = append(out, treeEntry{mode: mode, name: string(data[sp+1 : nul]), oid: hex.EncodeToString(data[nul+1 : nul+1+oidLen])})
+		data = data[nul+1+oidLen:]
+	}
+	return out, nil
+}
+
+func isYAML(p string) bool { return strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml") }
 
 // ReadFile returns the file at path p in commit sha, following symbolic
 // links within the tree. A missing file, a directory, or a link out of the

@@ -39,6 +39,8 @@ type Spec struct {
 	Key, Name string
 	RunID     int64
 	RunNumber int64
+	// RunAttempt is the run's attempt: 1, then 2 for its first re-run...
+	RunAttempt int
 	// Workflow is the file path in the repository; WorkflowYAML its
 	// content at SHA, as the run was planned from.
 	Workflow     string
@@ -72,7 +74,7 @@ func KeepOf(results []byte) []*exec.JobResult {
 func SpecOf(l *store.Lease, needs map[string]exec.Need) *Spec {
 	job, run := l.Job, l.Run
 	return &Spec{
-		JobID: job.ID, Key: job.Key, Name: job.Name, RunID: run.ID, RunNumber: run.Number,
+		JobID: job.ID, Key: job.Key, Name: job.Name, RunID: run.ID, RunNumber: run.Number, RunAttempt: run.Attempt,
 		Workflow: run.Workflow, WorkflowYAML: run.WorkflowYAML, Event: run.Event, EventJSON: run.EventJSON,
 		SHA: run.SHA, Ref: run.Ref, Inputs: run.Inputs, Needs: needs, Keep: KeepOf(job.Results),
 	}
@@ -146,7 +148,8 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		Platforms: env.Platforms, RepoDir: srcDir, WorkDir: workDir,
 		Event: exec.Event{
 			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
-			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), ServerURL: env.ServerURL,
+			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), RunAttempt: spec.RunAttempt,
+			ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 		Cache: env.Cache,

@@ -117,10 +117,14 @@ func TestWorkflowParserConformance(t *testing.T) {
 		c := readCase(t, f)
 		total++
 		t.Run(strings.TrimSuffix(name, ".yml"), func(t *testing.T) {
+			// A case GitHub's C# (runtime) parser skips holds the
+			// language service's expectation: its strict schema.
+			limits := c.limits
+			limits.Strict = slices.Contains(c.skip, "C#")
 			opts := Options{Resolve: func(uses string) ([]byte, bool) {
 				s, ok := c.files[uses]
 				return []byte(s), ok
-			}, Limits: c.limits, PermissionsPolicy: c.policy}
+			}, Limits: limits, PermissionsPolicy: c.policy}
 			_, probs := BytesWith([]byte(c.workflow), ".github/workflows/"+name, opts)
 			ok := (len(probs) > 0) == c.reject
 			lines := map[int]bool{}

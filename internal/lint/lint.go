@@ -75,6 +75,7 @@ func (l *linter) errPos(pos workflow.Pos, format string, args ...any) {
 
 func (l *linter) run() {
 	l.needs()
+	l.localUses()
 	l.expressions()
 	l.matrices()
 	l.reusable()

@@ -25,6 +25,9 @@ func TestLint(t *testing.T) {
 		{"empty vector", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        os: []\n    steps: [{run: x}]\n", []string{"7:13: Matrix vector 'os' does not contain any values"}},
 		{"bad exclude", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        os: [a]\n        exclude:\n          - arch: b\n    steps: [{run: x}]\n", []string{"9:13: Matrix exclude key 'arch' does not match"}},
 		{"include not list", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        include: 3\n    steps: [{run: x}]\n", []string{"7:18: Unexpected value '3'"}},
+		{"step uses leaves the repo", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./../../etc\n", []string{"6:15: \"./../../etc\" leaves the repository"}},
+		{"job uses leaves the repo", head + "  a:\n    uses: ./a/../../../etc/passwd\n", []string{"4:11: \"./a/../../../etc/passwd\" leaves the repository"}},
+		{"local uses inside is fine", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./a/../.github/actions/x\n", nil},
 		{"no root job", head + "  a:\n    needs: a\n    runs-on: x\n    steps: [{run: x}]\n", []string{"4:12: Job 'a' depends on job 'a'"}},
 	}
 	for _, tt := range tests {

@@ -3,7 +3,6 @@
 package logs
 
 import (
-	"sort"
 	"strings"
 	"sync"
 )
@@ -11,22 +10,30 @@ import (
 // Mask is the placeholder that replaces a secret.
 const Mask = "***"
 
-// Masker replaces registered secrets in text. Safe for concurrent use.
+// Masker replaces registered secrets in text, and the forms they are
+// commonly printed in (see forms: base64 at every alignment, URL, JSON,
+// XML, expression and shell escaping). Safe for concurrent use.
 // Multi-line secrets are registered line by line as well, so a secret split
 // across output lines is still hidden.
+//
+// All the patterns are searched in one pass (see index), so the cost of a
+// line grows with its length, hardly with the number of secrets.
 type Masker struct {
 	mu       sync.RWMutex
-	secrets  map[string]bool
-	replacer *strings.Replacer
-	list     []string // the secrets, longest first; replaced, never changed
+	values   map[string]bool // what Add registered, trimmed
+	patterns map[string]bool // values and their forms
+	idx      *index          // nil when stale; rebuilt on the next use
 }
 
 // NewMasker returns an empty masker.
-func NewMasker() *Masker { return &Masker{secrets: map[string]bool{}} }
+func NewMasker() *Masker {
+	return &Masker{values: map[string]bool{}, patterns: map[string]bool{}}
+}
 
-// Add registers a secret value (and each of its lines, trimmed). Values
-// shorter than two characters after trimming are ignored, as GitHub does for
-// one-character values, which would hide every occurrence of a letter.
+// Add registers a secret value (and each of its lines, trimmed), with its
+// encoded forms. Values shorter than two characters after trimming are
+// ignored, as GitHub does for one-character values, which would hide every
+// occurrence of a letter.
 func (m *Masker) Add(secret string) {
 	if m == nil {
 		return
@@ -37,96 +44,78 @@ func (m *Masker) Add(secret string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	changed := false
 	for _, v := range vals {
 		v = strings.TrimSpace(v)
-		if len(v) < 2 || m.secrets[v] {
+		if len(v) < 2 || m.values[v] {
 			continue
 		}
-		m.secrets[v] = true
-		changed = true
-	}
-	if changed {
-		m.rebuild()
+		m.values[v] = true
+		m.patterns[v] = true
+		for _, f := range forms(v) {
+			if len(f) >= 2 {
+				m.patterns[f] = true
+			}
+		}
+		m.idx = nil
 	}
 }
 
-func (m *Masker) rebuild() {
-	list := make([]string, 0, len(m.secrets))
-	for s := range m.secrets {
-		list = append(list, s)
+// index returns the current index, building it after an Add.
+func (m *Masker) index() *index {
+	m.mu.RLock()
+	x, n := m.idx, len(m.patterns)
+	m.mu.RUnlock()
+	if x != nil || n == 0 {
+		return x
 	}
-	// Longest first, so a secret that contains another is hidden whole.
-	sort.Slice(list, func(i, j int) bool {
-		if len(list[i]) != len(list[j]) {
-			return len(list[i]) > len(list[j])
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.idx == nil {
+		list := make([]string, 0, len(m.patterns))
+		for p := range m.patterns {
+			list = append(list, p)
 		}
-		return list[i] < list[j]
-	})
-	pairs := make([]string, 0, 2*len(list))
-	for _, s := range list {
-		pairs = append(pairs, s, Mask)
+		m.idx = newIndex(list)
 	}
-	m.list = list
-	m.replacer = strings.NewReplacer(pairs...)
+	return m.idx
 }
 
 // Apply returns s with every registered secret replaced by Mask.
+// Overlapping occurrences become one Mask.
 func (m *Masker) Apply(s string) string {
 	if m == nil {
 		return s
 	}
-	m.mu.RLock()
-	r, list := m.replacer, m.list
-	m.mu.RUnlock()
-	if r == nil || !holdsAny(s, list) {
+	x := m.index()
+	if x == nil {
 		return s
 	}
-	return r.Replace(s)
-}
-
-// holdsAny reports whether s contains one of list. With several secrets it
-// is much cheaper than a replacer that finds nothing (strings.Replacer's
-// generic algorithm costs a trie lookup per byte).
-func holdsAny(s string, list []string) bool {
-	for _, x := range list {
-		if strings.Contains(s, x) {
-			return true
-		}
+	sp := x.find(s)
+	if len(sp) == 0 {
+		return s
 	}
-	return false
+	return replace(s, sp)
 }
 
 // ApplyLines masks every line of lines in place, as Apply on each would.
-// With no secret registered it does nothing; otherwise it first looks for
-// the secrets in all the lines at once and masks line by line only when
-// one occurs, so output without secrets costs a search, not a replacement
-// per line.
 func (m *Masker) ApplyLines(lines []string) {
 	if m == nil || len(lines) == 0 {
 		return
 	}
-	m.mu.RLock()
-	r, list := m.replacer, m.list
-	m.mu.RUnlock()
-	if r == nil {
-		return
-	}
-	// A secret in a line is in the lines joined; when none is in the
-	// joined text, replacing would change nothing.
-	if len(lines) > 1 && !holdsAny(strings.Join(lines, "\n"), list) {
+	x := m.index()
+	if x == nil {
 		return
 	}
 	for i, l := range lines {
-		if holdsAny(l, list) {
-			lines[i] = r.Replace(l)
+		if sp := x.find(l); len(sp) > 0 {
+			lines[i] = replace(l, sp)
 		}
 	}
 }
 
-// Len is the number of registered values.
+// Len is the number of registered values (not counting their forms).
 func (m *Masker) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.secrets)
+	return len(m.values)
 }

@@ -152,6 +152,15 @@ func compileJob(j *workflow.Job) (*Job, error) {
 		}
 	}
 	for i, s := range j.Steps {
+		if s.Control != "" || s.Background != "" && s.Background != "false" {
+			// GitHub's newest schema has background steps; running them
+			// needs concurrent steps in one job, which the executor lacks.
+			what := "background: " + s.Background
+			if s.Control != "" {
+				what = s.Control + ":"
+			}
+			return nil, errs.E("job "+j.ID, errs.Invalid, "%d:%d: step %d uses %s: background steps (background, wait, wait-all, cancel, parallel) are not supported by Conveyor yet", s.Pos.Line, s.Pos.Col, i+1, what)
+		}
 		pj.Steps = append(pj.Steps, &Step{ID: s.ID, Name: StepName(s, i), Kind: StepKind(s.Uses), Uses: s.Uses})
 	}
 	return pj, nil

@@ -286,3 +286,19 @@ func TestOrder(t *testing.T) {
 		})
 	}
 }
+
+// Background steps (GitHub's newest schema) parse, but the plan refuses
+// them with their position rather than running them in the foreground.
+func TestBackgroundStepsRefused(t *testing.T) {
+	for _, step := range []string{"- run: a\n        background: true", "- wait: s", "- wait-all:", "- cancel: s", "- parallel:\n          - run: a"} {
+		src := "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - run: b\n      " + step + "\n"
+		wf, probs := workflow.Parse([]byte(src), "w.yml")
+		if len(probs) > 0 {
+			t.Fatalf("%q: %v", step, probs)
+		}
+		_, err := Compile([]*workflow.Workflow{wf}, Select{Event: "push"})
+		if err == nil || !strings.Contains(err.Error(), "7:9: step 2 uses") || !strings.Contains(err.Error(), "not supported by Conveyor yet") {
+			t.Errorf("%q: err = %v", step, err)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 	}
 	asg := &api.AgentAssignment{JobID: job.ID, LeaseToken: job.LeaseToken, LeaseTTLMS: ms(g.s.cfg.LeaseTTL),
 		Key: job.Key, Name: job.Name, Attempt: job.Attempt, Labels: job.Labels,
-		Run: api.AgentRun{ID: run.ID, Number: run.Number, Repository: repo.Name, Workflow: run.Workflow,
+		Run: api.AgentRun{ID: run.ID, Number: run.Number, Attempt: run.Attempt, Repository: repo.Name, Workflow: run.Workflow,
 			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
 			Ref: run.Ref, Inputs: run.Inputs}}
 	if len(job.Results) > 0 && json.Valid(job.Results) {

@@ -54,3 +54,25 @@ func TestPlanPanicFailsTheEvent(t *testing.T) {
 		t.Errorf("outcome %+v, %v", out, ok)
 	}
 }
+
+// A workflow whose local uses: climbs out of the repository fails its run
+// at the uses: position, and nothing of the file it names is shown.
+func TestLocalUsesOutsideTheRepositoryFailsTheRun(t *testing.T) {
+	call := "on: push\njobs:\n  x:\n    uses: ./../../../../etc/passwd\n"
+	step := "on: push\njobs:\n  y:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: ./../../../../etc\n"
+	h := newHarness(t, harnessOpts{files: map[string]string{".github/workflows/call.yml": call, ".github/workflows/step.yml": step}})
+	h.hook("push", h.push("main"), "escape-1")
+	want := map[string]string{
+		".github/workflows/call.yml": ".github/workflows/call.yml:4:11: \"./../../../../etc/passwd\" leaves the repository",
+		".github/workflows/step.yml": ".github/workflows/step.yml:6:15: \"./../../../../etc\" leaves the repository",
+	}
+	for _, r := range h.waitRuns(2, 30*time.Second) {
+		jobs, err := h.st.Jobs(context.Background(), r.OrgID, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != store.StatusFailure || !strings.Contains(r.Error, want[r.Workflow]) || len(jobs) != 0 || strings.Contains(r.Error, "root:") {
+			t.Errorf("%s: %s %q, %d jobs", r.Workflow, r.Status, r.Error, len(jobs))
+		}
+	}
+}

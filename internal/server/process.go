@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -37,36 +38,21 @@ type runEvent = jobrun.RunEvent
 // batch before the batch is written: runs must not wait behind git work.
 const finishEvery = 20 * time.Millisecond
 
-// processLoop turns accepted events into runs. The outcomes of a claimed
-// batch are written together (store.FinishEvents: one transaction, one
-// fsync), so the processor does not take the single SQLite writer once per
-// event while webhooks are group-committed on it.
+// processLoop turns accepted events into runs. The events of a claimed
+// batch are planned in parallel (planning is CPU and git work, independent
+// per event), and their outcomes written together (store.FinishEvents: one
+// transaction, one fsync), so the processor does not take the single
+// SQLite writer once per event while webhooks are group-committed on it.
 func (s *Server) processLoop(ctx context.Context) {
 	for {
 		// A dead replica's claims come back after this; FinishEvents is fenced,
 		// so a slow processor that loses its claim writes nothing.
 		s.yieldToIntake(ctx)
-		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, 16, max(2*s.cfg.LeaseTTL, 10*time.Second))
+		evs, err := s.store.ClaimEvents(ctx, s.cfg.Replica, claimBatch, max(2*s.cfg.LeaseTTL, 10*time.Second))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming events", "err", err)
 		}
-		var outs []store.EventOutcome
-		var first time.Time
-		for _, ev := range evs {
-			o, ok := s.processEvent(ctx, ev)
-			if !ok {
-				continue
-			}
-			if len(outs) == 0 {
-				first = time.Now()
-			}
-			outs = append(outs, o)
-			if time.Since(first) >= finishEvery {
-				s.finishEvents(ctx, outs)
-				outs = outs[:0]
-			}
-		}
-		s.finishEvents(ctx, outs)
+		s.processBatch(ctx, evs)
 		if len(evs) > 0 {
 			continue
 		}
@@ -78,6 +64,62 @@ func (s *Server) processLoop(ctx context.Context) {
 		}
 	}
 }
+
+// claimBatch is how many events one claim takes.
+const claimBatch = 32
+
+// processBatch plans evs on up to processParallel goroutines and writes the
+// outcomes in claim order: whenever finishEvery has passed since the first
+// unwritten outcome, the longest finished prefix is written (runs of one
+// repository are created in the order of their events, which concurrency
+// groups depend on; a slow event holds back only the writing of those
+// after it, not their planning).
+func (s *Server) processBatch(ctx context.Context, evs []*store.Event) {
+	type result struct {
+		i  int
+		o  store.EventOutcome
+		ok bool
+	}
+	results := make(chan result, len(evs))
+	sem := make(chan struct{}, processParallel())
+	for i, ev := range evs {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			o, ok := s.processEvent(ctx, ev)
+			results <- result{i, o, ok}
+		}()
+	}
+	done := make([]*result, len(evs))
+	next := 0                // the first outcome not written
+	var due <-chan time.Time // when the finished prefix must be written
+	flush := func() {
+		var outs []store.EventOutcome
+		for ; next < len(done) && done[next] != nil; next++ {
+			if done[next].ok {
+				outs = append(outs, done[next].o)
+			}
+		}
+		s.finishEvents(ctx, outs)
+		due = nil
+	}
+	for received := 0; received < len(evs); {
+		select {
+		case r := <-results:
+			received++
+			done[r.i] = &r
+			if due == nil && done[next] != nil {
+				due = time.After(finishEvery)
+			}
+		case <-due:
+			flush()
+		}
+	}
+	flush()
+}
+
+// processParallel is how many events are planned at once.
+func processParallel() int { return max(2, 2*runtime.NumCPU()) }
 
 // yieldToIntake lets waiting webhooks have the database's single writer
 // first, for a while at most: accepting (durably, before the 2xx) is what
@@ -190,7 +232,14 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 		return nil, err
 	}
 	key := repoKey(repo)
-	if ev.SHA == "" && ev.Ref != "" { // cron: the head of the branch when processed
+	if ev.SHA == "" && ev.Ref == "" {
+		// Events without a commit (issues, issue_comment, label,
+		// discussion, ...) run on the default branch's head, as on GitHub.
+		if b := defaultBranch(repo, ev); b != "" {
+			ev.Ref = "refs/heads/" + b
+		}
+	}
+	if ev.SHA == "" && ev.Ref != "" { // cron, a release, the default branch: the ref's head when processed
 		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
 			return nil, err
 		}
@@ -199,7 +248,7 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 		}
 	}
 	if ev.SHA == "" {
-		return nil, errs.E("event", errs.Invalid, "%s event has no commit", ev.Name)
+		return nil, errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
 	}
 	// The commit is usually in the mirror already: read first, fetch only
 	// when it is missing (a git process less per event).
@@ -252,7 +301,7 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 	wf, probs := lint.Bytes(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
-		Event: ev.Name, Ref: ev.Ref, SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
+		Event: ev.Name, Ref: runRef(ev), SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
 		Inputs: ev.Inputs, EventJSON: evJSON, WorkflowYAML: data, Attempt: 1,
 	}
 	if wf != nil && wf.Name != "" {
@@ -356,9 +405,9 @@ func concurrencyContext(ev *event.Event, run *store.Run, file string) *expr.Cont
 		inputs[k] = v
 	}
 	gh := map[string]any{
-		"event_name": ev.Name, "ref": ev.Ref, "sha": ev.SHA, "workflow": run.Name,
+		"event_name": ev.Name, "ref": run.Ref, "sha": ev.SHA, "workflow": run.Name,
 		"repository": ev.Repository.FullName, "actor": ev.Sender, "event": ev.Body,
-		"head_ref": "", "base_ref": "", "ref_name": refName(ev.Ref), "workflow_ref": ev.Repository.FullName + "/" + file + "@" + ev.Ref,
+		"head_ref": "", "base_ref": "", "ref_name": refName(run.Ref), "workflow_ref": ev.Repository.FullName + "/" + file + "@" + run.Ref,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		gh["head_ref"], gh["base_ref"] = pr.HeadRef, pr.BaseRef
@@ -372,7 +421,35 @@ func refName(ref string) string {
 			return s
 		}
 	}
+	if n, ok := strings.CutPrefix(ref, "refs/pull/"); ok {
+		return n // GitHub's ref_name of a pull request: "7/merge"
+	}
 	return ref
+}
+
+// runRef is github.ref of a run, as GitHub sets it: refs/pull/N/merge for
+// pull_request and its review events, the base branch for
+// pull_request_target, else the event's ref.
+func runRef(ev *event.Event) string {
+	pr := ev.PullRequest
+	switch {
+	case pr == nil || ev.Ref != "":
+		return ev.Ref
+	case ev.Name == "pull_request_target":
+		return "refs/heads/" + pr.BaseRef
+	case pr.Number > 0:
+		return fmt.Sprintf("refs/pull/%d/merge", pr.Number)
+	}
+	return ""
+}
+
+// defaultBranch is the repository's default branch: as registered, else
+// as the event's payload says.
+func defaultBranch(repo *store.Repo, ev *event.Event) string {
+	if repo.Branch != "" {
+		return repo.Branch
+	}
+	return ev.Repository.DefaultBranch
 }
 
 // dispatchWorkflow is the file a workflow_dispatch event names, if any.

@@ -107,7 +107,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/api/", api.New(api.Deps{
-		Store: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
+		Store: d.Store, Accounts: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
 	}))
 	if d.CacheService != nil {
@@ -124,8 +124,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler is the HTTP handler (for tests that serve it themselves).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Bootstrap creates the first admin token of the default organisation when
-// it has none and returns it ("" when tokens exist). Only its hash is kept.
+// Bootstrap creates the first user, "admin" (server admin and admin of the
+// default organisation), with an admin-scoped API token, when no user
+// exists, and returns the token ("" when users exist). Only its hash is
+// kept. Databases from before users existed got their "admin" user from
+// the schema upgrade (see sqlstore's adoptTokens), so no token is printed
+// again there.
 func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	org, err := s.store.EnsureOrg(ctx, "default")
 	if err != nil {
@@ -133,7 +137,8 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	}
 	tok := "cvy_" + randomHex(24)
 	sum := sha256.Sum256([]byte(tok))
-	made, err := s.store.CreateFirstToken(ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: sum[:]})
+	made, err := s.store.CreateFirstAdmin(ctx, &store.User{Name: "admin"}, org.ID,
+		&store.Token{Name: "admin", Role: store.RoleAdmin, Hash: sum[:]})
 	if err != nil || !made {
 		return "", err
 	}
@@ -171,6 +176,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Wait()
 	s.jobs.Wait()
 	s.intake.Close()
+	s.git.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -90,13 +90,7 @@ func CompileFilter(src string) (*Filter, error) {
 	}
 	ast, iss := e.Compile(src)
 	if iss.Err() != nil {
-		line, col, msg := 1, 1, iss.Err().Error()
-		if es := iss.Errors(); len(es) > 0 {
-			msg = es[0].Message
-			if l := es[0].Location; l != nil && l.Line() >= 1 {
-				line, col = l.Line(), l.Column()+1
-			}
-		}
+		line, col, msg := firstIssue(iss)
 		return nil, fail(line, col, "%s", msg)
 	}
 	switch t := ast.OutputType(); {
@@ -112,6 +106,23 @@ func CompileFilter(src string) (*Filter, error) {
 		return nil, fail(1, 1, "%v", err)
 	}
 	return &Filter{src: src, prg: prg}, nil
+}
+
+// firstIssue is the first of iss's errors that has a position (1-based
+// line and column), or its first error at 1:1 when none has one: CEL's
+// macro errors (a non-name as the variable of exists) come with column
+// -1 and point at no place.
+func firstIssue(iss *cel.Issues) (line, col int, msg string) {
+	es := iss.Errors()
+	for _, e := range es {
+		if l := e.Location; l != nil && l.Line() >= 1 && l.Column() >= 0 {
+			return l.Line(), l.Column() + 1, e.Message
+		}
+	}
+	if len(es) > 0 {
+		return 1, 1, es[0].Message
+	}
+	return 1, 1, iss.Err().Error()
 }
 
 // byteOffset is the byte offset of a 1-based line and code-point column.

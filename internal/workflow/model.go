@@ -219,13 +219,20 @@ type Step struct {
 	Run              string `json:"run,omitempty"`
 	RunPos           Pos    `json:"-"`
 	Uses             string `json:"uses,omitempty"`
+	UsesPos          Pos    `json:"-"`
 	Shell            string `json:"shell,omitempty"`
 	WorkingDirectory string `json:"working-directory,omitempty"`
 	Env              []KV   `json:"env,omitempty"`
 	With             []KV   `json:"with,omitempty"`
 	ContinueOnError  string `json:"continue-on-error,omitempty"` // bool or expression
 	TimeoutMinutes   string `json:"timeout-minutes,omitempty"`
-	Pos              Pos    `json:"-"`
+	// Background (bool or expression) runs the step in the background;
+	// Control is "wait", "wait-all", "cancel" or "parallel" for the steps
+	// that manage background steps; Parallel holds a parallel step's steps.
+	Background string  `json:"background,omitempty"`
+	Control    string  `json:"control,omitempty"`
+	Parallel   []*Step `json:"parallel,omitempty"`
+	Pos        Pos     `json:"-"`
 }
 
 // Action is an action.yml / action.yaml file.

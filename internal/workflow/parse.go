@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -90,7 +91,7 @@ var knownEvents = map[string][]string{
 	"discussion_comment":          {"types"},
 	"fork":                        nil,
 	"gollum":                      nil,
-	"image_version":               {"types", "names"},
+	"image_version":               {"types", "names", "versions"},
 	"issue_comment":               {"types"},
 	"issues":                      {"types"},
 	"label":                       {"types"},
@@ -116,6 +117,28 @@ var knownEvents = map[string][]string{
 	"workflow_call":               {"inputs", "outputs", "secrets"},
 	"workflow_dispatch":           {"inputs"},
 	"workflow_run":                {"types", "workflows", "branches", "branches-ignore"},
+}
+
+// IsEvent says whether GitHub knows the event name (in on:).
+func IsEvent(name string) bool {
+	_, ok := knownEvents[name]
+	return ok
+}
+
+// Events lists the event names GitHub knows, sorted.
+func Events() []string {
+	out := make([]string, 0, len(knownEvents))
+	for k := range knownEvents {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EventKeys lists the keys on: takes under an event (filters, inputs,
+// ...), beside filter (Conveyor's CEL filter, which every event takes).
+func EventKeys(name string) []string {
+	return append([]string(nil), knownEvents[name]...)
 }
 
 func (p *parser) event(name string, n *yaml.Node) bool {
@@ -153,6 +176,13 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 				return
 			}
 			allowed := knownEvents[key]
+			// GitHub's runtime parser (the workflow-root schema) takes any
+			// value under an event but workflow_call, and uses the keys it
+			// knows; the language service's workflow-root-strict does not.
+			loose := !p.limits.Strict && key != "workflow_call"
+			if loose && v.Kind != yaml.MappingNode {
+				return
+			}
 			p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
 				if fk == "filter" {
 					t.Filter, _ = p.str(fv)
@@ -160,9 +190,7 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 					return
 				}
 				if !contains(allowed, fk) {
-					// GitHub ignores keys it does not know under
-					// workflow_dispatch (and only there).
-					if key != "workflow_dispatch" {
+					if !loose {
 						p.unknown(fk, fkn)
 					}
 					return
@@ -184,9 +212,12 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 					t.PathsIgnore = p.strList(fv)
 				case "workflows":
 					t.Workflows = p.strList(fv)
-				case "names":
+				case "names", "versions":
 					p.strList(fv)
 				case "inputs":
+					if loose && fv.Kind != yaml.MappingNode {
+						return
+					}
 					t.Inputs = p.inputs(fv, key)
 				case "outputs":
 					t.Outputs = p.outputs(fv, true)
@@ -252,6 +283,9 @@ func (p *parser) inputs(n *yaml.Node, event string) []*Input {
 	p.mapping(n, false, func(name string, k, v *yaml.Node) {
 		in := &Input{Name: name, Pos: posOf(k)}
 		out = append(out, in)
+		if event == "workflow_dispatch" && !p.limits.Strict && !isNull(v) && v.Kind != yaml.MappingNode {
+			return // the runtime parser takes any value here
+		}
 		have := map[string]bool{}
 		p.mapping(v, false, func(key string, kk, vv *yaml.Node) {
 			have[key] = true
@@ -286,7 +320,11 @@ func (p *parser) inputs(n *yaml.Node, event string) []*Input {
 				}
 				p.unknown(key, kk)
 			default:
-				p.unknown(key, kk)
+				// The runtime parser ignores what it does not know
+				// under a workflow_dispatch input (a name:, say).
+				if event != "workflow_dispatch" || p.limits.Strict {
+					p.unknown(key, kk)
+				}
 			}
 		})
 		if event == "workflow_call" && v.Kind == yaml.MappingNode {
@@ -365,7 +403,16 @@ func (p *parser) defaults(n *yaml.Node) *Defaults {
 }
 
 // PermissionScopes are the scopes permissions: accepts.
-var PermissionScopes = []string{"actions", "attestations", "checks", "contents", "deployments", "discussions", "id-token", "issues", "models", "packages", "pages", "pull-requests", "repository-projects", "security-events", "statuses"}
+var PermissionScopes = []string{"actions", "artifact-metadata", "attestations", "checks", "code-quality", "contents", "copilot-requests", "deployments", "discussions", "drives", "id-token", "issues", "models", "packages", "pages", "pull-requests", "repository-projects", "security-events", "statuses", "vulnerability-alerts"}
+
+// permissionLevels are the levels a scope takes when not read, write and
+// none (GitHub's schema: write-or-no-access, read-or-no-access).
+var permissionLevels = map[string][]string{
+	"id-token":             {"read", "write", "none"}, // read: accepted by GitHub's runtime
+	"copilot-requests":     {"write", "none"},
+	"models":               {"read", "none"},
+	"vulnerability-alerts": {"read", "none"},
+}
 
 func (p *parser) permissions(n *yaml.Node) *Permissions {
 	perm := &Permissions{}
@@ -387,12 +434,11 @@ func (p *parser) permissions(n *yaml.Node) *Permissions {
 		if !ok {
 			return
 		}
-		ok = s == "read" || s == "write" || s == "none"
-		if key == "id-token" || key == "models" {
-			// These scopes have no read level in GitHub's schema for id-token;
-			// models has no write. Accept what GitHub accepts.
-			ok = s == "write" || s == "none" || (key == "models" && s == "read") || (key == "id-token" && s == "read")
+		levels, special := permissionLevels[key]
+		if !special {
+			levels = []string{"read", "write", "none"}
 		}
+		ok = contains(levels, s)
 		if !ok {
 			p.errAt(v, "Unexpected value '%s'", s)
 			return
@@ -815,6 +861,7 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 			s.RunPos = posOf(v)
 		case "uses":
 			s.Uses, _ = p.literal(v)
+			s.UsesPos = posOf(v)
 			if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
 				p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
 			}
@@ -830,11 +877,33 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 			s.ContinueOnError = p.boolOrExpr(v)
 		case "timeout-minutes":
 			s.TimeoutMinutes = p.numberOrExpr(v)
+		case "background":
+			s.Background = p.boolOrExpr(v)
+		case "wait", "cancel":
+			p.strList(v)
+			s.Control = key
+		case "wait-all":
+			if !isNull(v) {
+				p.boolOrExpr(v)
+			}
+			s.Control = key
+		case "parallel":
+			s.Control = key
+			s.Parallel = p.steps(v, false)
 		default:
 			p.unknown(strings.TrimPrefix(key, "?"), k)
 		}
 	})
 	switch {
+	case s.Control != "":
+		// A background-step control (wait, wait-all, cancel, parallel):
+		// neither run nor uses.
+		for _, bad := range []string{"run", "uses", "with", "shell", "working-directory", "env", "if", "timeout-minutes", "background"} {
+			if have[bad] {
+				p.errAt(n, "Unexpected value '%s' in a %s step", bad, s.Control)
+				break
+			}
+		}
 	case have["run"] && have["uses"]:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "uses" || n.Content[i].Value == "plugin" {

@@ -23,7 +23,7 @@ func TestParseProblems(t *testing.T) {
 		{"neither run nor uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - name: a\n", []string{"6:9: Required property is missing: run"}},
 		{"bad uses", "on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - uses: nope\n", []string{"6:15: Expected format {org}/{repo}[/path]@ref"}},
 		{"anchor", "on: push\njobs:\n  b:\n    runs-on: &r x\n    steps:\n      - run: a\n", []string{"4:14: Anchors are not currently supported. Remove the anchor 'r'"}},
-		{"yaml error", "on: push\njobs:\n  b: [\n", []string{"3:1: YAML syntax error"}},
+		{"yaml error", "on: push\njobs:\n  b: [\n", []string{"3:6: YAML syntax error"}},
 		{"expression in name", "name: ${{ github.ref }}\non: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"1:7: A template expression is not allowed in this context"}},
 		{"sequence not expected", "on: push\nname: [a]\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"2:7: A sequence was not expected"}},
 		{"bad permission", "on: push\npermissions:\n  contents: maybe\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n", []string{"3:13: Unexpected value 'maybe'"}},
@@ -199,15 +199,65 @@ func TestResultBytes(t *testing.T) {
 	}
 }
 
-func TestWorkflowDispatchUnknownKeys(t *testing.T) {
-	src := "on:\n  workflow_dispatch:\n    something: x\n    inputs:\n      a:\n        bogus: 1\n  push:\n    something: x\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n"
-	_, probs := Parse([]byte(src), "w.yml")
-	var got []string
-	for _, p := range probs {
-		got = append(got, p.Pos.String()+": "+p.Message)
+// TestOnLooseAndStrict: GitHub's runtime parser (workflow-root) takes any
+// value under an event but workflow_call; the strict schema of the language
+// service (workflow-root-strict) does not. These files run on GitHub.
+func TestOnLooseAndStrict(t *testing.T) {
+	const jobs = "jobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n"
+	tests := []struct {
+		name, on string
+		strict   []string // problems under Strict; none in the default mode
+	}{
+		{"release branches", "on:\n  release:\n    branches: [main]\n", []string{"3:5: Unexpected value 'branches'"}},
+		{"create tags", "on:\n  create:\n    tags: ['v*']\n", []string{"3:5: Unexpected value 'tags'"}},
+		{"branch typo", "on:\n  push:\n    branch: main\n", []string{"3:5: Unexpected value 'branch'"}},
+		{"dispatch sequence", "on:\n  workflow_dispatch: []\n", []string{"2:22: A sequence was not expected"}},
+		{"dispatch input name", "on:\n  workflow_dispatch:\n    inputs:\n      a:\n        name: A\n        type: string\n", []string{"5:9: Unexpected value 'name'"}},
+		{"dispatch unknown keys", "on:\n  workflow_dispatch:\n    something: x\n    inputs:\n      a:\n        bogus: 1\n  push:\n    something: x\n",
+			[]string{"3:5: Unexpected value 'something'", "6:9: Unexpected value 'bogus'", "8:5: Unexpected value 'something'"}},
 	}
-	want := []string{"6:9: Unexpected value 'bogus'", "8:5: Unexpected value 'something'"}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, probs := Parse([]byte(tt.on+jobs), "w.yml"); len(probs) > 0 {
+				t.Errorf("rejected a file GitHub runs:\n%v", probs)
+			}
+			_, probs := ParseLimits([]byte(tt.on+jobs), "w.yml", Limits{Strict: true})
+			var got []string
+			for _, p := range probs {
+				got = append(got, p.Pos.String()+": "+p.Message)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.strict, "\n") {
+				t.Errorf("strict problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.strict, "\n"))
+			}
+		})
+	}
+}
+
+// TestWorkflowCallStaysStrict: workflow_call is typed in both schemas.
+func TestWorkflowCallStaysStrict(t *testing.T) {
+	src := "on:\n  workflow_call:\n    branches: [main]\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n"
+	_, probs := Parse([]byte(src), "w.yml")
+	if len(probs) != 1 || probs[0].Pos.String() != "3:5" {
+		t.Fatalf("problems = %v, want one at 3:5", probs)
+	}
+}
+
+// A YAML syntax error points at the real line and column, not at the
+// start of the enclosing block.
+func TestYAMLSyntaxErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"on: push\njobs:\n  b:\n    runs-on: x\n   steps: []\n", "5:4: YAML syntax error: "},
+		{"on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a\n     - run: b\n", "7:6: YAML syntax error: "},
+		{"on: push\njobs:\n  b:\n    runs-on: x\n    steps:\n      - run: a: b\n", "6:14: YAML syntax error: mapping value is not allowed"},
+		{"on: push\njobs:\n\tb: 1\n", "3:1: YAML syntax error: "},
+		{"on: push\njobs: {a: 1\n", "2:7: YAML syntax error: "},
+		{"on: push\njobs:\n  a:\n    steps:\n      - run: 'unterminated\n", "5:14: YAML syntax error: "},
+		// goccy points before the decoder's line here: the decoder's is kept.
+		{"key: value\n  other: x\n", "2:1: YAML syntax error: mapping values are not allowed"},
+	} {
+		_, probs := Parse([]byte(tc.src), "w.yml")
+		if len(probs) != 1 || !strings.HasPrefix(strings.TrimPrefix(probs[0].Error(), "w.yml:"), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, probs, tc.want)
+		}
 	}
 }

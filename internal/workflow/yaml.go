@@ -24,6 +24,11 @@ type Limits struct {
 	// MaxNestedCalls bounds how deep reusable workflows may call each
 	// other; default 9 (ten levels of workflows, GitHub's limit).
 	MaxNestedCalls int
+	// Strict checks on: against the language service's
+	// workflow-root-strict schema (unknown keys and values under any event
+	// are errors), not GitHub's runtime workflow-root schema, which takes
+	// any value under an event but workflow_call.
+	Strict bool
 }
 
 // WithDefaults returns l with its zero fields set to the defaults.
@@ -82,7 +87,10 @@ func SortProblems(ps Problems) {
 	})
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
+var (
+	yamlLineRE       = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
+	yamlLinePrefixRE = regexp.MustCompile(`^line \d+(?:, column \d+)?: `)
+)
 
 // load decodes data into a document node and checks what GitHub rejects at
 // the YAML level: anchors, aliases, unsupported tags, too deep nesting.
@@ -110,6 +118,10 @@ func (p *parser) load(data []byte) (root *yaml.Node) {
 			if m[2] != "" {
 				pos.Col, _ = strconv.Atoi(m[2])
 			}
+		}
+		msg = yamlLinePrefixRE.ReplaceAllString(msg, "")
+		if at, what, ok := syntaxErrorAt(data); ok && at.Line >= pos.Line {
+			pos, msg = at, what
 		}
 		p.errPos(pos, "YAML syntax error: %s", msg)
 		return nil

@@ -57,6 +57,18 @@ type Options struct {
 	// Engine says whether the engine shares this machine's files (bind
 	// mounts) or not (copies); EngineAuto: from the engine's address.
 	Engine Engine
+	// Node is a node program of this machine that job containers get at
+	// /__conveyor/node/bin/node for JavaScript actions, for images without
+	// a suitable node of their own (see backend.NodeProvider); "": none.
+	// The C library and loader it needs come along (in lib/ beside), so
+	// that it also runs in images without that C library.
+	Node string
+	// NodeVersion is what Node says to --version, when known.
+	NodeVersion string
+	// ToolCache is mounted at /opt/hostedtoolcache (RUNNER_TOOL_CACHE) in
+	// job containers: a volume name (made on first use, kept across jobs)
+	// or an absolute path of the engine's machine. "": none.
+	ToolCache string
 }
 
 // Backend is the docker backend. It is safe for concurrent use.
@@ -67,6 +79,19 @@ type Backend struct {
 	// reapHost, set by tests only, is the host ReapOrphans takes for its own.
 	reapHost string
 	remote   bool // copy the runner and the job folder instead of bind mounts
+	// memDefault is the memory limit of containers that set none.
+	memDefault memoryDefault
+	// fw enforces network policies other than open.
+	fw firewall
+	// facts are the engine's runtimes.
+	facts engineFacts
+	// loader runs a dynamically linked runner binary in any image (nil:
+	// static); loaderErr says why a dynamic one cannot be (RunnerNote).
+	loader    *runnerLoader
+	loaderErr error
+	// nodeLoader runs Options.Node through this machine's loader and
+	// libraries, in any image (nil: static, or they were not found).
+	nodeLoader *runnerLoader
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -112,7 +137,22 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, errs.E("docker: engine", errs.Invalid, "%q: want local or remote", opts.Engine)
 	}
-	return &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}, nil
+	b := &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}
+	b.loader, b.loaderErr = findRunnerLoader(opts.RunnerBinary)
+	if opts.Node != "" {
+		b.nodeLoader, _ = findRunnerLoader(opts.Node) // not found: no loader mode
+	}
+	return b, nil
+}
+
+// RunnerNote is a warning for the user when the runner binary cannot run
+// in job containers (steps then fall back to docker exec, many times
+// slower), with the fix; "" when it can.
+func (b *Backend) RunnerNote() string {
+	if b.loaderErr == nil {
+		return ""
+	}
+	return fmt.Sprintf("conveyor: %v: Docker steps will use docker exec, many times slower; build a static conveyor: CGO_ENABLED=0 go install github.com/conveyor-ci/conveyor/cmd/conveyor@latest", b.loaderErr)
 }
 
 // Client returns the engine client.
@@ -198,14 +238,23 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	// is on the engine's default bridge (it reaches the network as on
 	// GitHub's runners), which spares creating and removing a network and
 	// the embedded DNS of a user-defined one.
-	if len(job.Services) > 0 || len(opts.aliases) > 0 {
-		name := resourceName(job.ID, "")
-		s.setNetwork(name)
-		if _, err := b.cli.NetworkCreate(ctx, name, network.CreateOptions{
-			Driver: "bridge",
-			Labels: b.labels(job.ID),
-		}); err != nil {
-			return nil, errs.Wrap("docker: create network", kindOf(err), err)
+	// A network policy other than open needs a network of its own too: its
+	// rules name the network's bridge.
+	policy, err := backend.ParseNetworkPolicy(string(job.Network))
+	if err != nil {
+		return nil, err
+	}
+	if policy != backend.NetworkOpen {
+		if err := b.fw.check(b.remote); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.checkRuntime(ctx, job.Runtime); err != nil {
+		return nil, err
+	}
+	if len(job.Services) > 0 || len(opts.aliases) > 0 || policy != backend.NetworkOpen {
+		if err := s.makeNetwork(ctx, policy); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.startServices(ctx, job.Services, svcOpts, log); err != nil {
@@ -218,6 +267,32 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	s.complete = true
 	s.mu.Unlock()
 	return s, nil
+}
+
+// makeNetwork creates the job's own network; under a policy other than
+// open its bridge gets a name of ours and the policy's firewall rules, and
+// under none it is internal (no route out).
+func (s *Sandbox) makeNetwork(ctx context.Context, policy backend.NetworkPolicy) error {
+	name := resourceName(s.job.ID, "")
+	s.setNetwork(name)
+	opts := network.CreateOptions{Driver: "bridge", Labels: s.b.labels(s.job.ID)}
+	if policy != backend.NetworkOpen {
+		opts.Options = map[string]string{"com.docker.network.bridge.name": bridgeName(s.job.ID)}
+		opts.Internal = policy == backend.NetworkNone
+	}
+	if _, err := s.b.cli.NetworkCreate(ctx, name, opts); err != nil {
+		return errs.Wrap("docker: create network", kindOf(err), err)
+	}
+	if policy == backend.NetworkOpen {
+		return nil
+	}
+	if err := s.b.fw.apply(ctx, bridgeName(s.job.ID), policy); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.policy = policy
+	s.mu.Unlock()
+	return nil
 }
 
 // kindOf maps an engine error to an errs kind.
@@ -274,6 +349,7 @@ type Sandbox struct {
 	job     backend.JobSpec
 	image   string
 	network string
+	policy  backend.NetworkPolicy // set once its firewall rules exist
 
 	containerID string
 	user        string
@@ -281,6 +357,8 @@ type Sandbox struct {
 	steps       stepper
 	describe    string
 	sync        *jobSync // remote engine: the job folder's copies; nil: bind-mounted
+	nodeMu      sync.Mutex
+	nodeCopied  bool // remote engine: Options.Node is in the container
 
 	mu         sync.Mutex
 	tornDown   bool
@@ -327,6 +405,7 @@ var (
 	_ backend.Sandbox         = (*Sandbox)(nil)
 	_ backend.Describer       = (*Sandbox)(nil)
 	_ backend.ContainerRunner = (*Sandbox)(nil)
+	_ backend.NodeProvider    = (*Sandbox)(nil)
 )
 
 // stepper runs steps in the job container: the step runner or docker exec.
@@ -337,7 +416,7 @@ type stepper interface {
 
 // Dirs implements backend.Sandbox.
 func (s *Sandbox) Dirs() backend.Dirs {
-	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir}
+	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir, ToolCache: s.toolCacheDir()}
 }
 
 // Describe implements backend.Describer.
@@ -357,16 +436,20 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 	if down || s.steps == nil {
 		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
 	}
-	if s.sync != nil {
-		if err := s.sync.push(ctx); err != nil {
+	folder := s.sync // nil: bind-mounted, or the process uses no files
+	if p.NoFiles {
+		folder = nil
+	}
+	if folder != nil {
+		if err := folder.push(ctx); err != nil {
 			return -1, err
 		}
 	}
 	code, err := s.steps.run(ctx, p, out)
-	if s.sync != nil {
+	if folder != nil {
 		// Even after a cancelled step: the executor reads its files.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
-		perr := s.sync.pull(pctx)
+		perr := folder.pull(pctx)
 		cancel()
 		if err == nil && perr != nil {
 			return code, perr
@@ -396,6 +479,14 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 	// Clean up even when the caller's context has ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	s.mu.Lock()
+	policy := s.policy
+	s.mu.Unlock()
+	if policy != "" {
+		// After the containers and the network: nothing is left that the
+		// rules would have to hold back.
+		defer s.b.fw.remove(ctx, bridgeName(s.job.ID), policy)
+	}
 	if sweep {
 		return s.b.removeJob(ctx, s.job.ID, ids, netName != "")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -462,7 +463,7 @@ func TestNetworkWithoutServices(t *testing.T) {
 	if sb.Network() == "" {
 		t.Fatal("a network alias got no per-job network")
 	}
-	out, code = backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "ping -c 1 -W 5 builder >/dev/null && ping -c 1 -W 5 job >/dev/null && echo ok"}})
+	out, code = backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "nslookup builder >/dev/null && nslookup job >/dev/null && echo ok"}})
 	if code != 0 || out != "ok\n" {
 		t.Errorf("aliases on the per-job network: %q, %d", out, code)
 	}
@@ -570,5 +571,33 @@ func TestEngine(t *testing.T) {
 	}
 	if b := newBackend(t, Options{Engine: EngineLocal}); b.Remote() {
 		t.Error("EngineLocal: remote")
+	}
+}
+
+// TestHardening: a job container keeps JobCapabilities only, cannot gain
+// privileges through setuid binaries, and has a memory limit by default;
+// the kernel's view inside the container agrees with the inspect.
+func TestHardening(t *testing.T) {
+	need(t)
+	sb := setupJob(t, newBackend(t, Options{}), newJob(t))
+	info, err := cli.ContainerInspect(context.Background(), sb.ContainerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := info.HostConfig
+	if hc.Privileged || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" || len(hc.CapAdd) != len(JobCapabilities) {
+		t.Errorf("privileged %v, cap drop %v, cap add %v", hc.Privileged, hc.CapDrop, hc.CapAdd)
+	}
+	if !slices.Contains(hc.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("security options %v", hc.SecurityOpt)
+	}
+	if hc.Memory <= 0 || hc.Memory > MaxDefaultMemory {
+		t.Errorf("default memory limit %d", hc.Memory)
+	}
+	out, _ := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"}})
+	// CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5, SETGID 6,
+	// SETUID 7, NET_BIND_SERVICE 10: 0b10011111011 = 0x4fb.
+	if !strings.Contains(out, "CapEff:\t00000000000004fb") || !strings.Contains(out, "NoNewPrivs:\t1") {
+		t.Errorf("inside the container:\n%s", out)
 	}
 }

@@ -79,7 +79,7 @@ func ports(specs []string) (nat.PortSet, nat.PortMap, error) {
 
 // jobContainerConfig is the job container's configuration; runnerMode
 // selects the step runner as main process, otherwise an idle shell.
-func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, runnerMode bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container, o *createOptions, runnerMode bool) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
 	exposed, bindings, err := ports(ctr.Ports)
 	if err != nil {
 		return nil, nil, nil, err
@@ -107,6 +107,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 		Resources:    limits(s.job.Resources, o),
 		ShmSize:      o.shmSize,
 	}
+	s.b.harden(ctx, hc, s.job.Runtime)
 	if s.b.remote {
 		// The engine cannot see the job folder: a volume of the container
 		// holds its copy (see jobSync), which one-off containers share.
@@ -117,8 +118,9 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 	} else {
 		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir}}
 	}
+	hc.Mounts = append(hc.Mounts, s.toolMounts(binds)...)
 	if runnerMode {
-		cfg.Entrypoint = []string{runnerPath, "entrypoint"}
+		cfg.Entrypoint = s.b.loader.argv()
 		cfg.Cmd = nil
 		cfg.OpenStdin, cfg.StdinOnce = true, true
 		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
@@ -129,6 +131,7 @@ func (s *Sandbox) jobContainerConfig(ctr *backend.Container, o *createOptions, r
 			hc.Mounts = append(hc.Mounts, mount.Mount{
 				Type: mount.TypeBind, Source: s.b.opts.RunnerBinary, Target: runnerPath, ReadOnly: true,
 			})
+			hc.Mounts = append(hc.Mounts, s.b.loader.mounts()...)
 		}
 	} else {
 		// Idle as PID 1 until removed: kill -1 (used to cancel a step)
@@ -158,7 +161,7 @@ func (s *Sandbox) startJobContainer(ctx context.Context, ctr *backend.Container,
 		return nil
 	}
 	fmt.Fprintf(log, "Step runner unavailable (%s); running steps with docker exec\n", reason)
-	cfg, hc, nc, err := s.jobContainerConfig(ctr, o, false)
+	cfg, hc, nc, err := s.jobContainerConfig(ctx, ctr, o, false)
 	if err != nil {
 		return err
 	}
@@ -202,7 +205,7 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 	if fi, err := os.Stat(s.b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
 		return fmt.Sprintf("no runner binary at %s", s.b.opts.RunnerBinary), nil
 	}
-	cfg, hc, nc, err := s.jobContainerConfig(ctr, o, true)
+	cfg, hc, nc, err := s.jobContainerConfig(ctx, ctr, o, true)
 	if err != nil {
 		return "", err
 	}

@@ -28,13 +28,13 @@ func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, ou
 	s.dirty = true
 	s.mu.Unlock()
 	if s.sync == nil {
-		return s.b.runOneOff(ctx, c, s.job.JobDir, s.b.opts.SandboxDir, "", s.network, s.job.ID, s.job.Resources, out)
+		return s.b.runOneOff(ctx, c, s.oneOff(s.job.JobDir, ""), out)
 	}
 	// Remote engine: the job container's volume is the job folder.
 	if err := s.sync.push(ctx); err != nil {
 		return -1, err
 	}
-	code, err := s.b.runOneOff(ctx, c, "", s.b.opts.SandboxDir, s.containerID, s.network, s.job.ID, s.job.Resources, out)
+	code, err := s.b.runOneOff(ctx, c, s.oneOff("", s.containerID), out)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
 	defer cancel()
 	if perr := s.sync.pull(pctx); err == nil && perr != nil {
@@ -55,13 +55,27 @@ func (b *Backend) RunContainerMounted(ctx context.Context, c *backend.ContainerS
 		return -1, errs.E("docker: container step", errs.Invalid,
 			"a container step of a job on the host needs a local Docker engine (this one is remote, so %s cannot be mounted); run the job in a container (runs-on mapped to an image, or container:) or use a local engine", hostDir)
 	}
-	return b.runOneOff(ctx, c, hostDir, sandboxDir, "", "", "host", backend.Resources{}, out)
+	return b.runOneOff(ctx, c, oneOff{hostDir: hostDir, sandboxDir: sandboxDir, jobID: "host"}, out)
 }
 
-// runOneOff runs c with hostDir bind-mounted at sandboxDir, or, with
-// volumesFrom, with the volumes of that container (a remote engine's job
-// container, whose volume holds the job folder at sandboxDir).
-func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostDir, sandboxDir, volumesFrom, netName, jobID string, res backend.Resources, out io.Writer) (int, error) {
+// oneOff is where a one-off container runs and what it sees.
+type oneOff struct {
+	hostDir, sandboxDir string // hostDir bind-mounted at sandboxDir, or
+	volumesFrom         string // the volumes of this container (a remote engine's job container)
+	network, jobID      string
+	res                 backend.Resources
+	runtime             string
+}
+
+// oneOff is a one-off container beside the job's: same network, limits
+// and runtime.
+func (s *Sandbox) oneOff(hostDir, volumesFrom string) oneOff {
+	return oneOff{hostDir: hostDir, sandboxDir: s.b.opts.SandboxDir, volumesFrom: volumesFrom,
+		network: s.network, jobID: s.job.ID, res: s.job.Resources, runtime: s.job.Runtime}
+}
+
+// runOneOff runs c as at says.
+func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, at oneOff, out io.Writer) (int, error) {
 	if err := b.ensureImage(ctx, c.Image, nil, out); err != nil {
 		return -1, err
 	}
@@ -71,17 +85,18 @@ func (b *Backend) runOneOff(ctx context.Context, c *backend.ContainerStep, hostD
 		Cmd:          c.Args,
 		Env:          envList(c.Env),
 		WorkingDir:   c.Dir,
-		Labels:       b.labels(jobID),
+		Labels:       b.labels(at.jobID),
 		AttachStdout: true, AttachStderr: true,
 	}
 	hc := &container.HostConfig{
-		NetworkMode: container.NetworkMode(netName),
-		Resources:   limits(res, &createOptions{}),
+		NetworkMode: container.NetworkMode(at.network),
+		Resources:   limits(at.res, &createOptions{}),
 	}
-	if volumesFrom != "" {
-		hc.VolumesFrom = []string{volumesFrom}
+	b.harden(ctx, hc, at.runtime)
+	if at.volumesFrom != "" {
+		hc.VolumesFrom = []string{at.volumesFrom}
 	} else {
-		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: hostDir, Target: sandboxDir}}
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: at.hostDir, Target: at.sandboxDir}}
 	}
 	created, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, "")
 	if err != nil {

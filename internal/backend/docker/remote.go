@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,28 +61,25 @@ func localDaemon(host string) bool {
 func (b *Backend) Remote() bool { return b.remote }
 
 // copyRunner puts the runner binary at runnerPath in a created container
-// (before it starts): one tar of one file through the API.
+// (before it starts), with the loader and libraries of a dynamically
+// linked one.
 func (b *Backend) copyRunner(ctx context.Context, id string) error {
-	f, err := os.Open(b.opts.RunnerBinary)
-	if err != nil {
-		return err
+	files := map[string]string{runnerPath: b.opts.RunnerBinary}
+	if b.loader != nil {
+		for dst, src := range b.loader.files() {
+			files[dst] = src
+		}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
+	return b.copyFiles(ctx, id, files)
+}
+
+// copyFiles puts host files (container path to host path) in container
+// id, created or running: one tar through the API.
+func (b *Backend) copyFiles(ctx context.Context, id string, files map[string]string) error {
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		dir := strings.TrimPrefix(path.Dir(runnerPath), "/")
-		err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: fi.ModTime()})
-		if err == nil {
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + "/" + path.Base(runnerPath), Mode: 0o555, Size: fi.Size(), ModTime: fi.ModTime()})
-		}
-		if err == nil {
-			_, err = io.Copy(tw, f)
-		}
+		err := writeRunnerTar(tw, files)
 		if err == nil {
 			err = tw.Close()
 		}
@@ -89,6 +87,44 @@ func (b *Backend) copyRunner(ctx context.Context, id string) error {
 	}()
 	defer pr.Close()
 	return b.cli.CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{})
+}
+
+// writeRunnerTar writes files (container path to host path) and their
+// folders, read-only and executable.
+func writeRunnerTar(tw *tar.Writer, files map[string]string) error {
+	dsts := make([]string, 0, len(files))
+	for dst := range files {
+		dsts = append(dsts, dst)
+	}
+	sort.Strings(dsts)
+	dirs := map[string]bool{}
+	for _, dst := range dsts {
+		f, err := os.Open(files[dst])
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			for _, d := range []string{path.Dir(path.Dir(dst)), path.Dir(dst)} {
+				d = strings.TrimPrefix(d, "/")
+				if d != "" && d != "." && !dirs[d] && err == nil {
+					dirs[d] = true
+					err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: fi.ModTime()})
+				}
+			}
+		}
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(dst, "/"), Mode: 0o555, Size: fi.Size(), ModTime: fi.ModTime()})
+		}
+		if err == nil {
+			_, err = io.Copy(tw, f)
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pullTimeout bounds copying the job folder back after a step: shorter

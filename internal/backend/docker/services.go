@@ -47,6 +47,7 @@ func (s *Sandbox) startServices(ctx context.Context, svcs []backend.Service, opt
 			Resources:    limits(backend.Resources{}, o),
 			ShmSize:      o.shmSize,
 		}
+		s.b.harden(ctx, hc, s.job.Runtime)
 		nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			s.network: {Aliases: append([]string{svc.Name}, o.aliases...)},
 		}}

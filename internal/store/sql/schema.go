@@ -270,11 +270,44 @@ var migrations = []migration{
 			`ALTER TABLE events DROP COLUMN headers`,
 			`ALTER TABLE events DROP COLUMN body`,
 		},
+	}, { // 8: users, their roles in organisations, personal tokens, the audit log.
+		shared: []string{
+			`CREATE TABLE users (
+				id {{id}},
+				name TEXT NOT NULL UNIQUE,
+				password_hash TEXT NOT NULL DEFAULT '',
+				server_admin BIGINT NOT NULL DEFAULT 0,
+				created BIGINT NOT NULL
+			)`,
+			`CREATE TABLE members (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				user_id BIGINT NOT NULL REFERENCES users(id),
+				role TEXT NOT NULL,
+				PRIMARY KEY (org_id, user_id)
+			)`,
+			`CREATE INDEX members_user ON members (user_id)`,
+			`ALTER TABLE tokens ADD COLUMN user_id BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'`,
+			`ALTER TABLE tokens ADD COLUMN expires BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX tokens_user ON tokens (user_id)`,
+			`CREATE TABLE audit (
+				id {{id}},
+				org_id BIGINT NOT NULL,
+				actor_id BIGINT NOT NULL,
+				actor TEXT NOT NULL,
+				action TEXT NOT NULL,
+				target TEXT NOT NULL,
+				detail TEXT NOT NULL,
+				created BIGINT NOT NULL
+			)`,
+			`CREATE INDEX audit_org ON audit (org_id, id)`,
+		},
+		fill: adoptTokens,
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
@@ -348,6 +381,40 @@ func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
 	for _, r := range rows {
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET label_key = $1 WHERE id = $2`,
 			labelKey(decodeList(r.labels)), r.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adoptTokens gives the tokens made before users existed (the admin token
+// printed on first start, and any other) an owner: a user "admin", server
+// admin and admin of every organisation that has tokens. Each token keeps
+// its role as its scope, so it does exactly what it did before; tokens of
+// role agent, which no command made, are expired.
+func adoptTokens(ctx context.Context, tx *dbsql.Tx) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	t := us(now())
+	var admin int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO users (name, password_hash, server_admin, created)
+		VALUES ('admin', '', 1, $1) RETURNING id`, t).Scan(&admin); err != nil {
+		return err
+	}
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO members (org_id, user_id, role) SELECT DISTINCT org_id, CAST($1 AS BIGINT), 'admin' FROM tokens`, []any{admin}},
+		{`UPDATE tokens SET user_id = $1`, []any{admin}},
+		{`UPDATE tokens SET expires = $1 WHERE role NOT IN ('admin', 'write', 'read')`, []any{t}},
+		{`INSERT INTO audit (org_id, actor_id, actor, action, target, detail, created)
+			VALUES (0, 0, 'conveyor', 'user.create', 'user admin', 'schema 8: owner of the tokens made before users existed', $1)`, []any{t}},
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
 			return err
 		}
 	}

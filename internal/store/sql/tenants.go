@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	dbsql "database/sql"
-	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -31,105 +30,6 @@ func (s *DB) EnsureOrg(ctx context.Context, name string) (*store.Org, error) {
 		return nil, err
 	}
 	return &o, nil
-}
-
-func validRole(r store.Role) bool {
-	switch r {
-	case store.RoleAdmin, store.RoleWrite, store.RoleRead, store.RoleAgent:
-		return true
-	}
-	return false
-}
-
-// CreateToken stores t and sets its ID and Created. Conflict when a token
-// with the same hash exists.
-func (s *DB) CreateToken(ctx context.Context, t *store.Token) error {
-	const op = "store.CreateToken"
-	if !validRole(t.Role) {
-		return errs.E(op, errs.Invalid, "unknown role %q", t.Role)
-	}
-	if len(t.Hash) == 0 || t.OrgID == 0 {
-		return errs.E(op, errs.Invalid, "a token needs an organisation and a hash")
-	}
-	_, err := s.createToken(ctx, op, t, false)
-	return err
-}
-
-// CreateFirstToken creates t when its organisation has none (see
-// store.Tokens).
-func (s *DB) CreateFirstToken(ctx context.Context, t *store.Token) (bool, error) {
-	const op = "store.CreateFirstToken"
-	if !validRole(t.Role) {
-		return false, errs.E(op, errs.Invalid, "unknown role %q", t.Role)
-	}
-	if len(t.Hash) == 0 || t.OrgID == 0 {
-		return false, errs.E(op, errs.Invalid, "a token needs an organisation and a hash")
-	}
-	return s.createToken(ctx, op, t, true)
-}
-
-func (s *DB) createToken(ctx context.Context, op string, t *store.Token, first bool) (bool, error) {
-	created := now()
-	var id int64
-	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-		id = 0
-		if first {
-			// The organisation's row lock (PostgreSQL) serialises replicas.
-			var org int64
-			if err := tx.QueryRowContext(ctx, `SELECT id FROM orgs WHERE id = $1`+s.forUpdate, t.OrgID).Scan(&org); err != nil {
-				return notFound(op, err, "no organisation %d", t.OrgID)
-			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE org_id = $1`, t.OrgID).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-		}
-		return tx.QueryRowContext(ctx, `INSERT INTO tokens (org_id, name, role, hash, created, last_used)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-			t.OrgID, t.Name, string(t.Role), t.Hash, us(created), us(t.LastUsed)).Scan(&id)
-	})
-	if err != nil || id == 0 {
-		return false, err
-	}
-	t.ID, t.Created = id, created
-	return true, nil
-}
-
-// lastUsedEvery bounds how often TokenByHash writes: an exact last-use
-// time is not worth an fsync on every API request.
-const lastUsedEvery = time.Minute
-
-// TokenByHash returns the token with hash and records its use.
-func (s *DB) TokenByHash(ctx context.Context, hash []byte) (*store.Token, error) {
-	const op = "store.TokenByHash"
-	var t store.Token
-	var role string
-	var created, lastUsed int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, name, role, hash, created, last_used
-		FROM tokens WHERE hash = $1`, blob(hash)).
-		Scan(&t.ID, &t.OrgID, &t.Name, &role, &t.Hash, &created, &lastUsed)
-	if err != nil {
-		return nil, notFound(op, err, "no such token")
-	}
-	t.Role, t.Created, t.LastUsed = store.Role(role), tm(created), tm(lastUsed)
-	if n := now(); n.Sub(t.LastUsed) >= lastUsedEvery {
-		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE tokens SET last_used = $1 WHERE id = $2 AND last_used < $1`, us(n), t.ID)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		t.LastUsed = n
-	}
-	return &t, nil
-}
-
-// CountTokens counts the tokens of an organisation.
-func (s *DB) CountTokens(ctx context.Context, orgID int64) (int, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE org_id = $1`, orgID).Scan(&n)
-	return n, mapErr("store.CountTokens", err)
 }
 
 // CreateRepo stores r and sets its ID and Created; Conflict when the
