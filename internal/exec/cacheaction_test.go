@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/conveyor-ci/conveyor/internal/cache"
+	"github.com/conveyor-ci/conveyor/internal/glob"
 )
 
 func cacheStore(t *testing.T) *cache.Store {
@@ -165,6 +166,43 @@ func TestNativeAction(t *testing.T) {
 	} {
 		if got := NativeAction(uses); got != want {
 			t.Errorf("NativeAction(%q) = %v, want %v", uses, got, want)
+		}
+	}
+}
+
+// Archive names map back only under the step's own paths; anchors name
+// the workspace, the home folder and folders above the workspace.
+func TestCachePathsNames(t *testing.T) {
+	root := t.TempDir()
+	ws := filepath.Join(root, "jobs", "1", "workspace")
+	home := filepath.Join(root, "home")
+	pats, err := glob.Parse("deps\n~/.npm\n"+filepath.Join(root, "opt", "tool")+"\n!deps/skip", ws, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &cachePaths{ws: ws, home: home, patterns: pats}
+	for _, p := range pats {
+		if !p.Negate {
+			cp.roots = append(cp.roots, p.Root())
+		}
+	}
+	for host, name := range map[string]string{
+		filepath.Join(ws, "deps", "a"):            "ws/deps/a",
+		filepath.Join(home, ".npm"):               "home/.npm",
+		filepath.Join(root, "opt", "tool", "bin"): "up3/opt/tool/bin",
+	} {
+		got, err := cp.name(host)
+		if err != nil || got != name {
+			t.Errorf("name(%s) = %q, %v; want %q", host, got, err, name)
+		}
+		dir, rel, err := cp.mapper(name)
+		if err != nil || filepath.Join(dir, filepath.FromSlash(rel)) != host {
+			t.Errorf("mapper(%q) = %s %s %v; want %s", name, dir, rel, err, host)
+		}
+	}
+	for _, bad := range []string{"ws/other/x", "home/.ssh/id_rsa", "up3/etc/passwd", "up0/x", "up99/x", "zz/deps", "ws"} {
+		if _, _, err := cp.mapper(bad); err == nil {
+			t.Errorf("mapper(%q) accepted a name outside the step's paths", bad)
 		}
 	}
 }
