@@ -520,6 +520,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	handedOver = true
 	defer e.teardownLater(runCtx, jr, sb, removeDir)
 	jr.dirs = sb.Dirs()
+	defer jr.releaseCache()
 	if d, ok := sb.(backend.Describer); ok {
 		jr.notice(d.Describe())
 	}

@@ -113,6 +113,8 @@ type Env struct {
 	// Actions fetches remote actions and reusable workflows (the data
 	// folder's action cache).
 	Actions exec.ActionResolver
+	// Cache serves actions/cache and @actions/cache (zero: none).
+	Cache exec.Cache
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -154,6 +156,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 		Actions: env.Actions,
+		Cache:   env.Cache,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
