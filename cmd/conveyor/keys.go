@@ -109,11 +109,21 @@ func siblingKeys(file string) ([]*secrets.Key, error) {
 // adminMain is `conveyor admin`: maintenance run beside the server on its
 // database.
 func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "rotate-key" {
-		fmt.Fprintln(stderr, "usage: conveyor admin rotate-key [flags]")
-		return 2
+	switch {
+	case len(args) > 0 && args[0] == "rotate-key":
+		return rotateKeyMain(ctx, args[1:], stdout, stderr)
+	case len(args) == 1 && args[0] == "new-key":
+		// A key for CONVEYOR_SECRET_KEY (replicas on PostgreSQL share one).
+		k, err := secrets.GenerateKey()
+		if err != nil {
+			fmt.Fprintln(stderr, "conveyor admin new-key:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, k)
+		return 0
 	}
-	return rotateKeyMain(ctx, args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, "usage: conveyor admin rotate-key [flags] | conveyor admin new-key")
+	return 2
 }
 
 // rotateKeyMain re-encrypts every credential with a new key. With a key

@@ -26,7 +26,7 @@ func commands() map[string]command {
 		"expr":       {"evaluate a ${{ }} expression and print its value as JSON", exprMain},
 		"entrypoint": {"(internal) step runner inside a job's sandbox", entrypointMain},
 		"version":    {"print the version", versionMain},
-		"admin":      {"server maintenance: rotate-key re-encrypts stored credentials", adminMain},
+		"admin":      {"server maintenance: rotate-key re-encrypts stored credentials; new-key prints a key for CONVEYOR_SECRET_KEY", adminMain},
 	}
 	for k, v := range clientCommands() { // server clients; "run show" joins run
 		m[k] = v
