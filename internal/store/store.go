@@ -740,6 +740,7 @@ type Store interface {
 	Outbox
 	Agents
 	Artifacts
+	Secrets
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -319,11 +319,27 @@ var migrations = []migration{
 			s.rewrote = s.rewrote || n+m > 0
 			return err
 		},
+	}, { // 10: secrets and variables of organisations, repositories and
+		// environments (see secrets.go); repo_id 0 is the organisation.
+		shared: []string{
+			`CREATE TABLE secrets (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL DEFAULT 0,
+				env TEXT NOT NULL DEFAULT '',
+				kind TEXT NOT NULL,
+				name TEXT NOT NULL,
+				value TEXT NOT NULL,
+				updated BIGINT NOT NULL,
+				updated_by TEXT NOT NULL
+			)`,
+			`CREATE UNIQUE INDEX secrets_name ON secrets (org_id, repo_id, env, kind, name)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
