@@ -63,6 +63,12 @@ var routeAccess = map[string]string{
 	"PUT /api/agent/jobs/{id}/artifacts/{name}": "agent",
 	"GET /api/agent/jobs/{id}/artifacts":        "agent",
 	"GET /api/agent/jobs/{id}/artifacts/{name}": "agent",
+	"GET /api/secrets":                          "developer:read",
+	"PUT /api/secrets/{name}":                   "maintainer:admin",
+	"DELETE /api/secrets/{name}":                "maintainer:admin",
+	"GET /api/vars":                             "developer:read",
+	"PUT /api/vars/{name}":                      "maintainer:admin",
+	"DELETE /api/vars/{name}":                   "maintainer:admin",
 }
 
 // Markers of organisation 1's objects: no refusal, and nothing another
@@ -283,6 +289,16 @@ func (fx *accessFixture) path(t *testing.T, rt string, c *accessCaller) string {
 	}
 	if strings.Contains(p, "/api/users/{name}") {
 		fx.ensureTarget(t)
+	}
+	if strings.HasPrefix(p, "/api/secrets/") || strings.HasPrefix(p, "/api/vars/") {
+		// A repository-level TARGET that each DELETE removes: made again
+		// for every call.
+		kind := map[bool]string{true: store.KindSecret, false: store.KindVar}[strings.HasPrefix(p, "/api/secrets/")]
+		if err := fx.h.st.PutSecret(context.Background(), &store.Secret{Kind: kind, Scope: store.Scope{OrgID: 1, RepoID: fx.h.repo.ID},
+			Name: "TARGET", Value: "s3cret-LOG-LEAK-MARKER"}); err != nil {
+			t.Fatal(err)
+		}
+		p += "?repo=" + itoa(fx.h.repo.ID)
 	}
 	r := strings.NewReplacer("{job}", itoa(fx.job), "{name}", "target")
 	if strings.Contains(p, "artifacts/{name}") {
