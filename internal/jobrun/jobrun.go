@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -55,6 +56,10 @@ type Spec struct {
 	// Keep are matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (exec.Options.Keep).
 	Keep []*exec.JobResult
+	// Secrets and Vars fill the secrets and vars contexts (the server reads
+	// them for the job's repository and environment); every secret value
+	// is masked in the job's output. Held in memory only.
+	Secrets, Vars map[string]string
 }
 
 // KeepOf reads the instances a queued job keeps: a re-run of failed jobs
@@ -150,6 +155,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
+		Secrets: spec.Secrets, Vars: spec.Vars,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
@@ -169,6 +175,23 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		c.Status = store.StatusCancelled
 	}
 	return c
+}
+
+// Environment is the literal environment: name of job key in the
+// workflow file (its secrets and variables win over the repository's);
+// "" when it has none, or when the name is an expression, which is only
+// known once the job runs (its environment-level values are not given).
+func Environment(yaml []byte, file, key string) string {
+	wf, probs := workflow.Parse(yaml, file)
+	if len(probs) > 0 || wf == nil {
+		return ""
+	}
+	for _, j := range wf.Jobs {
+		if j.ID == key && !strings.Contains(j.Environment, "${{") {
+			return strings.TrimSpace(j.Environment)
+		}
+	}
+	return ""
 }
 
 // Fail is the Completion of a job that could not run; the reason is also
