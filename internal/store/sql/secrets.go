@@ -164,3 +164,74 @@ func (s *DB) JobValues(ctx context.Context, orgID, repoID int64, env string) (ma
 	}
 	return sec, vars, nil
 }
+
+// rawSecret is a stored secret's row as it is.
+type rawSecret struct {
+	id    int64
+	scope store.Scope
+	name  string
+	value string
+}
+
+func loadSecrets(ctx context.Context, q querier) ([]rawSecret, error) {
+	return queryAll(ctx, q, func(sc scanner) (rawSecret, error) {
+		var r rawSecret
+		return r, sc.Scan(&r.id, &r.scope.OrgID, &r.scope.RepoID, &r.scope.Env, &r.name, &r.value)
+	}, `SELECT id, org_id, repo_id, env, name, value FROM secrets WHERE kind = 'secret' ORDER BY id`)
+}
+
+// resealSecrets is resealRepos for the secrets table: plain values are
+// sealed, and with all set those sealed by another key than the current
+// one are sealed again. It returns how many it rewrote.
+func resealSecrets(ctx context.Context, tx *dbsql.Tx, keys *secrets.Keyring, all bool) (int, error) {
+	rows, err := loadSecrets(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rows {
+		sealed := secrets.IsSealed(r.value)
+		if sealed && (!all || secrets.KeyID(r.value) == keys.Current()) {
+			continue
+		}
+		purpose, v := secretPurpose(r.scope, r.name), r.value
+		if sealed {
+			if v, err = keys.Open(purpose, v); err != nil {
+				return n, errs.E("store.RotateKey", errs.Invalid, "secret %s: %v", r.name, err)
+			}
+		}
+		if v, err = keys.Seal(purpose, v); err != nil {
+			return n, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE secrets SET value = $1 WHERE id = $2`, v, r.id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// checkSecretKeys opens one secret per key id, so a wrong key stops the
+// server at start rather than at a job.
+func (s *DB) checkSecretKeys(ctx context.Context) error {
+	const op = "store.Open"
+	rows, err := loadSecrets(ctx, s.r)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	tried := map[string]bool{}
+	for _, r := range rows {
+		id := secrets.KeyID(r.value)
+		if id == "" || tried[id] {
+			continue
+		}
+		tried[id] = true
+		if s.keys == nil {
+			return errs.E(op, errs.Invalid, "the database holds secrets encrypted with key %s and no secret key was given (CONVEYOR_SECRET_KEY or the key file)", id)
+		}
+		if _, err := s.keys.Open(secretPurpose(r.scope, r.name), r.value); err != nil {
+			return errs.E(op, errs.Invalid, "the secret key does not open the stored secret %s: %v", r.name, err)
+		}
+	}
+	return nil
+}
