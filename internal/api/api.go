@@ -85,8 +85,10 @@ type Deps struct {
 	// Accounts serves login, organisations, users, tokens and the audit
 	// log (nil: those routes answer 503, and nothing is audited).
 	Accounts AccountStore
-	// Secrets stores secrets and variables (nil: those routes answer 503).
-	Secrets store.Secrets
+	// Secrets stores secrets and variables (nil: those routes answer 503);
+	// JobTokens the jobs' GITHUB_TOKENs (nil: they are refused).
+	Secrets   store.Secrets
+	JobTokens store.JobTokens
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params

@@ -177,21 +177,43 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 	return c
 }
 
-// Environment is the literal environment: name of job key in the
-// workflow file (its secrets and variables win over the repository's);
-// "" when it has none, or when the name is an expression, which is only
-// known once the job runs (its environment-level values are not given).
-func Environment(yaml []byte, file, key string) string {
+// Settings are what the server needs to know of a job before it runs.
+type Settings struct {
+	// Environment is the literal environment: name (its secrets and
+	// variables win over the repository's); "" when the job has none, or
+	// when the name is an expression, only known once the job runs (its
+	// environment-level values are then not given).
+	Environment string
+	// ReadRun: the job's permissions: let its GITHUB_TOKEN read the run
+	// (actions: read or write, read-all, write-all, or no permissions:
+	// at all, GitHub's default); permissions: {} or actions: none deny.
+	ReadRun bool
+}
+
+// SettingsOf reads job key's Settings from the workflow file.
+func SettingsOf(yaml []byte, file, key string) Settings {
 	wf, probs := workflow.Parse(yaml, file)
 	if len(probs) > 0 || wf == nil {
-		return ""
+		return Settings{}
 	}
 	for _, j := range wf.Jobs {
-		if j.ID == key && !strings.Contains(j.Environment, "${{") {
-			return strings.TrimSpace(j.Environment)
+		if j.ID != key {
+			continue
 		}
+		st := Settings{ReadRun: true}
+		if !strings.Contains(j.Environment, "${{") {
+			st.Environment = strings.TrimSpace(j.Environment)
+		}
+		p := j.Permissions
+		if p == nil {
+			p = wf.Permissions
+		}
+		if p != nil {
+			st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
+		}
+		return st
 	}
-	return ""
+	return Settings{}
 }
 
 // Fail is the Completion of a job that could not run; the reason is also

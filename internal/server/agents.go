@@ -246,6 +246,7 @@ func (g *agentService) Complete(ctx context.Context, a *store.Agent, jobID, toke
 	if err != nil {
 		return err
 	}
+	g.s.revokeJobTokens(ctx, jobID)
 	if !j.Started.IsZero() {
 		g.s.metrics.jobDuration.WithLabelValues(c.Status).Observe(time.Since(j.Started).Seconds())
 	}
@@ -267,6 +268,7 @@ func (g *agentService) Release(ctx context.Context, a *store.Agent, jobID, token
 	if err := g.s.store.Release(ctx, jobID, token, why); err != nil {
 		return err
 	}
+	g.s.revokeJobTokens(ctx, jobID)
 	g.s.log.Info("job handed back by an agent", "job", jobID, "agent", a.Name, "reason", reason)
 	g.s.hub.Notify(jobID)
 	g.s.wakeDispatch()

@@ -156,6 +156,7 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 	}
 	defer release()
 	spec := jobrun.SpecOf(l, needs)
+	defer s.revokeJobTokens(ctx, job.ID)
 	if spec.Secrets, spec.Vars, err = s.jobValues(ctx, run, job); err != nil {
 		return jobrun.Fail(sink, "reading the job's secrets and variables: %v", err)
 	}

@@ -70,3 +70,28 @@ type Secrets interface {
 	// environment env (may be "") sees: the narrowest scope wins.
 	JobValues(ctx context.Context, orgID, repoID int64, env string) (secrets, vars map[string]string, err error)
 }
+
+// JobToken is a job's GITHUB_TOKEN: random, stored as its SHA-256, valid
+// only while its job runs under the lease it was made for, and until
+// Expires at the latest.
+type JobToken struct {
+	Hash                []byte
+	OrgID, RunID, JobID int64
+	// Lease is the job's fencing token when the token was made.
+	Lease int64
+	// ReadRun: the job's permissions let it read its run (logs,
+	// artifacts).
+	ReadRun bool
+	Expires time.Time
+}
+
+// JobTokens stores the jobs' tokens.
+type JobTokens interface {
+	// CreateJobToken stores t (and deletes expired tokens).
+	CreateJobToken(ctx context.Context, t *JobToken) error
+	// JobTokenByHash returns the token with hash while it is valid: not
+	// expired, its job running under the same lease. NotFound otherwise.
+	JobTokenByHash(ctx context.Context, hash []byte) (*JobToken, error)
+	// RevokeJobTokens deletes a job's tokens (when it ends).
+	RevokeJobTokens(ctx context.Context, jobID int64) error
+}

@@ -741,6 +741,7 @@ type Store interface {
 	Agents
 	Artifacts
 	Secrets
+	JobTokens
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -320,7 +320,8 @@ var migrations = []migration{
 			return err
 		},
 	}, { // 10: secrets and variables of organisations, repositories and
-		// environments (see secrets.go); repo_id 0 is the organisation.
+		// environments (see secrets.go; repo_id 0 is the organisation), and
+		// the jobs' GITHUB_TOKENs.
 		shared: []string{
 			`CREATE TABLE secrets (
 				id {{id}},
@@ -334,6 +335,17 @@ var migrations = []migration{
 				updated_by TEXT NOT NULL
 			)`,
 			`CREATE UNIQUE INDEX secrets_name ON secrets (org_id, repo_id, env, kind, name)`,
+			// Each job's GITHUB_TOKEN (see jobtokens.go), by hash.
+			`CREATE TABLE job_tokens (
+				hash {{blob}} NOT NULL UNIQUE,
+				org_id BIGINT NOT NULL,
+				run_id BIGINT NOT NULL,
+				job_id BIGINT NOT NULL,
+				lease_token BIGINT NOT NULL,
+				read_run BIGINT NOT NULL,
+				expires BIGINT NOT NULL
+			)`,
+			`CREATE INDEX job_tokens_job ON job_tokens (job_id)`,
 		},
 	},
 }

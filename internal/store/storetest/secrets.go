@@ -3,6 +3,7 @@ package storetest
 import (
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -12,6 +13,7 @@ var secretTests = []test{
 	{"SecretsNarrowestWins", testSecretsNarrowest},
 	{"SecretsListAndDelete", testSecretsList},
 	{"SecretsTenantIsolation", testSecretsIsolation},
+	{"JobTokens", testJobTokens},
 }
 
 func (e *env) putSecret(kind string, sc store.Scope, name, value string) {
@@ -137,4 +139,39 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func testJobTokens(t *testing.T, e *env) {
+	run := e.newRun(e.repo, nil, job("a"), job("b"))
+	l := e.leaseKey("a")
+	tok := &store.JobToken{Hash: []byte("hash-a-0123456789abcdef0123456789"), OrgID: e.org.ID, RunID: run.ID, JobID: l.Job.ID,
+		Lease: l.Job.LeaseToken, ReadRun: true, Expires: time.Now().Add(time.Hour)}
+	e.must(e.s.CreateJobToken(e.ctx, tok))
+	got, err := e.s.JobTokenByHash(e.ctx, tok.Hash)
+	e.must(err)
+	if got.RunID != run.ID || got.JobID != l.Job.ID || !got.ReadRun || got.OrgID != e.org.ID {
+		t.Errorf("JobTokenByHash = %+v", got)
+	}
+	_, err = e.s.JobTokenByHash(e.ctx, []byte("another-hash-0123456789abcdef0123"))
+	wantKind(t, err, errs.NotFound, "an unknown hash")
+	expired := *tok
+	expired.Hash, expired.Expires = []byte("hash-expired-0123456789abcdef012"), time.Now().Add(-time.Second)
+	e.must(e.s.CreateJobToken(e.ctx, &expired))
+	_, err = e.s.JobTokenByHash(e.ctx, expired.Hash)
+	wantKind(t, err, errs.NotFound, "an expired token")
+
+	// The job ends: its token stops working, even before it is revoked.
+	e.must(e.s.Complete(e.ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}))
+	_, err = e.s.JobTokenByHash(e.ctx, tok.Hash)
+	wantKind(t, err, errs.NotFound, "the token of a finished job")
+	e.must(e.s.RevokeJobTokens(e.ctx, l.Job.ID))
+
+	// A token of an earlier lease of a job does not work for a later one.
+	lb := e.leaseKey("b")
+	stale := &store.JobToken{Hash: []byte("hash-stale-0123456789abcdef01234"), OrgID: e.org.ID, RunID: run.ID, JobID: lb.Job.ID,
+		Lease: lb.Job.LeaseToken - 1, ReadRun: true, Expires: time.Now().Add(time.Hour)}
+	e.must(e.s.CreateJobToken(e.ctx, stale))
+	_, err = e.s.JobTokenByHash(e.ctx, stale.Hash)
+	wantKind(t, err, errs.NotFound, "a token of another lease")
+	wantKind(t, e.s.CreateJobToken(e.ctx, &store.JobToken{OrgID: e.org.ID}), errs.Invalid, "a token without a hash")
 }
