@@ -207,3 +207,59 @@ func TestSecretRoles(t *testing.T) {
 		t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+const callerFlow = `name: Caller
+on: push
+jobs:
+  inherit:
+    uses: ./.github/workflows/called.yml
+    secrets: inherit
+  explicit:
+    uses: ./.github/workflows/called.yml
+    secrets:
+      DEPLOY_TOKEN: ${{ secrets.ORG_ONLY }}
+`
+
+const calledFlow = `name: Called
+on:
+  workflow_call:
+    secrets:
+      DEPLOY_TOKEN:
+        required: true
+jobs:
+  show:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          echo "called token=${{ secrets.DEPLOY_TOKEN }}"
+          [ "${{ secrets.DEPLOY_TOKEN }}" = "repo-deploy-value-17" ] && echo "inherited the repository's"
+          [ "${{ secrets.DEPLOY_TOKEN }}" = "org-only-value-99" ] && echo "passed the organisation's"
+          true
+`
+
+// A reusable workflow gets secrets: inherit and explicit secrets from the
+// stored ones, masked.
+func TestReusableWorkflowGetsSecrets(t *testing.T) {
+	h := newHarness(t, harnessOpts{files: map[string]string{".github/workflows/caller.yml": callerFlow,
+		".github/workflows/called.yml": calledFlow}})
+	h.setSecrets()
+	if code, body := h.hook("push", h.push("main"), "d-push"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	runs := h.waitRuns(1, 60*time.Second)
+	if runs[0].Status != store.StatusSuccess {
+		t.Fatalf("run: %s%s", runs[0].Status, describeRuns(runs))
+	}
+	inherit, explicit := h.jobLog(runs[0].ID, "inherit"), h.jobLog(runs[0].ID, "explicit")
+	if !strings.Contains(inherit, "called token=***") || !strings.Contains(inherit, "inherited the repository's") {
+		t.Errorf("secrets: inherit:\n%s", inherit)
+	}
+	if !strings.Contains(explicit, "called token=***") || !strings.Contains(explicit, "passed the organisation's") {
+		t.Errorf("explicit secrets:\n%s", explicit)
+	}
+	for _, v := range secretValues {
+		if strings.Contains(inherit+explicit, v) {
+			t.Errorf("a stored log holds %q", v)
+		}
+	}
+}
