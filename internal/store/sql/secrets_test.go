@@ -1,10 +1,13 @@
 package sqlstore
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/secrets"
@@ -71,6 +74,46 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 		sec, vars, err := s.JobValues(ctx, repo.OrgID, repo.ID, "")
 		if err != nil || sec["A"] != "plain-secret-value-A" || vars["V"] != "a-variable" {
 			t.Errorf("after rotation: %v %v %v", sec, vars, err)
+		}
+	})
+}
+
+// BenchmarkJobValues is what a lease adds for secrets: reading and
+// opening the job's values (50 organisation, 50 repository and 10
+// environment secrets and 20 variables, sealed), and storing its token.
+func BenchmarkJobValues(b *testing.B) {
+	s, _ := openTestSQLite(b, Options{Keys: secrets.NewKeyring(testKey(b))})
+	ctx := b.Context()
+	org, err := s.EnsureOrg(ctx, "default")
+	must(b, err)
+	repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+	must(b, s.CreateRepo(ctx, repo))
+	put := func(kind string, sc store.Scope, n int) {
+		for i := range n {
+			must(b, s.PutSecret(ctx, &store.Secret{Kind: kind, Scope: sc, Name: fmt.Sprintf("S%d", i), Value: strings.Repeat("v", 40)}))
+		}
+	}
+	put(store.KindSecret, store.Scope{OrgID: org.ID}, 50)
+	put(store.KindSecret, store.Scope{OrgID: org.ID, RepoID: repo.ID}, 50)
+	put(store.KindSecret, store.Scope{OrgID: org.ID, RepoID: repo.ID, Env: "production"}, 10)
+	put(store.KindVar, store.Scope{OrgID: org.ID, RepoID: repo.ID}, 20)
+	runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{OrgID: org.ID, RepoID: repo.ID, Workflow: "w", Name: "n",
+		Event: "push", Ref: "refs/heads/main", SHA: "abc", Trigger: "api"}, Jobs: []*store.Job{{Key: "a", Name: "a"}}}})
+	must(b, err)
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			sec, vars, err := s.JobValues(ctx, org.ID, repo.ID, "production")
+			if err != nil || len(sec) != 50 || len(vars) != 20 {
+				b.Fatalf("JobValues: %d %d %v", len(sec), len(vars), err)
+			}
+		}
+	})
+	b.Run("token", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n++
+			sum := sha256.Sum256([]byte(fmt.Sprint(n)))
+			must(b, s.CreateJobToken(ctx, &store.JobToken{Hash: sum[:], OrgID: org.ID, RunID: runs[0].ID, JobID: 1, Expires: time.Now().Add(time.Hour)}))
 		}
 	})
 }
