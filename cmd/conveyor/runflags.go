@@ -21,6 +21,7 @@ type runFlags struct {
 	parallel                           int
 	cpus                               float64
 	pids                               int64
+	actions                            actionFlags
 	tools                              toolFlags
 }
 
@@ -74,4 +75,5 @@ func (f *runFlags) register(fs *flag.FlagSet, usageOut io.Writer) {
 	f.tools.register(fs)
 	fs.StringVar(&f.runtime, "runtime", "", "OCI runtime of job containers (docker), e.g. runsc (gVisor) or kata-runtime; refused when the engine lacks it")
 	fs.StringVar(&f.networkPolicy, "network-policy", "open", "what jobs may reach (docker, as root): open, no-private (public addresses only) or none (only the job's services)")
+	f.actions.register(fs, true)
 }

@@ -54,7 +54,10 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
 	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
+	var actionSrc actionFlags
+	actionSrc.register(fs, false)
 	tools.register(fs)
+	cacheF := addCacheFlags(fs, "") // "": DATA/cache
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
 		fs.PrintDefaults()
@@ -125,14 +128,29 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			baseURL = "https://" + addr
 		}
 	}
+	if cacheF.dir == "" {
+		cacheF.dir = filepath.Join(data, "cache")
+	}
+	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	defer stopCache()
 	if workers <= 0 {
 		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
+	}
+	acts, err := actionSrc.open(filepath.Join(data, "actions"))
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: action cache:", err)
+		return 2
 	}
 	srv, err := server.New(server.Config{
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
+		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

@@ -347,6 +347,7 @@ type jobRun struct {
 	recorded        *JobResult // its result, once recorded (see runSafe)
 	state           map[string]map[string]string
 	spare           spareFiles // files of finished steps, for the next ones
+	remote          *remoteActions
 }
 
 type kv struct{ k, v string }
@@ -492,6 +493,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			os.RemoveAll(jr.jobDir)
 		}
 	}()
+	// Set up job: every remote action resolved before the sandbox and the
+	// first step, so that a workflow that cannot run fails now.
+	jr.remote = newRemoteActions(e.opts.Actions, jr.jobDir, jr.notice)
+	if err := jr.remote.preflight(jobCtx, jr.job.Steps, 0); err != nil {
+		return finish(Failure, err)
+	}
 	spec.JobDir = jr.jobDir
 	spec.ID = "conveyor-" + e.token + "-" + jr.key
 	spec.Name = jr.name
@@ -513,6 +520,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	handedOver = true
 	defer e.teardownLater(runCtx, jr, sb, removeDir)
 	jr.dirs = sb.Dirs()
+	defer jr.releaseCache()
 	if d, ok := sb.(backend.Describer); ok {
 		jr.notice(d.Describe())
 	}
@@ -537,7 +545,11 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	if err := jr.checkNodeActions(jobCtx); err != nil {
 		return finish(Failure, err)
 	}
+	if err := jr.checkRemoteNode(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
 	sc := &scope{steps: map[string]any{}}
+	jr.runPres(jobCtx, sc)
 	for i, s := range jr.job.Steps {
 		jr.runStep(jobCtx, runCtx, sc, s, i)
 	}

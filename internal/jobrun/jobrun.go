@@ -115,6 +115,11 @@ type Env struct {
 	ServerURL                 string
 	// Artifacts is the run's artifact store (set per job by the caller).
 	Artifacts artifact.Store
+	// Actions fetches remote actions and reusable workflows (the data
+	// folder's action cache).
+	Actions exec.ActionResolver
+	// Cache serves actions/cache and @actions/cache (zero: none).
+	Cache exec.Cache
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -156,6 +161,8 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 		Secrets: spec.Secrets, Vars: spec.Vars,
+		Actions: env.Actions,
+		Cache:   env.Cache,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

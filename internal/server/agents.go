@@ -161,6 +161,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 	if len(job.Results) > 0 && json.Valid(job.Results) {
 		asg.Keep = json.RawMessage(job.Results)
 	}
+	asg.CacheToken = g.s.agentCacheToken(asg.Run)
 	if len(needs) > 0 {
 		asg.Needs = map[string]api.AgentNeed{}
 		for k, n := range needs {
