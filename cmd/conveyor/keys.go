@@ -180,7 +180,7 @@ func rotateKeyMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(stdout, "re-encrypted the credentials of %d repositories with key %s (was %s, from %s)\n", n, newKey.ID(), cur.Current(), from)
+	fmt.Fprintf(stdout, "re-encrypted %d rows (repositories' credentials and secrets) with key %s (was %s, from %s)\n", n, newKey.ID(), cur.Current(), from)
 	if src.env != "" {
 		fmt.Fprintf(stdout, "now set %s to the new key and restart every replica; keep the old key in %s until all have restarted\n", envSecretKey, envSecretKeyOld)
 		return 0

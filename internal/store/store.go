@@ -740,6 +740,8 @@ type Store interface {
 	Outbox
 	Agents
 	Artifacts
+	Secrets
+	JobTokens
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error
