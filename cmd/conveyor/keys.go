@@ -109,11 +109,21 @@ func siblingKeys(file string) ([]*secrets.Key, error) {
 // adminMain is `conveyor admin`: maintenance run beside the server on its
 // database.
 func adminMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "rotate-key" {
-		fmt.Fprintln(stderr, "usage: conveyor admin rotate-key [flags]")
-		return 2
+	switch {
+	case len(args) > 0 && args[0] == "rotate-key":
+		return rotateKeyMain(ctx, args[1:], stdout, stderr)
+	case len(args) == 1 && args[0] == "new-key":
+		// A key for CONVEYOR_SECRET_KEY (replicas on PostgreSQL share one).
+		k, err := secrets.GenerateKey()
+		if err != nil {
+			fmt.Fprintln(stderr, "conveyor admin new-key:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, k)
+		return 0
 	}
-	return rotateKeyMain(ctx, args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, "usage: conveyor admin rotate-key [flags] | conveyor admin new-key")
+	return 2
 }
 
 // rotateKeyMain re-encrypts every credential with a new key. With a key
@@ -170,7 +180,7 @@ func rotateKeyMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(stdout, "re-encrypted the credentials of %d repositories with key %s (was %s, from %s)\n", n, newKey.ID(), cur.Current(), from)
+	fmt.Fprintf(stdout, "re-encrypted %d rows (repositories' credentials and secrets) with key %s (was %s, from %s)\n", n, newKey.ID(), cur.Current(), from)
 	if src.env != "" {
 		fmt.Fprintf(stdout, "now set %s to the new key and restart every replica; keep the old key in %s until all have restarted\n", envSecretKey, envSecretKeyOld)
 		return 0

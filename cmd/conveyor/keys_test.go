@@ -70,7 +70,7 @@ func TestRotateKeyFile(t *testing.T) {
 	if code := adminMain(t.Context(), []string{"rotate-key", "--data", data}, &out, &errOut); code != 0 {
 		t.Fatalf("rotate-key = %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "1 repositories") {
+	if !strings.Contains(out.String(), "re-encrypted 1 rows") {
 		t.Errorf("rotate-key said %q", out.String())
 	}
 	newKey, err := secrets.LoadKeyFile(src.file)

@@ -105,7 +105,14 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if database == "" {
 		database = filepath.Join(data, "conveyor.db")
 	}
-	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(true)
+	// Replicas sharing a PostgreSQL database must seal with one key: a key
+	// file made per replica would split the credentials between them.
+	shared := strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+	if shared && os.Getenv(envSecretKey) == "" && keyFile == "" {
+		fmt.Fprintf(stderr, "conveyor server: secret key: with PostgreSQL every replica must seal credentials with the same key: set %s on every replica (make one with `conveyor admin new-key`), or --secret-key-file naming a key file they share\n", envSecretKey)
+		return 2
+	}
+	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(!shared)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
 		return 1

@@ -111,7 +111,8 @@ func specOf(asg *api.AgentAssignment) *jobrun.Spec {
 	r := asg.Run
 	return &jobrun.Spec{JobID: asg.JobID, Key: asg.Key, Name: asg.Name, RunID: r.ID, RunNumber: r.Number, RunAttempt: r.Attempt,
 		Workflow: r.Workflow, WorkflowYAML: []byte(r.WorkflowYAML), Event: r.Event, EventJSON: r.EventJSON,
-		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep)}
+		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep),
+		Secrets: asg.Secrets, Vars: asg.Vars}
 }
 
 // heartbeat extends the lease until ctx ends. A cancelled run stops the

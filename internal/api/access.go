@@ -146,6 +146,9 @@ func (a *server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*h
 		}
 		return r.WithContext(context.WithValue(r.Context(), agentKey{}, ag)), nil, true
 	}
+	if isJobToken(r) {
+		return a.authorizeJob(w, r, rt)
+	}
 	c, err := a.identify(r)
 	if err != nil {
 		a.fail(w, "", err)

@@ -85,6 +85,10 @@ type Deps struct {
 	// Accounts serves login, organisations, users, tokens and the audit
 	// log (nil: those routes answer 503, and nothing is audited).
 	Accounts AccountStore
+	// Secrets stores secrets and variables (nil: those routes answer 503);
+	// JobTokens the jobs' GITHUB_TOKENs (nil: they are refused).
+	Secrets   store.Secrets
+	JobTokens store.JobTokens
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -150,7 +154,7 @@ func routes() []route {
 		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
 		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
 		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
-	}, accountRoutes())
+	}, accountRoutes(), secretRoutes())
 }
 
 type server struct {

@@ -64,6 +64,12 @@ var routeAccess = map[string]string{
 	"PUT /api/agent/jobs/{id}/artifacts/{name}": "agent",
 	"GET /api/agent/jobs/{id}/artifacts":        "agent",
 	"GET /api/agent/jobs/{id}/artifacts/{name}": "agent",
+	"GET /api/secrets":                          "developer:read",
+	"PUT /api/secrets/{name}":                   "maintainer:admin",
+	"DELETE /api/secrets/{name}":                "maintainer:admin",
+	"GET /api/vars":                             "developer:read",
+	"PUT /api/vars/{name}":                      "maintainer:admin",
+	"DELETE /api/vars/{name}":                   "maintainer:admin",
 }
 
 // Markers of organisation 1's objects: no refusal, and nothing another
@@ -255,7 +261,30 @@ func (fx *accessFixture) callers(t *testing.T) []*accessCaller {
 		t.Fatalf("agent of org 2: %d %s", code, b)
 	}
 	cs = append(cs, &accessCaller{name: "agent-2", kind: "agent", org: 2, token: created.Token})
-	return cs
+	return append(cs, fx.jobCaller(t))
+}
+
+// jobCaller is the GITHUB_TOKEN of a running job of another run of
+// organisation 1 (its own run's routes are TestJobToken's).
+func (fx *accessFixture) jobCaller(t *testing.T) *accessCaller {
+	ctx := context.Background()
+	runs, err := fx.h.st.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{OrgID: 1, RepoID: fx.h.repo.ID,
+		Workflow: ".github/workflows/ci.yml", Name: "other", Event: "push", Ref: "refs/heads/main", SHA: "abc", Trigger: "api"},
+		Jobs: []*store.Job{{Key: "j", Name: "J", Labels: []string{"job-token-only"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := fx.h.st.Lease(ctx, store.LeaseRequest{Owner: "test", Labels: []string{"job-token-only"}, TTL: time.Hour})
+	if err != nil || l == nil || l.Run.ID != runs[0].ID {
+		t.Fatalf("leasing the job-token job: %+v %v", l, err)
+	}
+	secret := api.JobTokenPrefix + "access-matrix-job-token"
+	sum := sha256.Sum256([]byte(secret))
+	if err := fx.h.st.CreateJobToken(ctx, &store.JobToken{Hash: sum[:], OrgID: 1, RunID: l.Run.ID, JobID: l.Job.ID,
+		Lease: l.Job.LeaseToken, ReadRun: true, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return &accessCaller{name: "job-token", kind: "job", org: 1, token: secret}
 }
 
 // path fills rt's parameters with organisation 1's objects, and a new
@@ -284,6 +313,16 @@ func (fx *accessFixture) path(t *testing.T, rt string, c *accessCaller) string {
 	}
 	if strings.Contains(p, "/api/users/{name}") {
 		fx.ensureTarget(t)
+	}
+	if strings.HasPrefix(p, "/api/secrets/") || strings.HasPrefix(p, "/api/vars/") {
+		// A repository-level TARGET that each DELETE removes: made again
+		// for every call.
+		kind := map[bool]string{true: store.KindSecret, false: store.KindVar}[strings.HasPrefix(p, "/api/secrets/")]
+		if err := fx.h.st.PutSecret(context.Background(), &store.Secret{Kind: kind, Scope: store.Scope{OrgID: 1, RepoID: fx.h.repo.ID},
+			Name: "TARGET", Value: "s3cret-LOG-LEAK-MARKER"}); err != nil {
+			t.Fatal(err)
+		}
+		p += "?repo=" + itoa(fx.h.repo.ID)
 	}
 	r := strings.NewReplacer("{job}", itoa(fx.job), "{name}", "target")
 	if strings.Contains(p, "artifacts/{name}") {
@@ -338,6 +377,12 @@ func (fx *accessFixture) check(t *testing.T, rt, rule string, c *accessCaller) {
 		return
 	case c.kind == "anonymous":
 		want = []int{401}
+	case c.kind == "job" && rule == "agent":
+		want = []int{401, 403}
+	case c.kind == "job" && strings.HasPrefix(rt, "GET /api/runs/{id}"):
+		want = []int{404} // another run than the job's
+	case c.kind == "job":
+		want = []int{403}
 	case rule == "agent" && c.kind != "agent", rule != "agent" && c.kind == "agent":
 		want = []int{403} // an expired user token too: it is not an agent's
 	case c.expired:

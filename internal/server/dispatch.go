@@ -155,9 +155,14 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "%v", err)
 	}
 	defer release()
+	spec := jobrun.SpecOf(l, needs)
+	defer s.revokeJobTokens(ctx, job.ID)
+	if spec.Secrets, spec.Vars, err = s.jobValues(ctx, run, job); err != nil {
+		return jobrun.Fail(sink, "reading the job's secrets and variables: %v", err)
+	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
-	return jobrun.Run(ctx, env, jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
+	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)
 }
 
 // jobEnv is what this replica runs jobs with.

@@ -754,6 +754,8 @@ type Store interface {
 	Outbox
 	Agents
 	Artifacts
+	Secrets
+	JobTokens
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -153,6 +153,11 @@ func (s *DB) sealAtOpen(ctx context.Context) error {
 	if s.keys != nil {
 		err := s.write(ctx, "store.Open", func(tx *dbsql.Tx) error {
 			n, err := resealRepos(ctx, tx, s.keys, false)
+			if err == nil {
+				var m int
+				m, err = resealSecrets(ctx, tx, s.keys, false)
+				n += m
+			}
 			s.rewrote = s.rewrote || n > 0
 			return err
 		})
@@ -169,12 +174,16 @@ func (s *DB) sealAtOpen(ctx context.Context) error {
 			}
 		}
 	}
-	return s.checkKeys(ctx)
+	if err := s.checkKeys(ctx); err != nil {
+		return err
+	}
+	return s.checkSecretKeys(ctx)
 }
 
-// RotateKey re-encrypts every stored credential with the keyring's
-// current key, in one transaction; the old keys must be in the keyring.
-// It returns how many repositories it rewrote (0 when all were current).
+// RotateKey re-encrypts every stored credential and secret with the
+// keyring's current key, in one transaction; the old keys must be in the
+// keyring. It returns how many repositories and secrets it rewrote (0
+// when all were current).
 func (s *DB) RotateKey(ctx context.Context) (int, error) {
 	const op = "store.RotateKey"
 	if s.keys == nil {
@@ -184,6 +193,11 @@ func (s *DB) RotateKey(ctx context.Context) (int, error) {
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		var err error
 		n, err = resealRepos(ctx, tx, s.keys, true)
+		if err != nil {
+			return err
+		}
+		m, err := resealSecrets(ctx, tx, s.keys, true)
+		n += m
 		return err
 	})
 	return n, err
@@ -204,6 +218,13 @@ func (s *DB) KeyIDs(ctx context.Context) ([]string, error) {
 				seen[secrets.KeyID(v)] = true
 			}
 		}
+	}
+	sec, err := loadSecrets(ctx, s.r)
+	if err != nil {
+		return nil, mapErr("store.KeyIDs", err)
+	}
+	for _, r := range sec {
+		seen[secrets.KeyID(r.value)] = true
 	}
 	ids := make([]string, 0, len(seen))
 	for id := range seen {

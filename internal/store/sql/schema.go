@@ -319,13 +319,41 @@ var migrations = []migration{
 			s.rewrote = s.rewrote || n+m > 0
 			return err
 		},
-	}, { // 10: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
+	}, { // 10: secrets and variables of organisations, repositories and
+		// environments (see secrets.go; repo_id 0 is the organisation), and
+		// the jobs' GITHUB_TOKENs.
+		shared: []string{
+			`CREATE TABLE secrets (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL DEFAULT 0,
+				env TEXT NOT NULL DEFAULT '',
+				kind TEXT NOT NULL,
+				name TEXT NOT NULL,
+				value TEXT NOT NULL,
+				updated BIGINT NOT NULL,
+				updated_by TEXT NOT NULL
+			)`,
+			`CREATE UNIQUE INDEX secrets_name ON secrets (org_id, repo_id, env, kind, name)`,
+			// Each job's GITHUB_TOKEN (see jobtokens.go), by hash.
+			`CREATE TABLE job_tokens (
+				hash {{blob}} NOT NULL UNIQUE,
+				org_id BIGINT NOT NULL,
+				run_id BIGINT NOT NULL,
+				job_id BIGINT NOT NULL,
+				lease_token BIGINT NOT NULL,
+				read_run BIGINT NOT NULL,
+				expires BIGINT NOT NULL
+			)`,
+			`CREATE INDEX job_tokens_job ON job_tokens (job_id)`,
+		},
+	}, { // 11: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
 		shared: []string{`ALTER TABLE repos ADD COLUMN run_test_deliveries BIGINT NOT NULL DEFAULT 0`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
