@@ -5,10 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 )
 
 // tcpProxy forwards connections to a target until cut, which closes its
@@ -80,7 +83,11 @@ func TestDatabaseDownSaysNothingInternal(t *testing.T) {
 	const secret = "down-secret"
 	g := newGitRepo(t, map[string]string{"README": "no workflow"})
 	sha := g.git("rev-parse", "HEAD")
-	s := startServer(t, "dbdown", t.TempDir(), true, "--database", u.String())
+	keyFile := filepath.Join(t.TempDir(), "server.key") // PostgreSQL needs a key given
+	if _, err := secrets.WriteKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "dbdown", t.TempDir(), true, "--database", u.String(), "--secret-key-file", keyFile)
 	c := client{t: t, url: s.url, token: s.token}
 	repoID := c.addRepo(g.dir, secret)
 
