@@ -13,7 +13,7 @@ import (
 // planner has no statistics to go by: a full scan here grows with history.
 func TestQueryPlans(t *testing.T) {
 	s, _ := openTestSQLite(t, Options{})
-	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7})
+	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7}, 3)
 	agentLease, _ := s.leaseQuery(store.LeaseRequest{OrgID: 1, Labels: []string{"linux"}}, nil)
 	cases := []struct {
 		name, query string
