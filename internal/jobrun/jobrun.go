@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -55,6 +56,9 @@ type Spec struct {
 	// Keep are matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (exec.Options.Keep).
 	Keep []*exec.JobResult
+	// MaxTimeoutMinutes caps the job's timeout-minutes: its organisation's
+	// quota (0: none).
+	MaxTimeoutMinutes int
 }
 
 // KeepOf reads the instances a queued job keeps: a re-run of failed jobs
@@ -150,6 +154,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
+		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
@@ -159,7 +164,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		return Fail(rep, "%v", err)
 	}
 	results, _ := json.Marshal(out.Instances)
-	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
+	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results, Build: out.Build}
 	for _, in := range out.Instances {
 		if in.Error != "" {
 			c.Error = in.Error

@@ -156,6 +156,10 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 	if len(job.Results) > 0 && json.Valid(job.Results) {
 		asg.Keep = json.RawMessage(job.Results)
 	}
+	if asg.MaxTimeoutMinutes, err = g.s.maxTimeout(ctx, run.OrgID); err != nil {
+		giveBack("the assignment could not be made: " + err.Error())
+		return nil, err
+	}
 	if len(needs) > 0 {
 		asg.Needs = map[string]api.AgentNeed{}
 		for k, n := range needs {
@@ -237,7 +241,7 @@ func (g *agentService) Complete(ctx context.Context, a *store.Agent, jobID, toke
 		return err
 	}
 	err = g.s.store.Complete(ctx, jobID, token, store.Completion{Status: c.Status, Outputs: c.Outputs,
-		Results: c.Results, Error: clip(c.Error, 4096)})
+		Results: c.Results, Error: clip(c.Error, 4096), Build: agentBuild(c.BuildMS, j.Started, time.Now())})
 	if err != nil {
 		return err
 	}

@@ -155,9 +155,13 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "%v", err)
 	}
 	defer release()
+	spec := jobrun.SpecOf(l, needs)
+	if spec.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
+		return jobrun.Fail(sink, "reading the organisation's quota: %v", err)
+	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
-	return jobrun.Run(ctx, env, jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
+	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)
 }
 
 // jobEnv is what this replica runs jobs with.
