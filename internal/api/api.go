@@ -85,6 +85,9 @@ type Deps struct {
 	// Accounts serves login, organisations, users, tokens and the audit
 	// log (nil: those routes answer 503, and nothing is audited).
 	Accounts AccountStore
+	// Quotas serves organisations' quotas and usage (nil: those routes
+	// answer 503).
+	Quotas QuotaStore
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -149,7 +152,7 @@ func routes() []route {
 		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
 		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
 		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
-	}, accountRoutes())
+	}, accountRoutes(), quotaRoutes())
 }
 
 type server struct {
