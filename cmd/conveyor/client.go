@@ -39,6 +39,9 @@ func clientCommands() map[string]command {
 	for k, v := range accountCommands() {
 		m[k] = v
 	}
+	for k, v := range quotaCommands() {
+		m[k] = v
+	}
 	return m
 }
 
