@@ -25,6 +25,7 @@ func TestQueryPlans(t *testing.T) {
 		{"Lease", lease, []string{"SCAN j USING INDEX jobs_queue", "INDEX jobs_repo (repo_id=? AND status=?)"}},
 		{"Lease by org and labels", agentLease, []string{"SEARCH j USING INDEX jobs_queue_org (org_id=?)"}},
 		{"Expire", qExpired, []string{"INDEX jobs_lease"}},
+		{"quota wait", qQuotaWait, []string{"INDEX jobs_run (run_id=?)", "INDEX jobs_org_running (org_id=?)"}},
 		{"RunningJobs", qRunningJobs, []string{"INDEX jobs_owner (lease_owner=?)"}},
 		{"ClaimStatuses", s.claimStatusesQuery(), []string{"INDEX statuses_due"}},
 		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	dbsql "database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -121,28 +122,28 @@ func (s *DB) quotaRecount(ctx context.Context, tx *dbsql.Tx, orgID int64) (bool,
 	return running < maxJobs, nil
 }
 
-// markQuotaWait sets QuotaWait on the queued jobs (in the queue, not held
-// by a concurrency group) of organisations at their maximum of concurrent
-// jobs.
-func (s *DB) markQuotaWait(ctx context.Context, js []*store.Job) error {
-	full := map[int64]bool{}
+// qQuotaWait finds the jobs of a run ($1) or one job ($2) that are in the
+// queue (not held by a concurrency group or a blocked run) while their
+// organisation runs its maximum of concurrent jobs: Lease's quotaFull, negated.
+const qQuotaWait = `SELECT j.id FROM jobs j WHERE (j.run_id = $1 OR j.id = $2) AND j.status = 'queued' AND j.held = 0
+	AND EXISTS (SELECT 1 FROM quotas q WHERE q.org_id = j.org_id AND q.max_jobs > 0
+	AND q.max_jobs <= (SELECT COUNT(*) FROM jobs x WHERE x.org_id = j.org_id AND x.status = 'running'))`
+
+// markQuotaWait sets QuotaWait on the jobs of js (all of run runID, or the
+// one job jobID) that wait for their organisation's quota.
+func (s *DB) markQuotaWait(ctx context.Context, runID, jobID int64, js []*store.Job) error {
+	if !slices.ContainsFunc(js, func(j *store.Job) bool { return j.Status == store.StatusQueued }) {
+		return nil
+	}
+	ids, err := queryAll(ctx, s.r, func(sc scanner) (int64, error) {
+		var id int64
+		return id, sc.Scan(&id)
+	}, qQuotaWait, runID, jobID)
+	if err != nil {
+		return err
+	}
 	for _, j := range js {
-		if j.Status != store.StatusQueued || j.GroupWait {
-			continue
-		}
-		f, seen := full[j.OrgID]
-		if !seen {
-			var n int
-			err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas q WHERE q.org_id = $1 AND q.max_jobs > 0
-				AND q.max_jobs <= (SELECT COUNT(*) FROM jobs x WHERE x.org_id = q.org_id AND x.status = 'running')`,
-				j.OrgID).Scan(&n)
-			if err != nil {
-				return err
-			}
-			f = n > 0
-			full[j.OrgID] = f
-		}
-		j.QuotaWait = f
+		j.QuotaWait = slices.Contains(ids, j.ID)
 	}
 	return nil
 }

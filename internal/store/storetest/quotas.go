@@ -65,6 +65,19 @@ func testQuotaConcurrentJobs(t *testing.T, e *env) {
 	if j, err := e.s.GetJob(e.ctx, e.org.ID, js["c"].ID); err != nil || !j.QuotaWait {
 		t.Fatalf("GetJob(c) = %+v, %v; want QuotaWait", j, err)
 	}
+	// A job of a run blocked by its concurrency group waits for the group,
+	// not for the quota.
+	group := func(r *store.Run) { r.ConcurrencyGroup = "deploy" }
+	first, blocked := e.newRun(e.repo, group, job("g1")), e.newRun(e.repo, group, job("g2"))
+	if g := e.jobs(first.ID)["g1"]; !g.QuotaWait {
+		t.Errorf("the group's first job: QuotaWait %v, want true", g.QuotaWait)
+	}
+	if b := e.getRun(blocked.ID); b.Status != store.StatusBlocked {
+		t.Fatalf("second run of the group: %s, want blocked", b.Status)
+	}
+	if g := e.jobs(blocked.ID)["g2"]; g.QuotaWait {
+		t.Error("a job of a blocked run is shown as waiting for the quota")
+	}
 	// The full organisation's job is passed over, not in the way.
 	l := e.lease(store.LeaseRequest{})
 	if l == nil || l.Job.RunID != otherRun.ID {
@@ -74,15 +87,17 @@ func testQuotaConcurrentJobs(t *testing.T, e *env) {
 	if js = e.jobs(run.ID); js["c"].QuotaWait {
 		t.Error("c still waits for the quota after a job ended")
 	}
-	l3 := e.lease(store.LeaseRequest{})
-	if l3 == nil || l3.Job.Key != "c" {
-		t.Fatalf("lease after a completion = %+v, want c", l3)
+	if l3 := e.lease(store.LeaseRequest{}); l3 == nil || l3.Job.Key != "c" {
+		t.Fatalf("lease after a completion = %+v, want c (before g1)", l3)
 	}
-	// Raising the limit (0: none) lets more run at once.
+	e.noLease(store.LeaseRequest{})
+	// Removing the limit (0: none) lets the rest run at once.
 	e.must(e.s.SetQuota(e.ctx, &store.Quota{OrgID: e.org.ID}))
 	e.newRun(e.repo, nil, job("d"))
-	if l := e.lease(store.LeaseRequest{}); l == nil || l.Job.Key != "d" {
-		t.Fatalf("lease without a limit = %+v, want d", l)
+	for _, want := range []string{"g1", "d"} {
+		if l := e.lease(store.LeaseRequest{}); l == nil || l.Job.Key != want {
+			t.Fatalf("lease without a limit = %+v, want %s", l, want)
+		}
 	}
 }
 
