@@ -94,7 +94,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bch := make(chan opened, 1)
 	go func() {
-		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr)
+		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
 		bch <- opened{b, err}
 	}()
 	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)
@@ -133,6 +133,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 	opts.Artifacts = arts
+	// Remote actions: fetched into ~/.cache/conveyor/actions.
+	actionsDir, err := userActionsDir()
+	if err == nil {
+		opts.Actions, err = f.actions.open(actionsDir)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run: action cache:", err)
+		return 2
+	}
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)

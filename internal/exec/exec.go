@@ -79,6 +79,9 @@ type Options struct {
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
+	// Actions fetches remote actions and reusable workflows (nil: a job
+	// that uses one fails before its first step, saying so).
+	Actions ActionResolver
 	// MaxTimeout, when set, caps every job's timeout-minutes (and the
 	// 360-minute default); a capped job says so in its log.
 	MaxTimeout time.Duration
@@ -151,6 +154,8 @@ type Executor struct {
 	token string
 	// teardowns are the sandboxes being removed (teardownLater).
 	teardowns sync.WaitGroup
+	// nodes are the node programs each sandbox has (node.go).
+	nodes nodeCache
 	// sandboxTime adds up each sandbox's life, from the start of its
 	// setup to the end of its teardown (under mu).
 	sandboxTime time.Duration
@@ -241,6 +246,7 @@ type callInfo struct {
 	prefix  string // "caller / "
 	inputs  map[string]any
 	secrets map[string]string
+	parent  *callInfo // the caller's own call, when it is called too
 }
 
 // runWorkflow runs the jobs of one workflow as a DAG and returns the nodes

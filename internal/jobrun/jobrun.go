@@ -114,6 +114,9 @@ type Env struct {
 	ServerURL                 string
 	// Artifacts is the run's artifact store (set per job by the caller).
 	Artifacts artifact.Store
+	// Actions fetches remote actions and reusable workflows (the data
+	// folder's action cache).
+	Actions exec.ActionResolver
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -154,6 +157,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
+		Actions:    env.Actions,
 		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
 	}
 	if pr := ev.PullRequest; pr != nil {

@@ -42,7 +42,7 @@ func (h *harness) startAgentAt(url, name string, capacity int, shutdown time.Dur
 		logw = os.Stderr
 	}
 	a, err := agent.New(agent.Config{Server: url, Token: tok, Labels: labels, Capacity: capacity,
-		Env: jobrun.Env{Backend: b, Host: b}, DataDir: h.t.TempDir(), ShutdownTimeout: shutdown,
+		Env: jobrun.Env{Backend: b, Host: b, Actions: h.actions}, DataDir: h.t.TempDir(), ShutdownTimeout: shutdown,
 		Version: "test", Hostname: name, Log: slog.New(slog.NewTextHandler(logw, nil)).With("agent", name)})
 	if err != nil {
 		h.t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -110,4 +111,6 @@ type Deps struct {
 	Log      *slog.Logger
 	// Stdout receives the start-up lines (URL, first admin token).
 	Stdout io.Writer
+	// Actions fetches the remote actions of the jobs this replica runs.
+	Actions exec.ActionResolver
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -41,6 +42,7 @@ type Server struct {
 	http     *http.Client   // for commit statuses
 	jobsDir  string
 	srcs     *srcCache // checked-out trees of commits, shared by their jobs
+	actions  exec.ActionResolver
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
 	handler   http.Handler
@@ -68,7 +70,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	s := &Server{
-		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log,
+		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log, actions: d.Actions,
 		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
 		hub:       logs.NewHub(),
 		filters:   trigger.NewCache(1024),

@@ -203,6 +203,8 @@ type Event struct {
 	DeliveryID string
 	// BodyHash de-duplicates the same body within 24 h for the same repo.
 	BodyHash []byte
+	// Headers are stored without those carrying secrets (tokens,
+	// signatures, authorization, cookies: secrets.IsSecretHeader).
 	Headers  map[string]string
 	Body     []byte
 	Received time.Time

@@ -17,7 +17,7 @@ type migration struct {
 	shared   []string
 	sqlite   []string
 	postgres []string
-	fill     func(ctx context.Context, tx *dbsql.Tx) error
+	fill     func(ctx context.Context, tx *dbsql.Tx, s *DB) error
 }
 
 // migrations[i] makes schema version i+1.
@@ -303,7 +303,23 @@ var migrations = []migration{
 			`CREATE INDEX audit_org ON audit (org_id, id)`,
 		},
 		fill: adoptTokens,
-	}, { // 9: quotas per organisation and metered build time (see quotas.go).
+	}, { // 9: credentials at rest. The repositories' webhook secret, status
+		// token and clone password are sealed with the server's key (when
+		// the store has one; otherwise at the first Open with one), and
+		// secret headers (X-Gitlab-Token, signatures) leave stored events.
+		fill: func(ctx context.Context, tx *dbsql.Tx, s *DB) error {
+			n := 0
+			if s.keys != nil {
+				var err error
+				if n, err = resealRepos(ctx, tx, s.keys, false); err != nil {
+					return err
+				}
+			}
+			m, err := scrubHeaders(ctx, tx)
+			s.rewrote = s.rewrote || n+m > 0
+			return err
+		},
+	}, { // 10: quotas per organisation and metered build time (see quotas.go).
 		shared: []string{
 			`CREATE TABLE quotas (
 				org_id {{key}} REFERENCES orgs(id),
@@ -327,7 +343,7 @@ var migrations = []migration{
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
@@ -370,7 +386,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 				}
 			}
 			if fill := migrations[v-1].fill; fill != nil {
-				if err := fill(ctx, tx); err != nil {
+				if err := fill(ctx, tx, s); err != nil {
 					return errs.E(op, errs.Invalid, "migration %d: %w", v, err)
 				}
 			}
@@ -386,7 +402,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 
 // fillLabelKeys computes label_key for the jobs that may still be leased;
 // ended jobs never are, and a large history stays untouched.
-func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
+func fillLabelKeys(ctx context.Context, tx *dbsql.Tx, _ *DB) error {
 	type row struct {
 		id     int64
 		labels string
@@ -412,7 +428,7 @@ func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
 // admin and admin of every organisation that has tokens. Each token keeps
 // its role as its scope, so it does exactly what it did before; tokens of
 // role agent, which no command made, are expired.
-func adoptTokens(ctx context.Context, tx *dbsql.Tx) error {
+func adoptTokens(ctx context.Context, tx *dbsql.Tx, _ *DB) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil || n == 0 {
 		return err

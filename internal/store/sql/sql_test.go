@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/store/storetest"
 )
@@ -88,16 +89,19 @@ func openTestPostgres(t testing.TB, opts Options) *DB {
 	return s
 }
 
+// The suite runs with credentials encrypted, as the server stores them.
 func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, _ := openTestSQLite(t, Options{})
+		s, _ := openTestSQLite(t, Options{Keys: secrets.NewKeyring(testKey(t))})
 		return s
 	})
 }
 
 func TestPostgres(t *testing.T) {
 	postgresDSN(t) // skips early without a server
-	storetest.Run(t, func(t *testing.T) store.Store { return openTestPostgres(t, Options{}) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTestPostgres(t, Options{Keys: secrets.NewKeyring(testKey(t))})
+	})
 }
 
 // dialects runs f against SQLite and, when configured, PostgreSQL, giving

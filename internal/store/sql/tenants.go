@@ -40,13 +40,17 @@ func (s *DB) CreateRepo(ctx context.Context, r *store.Repo) error {
 		return errs.E(op, errs.Invalid, "a repository needs an organisation and a name")
 	}
 	created := now()
+	sealed, err := s.sealRepo(r)
+	if err != nil {
+		return err
+	}
 	var id int64
-	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+	err = s.write(ctx, op, func(tx *dbsql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO repos (org_id, name, url, forge, secret, branch,
 			allow_sha1, status_token, api_url, clone_user, clone_password, created)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
-			r.OrgID, r.Name, r.URL, r.Forge, r.Secret, r.Branch, b2i(r.AllowSHA1), r.StatusToken, r.APIURL,
-			r.CloneUser, r.ClonePassword, us(created)).Scan(&id)
+			r.OrgID, r.Name, r.URL, r.Forge, sealed[0], r.Branch, b2i(r.AllowSHA1), sealed[1], r.APIURL,
+			r.CloneUser, sealed[2], us(created)).Scan(&id)
 	})
 	if errs.Is(err, errs.Conflict) {
 		return errs.E(op, errs.Conflict, "repository %q already exists", r.Name)
@@ -68,6 +72,9 @@ func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) 
 	if err != nil {
 		return nil, notFound("store.GetRepo", err, "no repository %d", id)
 	}
+	if err := s.openRepo(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -82,6 +89,9 @@ func (s *DB) RepoForHook(ctx context.Context, id int64) (*store.Repo, error) {
 	if err != nil {
 		return nil, notFound("store.RepoForHook", err, "no repository %d", id)
 	}
+	if err := s.openRepo(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -91,18 +101,21 @@ func (s *DB) RepoByName(ctx context.Context, orgID int64, name string) (*store.R
 	if err != nil {
 		return nil, notFound("store.RepoByName", err, "no repository %q", name)
 	}
+	if err := s.openRepo(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
 // AllRepos lists every organisation's repositories, for the server's own
 // loops (cron); no API reaches it.
 func (s *DB) AllRepos(ctx context.Context) ([]*store.Repo, error) {
-	rs, err := queryAll(ctx, s.r, scanRepo, `SELECT `+repoCols+` FROM repos ORDER BY id`)
+	rs, err := queryAll(ctx, s.r, s.scanRepo, `SELECT `+repoCols+` FROM repos ORDER BY id`)
 	return rs, mapErr("store.AllRepos", err)
 }
 
 // ListRepos lists the organisation's repositories by name.
 func (s *DB) ListRepos(ctx context.Context, orgID int64) ([]*store.Repo, error) {
-	rs, err := queryAll(ctx, s.r, scanRepo, `SELECT `+repoCols+` FROM repos WHERE org_id = $1 ORDER BY name`, orgID)
+	rs, err := queryAll(ctx, s.r, s.scanRepo, `SELECT `+repoCols+` FROM repos WHERE org_id = $1 ORDER BY name`, orgID)
 	return rs, mapErr("store.ListRepos", err)
 }
