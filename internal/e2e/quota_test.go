@@ -63,7 +63,9 @@ func TestQuotaTwoReplicasAndAgentPostgres(t *testing.T) {
 	g := newGitRepo(t, map[string]string{".github/workflows/quota.yml": quotaFlow(jobsFile), "n.txt": "0"})
 	shas := []string{g.git("rev-parse", "HEAD"), g.commit("change", map[string]string{"n.txt": "1"})}
 
-	flags := []string{"--database", dsn, "--lease-ttl", leaseTTL.String(), "--poll", "100ms", "--workers", "4"}
+	// One key for both replicas: each seals and opens the repository's credentials.
+	flags := []string{"--database", dsn, "--lease-ttl", leaseTTL.String(), "--poll", "100ms", "--workers", "4",
+		"--secret-key-file", filepath.Join(tmp, "secret.key")}
 	r1 := startServer(t, "r1", data1, true, append([]string{"--replica", "r1"}, flags...)...)
 	r2 := startServer(t, "r2", data2, false, append([]string{"--replica", "r2"}, flags...)...)
 	c := client{t: t, url: r1.url, token: r1.token}
