@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -121,6 +122,32 @@ func TestQuotaOnTheServer(t *testing.T) {
 	}
 	if js := h.jobs(refused.ID); len(js) != 0 {
 		t.Errorf("the refused run has %d jobs", len(js))
+	}
+	// Another organisation's admin learns nothing of this one's usage or quota.
+	other, err := h.st.CreateOrg(t.Context(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2 := &store.User{Name: "other-admin"}
+	if err := h.st.CreateUser(t.Context(), u2); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.SetMember(t.Context(), other.ID, u2.ID, store.OrgAdmin); err != nil {
+		t.Fatal(err)
+	}
+	sum2 := sha256.Sum256([]byte("cvy_other_admin"))
+	if err := h.st.CreateToken(t.Context(), &store.Token{OrgID: other.ID, UserID: u2.ID, Name: "o", Role: store.RoleAdmin, Hash: sum2[:]}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/usage?org=default", "/api/orgs/default/quota"} {
+		if code, b, _ := h.agentCall("GET", path, "cvy_other_admin", nil); code != http.StatusNotFound || strings.Contains(string(b), "build_seconds") {
+			t.Errorf("GET %s as another organisation's admin: %d %s; want 404", path, code, b)
+		}
+	}
+	var own api.Usage
+	if code, b, _ := h.agentCall("GET", "/api/usage", "cvy_other_admin", nil); code != http.StatusOK ||
+		json.Unmarshal(b, &own) != nil || own.Org != "other" || own.Jobs != 0 {
+		t.Errorf("GET /api/usage of its own organisation: %d %s", code, b)
 	}
 	var audit api.AuditList
 	h.api("GET", "/api/audit", nil, http.StatusOK, &audit)
