@@ -57,6 +57,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var actionSrc actionFlags
 	actionSrc.register(fs, false)
 	tools.register(fs)
+	cacheF := addCacheFlags(fs, "") // "": DATA/cache
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
 		fs.PrintDefaults()
@@ -127,6 +128,15 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			baseURL = "https://" + addr
 		}
 	}
+	if cacheF.dir == "" {
+		cacheF.dir = filepath.Join(data, "cache")
+	}
+	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	defer stopCache()
 	if workers <= 0 {
 		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
 	}
@@ -139,7 +149,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts})
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
+		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

@@ -71,6 +71,9 @@ type AgentAssignment struct {
 	// Keep are the matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (not run again): the executor's instance results.
 	Keep json.RawMessage `json:"keep,omitempty"`
+	// CacheToken is the job's ACTIONS_RUNTIME_TOKEN for the server's cache
+	// service (its repository and ref); empty when the server has none.
+	CacheToken string `json:"cache_token,omitempty"`
 	// MaxTimeoutMinutes caps the job's timeout-minutes: its
 	// organisation's quota (0: none).
 	MaxTimeoutMinutes int `json:"max_timeout_minutes,omitempty"`

@@ -72,6 +72,9 @@ type Options struct {
 	// actions/upload-artifact and actions/download-artifact (nil: those
 	// steps fail). Every job of the run shares it.
 	Artifacts artifact.Store
+	// Cache serves the native actions/cache steps and GitHub's cache
+	// protocol to jobs (zero: neither).
+	Cache Cache
 	// MatrixFilter keeps only the matrix legs whose values match (name to
 	// value as text), like act's --matrix; a job whose matrix lacks a
 	// name is not filtered by it.

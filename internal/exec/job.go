@@ -526,6 +526,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	handedOver = true
 	defer e.teardownLater(runCtx, jr, sb, removeDir, sandboxStart)
 	jr.dirs = sb.Dirs()
+	defer jr.releaseCache()
 	if d, ok := sb.(backend.Describer); ok {
 		jr.notice(d.Describe())
 	}

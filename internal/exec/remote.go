@@ -63,14 +63,7 @@ func newRemoteActions(r ActionResolver, jobDir string, notice func(string)) *rem
 // isRemoteAction reports whether a step's uses: is fetched: not run:, not
 // a local or docker:// action, not a native one.
 func isRemoteAction(uses string) bool {
-	return plan.StepKind(uses) == "remote-action" && !nativeAction(uses)
-}
-
-// nativeAction reports whether Conveyor runs uses itself: those take
-// precedence over fetching, whatever their version. Add new native
-// actions here (and to stepRun.execute).
-func nativeAction(uses string) bool {
-	return plan.IsCheckout(uses) || artifactAction(uses) != ""
+	return plan.StepKind(uses) == "remote-action" && !NativeAction(uses)
 }
 
 // preflight resolves every remote action of steps, and of the composite

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/actions"
+	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
@@ -451,5 +452,36 @@ func TestLocalCompositeIntoRemoteLoopStops(t *testing.T) {
 	res, rec := run(t, nil, "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: ./.github/actions/l\n", Options{Actions: g.cache(t, t.TempDir(), false), RepoDir: repo})
 	if resultOf(res, "j") != Failure || !strings.Contains(rec.dump(), "nested more than 10 deep") {
 		t.Fatalf("%s\n%s", resultsString(res), rec.dump())
+	}
+}
+
+// refusingResolver fails every fetch: native actions must never reach it.
+type refusingResolver struct{ asked []string }
+
+func (r *refusingResolver) Resolve(_ context.Context, ref actions.Ref) (*actions.Resolved, error) {
+	r.asked = append(r.asked, ref.Owner+"/"+ref.Repo)
+	return nil, errs.E("test", errs.Unavailable, "no network in this test")
+}
+
+// TestNativeActionsAreNeverFetched: checkout, the artifact actions and
+// the cache actions run natively whatever their ref; the resolver is not
+// asked for them.
+func TestNativeActionsAreNeverFetched(t *testing.T) {
+	repo := t.TempDir()
+	src := `on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/cache/restore@v4
+        with: {path: x, key: k}
+      - uses: actions/upload-artifact@v4
+        with: {name: n, path: nothing-here, if-no-files-found: ignore}
+`
+	r := &refusingResolver{}
+	_, rec := run(t, nil, src, Options{RepoDir: repo, Actions: r})
+	if len(r.asked) > 0 {
+		t.Errorf("the resolver was asked for %v\n%s", r.asked, rec.dump())
 	}
 }

@@ -109,6 +109,7 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 		env["GITHUB_ACTION_REPOSITORY"] = sc.source.repository
 		env["GITHUB_ACTION_REF"] = sc.source.ref
 	}
+	jr.cacheEnv(env)
 	for k, v := range files {
 		env[k] = v
 	}
@@ -273,6 +274,9 @@ func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
 	}
 	if kind := artifactAction(s.Uses); kind != "" {
 		return sr.artifactStep(ctx, c, kind)
+	}
+	if kind := cacheAction(s.Uses); kind != "" {
+		return sr.cacheStep(ctx, c, kind)
 	}
 	switch plan.StepKind(s.Uses) {
 	case "checkout":

@@ -117,6 +117,8 @@ type Env struct {
 	// Actions fetches remote actions and reusable workflows (the data
 	// folder's action cache).
 	Actions exec.ActionResolver
+	// Cache serves actions/cache and @actions/cache (zero: none).
+	Cache exec.Cache
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -158,6 +160,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 		Actions:    env.Actions,
+		Cache:      env.Cache,
 		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
 	}
 	if pr := ev.PullRequest; pr != nil {

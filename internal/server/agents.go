@@ -156,6 +156,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 	if len(job.Results) > 0 && json.Valid(job.Results) {
 		asg.Keep = json.RawMessage(job.Results)
 	}
+	asg.CacheToken = g.s.agentCacheToken(asg.Run)
 	if asg.MaxTimeoutMinutes, err = g.s.maxTimeout(ctx, run.OrgID); err != nil {
 		giveBack("the assignment could not be made: " + err.Error())
 		return nil, err

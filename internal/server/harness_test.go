@@ -21,6 +21,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	cexec "github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
@@ -53,6 +54,8 @@ type harnessOpts struct {
 	// actions fetches remote actions for the server's workers and the
 	// agents the test starts.
 	actions cexec.ActionResolver
+	// cache, when set, gives the server's Deps.Cache and CacheService.
+	cache func(baseURL string) (cexec.Cache, http.Handler, *cache.Tokens)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -93,7 +96,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	srv, err := New(cfg, Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions})
+	deps := Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	if o.cache != nil {
+		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

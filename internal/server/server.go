@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
@@ -46,6 +47,9 @@ type Server struct {
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
 	handler   http.Handler
+	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
+	// cacheTokens issues agents' jobs their cache tokens (nil: none).
+	cacheTokens *cache.Tokens
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -107,6 +111,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 		Store: d.Store, Accounts: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
 	}))
+	if d.CacheService != nil {
+		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
+			mux.Handle(p, d.CacheService)
+		}
+	}
+	s.cache = d.Cache
+	s.cacheTokens = d.CacheTokens
 	s.handler = mux
 	return s, nil
 }
