@@ -142,7 +142,9 @@ func TestCredentialsEncryptedAtRest(t *testing.T) {
 func TestMigrationSealsCredentials(t *testing.T) {
 	dialects(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
-		old, err := Open(ctx, dsn, Options{MaxMigration: 8}) // before migration 9 (credentials at rest)
+		// Schema 8: the release before credentials were sealed (schema 9);
+		// later migrations follow it.
+		old, err := Open(ctx, dsn, Options{MaxMigration: 8})
 		must(t, err)
 		repo := createTestRepo(t, old) // no keys: as the release before wrote it
 		var eventID int64

@@ -347,11 +347,31 @@ var migrations = []migration{
 			)`,
 			`CREATE INDEX job_tokens_job ON job_tokens (job_id)`,
 		},
+	}, { // 11: quotas per organisation and metered build time (see quotas.go).
+		shared: []string{
+			`CREATE TABLE quotas (
+				org_id {{key}} REFERENCES orgs(id),
+				max_jobs BIGINT NOT NULL DEFAULT 0,
+				max_timeout_minutes BIGINT NOT NULL DEFAULT 0,
+				monthly_build_seconds BIGINT NOT NULL DEFAULT 0,
+				updated BIGINT NOT NULL
+			)`,
+			`CREATE TABLE build_usage (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				month TEXT NOT NULL,
+				build_ms BIGINT NOT NULL DEFAULT 0,
+				jobs BIGINT NOT NULL DEFAULT 0,
+				PRIMARY KEY (org_id, month)
+			)`,
+			`ALTER TABLE jobs ADD COLUMN build_ms BIGINT NOT NULL DEFAULT 0`,
+			// Lease counts an organisation's running jobs against its quota.
+			`CREATE INDEX jobs_org_running ON jobs (org_id) WHERE status = 'running'`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
