@@ -42,6 +42,9 @@ func clientCommands() map[string]command {
 	for k, v := range secretCommands() {
 		m[k] = v
 	}
+	for k, v := range quotaCommands() {
+		m[k] = v
+	}
 	return m
 }
 
@@ -422,7 +425,11 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if j.WaitingReason != "" {
 			notes = append(notes, j.WaitingReason)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Key, j.Name, j.Status, j.Attempt,
+		status := j.Status
+		if j.Queue != "" {
+			status += ": " + j.Queue // queued: quota
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Key, j.Name, status, j.Attempt,
 			duration(j.Started, j.Finished), strings.Join(notes, "; "))
 	}
 	tw.Flush()

@@ -112,7 +112,7 @@ func specOf(asg *api.AgentAssignment) *jobrun.Spec {
 	return &jobrun.Spec{JobID: asg.JobID, Key: asg.Key, Name: asg.Name, RunID: r.ID, RunNumber: r.Number, RunAttempt: r.Attempt,
 		Workflow: r.Workflow, WorkflowYAML: []byte(r.WorkflowYAML), Event: r.Event, EventJSON: r.EventJSON,
 		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep),
-		Secrets: asg.Secrets, Vars: asg.Vars}
+		Secrets: asg.Secrets, Vars: asg.Vars, MaxTimeoutMinutes: asg.MaxTimeoutMinutes}
 }
 
 // heartbeat extends the lease until ctx ends. A cancelled run stops the
@@ -148,7 +148,7 @@ func (a *Agent) heartbeat(ctx context.Context, j client.Job, stop context.Cancel
 // complete reports the result, retrying while the server cannot be
 // reached (the heartbeat keeps the lease meanwhile).
 func (a *Agent) complete(j client.Job, c store.Completion, log *slog.Logger) {
-	in := api.AgentCompletion{Status: c.Status, Outputs: c.Outputs, Results: c.Results, Error: c.Error}
+	in := api.AgentCompletion{Status: c.Status, Outputs: c.Outputs, Results: c.Results, Error: c.Error, BuildMS: c.Build.Milliseconds()}
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
 		err := a.cl.Complete(a.hard, j, in)

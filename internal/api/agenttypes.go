@@ -79,6 +79,9 @@ type AgentAssignment struct {
 	// them in memory and masks every secret in the job's output.
 	Secrets map[string]string `json:"secrets,omitempty"`
 	Vars    map[string]string `json:"vars,omitempty"`
+	// MaxTimeoutMinutes caps the job's timeout-minutes: its
+	// organisation's quota (0: none).
+	MaxTimeoutMinutes int `json:"max_timeout_minutes,omitempty"`
 }
 
 // AgentRun is the run of an assigned job, as it was planned.
@@ -116,6 +119,10 @@ type AgentCompletion struct {
 	Outputs map[string]string `json:"outputs,omitempty"`
 	Results json.RawMessage   `json:"results,omitempty"`
 	Error   string            `json:"error,omitempty"`
+	// BuildMS is the life of the job's sandboxes in milliseconds (setup
+	// to teardown), metered to the organisation; the server caps it at
+	// the lease's length.
+	BuildMS int64 `json:"build_ms,omitempty"`
 }
 
 // AgentRelease hands a job back (shutdown deadline): it is queued again.

@@ -89,6 +89,9 @@ type Deps struct {
 	// JobTokens the jobs' GITHUB_TOKENs (nil: they are refused).
 	Secrets   store.Secrets
 	JobTokens store.JobTokens
+	// Quotas serves organisations' quotas and usage (nil: those routes
+	// answer 503).
+	Quotas QuotaStore
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -154,7 +157,7 @@ func routes() []route {
 		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
 		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
 		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
-	}, accountRoutes(), secretRoutes())
+	}, accountRoutes(), secretRoutes(), quotaRoutes())
 }
 
 type server struct {

@@ -9,7 +9,7 @@ import (
 )
 
 // The OpenAPI 3 document is hand-written in five files (the agent, artifact,
-// account and secret routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// account, secret and quota routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -22,8 +22,10 @@ var (
 	openapiAccounts []byte
 	//go:embed openapi_secrets.json
 	openapiSecrets []byte
+	//go:embed openapi_quotas.json
+	openapiQuotas []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts), openapiSecrets)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts), openapiSecrets), openapiQuotas)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

@@ -138,6 +138,11 @@ type Job struct {
 	WaitingReason string `json:"waiting_reason,omitempty"`
 	// ConcurrencyGroup is the job's evaluated concurrency: group.
 	ConcurrencyGroup string `json:"concurrency_group,omitempty"`
+	// Queue says why a queued job is not leased: "quota" while its
+	// organisation runs its maximum of concurrent jobs.
+	Queue string `json:"queue,omitempty"`
+	// BuildSeconds is the job's metered sandbox time (once completed).
+	BuildSeconds float64 `json:"build_seconds,omitempty"`
 }
 
 // Attempt is an interrupted attempt of a job.
@@ -213,6 +218,11 @@ func toJob(j *store.Job, interrupted []*store.Attempt) Job {
 	if j.GroupWait {
 		out.WaitingReason = "waiting for concurrency group " + j.ConcurrencyGroup
 	}
+	if j.QuotaWait {
+		out.Queue = "quota"
+		out.WaitingReason = "queued: quota (the organisation runs its maximum of concurrent jobs)"
+	}
+	out.BuildSeconds = j.Build.Seconds()
 	if json.Valid(j.Results) {
 		out.Results = j.Results
 	}

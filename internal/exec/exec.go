@@ -85,6 +85,9 @@ type Options struct {
 	// Actions fetches remote actions and reusable workflows (nil: a job
 	// that uses one fails before its first step, saying so).
 	Actions ActionResolver
+	// MaxTimeout, when set, caps every job's timeout-minutes (and the
+	// 360-minute default); a capped job says so in its log.
+	MaxTimeout time.Duration
 }
 
 // Event is what triggered the run, and the repository facts GitHub puts in
@@ -156,6 +159,26 @@ type Executor struct {
 	teardowns sync.WaitGroup
 	// nodes are the node programs each sandbox has (node.go).
 	nodes nodeCache
+	// sandboxTime adds up each sandbox's life, from the start of its
+	// setup to the end of its teardown (under mu).
+	sandboxTime time.Duration
+}
+
+// SandboxTime is the time job sandboxes have existed so far, each from
+// the start of its setup to the end of its teardown: what a server meters
+// as build time. Teardowns still running are not in it yet (Run and
+// RunJob wait for them).
+func (e *Executor) SandboxTime() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sandboxTime
+}
+
+func (e *Executor) addSandboxTime(since time.Time) {
+	d := time.Since(since)
+	e.mu.Lock()
+	e.sandboxTime += d
+	e.mu.Unlock()
 }
 
 // New returns an Executor. Options are copied.

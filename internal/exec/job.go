@@ -465,6 +465,10 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		}
 		timeout = d
 	}
+	if limit := e.opts.MaxTimeout; limit > 0 && timeout > limit {
+		jr.notice(fmt.Sprintf("The job's timeout of %v is capped to %v, the most its organisation's quota allows", timeout, limit))
+		timeout = limit
+	}
 	jobCtx, cancelJob := context.WithTimeout(ctx, timeout)
 	defer cancelJob()
 
@@ -504,9 +508,11 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	spec.Name = jr.name
 
 	setupLog := jr.noticeWriter()
+	sandboxStart := time.Now()
 	sb, err := sbBackend.Setup(jobCtx, spec, setupLog)
 	setupLog.Flush()
 	if err != nil {
+		e.addSandboxTime(sandboxStart)
 		if runCtx.Err() != nil {
 			return finish(Cancelled, nil)
 		}
@@ -518,7 +524,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	}
 	jr.sb = sb
 	handedOver = true
-	defer e.teardownLater(runCtx, jr, sb, removeDir)
+	defer e.teardownLater(runCtx, jr, sb, removeDir, sandboxStart)
 	jr.dirs = sb.Dirs()
 	defer jr.releaseCache()
 	if d, ok := sb.(backend.Describer); ok {
@@ -601,7 +607,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 // background: the job's slot and the jobs that need it do not wait for the
 // engine's removal (a container's takes 100–300 ms). Run and RunJob wait
 // for every teardown before they return, so nothing outlives them.
-func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.Sandbox, removeDir bool) {
+func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.Sandbox, removeDir bool, started time.Time) {
 	e.teardowns.Add(1)
 	go func() {
 		defer e.teardowns.Done()
@@ -611,6 +617,7 @@ func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.
 		if err := sb.Teardown(tctx); err != nil {
 			jr.notice("teardown: " + err.Error())
 		}
+		e.addSandboxTime(started)
 		if removeDir {
 			os.RemoveAll(jr.jobDir)
 		}

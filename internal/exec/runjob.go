@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/expr"
@@ -23,6 +24,10 @@ type JobOutcome struct {
 	Outputs   map[string]string `json:"outputs,omitempty"`
 	Instances []*JobResult      `json:"instances"`
 	Summaries []Summary         `json:"summaries,omitempty"`
+	// Build is the life of the job's sandboxes (SandboxTime) during this
+	// call; it includes other calls' sandboxes running on the same
+	// Executor meanwhile.
+	Build time.Duration `json:"build,omitempty"`
 }
 
 // RunJob runs one job of pw (every matrix instance, or the called workflow
@@ -67,7 +72,7 @@ func (e *Executor) RunJob(ctx context.Context, pw *plan.Workflow, jobID string, 
 		nodes[id] = n
 	}
 	e.mu.Lock()
-	first, firstSummary := len(e.result.Jobs), len(e.result.Summaries)
+	first, firstSummary, sandboxBefore := len(e.result.Jobs), len(e.result.Summaries), e.sandboxTime
 	e.mu.Unlock()
 	node := &jobNode{pj: target, done: make(chan struct{})}
 	nodes[target.ID] = node
@@ -82,6 +87,7 @@ func (e *Executor) RunJob(ctx context.Context, pw *plan.Workflow, jobID string, 
 	e.mu.Lock()
 	out.Instances = append(out.Instances, e.result.Jobs[first:]...)
 	out.Summaries = append(out.Summaries, e.result.Summaries[firstSummary:]...)
+	out.Build = e.sandboxTime - sandboxBefore
 	e.mu.Unlock()
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -60,6 +61,9 @@ type Spec struct {
 	// them for the job's repository and environment); every secret value
 	// is masked in the job's output. Held in memory only.
 	Secrets, Vars map[string]string
+	// MaxTimeoutMinutes caps the job's timeout-minutes: its organisation's
+	// quota (0: none).
+	MaxTimeoutMinutes int
 }
 
 // KeepOf reads the instances a queued job keeps: a re-run of failed jobs
@@ -161,8 +165,9 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
 		Secrets: spec.Secrets, Vars: spec.Vars,
-		Actions: env.Actions,
-		Cache:   env.Cache,
+		Actions:    env.Actions,
+		Cache:      env.Cache,
+		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
@@ -172,7 +177,7 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		return Fail(rep, "%v", err)
 	}
 	results, _ := json.Marshal(out.Instances)
-	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results}
+	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results, Build: out.Build}
 	for _, in := range out.Instances {
 		if in.Error != "" {
 			c.Error = in.Error

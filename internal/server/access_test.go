@@ -36,6 +36,9 @@ var routeAccess = map[string]string{
 	"PUT /api/users/{name}/role":                "admin:admin",
 	"DELETE /api/users/{name}":                  "admin:admin",
 	"GET /api/audit":                            "admin:read",
+	"GET /api/orgs/{org}/quota":                 "viewer:read",
+	"PUT /api/orgs/{org}/quota":                 "server:admin",
+	"GET /api/usage":                            "viewer:read",
 	"POST /api/repos":                           "maintainer:admin",
 	"GET /api/repos":                            "viewer:read",
 	"GET /api/repos/{id}":                       "viewer:read",
@@ -324,7 +327,7 @@ func (fx *accessFixture) path(t *testing.T, rt string, c *accessCaller) string {
 		}
 		p += "?repo=" + itoa(fx.h.repo.ID)
 	}
-	r := strings.NewReplacer("{job}", itoa(fx.job), "{name}", "target")
+	r := strings.NewReplacer("{job}", itoa(fx.job), "{name}", "target", "{org}", "default")
 	if strings.Contains(p, "artifacts/{name}") {
 		r = strings.NewReplacer("{name}", "leaky-artifact")
 	}

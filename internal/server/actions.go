@@ -84,6 +84,9 @@ func (s *Server) Dispatch(ctx context.Context, orgID, repoID int64, in api.Dispa
 	if ref == "" {
 		ref = repo.Branch
 	}
+	if err := s.overMonthlyLimit(ctx, orgID); err != nil {
+		return 0, err
+	}
 	key := repoKey(repo)
 	if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
 		return 0, err
@@ -171,6 +174,9 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 	}
 	if !store.Terminal(old.Status) {
 		return nil, errs.E("rerun", errs.Conflict, "run %d is still %s", runID, old.Status)
+	}
+	if err := s.overMonthlyLimit(ctx, orgID); err != nil {
+		return nil, err
 	}
 	jobs, err := s.store.Jobs(ctx, orgID, runID)
 	if err != nil {

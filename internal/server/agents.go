@@ -162,6 +162,10 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		asg.Keep = json.RawMessage(job.Results)
 	}
 	asg.CacheToken = g.s.agentCacheToken(asg.Run)
+	if asg.MaxTimeoutMinutes, err = g.s.maxTimeout(ctx, run.OrgID); err != nil {
+		giveBack("the assignment could not be made: " + err.Error())
+		return nil, err
+	}
 	if len(needs) > 0 {
 		asg.Needs = map[string]api.AgentNeed{}
 		for k, n := range needs {
@@ -243,7 +247,7 @@ func (g *agentService) Complete(ctx context.Context, a *store.Agent, jobID, toke
 		return err
 	}
 	err = g.s.store.Complete(ctx, jobID, token, store.Completion{Status: c.Status, Outputs: c.Outputs,
-		Results: c.Results, Error: clip(c.Error, 4096)})
+		Results: c.Results, Error: clip(c.Error, 4096), Build: agentBuild(c.BuildMS, j.Started, time.Now())})
 	if err != nil {
 		return err
 	}

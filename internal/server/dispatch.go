@@ -160,6 +160,9 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 	if spec.Secrets, spec.Vars, err = s.jobValues(ctx, run, job); err != nil {
 		return jobrun.Fail(sink, "reading the job's secrets and variables: %v", err)
 	}
+	if spec.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
+		return jobrun.Fail(sink, "reading the organisation's quota: %v", err)
+	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
 	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)

@@ -291,6 +291,9 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 			runs = append(runs, *nr)
 		}
 	}
+	if err := s.refuseOverLimit(ctx, repo.OrgID, runs); err != nil {
+		return nil, err
+	}
 	return runs, nil
 }
 

@@ -114,7 +114,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/api/", api.New(api.Deps{
-		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
+		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
 	}))
 	if d.CacheService != nil {

@@ -6,7 +6,7 @@
 // that every implementation passes.
 //
 // Callers get the small interface they use (Orgs, Users, Tokens, Audit, Repos, Events, Runs,
-// Queue, Agents, Logs, Artifacts, Crons, Outbox); Store bundles them for wiring in main.
+// Queue, Agents, Logs, Artifacts, Crons, Outbox, Quotas); Store bundles them for wiring in main.
 package store
 
 import (
@@ -330,6 +330,11 @@ type Job struct {
 	Queued     time.Time
 	Started    time.Time
 	Finished   time.Time
+	// QuotaWait is set on a queued job that its organisation's maximum
+	// of concurrent jobs keeps from being leased ("queued: quota"). Build
+	// is the sandbox time metered when the job completed.
+	QuotaWait bool
+	Build     time.Duration
 }
 
 // Attempt is a past attempt of a job that was interrupted (lease lost),
@@ -381,7 +386,36 @@ type Completion struct {
 	Outputs map[string]string
 	Results []byte
 	Error   string
+	// Build is the sandbox time the job used (sandbox start to teardown),
+	// metered to its organisation's month (Quotas.Usage).
+	Build time.Duration
 }
+
+// Quota is an organisation's limits; a zero field is no limit.
+type Quota struct {
+	OrgID int64
+	// MaxConcurrentJobs caps the organisation's running jobs, across
+	// replicas and agents: Lease passes over its queued jobs while it has
+	// that many running.
+	MaxConcurrentJobs int
+	// MaxTimeoutMinutes caps every job's timeout-minutes (default 360).
+	MaxTimeoutMinutes int
+	// MonthlyBuildSeconds is the build time after which new runs are
+	// refused until the month (UTC) ends.
+	MonthlyBuildSeconds int64
+	Updated             time.Time
+}
+
+// Usage is an organisation's metered build time in one month (UTC).
+type Usage struct {
+	OrgID int64
+	Month string // "2026-12"
+	Build time.Duration
+	Jobs  int64 // completions metered
+}
+
+// Month is the usage month of t: "2026-12" (UTC).
+func Month(t time.Time) string { return t.UTC().Format("2006-01") }
 
 // Agent is a remote machine that leases jobs with an agent token. The
 // server identifies an agent by its token only, never by what it sends.
@@ -739,6 +773,18 @@ type Outbox interface {
 	StatusSent(ctx context.Context, id int64, err string, next time.Time, giveUp bool) error
 }
 
+// Quotas stores organisations' limits and metered build time.
+type Quotas interface {
+	// Quota returns the organisation's limits (zero: none set).
+	Quota(ctx context.Context, orgID int64) (*Quota, error)
+	// SetQuota replaces the organisation's limits (NotFound: no such
+	// organisation; Invalid: a negative limit).
+	SetQuota(ctx context.Context, q *Quota) error
+	// Usage returns the organisation's metered build time in month
+	// ("2026-12"; zero when nothing was metered).
+	Usage(ctx context.Context, orgID int64, month string) (*Usage, error)
+}
+
 // Store is every interface plus lifecycle, for wiring in main.
 type Store interface {
 	Orgs
@@ -756,6 +802,7 @@ type Store interface {
 	Artifacts
 	Secrets
 	JobTokens
+	Quotas
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

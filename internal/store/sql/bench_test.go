@@ -136,3 +136,22 @@ func BenchmarkLeaseComplete(b *testing.B) {
 		must(b, s.Complete(ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}))
 	}
 }
+
+// BenchmarkLeaseCompleteQuota: BenchmarkLeaseComplete for an organisation
+// with a maximum of concurrent jobs, which Lease counts against.
+func BenchmarkLeaseCompleteQuota(b *testing.B) {
+	s, repo, _ := repoSQLite(b)
+	ctx := context.Background()
+	must(b, s.SetQuota(ctx, &store.Quota{OrgID: repo.OrgID, MaxConcurrentJobs: 4}))
+	for b.Loop() {
+		b.StopTimer()
+		_, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID, OrgID: repo.OrgID}, Jobs: []*store.Job{{Key: "a"}}}})
+		must(b, err)
+		b.StartTimer()
+		l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute})
+		if err != nil || l == nil {
+			b.Fatal(l, err)
+		}
+		must(b, s.Complete(ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess, Build: time.Second}))
+	}
+}

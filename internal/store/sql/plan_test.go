@@ -13,7 +13,7 @@ import (
 // planner has no statistics to go by: a full scan here grows with history.
 func TestQueryPlans(t *testing.T) {
 	s, _ := openTestSQLite(t, Options{})
-	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7})
+	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7}, 3)
 	agentLease, _ := s.leaseQuery(store.LeaseRequest{OrgID: 1, Labels: []string{"linux"}}, nil)
 	cases := []struct {
 		name, query string
@@ -25,6 +25,7 @@ func TestQueryPlans(t *testing.T) {
 		{"Lease", lease, []string{"SCAN j USING INDEX jobs_queue", "INDEX jobs_repo (repo_id=? AND status=?)"}},
 		{"Lease by org and labels", agentLease, []string{"SEARCH j USING INDEX jobs_queue_org (org_id=?)"}},
 		{"Expire", qExpired, []string{"INDEX jobs_lease"}},
+		{"quota wait", qQuotaWait, []string{"INDEX jobs_run (run_id=?)", "INDEX jobs_org_running (org_id=?)"}},
 		{"RunningJobs", qRunningJobs, []string{"INDEX jobs_owner (lease_owner=?)"}},
 		{"ClaimStatuses", s.claimStatusesQuery(), []string{"INDEX statuses_due"}},
 		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},

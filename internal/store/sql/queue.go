@@ -33,11 +33,11 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		out = nil
 		t := now()
-		var excluded []int64 // repositories found at their limit by a recount
+		var excluded, fullOrgs []int64 // repositories and organisations found at their limit by a recount
 		for range 8 {
-			q, args := s.leaseQuery(req, excluded)
-			var id, runID, repoID int64
-			err := tx.QueryRowContext(ctx, q, args...).Scan(&id, &runID, &repoID)
+			q, args := s.leaseQuery(req, excluded, fullOrgs...)
+			var id, runID, repoID, orgID int64
+			err := tx.QueryRowContext(ctx, q, args...).Scan(&id, &runID, &repoID, &orgID)
 			if errors.Is(err, dbsql.ErrNoRows) {
 				return nil
 			}
@@ -57,6 +57,16 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 				}
 				if running >= req.RepoLimit {
 					excluded = append(excluded, repoID)
+					continue
+				}
+			}
+			if s.dialect == dialectPostgres {
+				ok, err := s.quotaRecount(ctx, tx, orgID)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					fullOrgs = append(fullOrgs, orgID)
 					continue
 				}
 			}
@@ -93,11 +103,12 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 }
 
 // leaseQuery selects the next job for req: highest priority, then oldest,
-// among queued jobs of runs that are not blocked. Every condition is in
-// the query, so a job that req may not run is passed over, never taken
-// and never in the way of the jobs behind it.
-func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64) (string, []any) {
-	q := `SELECT j.id, j.run_id, j.repo_id FROM jobs j WHERE j.status = 'queued' AND j.held = 0`
+// among queued jobs of runs that are not blocked, of organisations below
+// their quota of concurrent jobs. Every condition is in the query, so a job
+// that req may not run is passed over, never taken and never in the way of
+// the jobs behind it. excluded repositories and fullOrgs are passed over.
+func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64, fullOrgs ...int64) (string, []any) {
+	q := `SELECT j.id, j.run_id, j.repo_id, j.org_id FROM jobs j WHERE j.status = 'queued' AND j.held = 0` + quotaFull
 	var args []any
 	if req.OrgID != 0 {
 		args = append(args, req.OrgID)
@@ -117,6 +128,12 @@ func (s *DB) leaseQuery(req store.LeaseRequest, excluded []int64) (string, []any
 		q += ` AND j.repo_id NOT IN (` + placeholders(len(args)+1, len(excluded)) + `)`
 		for _, r := range excluded {
 			args = append(args, r)
+		}
+	}
+	if len(fullOrgs) > 0 {
+		q += ` AND j.org_id NOT IN (` + placeholders(len(args)+1, len(fullOrgs)) + `)`
+		for _, o := range fullOrgs {
+			args = append(args, o)
 		}
 	}
 	if req.RepoLimit > 0 {
@@ -208,6 +225,9 @@ func (s *DB) Complete(ctx context.Context, jobID, token int64, c store.Completio
 				return err
 			}
 			return s.lostLease(ctx, tx, op, jobID, token)
+		}
+		if err := s.meter(ctx, tx, jobID, c.Build, t); err != nil {
+			return err
 		}
 		return s.advanceRun(ctx, tx, runID, t)
 	})

@@ -132,16 +132,17 @@ func scanRun(sc scanner) (*store.Run, error) {
 
 const jobCols = `id, run_id, org_id, repo_id, job_key, name, needs, status, priority, labels, backend,
 	attempt, max_attempts, outputs, results, error, lease_owner, lease_token, lease_expires,
-	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held`
+	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held, build_ms`
 
 func scanJob(sc scanner) (*store.Job, error) {
 	var j store.Job
 	var needs, labels, outputs string
-	var expires, created, queued, started, finished, held int64
+	var expires, created, queued, started, finished, held, buildMS int64
 	err := sc.Scan(&j.ID, &j.RunID, &j.OrgID, &j.RepoID, &j.Key, &j.Name, &needs, &j.Status, &j.Priority,
 		&labels, &j.Backend, &j.Attempt, &j.MaxAttempts, &outputs, &j.Results, &j.Error, &j.LeaseOwner,
 		&j.LeaseToken, &expires, &j.CancelRequested, &j.ReusedFrom, &created, &queued, &started, &finished,
-		&j.ConcurrencyGroup, &j.CancelInProgress, &held)
+		&j.ConcurrencyGroup, &j.CancelInProgress, &held, &buildMS)
+	j.Build = time.Duration(buildMS) * time.Millisecond
 	j.GroupWait = j.Status == store.StatusQueued && (held == heldGroup || held == heldAdmit)
 	j.Needs, j.Labels, j.Outputs = decodeList(needs), decodeList(labels), decodeMap(outputs)
 	j.LeaseExpires, j.Created, j.Queued, j.Started, j.Finished = tm(expires), tm(created), tm(queued), tm(started), tm(finished)

@@ -272,6 +272,9 @@ func (s *DB) Jobs(ctx context.Context, orgID, runID int64) ([]*store.Job, error)
 		return nil, err
 	}
 	js, err := queryAll(ctx, s.r, scanJob, `SELECT `+jobCols+` FROM jobs WHERE run_id = $1 ORDER BY id`, runID)
+	if err == nil {
+		err = s.markQuotaWait(ctx, runID, 0, js)
+	}
 	return js, mapErr(op, err)
 }
 
@@ -280,6 +283,9 @@ func (s *DB) GetJob(ctx context.Context, orgID, jobID int64) (*store.Job, error)
 	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1 AND org_id = $2`, jobID, orgID))
 	if err != nil {
 		return nil, notFound("store.GetJob", err, "no job %d", jobID)
+	}
+	if err := s.markQuotaWait(ctx, 0, jobID, []*store.Job{j}); err != nil {
+		return nil, mapErr("store.GetJob", err)
 	}
 	return j, nil
 }

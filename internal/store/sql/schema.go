@@ -347,13 +347,33 @@ var migrations = []migration{
 			)`,
 			`CREATE INDEX job_tokens_job ON job_tokens (job_id)`,
 		},
-	}, { // 11: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
+	}, { // 11: quotas per organisation and metered build time (see quotas.go).
+		shared: []string{
+			`CREATE TABLE quotas (
+				org_id {{key}} REFERENCES orgs(id),
+				max_jobs BIGINT NOT NULL DEFAULT 0,
+				max_timeout_minutes BIGINT NOT NULL DEFAULT 0,
+				monthly_build_seconds BIGINT NOT NULL DEFAULT 0,
+				updated BIGINT NOT NULL
+			)`,
+			`CREATE TABLE build_usage (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				month TEXT NOT NULL,
+				build_ms BIGINT NOT NULL DEFAULT 0,
+				jobs BIGINT NOT NULL DEFAULT 0,
+				PRIMARY KEY (org_id, month)
+			)`,
+			`ALTER TABLE jobs ADD COLUMN build_ms BIGINT NOT NULL DEFAULT 0`,
+			// Lease counts an organisation's running jobs against its quota.
+			`CREATE INDEX jobs_org_running ON jobs (org_id) WHERE status = 'running'`,
+		},
+	}, { // 12: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
 		shared: []string{`ALTER TABLE repos ADD COLUMN run_test_deliveries BIGINT NOT NULL DEFAULT 0`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
