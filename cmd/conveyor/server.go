@@ -112,7 +112,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "conveyor server: secret key: with PostgreSQL every replica must seal credentials with the same key: set %s on every replica (make one with `conveyor admin new-key`), or --secret-key-file naming a key file they share\n", envSecretKey)
 		return 2
 	}
-	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(!shared)
+	// A key file named on purpose (shared storage) is made when missing.
+	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(!shared || keyFile != "")
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
 		return 1
