@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 )
 
 // Flags beat CONVEYOR_* variables, which beat the config file.
@@ -56,5 +59,24 @@ func TestServerConfigPrecedence(t *testing.T) {
 	_ = fs.Parse(nil)
 	if err := applyEnvAndFile(fs, ""); err == nil || !strings.Contains(err.Error(), "CONVEYOR_LEASE_TTL") {
 		t.Errorf("bad env value: %v", err)
+	}
+}
+
+// With PostgreSQL a per-replica key file would split the sealed
+// credentials between replicas: the server refuses to start without a key
+// given on purpose, before it touches the database; admin new-key makes one.
+func TestServerPostgresNeedsASharedKey(t *testing.T) {
+	t.Setenv("CONVEYOR_SECRET_KEY", "")
+	var out, errOut strings.Builder
+	code := serverMain(context.Background(), []string{"--data", t.TempDir(), "--database", "postgres://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "every replica must seal credentials with the same key") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	out.Reset()
+	if code := adminMain(context.Background(), []string{"new-key"}, &out, &errOut); code != 0 {
+		t.Fatalf("admin new-key: exit %d: %s", code, errOut.String())
+	}
+	if _, err := secrets.ParseKey(strings.TrimSpace(out.String())); err != nil {
+		t.Errorf("admin new-key printed %q: %v", out.String(), err)
 	}
 }
