@@ -434,6 +434,19 @@ type Expired struct {
 	Reason  string
 }
 
+// LogReadBytes bounds the output one ReadLog call returns (see Logs).
+const LogReadBytes = 1 << 20
+
+// LogPageEnd says whether a page ReadLog returned for limit is the last
+// one for now (see Logs).
+func LogPageEnd(chunks []LogChunk, limit int) bool {
+	n := 0
+	for _, c := range chunks {
+		n += len(c.Data)
+	}
+	return len(chunks) < limit && n < LogReadBytes
+}
+
 // LogChunk is a piece of a job's masked output. Seq starts at 1 and has no
 // gaps per job.
 type LogChunk struct {
@@ -666,7 +679,10 @@ type Logs interface {
 	// 0 when it has none), that chunk's seq is returned with dup set and
 	// nothing is stored.
 	RetryLog(ctx context.Context, jobID, prev int64, data []byte) (seq int64, dup bool, err error)
-	// ReadLog returns chunks with Seq > after, at most limit.
+	// ReadLog returns chunks with Seq > after, in order: at most limit,
+	// and no more once they hold LogReadBytes (at least one chunk), so a
+	// reader never holds much more than that. A page shorter than limit
+	// whose chunks hold less than LogReadBytes is the end of the log.
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }
 

@@ -325,9 +325,11 @@ func (f *Fake) ReadLog(_ context.Context, orgID, jobID, after int64, limit int) 
 		return nil, errs.E("fake", errs.NotFound, "job %d", jobID)
 	}
 	var out []store.LogChunk
+	size := 0
 	for _, c := range f.chunks[jobID] {
-		if c.Seq > after && len(out) < limit {
+		if c.Seq > after && len(out) < limit && size < store.LogReadBytes {
 			out = append(out, c)
+			size += len(c.Data)
 		}
 	}
 	return out, nil

@@ -61,7 +61,8 @@ func (s *DB) RetryLog(ctx context.Context, jobID, prev int64, data []byte) (int6
 }
 
 // ReadLog returns up to limit chunks of a job of the organisation with
-// Seq > after.
+// Seq > after, stopping once they hold store.LogReadBytes: rows are
+// scanned one at a time, so the rest of the page is never loaded.
 func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error) {
 	const op = "store.ReadLog"
 	if _, err := s.GetJob(ctx, orgID, jobID); err != nil {
@@ -70,15 +71,25 @@ func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) 
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	cs, err := queryAll(ctx, s.r, func(sc scanner) (store.LogChunk, error) {
-		var c store.LogChunk
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, data, at FROM log_chunks
+		WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, jobID, after, limit)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	defer rows.Close()
+	var out []store.LogChunk
+	size := 0
+	for size < store.LogReadBytes && rows.Next() {
+		c := store.LogChunk{JobID: jobID}
 		var at int64
-		err := sc.Scan(&c.JobID, &c.Seq, &c.Data, &at)
+		if err := rows.Scan(&c.Seq, &c.Data, &at); err != nil {
+			return nil, mapErr(op, err)
+		}
 		c.Time = tm(at)
-		return c, err
-	}, `SELECT job_id, seq, data, at FROM log_chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		jobID, after, limit)
-	return cs, mapErr(op, err)
+		size += len(c.Data)
+		out = append(out, c)
+	}
+	return out, mapErr(op, rows.Err())
 }
 
 // ClaimStatuses returns up to n reports due at now and pushes their next
