@@ -319,11 +319,18 @@ var migrations = []migration{
 			s.rewrote = s.rewrote || n+m > 0
 			return err
 		},
+	}, { // 10: history. Log chunks may be zstd-compressed (older ones stay
+		// readable as they are); the runs list filtered by status reads an
+		// index.
+		shared: []string{
+			`ALTER TABLE log_chunks ADD COLUMN compressed BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX runs_org_status ON runs (org_id, status, id)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
