@@ -21,9 +21,10 @@ const logFollowers = 10
 // floor is the same server's RSS idle before the run.
 func serverLogs(h *harness) []row {
 	mb := h.logMB
-	// 100-byte lines of text, as a chatty build prints them.
-	step := fmt.Sprintf(`yes "%s" | head -c %d`, "log line of a chatty build, padded to a hundred bytes with text that compresses like real output", int64(mb)<<20)
-	wf := "on: push\njobs:\n  big:\n    runs-on: ubuntu-latest\n    steps:\n      - run: '" + step + "'\n"
+	// Numbered lines with varying numbers, which compress about as well
+	// as a build's output (not one line repeated).
+	step := fmt.Sprintf(`awk 'BEGIN { srand(7); for (i = 1; ; i++) printf "%%09d [build] step %%d: compiling pkg/%%x/%%x.go in %%.3f ms\n", i, i %% 17, int(rand() * 65536), int(rand() * 4096), rand() * 100 }' | head -c %d`, int64(mb)<<20)
+	wf := "on: push\njobs:\n  big:\n    runs-on: ubuntu-latest\n    steps:\n      - run: |\n          " + step + "\n"
 	srv := h.startServer("logs")
 	defer srv.stop()
 	r := h.dispatchRepo(srv, "octo/logs", wf)
