@@ -8,8 +8,8 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// The OpenAPI 3 document is hand-written in four files (the agent, artifact
-// and account routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// The OpenAPI 3 document is hand-written in five files (the agent, artifact,
+// account and retention routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -20,8 +20,11 @@ var (
 	openapiArtifacts []byte
 	//go:embed openapi_accounts.json
 	openapiAccounts []byte
+	//go:embed openapi_retention.json
+	openapiRetention []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts),
+		openapiAccounts), openapiRetention)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

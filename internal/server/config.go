@@ -56,6 +56,8 @@ type Config struct {
 	// MaxArtifactSize caps one artifact's stored (compressed) size in
 	// bytes (default DefaultMaxArtifactSize); bigger uploads fail with 413.
 	MaxArtifactSize int64
+	// Sweep tunes the retention sweeper.
+	Sweep Sweep
 	// Version is reported by the API.
 	Version string
 	// Now is the clock cron reads (default time.Now); tests drive it.
@@ -97,6 +99,7 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Sweep.defaults()
 }
 
 // Backends are the sandboxes jobs run in (see exec.Options).

@@ -741,6 +741,35 @@ type Outbox interface {
 	StatusSent(ctx context.Context, id int64, err string, next time.Time, giveUp bool) error
 }
 
+// Retention is how many days each kind of history is kept after its run
+// finished. nil: a repository's setting follows its organisation's, an
+// organisation's keeps forever. Runs go with their jobs, logs, artifacts
+// and commit statuses; logs and artifacts may go sooner than their run.
+type Retention struct {
+	RunsDays      *int `json:"runs_days"`
+	LogsDays      *int `json:"logs_days"`
+	ArtifactsDays *int `json:"artifacts_days"`
+}
+
+// Swept counts what one Sweep deleted.
+type Swept struct {
+	Runs, LogChunks, Artifacts, Statuses int64
+}
+
+// Retainer keeps retention settings and applies them.
+type Retainer interface {
+	// SetRetention sets the retention of an organisation (repoID 0) or
+	// of one of its repositories; days are 0 or more (Invalid otherwise).
+	SetRetention(ctx context.Context, orgID, repoID int64, r Retention) error
+	// GetRetention returns the setting (all nil when never set).
+	GetRetention(ctx context.Context, orgID, repoID int64) (Retention, error)
+	// Sweep deletes, in small transactions, what is past retention at
+	// now, artifacts past their own retention-days, and commit status
+	// reports done whose last attempt is older than outbox; then gives
+	// space back (SQLite).
+	Sweep(ctx context.Context, now time.Time, outbox time.Duration) (Swept, error)
+}
+
 // Store is every interface plus lifecycle, for wiring in main.
 type Store interface {
 	Orgs
@@ -756,6 +785,7 @@ type Store interface {
 	Outbox
 	Agents
 	Artifacts
+	Retainer
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

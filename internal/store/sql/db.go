@@ -227,6 +227,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if opts.MaxMigration == 0 {
+		if err := s.vacuumMode(ctx); err != nil {
+			s.Close()
+			return nil, mapErr(op, err)
+		}
 		if err := s.prepareWriter(ctx); err != nil {
 			s.Close()
 			return nil, mapErr(op, err)

@@ -2,8 +2,12 @@ package sqlstore
 
 import (
 	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -74,4 +78,59 @@ func TestLogsCompressed(t *testing.T) {
 			t.Errorf("ReadLog of a corrupt chunk: %v", err)
 		}
 	})
+}
+
+// TestSweepGivesSpaceBack: a database of the release before is switched to
+// auto_vacuum=INCREMENTAL at Open, and a sweep that deletes a large log
+// shrinks the file.
+func TestSweepGivesSpaceBack(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "conveyor.db")
+	old, err := Open(ctx, path, Options{MaxMigration: 9})
+	must(t, err)
+	var mode int
+	must(t, old.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode))
+	must(t, old.Close())
+	if mode != 0 {
+		t.Fatalf("auto_vacuum of the release before = %d, want 0 (NONE)", mode)
+	}
+	s, err := Open(ctx, path, Options{})
+	must(t, err)
+	defer s.Close()
+	must(t, s.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode))
+	if mode != 2 {
+		t.Fatalf("auto_vacuum after Open = %d, want 2 (INCREMENTAL)", mode)
+	}
+	repo := createTestRepo(t, s)
+	runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID, Workflow: "ci.yml", Trigger: "webhook"},
+		Jobs: []*store.Job{{Key: "a", Status: store.StatusQueued, MaxAttempts: 1}}}})
+	must(t, err)
+	l, err := s.Lease(ctx, store.LeaseRequest{Owner: "w", TTL: time.Minute})
+	must(t, err)
+	noise := make([]byte, 256<<10) // incompressible: stored as it is
+	for range 80 {
+		_, _ = rand.Read(noise)
+		_, err := s.AppendLog(ctx, l.Job.ID, noise)
+		must(t, err)
+	}
+	must(t, s.Complete(ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}))
+	size := func() int64 {
+		_, err := s.ckpt.run(ctx, "TRUNCATE")
+		must(t, err)
+		fi, err := os.Stat(path)
+		must(t, err)
+		return fi.Size()
+	}
+	before := size()
+	d := 1
+	must(t, s.SetRetention(ctx, repo.OrgID, 0, store.Retention{LogsDays: &d}))
+	sw, err := s.Sweep(ctx, time.Now().Add(48*time.Hour), time.Hour)
+	must(t, err)
+	after := size()
+	if sw.LogChunks != 80 || after > before-15<<20 {
+		t.Errorf("swept %+v; the file went from %d to %d bytes, want 20 MB less", sw, before, after)
+	}
+	if _, err := s.GetRun(ctx, repo.OrgID, runs[0].ID); err != nil {
+		t.Errorf("the run went with its logs: %v", err)
+	}
 }

@@ -321,10 +321,23 @@ var migrations = []migration{
 		},
 	}, { // 10: history. Log chunks may be zstd-compressed (older ones stay
 		// readable as they are); the runs list filtered by status reads an
-		// index.
+		// index; retention settings, and indexes for the sweeper.
 		shared: []string{
 			`ALTER TABLE log_chunks ADD COLUMN compressed BIGINT NOT NULL DEFAULT 0`,
 			`CREATE INDEX runs_org_status ON runs (org_id, status, id)`,
+			// Retention settings: repo_id 0 is the organisation's; NULL
+			// days follow the organisation (repository) or keep forever.
+			`CREATE TABLE retention (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL,
+				runs_days BIGINT,
+				logs_days BIGINT,
+				artifacts_days BIGINT,
+				PRIMARY KEY (org_id, repo_id)
+			)`,
+			`CREATE INDEX statuses_run ON statuses (run_id)`,
+			`CREATE INDEX statuses_done ON statuses (next_attempt) WHERE done = 1`,
+			`CREATE INDEX runs_finished ON runs (finished) WHERE finished > 0`,
 		},
 	},
 }
