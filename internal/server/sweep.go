@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // Sweep tunes the retention sweeper (see store.Retainer).
@@ -43,9 +45,9 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if sw.Runs+sw.LogChunks+sw.Artifacts+sw.Statuses > 0 {
+		if sw != (store.Swept{}) {
 			s.log.Info("retention sweep", "runs", sw.Runs, "log_chunks", sw.LogChunks, "artifacts", sw.Artifacts,
-				"statuses", sw.Statuses, "took", time.Since(t0).Round(time.Millisecond))
+				"statuses", sw.Statuses, "events", sw.Events, "took", time.Since(t0).Round(time.Millisecond))
 		}
 	}
 }

@@ -744,7 +744,8 @@ type Outbox interface {
 // Retention is how many days each kind of history is kept after its run
 // finished. nil: a repository's setting follows its organisation's, an
 // organisation's keeps forever. Runs go with their jobs, logs, artifacts
-// and commit statuses; logs and artifacts may go sooner than their run.
+// and commit statuses, and processed events older than the runs setting
+// once their runs are gone; logs and artifacts may go sooner.
 type Retention struct {
 	RunsDays      *int `json:"runs_days"`
 	LogsDays      *int `json:"logs_days"`
@@ -753,7 +754,7 @@ type Retention struct {
 
 // Swept counts what one Sweep deleted.
 type Swept struct {
-	Runs, LogChunks, Artifacts, Statuses int64
+	Runs, LogChunks, Artifacts, Statuses, Events int64
 }
 
 // Retainer keeps retention settings and applies them.

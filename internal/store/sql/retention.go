@@ -117,7 +117,7 @@ func (s *DB) Sweep(ctx context.Context, now time.Time, outbox time.Duration) (st
 	}
 	if shortest.Valid {
 		at, before := us(now), us(now)-shortest.Int64*dayUS
-		steps := []func(context.Context, int64, int64, *store.Swept) error{s.sweepLogs, s.sweepArtifacts, s.sweepRuns}
+		steps := []func(context.Context, int64, int64, *store.Swept) error{s.sweepLogs, s.sweepArtifacts, s.sweepRuns, s.sweepEvents}
 		for _, step := range steps {
 			if err := step(ctx, at, before, &sw); err != nil {
 				return sw, errs.Wrap(op, errs.KindOf(err), err)
@@ -216,6 +216,36 @@ func (s *DB) sweepRuns(ctx context.Context, now, before int64, sw *store.Swept) 
 			return err
 		}
 		sw.Runs += int64(len(ids))
+	}
+}
+
+// sweepEvents deletes processed webhook and API events (with their
+// payloads) received more than the runs retention ago whose runs are all
+// gone. A redelivery of a deleted event's delivery id is then accepted
+// again.
+func (s *DB) sweepEvents(ctx context.Context, now, before int64, sw *store.Swept) error {
+	q := fmt.Sprintf(`SELECT e.id FROM events e LEFT JOIN retention rr ON rr.org_id = e.org_id AND rr.repo_id = e.repo_id
+		LEFT JOIN retention ro ON ro.org_id = e.org_id AND ro.repo_id = 0
+		WHERE e.received < $2 AND e.received < $1 - %s * %d AND e.state IN ('done', 'failed')
+		AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id) ORDER BY e.received LIMIT %d`,
+		effective("runs_days"), dayUS, sweepStatuses)
+	for {
+		ids, err := queryAll(ctx, s.r, scanID, q, now, before)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		in, args := inList(ids)
+		err = s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM event_payloads WHERE event_id IN `+in, args...); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN `+in, args...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		sw.Events += int64(len(ids))
 	}
 }
 

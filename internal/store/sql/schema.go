@@ -338,6 +338,8 @@ var migrations = []migration{
 			`CREATE INDEX statuses_run ON statuses (run_id)`,
 			`CREATE INDEX statuses_done ON statuses (next_attempt) WHERE done = 1`,
 			`CREATE INDEX runs_finished ON runs (finished) WHERE finished > 0`,
+			`CREATE INDEX runs_event ON runs (event_id)`,
+			`CREATE INDEX events_received ON events (received)`,
 		},
 	},
 }

@@ -70,6 +70,20 @@ func testRetentionSweep(t *testing.T, e *env) {
 	run, l := e.finishedRun(e.repo, 1200, 2) // more chunks than one batch
 	srun, sl := e.finishedRun(strict, 3, 0)
 	frun, fl := e.finishedRun(forever, 3, 0)
+	// Two processed events that made no run: one of the organisation
+	// (runs kept 30 days), one of the organisation without settings.
+	evs := []*store.Event{event(e.repo, "d-old", `{"a":1}`), event(forever, "d-forever", `{"b":2}`)}
+	evs[0].Received, evs[1].Received = time.Now(), time.Now()
+	e.accept(evs...)
+	claimed, err := e.s.ClaimEvents(e.ctx, "w", 10, time.Minute)
+	e.must(err)
+	for _, ev := range claimed {
+		_, err := e.s.FinishEvent(e.ctx, ev.ID, "w", nil)
+		e.must(err)
+	}
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %d events, want 2", len(claimed))
+	}
 	sent := e.statuses()
 	for _, r := range sent {
 		e.must(e.s.StatusSent(e.ctx, r.ID, "", time.Time{}, false))
@@ -111,18 +125,23 @@ func testRetentionSweep(t *testing.T, e *env) {
 	if logLen(e.org.ID, l.Job.ID) != 0 || logLen(e.org.ID, sl.Job.ID) != 0 || logLen(other.ID, fl.Job.ID) != 3 {
 		t.Error("day 8: the wrong logs went")
 	}
-	// Day 11: strict's run (10 days); day 31: the other one.
+	// Day 11: strict's run (10 days); day 31: the other one, and the event.
 	sweep(11*day, store.Swept{Runs: 1})
-	_, err := e.s.GetRun(e.ctx, e.org.ID, srun.ID)
+	_, err = e.s.GetRun(e.ctx, e.org.ID, srun.ID)
 	wantKind(t, err, errs.NotFound, "strict's run after 10 days")
 	e.getRun(run.ID)
-	sweep(31*day, store.Swept{Runs: 1})
+	sweep(31*day, store.Swept{Runs: 1, Events: 1})
 	_, err = e.s.GetRun(e.ctx, e.org.ID, run.ID)
 	wantKind(t, err, errs.NotFound, "the run after 30 days")
 	_, err = e.s.GetJob(e.ctx, e.org.ID, l.Job.ID)
 	wantKind(t, err, errs.NotFound, "the job of the run after 30 days")
+	_, err = e.s.GetEvent(e.ctx, e.org.ID, claimed[0].ID)
+	wantKind(t, err, errs.NotFound, "the event after 30 days")
 	// The organisation without settings keeps everything, forever.
 	sweep(10000*day, store.Swept{})
+	if _, err := e.s.GetEvent(e.ctx, other.ID, claimed[1].ID); err != nil {
+		t.Errorf("the event of the organisation without retention: %v", err)
+	}
 	if _, err := e.s.GetRun(e.ctx, other.ID, frun.ID); err != nil || logLen(other.ID, fl.Job.ID) != 3 || artifacts(other.ID, frun.ID) != 1 {
 		t.Error("an organisation without retention lost history")
 	}
