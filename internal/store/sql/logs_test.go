@@ -13,13 +13,17 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
+// beforeHistory is the schema version before the history migration
+// (compressed logs, retention): renumber with it.
+const beforeHistory = 9
+
 // TestLogsCompressed: chunks are stored zstd-compressed when that makes
 // them smaller; a chunk written before schema version 10 stays readable;
 // RetryLog sees through the compression; a corrupt chunk is an error.
 func TestLogsCompressed(t *testing.T) {
 	dialects(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
-		old, err := Open(ctx, dsn, Options{MaxMigration: 9})
+		old, err := Open(ctx, dsn, Options{MaxMigration: beforeHistory})
 		must(t, err)
 		repo := createTestRepo(t, old)
 		runs, err := old.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID, Workflow: "ci.yml", Trigger: "webhook"},
@@ -86,7 +90,7 @@ func TestLogsCompressed(t *testing.T) {
 func TestSweepGivesSpaceBack(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "conveyor.db")
-	old, err := Open(ctx, path, Options{MaxMigration: 9})
+	old, err := Open(ctx, path, Options{MaxMigration: beforeHistory})
 	must(t, err)
 	var mode int
 	must(t, old.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode))
