@@ -23,6 +23,7 @@ type harness struct {
 	bin     string
 	image   string
 	verbose bool
+	logMB   int // size of the server-logs case's log
 	repos   int
 	memo    map[string][]time.Duration // conveyor timings shared between cases
 

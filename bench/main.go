@@ -61,6 +61,7 @@ var cases = []benchCase{
 	{"actions-warm", "remote node action (host), warm action cache, vs a run: step of node on its entry file", actionsWarm},
 	{"actions-fetch", "first fetch of a remote action (empty cache) vs git clone --depth 1 of it", actionsFetch},
 	{"cache", "native actions/cache save + restore of a tree of many small files (-cache-mb, default 1 GB) vs tar | zstd to disk and back", cacheCase},
+	{"server-logs", "a host step printing -log-mb MB followed live by 10 SSE clients, then read by 10 more: peak server RSS vs the idle server; database growth", serverLogs},
 	{"agents-throughput", "conveyor server --workers 0 + 2 conveyor agents (capacity 4, host): ready -> step running of 1-job runs on idle agents, 200 jobs at once; vs fork/exec of sh -c true", agentsThroughput},
 }
 
@@ -68,6 +69,7 @@ func main() {
 	n := flag.Int("n", 10, "runs per measurement (medians); the 1 GB case runs once")
 	only := flag.String("only", "", "comma-separated case names or name prefixes (default: all)")
 	image := flag.String("image", "conveyor-test/busybox:1", "image for the docker cases (needs sh, seq, sleep)")
+	logMB := flag.Int("log-mb", 1024, "size of the log of the server-logs case in MB (CI: small)")
 	list := flag.Bool("list", false, "list the cases and exit")
 	verbose := flag.Bool("v", false, "print each timing as it is taken (stderr)")
 	binFlag := flag.String("bin", "", "time this conveyor binary instead of building ./cmd/conveyor (to compare an old build with a new one)")
@@ -108,7 +110,7 @@ func main() {
 		os.RemoveAll(tmp)
 		fatal(err)
 	}
-	h := &harness{n: *n, tmp: tmp, bin: bin, image: *image, verbose: *verbose,
+	h := &harness{n: *n, tmp: tmp, bin: bin, image: *image, verbose: *verbose, logMB: *logMB,
 		ctx: context.Background(), memo: map[string][]time.Duration{}}
 	defer h.close()
 

@@ -32,6 +32,7 @@ func clientCommands() map[string]command {
 		"rerun":     {"re-run a run (--failed: only failed jobs) on a server", rerunMain},
 		"whoami":    {"show the token's organisation and role on a server", whoamiMain},
 		"artifacts": {"list a run's artifacts on a server; artifacts download RUN [NAME] [-o DIR]", artifactsMain},
+		"retention": {"show or set how long runs, logs and artifacts are kept (retention show|set)", retentionMain},
 	}
 	for k, v := range agentCommands() {
 		m[k] = v

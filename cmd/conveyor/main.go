@@ -47,7 +47,7 @@ func versionMain(_ context.Context, _ []string, stdout, _ io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: conveyor <command> [flags]\n\ncommands:")
-	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "cancel", "rerun", "agents", "agent-token", "login", "logout", "org", "user", "token", "secret", "var", "audit", "quota", "usage", "whoami", "admin", "version"} {
+	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "retention", "cancel", "rerun", "agents", "agent-token", "login", "logout", "org", "user", "token", "secret", "var", "audit", "quota", "usage", "whoami", "admin", "version"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands()[name].summary)
 	}
 }

@@ -30,7 +30,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool                              string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
-		leaseTTL, poll, catchUp                                                                   time.Duration
+		leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
 		platforms                                                                                 listFlag
 		tools                                                                                     toolFlags
 	)
@@ -48,6 +48,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "a job lease expires after this long without a heartbeat")
 	fs.DurationVar(&poll, "poll", 500*time.Millisecond, "how often to look for work made by other replicas")
 	fs.DurationVar(&catchUp, "cron-catch-up", time.Hour, "after downtime, fire the latest missed schedule if this recent")
+	fs.DurationVar(&sweepEvery, "sweep-every", 10*time.Minute, "how often to delete history past retention (see conveyor retention; negative: never)")
 	fs.StringVar(&replica, "replica", "", "name of this replica in leases (default host-pid-random)")
 	fs.BoolVar(&allowFileURLs, "allow-file-urls", false, "allow file:// repository URLs (single-user set-ups; lets repos read the server's disk)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -173,7 +174,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	srv, err := server.New(server.Config{
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
-		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
+		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
 		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})

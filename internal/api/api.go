@@ -82,6 +82,8 @@ type Deps struct {
 	// 503); MaxArtifactSize caps one upload (default 256 MiB).
 	Artifacts       store.Artifacts
 	MaxArtifactSize int64
+	// Retention keeps retention settings (nil: those routes answer 503).
+	Retention RetentionStore
 	// Accounts serves login, organisations, users, tokens and the audit
 	// log (nil: those routes answer 503, and nothing is audited).
 	Accounts AccountStore
@@ -157,7 +159,7 @@ func routes() []route {
 		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
 		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
 		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
-	}, accountRoutes(), secretRoutes(), quotaRoutes())
+	}, accountRoutes(), secretRoutes(), quotaRoutes(), retentionRoutes())
 }
 
 type server struct {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -13,8 +14,13 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// logPage is how many chunks one store read returns.
-const logPage = 500
+// logPage is how many chunks one store read returns at most; a page also
+// stops at store.LogReadBytes, so a reader holds about 1 MiB, however
+// large the log.
+const logPage = 64
+
+// sseBuffer is how much SSE output is framed before it is written.
+const sseBuffer = 32 << 10
 
 // logs answers a job's output: all stored chunks as text/plain, or, with
 // Accept: text/event-stream or ?follow=1, a Server-Sent Events stream that
@@ -90,7 +96,7 @@ func (a *server) plainLog(w http.ResponseWriter, r *http.Request, orgID, jobID, 
 			}
 			after = c.Seq
 		}
-		if len(chunks) < logPage {
+		if store.LogPageEnd(chunks, logPage) {
 			return
 		}
 		if chunks, err = a.Store.ReadLog(r.Context(), orgID, jobID, after, logPage); err != nil {
@@ -120,6 +126,7 @@ func (a *server) streamLog(w http.ResponseWriter, r *http.Request, orgID, jobID,
 	if _, err := io.WriteString(w, "retry: 1000\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
+	bw := bufio.NewWriterSize(w, sseBuffer)
 	poll := time.NewTicker(a.Poll)
 	defer poll.Stop()
 	beat := time.NewTicker(a.Heartbeat)
@@ -136,25 +143,9 @@ func (a *server) streamLog(w http.ResponseWriter, r *http.Request, orgID, jobID,
 			a.streamErr(r, jobID, err)
 			return
 		}
-		for {
-			chunks, err := a.Store.ReadLog(ctx, orgID, jobID, after, logPage)
-			if err != nil {
-				a.streamErr(r, jobID, err)
-				return
-			}
-			if len(chunks) > 0 {
-				var b bytes.Buffer
-				for _, c := range chunks {
-					writeEvent(&b, c.Seq, c.Data)
-					after = c.Seq
-				}
-				if _, err := w.Write(b.Bytes()); err != nil || rc.Flush() != nil {
-					return
-				}
-			}
-			if len(chunks) < logPage {
-				break
-			}
+		var ok bool
+		if after, ok = a.sendChunks(r, bw, rc, orgID, jobID, after); !ok {
+			return
 		}
 		if store.Terminal(job.Status) {
 			fmt.Fprintf(w, "event: end\ndata: %s\n\n", job.Status)
@@ -174,23 +165,57 @@ func (a *server) streamLog(w http.ResponseWriter, r *http.Request, orgID, jobID,
 	}
 }
 
+// sendChunks writes the chunks after seq after as SSE events, a page at a
+// time, and returns the last seq sent; false: the stream is over (a store
+// error, logged, or a client gone).
+func (a *server) sendChunks(r *http.Request, bw *bufio.Writer, rc *http.ResponseController, orgID, jobID, after int64) (int64, bool) {
+	for {
+		chunks, err := a.Store.ReadLog(r.Context(), orgID, jobID, after, logPage)
+		if err != nil {
+			a.streamErr(r, jobID, err)
+			return after, false
+		}
+		for _, c := range chunks {
+			writeEvent(bw, c.Seq, c.Data)
+			after = c.Seq
+		}
+		if len(chunks) > 0 && (bw.Flush() != nil || rc.Flush() != nil) {
+			return after, false
+		}
+		if store.LogPageEnd(chunks, logPage) {
+			return after, true
+		}
+	}
+}
+
 func (a *server) streamErr(r *http.Request, jobID int64, err error) {
 	if r.Context().Err() == nil {
 		a.Log.Error("api: following log", "job", jobID, "err", err)
 	}
 }
 
-// writeEvent frames one chunk as an SSE event. SSE ends a data line at
-// CR, LF or CRLF, so each becomes a line break; the client joins data
-// lines with LF.
-func writeEvent(b *bytes.Buffer, seq int64, data []byte) {
-	fmt.Fprintf(b, "id: %d\n", seq)
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
-	s = strings.ReplaceAll(s, "\r", "\n")
-	for line := range strings.SplitSeq(s, "\n") {
-		b.WriteString("data: ")
-		b.WriteString(line)
-		b.WriteByte('\n')
+// writeEvent frames one chunk as an SSE event, line by line without
+// copying the chunk. SSE ends a data line at CR, LF or CRLF, so each
+// becomes a line break; the client joins data lines with LF. Write errors
+// stay in w (a bufio.Writer reports them at Flush).
+func writeEvent(w *bufio.Writer, seq int64, data []byte) {
+	w.WriteString("id: ")
+	w.WriteString(strconv.FormatInt(seq, 10))
+	w.WriteByte('\n')
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		w.WriteString("data: ")
+		if i < 0 {
+			w.Write(data)
+			w.WriteByte('\n')
+			break
+		}
+		w.Write(data[:i])
+		w.WriteByte('\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
 	}
-	b.WriteByte('\n')
+	w.WriteByte('\n')
 }

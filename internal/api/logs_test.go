@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +182,78 @@ func TestLogsSSEClientGone(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the handler still runs after the client went away")
 	}
+}
+
+// pageCounter is a store that records the bytes of every ReadLog page.
+type pageCounter struct {
+	api.Store
+	mu    sync.Mutex
+	pages []int
+}
+
+func (p *pageCounter) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error) {
+	cs, err := p.Store.ReadLog(ctx, orgID, jobID, after, limit)
+	n := 0
+	for _, c := range cs {
+		n += len(c.Data)
+	}
+	p.mu.Lock()
+	p.pages = append(p.pages, n)
+	p.mu.Unlock()
+	return cs, err
+}
+
+func (p *pageCounter) take() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.pages
+	p.pages = nil
+	return out
+}
+
+// TestLogsBoundedPages: plain readers and followers of an 8 MB log read
+// it in pages of about store.LogReadBytes (the memory a reader holds),
+// never the whole log or 500 chunks at once, and get every byte.
+func TestLogsBoundedPages(t *testing.T) {
+	pc := &pageCounter{}
+	e := newEnv(t, func(d *api.Deps) { pc.Store = d.Store; d.Store = pc })
+	const chunk = 64 << 10
+	var want strings.Builder
+	for i := range 128 {
+		data := strings.Repeat(fmt.Sprintf("line %03d\n", i), chunk/9)
+		want.WriteString(data)
+		e.f.AppendLog(e.build.ID, data)
+	}
+	check := func(name string, n int) {
+		t.Helper()
+		pages := pc.take()
+		if len(pages) < 8 {
+			t.Errorf("%s: %d pages for 8 MB", name, len(pages))
+		}
+		for _, p := range pages {
+			if p > store.LogReadBytes+chunk {
+				t.Errorf("%s: a page of %d bytes, over the bound %d + one chunk", name, p, store.LogReadBytes)
+			}
+		}
+		if n != want.Len() {
+			t.Errorf("%s: %d bytes, want %d", name, n, want.Len())
+		}
+	}
+	resp, b := e.do(t, "GET", fmt.Sprintf("/api/runs/%d/jobs/build/logs", e.run.ID), e.read, "")
+	if resp.StatusCode != 200 || string(b) != want.String() {
+		t.Errorf("plain: %d, %d bytes, not the log", resp.StatusCode, len(b))
+	}
+	check("plain", len(b))
+	_, b = e.do(t, "GET", fmt.Sprintf("/api/runs/%d/jobs/build/logs?follow=1", e.run.ID), e.read, "")
+	var got strings.Builder
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && d != "success" {
+			got.WriteString(d + "\n")
+		}
+	}
+	// Each chunk ends with a newline, which SSE turns into one empty data line.
+	if s := strings.ReplaceAll(got.String(), "\n\n", "\n"); s != want.String() || !strings.HasSuffix(string(b), "event: end\ndata: success\n\n") {
+		t.Errorf("follow: %d bytes of data, not the log", len(s))
+	}
+	check("follow", want.Len())
 }

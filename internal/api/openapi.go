@@ -9,7 +9,7 @@ import (
 )
 
 // The OpenAPI 3 document is hand-written in five files (the agent, artifact,
-// account, secret and quota routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// account, secret, quota and retention routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -24,8 +24,11 @@ var (
 	openapiSecrets []byte
 	//go:embed openapi_quotas.json
 	openapiQuotas []byte
+	//go:embed openapi_retention.json
+	openapiRetention []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts), openapiSecrets), openapiQuotas)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts),
+		openapiAccounts), openapiSecrets), openapiQuotas), openapiRetention)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

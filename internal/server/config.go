@@ -60,6 +60,8 @@ type Config struct {
 	MaxArtifactSize int64
 	// Hooks bound the memory and disk of webhook bodies not yet verified.
 	Hooks HookLimits
+	// Sweep tunes the retention sweeper.
+	Sweep Sweep
 	// Version is reported by the API.
 	Version string
 	// Now is the clock cron reads (default time.Now); tests drive it.
@@ -101,6 +103,7 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Sweep.defaults()
 }
 
 // Backends are the sandboxes jobs run in (see exec.Options).

@@ -282,15 +282,20 @@ func (h *harness) jobLog(runID int64, key string) string {
 	}
 	for _, j := range jobs {
 		if j.Key == key {
-			chunks, err := h.st.ReadLog(context.Background(), 1, j.ID, 0, 10000)
-			if err != nil {
-				h.t.Fatal(err)
-			}
 			var b strings.Builder
-			for _, c := range chunks {
-				b.Write(c.Data)
+			for after := int64(0); ; {
+				chunks, err := h.st.ReadLog(context.Background(), 1, j.ID, after, 10000)
+				if err != nil {
+					h.t.Fatal(err)
+				}
+				for _, c := range chunks {
+					b.Write(c.Data)
+					after = c.Seq
+				}
+				if store.LogPageEnd(chunks, 10000) {
+					return b.String()
+				}
 			}
-			return b.String()
 		}
 	}
 	h.t.Fatalf("run %d has no job %s", runID, key)

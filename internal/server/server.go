@@ -115,7 +115,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/api/", api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
-		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
+		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
 	}))
 	if d.CacheService != nil {
 		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
@@ -160,7 +160,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop} {
+	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop, s.sweepLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -473,6 +473,19 @@ type Expired struct {
 	Reason  string
 }
 
+// LogReadBytes bounds the output one ReadLog call returns (see Logs).
+const LogReadBytes = 1 << 20
+
+// LogPageEnd says whether a page ReadLog returned for limit is the last
+// one for now (see Logs).
+func LogPageEnd(chunks []LogChunk, limit int) bool {
+	n := 0
+	for _, c := range chunks {
+		n += len(c.Data)
+	}
+	return len(chunks) < limit && n < LogReadBytes
+}
+
 // LogChunk is a piece of a job's masked output. Seq starts at 1 and has no
 // gaps per job.
 type LogChunk struct {
@@ -714,7 +727,10 @@ type Logs interface {
 	// 0 when it has none), that chunk's seq is returned with dup set and
 	// nothing is stored.
 	RetryLog(ctx context.Context, jobID, prev int64, data []byte) (seq int64, dup bool, err error)
-	// ReadLog returns chunks with Seq > after, at most limit.
+	// ReadLog returns chunks with Seq > after, in order: at most limit,
+	// and no more once they hold LogReadBytes (at least one chunk), so a
+	// reader never holds much more than that. A page shorter than limit
+	// whose chunks hold less than LogReadBytes is the end of the log.
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }
 
@@ -785,6 +801,36 @@ type Quotas interface {
 	Usage(ctx context.Context, orgID int64, month string) (*Usage, error)
 }
 
+// Retention is how many days each kind of history is kept after its run
+// finished. nil: a repository's setting follows its organisation's, an
+// organisation's keeps forever. Runs go with their jobs, logs, artifacts
+// and commit statuses, and processed events older than the runs setting
+// once their runs are gone; logs and artifacts may go sooner.
+type Retention struct {
+	RunsDays      *int `json:"runs_days"`
+	LogsDays      *int `json:"logs_days"`
+	ArtifactsDays *int `json:"artifacts_days"`
+}
+
+// Swept counts what one Sweep deleted.
+type Swept struct {
+	Runs, LogChunks, Artifacts, Statuses, Events int64
+}
+
+// Retainer keeps retention settings and applies them.
+type Retainer interface {
+	// SetRetention sets the retention of an organisation (repoID 0) or
+	// of one of its repositories; days are 0 or more (Invalid otherwise).
+	SetRetention(ctx context.Context, orgID, repoID int64, r Retention) error
+	// GetRetention returns the setting (all nil when never set).
+	GetRetention(ctx context.Context, orgID, repoID int64) (Retention, error)
+	// Sweep deletes, in small transactions, what is past retention at
+	// now, artifacts past their own retention-days, and commit status
+	// reports done whose last attempt is older than outbox; then gives
+	// space back (SQLite).
+	Sweep(ctx context.Context, now time.Time, outbox time.Duration) (Swept, error)
+}
+
 // Store is every interface plus lifecycle, for wiring in main.
 type Store interface {
 	Orgs
@@ -803,6 +849,7 @@ type Store interface {
 	Secrets
 	JobTokens
 	Quotas
+	Retainer
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

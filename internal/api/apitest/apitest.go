@@ -36,23 +36,25 @@ type Fake struct {
 	jobs     []*store.Job
 	attempts map[int64][]*store.Attempt
 	chunks   map[int64][]store.LogChunk
+	keep     map[[2]int64]store.Retention // by org, repo (0: the organisation's)
 }
 
 var (
-	_ api.Store       = (*Fake)(nil)
-	_ api.Actions     = (*Fake)(nil)
-	_ api.LogNotifier = (*Fake)(nil)
+	_ api.Store          = (*Fake)(nil)
+	_ api.Actions        = (*Fake)(nil)
+	_ api.LogNotifier    = (*Fake)(nil)
+	_ api.RetentionStore = (*Fake)(nil)
 )
 
 // New returns an empty fake.
 func New() *Fake {
 	return &Fake{hub: logs.NewHub(), tokens: map[string]*store.Token{}, members: map[int64]*store.Member{},
-		attempts: map[int64][]*store.Attempt{}, chunks: map[int64][]store.LogChunk{}}
+		attempts: map[int64][]*store.Attempt{}, chunks: map[int64][]store.LogChunk{}, keep: map[[2]int64]store.Retention{}}
 }
 
 // Deps wires the fake into api.Deps with a fast poll.
 func (f *Fake) Deps(baseURL string) api.Deps {
-	return api.Deps{Store: f, Actions: f, Notifier: f,
+	return api.Deps{Store: f, Actions: f, Notifier: f, Retention: f,
 		BaseURL: baseURL, Version: "test", Poll: 50 * time.Millisecond}
 }
 
@@ -342,9 +344,11 @@ func (f *Fake) ReadLog(_ context.Context, orgID, jobID, after int64, limit int) 
 		return nil, errs.E("fake", errs.NotFound, "job %d", jobID)
 	}
 	var out []store.LogChunk
+	size := 0
 	for _, c := range f.chunks[jobID] {
-		if c.Seq > after && len(out) < limit {
+		if c.Seq > after && len(out) < limit && size < store.LogReadBytes {
 			out = append(out, c)
+			size += len(c.Data)
 		}
 	}
 	return out, nil
@@ -455,4 +459,30 @@ func (f *Fake) Rerun(_ context.Context, orgID, runID int64, failedOnly bool) (*s
 	}
 	c := r
 	return &c, nil
+}
+
+// SetRetention implements api.RetentionStore with the store's rules.
+func (f *Fake) SetRetention(_ context.Context, orgID, repoID int64, r store.Retention) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range []*int{r.RunsDays, r.LogsDays, r.ArtifactsDays} {
+		if d != nil && (*d < 0 || *d > 36500) {
+			return errs.E("fake", errs.Invalid, "retention of %d days is not between 0 and 36500", *d)
+		}
+	}
+	if _, ok := find(f.repos, func(x *store.Repo) bool { return x.OrgID == orgID && x.ID == repoID }); repoID != 0 && !ok {
+		return errs.E("fake", errs.NotFound, "repo %d", repoID)
+	}
+	f.keep[[2]int64{orgID, repoID}] = r
+	return nil
+}
+
+// GetRetention implements api.RetentionStore.
+func (f *Fake) GetRetention(_ context.Context, orgID, repoID int64) (store.Retention, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := find(f.repos, func(x *store.Repo) bool { return x.OrgID == orgID && x.ID == repoID }); repoID != 0 && !ok {
+		return store.Retention{}, errs.E("fake", errs.NotFound, "repo %d", repoID)
+	}
+	return f.keep[[2]int64{orgID, repoID}], nil
 }

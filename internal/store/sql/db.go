@@ -75,6 +75,8 @@ type DB struct {
 	keys *secrets.Keyring
 	// rewrote says this Open replaced plain-text secrets (see sealAtOpen).
 	rewrote bool
+	// logz compresses log chunks.
+	logz *logCodec
 }
 
 // stmtCache prepares a statement on first use and keeps it until Close.
@@ -212,6 +214,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, errs.Wrap(op, errs.Invalid, err)
 	}
 	s.keys = opts.Keys
+	if s.logz, err = newLogCodec(); err != nil {
+		s.Close()
+		return nil, errs.Wrap(op, errs.Other, err)
+	}
 	if err := s.r.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, mapErr(op, err)
@@ -221,6 +227,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if opts.MaxMigration == 0 {
+		if err := s.vacuumMode(ctx); err != nil {
+			s.Close()
+			return nil, mapErr(op, err)
+		}
 		if err := s.prepareWriter(ctx); err != nil {
 			s.Close()
 			return nil, mapErr(op, err)
@@ -327,6 +337,9 @@ func (s *DB) Close() error {
 	s.wstmts.close()
 	if s.ckpt != nil {
 		s.ckpt.close()
+	}
+	if s.logz != nil {
+		s.logz.close()
 	}
 	err := s.w.Close()
 	if s.r != s.w {

@@ -13,12 +13,14 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-const qAppendLog = `INSERT INTO log_chunks (job_id, seq, data, at)
-	SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM log_chunks WHERE job_id = $1 RETURNING seq`
+const qAppendLog = `INSERT INTO log_chunks (job_id, seq, data, compressed, at)
+	SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM log_chunks WHERE job_id = $1 RETURNING seq`
 
-// AppendLog stores the next chunk of a job's output under seq = last+1.
+// AppendLog stores the next chunk of a job's output under seq = last+1,
+// compressed outside the transaction.
 func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, error) {
 	const op = "store.AppendLog"
+	packed, z := s.logz.pack(data)
 	var seq int64
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		// The job row lock (PostgreSQL) makes concurrent appends to one
@@ -27,7 +29,7 @@ func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, er
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE id = $1`+s.forUpdate, jobID).Scan(&id); err != nil {
 			return notFound(op, err, "no job %d", jobID)
 		}
-		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(data), us(now())).Scan(&seq)
+		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(packed), b2i(z), us(now())).Scan(&seq)
 	})
 	return seq, err
 }
@@ -36,6 +38,7 @@ func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, er
 // store.Logs).
 func (s *DB) RetryLog(ctx context.Context, jobID, prev int64, data []byte) (int64, bool, error) {
 	const op = "store.RetryLog"
+	packed, z := s.logz.pack(data)
 	var seq int64
 	var dup bool
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
@@ -44,24 +47,31 @@ func (s *DB) RetryLog(ctx context.Context, jobID, prev int64, data []byte) (int6
 		if err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE id = $1`+s.forUpdate, jobID).Scan(&id); err != nil {
 			return notFound(op, err, "no job %d", jobID)
 		}
-		var last int64
+		var last, lastZ int64
 		var lastData []byte
-		err := tx.QueryRowContext(ctx, `SELECT seq, data FROM log_chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1`, jobID).
-			Scan(&last, &lastData)
+		err := tx.QueryRowContext(ctx, `SELECT seq, data, compressed FROM log_chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1`, jobID).
+			Scan(&last, &lastData, &lastZ)
 		if err != nil && !errors.Is(err, dbsql.ErrNoRows) {
 			return err
 		}
-		if err == nil && (prev == 0 || last == prev+1) && bytes.Equal(lastData, data) {
-			seq, dup = last, true
-			return nil
+		if err == nil && (prev == 0 || last == prev+1) {
+			if lastData, err = s.logz.unpack(lastData, lastZ != 0); err != nil {
+				return errs.Wrap(op, errs.Other, err)
+			}
+			if bytes.Equal(lastData, data) {
+				seq, dup = last, true
+				return nil
+			}
 		}
-		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(data), us(now())).Scan(&seq)
+		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(packed), b2i(z), us(now())).Scan(&seq)
 	})
 	return seq, dup, err
 }
 
 // ReadLog returns up to limit chunks of a job of the organisation with
-// Seq > after.
+// Seq > after, stopping once they hold store.LogReadBytes: rows are
+// scanned one at a time, so the rest of the page is never loaded, and a
+// chunk is decompressed straight from the driver's buffer.
 func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error) {
 	const op = "store.ReadLog"
 	if _, err := s.GetJob(ctx, orgID, jobID); err != nil {
@@ -70,15 +80,29 @@ func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) 
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	cs, err := queryAll(ctx, s.r, func(sc scanner) (store.LogChunk, error) {
-		var c store.LogChunk
-		var at int64
-		err := sc.Scan(&c.JobID, &c.Seq, &c.Data, &at)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, data, compressed, at FROM log_chunks
+		WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, jobID, after, limit)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	defer rows.Close()
+	var out []store.LogChunk
+	size := 0
+	for size < store.LogReadBytes && rows.Next() {
+		c := store.LogChunk{JobID: jobID}
+		var raw dbsql.RawBytes
+		var z, at int64
+		if err := rows.Scan(&c.Seq, &raw, &z, &at); err != nil {
+			return nil, mapErr(op, err)
+		}
+		if c.Data, err = s.logz.unpack(raw, z != 0); err != nil {
+			return nil, errs.E(op, errs.Other, "log chunk %d of job %d: %v", c.Seq, jobID, err)
+		}
 		c.Time = tm(at)
-		return c, err
-	}, `SELECT job_id, seq, data, at FROM log_chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		jobID, after, limit)
-	return cs, mapErr(op, err)
+		size += len(c.Data)
+		out = append(out, c)
+	}
+	return out, mapErr(op, rows.Err())
 }
 
 // ClaimStatuses returns up to n reports due at now and pushes their next

@@ -15,6 +15,8 @@ func TestQueryPlans(t *testing.T) {
 	s, _ := openTestSQLite(t, Options{})
 	lease, _ := s.leaseQuery(store.LeaseRequest{Backends: []string{""}, RepoLimit: 2}, []int64{7}, 3)
 	agentLease, _ := s.leaseQuery(store.LeaseRequest{OrgID: 1, Labels: []string{"linux"}}, nil)
+	byStatus, _ := listRunsQuery(1, store.RunFilter{Status: store.StatusFailure, Before: 100})
+	runsPage, _ := listRunsQuery(1, store.RunFilter{Before: 100})
 	cases := []struct {
 		name, query string
 		want        []string // each must appear in the plan
@@ -31,6 +33,8 @@ func TestQueryPlans(t *testing.T) {
 		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},
 		{"run number", qNextRunNumber, []string{"(repo_id=?)"}},
 		{"log seq", qAppendLog, []string{"(job_id=?)"}},
+		{"runs by status", byStatus, []string{"INDEX runs_org_status (org_id=? AND status=? AND id<?)"}},
+		{"runs page", runsPage, []string{"INDEX runs_org (org_id=? AND id<?)"}},
 	}
 	for _, c := range cases {
 		args := make([]any, maxParam(c.query))

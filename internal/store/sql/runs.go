@@ -241,6 +241,14 @@ func (s *DB) getRun(ctx context.Context, q querier, op string, orgID, id int64, 
 
 // ListRuns lists the organisation's runs, newest first.
 func (s *DB) ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*store.Run, error) {
+	q, args := listRunsQuery(orgID, f)
+	rs, err := queryAll(ctx, s.r, scanRun, q, args...)
+	return rs, mapErr("store.ListRuns", err)
+}
+
+// listRunsQuery is ListRuns' query; an index serves each filter (runs_org,
+// runs_repo, runs_org_status), so a page costs the same at any history.
+func listRunsQuery(orgID int64, f store.RunFilter) (string, []any) {
 	q := `SELECT ` + runCols + ` FROM runs WHERE org_id = $1`
 	args := []any{orgID}
 	if f.RepoID != 0 {
@@ -261,8 +269,7 @@ func (s *DB) ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*s
 	}
 	args = append(args, limit)
 	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	rs, err := queryAll(ctx, s.r, scanRun, q, args...)
-	return rs, mapErr("store.ListRuns", err)
+	return q, args
 }
 
 // Jobs returns the jobs of a run of the organisation, in creation order.

@@ -369,11 +369,33 @@ var migrations = []migration{
 		},
 	}, { // 12: whether Gitea's "Test delivery" pushes start runs (store.Repo.RunTestDeliveries).
 		shared: []string{`ALTER TABLE repos ADD COLUMN run_test_deliveries BIGINT NOT NULL DEFAULT 0`},
+	}, { // 13: history. Log chunks may be zstd-compressed (older ones stay
+		// readable as they are); the runs list filtered by status reads an
+		// index; retention settings, and indexes for the sweeper.
+		shared: []string{
+			`ALTER TABLE log_chunks ADD COLUMN compressed BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX runs_org_status ON runs (org_id, status, id)`,
+			// Retention settings: repo_id 0 is the organisation's; NULL
+			// days follow the organisation (repository) or keep forever.
+			`CREATE TABLE retention (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL,
+				runs_days BIGINT,
+				logs_days BIGINT,
+				artifacts_days BIGINT,
+				PRIMARY KEY (org_id, repo_id)
+			)`,
+			`CREATE INDEX statuses_run ON statuses (run_id)`,
+			`CREATE INDEX statuses_done ON statuses (next_attempt) WHERE done = 1`,
+			`CREATE INDEX runs_finished ON runs (finished) WHERE finished > 0`,
+			`CREATE INDEX runs_event ON runs (event_id)`,
+			`CREATE INDEX events_received ON events (received)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 12
+const SchemaVersion = 13
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -14,6 +14,7 @@ import (
 var outboxTests = []test{
 	{"Logs", testLogs},
 	{"LogsConcurrent", testLogsConcurrent},
+	{"LogsBoundedPages", testLogsBoundedPages},
 	{"RetryLog", testRetryLog},
 	{"Outbox", testOutbox},
 	{"OutboxSupersede", testOutboxSupersede},
@@ -53,6 +54,54 @@ func testLogs(t *testing.T, e *env) {
 	wantKind(t, err, errs.NotFound, "AppendLog to an unknown job")
 	_, err = e.s.ReadLog(e.ctx, e.org.ID, l.Job.ID+100, 0, 10)
 	wantKind(t, err, errs.NotFound, "ReadLog of an unknown job")
+}
+
+// testLogsBoundedPages: a large log is read in pages that never hold
+// much more than store.LogReadBytes, whatever the limit, and every byte
+// comes back in order; store.LogPageEnd finds the end.
+func testLogsBoundedPages(t *testing.T, e *env) {
+	e.newRun(e.repo, nil, job("a"))
+	l := e.leaseKey("a")
+	const chunk = 300 << 10
+	var want strings.Builder
+	for i := range 20 { // 6 MB: 300 KB chunks, as an agent sends them
+		line := fmt.Sprintf("chunk %03d %s\n", i, strings.Repeat(string(rune('a'+i%26)), 40))
+		data := strings.Repeat(line, chunk/len(line))
+		want.WriteString(data)
+		_, err := e.s.AppendLog(e.ctx, l.Job.ID, []byte(data))
+		e.must(err)
+	}
+	var got strings.Builder
+	after, pages := int64(0), 0
+	for {
+		cs, err := e.s.ReadLog(e.ctx, e.org.ID, l.Job.ID, after, 10000)
+		e.must(err)
+		pages++
+		size := 0
+		for _, c := range cs {
+			if c.Seq != after+1 {
+				t.Fatalf("page %d: seq %d after %d", pages, c.Seq, after)
+			}
+			after = c.Seq
+			size += len(c.Data)
+			got.Write(c.Data)
+		}
+		if size >= store.LogReadBytes+chunk {
+			t.Errorf("page %d holds %d bytes, the bound is %d + one chunk", pages, size, store.LogReadBytes)
+		}
+		if store.LogPageEnd(cs, 10000) {
+			break
+		}
+		if pages > 100 {
+			t.Fatal("no end of the log after 100 pages")
+		}
+	}
+	if got.String() != want.String() {
+		t.Errorf("read %d bytes back, want %d, or not the same", got.Len(), want.Len())
+	}
+	if pages < 6 {
+		t.Errorf("6 MB read in %d pages: pages are not bounded by bytes", pages)
+	}
 }
 
 // testLogsConcurrent: appends racing on one job get seq 1..n, no gap.
