@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/jobsync"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -338,7 +339,7 @@ type Sandbox struct {
 	basePath    string // the container's PATH, for exec mode
 	steps       stepper
 	describe    string
-	sync        *jobSync // remote engine: the job folder's copies; nil: bind-mounted
+	sync        *jobsync.Sync // remote engine: the job folder's copies; nil: bind-mounted
 
 	mu         sync.Mutex
 	tornDown   bool
@@ -416,15 +417,15 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
 	}
 	if s.sync != nil {
-		if err := s.sync.push(ctx); err != nil {
+		if err := s.sync.Push(ctx); err != nil {
 			return -1, err
 		}
 	}
 	code, err := s.steps.run(ctx, p, out)
 	if s.sync != nil {
 		// Even after a cancelled step: the executor reads its files.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
-		perr := s.sync.pull(pctx)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
+		perr := s.sync.Pull(pctx)
 		cancel()
 		if err == nil && perr != nil {
 			return code, perr
