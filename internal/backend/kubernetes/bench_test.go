@@ -49,6 +49,8 @@ func BenchmarkStepExecAPI(b *testing.B) {
 // Both without the deletion.
 func BenchmarkJobStart(b *testing.B) {
 	kb := newBackend(b, Options{})
+	b.StopTimer()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		job := newJob(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -74,6 +76,8 @@ func BenchmarkRawPodStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	img := newJob(b).Image
+	b.StopTimer()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("conveyor-rawpod-%d-%d", time.Now().UnixNano(), i)
 		pod := &corev1.Pod{
