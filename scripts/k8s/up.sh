@@ -138,6 +138,7 @@ state = "$run/containerd/state"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_ref"
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
