@@ -82,15 +82,16 @@ fi
 stop containerd
 # Shims of this containerd (their -address is our private socket) outlive it.
 for p in /proc/[0-9]*; do
-	cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+	cmd=$({ tr "\0" " " <"$p/cmdline"; } 2>/dev/null) || continue
 	case $cmd in *containerd-shim*"-address $ctr_sock"*) kill -KILL "${p#/proc/}" 2>/dev/null || true ;; esac
 done
 
 # 3. Mounts under the cluster's folder (container roots, sandbox shm), deepest first, and the
 # pods' network namespaces the CRI left.
-awk -v r="$run/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r | while IFS= read -r m; do
-	umount -l "$m" 2>/dev/null || true
-done
+mounts=$(awk -v r="$run/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r || true)
+while IFS= read -r m; do
+	[ -z "$m" ] || umount -l "$m" 2>/dev/null || true
+done <<<"$mounts"
 
 # 4. Network: the bridge, the CNI's masquerade chains of this network, the kubelet's chains.
 ip link del "$bridge" 2>/dev/null || true
@@ -98,10 +99,10 @@ for ipt in iptables ip6tables; do
 	command -v "$ipt" >/dev/null || continue
 	for table in filter nat mangle; do
 		# Rules that jump to KUBE-* chains, or that the CNI made for this network.
-		"$ipt" -t "$table" -S 2>/dev/null | grep -E -- '-j KUBE-|name: \\"conveyor-k8s\\"|"name: conveyor-k8s' |
-			sed 's/^-A /-D /' | while IFS= read -r rule; do
-			eval "$ipt -t $table $rule" 2>/dev/null || true
-		done
+		rules=$("$ipt" -t "$table" -S 2>/dev/null | grep -E -- '-j KUBE-|name: \\"conveyor-k8s\\"|"name: conveyor-k8s' | sed 's/^-A /-D /' || true)
+		while IFS= read -r rule; do
+			[ -z "$rule" ] || eval "$ipt -t $table $rule" 2>/dev/null || true
+		done <<<"$rules"
 		for chain in $("$ipt" -t "$table" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p'); do
 			"$ipt" -t "$table" -F "$chain" 2>/dev/null || true
 			"$ipt" -t "$table" -X "$chain" 2>/dev/null || true
@@ -109,7 +110,7 @@ for ipt in iptables ip6tables; do
 	done
 	# The CNI firewall plugin's chains, when nothing else uses them any more.
 	for chain in CNI-FORWARD CNI-ADMIN; do
-		if [ "$("$ipt" -S "$chain" 2>/dev/null | grep -c '^-A')" = 0 ]; then
+		if "$ipt" -S "$chain" >/dev/null 2>&1 && [ "$("$ipt" -S "$chain" | grep -c '^-A' || true)" = 0 ]; then
 			"$ipt" -D FORWARD -j "$chain" 2>/dev/null || true
 			"$ipt" -D CNI-FORWARD -j "$chain" 2>/dev/null || true
 			"$ipt" -X "$chain" 2>/dev/null || true
