@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
 )
@@ -31,6 +33,10 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 // open connects the kubernetes backend, with the host backend beside it
 // for self-hosted jobs.
 func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, error) {
+	// client-go logs through klog, e.g. each attach stream closed at a
+	// job's teardown; the backend reports what matters as errors.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	sel := map[string]string{}
 	for _, kv := range k.nodeSelector {
 		name, val, ok := strings.Cut(kv, "=")

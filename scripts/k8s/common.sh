@@ -18,9 +18,11 @@ api_get() { # path: GET with the admin certificate, quiet
 		"https://127.0.0.1:$api_port$1"
 }
 api_ok() { [ -s "$run/pki/admin.crt" ] && [ "$(api_get /readyz 2>/dev/null)" = ok ]; }
-node_ready() {
-	api_get /api/v1/nodes/conveyor-node 2>/dev/null | tr -d ' \n' |
-		grep -q '"type":"Ready","status":"True"'
+node_ready() { # Ready, and the node lifecycle controller has lifted the not-ready taint
+	local n
+	n=$(api_get /api/v1/nodes/conveyor-node 2>/dev/null | tr -d ' \n') || return 1
+	case $n in *'"type":"Ready","status":"True"'*) ;; *) return 1 ;; esac
+	case $n in *node.kubernetes.io/not-ready*) return 1 ;; esac
 }
 ctr_ok() { [ -S "$ctr_sock" ] && ctr --address "$ctr_sock" version >/dev/null 2>&1; }
 k8sctr() { ctr --address "$ctr_sock" -n k8s.io "$@"; }

@@ -185,7 +185,7 @@ start_bg kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$
 wait_for "kube-apiserver" 90 api_ok
 start_bg kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$run/admin.kubeconfig" \
 	--leader-elect=false --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-	--use-service-account-credentials=false --secure-port 0 --controllers '*,-nodeipam,-nodelifecycle' --profiling=false
+	--use-service-account-credentials=false --secure-port 0 --controllers '*,-nodeipam' --profiling=false
 start_bg kube-scheduler "$bin/kube-scheduler" --kubeconfig "$run/admin.kubeconfig" --leader-elect=false \
 	--secure-port 0 --profiling=false
 

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
@@ -28,6 +30,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	klog.LogToStderr(false) // client-go's notes on closed attach streams
+	klog.SetOutput(io.Discard)
 	code := func() int {
 		var err error
 		tmpRoot, err = os.MkdirTemp("", "conveyor-k8s-test-")
