@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
@@ -35,8 +36,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, error) {
 	// client-go logs through klog, e.g. each attach stream closed at a
 	// job's teardown; the backend reports what matters as errors.
-	klog.LogToStderr(false)
-	klog.SetOutput(io.Discard)
+	klog.SetLogger(logr.Discard())
 	sel := map[string]string{}
 	for _, kv := range k.nodeSelector {
 		name, val, ok := strings.Cut(kv, "=")

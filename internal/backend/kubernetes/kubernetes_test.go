@@ -3,13 +3,13 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,8 +30,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	klog.LogToStderr(false) // client-go's notes on closed attach streams
-	klog.SetOutput(io.Discard)
+	klog.SetLogger(logr.Discard()) // client-go's notes on closed attach streams
 	code := func() int {
 		var err error
 		tmpRoot, err = os.MkdirTemp("", "conveyor-k8s-test-")
