@@ -297,7 +297,7 @@ func TestPodSpec(t *testing.T) {
 		ActiveDeadline: time.Hour}, owner: "h/1/2"}
 	job := &backend.JobSpec{ID: "Run 7/Job_A:1", Name: "a", JobDir: "/tmp/x", Image: "img",
 		Resources: backend.Resources{CPUs: 2, MemoryBytes: 1 << 30},
-		Container: &backend.Container{Options: "--cpus 1 --user 1000"}}
+		Container: &backend.Container{Options: "--cpus 1 --user 1000:1001"}}
 	p, err := b.podSpec(job)
 	if err != nil {
 		t.Fatal(err)
@@ -313,11 +313,16 @@ func TestPodSpec(t *testing.T) {
 		t.Errorf("spec %+v", s)
 	case c.Resources.Limits.Cpu().String() != "1" || c.Resources.Limits.Memory().String() != "1Gi":
 		t.Errorf("limits %v", c.Resources.Limits)
-	case *c.SecurityContext.AllowPrivilegeEscalation || *c.SecurityContext.RunAsUser != 1000:
+	case *c.SecurityContext.AllowPrivilegeEscalation || *c.SecurityContext.RunAsUser != 1000 || *c.SecurityContext.RunAsGroup != 1001:
 		t.Errorf("security %+v", c.SecurityContext)
 	case c.Command[0] != runnerPath || !c.Stdin || !c.StdinOnce:
 		t.Errorf("job container %+v", c)
 	}
+	job.Container.Options = "--hostname a.b"
+	if _, err := b.podSpec(job); !errs.Is(err, errs.Invalid) {
+		t.Errorf("dotted host name: %v", err)
+	}
+	job.Container.Options = ""
 	job.Runtime = "kata"
 	if p, _ := b.podSpec(job); *p.Spec.RuntimeClassName != "kata" {
 		t.Errorf("runtime class %q", *p.Spec.RuntimeClassName)

@@ -137,6 +137,11 @@ func hardened(user *int64) *corev1.SecurityContext {
 	}
 }
 
+func withGroup(sc *corev1.SecurityContext, gid *int64) *corev1.SecurityContext {
+	sc.RunAsGroup = gid
+	return sc
+}
+
 func (b *Backend) installContainer(img string) corev1.Container {
 	return corev1.Container{
 		Name:            installContainer,
@@ -154,12 +159,22 @@ func (b *Backend) installContainer(img string) corev1.Container {
 // (--await) before its hello, which an attach would not replay.
 func (b *Backend) jobContainer(job *backend.JobSpec, img string, env map[string]string, o *docker.CreateOptions) (corev1.Container, error) {
 	user := b.opts.RunAsUser
+	var group *int64
 	if o.User != "" {
-		uid, err := strconv.ParseInt(strings.SplitN(o.User, ":", 2)[0], 10, 64)
+		u, g, hasGroup := strings.Cut(o.User, ":")
+		uid, err := strconv.ParseInt(u, 10, 64)
+		var gid int64
+		if err == nil && hasGroup {
+			gid, err = strconv.ParseInt(g, 10, 64)
+			group = &gid
+		}
 		if err != nil {
-			return corev1.Container{}, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--user %q: the kubernetes backend takes a numeric user id", o.User)
+			return corev1.Container{}, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--user %q: the kubernetes backend takes numeric ids (UID or UID:GID)", o.User)
 		}
 		user = &uid
+	}
+	if strings.Contains(o.Hostname, ".") {
+		return corev1.Container{}, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--hostname %q: a pod's host name is one DNS label on Kubernetes (no dots)", o.Hostname)
 	}
 	workdir := b.opts.SandboxDir
 	if o.Workdir != "" {
@@ -179,7 +194,7 @@ func (b *Backend) jobContainer(job *backend.JobSpec, img string, env map[string]
 		WorkingDir:      workdir,
 		Env:             envVars(env, o.Env),
 		Resources:       res,
-		SecurityContext: hardened(user),
+		SecurityContext: withGroup(hardened(user), group),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: volWorkspace, MountPath: b.opts.SandboxDir},
 			{Name: volRunner, MountPath: runnerDir, ReadOnly: true},
