@@ -2,6 +2,7 @@ package actcompat
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -53,7 +54,25 @@ func TestActCorpusKubernetes(t *testing.T) {
 	}
 	platforms["self-hosted"] = "-self-hosted"
 	h := host.New(host.Options{})
-	runCorpus(t, "kubernetes", func(r row) bool { return true }, backends{main: main, host: h}, platforms)
+	var left []string
+	want := func(r row) bool {
+		if why, ok := kubernetesOutOfScope[r.dir]; ok {
+			left = append(left, r.name()+" ("+why+")")
+			return false
+		}
+		return true
+	}
+	runCorpus(t, "kubernetes", want, backends{main: main, host: h}, platforms)
+	msg := fmt.Sprintf("act corpus (kubernetes backend): %d more rows out of scope than on Docker: %s", len(left), strings.Join(left, "; "))
+	t.Log(msg)
+	testenv.Report(t, msg)
+}
+
+// kubernetesOutOfScope are rows that pass on Docker but cannot on the
+// kubernetes backend yet, with the reason.
+var kubernetesOutOfScope = map[string]string{
+	"local-action-docker-url": "a Docker action: step containers in the job's pod are not done yet (issue 12, part 2)",
+	"container-hostname":      "--hostname my.host.local: a pod's host name is one DNS label; the backend refuses it",
 }
 
 // aliased maps image names onto images the cluster has.
