@@ -95,6 +95,7 @@ func (h *harness) repo(w workflow) string {
 type conveyorRun struct {
 	dir  string
 	args []string
+	env  []string // added to the environment
 }
 
 func (h *harness) prepare(backend string, w workflow) conveyorRun {
@@ -124,7 +125,7 @@ func (h *harness) exec(r conveyorRun, pollHWM bool) result {
 	cmd.Stdout = devnull
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), r.env...)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		h.fail("%v", err)

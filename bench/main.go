@@ -58,6 +58,9 @@ var cases = []benchCase{
 	{"server-dispatch", "conveyor server, host backend: job ready -> first step (metrics), needs: chain gaps (API); vs fork/exec of sh -c true", serverDispatch},
 	{"server-start", "conveyor server exec to first 200 on /healthz, fresh data dir; vs exec of conveyor version", serverStart},
 	{"server-rss", "idle RSS of conveyor server, and after a 10,000 webhook burst", serverRSS},
+	{"actions-warm", "remote node action (host), warm action cache, vs a run: step of node on its entry file", actionsWarm},
+	{"actions-fetch", "first fetch of a remote action (empty cache) vs git clone --depth 1 of it", actionsFetch},
+	{"cache", "native actions/cache save + restore of a tree of many small files (-cache-mb, default 1 GB) vs tar | zstd to disk and back", cacheCase},
 	{"agents-throughput", "conveyor server --workers 0 + 2 conveyor agents (capacity 4, host): ready -> step running of 1-job runs on idle agents, 200 jobs at once; vs fork/exec of sh -c true", agentsThroughput},
 }
 

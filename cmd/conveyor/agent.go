@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		shutdown                                                                            time.Duration
 		noDefaults                                                                          bool
 		platforms                                                                           listFlag
+		tools                                                                               toolFlags
 	)
 	server = os.Getenv("CONVEYOR_SERVER")
 	if server == "" {
@@ -66,6 +68,9 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 2*time.Minute, "on SIGTERM, running jobs may finish within this; then they are handed back")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	var actionSrc actionFlags
+	actionSrc.register(fs, true)
+	tools.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor agent --server URL --token T [flags]\n       conveyor agent drain|resume ID [--server URL --token ADMIN]\n\nRuns jobs for a Conveyor server: registers with an agent token (conveyor agent-token\ncreate), long-polls for jobs whose runs-on labels it has, runs each in a fresh sandbox\nand streams its log back. Outbound HTTP(S) only. SIGTERM: no new jobs, running ones\nfinish within --shutdown-timeout or are handed back; a second SIGTERM stops at once.\n\nflags:")
 		fs.PrintDefaults()
@@ -101,7 +106,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1
@@ -112,9 +117,14 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 2
 	}
+	acts, err := actionSrc.open(filepath.Join(data, "actions"))
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent: action cache:", err)
+		return 2
+	}
 	host, _ := os.Hostname()
 	a, err := agent.New(agent.Config{Server: server, Token: token, Labels: agentLabels(labels, !noDefaults),
-		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats},
+		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats, Actions: acts},
 		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log, HTTP: &http.Client{Transport: tr}})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)

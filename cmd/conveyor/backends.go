@@ -20,8 +20,8 @@ type backends struct {
 // openBackends picks the job backend: docker when asked or (auto) when an
 // engine answers, else the host with a one-line notice. With an engine,
 // host jobs can still run docker actions and container: jobs.
-func openBackends(ctx context.Context, name, engine string, stderr io.Writer) (*backends, error) {
-	return openBackendsWith(ctx, name, engine, stderr, nil)
+func openBackends(ctx context.Context, name, engine string, stderr io.Writer, tools toolOptions) (*backends, error) {
+	return openBackendsWith(ctx, name, engine, stderr, nil, tools)
 }
 
 // engineFlagHelp documents --docker-engine.
@@ -39,7 +39,7 @@ func outOfProcessRunner() []string {
 }
 
 // openBackendsWith is openBackends with the host backend's runner argv.
-func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer, runner []string) (*backends, error) {
+func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer, runner []string, tools toolOptions) (*backends, error) {
 	switch name {
 	case "auto", "docker", "host":
 	default:
@@ -49,7 +49,9 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("--docker-engine %q: want auto, local or remote", engine)
 	}
-	d, err := docker.New(docker.Options{Engine: eng})
+	// Once per process, not once per job (run: while git is asked).
+	tools.nodeVersion = tools.askNodeVersion(ctx)
+	d, err := docker.New(docker.Options{Engine: eng, Node: tools.containerNode(), NodeVersion: tools.nodeVersion, ToolCache: tools.volume})
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err = d.Ping(pctx)
@@ -59,7 +61,7 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 		if name == "docker" {
 			return nil, fmt.Errorf("docker backend: no Docker engine answers: %v", err)
 		}
-		h := host.New(host.Options{Runner: runner})
+		h := host.New(host.Options{Runner: runner, Node: tools.node, NodeVersion: tools.nodeVersion, ToolCache: tools.toolCache})
 		if name == "auto" {
 			fmt.Fprintln(stderr, "conveyor: no Docker engine answers; running jobs on the host")
 		}
@@ -69,7 +71,7 @@ func openBackendsWith(ctx context.Context, name, engine string, stderr io.Writer
 		fmt.Fprintln(stderr, note)
 	}
 	reaped := reapOrphans(ctx, d, stderr)
-	h := host.New(host.Options{Containers: d, Runner: runner})
+	h := host.New(host.Options{Containers: d, Runner: runner, Node: tools.node, NodeVersion: tools.nodeVersion, ToolCache: tools.toolCache})
 	if name == "host" {
 		return &backends{main: h, host: h, containers: d, close: reaped}, nil
 	}

@@ -36,6 +36,12 @@ func clientCommands() map[string]command {
 	for k, v := range agentCommands() {
 		m[k] = v
 	}
+	for k, v := range accountCommands() {
+		m[k] = v
+	}
+	for k, v := range secretCommands() {
+		m[k] = v
+	}
 	return m
 }
 
@@ -57,6 +63,8 @@ type clientCmd struct {
 	transport      *http.Transport // made by parse from caFile
 	json           bool
 	stdout, stderr io.Writer
+	// anonymous commands (login) need no token.
+	anonymous bool
 }
 
 // newClientCmd makes a subcommand's flag set with --server and --token
@@ -69,12 +77,9 @@ func newClientCmd(name, usage string, stdout, stderr io.Writer) *clientCmd {
 		fmt.Fprintf(stderr, "usage: conveyor %s\n\nflags:\n", usage)
 		c.fs.PrintDefaults()
 	}
-	server := os.Getenv("CONVEYOR_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	c.fs.StringVar(&c.server, "server", server, "server URL (env CONVEYOR_SERVER)")
-	c.fs.StringVar(&c.token, "token", os.Getenv("CONVEYOR_TOKEN"), "API token (env CONVEYOR_TOKEN)")
+	// Empty defaults are filled by parse from the config of conveyor login.
+	c.fs.StringVar(&c.server, "server", os.Getenv("CONVEYOR_SERVER"), "server URL (env CONVEYOR_SERVER; default: conveyor login's, or "+defaultServer+")")
+	c.fs.StringVar(&c.token, "token", os.Getenv("CONVEYOR_TOKEN"), "API token (env CONVEYOR_TOKEN; default: conveyor login's for its server)")
 	c.fs.StringVar(&c.caFile, "ca-file", os.Getenv("CONVEYOR_CA_FILE"), "also trust the PEM certificates in this file for https (env CONVEYOR_CA_FILE)")
 	return c
 }
@@ -99,13 +104,17 @@ func (c *clientCmd) parse(args []string, minArgs, maxArgs int) ([]string, bool) 
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+	if err := c.fromConfig(); err != nil {
+		fmt.Fprintf(c.stderr, "conveyor %s: %v\n", c.name, err)
+		return nil, false
+	}
 	switch {
 	case len(pos) < minArgs:
 		fmt.Fprintf(c.stderr, "conveyor %s: missing argument\n", c.name)
 	case len(pos) > maxArgs:
 		fmt.Fprintf(c.stderr, "conveyor %s: unexpected argument %q\n", c.name, pos[maxArgs])
-	case c.token == "":
-		fmt.Fprintf(c.stderr, "conveyor %s: no API token: pass --token or set CONVEYOR_TOKEN\n", c.name)
+	case c.token == "" && !c.anonymous:
+		fmt.Fprintf(c.stderr, "conveyor %s: no API token for %s: run conveyor login, pass --token or set CONVEYOR_TOKEN\n", c.name, c.server)
 	default:
 		// 30 s: a hung server fails; log streams send their headers at once.
 		tr, err := clientTransport(c.caFile, 30*time.Second)
@@ -470,7 +479,12 @@ func whoamiMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return c.fail("", err)
 	}
-	fmt.Fprintf(stdout, "token %q, role %s, organisation %d, server %s (%s)\n", w.Token, w.Role, w.OrgID, c.server, w.Version)
+	admin := ""
+	if w.ServerAdmin {
+		admin = ", server admin"
+	}
+	fmt.Fprintf(stdout, "user %s (%s in organisation %d%s), token %q of scope %s, server %s (%s)\n",
+		w.User, roleOrNone(w.OrgRole), w.OrgID, admin, w.Token, w.Role, c.server, w.Version)
 	return 0
 }
 

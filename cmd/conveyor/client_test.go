@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
 	t.Setenv("CONVEYOR_SERVER", "")
 	t.Setenv("CONVEYOR_TOKEN", "")
+	t.Setenv("CONVEYOR_CONFIG", filepath.Join(t.TempDir(), "config.json"))
 	f := apitest.New()
 	return &cliEnv{f: f, url: f.Server(t).URL, token: f.AddToken(1, "admin", store.RoleAdmin)}
 }
@@ -273,7 +275,7 @@ func TestClientEnvAndAuth(t *testing.T) {
 	t.Setenv("CONVEYOR_SERVER", e.url)
 	t.Setenv("CONVEYOR_TOKEN", e.token)
 	var out, errb bytes.Buffer
-	if code := clientCommands()["whoami"].main(t.Context(), nil, &out, &errb); code != 0 || !strings.Contains(out.String(), `token "admin", role admin, organisation 1`) {
+	if code := clientCommands()["whoami"].main(t.Context(), nil, &out, &errb); code != 0 || !strings.Contains(out.String(), `user admin (admin in organisation 1), token "admin" of scope admin`) {
 		t.Errorf("whoami from env: %d %s %s", code, out.String(), errb.String())
 	}
 	t.Setenv("CONVEYOR_TOKEN", "")
@@ -287,7 +289,7 @@ func TestClientEnvAndAuth(t *testing.T) {
 	}
 	reader := e.f.AddToken(1, "viewer", store.RoleRead)
 	errb.Reset()
-	if code := clientCommands()["cancel"].main(t.Context(), []string{"1", "--server", e.url, "--token", reader}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "needs write") {
+	if code := clientCommands()["cancel"].main(t.Context(), []string{"1", "--server", e.url, "--token", reader}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "needs role developer and a token of scope write") {
 		t.Errorf("read token cancels: %d %q", code, errb.String())
 	}
 	errb.Reset()

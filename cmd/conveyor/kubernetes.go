@@ -84,5 +84,5 @@ func (f *runFlags) openBackends(ctx context.Context, stderr io.Writer) (*backend
 	if f.backendName == "kubernetes" {
 		return f.kube.open(ctx, stderr)
 	}
-	return openBackends(ctx, f.backendName, f.dockerEngine, stderr)
+	return openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
 }

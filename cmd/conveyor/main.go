@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"expr":       {"evaluate a ${{ }} expression and print its value as JSON", exprMain},
 		"entrypoint": {"(internal) step runner inside a job's sandbox", entrypointMain},
 		"version":    {"print the version", versionMain},
+		"admin":      {"server maintenance: rotate-key re-encrypts stored credentials; new-key prints a key for CONVEYOR_SECRET_KEY", adminMain},
 	}
 	for k, v := range clientCommands() { // server clients; "run show" joins run
 		m[k] = v
@@ -46,7 +47,7 @@ func versionMain(_ context.Context, _ []string, stdout, _ io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: conveyor <command> [flags]\n\ncommands:")
-	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "cancel", "rerun", "agents", "agent-token", "whoami", "version"} {
+	for _, name := range []string{"run", "server", "agent", "lint", "expr", "repo", "trigger", "runs", "logs", "artifacts", "cancel", "rerun", "agents", "agent-token", "login", "logout", "org", "user", "token", "secret", "var", "audit", "whoami", "admin", "version"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands()[name].summary)
 	}
 }

@@ -34,6 +34,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f.register(fs, stdout)
+	cacheF := addCacheFlags(fs, defaultRunCacheDir())
 	event, explicitEvent := "push", false
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		event, args, explicitEvent = args[0], args[1:], true
@@ -133,6 +134,21 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 	opts.Artifacts = arts
+	// Remote actions: fetched into ~/.cache/conveyor/actions.
+	actionsDir, err := userActionsDir()
+	if err == nil {
+		opts.Actions, err = f.actions.open(actionsDir)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor run: action cache:", err)
+		return 2
+	}
+	var stopCache func()
+	if opts.Cache, stopCache, err = cacheF.startRunCache(ctx, opts.Containers, stderr); err != nil {
+		fmt.Fprintln(stderr, "conveyor run:", err)
+		return 2
+	}
+	defer stopCache()
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)

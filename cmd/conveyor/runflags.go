@@ -21,6 +21,8 @@ type runFlags struct {
 	parallel                           int
 	cpus                               float64
 	pids                               int64
+	actions                            actionFlags
+	tools                              toolFlags
 	kube                               kubeFlags
 }
 
@@ -72,6 +74,8 @@ func (f *runFlags) register(fs *flag.FlagSet, usageOut io.Writer) {
 	fs.Float64Var(&f.cpus, "cpus", 0, "CPUs per job sandbox (docker), e.g. 1.5")
 	fs.StringVar(&f.memory, "memory", "", "memory per job sandbox (docker), e.g. 512m, 2g")
 	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
+	f.tools.register(fs)
 	fs.StringVar(&f.runtime, "runtime", "", "OCI runtime of job containers (docker), e.g. runsc (gVisor) or kata-runtime; refused when the engine lacks it")
 	fs.StringVar(&f.networkPolicy, "network-policy", "open", "what jobs may reach (docker, as root): open, no-private (public addresses only) or none (only the job's services)")
+	f.actions.register(fs, true)
 }

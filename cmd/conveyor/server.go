@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -26,16 +27,18 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey                                                              string
+		maxArtifact, tlsCert, tlsKey, keyFile                                                     string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp                                                                   time.Duration
 		platforms                                                                                 listFlag
+		tools                                                                                     toolFlags
 	)
 	fs.StringVar(&configFile, "config", "", "YAML config file (keys are flag names); flags > CONVEYOR_* env > file")
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&data, "data", "conveyor-data", "data directory (SQLite database, git cache, job dirs)")
 	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
+	fs.StringVar(&keyFile, "secret-key-file", "", "key sealing stored credentials, made 0600 on first start (default DATA/"+secrets.KeyFileName+"); "+envSecretKey+" instead holds it")
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -51,6 +54,10 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
 	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
+	var actionSrc actionFlags
+	actionSrc.register(fs, false)
+	tools.register(fs)
+	cacheF := addCacheFlags(fs, "") // "": DATA/cache
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
 		fs.PrintDefaults()
@@ -80,13 +87,26 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if database == "" {
 		database = filepath.Join(data, "conveyor.db")
 	}
-	st, err := sqlstore.Open(ctx, database, sqlstore.Options{})
+	// Replicas sharing a PostgreSQL database must seal with one key: a key
+	// file made per replica would split the credentials between them.
+	shared := strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+	if shared && os.Getenv(envSecretKey) == "" && keyFile == "" {
+		fmt.Fprintf(stderr, "conveyor server: secret key: with PostgreSQL every replica must seal credentials with the same key: set %s on every replica (make one with `conveyor admin new-key`), or --secret-key-file naming a key file they share\n", envSecretKey)
+		return 2
+	}
+	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(!shared)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
+		return 1
+	}
+	log.Info("secret key", "id", keys.Current(), "from", keyFrom)
+	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: database:", err)
 		return 1
 	}
 	defer st.Close()
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner())
+	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
@@ -115,14 +135,29 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			baseURL = "https://" + addr
 		}
 	}
+	if cacheF.dir == "" {
+		cacheF.dir = filepath.Join(data, "cache")
+	}
+	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 1
+	}
+	defer stopCache()
 	if workers <= 0 {
 		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
+	}
+	acts, err := actionSrc.open(filepath.Join(data, "actions"))
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: action cache:", err)
+		return 2
 	}
 	srv, err := server.New(server.Config{
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log})
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
+		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1

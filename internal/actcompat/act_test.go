@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/docker"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
@@ -31,8 +32,30 @@ type row struct {
 	kinds                           []string
 }
 
-// supportedKinds are the step kinds Conveyor runs today.
+// supportedKinds are the step kinds Conveyor runs today, besides remote
+// actions available offline (see offlineAction).
 var supportedKinds = map[string]bool{"run": true, "uses-local": true, "uses-docker": true, "reusable-local": true, "uses-remote:actions/checkout": true}
+
+// offlineAction reports whether a uses-remote:owner/repo[/path] kind names
+// an action whose repository the compat material holds
+// (actions/<owner>/<repo>.git), so that it runs with --actions-url
+// file://$CONVEYOR_COMPAT_DIR/actions. Most of the corpus's remote actions
+// are github.com repositories that are not there.
+func offlineAction(kind string) bool {
+	name, ok := strings.CutPrefix(kind, "uses-remote:")
+	if !ok || actionsDir == "" {
+		return false
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) < 2 {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(actionsDir, parts[0], parts[1]+".git"))
+	return err == nil && st.IsDir()
+}
+
+// actionsDir is $CONVEYOR_COMPAT_DIR/actions, set by runCorpus.
+var actionsDir string
 
 // outOfScope lists rows that use only supported step kinds but cannot pass
 // here, with the reason. Every other in-scope row must pass.
@@ -86,7 +109,10 @@ func readExpected(t *testing.T, dir string) []row {
 
 func (r row) supported() (bool, string) {
 	for _, k := range r.kinds {
-		if !supportedKinds[k] {
+		if strings.HasPrefix(k, "uses-remote:") && !supportedKinds[k] && !offlineAction(k) {
+			return false, "uses " + k + ", not among the compat material's offline actions"
+		}
+		if !supportedKinds[k] && !offlineAction(k) {
 			return false, "uses " + k
 		}
 	}
@@ -94,6 +120,17 @@ func (r row) supported() (bool, string) {
 }
 
 func (r row) name() string { return r.dir + "@" + r.event }
+
+// usesFetchedAction reports whether the row runs a remote action that is
+// fetched (not a native one).
+func (r row) usesFetchedAction() bool {
+	for _, k := range r.kinds {
+		if !supportedKinds[k] && offlineAction(k) {
+			return true
+		}
+	}
+	return false
+}
 
 // load parses the workflows of a case folder (not its sub-folders).
 func load(t *testing.T, root string, r row) []*workflow.Workflow {
@@ -151,7 +188,7 @@ func (l *logReporter) Report(ev exec.Event2) {
 // the container engine for container: jobs (nil when none answers).
 type backends struct{ main, host, containers backend.Backend }
 
-func runCase(t *testing.T, root string, r row, bs backends, platforms map[string]string) {
+func runCase(t *testing.T, root string, r row, bs backends, platforms map[string]string, acts exec.ActionResolver) {
 	t.Helper()
 	wfs := load(t, root, r)
 	p, err := plan.Compile(wfs, plan.Select{Event: r.event})
@@ -179,6 +216,7 @@ func runCase(t *testing.T, root string, r row, bs backends, platforms map[string
 		Inputs:   inputs,
 		Secrets:  map[string]string{},
 		Reporter: rep,
+		Actions:  acts,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -204,8 +242,13 @@ func runCase(t *testing.T, root string, r row, bs backends, platforms map[string
 // prints the pass count.
 func runCorpus(t *testing.T, label string, want func(r row) bool, bs backends, platforms map[string]string) {
 	root := testenv.CompatDir(t, "act")
+	actionsDir = testenv.CompatDir(t, "actions")
+	acts, err := actions.New(actions.Options{Dir: t.TempDir(), BaseURL: "file://" + actionsDir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rows := readExpected(t, root)
-	passed, total := 0, 0
+	passed, total, remote := 0, 0, 0
 	var skipped []string
 	for _, r := range rows {
 		if ok, why := r.supported(); !ok {
@@ -221,11 +264,15 @@ func runCorpus(t *testing.T, label string, want func(r row) bool, bs backends, p
 		}
 		total++
 		r := r
-		if t.Run(r.name(), func(t *testing.T) { runCase(t, root, r, bs, platforms) }) {
+		ok := t.Run(r.name(), func(t *testing.T) { runCase(t, root, r, bs, platforms, acts) })
+		if ok {
 			passed++
 		}
+		if r.usesFetchedAction() && ok {
+			remote++
+		}
 	}
-	msg := fmt.Sprintf("act corpus (%s backend): %d/%d in-scope cases passed; %d rows out of scope", label, passed, total, len(skipped))
+	msg := fmt.Sprintf("act corpus (%s backend): %d/%d in-scope cases passed (%d with fetched remote actions); %d rows out of scope", label, passed, total, remote, len(skipped))
 	t.Log(msg)
 	t.Logf("out of scope:\n  %s", strings.Join(skipped, "\n  "))
 	testenv.Report(t, msg)
@@ -250,7 +297,9 @@ func TestActCorpusHost(t *testing.T) {
 		bs.host = host.New(host.Options{})
 	}
 	bs.main = bs.host
-	runCorpus(t, "host", func(r row) bool { return r.host }, bs, all)
+	// Rows with fetched actions run here too: act keeps them off its host
+	// runs for its own set-up's sake, nothing in them needs a container.
+	runCorpus(t, "host", func(r row) bool { return r.host || r.usesFetchedAction() }, bs, all)
 }
 
 // dockerBackend returns a docker backend with a static step runner built

@@ -1,7 +1,20 @@
-// Package actions resolves what a step's or a job's uses: names. A local
-// reference (./path) is confined to the repository it is read from: no
-// absolute path, no ".." that leaves it, no symbolic link that points out
-// of it, and every file read has a size limit.
+// Package actions resolves what a step's or a job's uses: names.
+//
+// A local reference (./path) is confined to the repository it is read
+// from: no absolute path, no ".." that leaves it, no symbolic link that
+// points out of it, and every file read has a size limit.
+//
+// A remote action or reusable workflow (owner/repo[/path]@ref) resolves to
+// a tree on disk, fetched with the git CLI from a base URL
+// (https://github.com or a mirror) and cached by commit SHA. A ref that
+// moves (a tag, a branch) is resolved again at most every RefTTL; a SHA is
+// never fetched twice. Fetches of one repository and ref happen once, in
+// this process (singleflight) and across processes (a file lock), and a
+// fetched tree appears in the cache whole or not at all. Trees in the cache
+// are shared by every job: callers copy them before a job may touch them.
+//
+// The package is part of the execution core: it reads no environment and
+// imports nothing from the server side.
 package actions
 
 import (

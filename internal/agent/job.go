@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/exec"
@@ -82,6 +83,10 @@ func (a *Agent) execute(ctx context.Context, asg *api.AgentAssignment, j client.
 	}
 	env := a.cfg.Env
 	env.Artifacts = &jobArtifacts{cl: a.cl, job: j, server: a.cfg.Server, runID: asg.Run.ID}
+	if asg.CacheToken != "" { // the server's cache, for actions/cache and @actions/cache
+		env.Cache = exec.Cache{Store: cache.NewRemote(a.cfg.Server, asg.CacheToken, a.cfg.HTTP),
+			Runtime: cache.StaticRuntime{URL: a.cfg.Server, Token: asg.CacheToken}}
+	}
 	return jobrun.Run(ctx, env, specOf(asg), src, filepath.Join(dir, "work"), sink)
 }
 
@@ -106,7 +111,8 @@ func specOf(asg *api.AgentAssignment) *jobrun.Spec {
 	r := asg.Run
 	return &jobrun.Spec{JobID: asg.JobID, Key: asg.Key, Name: asg.Name, RunID: r.ID, RunNumber: r.Number, RunAttempt: r.Attempt,
 		Workflow: r.Workflow, WorkflowYAML: []byte(r.WorkflowYAML), Event: r.Event, EventJSON: r.EventJSON,
-		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep)}
+		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep),
+		Secrets: asg.Secrets, Vars: asg.Vars}
 }
 
 // heartbeat extends the lease until ctx ends. A cancelled run stops the

@@ -11,13 +11,9 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// agentAuth marks routes reached only with an agent token (an agent's
-// own, never an API token of any role).
-const agentAuth store.Role = "agent-token"
-
 type agentKey struct{}
 
-// agentOf is the agent that authenticated the request (agentAuth routes).
+// agentOf is the agent that authenticated the request (agent routes).
 func agentOf(r *http.Request) *store.Agent {
 	a, _ := r.Context().Value(agentKey{}).(*store.Agent)
 	return a
@@ -227,6 +223,7 @@ func (a *server) createAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
+	a.audit(r, tok.OrgID, "agent.create", fmt.Sprintf("agent %d %q", out.Agent.ID, out.Agent.Name), "")
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -267,6 +264,11 @@ func (a *server) setDraining(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, fmt.Sprintf("agent %d", id), err)
 		return
 	}
+	action := "agent.resume"
+	if draining {
+		action = "agent.drain"
+	}
+	a.audit(r, tok.OrgID, action, fmt.Sprintf("agent %d %q", ag.ID, ag.Name), "")
 	writeJSON(w, http.StatusOK, ag)
 }
 
@@ -283,6 +285,7 @@ func (a *server) revokeAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, fmt.Sprintf("agent %d", id), err)
 		return
 	}
+	a.audit(r, tok.OrgID, "agent.revoke", fmt.Sprintf("agent %d", id), "")
 	w.WriteHeader(http.StatusNoContent)
 }
 

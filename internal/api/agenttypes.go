@@ -71,6 +71,14 @@ type AgentAssignment struct {
 	// Keep are the matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (not run again): the executor's instance results.
 	Keep json.RawMessage `json:"keep,omitempty"`
+	// CacheToken is the job's ACTIONS_RUNTIME_TOKEN for the server's cache
+	// service (its repository and ref); empty when the server has none.
+	CacheToken string `json:"cache_token,omitempty"`
+	// Secrets and Vars are the job's secrets and vars contexts: sent only
+	// in the lease of this job to the agent that holds it, which keeps
+	// them in memory and masks every secret in the job's output.
+	Secrets map[string]string `json:"secrets,omitempty"`
+	Vars    map[string]string `json:"vars,omitempty"`
 }
 
 // AgentRun is the run of an assigned job, as it was planned.

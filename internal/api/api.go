@@ -9,15 +9,17 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/password"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -26,9 +28,12 @@ const MaxBody = 1 << 20
 
 // The store reads the API needs; a store.Store has them all.
 type (
-	// TokenReader authenticates bearer tokens.
+	// TokenReader authenticates bearer tokens and finds their user's
+	// role in the token's organisation.
 	TokenReader interface {
 		TokenByHash(ctx context.Context, hash []byte) (*store.Token, error)
+		Member(ctx context.Context, orgID, userID int64) (*store.Member, error)
+		GetUser(ctx context.Context, id int64) (*store.User, error)
 	}
 	// RepoReader reads repositories of an organisation.
 	RepoReader interface {
@@ -77,6 +82,16 @@ type Deps struct {
 	// 503); MaxArtifactSize caps one upload (default 256 MiB).
 	Artifacts       store.Artifacts
 	MaxArtifactSize int64
+	// Accounts serves login, organisations, users, tokens and the audit
+	// log (nil: those routes answer 503, and nothing is audited).
+	Accounts AccountStore
+	// Secrets stores secrets and variables (nil: those routes answer 503);
+	// JobTokens the jobs' GITHUB_TOKENs (nil: they are refused).
+	Secrets   store.Secrets
+	JobTokens store.JobTokens
+	// PasswordParams are argon2id's costs for new password hashes
+	// (default password.Default).
+	PasswordParams password.Params
 	// Notifier wakes log followers at once; nil: they poll every second.
 	Notifier LogNotifier
 	// BaseURL is the server's public URL, without a trailing slash; hook
@@ -97,8 +112,8 @@ type handlerFunc func(a *server, w http.ResponseWriter, r *http.Request, tok *st
 // OpenAPI sync test read.
 type route struct {
 	method, path string
-	// role is the least role allowed; "" means no authentication.
-	role   store.Role
+	// need is who may call it (see access).
+	need   access
 	status int // success status
 	in     any // request body type (nil: none)
 	out    any // JSON response type (nil: not JSON)
@@ -106,41 +121,48 @@ type route struct {
 }
 
 func routes() []route {
-	return []route{
-		{"GET", "/api/openapi.json", "", 200, nil, nil, (*server).openapi},
-		{"GET", "/api/whoami", store.RoleAgent, 200, nil, WhoAmI{}, (*server).whoami},
-		{"POST", "/api/repos", store.RoleAdmin, 201, RepoInput{}, RepoCreated{}, (*server).addRepo},
-		{"GET", "/api/repos", store.RoleRead, 200, nil, RepoList{}, (*server).listRepos},
-		{"GET", "/api/repos/{id}", store.RoleRead, 200, nil, Repo{}, (*server).getRepo},
-		{"POST", "/api/repos/{id}/dispatch", store.RoleWrite, 202, DispatchInput{}, Dispatched{}, (*server).dispatch},
-		{"GET", "/api/events/{id}", store.RoleRead, 200, nil, Event{}, (*server).getEvent},
-		{"GET", "/api/runs", store.RoleRead, 200, nil, RunList{}, (*server).listRuns},
-		{"GET", "/api/runs/{id}", store.RoleRead, 200, nil, RunDetail{}, (*server).getRun},
-		{"POST", "/api/runs/{id}/cancel", store.RoleWrite, 200, nil, Run{}, (*server).cancel},
-		{"POST", "/api/runs/{id}/rerun", store.RoleWrite, 201, RerunInput{}, Run{}, (*server).rerun},
-		{"GET", "/api/runs/{id}/jobs/{job}/logs", store.RoleRead, 200, nil, nil, (*server).logs},
-		{"GET", "/api/runs/{id}/artifacts", store.RoleRead, 200, nil, ArtifactList{}, (*server).listArtifacts},
-		{"GET", "/api/runs/{id}/artifacts/{name}", store.RoleRead, 200, nil, nil, (*server).downloadArtifact},
-		{"POST", "/api/agents", store.RoleAdmin, 201, AgentInput{}, AgentCreated{}, (*server).createAgent},
-		{"GET", "/api/agents", store.RoleRead, 200, nil, AgentList{}, (*server).listAgents},
-		{"POST", "/api/agents/{id}/drain", store.RoleAdmin, 200, nil, Agent{}, (*server).drainAgent},
-		{"POST", "/api/agents/{id}/resume", store.RoleAdmin, 200, nil, Agent{}, (*server).resumeAgent},
-		{"DELETE", "/api/agents/{id}", store.RoleAdmin, 204, nil, nil, (*server).revokeAgent},
-		{"POST", "/api/agent/register", agentAuth, 200, AgentRegister{}, AgentRegistered{}, (*server).agentRegister},
-		{"POST", "/api/agent/lease", agentAuth, 200, nil, AgentAssignment{}, (*server).agentLease},
-		{"POST", "/api/agent/jobs/{id}/heartbeat", agentAuth, 200, nil, AgentHeartbeat{}, (*server).agentHeartbeat},
-		{"POST", "/api/agent/jobs/{id}/logs", agentAuth, 204, nil, nil, (*server).agentLogs},
-		{"GET", "/api/agent/jobs/{id}/source", agentAuth, 200, nil, nil, (*server).agentSource},
-		{"POST", "/api/agent/jobs/{id}/complete", agentAuth, 204, AgentCompletion{}, nil, (*server).agentComplete},
-		{"POST", "/api/agent/jobs/{id}/release", agentAuth, 204, AgentRelease{}, nil, (*server).agentRelease},
-		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agentAuth, 201, nil, Artifact{}, (*server).agentPutArtifact},
-		{"GET", "/api/agent/jobs/{id}/artifacts", agentAuth, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
-		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agentAuth, 200, nil, nil, (*server).agentGetArtifact},
-	}
+	return slices.Concat([]route{
+		{"GET", "/api/openapi.json", anyone, 200, nil, nil, (*server).openapi},
+		{"GET", "/api/whoami", self, 200, nil, WhoAmI{}, (*server).whoami},
+		{"POST", "/api/repos", settings, 201, RepoInput{}, RepoCreated{}, (*server).addRepo},
+		{"GET", "/api/repos", viewer, 200, nil, RepoList{}, (*server).listRepos},
+		{"GET", "/api/repos/{id}", viewer, 200, nil, Repo{}, (*server).getRepo},
+		// Protected branches come with environments (issue 11, part 4);
+		// until then a developer may trigger any ref.
+		{"POST", "/api/repos/{id}/dispatch", developer, 202, DispatchInput{}, Dispatched{}, (*server).dispatch},
+		{"GET", "/api/events/{id}", viewer, 200, nil, Event{}, (*server).getEvent},
+		{"GET", "/api/runs", viewer, 200, nil, RunList{}, (*server).listRuns},
+		{"GET", "/api/runs/{id}", viewer, 200, nil, RunDetail{}, (*server).getRun},
+		{"POST", "/api/runs/{id}/cancel", developer, 200, nil, Run{}, (*server).cancel},
+		{"POST", "/api/runs/{id}/rerun", developer, 201, RerunInput{}, Run{}, (*server).rerun},
+		{"GET", "/api/runs/{id}/jobs/{job}/logs", viewer, 200, nil, nil, (*server).logs},
+		{"GET", "/api/runs/{id}/artifacts", viewer, 200, nil, ArtifactList{}, (*server).listArtifacts},
+		{"GET", "/api/runs/{id}/artifacts/{name}", viewer, 200, nil, nil, (*server).downloadArtifact},
+		{"POST", "/api/agents", orgAdmin, 201, AgentInput{}, AgentCreated{}, (*server).createAgent},
+		{"GET", "/api/agents", viewer, 200, nil, AgentList{}, (*server).listAgents},
+		{"POST", "/api/agents/{id}/drain", orgAdmin, 200, nil, Agent{}, (*server).drainAgent},
+		{"POST", "/api/agents/{id}/resume", orgAdmin, 200, nil, Agent{}, (*server).resumeAgent},
+		{"DELETE", "/api/agents/{id}", orgAdmin, 204, nil, nil, (*server).revokeAgent},
+		{"POST", "/api/agent/register", agent, 200, AgentRegister{}, AgentRegistered{}, (*server).agentRegister},
+		{"POST", "/api/agent/lease", agent, 200, nil, AgentAssignment{}, (*server).agentLease},
+		{"POST", "/api/agent/jobs/{id}/heartbeat", agent, 200, nil, AgentHeartbeat{}, (*server).agentHeartbeat},
+		{"POST", "/api/agent/jobs/{id}/logs", agent, 204, nil, nil, (*server).agentLogs},
+		{"GET", "/api/agent/jobs/{id}/source", agent, 200, nil, nil, (*server).agentSource},
+		{"POST", "/api/agent/jobs/{id}/complete", agent, 204, AgentCompletion{}, nil, (*server).agentComplete},
+		{"POST", "/api/agent/jobs/{id}/release", agent, 204, AgentRelease{}, nil, (*server).agentRelease},
+		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
+		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
+		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
+	}, accountRoutes(), secretRoutes())
 }
 
 type server struct {
 	Deps
+	// hashSlots bounds concurrent password hashing; dummy is a hash
+	// verified when the user has none (see login).
+	hashSlots chan struct{}
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // New returns the API handler. Requests under /api/ that match no route
@@ -156,7 +178,10 @@ func New(d Deps) http.Handler {
 		d.Heartbeat = 15 * time.Second
 	}
 	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
-	a := &server{d}
+	if d.PasswordParams == (password.Params{}) {
+		d.PasswordParams = password.Default
+	}
+	a := &server{Deps: d, hashSlots: make(chan struct{}, 2)}
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
 	for _, rt := range routes() {
@@ -177,41 +202,15 @@ func New(d Deps) http.Handler {
 	return mux
 }
 
-var roleRank = map[store.Role]int{store.RoleAgent: 1, store.RoleRead: 2, store.RoleWrite: 3, store.RoleAdmin: 4}
-
-// allowed reports whether role may do what needs at least min. Agent
-// tokens only run jobs: they reach nothing but agent-level routes.
-func allowed(role, min store.Role) bool {
-	if role == store.RoleAgent {
-		return min == store.RoleAgent
-	}
-	return roleRank[role] >= roleRank[min]
-}
-
 func (a *server) wrap(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var tok *store.Token
-		if rt.role == agentAuth {
-			ag, err := a.authenticateAgent(r)
-			if err != nil {
-				a.fail(w, "", err)
-				return
-			}
-			r = r.WithContext(context.WithValue(r.Context(), agentKey{}, ag))
-		} else if rt.role != "" {
-			var err error
-			if tok, err = a.authenticate(r); err != nil {
-				a.fail(w, "", err)
-				return
-			}
-			if !allowed(tok.Role, rt.role) {
-				writeErrorMsg(w, errs.Forbidden, fmt.Sprintf("token %q has role %s; %s %s needs %s",
-					tok.Name, tok.Role, rt.method, rt.path, rt.role))
-				return
-			}
+		r, tok, ok := a.authorize(w, r, rt)
+		if !ok {
+			return
 		}
-		// PUT bodies are uploads (artifacts), which their handler limits.
-		if r.Body != nil && rt.method != "PUT" {
+		// PUT bodies that are not JSON are uploads (artifacts), which their
+		// handler limits.
+		if r.Body != nil && (rt.method != "PUT" || rt.in != nil) {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		}
 		rt.handle(a, w, r, tok)

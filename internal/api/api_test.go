@@ -24,10 +24,10 @@ func TestAuth(t *testing.T) {
 		{"not bearer", "GET", "/api/runs", "", "Basic YTpi", 401, "unauthorized", "Bearer"},
 		{"empty bearer", "GET", "/api/runs", "", "Bearer ", 401, "unauthorized", "Bearer"},
 		{"unknown", "GET", "/api/runs", "cvy_nope", "", 401, "unauthorized", "unknown"},
-		{"read cannot cancel", "POST", run + "/cancel", e.read, "", 403, "forbidden", "needs write"},
-		{"read cannot dispatch", "POST", fmt.Sprintf("/api/repos/%d/dispatch", e.repo.ID), e.read, "", 403, "forbidden", "needs write"},
-		{"write cannot add repos", "POST", "/api/repos", e.write, "", 403, "forbidden", "needs admin"},
-		{"agent cannot read runs", "GET", run, e.agent, "", 403, "forbidden", "role agent"},
+		{"read cannot cancel", "POST", run + "/cancel", e.read, "", 403, "forbidden", "needs role developer and a token of scope write"},
+		{"read cannot dispatch", "POST", fmt.Sprintf("/api/repos/%d/dispatch", e.repo.ID), e.read, "", 403, "forbidden", "needs role developer"},
+		{"write cannot add repos", "POST", "/api/repos", e.write, "", 403, "forbidden", "needs role maintainer and a token of scope admin"},
+		{"admin's read token cannot cancel", "POST", run + "/cancel", e.readAdmin, "", 403, "forbidden", `token "ro-admin" has scope read`},
 		{"other org run", "GET", run, e.other, "", 404, "not_found", fmt.Sprintf("run %d: not found", e.run.ID)},
 		{"other org repo", "GET", fmt.Sprintf("/api/repos/%d", e.repo.ID), e.other, "", 404, "not_found", "not found"},
 		{"other org cancel", "POST", run + "/cancel", e.other, "", 404, "not_found", "not found"},
@@ -59,9 +59,9 @@ func TestAuth(t *testing.T) {
 func TestWhoAmI(t *testing.T) {
 	e := newEnv(t)
 	for token, want := range map[string]api.WhoAmI{
-		e.read:  {OrgID: 1, Token: "viewer", Role: "read", Version: "test"},
-		e.agent: {OrgID: 1, Token: "agent", Role: "agent", Version: "test"},
-		e.other: {OrgID: 2, Token: "intruder", Role: "admin", Version: "test"},
+		e.read:      {OrgID: 1, Token: "viewer", Role: "read", User: "viewer", OrgRole: "viewer", Version: "test"},
+		e.readAdmin: {OrgID: 1, Token: "ro-admin", Role: "read", User: "ro-admin", OrgRole: "admin", Version: "test"},
+		e.other:     {OrgID: 2, Token: "intruder", Role: "admin", User: "intruder", OrgRole: "admin", Version: "test"},
 	} {
 		var got api.WhoAmI
 		resp, b := e.do(t, "GET", "/api/whoami", token, "")

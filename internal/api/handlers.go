@@ -15,7 +15,9 @@ const (
 )
 
 func (a *server) whoami(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	writeJSON(w, http.StatusOK, WhoAmI{OrgID: tok.OrgID, Token: tok.Name, Role: string(tok.Role), Version: a.Version})
+	c := callerOf(r)
+	writeJSON(w, http.StatusOK, WhoAmI{OrgID: tok.OrgID, Token: tok.Name, Role: string(tok.Role), User: c.user,
+		OrgRole: string(c.role), ServerAdmin: c.serverAdmin, Expires: optTime(tok.Expires), Version: a.Version})
 }
 
 func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
@@ -29,6 +31,7 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 		a.fail(w, "", err)
 		return
 	}
+	a.audit(r, tok.OrgID, "repo.create", "repo "+repo.Name, fmt.Sprintf("id %d, forge %s", repo.ID, repo.Forge))
 	out := toRepo(repo, a.BaseURL)
 	writeJSON(w, http.StatusCreated, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: repo.Secret})
 }

@@ -17,16 +17,17 @@ import (
 // env is a server on the fake with tokens of every role in org 1, an
 // admin of org 2, one repository and one finished run with two jobs.
 type env struct {
-	f                         *apitest.Fake
-	srv                       *httptest.Server
-	admin, write, read, agent string
-	other                     string // admin of org 2
-	repo                      *store.Repo
-	run                       *store.Run
-	build, test               *store.Job
-	otherRun                  *store.Run
-	otherJob                  *store.Job
-	started, finished         time.Time
+	f                  *apitest.Fake
+	srv                *httptest.Server
+	admin, write, read string
+	readAdmin          string // an admin's token of scope read
+	other              string // admin of org 2
+	repo               *store.Repo
+	run                *store.Run
+	build, test        *store.Job
+	otherRun           *store.Run
+	otherJob           *store.Job
+	started, finished  time.Time
 }
 
 func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
@@ -34,7 +35,7 @@ func newEnv(t *testing.T, tweak ...func(*api.Deps)) *env {
 	f := apitest.New()
 	e := &env{f: f,
 		admin: f.AddToken(1, "admin", store.RoleAdmin), write: f.AddToken(1, "ci", store.RoleWrite),
-		read: f.AddToken(1, "viewer", store.RoleRead), agent: f.AddToken(1, "agent", store.RoleAgent),
+		read: f.AddToken(1, "viewer", store.RoleRead), readAdmin: f.AddUserToken(1, "ro-admin", store.OrgAdmin, store.RoleRead),
 		other: f.AddToken(2, "intruder", store.RoleAdmin)}
 	e.srv = httptest.NewUnstartedServer(nil)
 	d := f.Deps("http://" + e.srv.Listener.Addr().String())

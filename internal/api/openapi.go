@@ -8,8 +8,8 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// The OpenAPI 3 document is hand-written in three files (the agent and
-// the artifact routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// The OpenAPI 3 document is hand-written in five files (the agent, artifact,
+// account and secret routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -18,8 +18,12 @@ var (
 	openapiAgents []byte
 	//go:embed openapi_artifacts.json
 	openapiArtifacts []byte
+	//go:embed openapi_accounts.json
+	openapiAccounts []byte
+	//go:embed openapi_secrets.json
+	openapiSecrets []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts), openapiAccounts), openapiSecrets)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

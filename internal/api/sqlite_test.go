@@ -47,6 +47,32 @@ func (a storeActions) Rerun(context.Context, int64, int64, bool) (*store.Run, er
 	return nil, errs.E("rerun", errs.Unavailable, "not in this test")
 }
 
+// userToken makes a user called name with role member in org and a token
+// of scope for them, and returns its secret.
+func userToken(t *testing.T, db store.Store, orgID int64, name string, member store.OrgRole, scope store.Role) string {
+	t.Helper()
+	ctx := t.Context()
+	u, err := db.UserByName(ctx, name)
+	if errs.Is(err, errs.NotFound) {
+		u = &store.User{Name: name}
+		err = db.CreateUser(ctx, u)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if member != "" {
+		if err := db.SetMember(ctx, orgID, u.ID, member); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := "cvy_" + rand.Text()
+	sum := sha256.Sum256([]byte(secret))
+	if err := db.CreateToken(ctx, &store.Token{OrgID: orgID, UserID: u.ID, Name: name, Role: scope, Hash: sum[:]}); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
 func TestWithSQLiteStore(t *testing.T) {
 	ctx := t.Context()
 	db, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "conveyor.db"), sqlstore.Options{})
@@ -60,12 +86,8 @@ func TestWithSQLiteStore(t *testing.T) {
 	}
 	other, _ := db.EnsureOrg(ctx, "other")
 	token := func(orgID int64, name string, role store.Role) string {
-		secret := "cvy_" + rand.Text()
-		sum := sha256.Sum256([]byte(secret))
-		if err := db.CreateToken(ctx, &store.Token{OrgID: orgID, Name: name, Role: role, Hash: sum[:]}); err != nil {
-			t.Fatal(err)
-		}
-		return secret
+		member := map[store.Role]store.OrgRole{store.RoleAdmin: store.OrgAdmin, store.RoleRead: store.OrgViewer}[role]
+		return userToken(t, db, orgID, name, member, role)
 	}
 	hub := logs.NewHub()
 	e := &env{admin: token(org.ID, "admin", store.RoleAdmin), read: token(org.ID, "viewer", store.RoleRead),

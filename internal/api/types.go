@@ -13,12 +13,19 @@ import (
 // that a new column never leaks secrets (webhook secret, status token,
 // clone password, token hashes) or internals (leases) by accident.
 
-// WhoAmI describes the caller's token.
+// WhoAmI describes the caller's token and user.
 type WhoAmI struct {
-	OrgID   int64  `json:"org_id"`
-	Token   string `json:"token"`
-	Role    string `json:"role"`
-	Version string `json:"version"`
+	OrgID int64  `json:"org_id"`
+	Token string `json:"token"`
+	// Role is the token's scope (read, write, admin).
+	Role string `json:"role"`
+	User string `json:"user"`
+	// OrgRole is the user's role in the organisation ("" when not a member).
+	OrgRole     string `json:"org_role"`
+	ServerAdmin bool   `json:"server_admin"`
+	// Expires is when the token stops working (absent: never).
+	Expires *time.Time `json:"expires,omitempty"`
+	Version string     `json:"version"`
 }
 
 // Repo is a registered repository, without its credentials.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/glob"
 )
 
 // File is one file of an artifact: Path on the host (symbolic links
@@ -125,7 +126,7 @@ func Find(s Search) (files []File, root string, warnings []string, err error) {
 				return
 			}
 			segs := split(p)
-			matched = matched || match(pat, segs)
+			matched = matched || glob.MatchSegs(pat, segs)
 			switch {
 			case fi.IsDir():
 				if !matched && !hasDoubleStar(pat) && len(segs) >= len(pat) {
@@ -208,37 +209,11 @@ func hasDoubleStar(pat []string) bool {
 	return false
 }
 
-// match matches path elements against pattern elements; ** matches any
-// number of elements.
-func match(pat, p []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for len(pat) > 1 && pat[1] == "**" {
-				pat = pat[1:]
-			}
-			for i := 0; i <= len(p); i++ {
-				if match(pat[1:], p[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(p) == 0 {
-			return false
-		}
-		if ok, err := path.Match(pat[0], p[0]); err != nil || !ok {
-			return false
-		}
-		pat, p = pat[1:], p[1:]
-	}
-	return len(p) == 0
-}
-
 // excluded reports whether p or a directory above it matches an exclusion.
 func excluded(exclude [][]string, p []string) bool {
 	for _, ex := range exclude {
 		for i := len(p); i >= 1; i-- {
-			if match(ex, p[:i]) {
+			if glob.MatchSegs(ex, p[:i]) {
 				return true
 			}
 		}

@@ -58,10 +58,35 @@ type ContainerRunner interface {
 	BuildImage(ctx context.Context, contextDir, dockerfile, tag string, out io.Writer) error
 }
 
+// NodeProvider is an optional Sandbox ability: the Node.js programs that
+// may run JavaScript actions (runs.using: node12|16|20|24), best first.
+// The executor checks their versions and picks one. Sandboxes without it
+// offer "node" of unknown version.
+type NodeProvider interface {
+	// Nodes may make a program available first (a remote engine copies
+	// Conveyor's node into the container on the first call that needs it).
+	Nodes(ctx context.Context) ([]Node, error)
+}
+
+// Node is a Node.js program of a sandbox.
+type Node struct {
+	// Argv starts a Process's argv: ["node"] is the one on the sandbox's
+	// base PATH (before any step changed it); a longer one runs node
+	// through a loader.
+	Argv []string
+	// Version is what `node --version` says (v20.11.1) when the backend
+	// knows it for sure; "": the executor asks the program.
+	Version string
+}
+
 // Dirs is the job directory as seen from both sides.
 type Dirs struct {
 	Host    string
 	Sandbox string
+	// ToolCache is RUNNER_TOOL_CACHE as the sandbox sees it: a folder that
+	// outlives the job (setup-* actions install toolchains there once per
+	// machine). "": none, the executor gives each job a folder of its own.
+	ToolCache string
 }
 
 // Process is one command to run in a sandbox.
@@ -80,6 +105,10 @@ type Process struct {
 	// run: shell is bash -e where the sandbox has bash and sh -e elsewhere;
 	// the sandbox decides per process without a shell started to ask.
 	Fallback []string
+	// NoFiles says the process reads and writes nothing of the job
+	// directory (node --version): a sandbox that copies the job folder
+	// around each process (a remote Docker engine) may skip that.
+	NoFiles bool
 }
 
 // ContainerStep is a step that runs in a container of its own.

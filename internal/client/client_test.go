@@ -82,7 +82,7 @@ func TestClientErrors(t *testing.T) {
 		msg    string
 	}{
 		{"not found", func() error { _, err := reader.GetRun(ctx, 12); return err }, errs.NotFound, 404, "run 12: not found"},
-		{"forbidden", func() error { _, err := reader.Cancel(ctx, 12); return err }, errs.Forbidden, 403, "needs write"},
+		{"forbidden", func() error { _, err := reader.Cancel(ctx, 12); return err }, errs.Forbidden, 403, "needs role developer and a token of scope write"},
 		{"unauthorized", func() error {
 			_, err := client.New(srv.URL, "bad", nil).ListRepos(ctx)
 			return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -46,12 +47,17 @@ jobs:
 type leaseSnapshot map[string]*store.Job // by "<run>-<job key>"
 
 // inspect opens the database of a stopped server with the store package
-// and runs f on it: the state exactly as the server left it.
-func inspect(t *testing.T, dsn string, f func(st store.Store, org int64)) {
+// and the server's key file, and runs f on it: the state exactly as the
+// server left it.
+func inspect(t *testing.T, dsn, keyFile string, f func(st store.Store, org int64)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	key, err := secrets.LoadKeyFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{Keys: secrets.NewKeyring(key)})
 	if err != nil {
 		t.Fatalf("opening %s after the crash: %v", dsn, err)
 	}
@@ -190,7 +196,7 @@ func TestKill9MidRunSQLite(t *testing.T) {
 	// The database as the crash left it.
 	var leases leaseSnapshot
 	claimed := map[int64]bool{} // events the killed server was processing
-	inspect(t, filepath.Join(data, "conveyor.db"), func(st store.Store, org int64) {
+	inspect(t, filepath.Join(data, "conveyor.db"), filepath.Join(data, secrets.KeyFileName), func(st store.Store, org int64) {
 		for _, id := range append(keys(pushEvents), flooded...) {
 			ev, err := st.GetEvent(context.Background(), org, id)
 			if err != nil {

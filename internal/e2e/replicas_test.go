@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
@@ -101,7 +102,13 @@ func TestTwoReplicasPostgres(t *testing.T) {
 		shas = append(shas, g.commit(fmt.Sprintf("change %d", i), map[string]string{"n.txt": fmt.Sprint(i)}))
 	}
 
-	flags := []string{"--database", dsn, "--lease-ttl", leaseTTL.String(), "--poll", "100ms", "--workers", fmt.Sprint(workers)}
+	// Replicas of one database share its secret key (the server refuses
+	// to make one per replica).
+	keyFile := filepath.Join(t.TempDir(), "shared.key")
+	if _, err := secrets.WriteKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--database", dsn, "--secret-key-file", keyFile, "--lease-ttl", leaseTTL.String(), "--poll", "100ms", "--workers", fmt.Sprint(workers)}
 	// One after the other: the first start of a database prints its token.
 	r1 := startServer(t, "r1", data1, true, append([]string{"--replica", "r1"}, flags...)...)
 	r2 := startServer(t, "r2", data2, false, append([]string{"--replica", "r2"}, flags...)...)
@@ -241,7 +248,7 @@ func TestTwoReplicasPostgres(t *testing.T) {
 	crashed := r1.kill9()
 	// The leases r1 held, as r1 left them (r2 keeps running meanwhile).
 	var leases leaseSnapshot
-	inspect(t, dsn, func(st store.Store, org int64) { leases = runningLeases(t, st, org) })
+	inspect(t, dsn, keyFile, func(st store.Store, org int64) { leases = runningLeases(t, st, org) })
 	// Do r1's steps outlive it? (Give them a second.)
 	time.Sleep(time.Until(crashed.Add(time.Second)))
 	aliveAfter := map[int]bool{}

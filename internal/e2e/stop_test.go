@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -70,7 +71,7 @@ jobs:
 		t.Errorf("the step of the stopped job (process group %d) is still running after the server exited", first.pid)
 	}
 	var leases leaseSnapshot
-	inspect(t, filepath.Join(data, "conveyor.db"), func(st store.Store, org int64) { leases = runningLeases(t, st, org) })
+	inspect(t, filepath.Join(data, "conveyor.db"), filepath.Join(data, secrets.KeyFileName), func(st store.Store, org int64) { leases = runningLeases(t, st, org) })
 	if len(leases) != 1 {
 		t.Fatalf("after SIGTERM the database holds %d running jobs, want the stopped one: %v", len(leases), leases)
 	}

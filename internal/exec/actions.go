@@ -124,25 +124,15 @@ func (sr *stepRun) localAction(ctx context.Context, c *expr.Context) error {
 	if err != nil {
 		return err
 	}
-	with, err := sr.actionInputs(c, a)
-	if err != nil {
-		return err
-	}
-	using := strings.ToLower(a.Runs.Using)
-	switch {
-	case using == "composite":
-		return sr.composite(ctx, c, a, dir, with)
-	case using == "docker":
-		return sr.containerAction(ctx, c, "", a, with, dir)
-	case strings.HasPrefix(using, "node"):
-		return sr.nodeAction(ctx, a, dir, with)
-	}
-	return errs.E("action", errs.Invalid, "%s: runs.using %q is not supported", sr.step.Uses, a.Runs.Using)
+	return sr.runAction(ctx, c, a, dir, actionSource{})
 }
 
 // composite runs a composite action's steps in a scope of their own.
-func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.Action, dir string, with map[string]string) error {
+func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.Action, dir string, with map[string]string, src actionSource) error {
 	jr := sr.jr
+	if sr.sc.depth() >= maxActionDepth {
+		return errs.E("composite", errs.Invalid, "%s: composite actions are nested more than %d deep", sr.step.Uses, maxActionDepth)
+	}
 	inputs := map[string]any{}
 	for k, v := range with {
 		inputs[k] = v
@@ -150,7 +140,7 @@ func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.A
 	// The uses: step's env applies to the composite's steps, on top of the
 	// enclosing scope's env.
 	inner := &scope{steps: map[string]any{}, inputs: inputs, env: sr.env, actionPath: jr.toSandbox(dir), actionDir: dir,
-		prefix: sr.name + " / ", parent: sr.sc}
+		prefix: sr.name + " / ", parent: sr.sc, source: src}
 	for i, s := range a.Runs.Steps {
 		jr.runStep(ctx, ctx, inner, s, i)
 	}
@@ -171,19 +161,23 @@ func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.A
 
 // nodeAction runs a JavaScript action's main (and registers its post) with
 // node in the sandbox.
-func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir string, with map[string]string) error {
+func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir string, with map[string]string, src actionSource) error {
 	jr := sr.jr
 	env := inputEnv(with)
 	path := jr.toSandbox(dir)
-	inner := &scope{actionPath: path, actionDir: dir, parent: sr.sc, steps: sr.sc.steps}
-	if a.Runs.Pre != "" {
+	inner := &scope{actionPath: path, actionDir: dir, parent: sr.sc, steps: sr.sc.steps, source: src}
+	if a.Runs.Pre != "" && src.repository == "" {
 		// GitHub runs pre: at job start for downloaded actions only; a
 		// local action is not there yet then, so it warns and skips it.
 		sr.annotate("warning", fmt.Sprintf("`pre` execution is not supported for local action from '%s'", sr.step.Uses))
 	}
+	argv, err := sr.nodeArgv(ctx, a, path+"/"+a.Runs.Main)
+	if err != nil {
+		return err
+	}
 	main := *sr
 	main.sc = inner
-	err := main.process(ctx, &backend.Process{Argv: []string{"node", path + "/" + a.Runs.Main}, Dir: jr.workdir("")}, env, sr.id)
+	err = main.process(ctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
@@ -194,8 +188,12 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 			}
 			jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 				p.sc = inner
-				p.actionID = sr.id
-				return p.process(pctx, &backend.Process{Argv: []string{"node", path + "/" + post}, Dir: jr.workdir("")}, env, sr.id)
+				p.actionID = sr.actionID
+				argv, err := sr.nodeArgv(pctx, a, path+"/"+post)
+				if err != nil {
+					return err
+				}
+				return p.process(pctx, &backend.Process{Argv: argv, Dir: jr.workdir("")}, env, sr.id)
 			})
 		})
 	}
@@ -223,7 +221,9 @@ func (jr *jobRun) runPost(ctx context.Context, of *stepRun, ps *workflow.Step, f
 
 // containerAction runs a docker action (image, or a Dockerfile in dir) in a
 // container of its own.
-func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image string, a *workflow.Action, with map[string]string, dir string) error {
+// tag names what the image is built from (for its tag: one per action, not
+// per job).
+func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image string, a *workflow.Action, with map[string]string, dir, tag string) error {
 	jr := sr.jr
 	cr, ok := jr.sb.(backend.ContainerRunner)
 	if !ok {
@@ -235,7 +235,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 		case strings.HasPrefix(img, "docker://"):
 			image = strings.TrimPrefix(img, "docker://")
 		default:
-			sum := sha256.Sum256([]byte(dir))
+			sum := sha256.Sum256([]byte(tag))
 			image = "conveyor-action-" + hex.EncodeToString(sum[:6]) + ":latest"
 			ctxDir := dir
 			dockerfile := img
@@ -280,6 +280,9 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	env := jr.processEnv(sr.sc, sr.env, jr.sandboxFiles(files), sr.id)
 	for k, v := range inputEnv(with) {
 		env[k] = v
+	}
+	for k, v := range jr.state[sr.actionID] {
+		env["STATE_"+k] = v
 	}
 	for _, p := range a.Runs.Env {
 		v, err := interp(p.Value, ac)

@@ -72,6 +72,9 @@ type Options struct {
 	// actions/upload-artifact and actions/download-artifact (nil: those
 	// steps fail). Every job of the run shares it.
 	Artifacts artifact.Store
+	// Cache serves the native actions/cache steps and GitHub's cache
+	// protocol to jobs (zero: neither).
+	Cache Cache
 	// MatrixFilter keeps only the matrix legs whose values match (name to
 	// value as text), like act's --matrix; a job whose matrix lacks a
 	// name is not filtered by it.
@@ -79,6 +82,9 @@ type Options struct {
 	// ParseWorkflow reads a reusable workflow file (path relative to
 	// RepoDir). Default: read and parse with the workflow package.
 	ParseWorkflow func(path string) (*workflow.Workflow, error)
+	// Actions fetches remote actions and reusable workflows (nil: a job
+	// that uses one fails before its first step, saying so).
+	Actions ActionResolver
 }
 
 // Event is what triggered the run, and the repository facts GitHub puts in
@@ -148,6 +154,8 @@ type Executor struct {
 	token string
 	// teardowns are the sandboxes being removed (teardownLater).
 	teardowns sync.WaitGroup
+	// nodes are the node programs each sandbox has (node.go).
+	nodes nodeCache
 }
 
 // New returns an Executor. Options are copied.
@@ -218,6 +226,7 @@ type callInfo struct {
 	prefix  string // "caller / "
 	inputs  map[string]any
 	secrets map[string]string
+	parent  *callInfo // the caller's own call, when it is called too
 }
 
 // runWorkflow runs the jobs of one workflow as a DAG and returns the nodes

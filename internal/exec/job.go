@@ -291,7 +291,7 @@ func (e *Executor) baseContext(wf *workflow.Workflow, call *callInfo) map[string
 		env[k] = v
 	}
 	return map[string]any{"github": gh, "secrets": secrets, "vars": vars, "inputs": inputs, "env": env,
-		"runner": map[string]any{"os": "Linux", "arch": "X64", "name": "conveyor", "environment": "self-hosted"}}
+		"runner": map[string]any{"os": "Linux", "arch": runnerArch(), "name": "conveyor", "environment": "self-hosted"}}
 }
 
 func typedInput(typ, s string) any {
@@ -347,6 +347,7 @@ type jobRun struct {
 	recorded        *JobResult // its result, once recorded (see runSafe)
 	state           map[string]map[string]string
 	spare           spareFiles // files of finished steps, for the next ones
+	remote          *remoteActions
 }
 
 type kv struct{ k, v string }
@@ -492,6 +493,12 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 			os.RemoveAll(jr.jobDir)
 		}
 	}()
+	// Set up job: every remote action resolved before the sandbox and the
+	// first step, so that a workflow that cannot run fails now.
+	jr.remote = newRemoteActions(e.opts.Actions, jr.jobDir, jr.notice)
+	if err := jr.remote.preflight(jobCtx, jr.job.Steps, 0); err != nil {
+		return finish(Failure, err)
+	}
 	spec.JobDir = jr.jobDir
 	spec.ID = "conveyor-" + e.token + "-" + jr.key
 	spec.Name = jr.name
@@ -513,12 +520,13 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	handedOver = true
 	defer e.teardownLater(runCtx, jr, sb, removeDir)
 	jr.dirs = sb.Dirs()
+	defer jr.releaseCache()
 	if d, ok := sb.(backend.Describer); ok {
 		jr.notice(d.Describe())
 	}
 	gh["workspace"] = jr.sandboxPath("workspace")
 	jr.base["runner"].(map[string]any)["temp"] = jr.sandboxPath("temp")
-	jr.base["runner"].(map[string]any)["tool_cache"] = jr.sandboxPath("tool")
+	jr.base["runner"].(map[string]any)["tool_cache"] = jr.toolCache()
 	jr.base["job"] = map[string]any{"status": Success, "container": map[string]any{"id": "", "network": ""}, "services": map[string]any{}}
 	if err := jr.writeEventFile(); err != nil {
 		return finish(Failure, err)
@@ -534,7 +542,14 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 		}
 	}
 
+	if err := jr.checkNodeActions(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
+	if err := jr.checkRemoteNode(jobCtx); err != nil {
+		return finish(Failure, err)
+	}
 	sc := &scope{steps: map[string]any{}}
+	jr.runPres(jobCtx, sc)
 	for i, s := range jr.job.Steps {
 		jr.runStep(jobCtx, runCtx, sc, s, i)
 	}
@@ -590,6 +605,7 @@ func (e *Executor) teardownLater(runCtx context.Context, jr *jobRun, sb backend.
 	e.teardowns.Add(1)
 	go func() {
 		defer e.teardowns.Done()
+		defer e.nodes.forget(sb)
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
 		defer cancel()
 		if err := sb.Teardown(tctx); err != nil {

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -20,12 +21,18 @@ func (e *Executor) runReusable(ctx context.Context, workDir string, pw *plan.Wor
 	start := time.Now()
 	display := call.prefixed(n.pj.Name)
 	fail := func(err error) { e.finishNode(n, display, Failure, nil, err, start) }
-	if !strings.HasPrefix(job.Uses, "./") {
-		fail(errs.E("uses", errs.Invalid, "remote reusable workflow %q is not supported yet: only local ones (./.github/workflows/x.yml)", job.Uses))
+	if call.depth() >= maxCallDepth {
+		fail(errs.E("uses", errs.Invalid, "%s: reusable workflows are nested more than %d deep", job.Uses, maxCallDepth))
 		return
 	}
 	path, _, _ := strings.Cut(job.Uses, "@")
-	wf, err := e.parseWorkflow(path)
+	var wf *workflow.Workflow
+	var err error
+	if strings.HasPrefix(job.Uses, "./") {
+		wf, err = e.parseWorkflow(path)
+	} else {
+		wf, err = e.remoteWorkflow(ctx, job.Uses, display)
+	}
 	if err != nil {
 		fail(err)
 		return
@@ -92,7 +99,7 @@ func (e *Executor) runReusable(ctx context.Context, workDir string, pw *plan.Wor
 		fail(err)
 		return
 	}
-	nodes := e.runWorkflow(ctx, workDir, p.Workflows[0], &callInfo{prefix: display + " / ", inputs: inputs, secrets: secrets})
+	nodes := e.runWorkflow(ctx, workDir, p.Workflows[0], &callInfo{prefix: display + " / ", inputs: inputs, secrets: secrets, parent: call})
 	jobs := map[string]any{}
 	var results []string
 	for id, cn := range nodes {
@@ -130,4 +137,40 @@ func (e *Executor) parseWorkflow(path string) (*workflow.Workflow, error) {
 		return nil, errs.Wrap("uses", errs.Invalid, probs)
 	}
 	return wf, nil
+}
+
+// maxCallDepth bounds reusable workflows calling reusable workflows.
+const maxCallDepth = 10
+
+func (c *callInfo) depth() int {
+	n := 0
+	for ; c != nil; c = c.parent {
+		n++
+	}
+	return n
+}
+
+// remoteWorkflow fetches owner/repo/.github/workflows/x.yml@ref and
+// parses it; display names the calling job for the log.
+func (e *Executor) remoteWorkflow(ctx context.Context, uses, display string) (*workflow.Workflow, error) {
+	ref, err := actions.Parse(uses)
+	if err != nil {
+		return nil, err
+	}
+	if !ref.IsWorkflow() {
+		return nil, errs.E("uses", errs.Invalid, "%q: a job's uses: names a workflow file, ./.github/workflows/x.yml or owner/repo/.github/workflows/x.yml@ref", uses)
+	}
+	if e.opts.Actions == nil {
+		return nil, errs.E("uses", errs.Unavailable, "%s is a remote reusable workflow, and this executor has no action source (--actions-url)", uses)
+	}
+	res, err := e.opts.Actions.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	verb := "Download"
+	if !res.Fetched {
+		verb = "From the cache:"
+	}
+	e.report(Event2{Type: Notice, Job: display, JobKey: display, Text: fmt.Sprintf("%s workflow repository '%s@%s' (SHA:%s)", verb, ref.Repository(), ref.Version, res.SHA)})
+	return actions.LoadWorkflow(res.Dir, ref)
 }

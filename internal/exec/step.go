@@ -28,6 +28,7 @@ type scope struct {
 	prefix     string         // display prefix for nested steps
 	failed     bool           // a step of this scope failed
 	parent     *scope         // enclosing scope
+	source     actionSource   // the remote action running in this scope
 }
 
 // exprContext is the context for expressions of a step in scope sc, with
@@ -53,6 +54,8 @@ func (jr *jobRun) exprContext(sc *scope, stepEnv []kv) *expr.Context {
 			gh[k] = v
 		}
 		gh["action_path"] = sc.actionPath
+		gh["action_repository"] = sc.source.repository
+		gh["action_ref"] = sc.source.ref
 		vals["github"] = gh
 	}
 	if sc != nil {
@@ -95,15 +98,18 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": expr.ToString(gh["server_url"]),
 		"GITHUB_API_URL": expr.ToString(gh["api_url"]), "GITHUB_GRAPHQL_URL": expr.ToString(gh["graphql_url"]),
 		"GITHUB_HEAD_REF": ev.HeadRef, "GITHUB_BASE_REF": ev.BaseRef, "GITHUB_RETENTION_DAYS": "0",
-		"RUNNER_OS": "Linux", "RUNNER_ARCH": "X64", "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
-		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.sandboxPath("tool"),
+		"RUNNER_OS": "Linux", "RUNNER_ARCH": runnerArch(), "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
+		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.toolCache(), "AGENT_TOOLSDIRECTORY": jr.toolCache(),
 	}
 	if t := jr.e.opts.Secrets["GITHUB_TOKEN"]; t != "" {
 		env["GITHUB_TOKEN"] = t
 	}
 	if sc != nil && sc.actionPath != "" {
 		env["GITHUB_ACTION_PATH"] = sc.actionPath
+		env["GITHUB_ACTION_REPOSITORY"] = sc.source.repository
+		env["GITHUB_ACTION_REF"] = sc.source.ref
 	}
+	jr.cacheEnv(env)
 	for k, v := range files {
 		env[k] = v
 	}
@@ -156,6 +162,9 @@ func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow
 		id = fmt.Sprintf("__%d", n)
 	}
 	sr := &stepRun{jr: jr, sc: sc, step: s, id: id, outputs: map[string]string{}, actionID: id}
+	if sc.parent == nil {
+		sr.actionID = stateKey(index) // its pre: ran before the step numbers
+	}
 	start := time.Now()
 
 	// The step's env, evaluated with the env below it.
@@ -266,21 +275,26 @@ func (sr *stepRun) execute(ctx context.Context, c *expr.Context) error {
 	if kind := artifactAction(s.Uses); kind != "" {
 		return sr.artifactStep(ctx, c, kind)
 	}
+	if kind := cacheAction(s.Uses); kind != "" {
+		return sr.cacheStep(ctx, c, kind)
+	}
 	switch plan.StepKind(s.Uses) {
 	case "checkout":
 		return sr.checkout(ctx, c)
 	case "local-action":
 		return sr.localAction(ctx, c)
+	case "remote-action":
+		return sr.remoteAction(ctx, c)
 	case "docker":
 		with, err := sr.evalWith(c)
 		if err != nil {
 			return err
 		}
-		return sr.containerAction(ctx, c, strings.TrimPrefix(s.Uses, "docker://"), &workflow.Action{Runs: workflow.Runs{Using: "docker"}}, with, "")
+		return sr.containerAction(ctx, c, strings.TrimPrefix(s.Uses, "docker://"), &workflow.Action{Runs: workflow.Runs{Using: "docker"}}, with, "", "")
 	case "run":
 		return errs.E("step", errs.Invalid, "step has neither run nor uses")
 	}
-	return errs.E("step", errs.Invalid, "remote action %q is not supported yet: only run steps, local actions (./path), docker:// images, actions/checkout and actions/upload-artifact, download-artifact can run", s.Uses)
+	return errs.E("step", errs.Invalid, "step uses %q: unknown kind of action", s.Uses)
 }
 
 // evalWith evaluates the step's with: values.

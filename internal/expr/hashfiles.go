@@ -6,13 +6,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/glob"
 )
 
 // HashFiles hashes the files under dir matching patterns as GitHub's
@@ -22,56 +21,22 @@ import (
 // digests are fed into one sha256, returned in hex. No match gives "".
 func HashFiles(dir string, patterns []string) (string, error) {
 	const op = "expr.HashFiles"
-	type pat struct {
-		neg  bool
-		glob string
-	}
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", errs.Wrap(op, errs.Invalid, err)
 	}
-	var pats []pat
+	var lines []string
 	for _, p := range patterns {
-		p = strings.TrimSpace(p)
-		if p == "" || strings.HasPrefix(p, "#") {
-			continue
+		if strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(p), "!"), "~") {
+			continue // the home directory is outside the workspace: never matches
 		}
-		neg := false
-		for strings.HasPrefix(p, "!") {
-			neg = !neg
-			p = p[1:]
-		}
-		if filepath.IsAbs(p) {
-			rel, err := filepath.Rel(absDir, p)
-			if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-				continue // outside the workspace: never matches
-			}
-			p = rel
-		}
-		p = path.Clean(filepath.ToSlash(p))
-		if !doublestar.ValidatePattern(p) {
-			return "", errs.E(op, errs.Invalid, "invalid pattern %q", p)
-		}
-		pats = append(pats, pat{neg, p})
+		lines = append(lines, p)
 	}
-	matches := func(rel string) bool {
-		ok := false
-		for _, p := range pats {
-			if p.neg != ok {
-				continue // cannot change the outcome
-			}
-			for q := rel; ; q = path.Dir(q) {
-				if m, _ := doublestar.Match(p.glob, q); m {
-					ok = !p.neg
-					break
-				}
-				if !strings.Contains(q, "/") {
-					break
-				}
-			}
-		}
-		return ok
+	pats, err := glob.Parse(strings.Join(lines, "\n"), absDir, "")
+	if err != nil {
+		return "", errs.Wrap(op, errs.Invalid, err)
 	}
+	matches := func(rel string) bool { return glob.Selects(pats, filepath.Join(absDir, rel)) }
 	var files []string
 	err = filepath.WalkDir(absDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -148,7 +148,9 @@ func (b *catBatch) query(ctx context.Context, op string, inputs []string, want f
 	b.idle.Reset(batchIdle)
 	// A request that cannot finish in time leaves the protocol in an
 	// unknown state: the process goes, the next request starts another.
-	stop := context.AfterFunc(ctx, func() { _ = b.cmd.Process.Kill() })
+	// The process is taken now: b.stop clears b.cmd, and this may run after.
+	proc := b.cmd.Process
+	stop := context.AfterFunc(ctx, func() { _ = proc.Kill() })
 	defer stop()
 	replies, err := b.exchange(inputs, want)
 	if err != nil {

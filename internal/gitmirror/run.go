@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	logmask "github.com/conveyor-ci/conveyor/internal/logs"
 )
 
 // remote is a validated remote URL without secrets, and the credentials for it.
@@ -84,6 +85,18 @@ func (c *Cache) parseRemote(op, rawURL string, cred Credentials) (remote, error)
 
 var userinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@`)
 
+// hidePassword masks password in msg, also as git may print it: URL-escaped
+// in a URL, base64 in a traced Authorization header. Passwords under 4
+// characters are left: they would hide noise.
+func hidePassword(msg, password string) string {
+	if len(password) < 4 {
+		return msg
+	}
+	m := logmask.NewMasker()
+	m.Add(password)
+	return m.Apply(msg)
+}
+
 // redact hides the userinfo of every URL in s.
 func redact(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
 
@@ -141,8 +154,8 @@ func (c *Cache) run(ctx context.Context, op string, cl call) ([]byte, error) {
 		return nil, errs.E(op, kindOfCtx(ctxe), "%s: %v", line, ctxe)
 	}
 	msg := strings.TrimSpace(stderr.String())
-	if cl.rem != nil && cl.rem.cred.Password != "" && len(cl.rem.cred.Password) >= 4 {
-		msg = strings.ReplaceAll(msg, cl.rem.cred.Password, "***")
+	if cl.rem != nil {
+		msg = hidePassword(msg, cl.rem.cred.Password)
 	}
 	kind := errs.Other
 	if cl.rem != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -55,6 +56,10 @@ type Spec struct {
 	// Keep are matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (exec.Options.Keep).
 	Keep []*exec.JobResult
+	// Secrets and Vars fill the secrets and vars contexts (the server reads
+	// them for the job's repository and environment); every secret value
+	// is masked in the job's output. Held in memory only.
+	Secrets, Vars map[string]string
 }
 
 // KeepOf reads the instances a queued job keeps: a re-run of failed jobs
@@ -110,6 +115,11 @@ type Env struct {
 	ServerURL                 string
 	// Artifacts is the run's artifact store (set per job by the caller).
 	Artifacts artifact.Store
+	// Actions fetches remote actions and reusable workflows (the data
+	// folder's action cache).
+	Actions exec.ActionResolver
+	// Cache serves actions/cache and @actions/cache (zero: none).
+	Cache exec.Cache
 }
 
 // Run runs the job with the repository checked out in srcDir and job
@@ -150,6 +160,9 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			ServerURL: env.ServerURL,
 		},
 		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
+		Secrets: spec.Secrets, Vars: spec.Vars,
+		Actions: env.Actions,
+		Cache:   env.Cache,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
@@ -169,6 +182,45 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		c.Status = store.StatusCancelled
 	}
 	return c
+}
+
+// Settings are what the server needs to know of a job before it runs.
+type Settings struct {
+	// Environment is the literal environment: name (its secrets and
+	// variables win over the repository's); "" when the job has none, or
+	// when the name is an expression, only known once the job runs (its
+	// environment-level values are then not given).
+	Environment string
+	// ReadRun: the job's permissions: let its GITHUB_TOKEN read the run
+	// (actions: read or write, read-all, write-all, or no permissions:
+	// at all, GitHub's default); permissions: {} or actions: none deny.
+	ReadRun bool
+}
+
+// SettingsOf reads job key's Settings from the workflow file.
+func SettingsOf(yaml []byte, file, key string) Settings {
+	wf, probs := workflow.Parse(yaml, file)
+	if len(probs) > 0 || wf == nil {
+		return Settings{}
+	}
+	for _, j := range wf.Jobs {
+		if j.ID != key {
+			continue
+		}
+		st := Settings{ReadRun: true}
+		if !strings.Contains(j.Environment, "${{") {
+			st.Environment = strings.TrimSpace(j.Environment)
+		}
+		p := j.Permissions
+		if p == nil {
+			p = wf.Permissions
+		}
+		if p != nil {
+			st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
+		}
+		return st
+	}
+	return Settings{}
 }
 
 // Fail is the Completion of a job that could not run; the reason is also

@@ -171,3 +171,46 @@ func TestLogReportLines(t *testing.T) {
 		t.Error("line written after Close")
 	}
 }
+
+// The log chunks a worker stores (and an agent uploads, through the same
+// Log) hold an ::add-mask:: value in none of its encoded forms, and a job
+// output holding it is not reported.
+func TestStoredLogMasksEncodedForms(t *testing.T) {
+	const yaml = `on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      v: ${{ steps.s.outputs.v }}
+    steps:
+      - id: s
+        name: print it # the default name would show the script's first line
+        run: |
+          echo "::add-mask::p4ss/w0rd?value"
+          printf 'user:%s' 'p4ss/w0rd?value' | base64
+          printf '%s\n' 'p4ss%2Fw0rd%3Fvalue' '{"pw":"p4ss/w0rd?value"}'
+          echo "::error::$(printf '%s' 'p4ss/w0rd?value' | base64)"
+          echo "v=$(printf '%s' 'p4ss/w0rd?value' | base64)" >> "$GITHUB_OUTPUT"
+`
+	h := host.New(host.Options{})
+	env := Env{Backend: h, Host: h, Platforms: map[string]string{"ubuntu-latest": "-self-hosted"}}
+	var w chunks
+	log := NewLog(&w, 7, "build", nil)
+	c := Run(t.Context(), env, spec(t, yaml), t.TempDir(), filepath.Join(t.TempDir(), "work"), log)
+	log.Close()
+	if c.Status != store.StatusSuccess {
+		t.Fatalf("completion: %+v\nlog:\n%s", c, w.text())
+	}
+	// The plain value, its URL form, and base64 at offsets 0 and 5 (user:).
+	for _, leak := range []string{"p4ss", "cDRzc", "NHNzL3cwcmQ"} {
+		if strings.Contains(w.text(), leak) {
+			t.Errorf("stored log holds %q:\n%s", leak, w.text())
+		}
+	}
+	if strings.Count(w.text(), "***") < 4 {
+		t.Errorf("want 4 masks in:\n%s", w.text())
+	}
+	if _, ok := c.Outputs["v"]; ok {
+		t.Errorf("an output holding a masked value was reported: %v", c.Outputs)
+	}
+}

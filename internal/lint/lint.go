@@ -76,6 +76,7 @@ func (l *linter) errPos(pos workflow.Pos, format string, args ...any) {
 func (l *linter) run() {
 	l.needs()
 	l.localUses()
+	l.remoteUses()
 	l.expressions()
 	l.matrices()
 	l.reusable()

@@ -27,6 +27,10 @@ func TestLint(t *testing.T) {
 		{"include not list", head + "  a:\n    runs-on: x\n    strategy:\n      matrix:\n        include: 3\n    steps: [{run: x}]\n", []string{"7:18: Unexpected value '3'"}},
 		{"step uses leaves the repo", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./../../etc\n", []string{"6:15: \"./../../etc\" leaves the repository"}},
 		{"job uses leaves the repo", head + "  a:\n    uses: ./a/../../../etc/passwd\n", []string{"4:11: \"./a/../../../etc/passwd\" leaves the repository"}},
+		{"remote uses with ..", head + "  a:\n    runs-on: x\n    steps:\n      - uses: o/r/../x@v1\n", []string{"6:15: \"o/r/../x@v1\": the path inside the repository must not hold"}},
+		{"remote uses option-like ref", head + "  a:\n    runs-on: x\n    steps:\n      - uses: o/r@-x\n", []string{"6:15: \"o/r@-x\": \"-x\" is not a valid git ref"}},
+		{"step uses a workflow", head + "  a:\n    runs-on: x\n    steps:\n      - uses: o/r/.github/workflows/w.yml@v1\n", []string{"6:15: o/r/.github/workflows/w.yml@v1 is a reusable workflow"}},
+		{"remote uses fine", head + "  a:\n    runs-on: x\n    steps:\n      - uses: actions/setup-go@v5\n  b:\n    uses: o/r/.github/workflows/w.yml@main\n", nil},
 		{"local uses inside is fine", head + "  a:\n    runs-on: x\n    steps:\n      - uses: ./a/../.github/actions/x\n", nil},
 		{"no root job", head + "  a:\n    needs: a\n    runs-on: x\n    steps: [{run: x}]\n", []string{"4:12: Job 'a' depends on job 'a'"}},
 	}

@@ -122,6 +122,9 @@ func jsonForms(v string) []string {
 			out = append(out, s[1:len(s)-1])
 		}
 	}
+	if len(out) == 0 {
+		return nil
+	}
 	return append(out, asciiJSON(out[0]))
 }
 

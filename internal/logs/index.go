@@ -1,53 +1,71 @@
 package logs
 
 import (
-	"math/bits"
 	"sort"
 	"strings"
 )
 
 // index finds every occurrence of a set of patterns in one pass over the
 // text, whatever the number of patterns. Patterns of 4 bytes or more are
-// keyed by their first 4 bytes: a bit set of hashed keys, sized to stay
-// sparse, rejects almost every position with one load, one multiply and
+// keyed by their first 4 bytes: a bit set of hashed keys (2^18 bits)
+// rejects almost every position with one load, one multiply and
 // one bit test; a position that passes is checked against the patterns of
-// its key. The few shorter patterns (secrets of 2 or 3 bytes) are searched
-// one by one. Immutable once built.
+// its key, found by their first 8 bytes when they have as many (tokens of
+// one kind share a prefix: ghp_, AKIA, xoxb-). The few shorter patterns
+// (secrets of 2 or 3 bytes) are searched one by one. Immutable once built.
 type index struct {
-	short   []string            // patterns under 4 bytes
-	filter  []uint64            // bit per hashed key
-	shift   uint                // 32 - log2(len(filter)*64)
-	buckets map[uint32][]string // key → patterns, longest first
-	few     []string            // the keys as text when there are few
+	short   []string             // patterns under 4 bytes
+	filter  *[filterWords]uint64 // bit per hashed key
+	buckets map[uint32]*bucket   // by the first 4 bytes
+	few     []string             // the keys as text when there are few
 }
+
+// bucket holds the patterns that share their first 4 bytes.
+type bucket struct {
+	long  map[uint64][]string // 8 bytes or more, by their first 8, longest first
+	short []string            // 4 to 7 bytes, longest first
+}
+
+// The filter has a fixed size, so that its index needs no bounds check:
+// 2^18 bits (32 KB) keep false positives under 4 % up to 10,000 keys (the
+// encoded forms of about a thousand secrets).
+const (
+	filterBits  = 18
+	filterWords = 1 << filterBits / 64
+)
 
 // fewKeys is the most keys searched one by one with strings.Index (which
 // skips through text with vector instructions) rather than by the filter.
 const fewKeys = 6
 
 func newIndex(patterns []string) *index {
-	x := &index{buckets: map[uint32][]string{}}
+	x := &index{buckets: map[uint32]*bucket{}}
+	// Longest first, so the first pattern found at a place is the longest.
+	sort.Slice(patterns, func(i, j int) bool { return len(patterns[i]) > len(patterns[j]) })
 	for _, p := range patterns {
 		if len(p) < 4 {
 			x.short = append(x.short, p)
 			continue
 		}
 		k := key(p, 0)
-		x.buckets[k] = append(x.buckets[k], p)
+		b := x.buckets[k]
+		if b == nil {
+			b = &bucket{long: map[uint64][]string{}}
+			x.buckets[k] = b
+		}
+		if len(p) < 8 {
+			b.short = append(b.short, p)
+			continue
+		}
+		k8 := key8(p, 0)
+		b.long[k8] = append(b.long[k8], p)
 	}
-	// At least 16 bits per key keeps the false positives near 6 %.
-	nbits := 1 << 12
-	for nbits < 16*len(x.buckets) {
-		nbits <<= 1
-	}
-	x.filter = make([]uint64, nbits/64)
-	x.shift = uint(32 - bits.TrailingZeros(uint(nbits)))
-	for k, ps := range x.buckets {
-		sort.Slice(ps, func(i, j int) bool { return len(ps[i]) > len(ps[j]) })
-		h := x.hash(k)
+	x.filter = new([filterWords]uint64)
+	for k := range x.buckets {
+		h := hash(k)
 		x.filter[h/64] |= 1 << (h % 64)
 		if len(x.buckets) <= fewKeys {
-			x.few = append(x.few, ps[len(ps)-1][:4])
+			x.few = append(x.few, string([]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}))
 		}
 	}
 	return x
@@ -57,7 +75,11 @@ func key(s string, i int) uint32 {
 	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
 }
 
-func (x *index) hash(k uint32) uint32 { return (k * 0x9E3779B1) >> x.shift }
+func key8(s string, i int) uint64 {
+	return uint64(key(s, i)) | uint64(key(s, i+4))<<32
+}
+
+func hash(k uint32) uint32 { return (k * 0x9E3779B1) >> (32 - filterBits) }
 
 // span is a byte range [start, end) of the text to mask.
 type span struct{ start, end int }
@@ -81,13 +103,14 @@ func (x *index) find(s string) []span {
 			}
 		}
 	case len(x.buckets) > 0:
-		w := uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16
-		for i := 0; i+4 <= len(s); i++ {
-			w = w&0xFFFFFF | uint32(s[i+3])<<24
-			if h := x.hash(w); x.filter[h/64]&(1<<(h%64)) != 0 {
-				dst = x.check(s, i, w, dst)
+		// w holds the 4 bytes ending at i, the key of position i-3.
+		f := x.filter
+		w := uint32(s[0])<<8 | uint32(s[1])<<16 | uint32(s[2])<<24
+		for i := 3; i < len(s); i++ {
+			w = w>>8 | uint32(s[i])<<24
+			if h := hash(w); f[h/64]&(1<<(h%64)) != 0 {
+				dst = x.check(s, i-3, w, dst)
 			}
-			w >>= 8
 		}
 	}
 	for _, p := range x.short {
@@ -108,7 +131,18 @@ func (x *index) find(s string) []span {
 
 // check appends the longest pattern of key w found at s[i:].
 func (x *index) check(s string, i int, w uint32, dst []span) []span {
-	for _, p := range x.buckets[w] {
+	b := x.buckets[w]
+	if b == nil {
+		return dst
+	}
+	if i+8 <= len(s) && len(b.long) > 0 {
+		for _, p := range b.long[key8(s, i)] {
+			if strings.HasPrefix(s[i:], p) {
+				return append(dst, span{i, i + len(p)})
+			}
+		}
+	}
+	for _, p := range b.short {
 		if strings.HasPrefix(s[i:], p) {
 			return append(dst, span{i, i + len(p)})
 		}

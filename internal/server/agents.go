@@ -140,6 +140,10 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 	if err == nil {
 		repo, err = g.s.store.GetRepo(ctx, run.OrgID, run.RepoID)
 	}
+	var secrets, vars map[string]string
+	if err == nil {
+		secrets, vars, err = g.s.jobValues(ctx, run, job)
+	}
 	if err != nil {
 		giveBack("the assignment could not be made: " + err.Error())
 		return nil, err
@@ -152,10 +156,12 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		Key: job.Key, Name: job.Name, Attempt: job.Attempt, Labels: job.Labels,
 		Run: api.AgentRun{ID: run.ID, Number: run.Number, Attempt: run.Attempt, Repository: repo.Name, Workflow: run.Workflow,
 			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
-			Ref: run.Ref, Inputs: run.Inputs}}
+			Ref: run.Ref, Inputs: run.Inputs},
+		Secrets: secrets, Vars: vars}
 	if len(job.Results) > 0 && json.Valid(job.Results) {
 		asg.Keep = json.RawMessage(job.Results)
 	}
+	asg.CacheToken = g.s.agentCacheToken(asg.Run)
 	if len(needs) > 0 {
 		asg.Needs = map[string]api.AgentNeed{}
 		for k, n := range needs {
@@ -241,6 +247,7 @@ func (g *agentService) Complete(ctx context.Context, a *store.Agent, jobID, toke
 	if err != nil {
 		return err
 	}
+	g.s.revokeJobTokens(ctx, jobID)
 	if !j.Started.IsZero() {
 		g.s.metrics.jobDuration.WithLabelValues(c.Status).Observe(time.Since(j.Started).Seconds())
 	}
@@ -262,6 +269,7 @@ func (g *agentService) Release(ctx context.Context, a *store.Agent, jobID, token
 	if err := g.s.store.Release(ctx, jobID, token, why); err != nil {
 		return err
 	}
+	g.s.revokeJobTokens(ctx, jobID)
 	g.s.log.Info("job handed back by an agent", "job", jobID, "agent", a.Name, "reason", reason)
 	g.s.hub.Notify(jobID)
 	g.s.wakeDispatch()

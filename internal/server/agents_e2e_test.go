@@ -25,6 +25,8 @@ type runningAgent struct {
 	stop  context.CancelFunc // graceful, as SIGTERM
 	done  chan struct{}      // closed when Run returned err
 	err   error
+	// dir is the agent's data folder.
+	dir string
 }
 
 func (h *harness) startAgent(name string, capacity int, shutdown time.Duration, labels ...string) *runningAgent {
@@ -37,18 +39,19 @@ func (h *harness) startAgentAt(url, name string, capacity int, shutdown time.Dur
 	h.t.Helper()
 	id, tok := h.newAgent(name)
 	b := host.New(host.Options{})
+	dir := h.t.TempDir()
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
 	a, err := agent.New(agent.Config{Server: url, Token: tok, Labels: labels, Capacity: capacity,
-		Env: jobrun.Env{Backend: b, Host: b}, DataDir: h.t.TempDir(), ShutdownTimeout: shutdown,
+		Env: jobrun.Env{Backend: b, Host: b, Actions: h.actions}, DataDir: dir, ShutdownTimeout: shutdown,
 		Version: "test", Hostname: name, Log: slog.New(slog.NewTextHandler(logw, nil)).With("agent", name)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ra := &runningAgent{id: id, token: tok, a: a, stop: cancel, done: make(chan struct{})}
+	ra := &runningAgent{id: id, token: tok, a: a, stop: cancel, done: make(chan struct{}), dir: dir}
 	go func() { ra.err = a.Run(ctx); close(ra.done) }()
 	h.t.Cleanup(func() {
 		cancel()

@@ -132,7 +132,14 @@ func (h *harness) otherOrgToken(org string) string {
 	}
 	secret := "cvt_other_" + org
 	sum := sha256.Sum256([]byte(secret))
-	if err := h.st.CreateToken(context.Background(), &store.Token{OrgID: o.ID, Name: "t", Role: store.RoleRead, Hash: sum[:]}); err != nil {
+	u := &store.User{Name: "u-" + org}
+	if err := h.st.CreateUser(context.Background(), u); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.SetMember(context.Background(), o.ID, u.ID, store.OrgViewer); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.CreateToken(context.Background(), &store.Token{OrgID: o.ID, UserID: u.ID, Name: "t", Role: store.RoleRead, Hash: sum[:]}); err != nil {
 		h.t.Fatal(err)
 	}
 	return secret

@@ -7,10 +7,13 @@ package server
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/cache"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -110,4 +113,14 @@ type Deps struct {
 	Log      *slog.Logger
 	// Stdout receives the start-up lines (URL, first admin token).
 	Stdout io.Writer
+	// Actions fetches the remote actions of the jobs this replica runs.
+	Actions exec.ActionResolver
+	// Cache is what local jobs get for actions/cache and @actions/cache;
+	// CacheService, when set, is mounted at the root paths of GitHub's
+	// cache protocols (see internal/cache.Service).
+	Cache        exec.Cache
+	CacheService http.Handler
+	// CacheTokens issues the cache tokens of agents' jobs (nil: agents'
+	// jobs get no cache).
+	CacheTokens *cache.Tokens
 }

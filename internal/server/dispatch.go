@@ -155,15 +155,20 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "%v", err)
 	}
 	defer release()
+	spec := jobrun.SpecOf(l, needs)
+	defer s.revokeJobTokens(ctx, job.ID)
+	if spec.Secrets, spec.Vars, err = s.jobValues(ctx, run, job); err != nil {
+		return jobrun.Fail(sink, "reading the job's secrets and variables: %v", err)
+	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
-	return jobrun.Run(ctx, env, jobrun.SpecOf(l, needs), src, filepath.Join(dir, "work"), sink)
+	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)
 }
 
 // jobEnv is what this replica runs jobs with.
 func (s *Server) jobEnv() jobrun.Env {
 	return jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
-		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL}
+		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
 }
 
 // source returns the shared, read-only tree of run's commit (for local

@@ -21,6 +21,8 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/cache"
+	cexec "github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -36,6 +38,8 @@ type harness struct {
 	repo  *store.Repo
 	git   *gitRepo
 	stop  func()
+	// actions is given to the agents the test starts.
+	actions cexec.ActionResolver
 }
 
 type harnessOpts struct {
@@ -47,6 +51,11 @@ type harnessOpts struct {
 	// statusURL, when set, is the forge API commit statuses go to (token
 	// "tok-123").
 	statusURL string
+	// actions fetches remote actions for the server's workers and the
+	// agents the test starts.
+	actions cexec.ActionResolver
+	// cache, when set, gives the server's Deps.Cache and CacheService.
+	cache func(baseURL string) (cexec.Cache, http.Handler, *cache.Tokens)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -87,7 +96,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	srv, err := New(cfg, Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil))})
+	deps := Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	if o.cache != nil {
+		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +115,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 			t.Errorf("server: %v", err)
 		}
 	}()
-	hs := &harness{t: t, srv: srv, st: st, url: cfg.BaseURL, token: tok}
+	hs := &harness{t: t, srv: srv, st: st, url: cfg.BaseURL, token: tok, actions: o.actions}
 	hs.stop = func() {
 		cancel()
 		select {

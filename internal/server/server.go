@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -41,9 +43,13 @@ type Server struct {
 	http     *http.Client   // for commit statuses
 	jobsDir  string
 	srcs     *srcCache // checked-out trees of commits, shared by their jobs
+	actions  exec.ActionResolver
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
 	handler   http.Handler
+	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
+	// cacheTokens issues agents' jobs their cache tokens (nil: none).
+	cacheTokens *cache.Tokens
 	// work wakes agents' lease requests (key 0) whenever dispatch is
 	// woken; closing is closed when the server starts to stop.
 	work    *logs.Hub
@@ -68,7 +74,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	s := &Server{
-		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log,
+		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log, actions: d.Actions,
 		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
 		hub:       logs.NewHub(),
 		filters:   trigger.NewCache(1024),
@@ -102,9 +108,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/api/", api.New(api.Deps{
-		Store: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
+		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize,
 	}))
+	if d.CacheService != nil {
+		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
+			mux.Handle(p, d.CacheService)
+		}
+	}
+	s.cache = d.Cache
+	s.cacheTokens = d.CacheTokens
 	s.handler = mux
 	return s, nil
 }
@@ -112,8 +125,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler is the HTTP handler (for tests that serve it themselves).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Bootstrap creates the first admin token of the default organisation when
-// it has none and returns it ("" when tokens exist). Only its hash is kept.
+// Bootstrap creates the first user, "admin" (server admin and admin of the
+// default organisation), with an admin-scoped API token, when no user
+// exists, and returns the token ("" when users exist). Only its hash is
+// kept. Databases from before users existed got their "admin" user from
+// the schema upgrade (see sqlstore's adoptTokens), so no token is printed
+// again there.
 func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	org, err := s.store.EnsureOrg(ctx, "default")
 	if err != nil {
@@ -121,7 +138,8 @@ func (s *Server) Bootstrap(ctx context.Context) (string, error) {
 	}
 	tok := "cvy_" + randomHex(24)
 	sum := sha256.Sum256([]byte(tok))
-	made, err := s.store.CreateFirstToken(ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: sum[:]})
+	made, err := s.store.CreateFirstAdmin(ctx, &store.User{Name: "admin"}, org.ID,
+		&store.Token{Name: "admin", Role: store.RoleAdmin, Hash: sum[:]})
 	if err != nil || !made {
 		return "", err
 	}

@@ -5,7 +5,7 @@
 // SQLite and PostgreSQL lives in store/sql; store/storetest is one suite
 // that every implementation passes.
 //
-// Callers get the small interface they use (Tokens, Repos, Events, Runs,
+// Callers get the small interface they use (Orgs, Users, Tokens, Audit, Repos, Events, Runs,
 // Queue, Agents, Logs, Artifacts, Crons, Outbox); Store bundles them for wiring in main.
 package store
 
@@ -18,16 +18,114 @@ import (
 	"time"
 )
 
-// Role is what a token may do inside its organisation.
+// Role is a token's scope: the most its holder may do with it, whatever
+// the holder's own role (OrgRole) allows. Read reaches what viewers see,
+// write also triggers, cancels and re-runs, admin also changes settings,
+// members, tokens and agents.
 type Role string
 
-// Roles, from most to least powerful. Agent tokens only lease and run jobs.
+// Token scopes, from most to least powerful.
 const (
 	RoleAdmin Role = "admin"
 	RoleWrite Role = "write"
 	RoleRead  Role = "read"
+	// RoleAgent is the role of tokens no command ever made (agents have
+	// agent tokens of their own); schema 8 expired such tokens and none
+	// can be created.
 	RoleAgent Role = "agent"
 )
+
+// ValidScope reports whether r is a scope a token can be made with.
+func ValidScope(r Role) bool { return r == RoleAdmin || r == RoleWrite || r == RoleRead }
+
+// ScopeRank orders scopes: read 1, write 2, admin 3 (0: none).
+func ScopeRank(r Role) int {
+	switch r {
+	case RoleRead:
+		return 1
+	case RoleWrite:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// OrgRole is what a user may do in an organisation.
+type OrgRole string
+
+// Organisation roles, from most to least powerful.
+const (
+	// OrgAdmin may do everything in the organisation, secrets and
+	// approvals included.
+	OrgAdmin OrgRole = "admin"
+	// OrgMaintainer changes settings, the secrets of unprotected
+	// environments, and triggers anything.
+	OrgMaintainer OrgRole = "maintainer"
+	// OrgDeveloper triggers on unprotected branches, re-runs, reads logs.
+	OrgDeveloper OrgRole = "developer"
+	// OrgViewer reads runs and logs.
+	OrgViewer OrgRole = "viewer"
+)
+
+// Rank orders organisation roles: viewer 1 ... admin 4 (0: not a role).
+func (r OrgRole) Rank() int {
+	switch r {
+	case OrgViewer:
+		return 1
+	case OrgDeveloper:
+		return 2
+	case OrgMaintainer:
+		return 3
+	case OrgAdmin:
+		return 4
+	}
+	return 0
+}
+
+// User is a person (or a service account) who signs in with a password
+// and holds tokens. PasswordHash is a password.Hash PHC string ("": no
+// password, tokens only). ServerAdmin manages organisations and users.
+type User struct {
+	ID           int64
+	Name         string
+	PasswordHash string
+	ServerAdmin  bool
+	Created      time.Time
+}
+
+// Member is a user's role in an organisation.
+type Member struct {
+	OrgID       int64
+	UserID      int64
+	Name        string // the user's
+	Role        OrgRole
+	ServerAdmin bool
+}
+
+// AuditEntry is one change to settings, secrets, roles, tokens or
+// approvals: who did what to what, when. OrgID 0 is a server-wide change
+// (organisations, users).
+type AuditEntry struct {
+	ID      int64
+	OrgID   int64
+	ActorID int64  // user id (0: the server itself)
+	Actor   string // user name, and the token used
+	// Action is a dotted verb, e.g. "token.create", "member.role",
+	// "repo.create", "secret.set", "approval.approve".
+	Action string
+	Target string // what it was done to, e.g. "user bob", "repo acme/app"
+	Detail string // free text without secrets
+	Time   time.Time
+}
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	Limit  int
+	Before int64 // entry id, for paging
+	// Server adds the server-wide entries (OrgID 0).
+	Server bool
+}
 
 // Org is an organisation (tenant). A "default" one exists after Open.
 type Org struct {
@@ -36,16 +134,30 @@ type Org struct {
 	Created time.Time
 }
 
-// Token is an API token; only the SHA-256 of its secret is stored.
+// Token kinds.
+const (
+	TokenAPI     = "api"     // a personal API token (CLI, scripts)
+	TokenSession = "session" // made by a password login
+)
+
+// Token is a user's token for one organisation; only the SHA-256 of its
+// secret is stored. Role is its scope.
 type Token struct {
-	ID       int64
-	OrgID    int64
-	Name     string
-	Role     Role
-	Hash     []byte
+	ID     int64
+	OrgID  int64
+	UserID int64
+	Name   string
+	Role   Role
+	Kind   string // TokenAPI or TokenSession ("" is TokenAPI)
+	Hash   []byte
+	// Expires is when the token stops working (zero: never).
+	Expires  time.Time
 	Created  time.Time
 	LastUsed time.Time
 }
+
+// Expired reports whether t no longer works at now.
+func (t *Token) Expired(now time.Time) bool { return !t.Expires.IsZero() && !now.Before(t.Expires) }
 
 // Repo is a registered repository.
 type Repo struct {
@@ -91,6 +203,8 @@ type Event struct {
 	DeliveryID string
 	// BodyHash de-duplicates the same body within 24 h for the same repo.
 	BodyHash []byte
+	// Headers are stored without those carrying secrets (tokens,
+	// signatures, authorization, cookies: secrets.IsSecretHeader).
 	Headers  map[string]string
 	Body     []byte
 	Received time.Time
@@ -354,18 +468,69 @@ type RunFilter struct {
 	Before int64 // run id, for paging
 }
 
-// Tokens stores API tokens.
-type Tokens interface {
+// Orgs stores organisations.
+type Orgs interface {
+	// EnsureOrg returns the organisation called name, creating it if missing.
 	EnsureOrg(ctx context.Context, name string) (*Org, error)
-	CreateToken(ctx context.Context, t *Token) error
-	// CreateFirstToken creates t only when its organisation has no token
-	// yet, atomically (replicas starting together make one), and reports
+	// CreateOrg makes a new organisation; Conflict when the name is taken.
+	CreateOrg(ctx context.Context, name string) (*Org, error)
+	OrgByName(ctx context.Context, name string) (*Org, error)
+	GetOrg(ctx context.Context, id int64) (*Org, error)
+	ListOrgs(ctx context.Context) ([]*Org, error)
+}
+
+// Users stores users and their roles in organisations.
+type Users interface {
+	// CreateUser stores u and sets its ID and Created; Conflict on a
+	// taken name.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id int64) (*User, error)
+	UserByName(ctx context.Context, name string) (*User, error)
+	// SetPassword replaces a user's password hash.
+	SetPassword(ctx context.Context, userID int64, hash string) error
+	// SetMember gives the user role in the organisation, or removes the
+	// membership when role is "". Conflict when that would leave the
+	// organisation without an admin.
+	SetMember(ctx context.Context, orgID, userID int64, role OrgRole) error
+	// Member is the user's membership (NotFound when not a member).
+	Member(ctx context.Context, orgID, userID int64) (*Member, error)
+	// ListMembers lists an organisation's members by name.
+	ListMembers(ctx context.Context, orgID int64) ([]*Member, error)
+	// Memberships lists the organisations of a user.
+	Memberships(ctx context.Context, userID int64) ([]*Member, error)
+	// CreateFirstAdmin creates u as a server admin, admin of the
+	// organisation, with token t, in one transaction, only when no user
+	// exists yet (replicas starting together make one); it reports
 	// whether it did.
-	CreateFirstToken(ctx context.Context, t *Token) (bool, error)
-	// TokenByHash returns the token with that hash (NotFound otherwise)
-	// and records its use.
+	CreateFirstAdmin(ctx context.Context, u *User, orgID int64, t *Token) (bool, error)
+}
+
+// Tokens stores tokens.
+type Tokens interface {
+	// CreateToken stores t (which needs an organisation, a user and a
+	// scope) and sets its ID and Created; Conflict on a taken hash. A new
+	// session token deletes the user's expired session tokens.
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash returns the token with that hash (NotFound otherwise,
+	// expired tokens included: the caller checks Expired) and records its use.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
 	CountTokens(ctx context.Context, orgID int64) (int, error)
+	// ListTokens lists a user's tokens (all organisations) by id.
+	ListTokens(ctx context.Context, userID int64) ([]*Token, error)
+	// RevokeToken deletes a token of the user (NotFound when the user has
+	// no such token).
+	RevokeToken(ctx context.Context, userID, id int64) error
+	// RotateToken gives a token of the user a new hash (the old secret
+	// stops working at once) and returns it.
+	RotateToken(ctx context.Context, userID, id int64, hash []byte) (*Token, error)
+}
+
+// Audit is the append-only audit log.
+type Audit interface {
+	// AppendAudit stores e and sets its ID (and Time when zero).
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit lists an organisation's entries, newest first.
+	ListAudit(ctx context.Context, orgID int64, f AuditFilter) ([]*AuditEntry, error)
 }
 
 // Repos stores repositories.
@@ -562,7 +727,10 @@ type Outbox interface {
 
 // Store is every interface plus lifecycle, for wiring in main.
 type Store interface {
+	Orgs
+	Users
 	Tokens
+	Audit
 	Repos
 	Events
 	Runs
@@ -572,6 +740,8 @@ type Store interface {
 	Outbox
 	Agents
 	Artifacts
+	Secrets
+	JobTokens
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -139,6 +139,23 @@ func repoRoot() (string, error) {
 	}
 }
 
+// Environment variables naming the test S3-compatible server (scripts/s3.sh).
+const (
+	EnvS3          = "CONVEYOR_TEST_S3"            // http://127.0.0.1:PORT
+	EnvS3AccessKey = "CONVEYOR_TEST_S3_ACCESS_KEY" // its access key
+	EnvS3SecretKey = "CONVEYOR_TEST_S3_SECRET_KEY" // its secret key
+)
+
+// S3 returns the test S3-compatible server's URL and credentials.
+func S3(t testing.TB) (url, accessKey, secretKey string) {
+	t.Helper()
+	url = os.Getenv(EnvS3)
+	if url == "" {
+		missing(t, EnvS3+" not set; skipping (./scripts/test.sh starts an S3-compatible server and sets it)")
+	}
+	return url, os.Getenv(EnvS3AccessKey), os.Getenv(EnvS3SecretKey)
+}
+
 // EnvReport names a file where tests append the one-line results that CI
 // must show (conformance counts); the test command prints it at the end.
 const EnvReport = "CONVEYOR_TEST_REPORT"

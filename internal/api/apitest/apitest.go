@@ -29,6 +29,7 @@ type Fake struct {
 	hub      *logs.Hub
 	next     int64
 	tokens   map[string]*store.Token // by hex hash
+	members  map[int64]*store.Member // by user id: one organisation each
 	repos    []*store.Repo
 	events   []*store.Event
 	runs     []*store.Run
@@ -45,7 +46,7 @@ var (
 
 // New returns an empty fake.
 func New() *Fake {
-	return &Fake{hub: logs.NewHub(), tokens: map[string]*store.Token{},
+	return &Fake{hub: logs.NewHub(), tokens: map[string]*store.Token{}, members: map[int64]*store.Member{},
 		attempts: map[int64][]*store.Attempt{}, chunks: map[int64][]store.LogChunk{}}
 }
 
@@ -67,14 +68,50 @@ func (f *Fake) Server(t testing.TB) *httptest.Server {
 
 func (f *Fake) id() int64 { f.next++; return f.next }
 
-// AddToken stores a token of org with role and returns its secret.
+// AddToken stores a token of org with role as its scope, for a new user
+// of the same name whose role in org follows the scope (admin: admin,
+// write: developer, read and others: viewer), and returns its secret.
 func (f *Fake) AddToken(orgID int64, name string, role store.Role) string {
+	member := map[store.Role]store.OrgRole{store.RoleAdmin: store.OrgAdmin, store.RoleWrite: store.OrgDeveloper}[role]
+	if member == "" {
+		member = store.OrgViewer
+	}
+	return f.AddUserToken(orgID, name, member, role)
+}
+
+// AddUserToken stores a token of scope for a new user called name with
+// role member in org, and returns its secret.
+func (f *Fake) AddUserToken(orgID int64, name string, member store.OrgRole, scope store.Role) string {
 	secret := "cvy_" + rand.Text()
 	sum := sha256.Sum256([]byte(secret))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tokens[hex.EncodeToString(sum[:])] = &store.Token{ID: f.id(), OrgID: orgID, Name: name, Role: role, Hash: sum[:]}
+	user := f.id()
+	f.members[user] = &store.Member{OrgID: orgID, UserID: user, Name: name, Role: member}
+	f.tokens[hex.EncodeToString(sum[:])] = &store.Token{ID: f.id(), OrgID: orgID, UserID: user, Name: name, Role: scope,
+		Kind: store.TokenAPI, Hash: sum[:]}
 	return secret
+}
+
+// Member implements api.TokenReader.
+func (f *Fake) Member(_ context.Context, orgID, userID int64) (*store.Member, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m, ok := f.members[userID]; ok && m.OrgID == orgID {
+		c := *m
+		return &c, nil
+	}
+	return nil, errs.E("fake", errs.NotFound, "user %d is not a member", userID)
+}
+
+// GetUser implements api.TokenReader.
+func (f *Fake) GetUser(_ context.Context, id int64) (*store.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m, ok := f.members[id]; ok {
+		return &store.User{ID: id, Name: m.Name}, nil
+	}
+	return nil, errs.E("fake", errs.NotFound, "no user %d", id)
 }
 
 // AddRun stores a run of org/repo and its jobs (ids, run and repo fields

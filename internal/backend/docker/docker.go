@@ -58,6 +58,18 @@ type Options struct {
 	// Engine says whether the engine shares this machine's files (bind
 	// mounts) or not (copies); EngineAuto: from the engine's address.
 	Engine Engine
+	// Node is a node program of this machine that job containers get at
+	// /__conveyor/node/bin/node for JavaScript actions, for images without
+	// a suitable node of their own (see backend.NodeProvider); "": none.
+	// The C library and loader it needs come along (in lib/ beside), so
+	// that it also runs in images without that C library.
+	Node string
+	// NodeVersion is what Node says to --version, when known.
+	NodeVersion string
+	// ToolCache is mounted at /opt/hostedtoolcache (RUNNER_TOOL_CACHE) in
+	// job containers: a volume name (made on first use, kept across jobs)
+	// or an absolute path of the engine's machine. "": none.
+	ToolCache string
 }
 
 // Backend is the docker backend. It is safe for concurrent use.
@@ -78,6 +90,9 @@ type Backend struct {
 	// static); loaderErr says why a dynamic one cannot be (RunnerNote).
 	loader    *runnerLoader
 	loaderErr error
+	// nodeLoader runs Options.Node through this machine's loader and
+	// libraries, in any image (nil: static, or they were not found).
+	nodeLoader *runnerLoader
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -125,6 +140,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	b := &Backend{cli: opts.Client, opts: opts, owner: selfOwner(), remote: remote}
 	b.loader, b.loaderErr = findRunnerLoader(opts.RunnerBinary)
+	if opts.Node != "" {
+		b.nodeLoader, _ = findRunnerLoader(opts.Node) // not found: no loader mode
+	}
 	return b, nil
 }
 
@@ -340,6 +358,8 @@ type Sandbox struct {
 	steps       stepper
 	describe    string
 	sync        *jobsync.Sync // remote engine: the job folder's copies; nil: bind-mounted
+	nodeMu      sync.Mutex
+	nodeCopied  bool // remote engine: Options.Node is in the container
 
 	mu         sync.Mutex
 	tornDown   bool
@@ -386,6 +406,7 @@ var (
 	_ backend.Sandbox         = (*Sandbox)(nil)
 	_ backend.Describer       = (*Sandbox)(nil)
 	_ backend.ContainerRunner = (*Sandbox)(nil)
+	_ backend.NodeProvider    = (*Sandbox)(nil)
 )
 
 // stepper runs steps in the job container: the step runner or docker exec.
@@ -396,7 +417,7 @@ type stepper interface {
 
 // Dirs implements backend.Sandbox.
 func (s *Sandbox) Dirs() backend.Dirs {
-	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir}
+	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir, ToolCache: s.toolCacheDir()}
 }
 
 // Describe implements backend.Describer.
@@ -416,16 +437,20 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 	if down || s.steps == nil {
 		return -1, errs.E("docker: exec", errs.Invalid, "sandbox of job %q is torn down", s.job.Name)
 	}
-	if s.sync != nil {
-		if err := s.sync.Push(ctx); err != nil {
+	folder := s.sync // nil: bind-mounted, or the process uses no files
+	if p.NoFiles {
+		folder = nil
+	}
+	if folder != nil {
+		if err := folder.Push(ctx); err != nil {
 			return -1, err
 		}
 	}
 	code, err := s.steps.run(ctx, p, out)
-	if s.sync != nil {
+	if folder != nil {
 		// Even after a cancelled step: the executor reads its files.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
-		perr := s.sync.Pull(pctx)
+		perr := folder.Pull(pctx)
 		cancel()
 		if err == nil && perr != nil {
 			return code, perr

@@ -95,10 +95,13 @@ func gnuTriplet(f *elf.File) string {
 }
 
 // files maps each container path (in runnerLibDir) to its host file.
-func (l *runnerLoader) files() map[string]string {
-	out := map[string]string{path.Join(runnerLibDir, "ld.so"): l.interp}
+func (l *runnerLoader) files() map[string]string { return l.filesIn(runnerLibDir) }
+
+// filesIn maps each container path (in dir) to its host file.
+func (l *runnerLoader) filesIn(dir string) map[string]string {
+	out := map[string]string{path.Join(dir, "ld.so"): l.interp}
 	for name, host := range l.libs {
-		out[path.Join(runnerLibDir, name)] = host
+		out[path.Join(dir, name)] = host
 	}
 	return out
 }

@@ -118,6 +118,7 @@ func (s *Sandbox) jobContainerConfig(ctx context.Context, ctr *backend.Container
 	} else {
 		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: s.job.JobDir, Target: s.b.opts.SandboxDir}}
 	}
+	hc.Mounts = append(hc.Mounts, s.toolMounts(binds)...)
 	if runnerMode {
 		cfg.Entrypoint = s.b.loader.argv()
 		cfg.Cmd = nil

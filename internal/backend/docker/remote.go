@@ -59,7 +59,7 @@ func (b *Backend) Remote() bool { return b.remote }
 
 // copyRunner puts the runner binary at runnerPath in a created container
 // (before it starts), with the loader and libraries of a dynamically
-// linked one: one tar through the API.
+// linked one.
 func (b *Backend) copyRunner(ctx context.Context, id string) error {
 	files := map[string]string{runnerPath: b.opts.RunnerBinary}
 	if b.loader != nil {
@@ -67,6 +67,12 @@ func (b *Backend) copyRunner(ctx context.Context, id string) error {
 			files[dst] = src
 		}
 	}
+	return b.copyFiles(ctx, id, files)
+}
+
+// copyFiles puts host files (container path to host path) in container
+// id, created or running: one tar through the API.
+func (b *Backend) copyFiles(ctx context.Context, id string, files map[string]string) error {
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)

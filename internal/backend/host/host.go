@@ -28,6 +28,16 @@ type Options struct {
 	// close and kills every process group of the job. The server and agents
 	// set it; without it the runner serves in-process.
 	Runner []string
+	// Node is the node program for JavaScript actions; "": "node" from
+	// the PATH of the job's processes.
+	Node string
+	// NodeVersion is what Node says to --version, when known (it spares
+	// each job asking).
+	NodeVersion string
+	// ToolCache is the folder setup-* actions install toolchains into
+	// (RUNNER_TOOL_CACHE), kept across jobs; made if missing. "": a
+	// folder of each job's own.
+	ToolCache string
 }
 
 // ContainerEngine runs one-off containers with a host directory mounted;
@@ -72,7 +82,12 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, _ io.Writer) 
 	if job.Runtime != "" {
 		return nil, errs.E("host: setup", errs.Invalid, "job %q asks for runtime %q: the host backend runs no containers; use the docker backend", job.Name, job.Runtime)
 	}
-	s := &Sandbox{dir: job.JobDir, served: make(chan struct{})}
+	if b.opts.ToolCache != "" {
+		if err := os.MkdirAll(b.opts.ToolCache, 0o755); err != nil {
+			return nil, errs.Wrap("host: tool cache", errs.Unavailable, err)
+		}
+	}
+	s := &Sandbox{dir: job.JobDir, served: make(chan struct{}), node: b.opts.Node, nodeVersion: b.opts.NodeVersion, toolCache: b.opts.ToolCache}
 	if len(b.opts.Runner) > 0 {
 		p := b.takeWarm()
 		if p == nil {
@@ -197,21 +212,36 @@ func startRunner(ctx context.Context, argv []string) (*runnerProc, error) {
 
 // Sandbox is one host job.
 type Sandbox struct {
-	dir    string
-	client *runner.Client // the out-of-process runner (Options.Runner)
-	local  *runner.Local  // else
-	stop   func()
-	served chan struct{}
-	once   sync.Once
+	dir         string
+	node        string         // Options.Node
+	nodeVersion string         // Options.NodeVersion
+	toolCache   string         // Options.ToolCache
+	client      *runner.Client // the out-of-process runner (Options.Runner)
+	local       *runner.Local  // else
+	stop        func()
+	served      chan struct{}
+	once        sync.Once
 }
 
 var (
-	_ backend.Sandbox   = (*Sandbox)(nil)
-	_ backend.Describer = (*Sandbox)(nil)
+	_ backend.Sandbox      = (*Sandbox)(nil)
+	_ backend.Describer    = (*Sandbox)(nil)
+	_ backend.NodeProvider = (*Sandbox)(nil)
 )
 
 // Dirs implements backend.Sandbox.
-func (s *Sandbox) Dirs() backend.Dirs { return backend.Dirs{Host: s.dir, Sandbox: s.dir} }
+func (s *Sandbox) Dirs() backend.Dirs {
+	return backend.Dirs{Host: s.dir, Sandbox: s.dir, ToolCache: s.toolCache}
+}
+
+// Nodes implements backend.NodeProvider: the configured node only, so that
+// --node is what runs actions even when another node is on the PATH.
+func (s *Sandbox) Nodes(context.Context) ([]backend.Node, error) {
+	if s.node != "" {
+		return []backend.Node{{Argv: []string{s.node}, Version: s.nodeVersion}}, nil
+	}
+	return []backend.Node{{Argv: []string{"node"}}}, nil
+}
 
 // Describe implements backend.Describer.
 func (s *Sandbox) Describe() string { return "host processes in " + s.dir }

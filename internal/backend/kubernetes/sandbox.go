@@ -142,10 +142,14 @@ func (s *Sandbox) attach(ctx context.Context) error {
 func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	req := &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}
+	if p.NoFiles {
+		return s.c.Run(ctx, req, out)
+	}
 	if err := s.sync.Push(ctx); err != nil {
 		return -1, err
 	}
-	code, err := s.c.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}, out)
+	code, err := s.c.Run(ctx, req, out)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
 	defer cancel()
 	if perr := s.sync.Pull(pctx); err == nil && perr != nil {

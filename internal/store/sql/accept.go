@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -256,7 +257,7 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 	args := []any{org, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID, blob(ev.BodyHash), us(received), store.EventPending}
 	if s.dialect == dialectPostgres {
 		var id int64
-		err := stmt.QueryRowContext(ctx, append(args, encode(ev.Headers), blob(ev.Body))...).Scan(&id)
+		err := stmt.QueryRowContext(ctx, append(args, storedHeaders(ev), blob(ev.Body))...).Scan(&id)
 		return id, err
 	}
 	res, err := stmt.ExecContext(ctx, args...)
@@ -267,8 +268,16 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 	if err != nil {
 		return 0, err
 	}
-	_, err = payload.ExecContext(ctx, id, encode(ev.Headers), blob(ev.Body))
+	_, err = payload.ExecContext(ctx, id, storedHeaders(ev), blob(ev.Body))
 	return id, err
+}
+
+// storedHeaders are ev's headers as stored: without the ones carrying
+// secrets (GitLab's token is the webhook secret itself; signatures are
+// useless once verified). This is the only place events' headers are
+// written, so no path stores them.
+func storedHeaders(ev *store.Event) string {
+	return encode(secrets.DropSecretHeaders(ev.Headers))
 }
 
 // eachRow runs query and calls f on every row.

@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -44,6 +45,11 @@ type Options struct {
 	ReadConns int
 	// MaxConns is the size of PostgreSQL's pool (default 16).
 	MaxConns int
+	// Keys encrypt the repositories' credentials at rest (see crypt.go).
+	// Nil keeps them in plain text, for tests only: the server always
+	// gives one, and Open refuses a database with encrypted credentials
+	// when none is given.
+	Keys *secrets.Keyring
 }
 
 // DB is a store.Store on a SQL database. It is safe for concurrent use.
@@ -65,6 +71,10 @@ type DB struct {
 	stmts, wstmts stmtCache
 	// ckpt checkpoints SQLite's WAL off the write path (nil on PostgreSQL).
 	ckpt *checkpointer
+	// keys seal the repositories' credentials (nil: plain text).
+	keys *secrets.Keyring
+	// rewrote says this Open replaced plain-text secrets (see sealAtOpen).
+	rewrote bool
 }
 
 // stmtCache prepares a statement on first use and keeps it until Close.
@@ -201,6 +211,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, errs.Wrap(op, errs.Invalid, err)
 	}
+	s.keys = opts.Keys
 	if err := s.r.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, mapErr(op, err)
@@ -213,6 +224,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		if err := s.prepareWriter(ctx); err != nil {
 			s.Close()
 			return nil, mapErr(op, err)
+		}
+		if err := s.sealAtOpen(ctx); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	if _, err := s.EnsureOrg(ctx, "default"); err != nil {

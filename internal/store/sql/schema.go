@@ -17,7 +17,7 @@ type migration struct {
 	shared   []string
 	sqlite   []string
 	postgres []string
-	fill     func(ctx context.Context, tx *dbsql.Tx) error
+	fill     func(ctx context.Context, tx *dbsql.Tx, s *DB) error
 }
 
 // migrations[i] makes schema version i+1.
@@ -270,11 +270,88 @@ var migrations = []migration{
 			`ALTER TABLE events DROP COLUMN headers`,
 			`ALTER TABLE events DROP COLUMN body`,
 		},
+	}, { // 8: users, their roles in organisations, personal tokens, the audit log.
+		shared: []string{
+			`CREATE TABLE users (
+				id {{id}},
+				name TEXT NOT NULL UNIQUE,
+				password_hash TEXT NOT NULL DEFAULT '',
+				server_admin BIGINT NOT NULL DEFAULT 0,
+				created BIGINT NOT NULL
+			)`,
+			`CREATE TABLE members (
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				user_id BIGINT NOT NULL REFERENCES users(id),
+				role TEXT NOT NULL,
+				PRIMARY KEY (org_id, user_id)
+			)`,
+			`CREATE INDEX members_user ON members (user_id)`,
+			`ALTER TABLE tokens ADD COLUMN user_id BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api'`,
+			`ALTER TABLE tokens ADD COLUMN expires BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX tokens_user ON tokens (user_id)`,
+			`CREATE TABLE audit (
+				id {{id}},
+				org_id BIGINT NOT NULL,
+				actor_id BIGINT NOT NULL,
+				actor TEXT NOT NULL,
+				action TEXT NOT NULL,
+				target TEXT NOT NULL,
+				detail TEXT NOT NULL,
+				created BIGINT NOT NULL
+			)`,
+			`CREATE INDEX audit_org ON audit (org_id, id)`,
+		},
+		fill: adoptTokens,
+	}, { // 9: credentials at rest. The repositories' webhook secret, status
+		// token and clone password are sealed with the server's key (when
+		// the store has one; otherwise at the first Open with one), and
+		// secret headers (X-Gitlab-Token, signatures) leave stored events.
+		fill: func(ctx context.Context, tx *dbsql.Tx, s *DB) error {
+			n := 0
+			if s.keys != nil {
+				var err error
+				if n, err = resealRepos(ctx, tx, s.keys, false); err != nil {
+					return err
+				}
+			}
+			m, err := scrubHeaders(ctx, tx)
+			s.rewrote = s.rewrote || n+m > 0
+			return err
+		},
+	}, { // 10: secrets and variables of organisations, repositories and
+		// environments (see secrets.go; repo_id 0 is the organisation), and
+		// the jobs' GITHUB_TOKENs.
+		shared: []string{
+			`CREATE TABLE secrets (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL DEFAULT 0,
+				env TEXT NOT NULL DEFAULT '',
+				kind TEXT NOT NULL,
+				name TEXT NOT NULL,
+				value TEXT NOT NULL,
+				updated BIGINT NOT NULL,
+				updated_by TEXT NOT NULL
+			)`,
+			`CREATE UNIQUE INDEX secrets_name ON secrets (org_id, repo_id, env, kind, name)`,
+			// Each job's GITHUB_TOKEN (see jobtokens.go), by hash.
+			`CREATE TABLE job_tokens (
+				hash {{blob}} NOT NULL UNIQUE,
+				org_id BIGINT NOT NULL,
+				run_id BIGINT NOT NULL,
+				job_id BIGINT NOT NULL,
+				lease_token BIGINT NOT NULL,
+				read_run BIGINT NOT NULL,
+				expires BIGINT NOT NULL
+			)`,
+			`CREATE INDEX job_tokens_job ON job_tokens (job_id)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 7
+const SchemaVersion = 10
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
@@ -317,7 +394,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 				}
 			}
 			if fill := migrations[v-1].fill; fill != nil {
-				if err := fill(ctx, tx); err != nil {
+				if err := fill(ctx, tx, s); err != nil {
 					return errs.E(op, errs.Invalid, "migration %d: %w", v, err)
 				}
 			}
@@ -333,7 +410,7 @@ func (s *DB) migrate(ctx context.Context, max int) error {
 
 // fillLabelKeys computes label_key for the jobs that may still be leased;
 // ended jobs never are, and a large history stays untouched.
-func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
+func fillLabelKeys(ctx context.Context, tx *dbsql.Tx, _ *DB) error {
 	type row struct {
 		id     int64
 		labels string
@@ -348,6 +425,40 @@ func fillLabelKeys(ctx context.Context, tx *dbsql.Tx) error {
 	for _, r := range rows {
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET label_key = $1 WHERE id = $2`,
 			labelKey(decodeList(r.labels)), r.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adoptTokens gives the tokens made before users existed (the admin token
+// printed on first start, and any other) an owner: a user "admin", server
+// admin and admin of every organisation that has tokens. Each token keeps
+// its role as its scope, so it does exactly what it did before; tokens of
+// role agent, which no command made, are expired.
+func adoptTokens(ctx context.Context, tx *dbsql.Tx, _ *DB) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	t := us(now())
+	var admin int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO users (name, password_hash, server_admin, created)
+		VALUES ('admin', '', 1, $1) RETURNING id`, t).Scan(&admin); err != nil {
+		return err
+	}
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO members (org_id, user_id, role) SELECT DISTINCT org_id, CAST($1 AS BIGINT), 'admin' FROM tokens`, []any{admin}},
+		{`UPDATE tokens SET user_id = $1`, []any{admin}},
+		{`UPDATE tokens SET expires = $1 WHERE role NOT IN ('admin', 'write', 'read')`, []any{t}},
+		{`INSERT INTO audit (org_id, actor_id, actor, action, target, detail, created)
+			VALUES (0, 0, 'conveyor', 'user.create', 'user admin', 'schema 8: owner of the tokens made before users existed', $1)`, []any{t}},
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
 			return err
 		}
 	}

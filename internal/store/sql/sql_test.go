@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/store/storetest"
 )
@@ -88,16 +89,19 @@ func openTestPostgres(t testing.TB, opts Options) *DB {
 	return s
 }
 
+// The suite runs with credentials encrypted, as the server stores them.
 func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, _ := openTestSQLite(t, Options{})
+		s, _ := openTestSQLite(t, Options{Keys: secrets.NewKeyring(testKey(t))})
 		return s
 	})
 }
 
 func TestPostgres(t *testing.T) {
 	postgresDSN(t) // skips early without a server
-	storetest.Run(t, func(t *testing.T) store.Store { return openTestPostgres(t, Options{}) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTestPostgres(t, Options{Keys: secrets.NewKeyring(testKey(t))})
+	})
 }
 
 // dialects runs f against SQLite and, when configured, PostgreSQL, giving
@@ -121,7 +125,13 @@ func TestMigrationUpgrade(t *testing.T) {
 		}
 		org, err := old.EnsureOrg(ctx, "acme")
 		must(t, err)
-		must(t, old.CreateToken(ctx, &store.Token{OrgID: org.ID, Name: "ci", Role: store.RoleAdmin, Hash: []byte("h")}))
+		// Tokens as version 1 stored them: the admin token printed on first
+		// start, a read token, and a token of role agent.
+		for _, tk := range []struct{ name, role, hash string }{{"admin", "admin", "h"}, {"ro", "read", "r"}, {"x", "agent", "a"}} {
+			_, err := old.w.ExecContext(ctx, `INSERT INTO tokens (org_id, name, role, hash, created) VALUES ($1, $2, $3, $4, 1)`,
+				org.ID, tk.name, tk.role, []byte(tk.hash))
+			must(t, err)
+		}
 		repo := &store.Repo{OrgID: org.ID, Name: "acme/app", Secret: "s"}
 		must(t, old.CreateRepo(ctx, repo))
 		// An event as version 1 stored it: its headers and body in its row.
@@ -151,9 +161,7 @@ func TestMigrationUpgrade(t *testing.T) {
 		if v, err := s.Version(ctx); err != nil || v != SchemaVersion {
 			t.Fatalf("Version after upgrade = %d, %v; want %d", v, err, SchemaVersion)
 		}
-		if tok, err := s.TokenByHash(ctx, []byte("h")); err != nil || tok.OrgID != org.ID {
-			t.Errorf("token after upgrade: %+v, %v", tok, err)
-		}
+		checkAdoptedTokens(t, s, org.ID)
 		if r, err := s.RepoByName(ctx, org.ID, "acme/app"); err != nil || r.ID != repo.ID {
 			t.Errorf("repository after upgrade: %+v, %v", r, err)
 		}
@@ -180,6 +188,33 @@ func TestMigrationUpgrade(t *testing.T) {
 			t.Errorf("Lease after upgrade: %+v, %v", l, err)
 		}
 	})
+}
+
+// checkAdoptedTokens: after schema 8 the old tokens belong to a user
+// "admin", server admin and admin of their organisation, each with its old
+// role as its scope; the agent-role token no longer works.
+func checkAdoptedTokens(t *testing.T, s *DB, orgID int64) {
+	t.Helper()
+	ctx := t.Context()
+	admin, err := s.UserByName(ctx, "admin")
+	if err != nil || !admin.ServerAdmin || admin.PasswordHash != "" {
+		t.Fatalf("user admin after upgrade: %+v, %v", admin, err)
+	}
+	if m, err := s.Member(ctx, orgID, admin.ID); err != nil || m.Role != store.OrgAdmin {
+		t.Errorf("admin's membership after upgrade: %+v, %v", m, err)
+	}
+	for hash, scope := range map[string]store.Role{"h": store.RoleAdmin, "r": store.RoleRead} {
+		tok, err := s.TokenByHash(ctx, []byte(hash))
+		if err != nil || tok.OrgID != orgID || tok.UserID != admin.ID || tok.Role != scope || tok.Kind != store.TokenAPI || tok.Expired(time.Now()) {
+			t.Errorf("token %s after upgrade: %+v, %v", hash, tok, err)
+		}
+	}
+	if tok, err := s.TokenByHash(ctx, []byte("a")); err != nil || !tok.Expired(time.Now()) {
+		t.Errorf("agent-role token after upgrade: %+v, %v; want expired", tok, err)
+	}
+	if list, err := s.ListAudit(ctx, orgID, store.AuditFilter{Server: true}); err != nil || len(list) != 1 || list[0].Action != "user.create" {
+		t.Errorf("audit after upgrade: %+v, %v", list, err)
+	}
 }
 
 func must(t testing.TB, err error) {

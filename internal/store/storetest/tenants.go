@@ -1,9 +1,6 @@
 package storetest
 
 import (
-	"bytes"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +11,12 @@ import (
 var tenantTests = []test{
 	{"Orgs", testOrgs},
 	{"Tokens", testTokens},
-	{"FirstToken", testFirstToken},
+	{"TokenLifecycle", testTokenLifecycle},
+	{"FirstAdmin", testFirstAdmin},
+	{"Users", testUsers},
+	{"Members", testMembers},
+	{"MembersRace", testMembersRace},
+	{"Audit", testAudit},
 	{"Repos", testRepos},
 	{"TenantIsolation", testTenantIsolation},
 }
@@ -30,44 +32,6 @@ func testOrgs(t *testing.T, e *env) {
 	}
 	_, err := e.s.EnsureOrg(e.ctx, "")
 	wantKind(t, err, errs.Invalid, "EnsureOrg(\"\")")
-}
-
-func testTokens(t *testing.T, e *env) {
-	other := e.newOrg("other")
-	tok := &store.Token{OrgID: e.org.ID, Name: "ci", Role: store.RoleWrite, Hash: []byte("hash-1")}
-	e.must(e.s.CreateToken(e.ctx, tok))
-	if tok.ID == 0 || tok.Created.IsZero() {
-		t.Fatalf("CreateToken did not set ID and Created: %+v", tok)
-	}
-	dup := &store.Token{OrgID: other.ID, Name: "x", Role: store.RoleRead, Hash: []byte("hash-1")}
-	wantKind(t, e.s.CreateToken(e.ctx, dup), errs.Conflict, "token with a taken hash")
-	bad := &store.Token{OrgID: e.org.ID, Name: "x", Role: "root", Hash: []byte("hash-2")}
-	wantKind(t, e.s.CreateToken(e.ctx, bad), errs.Invalid, "token with an unknown role")
-	e.must(e.s.CreateToken(e.ctx, &store.Token{OrgID: e.org.ID, Name: "agent", Role: store.RoleAgent, Hash: []byte("hash-3")}))
-	e.must(e.s.CreateToken(e.ctx, &store.Token{OrgID: other.ID, Name: "adm", Role: store.RoleAdmin, Hash: []byte("hash-4")}))
-
-	got, err := e.s.TokenByHash(e.ctx, []byte("hash-1"))
-	e.must(err)
-	if got.ID != tok.ID || got.OrgID != e.org.ID || got.Name != "ci" || got.Role != store.RoleWrite ||
-		!bytes.Equal(got.Hash, tok.Hash) || !got.Created.Equal(tok.Created) {
-		t.Errorf("TokenByHash = %+v, want %+v", got, tok)
-	}
-	if !near(got.LastUsed, time.Now(), time.Minute) {
-		t.Errorf("TokenByHash did not record the use: LastUsed %v", got.LastUsed)
-	}
-	_, err = e.s.TokenByHash(e.ctx, []byte("nope"))
-	wantKind(t, err, errs.NotFound, "TokenByHash(unknown)")
-
-	for _, c := range []struct {
-		org  int64
-		want int
-	}{{e.org.ID, 2}, {other.ID, 1}, {-1, 0}} {
-		n, err := e.s.CountTokens(e.ctx, c.org)
-		e.must(err)
-		if n != c.want {
-			t.Errorf("CountTokens(%d) = %d, want %d", c.org, n, c.want)
-		}
-	}
 }
 
 func testRepos(t *testing.T, e *env) {
@@ -174,51 +138,4 @@ func testTenantIsolation(t *testing.T, e *env) {
 	foreign.OrgID = other.ID
 	_, err = e.s.Accept(e.ctx, []*store.Event{foreign})
 	wantKind(t, err, errs.Invalid, "event naming another organisation")
-}
-
-// testFirstToken: replicas starting together on an empty database make one
-// admin token between them.
-func testFirstToken(t *testing.T, e *env) {
-	org := e.newOrg("fresh")
-	var wg sync.WaitGroup
-	made := make([]bool, 8)
-	errc := make(chan error, len(made))
-	for i := range made {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok := &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: []byte(fmt.Sprintf("first-%d", i))}
-			ok, err := e.s.CreateFirstToken(e.ctx, tok)
-			made[i] = ok
-			if err != nil {
-				errc <- err
-			}
-			if ok && tok.ID == 0 {
-				errc <- fmt.Errorf("token %d made without an id", i)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Error(err)
-	}
-	n := 0
-	for _, ok := range made {
-		if ok {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d of %d concurrent CreateFirstToken calls made a token, want 1", n, len(made))
-	}
-	if c, err := e.s.CountTokens(e.ctx, org.ID); err != nil || c != 1 {
-		t.Errorf("CountTokens = %d, %v; want 1", c, err)
-	}
-	ok, err := e.s.CreateFirstToken(e.ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: store.RoleAdmin, Hash: []byte("later")})
-	if err != nil || ok {
-		t.Errorf("CreateFirstToken on an organisation with a token = %v, %v; want false", ok, err)
-	}
-	_, err = e.s.CreateFirstToken(e.ctx, &store.Token{OrgID: org.ID, Name: "admin", Role: "root", Hash: []byte("bad")})
-	wantKind(t, err, errs.Invalid, "CreateFirstToken with an unknown role")
 }

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/cache"
+	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+const cacheFlow = `name: cached
+on: push
+jobs:
+  build:
+    runs-on: RUNS_ON
+    steps:
+      - id: c
+        uses: actions/cache@v4
+        with: {path: out, key: server-cache-1}
+      - run: |
+          echo "hit=${{ steps.c.outputs.cache-hit }}"
+          if [ "${{ steps.c.outputs.cache-hit }}" = true ]; then cat out/f; else mkdir -p out && echo saved-by-run-1 > out/f; fi
+          python3 - <<'PY'
+          import os, urllib.request, urllib.error
+          base = os.environ["ACTIONS_CACHE_URL"]
+          req = urllib.request.Request(base + "_apis/artifactcache/cache?keys=nothing&version=v",
+              headers={"Authorization": "Bearer " + os.environ["ACTIONS_RUNTIME_TOKEN"]})
+          print("protocol status", urllib.request.urlopen(req).status)
+          try:
+              urllib.request.urlopen(urllib.request.Request(req.full_url, headers={"Authorization": "Bearer wrong"}))
+          except urllib.error.HTTPError as e:
+              print("wrong token status", e.code)
+          PY
+`
+
+// The server's jobs share one cache: the first run saves, the second hits;
+// the protocol is mounted at the server's URL and needs the job's token.
+func TestServerCache(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		files: map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(cacheFlow, "RUNS_ON", "ubuntu-latest"), "README.md": "hi\n"},
+		cache: testCache(t),
+	})
+	cacheTwice(t, h)
+}
+
+// The jobs of agents use the server's cache: the native steps through the
+// protocol (cache.Remote) with a token the server issued for the job, and
+// the protocol's env points at the server.
+func TestAgentCache(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1},
+		files: map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(cacheFlow, "RUNS_ON", "[self-hosted, linux]"), "README.md": "hi\n"},
+		cache: testCache(t),
+	})
+	h.startAgent("agent-c", 1, time.Minute, "self-hosted", "linux")
+	cacheTwice(t, h)
+}
+
+func testCache(t *testing.T) func(string) (exec.Cache, http.Handler, *cache.Tokens) {
+	return func(baseURL string) (exec.Cache, http.Handler, *cache.Tokens) {
+		d, err := cache.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := cache.NewStore(d, 0)
+		tokens := cache.NewTokens()
+		svc, err := cache.NewService(st, tokens, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exec.Cache{Store: st, Runtime: cache.NewRuntime(tokens, baseURL, "")}, svc, tokens
+	}
+}
+
+func cacheTwice(t *testing.T, h *harness) {
+	t.Helper()
+	for i, want := range []string{"hit=", "saved-by-run-1"} {
+		if i > 0 {
+			h.git.commit("second", map[string]string{"README.md": "again\n"})
+		}
+		if code, body := h.hook("push", h.push("main", "README.md"), "d-"+string(rune('1'+i))); code != http.StatusAccepted {
+			t.Fatalf("push: %d %s", code, body)
+		}
+		runs := h.waitRuns(i+1, 60*time.Second)
+		r := runs[len(runs)-1]
+		for _, x := range runs {
+			if x.Number == int64(i+1) {
+				r = x
+			}
+		}
+		log := h.jobLog(r.ID, "build")
+		if r.Status != store.StatusSuccess || !strings.Contains(log, want) || !strings.Contains(log, "protocol status 204") ||
+			!strings.Contains(log, "wrong token status 401") {
+			t.Fatalf("run %d: %s\n%s", i+1, r.Status, log)
+		}
+	}
+}
