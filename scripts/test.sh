@@ -35,9 +35,13 @@
 #      multi-replica tests.
 #   4. A private S3-compatible server (scripts/s3.sh: Versity S3 Gateway, built once with
 #      go install) for the cache's S3 backend.
-#   5. Exports CONVEYOR_TEST_IMAGE, CONVEYOR_TEST_BUSYBOX_IMAGE, CONVEYOR_COMPAT_DIR
+#   5. As root on Debian, a one-node Kubernetes cluster (scripts/k8s/up.sh: v1.31.0 built from
+#      the Go module proxy once per machine into $cache/k8s-v1.31.0/, a private containerd, the
+#      test images imported) for the kubernetes backend; CONVEYOR_K8S=0 goes without.
+#   6. Exports CONVEYOR_TEST_IMAGE, CONVEYOR_TEST_BUSYBOX_IMAGE, CONVEYOR_COMPAT_DIR
 #      (default ../shared/compat from the repo root), CONVEYOR_TEST_POSTGRES,
-#      CONVEYOR_TEST_S3 (+ _ACCESS_KEY, _SECRET_KEY), then runs the checks and the tests.
+#      CONVEYOR_TEST_S3 (+ _ACCESS_KEY, _SECRET_KEY), CONVEYOR_TEST_KUBECONFIG, then runs the
+#      checks and the tests.
 #
 # Environment: CONVEYOR_CACHE (default ~/.cache/conveyor), CONVEYOR_DEBIAN_MIRROR (default:
 # the Debian mirror of this machine's apt sources, else http://deb.debian.org/debian).
@@ -366,11 +370,21 @@ if [ -z "${CONVEYOR_TEST_S3:-}" ]; then
 	eval "$s3_env"
 fi
 export CONVEYOR_TEST_S3 CONVEYOR_TEST_S3_ACCESS_KEY CONVEYOR_TEST_S3_SECRET_KEY
+# A one-node Kubernetes cluster for the kubernetes backend's tests (scripts/k8s/up.sh: binaries
+# built once per machine into $cache/k8s-*, ~10 min cold; a few seconds to start; nothing when
+# running). Root on Debian only; preset CONVEYOR_TEST_KUBECONFIG to use a cluster of yours, or
+# CONVEYOR_K8S=0 to go without (its tests then skip, and fail under CI).
+if [ -z "${CONVEYOR_TEST_KUBECONFIG:-}" ] && [ "${CONVEYOR_K8S:-1}" != 0 ] && is_root && command -v apt-get >/dev/null; then
+	say "kubernetes test cluster"
+	k8s_env=$(CONVEYOR_CACHE=$cache "$repo/scripts/k8s/up.sh") || die "could not start the test Kubernetes cluster (scripts/k8s/up.sh; logs in $cache/k8s-cluster/logs)"
+	eval "$k8s_env"
+fi
+export CONVEYOR_TEST_KUBECONFIG=${CONVEYOR_TEST_KUBECONFIG:-}
 exec 9>&-
 
 if [ $env_only = 1 ]; then
 	for v in CONVEYOR_TEST_IMAGE CONVEYOR_TEST_BUSYBOX_IMAGE CONVEYOR_COMPAT_DIR CONVEYOR_TEST_POSTGRES \
-		CONVEYOR_TEST_S3 CONVEYOR_TEST_S3_ACCESS_KEY CONVEYOR_TEST_S3_SECRET_KEY; do
+		CONVEYOR_TEST_S3 CONVEYOR_TEST_S3_ACCESS_KEY CONVEYOR_TEST_S3_SECRET_KEY CONVEYOR_TEST_KUBECONFIG; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	exit 0

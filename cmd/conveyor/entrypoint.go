@@ -15,8 +15,16 @@ import (
 func entrypointMain(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("entrypoint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	await := fs.Bool("await", false, "read one byte from stdin before the hello: for attach streams that do not replay output written before the client attached (Kubernetes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *await {
+		var b [1]byte
+		if _, err := io.ReadFull(os.Stdin, b[:]); err != nil {
+			fmt.Fprintln(stderr, "conveyor entrypoint: no client attached:", err)
+			return 1
+		}
 	}
 	// The protocol owns stdout, so the writer main passes is not used here:
 	// nothing else may write to it.

@@ -95,7 +95,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bch := make(chan opened, 1)
 	go func() {
-		b, err := openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
+		b, err := f.openBackends(ctx, stderr)
 		bch <- opened{b, err}
 	}()
 	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)

@@ -23,6 +23,7 @@ type runFlags struct {
 	pids                               int64
 	actions                            actionFlags
 	tools                              toolFlags
+	kube                               kubeFlags
 }
 
 // valueFlags are the flags that give the run secrets, variables, env and
@@ -60,7 +61,8 @@ func (f *runFlags) register(fs *flag.FlagSet, usageOut io.Writer) {
 	fs.BoolVar(&f.dryRun, "dryrun", false, "plan and print what would run (jobs, runners, steps); run nothing")
 	fs.BoolVar(&f.dryRun, "n", false, "short for --dryrun")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.StringVar(&f.backendName, "backend", "auto", "auto, docker or host (auto: docker when an engine answers)")
+	fs.StringVar(&f.backendName, "backend", "auto", "auto, docker, host or kubernetes (auto: docker when an engine answers)")
+	f.kube.register(fs)
 	fs.StringVar(&f.dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.StringVar(&f.actor, "actor", "", "github.actor (default: git config user.name)")
 	fs.StringVar(&f.dir, "C", ".", "the repository folder")

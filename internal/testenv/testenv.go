@@ -194,3 +194,28 @@ func Postgres(t testing.TB) string {
 	}
 	return dsn
 }
+
+// EnvKubeconfig is the kubeconfig of a test Kubernetes cluster
+// (scripts/k8s/up.sh starts one; scripts/test.sh sets it).
+const EnvKubeconfig = "CONVEYOR_TEST_KUBECONFIG"
+
+// Kubeconfig returns the test cluster's kubeconfig path; without one the
+// test is skipped (failed under CI).
+func Kubeconfig(t testing.TB) string {
+	t.Helper()
+	return kubeconfig(t)
+}
+
+func kubeconfig(t tb) string {
+	t.Helper()
+	p := os.Getenv(EnvKubeconfig)
+	if p == "" {
+		missing(t, EnvKubeconfig+" is not set (scripts/k8s/up.sh starts a test Kubernetes cluster)")
+		return ""
+	}
+	if _, err := os.Stat(p); err != nil {
+		missing(t, EnvKubeconfig+": "+err.Error())
+		return ""
+	}
+	return p
+}

@@ -123,3 +123,30 @@ func TestReport(t *testing.T) {
 		t.Fatalf("report file = %q, %v", b, err)
 	}
 }
+
+func TestKubeconfig(t *testing.T) {
+	for _, ci := range []string{"", "true"} {
+		t.Setenv("CI", ci)
+		t.Setenv(EnvKubeconfig, "")
+		var r recorder
+		kubeconfig(&r)
+		if (ci == "" && r.skipped == "") || (ci != "" && r.fatal == "") {
+			t.Errorf("CI=%q, unset: skipped %q, fatal %q", ci, r.skipped, r.fatal)
+		}
+		t.Setenv(EnvKubeconfig, "/no/such/kubeconfig")
+		r = recorder{}
+		kubeconfig(&r)
+		if r.skipped == "" && r.fatal == "" {
+			t.Errorf("CI=%q, missing file accepted", ci)
+		}
+	}
+	f := t.TempDir() + "/kc"
+	if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvKubeconfig, f)
+	var r recorder
+	if got := kubeconfig(&r); got != f || r.skipped != "" || r.fatal != "" {
+		t.Errorf("got %q, %+v", got, r)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/jobsync"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -356,7 +357,7 @@ type Sandbox struct {
 	basePath    string // the container's PATH, for exec mode
 	steps       stepper
 	describe    string
-	sync        *jobSync // remote engine: the job folder's copies; nil: bind-mounted
+	sync        *jobsync.Sync // remote engine: the job folder's copies; nil: bind-mounted
 	nodeMu      sync.Mutex
 	nodeCopied  bool // remote engine: Options.Node is in the container
 
@@ -441,15 +442,15 @@ func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (
 		folder = nil
 	}
 	if folder != nil {
-		if err := folder.push(ctx); err != nil {
+		if err := folder.Push(ctx); err != nil {
 			return -1, err
 		}
 	}
 	code, err := s.steps.run(ctx, p, out)
 	if folder != nil {
 		// Even after a cancelled step: the executor reads its files.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
-		perr := folder.pull(pctx)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
+		perr := folder.Pull(pctx)
 		cancel()
 		if err == nil && perr != nil {
 			return code, perr

@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/jobsync"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -31,13 +32,13 @@ func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, ou
 		return s.b.runOneOff(ctx, c, s.oneOff(s.job.JobDir, ""), out)
 	}
 	// Remote engine: the job container's volume is the job folder.
-	if err := s.sync.push(ctx); err != nil {
+	if err := s.sync.Push(ctx); err != nil {
 		return -1, err
 	}
 	code, err := s.b.runOneOff(ctx, c, s.oneOff("", s.containerID), out)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout(ctx))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
 	defer cancel()
-	if perr := s.sync.pull(pctx); err == nil && perr != nil {
+	if perr := s.sync.Pull(pctx); err == nil && perr != nil {
 		return code, perr
 	}
 	return code, err

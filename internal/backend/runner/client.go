@@ -158,11 +158,51 @@ func (c *Client) write(typ byte, id uint32, payload []byte) error {
 	return writeFrame(c.w, typ, id, payload)
 }
 
+// feed sends stdin as FrameInput frames, then the empty one that closes
+// it, unless stop is closed first.
+func (c *Client) feed(id uint32, stdin io.Reader, stop <-chan struct{}) error {
+	buf := make([]byte, outputChunk)
+	for {
+		n, rerr := stdin.Read(buf)
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		if n > 0 {
+			if err := c.write(FrameInput, id, buf[:n]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			return c.write(FrameInput, id, nil)
+		}
+		if rerr != nil {
+			_ = c.write(FrameInput, id, nil)
+			return errs.Wrap("runner: read input", errs.Other, rerr)
+		}
+	}
+}
+
 // Run sends req, copies the process's output to out as it arrives and
 // returns its exit code. When ctx ends, Run asks the runner to kill the
 // process and returns ctx.Err() within CancelWait, even if the runner is
 // gone. An error from out ends the process too.
 func (c *Client) Run(ctx context.Context, req *Request, out io.Writer) (int, error) {
+	return c.RunInput(ctx, req, nil, out)
+}
+
+// RunInput is Run with stdin, when not nil, as the process's standard input
+// (copied until EOF, then closed). The runner must announce FeatureStdin.
+func (c *Client) RunInput(ctx context.Context, req *Request, stdin io.Reader, out io.Writer) (int, error) {
+	if stdin != nil {
+		if !c.has(FeatureStdin) {
+			return -1, errs.E("runner: stdin", errs.Unavailable, "the step runner (conveyor %s) cannot feed a standard input; use a newer conveyor binary", c.hello.Version)
+		}
+		r := *req
+		r.Stdin = true
+		req = &r
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nextID++
@@ -183,7 +223,15 @@ func (c *Client) Run(ctx context.Context, req *Request, out io.Writer) (int, err
 	}
 	// A write can block if the runner stopped reading; do it aside.
 	werr := make(chan error, 1)
-	go func() { werr <- c.write(FrameRequest, id, p) }()
+	stopInput := make(chan struct{})
+	defer close(stopInput)
+	go func() {
+		err := c.write(FrameRequest, id, p)
+		if err == nil && stdin != nil {
+			err = c.feed(id, stdin, stopInput)
+		}
+		werr <- err
+	}()
 
 	var (
 		cancelled bool

@@ -14,8 +14,10 @@
 // any number of FrameOutput (raw bytes, stdout and stderr merged in order)
 // ended by exactly one FrameExit (4-byte big-endian signed exit code) or
 // FrameError (JSON ErrorMsg: the process could not start). Client to runner:
-// FrameRequest (JSON Request) and FrameCancel (empty). Closing the runner's
-// input kills every process it started and ends it.
+// FrameRequest (JSON Request), FrameInput (the request's standard input, when
+// it asked for one: raw bytes, an empty payload closes it) and FrameCancel
+// (empty). Closing the runner's input kills every process it started and
+// ends it.
 package runner
 
 import (
@@ -36,6 +38,7 @@ const (
 	FrameHello   byte = 'H'
 	FrameRequest byte = 'R'
 	FrameCancel  byte = 'C'
+	FrameInput   byte = 'I'
 	FrameOutput  byte = 'O'
 	FrameExit    byte = 'X'
 	FrameError   byte = 'E'
@@ -66,6 +69,10 @@ type Hello struct {
 // found.
 const FeatureFallback = "fallback"
 
+// FeatureStdin: the runner gives a process with Request.Stdin a pipe as its
+// standard input, fed by FrameInput frames.
+const FeatureStdin = "stdin"
+
 const helloMagic = "conveyor-runner"
 
 // Request is one process to run.
@@ -76,6 +83,9 @@ type Request struct {
 	PathPrepend []string          `json:"path_prepend,omitempty"`
 	// Fallback runs instead of Argv when Argv[0] is not found in PATH.
 	Fallback []string `json:"fallback,omitempty"`
+	// Stdin asks for a standard input fed by FrameInput frames (otherwise
+	// it is /dev/null).
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 // FallbackArgv is one argv that runs argv when argv[0] is found in PATH
@@ -108,7 +118,7 @@ type Frame struct {
 
 func validType(t byte) bool {
 	switch t {
-	case FrameHello, FrameRequest, FrameCancel, FrameOutput, FrameExit, FrameError:
+	case FrameHello, FrameRequest, FrameCancel, FrameInput, FrameOutput, FrameExit, FrameError:
 		return true
 	}
 	return false

@@ -543,3 +543,30 @@ func (a *afterReturn) Write(p []byte) (int, error) {
 	}
 	return a.b.Write(p)
 }
+
+func TestRunInput(t *testing.T) {
+	c, _ := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20_000) // several frames
+	var out bytes.Buffer
+	code, err := c.RunInput(ctx, &Request{Argv: []string{"sh", "-c", "wc -c; exit 3"}}, bytes.NewReader(big), &out)
+	if err != nil || code != 3 {
+		t.Fatalf("code %d, err %v", code, err)
+	}
+	if got := strings.TrimSpace(out.String()); got != strconv.Itoa(len(big)) {
+		t.Fatalf("wc -c said %q, want %d", got, len(big))
+	}
+	// A process that does not read its input still ends, and the next
+	// request works.
+	out.Reset()
+	code, err = c.RunInput(ctx, &Request{Argv: []string{"true"}}, bytes.NewReader(big), &out)
+	if err != nil || code != 0 {
+		t.Fatalf("true: code %d, err %v", code, err)
+	}
+	// Without input, stdin is /dev/null.
+	got, code, err := run(t, c, &Request{Argv: []string{"sh", "-c", "cat; echo end"}})
+	if err != nil || code != 0 || got != "end\n" {
+		t.Fatalf("cat: %q %d %v", got, code, err)
+	}
+}

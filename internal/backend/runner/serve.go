@@ -46,7 +46,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	defer s.reap.stop()
 	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid(),
-		Features: []string{FeatureFallback}}); err != nil {
+		Features: []string{FeatureFallback, FeatureStdin}}); err != nil {
 		return errs.Wrap("runner: hello", errs.Unavailable, err)
 	}
 	frames := make(chan Frame)
@@ -107,6 +107,7 @@ type proc struct {
 	pgid     int
 	done     chan struct{}
 	killOnce sync.Once
+	in       chan []byte // FrameInput payloads, nil without Request.Stdin
 }
 
 func (s *server) handle(f Frame) {
@@ -118,6 +119,18 @@ func (s *server) handle(f Frame) {
 			return
 		}
 		s.start(f.ID, &req)
+	case FrameInput:
+		s.mu.Lock()
+		p := s.cur
+		s.mu.Unlock()
+		if p != nil && p.id == f.ID && p.in != nil {
+			// Back pressure: a process that does not read its input holds
+			// up the frames after this one until it exits.
+			select {
+			case p.in <- f.Payload:
+			case <-p.done:
+			}
+		}
 	case FrameCancel:
 		s.mu.Lock()
 		p := s.cur
@@ -189,14 +202,33 @@ func (s *server) spawn(id uint32, req *Request, output func(frame []byte) error,
 		Stderr:      pw,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	var inR, inW *os.File
+	if req.Stdin {
+		if inR, inW, err = os.Pipe(); err != nil {
+			pr.Close()
+			pw.Close()
+			return nil, &ErrorMsg{Message: err.Error()}
+		}
+		cmd.Stdin = inR
+	}
 	status, err := s.reap.start(cmd)
 	pw.Close()
+	if inR != nil {
+		inR.Close()
+	}
 	if err != nil {
 		pr.Close()
+		if inW != nil {
+			inW.Close()
+		}
 		var pe *fs.PathError
 		return nil, &ErrorMsg{NotFound: errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) && pe.Op != "chdir", Message: err.Error()}
 	}
 	p := &proc{id: id, pgid: cmd.Process.Pid, done: make(chan struct{})}
+	if inW != nil {
+		p.in = make(chan []byte, 4)
+		go p.feed(inW)
+	}
 	s.mu.Lock()
 	s.cur = p
 	s.groups[p.pgid] = struct{}{}
@@ -232,6 +264,30 @@ func (s *server) spawn(id uint32, req *Request, output func(frame []byte) error,
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// feed writes the input frames to the process's standard input until an
+// empty one or the process's end; after a write error (the process closed
+// its input) it keeps taking frames so that the serve loop never blocks.
+func (p *proc) feed(w *os.File) {
+	defer w.Close()
+	failed := false
+	for {
+		select {
+		case b := <-p.in:
+			if len(b) == 0 {
+				return
+			}
+			if !failed {
+				if _, err := w.Write(b); err != nil {
+					failed = true
+					w.Close()
+				}
+			}
+		case <-p.done:
+			return
+		}
+	}
 }
 
 // kill ends the process group: SIGTERM now, SIGKILL after killGrace.

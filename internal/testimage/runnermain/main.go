@@ -17,6 +17,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: runnermain entrypoint")
 		os.Exit(2)
 	}
+	if len(os.Args) > 2 && os.Args[2] == "--await" { // as conveyor entrypoint --await
+		var b [1]byte
+		if _, err := os.Stdin.Read(b[:]); err != nil {
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := runner.Serve(ctx, os.Stdin, os.Stdout)
 	stop()

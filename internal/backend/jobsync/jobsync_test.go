@@ -1,4 +1,4 @@
-package docker
+package jobsync
 
 import (
 	"archive/tar"
@@ -19,7 +19,7 @@ func TestSyncExtract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	j := &jobSync{hostDir: dir}
+	j := &Sync{hostDir: dir}
 	put := func(name string, typ byte, body, link string, mtime time.Time) error {
 		h := &tar.Header{Name: name, Typeflag: typ, Mode: 0o644, Size: int64(len(body)), Linkname: link, ModTime: mtime}
 		if typ == tar.TypeDir {

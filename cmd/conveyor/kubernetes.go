@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
+)
+
+// kubeFlags select and configure the kubernetes backend (--backend kubernetes).
+type kubeFlags struct {
+	kubeconfig, context, namespace, runtimeClass string
+	nodeSelector                                 listFlag
+	deadline                                     time.Duration
+}
+
+func (k *kubeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubernetes backend: the cluster's kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&k.context, "kube-context", "", "kubernetes backend: the kubeconfig context (default: its current one)")
+	fs.StringVar(&k.namespace, "namespace", kubernetes.DefaultNamespace, "kubernetes backend: the namespace of job pods (made when missing)")
+	fs.StringVar(&k.runtimeClass, "runtime-class", "", "kubernetes backend: RuntimeClass of job pods, e.g. gvisor (--runtime overrides it)")
+	fs.Var(&k.nodeSelector, "node-selector", "kubernetes backend: LABEL=VALUE every job pod's node must carry (repeatable)")
+	fs.DurationVar(&k.deadline, "pod-deadline", 0, "kubernetes backend: activeDeadlineSeconds of job pods, e.g. 6h (0: none)")
+}
+
+// open connects the kubernetes backend, with the host backend beside it
+// for self-hosted jobs.
+func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, error) {
+	// client-go logs through klog, e.g. each attach stream closed at a
+	// job's teardown; the backend reports what matters as errors.
+	klog.SetLogger(logr.Discard())
+	sel := map[string]string{}
+	for _, kv := range k.nodeSelector {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--node-selector %q: want LABEL=VALUE", kv)
+		}
+		sel[name] = val
+	}
+	cfg, err := kubernetes.LoadConfig(k.kubeconfig, k.context)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes backend: %v", err)
+	}
+	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: k.namespace, RuntimeClassName: k.runtimeClass,
+		NodeSelector: sel, ActiveDeadline: k.deadline})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes backend: %v", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = kb.Ping(pctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes backend: the cluster does not answer: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if n, err := kb.ReapOrphans(rctx); n > 0 || err != nil {
+			fmt.Fprintf(stderr, "conveyor: deleted %d job pods left by Conveyor processes that died or by ended jobs (%v)\n", n, err)
+		}
+	}()
+	h := host.New(host.Options{})
+	return &backends{main: kb, host: h, close: func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}}, nil
+}
+
+// openBackends is openBackends with the run's flags: kubernetes, or the
+// others.
+func (f *runFlags) openBackends(ctx context.Context, stderr io.Writer) (*backends, error) {
+	if f.backendName == "kubernetes" {
+		return f.kube.open(ctx, stderr)
+	}
+	return openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
+}

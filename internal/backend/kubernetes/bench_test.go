@@ -1,0 +1,125 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+)
+
+// Per-step cost in a job pod, three ways, on the test cluster
+// (CONVEYOR_TEST_KUBECONFIG; see docs/benchmarks.md):
+//
+//	go test -run '^$' -bench . -benchtime 50x ./internal/backend/kubernetes/
+//
+// StepRunner: `true` over the one attach stream (the runner's own cost);
+// StepWithSync: a whole backend Exec (the job folder pushed and pulled
+// around the step, what the executor pays); StepExecAPI: one exec API call
+// per step (kubectl exec through client-go), the floor a backend without a
+// step runner pays.
+func BenchmarkStepRunner(b *testing.B) {
+	sb := benchSandbox(b)
+	benchSteps(b, func(ctx context.Context) (int, error) {
+		return sb.RunOnly(ctx, &backend.Process{Argv: []string{"true"}}, io.Discard)
+	})
+}
+
+func BenchmarkStepWithSync(b *testing.B) {
+	sb := benchSandbox(b)
+	benchSteps(b, func(ctx context.Context) (int, error) {
+		return sb.Exec(ctx, &backend.Process{Argv: []string{"true"}}, io.Discard)
+	})
+}
+
+func BenchmarkStepExecAPI(b *testing.B) {
+	sb := benchSandbox(b)
+	benchSteps(b, func(ctx context.Context) (int, error) {
+		return sb.ExecAPI(ctx, []string{"true"}, io.Discard)
+	})
+}
+
+// JobStart: Setup of a job pod and its first step done; RawPodStart: a pod
+// of the same image running `true`, created and watched until Succeeded.
+// Both without the deletion.
+func BenchmarkJobStart(b *testing.B) {
+	kb := newBackend(b, Options{})
+	b.StopTimer()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		job := newJob(b)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		b.StartTimer()
+		sb, err := kb.Setup(ctx, job, nil)
+		if err == nil {
+			_, err = sb.Exec(ctx, &backend.Process{Argv: []string{"true"}}, io.Discard)
+		}
+		b.StopTimer()
+		if sb != nil {
+			_ = sb.Teardown(ctx)
+		}
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRawPodStart(b *testing.B) {
+	kb := newBackend(b, Options{})
+	if err := kb.ensureNamespace(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	img := newJob(b).Image
+	b.StopTimer()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("conveyor-rawpod-%d-%d", time.Now().UnixNano(), i)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: managedBy}},
+			Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr(false),
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+				Containers: []corev1.Container{{Name: "c", Image: img, ImagePullPolicy: corev1.PullNever,
+					Command: []string{"true"}}},
+			},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		b.StartTimer()
+		_, err := kb.cs.CoreV1().Pods(kb.opts.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err == nil {
+			_, err = kb.waitPod(ctx, name, "the pod to succeed", func(p *corev1.Pod) (bool, error) {
+				return p.Status.Phase == corev1.PodSucceeded, nil
+			})
+		}
+		b.StopTimer()
+		_ = kb.deletePod(ctx, name)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchSandbox(b *testing.B) *Sandbox {
+	b.Helper()
+	kb := newBackend(b, Options{})
+	return setupJob(b, kb, newJob(b))
+}
+
+func benchSteps(b *testing.B, step func(context.Context) (int, error)) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if code, err := step(ctx); err != nil || code != 0 {
+			b.Fatalf("step: %d %v", code, err)
+		}
+	}
+}

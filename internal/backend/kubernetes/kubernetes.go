@@ -1,0 +1,300 @@
+// Package kubernetes runs each job in a Pod of its own on a Kubernetes
+// cluster, through client-go (no kubectl).
+//
+// The pod, in a namespace made on demand:
+//   - an init container of the job's image receives the static conveyor
+//     binary through one attach stream of the API (no registry and no
+//     node path are needed) and puts it on an emptyDir;
+//   - the main container runs `conveyor entrypoint`, the step runner, and
+//     the backend keeps ONE attach stream to it for the whole job: every
+//     step, and the job folder's sync before and after it (a tar through
+//     the runner's standard input and output), goes over that stream, with
+//     no API call per step;
+//   - the job folder is an emptyDir at /__w shared by the pod's containers;
+//   - services: are sidecar containers of the pod, reachable on localhost
+//     and, through hostAliases, by their names (as on Docker's network;
+//     unlike Docker, two services cannot listen on the same port);
+//   - hardening: no service-account token, no privilege escalation, the
+//     RuntimeDefault seccomp profile, a short grace period.
+//
+// Teardown deletes the pod and waits until it is gone; ReapOrphans deletes
+// the pods of Conveyor processes that died, found by their labels.
+package kubernetes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/docker"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// Labels and annotations on everything the backend makes.
+const (
+	// LabelManaged is "conveyor" on every pod and namespace made here.
+	LabelManaged = "app.kubernetes.io/managed-by"
+	// LabelJob is the job's ID, made a valid label value.
+	LabelJob = "conveyor.dev/job"
+	// AnnotationJob is the job's ID as given.
+	AnnotationJob = "conveyor.dev/job-id"
+	// AnnotationOwner names the Conveyor process that made the pod:
+	// "host/pid/start" (see docker.LabelOwner).
+	AnnotationOwner = "conveyor.dev/owner"
+	managedBy       = "conveyor"
+)
+
+const (
+	// DefaultNamespace is where pods go when Options.Namespace is empty.
+	DefaultNamespace = "conveyor"
+	// DefaultSandboxDir is where the job folder is in the pod.
+	DefaultSandboxDir = "/__w"
+	runnerDir         = "/__conveyor"
+	runnerPath        = runnerDir + "/conveyor"
+	jobContainer      = "job"
+	installContainer  = "conveyor-install"
+)
+
+// Options configure the kubernetes backend.
+type Options struct {
+	// Config reaches the cluster (LoadConfig reads a kubeconfig).
+	Config *rest.Config
+	// Namespace is where job pods go; made when missing. "": conveyor.
+	Namespace string
+	// RunnerBinary is the static conveyor binary streamed into each pod;
+	// "": this executable.
+	RunnerBinary string
+	// SandboxDir is the job folder's path in the pod; "": /__w.
+	SandboxDir string
+	// StartTimeout bounds scheduling, image pulls, the runner's install
+	// and the services' readiness; 0: 5 minutes.
+	StartTimeout time.Duration
+	// NodeSelector is put on every pod (runs-on labels mapped by config).
+	NodeSelector map[string]string
+	// Tolerations are put on every pod.
+	Tolerations []corev1.Toleration
+	// RuntimeClassName is the pods' RuntimeClass (gVisor, Kata); a job's
+	// backend.JobSpec.Runtime overrides it. "": the cluster's default.
+	RuntimeClassName string
+	// RunAsUser runs the job container as this user (non-root where the
+	// image allows); nil: the image's user.
+	RunAsUser *int64
+	// ActiveDeadline bounds a pod's life (activeDeadlineSeconds); 0: none.
+	ActiveDeadline time.Duration
+	// GracePeriod is the pods' terminationGracePeriodSeconds; 0: 2 s.
+	GracePeriod time.Duration
+	// PullPolicy of the images; "": IfNotPresent.
+	PullPolicy corev1.PullPolicy
+}
+
+// Backend is the kubernetes backend. It is safe for concurrent use.
+type Backend struct {
+	cs    kubernetes.Interface
+	cfg   *rest.Config
+	opts  Options
+	owner string
+	// serviceArgs, set by tests only, gives service containers arguments
+	// (workflow services have none).
+	serviceArgs func(backend.Service) []string
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// LoadConfig reads a kubeconfig file ("": the default loading rules:
+// $KUBECONFIG, ~/.kube/config) and its context ("": the current one).
+func LoadConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, errs.Wrap("kubernetes: kubeconfig", errs.Invalid, err)
+	}
+	return cfg, nil
+}
+
+// New returns a kubernetes backend. It does not contact the cluster; see
+// Ping.
+func New(opts Options) (*Backend, error) {
+	if opts.Config == nil {
+		return nil, errs.E("kubernetes: new", errs.Invalid, "no cluster configuration (kubeconfig)")
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100 // client-go's 5/10 would throttle parallel jobs
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, errs.Wrap("kubernetes: client", errs.Invalid, err)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if opts.RunnerBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, errs.Wrap("kubernetes: runner binary", errs.Invalid, err)
+		}
+		opts.RunnerBinary = exe
+	}
+	if opts.SandboxDir == "" {
+		opts.SandboxDir = DefaultSandboxDir
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 5 * time.Minute
+	}
+	if opts.GracePeriod == 0 {
+		opts.GracePeriod = 2 * time.Second
+	}
+	if opts.PullPolicy == "" {
+		opts.PullPolicy = corev1.PullIfNotPresent
+	}
+	return &Backend{cs: cs, cfg: cfg, opts: opts, owner: docker.Owner()}, nil
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "kubernetes" }
+
+// Namespace is where the backend puts pods.
+func (b *Backend) Namespace() string { return b.opts.Namespace }
+
+// Clientset is the backend's API client.
+func (b *Backend) Clientset() kubernetes.Interface { return b.cs }
+
+// Ping checks that the cluster answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	if _, err := b.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw(); err != nil {
+		return errs.Wrap("kubernetes: ping", kindOf(err), err)
+	}
+	return nil
+}
+
+// ensureNamespace makes the namespace when it is missing.
+func (b *Backend) ensureNamespace(ctx context.Context) error {
+	const op = "kubernetes: namespace"
+	_, err := b.cs.CoreV1().Namespaces().Get(ctx, b.opts.Namespace, metav1.GetOptions{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return errs.Wrap(op+" "+b.opts.Namespace, kindOf(err), err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.opts.Namespace, Labels: map[string]string{LabelManaged: managedBy}}}
+	if _, err := b.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return errs.Wrap(op+" "+b.opts.Namespace, kindOf(err), err)
+	}
+	return nil
+}
+
+// Setup implements backend.Backend: the pod, the runner's install, the
+// services' readiness, then one attach stream to the step runner. On error
+// it deletes the pod.
+func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer) (_ backend.Sandbox, err error) {
+	if log == nil {
+		log = io.Discard
+	}
+	spec, err := b.podSpec(job)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
+		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
+	}
+	if err := b.ensureNamespace(ctx); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{b: b, job: job, name: spec.Name}
+	defer func() {
+		if err != nil {
+			_ = s.Teardown(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := b.createPod(ctx, spec); err != nil {
+		return nil, err
+	}
+	s.created = true
+	if err := s.start(ctx, log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// createPod creates the pod; in a namespace just made, it waits (15 s at
+// most) for the default service account the admission insists on.
+func (b *Backend) createPod(ctx context.Context, spec *corev1.Pod) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := b.cs.CoreV1().Pods(b.opts.Namespace).Create(ctx, spec, metav1.CreateOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "serviceaccount") || time.Now().After(deadline) {
+			return errs.Wrap("kubernetes: create pod", kindOf(err), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// dnsName makes s a DNS-1123 label of at most max characters; when s had
+// to be changed or cut, a hash of it keeps names apart.
+func dnsName(s string, max int) string {
+	n := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if n == s && len(n) <= max && n != "" {
+		return n
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:4])
+	if keep := max - len(h) - 1; len(n) > keep {
+		n = strings.TrimRight(n[:keep], "-")
+	}
+	if n == "" {
+		return h
+	}
+	return n + "-" + h
+}
+
+// podName is the pod of a job.
+func podName(jobID string) string { return dnsName("conveyor-"+jobID, 63) }
+
+// kindOf maps API errors onto error kinds.
+func kindOf(err error) errs.Kind {
+	switch {
+	case apierrors.IsNotFound(err):
+		return errs.NotFound
+	case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
+		return errs.Conflict
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return errs.Invalid
+	case apierrors.IsForbidden(err):
+		return errs.Forbidden
+	case apierrors.IsUnauthorized(err):
+		return errs.Unauthorized
+	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err):
+		return errs.Timeout
+	}
+	if errs.KindOf(err) != errs.Other {
+		return errs.KindOf(err)
+	}
+	return errs.Unavailable
+}

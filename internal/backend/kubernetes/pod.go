@@ -1,0 +1,300 @@
+package kubernetes
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/docker"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+const (
+	volWorkspace = "workspace"
+	volRunner    = "conveyor"
+)
+
+// installScript receives the runner binary on standard input (one attach
+// stream) and puts it in place atomically.
+const installScript = `set -e; f=` + runnerDir + `/.conveyor.part; cat >"$f"; chmod 555 "$f"; mv "$f" ` + runnerPath
+
+// podSpec is the job's pod, or an Invalid/Unavailable error for what the
+// backend cannot run.
+func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
+	const op = "kubernetes: setup"
+	if job.ID == "" || job.JobDir == "" {
+		return nil, errs.E(op, errs.Invalid, "job %q needs an ID and a job directory", job.Name)
+	}
+	if job.Network != "" && job.Network != backend.NetworkOpen {
+		return nil, errs.E(op, errs.Unavailable, "job %q: network policy %q is not enforced by the kubernetes backend yet (a NetworkPolicy per tenant is planned); use network policy open or the docker backend", job.Name, job.Network)
+	}
+	img := job.Image
+	var ctr backend.Container
+	if job.Container != nil {
+		ctr = *job.Container
+		if img == "" {
+			img = ctr.Image
+		}
+	}
+	if img == "" {
+		return nil, errs.E(op, errs.Invalid, "job %q has no image", job.Name)
+	}
+	if err := unsupported("job "+job.Name, ctr.Volumes, ctr.Credentials); err != nil {
+		return nil, err
+	}
+	o, err := docker.ParseCreateOptions(ctr.Options)
+	if err != nil {
+		return nil, errs.Wrap("kubernetes: job "+job.Name, errs.Invalid, err)
+	}
+	if o.Entrypoint != nil {
+		return nil, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
+	}
+	main, err := b.jobContainer(job, img, ctr.Env, o)
+	if err != nil {
+		return nil, err
+	}
+	name := podName(job.ID)
+	labels := map[string]string{LabelManaged: managedBy, LabelJob: dnsName(job.ID, 63)}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Labels:      labels,
+			Annotations: map[string]string{AnnotationJob: job.ID, AnnotationOwner: b.owner},
+		},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr(false),
+			EnableServiceLinks:            ptr(false),
+			TerminationGracePeriodSeconds: ptr(int64(b.opts.GracePeriod.Seconds())),
+			NodeSelector:                  b.opts.NodeSelector,
+			Tolerations:                   b.opts.Tolerations,
+			Hostname:                      o.Hostname,
+			Volumes: []corev1.Volume{
+				{Name: volWorkspace, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: volRunner, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			},
+			InitContainers: []corev1.Container{b.installContainer(img)},
+			Containers:     []corev1.Container{main},
+		},
+	}
+	if d := b.opts.ActiveDeadline; d > 0 {
+		pod.Spec.ActiveDeadlineSeconds = ptr(int64(d.Seconds()))
+	}
+	if rc := b.runtimeClass(job); rc != "" {
+		pod.Spec.RuntimeClassName = &rc
+	}
+	if b.opts.RunAsUser != nil {
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: b.opts.RunAsUser}
+	}
+	var hosts []string
+	for _, svc := range job.Services {
+		c, names, err := b.serviceContainer(svc)
+		if err != nil {
+			return nil, err
+		}
+		pod.Spec.Containers = append(pod.Spec.Containers, c)
+		hosts = append(hosts, names...)
+	}
+	if len(hosts) > 0 {
+		// Services listen on the pod's localhost; their names resolve to
+		// it as they resolve to the service containers on Docker.
+		pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: hosts}}
+	}
+	return pod, nil
+}
+
+func (b *Backend) runtimeClass(job *backend.JobSpec) string {
+	if job.Runtime != "" {
+		return job.Runtime
+	}
+	return b.opts.RuntimeClassName
+}
+
+// unsupported refuses container settings that have no pod equivalent yet.
+func unsupported(what string, volumes []string, creds *backend.Credentials) error {
+	if len(volumes) > 0 {
+		return errs.E("kubernetes: "+what, errs.Invalid, "volumes are not supported on the kubernetes backend (the job folder is shared by every container of the pod)")
+	}
+	if creds != nil {
+		return errs.E("kubernetes: "+what, errs.Invalid, "registry credentials are not supported on the kubernetes backend yet; give the namespace's default service account an imagePullSecret")
+	}
+	return nil
+}
+
+// hardened is the security context of every container.
+func hardened(user *int64) *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr(false),
+		Privileged:               ptr(false),
+		RunAsUser:                user,
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func withGroup(sc *corev1.SecurityContext, gid *int64) *corev1.SecurityContext {
+	sc.RunAsGroup = gid
+	return sc
+}
+
+func (b *Backend) installContainer(img string) corev1.Container {
+	return corev1.Container{
+		Name:            installContainer,
+		Image:           img,
+		ImagePullPolicy: b.opts.PullPolicy,
+		Command:         []string{"sh", "-c", installScript},
+		Stdin:           true,
+		StdinOnce:       true,
+		SecurityContext: hardened(b.opts.RunAsUser),
+		VolumeMounts:    []corev1.VolumeMount{{Name: volRunner, MountPath: runnerDir}},
+	}
+}
+
+// jobContainer runs the step runner; it waits for the backend's attach
+// (--await) before its hello, which an attach would not replay.
+func (b *Backend) jobContainer(job *backend.JobSpec, img string, env map[string]string, o *docker.CreateOptions) (corev1.Container, error) {
+	user := b.opts.RunAsUser
+	var group *int64
+	if o.User != "" {
+		u, g, hasGroup := strings.Cut(o.User, ":")
+		uid, err := strconv.ParseInt(u, 10, 64)
+		var gid int64
+		if err == nil && hasGroup {
+			gid, err = strconv.ParseInt(g, 10, 64)
+			group = &gid
+		}
+		if err != nil {
+			return corev1.Container{}, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--user %q: the kubernetes backend takes numeric ids (UID or UID:GID)", o.User)
+		}
+		user = &uid
+	}
+	if strings.Contains(o.Hostname, ".") {
+		return corev1.Container{}, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--hostname %q: a pod's host name is one DNS label on Kubernetes (no dots)", o.Hostname)
+	}
+	workdir := b.opts.SandboxDir
+	if o.Workdir != "" {
+		workdir = o.Workdir
+	}
+	res, err := limits(job.Resources, o)
+	if err != nil {
+		return corev1.Container{}, err
+	}
+	return corev1.Container{
+		Name:            jobContainer,
+		Image:           img,
+		ImagePullPolicy: b.opts.PullPolicy,
+		Command:         []string{runnerPath, "entrypoint", "--await"},
+		Stdin:           true,
+		StdinOnce:       true,
+		WorkingDir:      workdir,
+		Env:             envVars(env, o.Env),
+		Resources:       res,
+		SecurityContext: withGroup(hardened(user), group),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: volWorkspace, MountPath: b.opts.SandboxDir},
+			{Name: volRunner, MountPath: runnerDir, ReadOnly: true},
+		},
+	}, nil
+}
+
+// serviceContainer is a sidecar for svc, and the host names it answers to.
+func (b *Backend) serviceContainer(svc backend.Service) (corev1.Container, []string, error) {
+	what := "service " + svc.Name
+	if err := unsupported(what, svc.Volumes, svc.Credentials); err != nil {
+		return corev1.Container{}, nil, err
+	}
+	o, err := docker.ParseCreateOptions(svc.Options)
+	if err != nil {
+		return corev1.Container{}, nil, errs.Wrap("kubernetes: "+what, errs.Invalid, err)
+	}
+	res, err := limits(backend.Resources{}, o)
+	if err != nil {
+		return corev1.Container{}, nil, err
+	}
+	c := corev1.Container{
+		Name:            dnsName("svc-"+svc.Name, 63),
+		Image:           svc.Image,
+		ImagePullPolicy: b.opts.PullPolicy,
+		Command:         o.Entrypoint,
+		WorkingDir:      o.Workdir,
+		Env:             envVars(svc.Env, o.Env),
+		Resources:       res,
+		SecurityContext: hardened(nil),
+		VolumeMounts:    []corev1.VolumeMount{{Name: volWorkspace, MountPath: b.opts.SandboxDir}},
+	}
+	if h := o.Health; h != nil && h.Cmd != "" {
+		p := &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", h.Cmd}}},
+			PeriodSeconds:    seconds(h.Interval, 1),
+			TimeoutSeconds:   seconds(h.Timeout, 1),
+			FailureThreshold: 1,
+		}
+		if h.Retries > 0 {
+			p.FailureThreshold = int32(h.Retries)
+		}
+		c.ReadinessProbe = p
+	}
+	if b.serviceArgs != nil {
+		c.Args = b.serviceArgs(svc)
+	}
+	names := append([]string{svc.Name}, o.Aliases...)
+	return c, names, nil
+}
+
+func seconds(d time.Duration, min int32) int32 {
+	s := int32(d.Seconds())
+	if s < min {
+		return min
+	}
+	return s
+}
+
+// limits are the job's caps, lowered by the container's options; requests
+// equal limits (Guaranteed QoS when both are set).
+func limits(r backend.Resources, o *docker.CreateOptions) (corev1.ResourceRequirements, error) {
+	lower := func(a, b float64) float64 {
+		if a == 0 || (b != 0 && b < a) {
+			return b
+		}
+		return a
+	}
+	rl := corev1.ResourceList{}
+	if c := lower(r.CPUs, o.CPUs); c > 0 {
+		rl[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(c*1000), resource.DecimalSI)
+	}
+	if m := lower(float64(r.MemoryBytes), float64(o.Memory)); m > 0 {
+		rl[corev1.ResourceMemory] = *resource.NewQuantity(int64(m), resource.BinarySI)
+	}
+	if len(rl) == 0 {
+		return corev1.ResourceRequirements{}, nil
+	}
+	return corev1.ResourceRequirements{Limits: rl, Requests: rl.DeepCopy()}, nil
+}
+
+func envVars(m map[string]string, extra []string) []corev1.EnvVar {
+	all := map[string]string{}
+	for k, v := range m {
+		all[k] = v
+	}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		all[k] = v
+	}
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]corev1.EnvVar, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, corev1.EnvVar{Name: k, Value: all[k]})
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }

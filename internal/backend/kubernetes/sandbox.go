@@ -1,0 +1,367 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/jobsync"
+	"github.com/conveyor-ci/conveyor/internal/backend/runner"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+)
+
+// helloTimeout bounds the wait for the runner's hello once attached.
+const helloTimeout = 30 * time.Second
+
+// Sandbox is one job's pod.
+type Sandbox struct {
+	b       *Backend
+	job     *backend.JobSpec
+	name    string
+	created bool
+
+	mu       sync.Mutex // one Exec at a time (the job folder's sync)
+	c        *runner.Client
+	stop     context.CancelFunc // ends the attach stream
+	attached chan struct{}      // closed when the attach stream has ended
+	sync     *jobsync.Sync
+
+	downOnce sync.Once
+	downErr  error
+}
+
+var (
+	_ backend.Sandbox   = (*Sandbox)(nil)
+	_ backend.Describer = (*Sandbox)(nil)
+)
+
+// Pod is the pod's name (in the backend's namespace).
+func (s *Sandbox) Pod() string { return s.name }
+
+// Dirs implements backend.Sandbox.
+func (s *Sandbox) Dirs() backend.Dirs {
+	return backend.Dirs{Host: s.job.JobDir, Sandbox: s.b.opts.SandboxDir}
+}
+
+// Describe implements backend.Describer.
+func (s *Sandbox) Describe() string {
+	return fmt.Sprintf("step runner (conveyor %s) in pod %s/%s, one attach stream", s.c.Hello().Version, s.b.opts.Namespace, s.name)
+}
+
+// start installs the runner, waits for the containers and attaches.
+func (s *Sandbox) start(ctx context.Context, log io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, s.b.opts.StartTimeout)
+	defer cancel()
+	fmt.Fprintf(log, "Created pod %s/%s\n", s.b.opts.Namespace, s.name)
+	if _, err := s.waitPod(ctx, "the runner's install container to start", installRunning); err != nil {
+		return err
+	}
+	if err := s.install(ctx); err != nil {
+		return err
+	}
+	if _, err := s.waitPod(ctx, "the job container and services to be ready", allReady); err != nil {
+		return err
+	}
+	if len(s.job.Services) > 0 {
+		fmt.Fprintf(log, "Services ready: %d sidecar container(s)\n", len(s.job.Services))
+	}
+	if err := s.attach(ctx); err != nil {
+		return err
+	}
+	s.sync = jobsync.New("kubernetes", s.job.JobDir, &podTransport{s: s})
+	return nil
+}
+
+// install streams the runner binary into the install container.
+func (s *Sandbox) install(ctx context.Context) error {
+	f, err := openFile(s.b.opts.RunnerBinary)
+	if err != nil {
+		return errs.Wrap("kubernetes: runner binary", errs.Invalid, err)
+	}
+	defer f.Close()
+	var diag tailBuffer
+	diag.max = 4096
+	if err := s.b.stream(ctx, s.name, installContainer, "attach", nil, f, &diag, &diag); err != nil {
+		if d := strings.TrimSpace(diag.String()); d != "" {
+			err = fmt.Errorf("%w: %s", err, d)
+		}
+		return errs.Wrap("kubernetes: install the runner", kindOf(err), err)
+	}
+	return nil
+}
+
+// attach opens the one stream to the step runner for the whole job.
+func (s *Sandbox) attach(ctx context.Context) error {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	diag := &tailBuffer{max: 4096}
+	actx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.attached = make(chan struct{})
+	go func() {
+		defer close(s.attached)
+		err := s.b.stream(actx, s.name, jobContainer, "attach", nil, inR, outW, diag)
+		if err == nil {
+			err = io.EOF
+		}
+		outW.CloseWithError(err)
+		inR.CloseWithError(err)
+	}()
+	closer := closerFunc(func() error {
+		inW.Close()
+		stop()
+		return nil
+	})
+	// The runner waits for one byte before its hello (--await).
+	go func() { _, _ = inW.Write([]byte{'\n'}) }()
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	c, err := runner.NewClient(hctx, outR, inW, closer)
+	if err != nil {
+		_ = closer.Close()
+		msg := err.Error()
+		if d := strings.TrimSpace(diag.String()); d != "" {
+			msg += ": " + d
+		}
+		return errs.E("kubernetes: attach the step runner", errs.KindOf(err), "%s", msg)
+	}
+	s.c = c
+	return nil
+}
+
+// Exec implements backend.Sandbox: the job folder's changes go in, the
+// step runs, the folder comes back, all over the one attach stream.
+func (s *Sandbox) Exec(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	req := &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend, Fallback: p.Fallback}
+	if p.NoFiles {
+		return s.c.Run(ctx, req, out)
+	}
+	if err := s.sync.Push(ctx); err != nil {
+		return -1, err
+	}
+	code, err := s.c.Run(ctx, req, out)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
+	defer cancel()
+	if perr := s.sync.Pull(pctx); err == nil && perr != nil {
+		return code, perr
+	}
+	return code, err
+}
+
+// RunOnly runs p over the attach stream without the job folder's sync:
+// for benchmarks of the runner's own cost.
+func (s *Sandbox) RunOnly(ctx context.Context, p *backend.Process, out io.Writer) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.Run(ctx, &runner.Request{Argv: p.Argv, Env: p.Env, Dir: p.Dir, PathPrepend: p.PathPrepend}, out)
+}
+
+// Teardown implements backend.Sandbox: it ends the attach stream, deletes
+// the pod and waits until it is gone. Safe to call twice.
+func (s *Sandbox) Teardown(ctx context.Context) error {
+	s.downOnce.Do(func() {
+		if s.c != nil {
+			_ = s.c.Close()
+		}
+		if s.stop != nil {
+			s.stop()
+			select {
+			case <-s.attached:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if s.created {
+			s.downErr = s.b.deletePod(ctx, s.name)
+		}
+	})
+	return s.downErr
+}
+
+// deletePod deletes a pod and waits, a minute at most, until it is gone.
+func (b *Backend) deletePod(ctx context.Context, name string) error {
+	const op = "kubernetes: delete pod"
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	pods := b.cs.CoreV1().Pods(b.opts.Namespace)
+	grace := int64(b.opts.GracePeriod.Seconds())
+	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return errs.Wrap(op+" "+name, kindOf(err), err)
+	}
+	for {
+		_, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errs.E(op+" "+name, errs.Timeout, "pod still there after a minute")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// podTransport is jobsync's transport through the step runner: tar in
+// the job container, fed and read over the attach stream.
+type podTransport struct{ s *Sandbox }
+
+func (t *podTransport) CopyIn(ctx context.Context, r io.Reader) error {
+	var diag tailBuffer
+	diag.max = 4096
+	dir := t.s.b.opts.SandboxDir
+	code, err := t.s.c.RunInput(ctx, &runner.Request{Argv: []string{"tar", "-x", "-f", "-", "-C", dir}}, r, &diag)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return errs.E("kubernetes: tar -x", errs.Other, "exit code %d: %s", code, strings.TrimSpace(diag.String()))
+	}
+	return nil
+}
+
+func (t *podTransport) CopyOut(ctx context.Context) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	dir := t.s.b.opts.SandboxDir
+	go func() {
+		// stderr would corrupt the archive: tar's warnings are dropped.
+		code, err := t.s.c.Run(ctx, &runner.Request{Argv: []string{"sh", "-c", `exec tar -c -f - -C "$1" . 2>/dev/null`, "sh", dir}}, pw)
+		if err == nil && code > 1 { // GNU tar: 1 is "some files changed while read"
+			err = errs.E("kubernetes: tar -c", errs.Other, "exit code %d", code)
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// installRunning: the install container is running (ready to receive).
+func installRunning(p *corev1.Pod) (bool, error) {
+	if err := podFailed(p); err != nil {
+		return false, err
+	}
+	for _, st := range p.Status.InitContainerStatuses {
+		if st.Name != installContainer {
+			continue
+		}
+		if err := containerFailed(st); err != nil {
+			return false, err
+		}
+		if st.State.Terminated != nil {
+			return false, errs.E("kubernetes: install the runner", errs.Other, "install container exited before the runner was sent: %s", terminated(st.State.Terminated))
+		}
+		return st.State.Running != nil, nil
+	}
+	return false, nil
+}
+
+// allReady: every container runs and is ready (services with a health
+// check pass it).
+func allReady(p *corev1.Pod) (bool, error) {
+	if err := podFailed(p); err != nil {
+		return false, err
+	}
+	for _, st := range p.Status.InitContainerStatuses {
+		if t := st.State.Terminated; t != nil && t.ExitCode != 0 {
+			return false, errs.E("kubernetes: install the runner", errs.Other, "install container failed: %s", terminated(t))
+		}
+	}
+	if len(p.Status.ContainerStatuses) < len(p.Spec.Containers) {
+		return false, nil
+	}
+	ready := true
+	for _, st := range p.Status.ContainerStatuses {
+		if err := containerFailed(st); err != nil {
+			return false, err
+		}
+		if t := st.State.Terminated; t != nil {
+			what := "container " + st.Name
+			if st.Name != jobContainer {
+				what = "service container " + st.Name
+			}
+			return false, errs.E("kubernetes: start", errs.Other, "%s exited before the job started: %s", what, terminated(t))
+		}
+		ready = ready && st.Ready && st.State.Running != nil
+	}
+	return ready, nil
+}
+
+func terminated(t *corev1.ContainerStateTerminated) string {
+	s := fmt.Sprintf("exit code %d", t.ExitCode)
+	if t.Reason != "" {
+		s += " (" + t.Reason + ")"
+	}
+	if m := strings.TrimSpace(t.Message); m != "" {
+		s += ": " + m
+	}
+	return s
+}
+
+func podFailed(p *corev1.Pod) error {
+	switch p.Status.Phase {
+	case corev1.PodFailed, corev1.PodSucceeded:
+		msg := p.Status.Reason
+		if p.Status.Message != "" {
+			msg += ": " + p.Status.Message
+		}
+		return errs.E("kubernetes: pod "+p.Name, errs.Other, "pod ended (%s) before the job started: %s", p.Status.Phase, msg)
+	}
+	return nil
+}
+
+// containerFailed turns waiting reasons that will not heal by themselves
+// into errors (a wrong image name, a pull that fails, a bad spec).
+func containerFailed(st corev1.ContainerStatus) error {
+	w := st.State.Waiting
+	if w == nil {
+		return nil
+	}
+	switch w.Reason {
+	case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName":
+		return errs.E("kubernetes: image "+st.Image, errs.NotFound, "container %s: %s: %s", st.Name, w.Reason, w.Message)
+	case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
+		return errs.E("kubernetes: container "+st.Name, errs.Other, "%s: %s", w.Reason, w.Message)
+	}
+	return nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
