@@ -36,7 +36,7 @@ func Parse(uses string) (Ref, error) {
 		return Ref{}, errs.E("uses", errs.Invalid, "%q: want owner/repo[/path]@ref", uses)
 	}
 	for i, p := range parts {
-		if i < 2 && (!nameRe.MatchString(p) || strings.Trim(p, ".") == "") {
+		if i < 2 && !ValidName(p) {
 			return Ref{}, errs.E("uses", errs.Invalid, "%q: %q is not a valid owner or repository name", uses, p)
 		}
 		if i >= 2 && (p == "" || p == "." || p == ".." || strings.ContainsAny(p, "\\\x00")) {
@@ -48,6 +48,10 @@ func Parse(uses string) (Ref, error) {
 	}
 	return Ref{Owner: parts[0], Repo: parts[1], Path: strings.Join(parts[2:], "/"), Version: ver}, nil
 }
+
+// ValidName reports whether s can be an owner or repository name (as
+// GitHub's: letters, digits, '-', '_', '.', not only dots).
+func ValidName(s string) bool { return nameRe.MatchString(s) && strings.Trim(s, ".") != "" }
 
 // validVersion accepts what git check-ref-format accepts for a branch or
 // tag short name, as far as it matters here (no option-like refs, no

@@ -12,7 +12,15 @@ import (
 // for an option, a step naming a workflow file or a job naming an action.
 func (l *linter) remoteUses() {
 	remote := func(uses string) bool {
-		return uses != "" && !actions.IsLocal(uses) && !strings.HasPrefix(uses, "docker://") && !strings.Contains(uses, "${{")
+		if uses == "" || actions.IsLocal(uses) || strings.HasPrefix(uses, "docker://") || strings.Contains(uses, "${{") {
+			return false
+		}
+		// GitHub's parser takes any owner and repository name (its run
+		// fails to fetch one that cannot exist); so does lint: the
+		// resolver says so at run time, before the first step.
+		name, _, _ := strings.Cut(uses, "@")
+		parts := strings.SplitN(name, "/", 3)
+		return len(parts) < 2 || actions.ValidName(parts[0]) && actions.ValidName(parts[1])
 	}
 	for _, j := range l.w.Jobs {
 		if remote(j.Uses) {
