@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -248,7 +247,7 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 	// Docker multiplexes stdout and stderr on the attach stream; the
 	// protocol is on stdout, the runner's diagnostics on stderr.
 	pr, pw := io.Pipe()
-	diag := &tailBuffer{max: 4096}
+	diag := &runner.Tail{Max: 4096}
 	go func() {
 		_, err := stdcopy.StdCopy(pw, diag, att.Reader)
 		if err == nil {
@@ -258,7 +257,7 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 	}()
 	hctx, cancel := context.WithTimeout(ctx, s.b.opts.HelloTimeout)
 	defer cancel()
-	c, err := runner.NewClient(hctx, pr, att.Conn, closerFunc(func() error { att.Close(); return nil }))
+	c, err := runner.NewClient(hctx, pr, att.Conn, runner.CloserFunc(func() error { att.Close(); return nil }))
 	if err != nil {
 		att.Close()
 		remove()
@@ -281,33 +280,6 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 		s.describe += " (remote engine: runner and job folder copied)"
 	}
 	return "", nil
-}
-
-type closerFunc func() error
-
-func (f closerFunc) Close() error { return f() }
-
-// tailBuffer keeps the last max bytes written.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 type runnerStepper struct{ c *runner.Client }

@@ -87,8 +87,8 @@ func (s *Sandbox) install(ctx context.Context) error {
 		return errs.Wrap("kubernetes: runner binary", errs.Invalid, err)
 	}
 	defer f.Close()
-	var diag tailBuffer
-	diag.max = 4096
+	var diag runner.Tail
+	diag.Max = 4096
 	if err := s.b.stream(ctx, s.name, installContainer, "attach", nil, f, &diag, &diag); err != nil {
 		if d := strings.TrimSpace(diag.String()); d != "" {
 			err = fmt.Errorf("%w: %s", err, d)
@@ -102,7 +102,7 @@ func (s *Sandbox) install(ctx context.Context) error {
 func (s *Sandbox) attach(ctx context.Context) error {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	diag := &tailBuffer{max: 4096}
+	diag := &runner.Tail{Max: 4096}
 	actx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	s.attached = make(chan struct{})
@@ -115,7 +115,7 @@ func (s *Sandbox) attach(ctx context.Context) error {
 		outW.CloseWithError(err)
 		inR.CloseWithError(err)
 	}()
-	closer := closerFunc(func() error {
+	closer := runner.CloserFunc(func() error {
 		inW.Close()
 		stop()
 		return nil
@@ -219,8 +219,8 @@ func (b *Backend) deletePod(ctx context.Context, name string) error {
 type podTransport struct{ s *Sandbox }
 
 func (t *podTransport) CopyIn(ctx context.Context, r io.Reader) error {
-	var diag tailBuffer
-	diag.max = 4096
+	var diag runner.Tail
+	diag.Max = 4096
 	dir := t.s.b.opts.SandboxDir
 	code, err := t.s.c.RunInput(ctx, &runner.Request{Argv: []string{"tar", "-x", "-f", "-", "-C", dir}}, r, &diag)
 	if err != nil {
@@ -337,31 +337,4 @@ func containerFailed(st corev1.ContainerStatus) error {
 		return errs.E("kubernetes: container "+st.Name, errs.Other, "%s: %s", w.Reason, w.Message)
 	}
 	return nil
-}
-
-type closerFunc func() error
-
-func (f closerFunc) Close() error { return f() }
-
-// tailBuffer keeps the last max bytes written.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
