@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -156,7 +157,10 @@ var runStatuses = map[string]bool{
 
 func (a *server) listRuns(w http.ResponseWriter, r *http.Request, tok *store.Token) {
 	q := r.URL.Query()
-	f := store.RunFilter{Limit: defaultRunLimit, Status: q.Get("status")}
+	f := store.RunFilter{Limit: defaultRunLimit, Status: q.Get("status"), Workflow: q.Get("workflow"), Event: q.Get("event")}
+	if ref := q.Get("ref"); ref != "" {
+		f.Refs = refCandidates(ref)
+	}
 	var err error
 	if s := q.Get("repo"); s != "" {
 		if f.RepoID, err = parseID("repo", s); err != nil {
@@ -267,4 +271,13 @@ func (a *server) rerun(w http.ResponseWriter, r *http.Request, tok *store.Token)
 		return
 	}
 	writeJSON(w, http.StatusCreated, toRun(newRun))
+}
+
+// refCandidates are the refs a ref filter means: a full ref as is, a
+// short name as the branch or the tag of that name.
+func refCandidates(ref string) []string {
+	if strings.HasPrefix(ref, "refs/") {
+		return []string{ref}
+	}
+	return []string{"refs/heads/" + ref, "refs/tags/" + ref}
 }
