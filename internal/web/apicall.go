@@ -39,6 +39,8 @@ func apiRequest(r *http.Request, s *sess, method, path string, body io.Reader) *
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Body = http.NoBody // as a server's request has
 	}
 	return req
 }

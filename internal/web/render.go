@@ -65,6 +65,11 @@ var funcs = template.FuncMap{
 		return "?" + q.Encode()
 	},
 	"add": func(a, b int) int { return a + b },
+	// webURL: an http(s) URL, which a page may link to.
+	"webURL": func(s string) bool {
+		u, err := url.Parse(s)
+		return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+	},
 	// secs formats a number of seconds (float or integer text).
 	"secs": func(v any) string {
 		var f float64

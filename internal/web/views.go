@@ -180,4 +180,8 @@ var escapes = regexp.MustCompile(`\x1b\[[0-9;:?<=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b
 
 // plain is user text (a commit message) without terminal escapes and
 // control characters, which a page would show as boxes.
-func plain(s string) string { return escapes.ReplaceAllString(s, "") }
+// Invalid UTF-8 is replaced first, so that removing a control byte cannot
+// join two stray bytes into a control character.
+func plain(s string) string {
+	return escapes.ReplaceAllString(strings.ToValidUTF8(s, "\uFFFD"), "")
+}

@@ -218,6 +218,7 @@
       this.openGroup = -1;
     } else if ((m = STEP.exec(p.t))) {
       line.kind = "step";
+      line.t = p.t.replace("##[step] ", "▶ "); line.seg = null;
       this.openGroup = -1;
       line.grp = -1;
       var end = STEPEND.exec(m[1]), last = this.steps[this.steps.length - 1];
