@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -280,4 +282,29 @@ func refCandidates(ref string) []string {
 		return []string{ref}
 	}
 	return []string{"refs/heads/" + ref, "refs/tags/" + ref}
+}
+
+// rotateHookSecret gives a repository a new random webhook secret and
+// shows it, once.
+func (a *server) rotateHookSecret(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	b := make([]byte, 20)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	secret := hex.EncodeToString(b)
+	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, RepoUpdate{Secret: &secret})
+	if err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	a.audit(r, tok.OrgID, "repo.hook_secret", "repo "+repo.Name, "webhook secret replaced")
+	out := toRepo(repo, a.BaseURL)
+	writeJSON(w, http.StatusOK, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: secret})
 }

@@ -40,7 +40,7 @@ func (a storeActions) Dispatch(ctx context.Context, orgID, repoID int64, in api.
 }
 
 func (a storeActions) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
-	return a.db.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries})
+	return a.db.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries, Secret: in.Secret})
 }
 
 func (a storeActions) Cancel(ctx context.Context, orgID, runID int64) (*store.Run, error) {

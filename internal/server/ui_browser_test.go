@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -350,4 +351,69 @@ jobs:
 		t.Error("the search match is not shown")
 	}
 	b.noExecution("big log")
+}
+
+// TestUIBrowserSettings: the runs list shows a new run without a reload,
+// the repository settings regenerate the webhook secret and set a secret
+// and a variable through their forms, the organisation page shows the
+// members and the audit log, and the dark theme applies.
+func TestUIBrowserSettings(t *testing.T) {
+	h := uiHarness(t, map[string]string{".github/workflows/ci.yml": "name: Quick\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n"})
+	b := newBrowser(t, h.url)
+	b.open(fmt.Sprintf("/repos/%d", h.repo.ID))
+	b.login("admin", uiPassword)
+	b.waitJS("the empty runs list", `document.getElementById("live")`, 10*time.Second)
+	if n := eval[int](b, `document.querySelectorAll("tr.run").length`); n != 0 {
+		t.Fatalf("%d runs before any push", n)
+	}
+	if code, body := h.hook("push", h.push("main"), "d-ui-live"); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("hook: %d %s", code, body)
+	}
+	b.waitJS("the new run in the list, without a reload", `document.querySelectorAll("tr.run").length === 1`, 30*time.Second)
+	h.waitRuns(1, 60*time.Second)
+
+	b.open(fmt.Sprintf("/repos/%d/settings", h.repo.ID))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#regen-secret")))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS("#regen-secret"))); err != nil {
+		t.Fatal(err)
+	}
+	secret := eval[string](b, `(document.getElementById("new-secret") || {}).textContent || ""`)
+	if len(secret) != 40 || secret == h.repo.Secret {
+		t.Fatalf("new webhook secret %q", secret)
+	}
+	ping := []byte(`{"zen":"hi"}`)
+	if code, _ := h.hookRaw("ping", ping, "p-new", sign(secret, ping)); code != http.StatusOK {
+		t.Errorf("ping signed with the secret the page showed: %d", code)
+	}
+	b.do(chromedp.SendKeys(chromedp.CSS("#s-name"), "deploy_key"), chromedp.SendKeys(chromedp.CSS("#s-value"), "hunter2"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#s-name"))); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.WaitVisible(chromedp.CSS("#v-name")), chromedp.SendKeys(chromedp.CSS("#v-name"), "REGION"),
+		chromedp.SendKeys(chromedp.CSS("#v-value"), "eu-<b>west</b>"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#v-name"))); err != nil {
+		t.Fatal(err)
+	}
+	page := eval[string](b, `document.getElementById("main").textContent`)
+	if !strings.Contains(page, "DEPLOY_KEY") || !strings.Contains(page, "eu-<b>west</b>") || strings.Contains(page, "hunter2") {
+		t.Errorf("settings after setting a secret and a variable:\n%s", page)
+	}
+	b.screenshot("07-repo-settings")
+	b.noExecution("repository settings")
+
+	b.open("/org")
+	b.waitJS("the audit log", `document.body.textContent.includes("repo.hook_secret")`, 10*time.Second)
+	b.screenshot("08-organisation")
+
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	runs := h.waitRuns(1, 10*time.Second)
+	b.open(fmt.Sprintf("/runs/%d", runs[0].ID))
+	if bg := eval[string](b, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(13, 17, 23)" {
+		t.Errorf("dark theme background %s", bg)
+	}
+	b.screenshot("09-run-dark")
+	b.noExecution("dark run page")
 }

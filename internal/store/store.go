@@ -594,6 +594,8 @@ type Audit interface {
 // is registered; nil leaves one as it is.
 type RepoSettings struct {
 	RunTestDeliveries *bool
+	// Secret replaces the webhook secret.
+	Secret *string
 }
 
 // Repos stores repositories.

@@ -13,14 +13,20 @@ type repoSettingsView struct {
 	Vars    []api.Secret
 	// Errors of the reads a role may not make (e.g. a viewer's secrets).
 	Notes []string
+	// NewSecret is a webhook secret just made, shown this once.
+	NewSecret string
 }
 
 func (u *ui) repoSettings(w http.ResponseWriter, r *http.Request, s *sess) {
+	u.showRepoSettings(w, r, s, "")
+}
+
+func (u *ui) showRepoSettings(w http.ResponseWriter, r *http.Request, s *sess, newSecret string) {
 	id, ok := u.pathInt(w, r, s, "id")
 	if !ok {
 		return
 	}
-	var v repoSettingsView
+	v := repoSettingsView{NewSecret: newSecret}
 	if st, err := u.call(r, s, "GET", "/api/repos/"+itoa(id), nil, &v.Repo); err != nil {
 		u.errorPage(w, r, s, st, err.Error())
 		return
@@ -40,6 +46,15 @@ func (u *ui) repoSettings(w http.ResponseWriter, r *http.Request, s *sess) {
 func (u *ui) repoSettingsPost(w http.ResponseWriter, r *http.Request, s *sess) {
 	id, ok := u.pathInt(w, r, s, "id")
 	if !ok {
+		return
+	}
+	if r.PathValue("action") == "hook-secret" {
+		var out api.RepoCreated
+		if st, err := u.call(r, s, "POST", "/api/repos/"+itoa(id)+"/hook-secret", nil, &out); err != nil {
+			u.errorPage(w, r, s, st, err.Error())
+			return
+		}
+		u.showRepoSettings(w, r, s, out.Secret)
 		return
 	}
 	name := r.PostForm.Get("name")
