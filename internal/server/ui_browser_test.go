@@ -91,7 +91,7 @@ func (b *browser) waitJS(what, js string, timeout time.Duration) {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool]("!!(" + js + ")"))
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool]("!!("+js+")"))
 		if err == nil && ok {
 			return
 		}
