@@ -192,7 +192,7 @@ func TestLoginRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || cookie(resp, sessionCookie) != nil || !strings.Contains(body, "CSRF") {
 		t.Errorf("login without CSRF token: %d %s", resp.StatusCode, body)
 	}
-	resp, body = get(t, srv.URL+"/login")
+	resp, _ = get(t, srv.URL+"/login")
 	lc := cookie(resp, loginCSRFCookie)
 	resp, body = post(t, srv.URL+"/login", url.Values{"csrf": {lc.Value}, "user": {"ann"}, "password": {"nope"}}, lc)
 	if resp.StatusCode != http.StatusUnauthorized || cookie(resp, sessionCookie) != nil || !strings.Contains(body, "wrong user name or password") {
