@@ -403,6 +403,28 @@ func TestUIBrowserSettings(t *testing.T) {
 
 	b.open("/org")
 	b.waitJS("the audit log", `document.body.textContent.includes("repo.hook_secret")`, 10*time.Second)
+	b.do(chromedp.SendKeys(chromedp.CSS("#m-name"), "bob"), chromedp.SendKeys(chromedp.CSS("#m-password"), "bob's password"),
+		chromedp.SetValue(chromedp.CSS("#m-role"), "developer"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#m-name"))); err != nil {
+		t.Fatal(err)
+	}
+	var members api.MemberList
+	h.api("GET", "/api/users", nil, http.StatusOK, &members)
+	if !strings.Contains(fmt.Sprint(members.Members), "{bob developer false}") {
+		t.Errorf("members after adding bob: %+v", members.Members)
+	}
+	b.do(chromedp.WaitVisible(chromedp.CSS("#t-name")), chromedp.SendKeys(chromedp.CSS("#t-name"), "ci"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#t-name"))); err != nil {
+		t.Fatal(err)
+	}
+	tok := eval[string](b, `(document.getElementById("new-token") || {}).textContent || ""`)
+	req, _ := http.NewRequest("GET", h.url+"/api/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the token the page showed (%q) does not work: %v %v", tok, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	b.screenshot("08-organisation")
 
 	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{

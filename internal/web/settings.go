@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 )
@@ -91,10 +92,52 @@ type orgSettingsView struct {
 	Usage   *api.Usage
 	Audit   []api.AuditEntry
 	Notes   []string
+	Roles   []string
+	Admin   bool
+	// NewToken is a token just made, shown this once.
+	NewToken *api.TokenCreated
 }
 
 func (u *ui) orgSettings(w http.ResponseWriter, r *http.Request, s *sess) {
-	var v orgSettingsView
+	u.showOrgSettings(w, r, s, nil)
+}
+
+// orgSettingsPost manages members and the caller's tokens.
+func (u *ui) orgSettingsPost(w http.ResponseWriter, r *http.Request, s *sess) {
+	f := r.PostForm
+	name := url.PathEscape(f.Get("name"))
+	var st int
+	var err error
+	switch r.PathValue("action") {
+	case "add-member":
+		st, err = u.call(r, s, "POST", "/api/users", api.UserInput{Name: f.Get("name"), Role: f.Get("role"), Password: f.Get("password")}, nil)
+	case "set-role":
+		st, err = u.call(r, s, "PUT", "/api/users/"+name+"/role", api.RoleInput{Role: f.Get("role")}, nil)
+	case "remove-member":
+		st, err = u.call(r, s, "DELETE", "/api/users/"+name, nil, nil)
+	case "create-token":
+		days, _ := strconv.Atoi(f.Get("days"))
+		var out api.TokenCreated
+		if st, err = u.call(r, s, "POST", "/api/tokens", api.TokenInput{Name: f.Get("name"), Scope: f.Get("scope"), ExpiresInDays: days}, &out); err == nil {
+			u.showOrgSettings(w, r, s, &out)
+			return
+		}
+	case "revoke-token":
+		st, err = u.call(r, s, "DELETE", "/api/tokens/"+url.PathEscape(f.Get("id")), nil, nil)
+	default:
+		u.errorPage(w, r, s, http.StatusNotFound, "no such setting: "+r.PathValue("action"))
+		return
+	}
+	if err != nil {
+		u.errorPage(w, r, s, st, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/org", http.StatusSeeOther)
+}
+
+func (u *ui) showOrgSettings(w http.ResponseWriter, r *http.Request, s *sess, made *api.TokenCreated) {
+	v := orgSettingsView{NewToken: made, Roles: []string{"viewer", "developer", "maintainer", "admin"},
+		Admin: s.who.ServerAdmin || s.who.OrgRole == "admin"}
 	var members api.MemberList
 	var toks api.TokenList
 	var usage api.Usage

@@ -73,6 +73,7 @@ func New(d Deps) (http.Handler, error) {
 	mux.HandleFunc("GET /repos/{id}/settings", u.session(u.repoSettings))
 	mux.HandleFunc("POST /repos/{id}/settings/{action}", u.session(u.repoSettingsPost))
 	mux.HandleFunc("GET /org", u.session(u.orgSettings))
+	mux.HandleFunc("POST /org/{action}", u.session(u.orgSettingsPost))
 	mux.HandleFunc("GET /runs/{id}", u.session(u.runPage))
 	mux.HandleFunc("POST /runs/{id}/{action}", u.session(u.runAction))
 	mux.HandleFunc("POST /runs/{id}/jobs/{job}/{action}", u.session(u.jobAction))
