@@ -167,7 +167,8 @@ jobs:
     steps:
       - name: Count slowly
         run: |
-          for i in $(seq 1 50); do echo "tick $i"; sleep 0.2; done
+          for i in $(seq 1 600); do [ -f GO ] && break; sleep 0.1; done
+          for i in $(seq 1 30); do echo "tick $i"; sleep 0.2; done
   evil:
     runs-on: ubuntu-latest
     steps:
@@ -194,8 +195,10 @@ jobs:
 // grow, check the job graph, re-run the failed jobs, and check that no
 // payload in a log line, a branch name or a commit message runs.
 func TestUIBrowser(t *testing.T) {
-	flag := filepath.Join(t.TempDir(), "flag")
-	h := uiHarness(t, map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(uiWorkflow, "FLAG", flag)})
+	dir := t.TempDir()
+	flag, goFlag := filepath.Join(dir, "flag"), filepath.Join(dir, "go")
+	wf := strings.ReplaceAll(strings.ReplaceAll(uiWorkflow, "FLAG", flag), "-f GO", "-f "+goFlag)
+	h := uiHarness(t, map[string]string{".github/workflows/ci.yml": wf})
 	h.git.commit("<img src=x onerror=pwned(\"msg\")> \x1b]8;;javascript:pwned()\x1b\\commit\x1b]8;;\x1b\\ <script>pwned(\"msg2\")</script>", map[string]string{"a.txt": "a"})
 	branch := `<script>pwned("branch")</script>`
 	if code, body := h.hook("push", h.push(branch), "d-ui-1"); code != http.StatusAccepted && code != http.StatusOK {
@@ -224,15 +227,22 @@ func TestUIBrowser(t *testing.T) {
 	}
 	b.waitJS("the graph", `document.querySelectorAll("svg a.node").length === 3`, 10*time.Second)
 
-	// A live log grows while the job runs.
+	// A live log grows while the job runs: the job waits for the go file
+	// before it prints its ticks.
 	jobs := h.jobs(run.ID)
 	b.open(fmt.Sprintf("/runs/%d/jobs/%d", run.ID, jobs["build"].ID))
-	b.waitJS("first log lines", `window.conveyorLog && window.conveyorLog.lines.length > 2`, 30*time.Second)
-	first := eval[int](b, "window.conveyorLog.lines.length")
-	b.waitJS("the log to grow", fmt.Sprintf("window.conveyorLog.lines.length > %d", first+5), 30*time.Second)
-	if done := eval[string](b, `document.getElementById("log").dataset.done || ""`); done != "" && first > 40 {
-		t.Fatalf("the log was complete (%d lines) before the test watched it grow", first)
+	b.waitJS("the step's first line", `window.conveyorLog && window.conveyorLog.steps.length === 1`, 30*time.Second)
+	if ticks := eval[int](b, `window.conveyorLog.lines.filter(l => l.t.startsWith("tick")).length`); ticks != 0 {
+		t.Fatalf("%d ticks before the go file", ticks)
 	}
+	if err := os.WriteFile(goFlag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS("a first tick", `window.conveyorLog.lines.some(l => l.t === "tick 1")`, 30*time.Second)
+	if done := eval[string](b, `document.getElementById("log").dataset.done || ""`); done != "" {
+		t.Fatalf("the job ended (%s) at its first tick", done)
+	}
+	b.waitJS("the log to grow", `window.conveyorLog.lines.some(l => l.t === "tick 10")`, 30*time.Second)
 	b.waitJS("the end of the log", `document.getElementById("log").dataset.done === "success"`, 60*time.Second)
 	if !eval[bool](b, `Array.from(document.querySelectorAll("#steps li a")).some(a => a.textContent === "Count slowly")`) {
 		t.Errorf("the steps list lacks the step: %s", eval[string](b, `document.getElementById("steps").textContent`))
@@ -250,9 +260,12 @@ func TestUIBrowser(t *testing.T) {
 			t.Errorf("log text lacks %q:\n%s", want, text)
 		}
 	}
+	b.screenshot("04b-log-ansi-folded")
 	if strings.Contains(text, "inside the group") {
 		t.Errorf("the group is not folded:\n%s", text)
 	}
+	b.do(chromedp.Click(chromedp.CSS(".ln.group button")))
+	b.waitJS("the group to open", `document.getElementById("loglines").textContent.includes("inside the group")`, 5*time.Second)
 	if strings.ContainsAny(text, "\x1b\x07") {
 		t.Errorf("escape characters reached the page: %q", text)
 	}
@@ -344,6 +357,20 @@ jobs:
 		t.Errorf("%d line elements in the DOM: the log is not virtualised", nodes)
 	}
 	b.waitJS("the permalink line", `document.querySelector("#L99990.target")`, 10*time.Second)
+	// 50 jumps across the log, each waited for until it is painted.
+	scroll, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`(async () => {
+		const v = window.conveyorLog.view, t0 = performance.now();
+		for (let i = 0; i < 50; i++) {
+			v.scrollTop = (i * 41231) % v.scrollHeight;
+			await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+		}
+		return (performance.now() - t0) / 50;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	search := eval[float64](b, `(() => { const t0 = performance.now(); window.conveyorLog.search("line 5"); return performance.now() - t0; })()`)
+	t.Logf("100k-line log: %.1f ms a frame while jumping through it; a search over every line %.0f ms", scroll, search)
 	b.screenshot("06-big-log-permalink")
 	b.do(chromedp.SendKeys(chromedp.CSS("#logsearch"), "99999 of"))
 	b.waitJS("the search", `document.getElementById("logcount").textContent.startsWith("1 of 1")`, 10*time.Second)

@@ -281,8 +281,13 @@
     var no = document.createElement("a");
     no.className = "no"; no.href = "#L" + (i + 1); no.textContent = i + 1;
     no.setAttribute("aria-label", "Line " + (i + 1));
-    var tx = document.createElement("span");
+    // A group's header is a button (keyboard and screen readers fold it too).
+    var tx = document.createElement(line.hdr !== undefined ? "button" : "span");
     tx.className = "tx";
+    if (line.hdr !== undefined) {
+      tx.type = "button";
+      tx.setAttribute("aria-expanded", this.groups[line.hdr].open ? "true" : "false");
+    }
     if (!line.seg) tx.textContent = line.t;
     else {
       var at = 0;
