@@ -70,6 +70,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, runJSON)
 	case "GET /api/repos/3":
 		io.WriteString(w, `{"id":3,"name":"acme/app","hook_url":"http://x/hooks/3"}`)
+	case "GET /api/runs/1/jobs/2/logs":
+		f.mu.Lock()
+		f.calls = append(f.calls, fmt.Sprintf("logs %s accept=%q last-event-id=%q", r.URL.RequestURI(), r.Header.Get("Accept"), r.Header.Get("Last-Event-ID")))
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "log text\n")
 	case "POST /api/runs/1/jobs/2/approve", "POST /api/runs/1/jobs/2/reject", "DELETE /api/tokens/7":
 		f.record(r)
 		w.WriteHeader(http.StatusOK)
@@ -313,4 +319,29 @@ func FuzzPlain(f *testing.F) {
 			t.Errorf("plain(%q) = %q changed text without escapes", s, p)
 		}
 	})
+}
+
+// TestLogRoutes: the live log asks the API for SSE and resumes where the
+// browser says (Last-Event-ID, or ?after= when it reopens the stream);
+// the raw log downloads as a file.
+func TestLogRoutes(t *testing.T) {
+	srv, f := newUI(t, "http://example.com")
+	sc := signIn(t, srv.URL)
+	req, _ := http.NewRequest("GET", srv.URL+"/runs/1/jobs/2/log/stream", nil)
+	req.Header.Set("Last-Event-ID", "41")
+	req.AddCookie(sc)
+	do(t, req)
+	get(t, srv.URL+"/runs/1/jobs/2/log/stream?after=42&evil=1", sc)
+	resp, body := get(t, srv.URL+"/runs/1/jobs/2/log?download=1", sc)
+	if body != "log text\n" || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+		t.Errorf("raw log: %q %v", body, resp.Header)
+	}
+	want := []string{
+		`logs /api/runs/1/jobs/2/logs accept="text/event-stream" last-event-id="41"`,
+		`logs /api/runs/1/jobs/2/logs?after=42 accept="text/event-stream" last-event-id=""`,
+		`logs /api/runs/1/jobs/2/logs accept="" last-event-id=""`,
+	}
+	if got := f.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("API calls\n%q\nwant\n%q", got, want)
+	}
 }
