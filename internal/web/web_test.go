@@ -21,6 +21,7 @@ import (
 type fakeAPI struct {
 	mu    sync.Mutex
 	calls []string
+	role  string // the caller's role ("": developer)
 }
 
 const runJSON = `{"run":{"id":1,"repo_id":3,"number":4,"name":"Deploy","workflow":".github/workflows/deploy.yml","event":"push",
@@ -65,7 +66,20 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method + " " + r.URL.Path {
 	case "GET /api/whoami":
-		io.WriteString(w, `{"org_id":1,"token":"login","role":"admin","user":"ann","org_role":"developer"}`)
+		f.mu.Lock()
+		role := f.role
+		f.mu.Unlock()
+		if role == "" {
+			role = "developer"
+		}
+		io.WriteString(w, `{"org_id":1,"token":"login","role":"admin","user":"ann","org_role":"`+role+`"}`)
+	case "POST /api/runs/1/cancel":
+		f.record(r)
+		io.WriteString(w, `{"id":1,"status":"cancelled"}`)
+	case "POST /api/runs/1/rerun":
+		f.record(r)
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"id":8,"status":"queued"}`)
 	case "GET /api/runs/1":
 		io.WriteString(w, runJSON)
 	case "GET /api/repos/3":
@@ -343,5 +357,36 @@ func TestLogRoutes(t *testing.T) {
 	}
 	if got := f.recorded(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("API calls\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestRunActions: cancel and the re-runs call the API and land on the run
+// they concern; a viewer sees no buttons.
+func TestRunActions(t *testing.T) {
+	srv, f := newUI(t, "http://example.com")
+	sc := signIn(t, srv.URL)
+	_, body := get(t, srv.URL+"/runs/1", sc)
+	if !strings.Contains(body, `action="/runs/1/cancel"`) || strings.Contains(body, `action="/runs/1/rerun"`) {
+		t.Errorf("a running run offers cancel and no re-run:\n%s", body)
+	}
+	csrf := csrfInput.FindStringSubmatch(body)[1]
+	for action, to := range map[string]string{"cancel": "/runs/1", "rerun": "/runs/8", "rerun-failed": "/runs/8"} {
+		resp, _ := post(t, srv.URL+"/runs/1/"+action, url.Values{"csrf": {csrf}}, sc)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != to {
+			t.Errorf("%s: %d %s, want a redirect to %s", action, resp.StatusCode, resp.Header.Get("Location"), to)
+		}
+	}
+	got := strings.Join(f.recorded(), "\n")
+	for _, want := range []string{"POST /api/runs/1/cancel ", `POST /api/runs/1/rerun {"failed":false}`, `POST /api/runs/1/rerun {"failed":true}`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("API calls lack %q:\n%s", want, got)
+		}
+	}
+	f.mu.Lock()
+	f.role = "viewer"
+	f.mu.Unlock()
+	_, body = get(t, srv.URL+"/runs/1", sc)
+	if strings.Contains(body, `action="/runs/1/cancel"`) || strings.Contains(body, "/approve") {
+		t.Errorf("a viewer is offered actions:\n%s", body)
 	}
 }
