@@ -229,10 +229,18 @@ func TestUIBrowser(t *testing.T) {
 	}
 	b.waitJS("the graph", `document.querySelectorAll("svg a.node").length === 3`, 10*time.Second)
 
+	jobs := h.jobs(run.ID)
+	uiLiveLog(t, b, h, run, jobs["build"], goFlag)
+	uiEvilLog(t, b, run, jobs["evil"])
+	uiListsShowText(t, b, h, branch)
+	uiRerunFailed(t, b, h, run, len(jobs), flag)
+}
+
+// uiLiveLog watches the log of job grow while it runs.
+func uiLiveLog(t *testing.T, b *browser, h *harness, run *store.Run, job *store.Job, goFlag string) {
 	// A live log grows while the job runs: the job waits for the go file
 	// before it prints its ticks.
-	jobs := h.jobs(run.ID)
-	b.open(fmt.Sprintf("/runs/%d/jobs/%d", run.ID, jobs["build"].ID))
+	b.open(fmt.Sprintf("/runs/%d/jobs/%d", run.ID, job.ID))
 	b.waitJS("the step's first line", `window.conveyorLog && window.conveyorLog.steps.length === 1`, 30*time.Second)
 	if ticks := eval[int](b, `window.conveyorLog.lines.filter(l => l.t.startsWith("tick")).length`); ticks != 0 {
 		t.Fatalf("%d ticks before the go file", ticks)
@@ -253,8 +261,12 @@ func TestUIBrowser(t *testing.T) {
 	b.noExecution("build log")
 	h.waitRuns(1, 90*time.Second)
 
+}
+
+// uiEvilLog checks that the tricks in job's log render as text.
+func uiEvilLog(t *testing.T, b *browser, run *store.Run, job *store.Job) {
 	// Tricks in a log line render as text.
-	b.open(fmt.Sprintf("/runs/%d/jobs/%d", run.ID, jobs["evil"].ID))
+	b.open(fmt.Sprintf("/runs/%d/jobs/%d", run.ID, job.ID))
 	b.waitJS("the evil log", `document.getElementById("log").dataset.done`, 30*time.Second)
 	text := eval[string](b, `document.getElementById("loglines").textContent`)
 	for _, want := range []string{`<script>pwned("log")</script>`, `<img src=x onerror=pwned("log-img")>`, "red click me plain end", "folded section"} {
@@ -266,16 +278,21 @@ func TestUIBrowser(t *testing.T) {
 	if strings.Contains(text, "inside the group") {
 		t.Errorf("the group is not folded:\n%s", text)
 	}
-	b.do(chromedp.Click(chromedp.CSS(".ln.group button")))
-	b.waitJS("the group to open", `document.getElementById("loglines").textContent.includes("inside the group")`, 5*time.Second)
 	if strings.ContainsAny(text, "\x1b\x07") {
 		t.Errorf("escape characters reached the page: %q", text)
 	}
 	if n := eval[int](b, `document.querySelectorAll("#loglines .f1").length`); n != 1 {
 		t.Errorf("%d red spans, want 1 (SGR 31)", n)
 	}
+	b.do(chromedp.Click(chromedp.CSS(".ln.group button")))
+	b.waitJS("the group to open", `document.getElementById("loglines").textContent.includes("inside the group")`, 5*time.Second)
 	b.noExecution("evil log")
 
+}
+
+// uiListsShowText checks the branch and the commit message on the runs
+// list and the repositories.
+func uiListsShowText(t *testing.T, b *browser, h *harness, branch string) {
 	// Branch and commit message on the runs list and the run page.
 	b.open(fmt.Sprintf("/repos/%d", h.repo.ID))
 	b.waitJS("the runs list", `document.querySelector("tr.run")`, 10*time.Second)
@@ -289,13 +306,19 @@ func TestUIBrowser(t *testing.T) {
 	b.screenshot("02-repositories")
 	b.noExecution("repositories")
 
+}
+
+// uiRerunFailed re-runs the failed jobs of run (leg b of test) once the
+// flag file exists.
+func uiRerunFailed(t *testing.T, b *browser, h *harness, run *store.Run, nJobs int, flag string) {
+	runPath := fmt.Sprintf("/runs/%d", run.ID)
 	// The run failed (leg b); re-run the failed jobs once the flag exists.
 	b.open(runPath)
 	b.waitJS("the re-run button", `document.getElementById("rerun-failed")`, 10*time.Second)
 	b.screenshot("05-run-graph")
 	b.noExecution("run page")
-	if n := eval[int](b, `document.querySelectorAll("svg a.node").length`); n != len(jobs) {
-		t.Errorf("graph has %d nodes, want one per job (%d)", n, len(jobs))
+	if n := eval[int](b, `document.querySelectorAll("svg a.node").length`); n != nJobs {
+		t.Errorf("graph has %d nodes, want one per job (%d)", n, nJobs)
 	}
 	if n := eval[int](b, `document.querySelectorAll("svg path.edge").length`); n != 1 {
 		t.Errorf("graph has %d edges, want 1 (test needs build)", n)
@@ -430,31 +453,7 @@ func TestUIBrowserSettings(t *testing.T) {
 	b.screenshot("07-repo-settings")
 	b.noExecution("repository settings")
 
-	b.open("/org")
-	b.waitJS("the audit log", `document.body.textContent.includes("repo.hook_secret")`, 10*time.Second)
-	b.do(chromedp.SendKeys(chromedp.CSS("#m-name"), "bob"), chromedp.SendKeys(chromedp.CSS("#m-password"), "bob's password"),
-		chromedp.SetValue(chromedp.CSS("#m-role"), "developer"))
-	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#m-name"))); err != nil {
-		t.Fatal(err)
-	}
-	var members api.MemberList
-	h.api("GET", "/api/users", nil, http.StatusOK, &members)
-	if !strings.Contains(fmt.Sprint(members.Members), "{bob developer false}") {
-		t.Errorf("members after adding bob: %+v", members.Members)
-	}
-	b.do(chromedp.WaitVisible(chromedp.CSS("#t-name")), chromedp.SendKeys(chromedp.CSS("#t-name"), "ci"))
-	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#t-name"))); err != nil {
-		t.Fatal(err)
-	}
-	tok := eval[string](b, `(document.getElementById("new-token") || {}).textContent || ""`)
-	req, _ := http.NewRequest("GET", h.url+"/api/whoami", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("the token the page showed (%q) does not work: %v %v", tok, resp, err)
-	} else {
-		resp.Body.Close()
-	}
-	b.screenshot("08-organisation")
+	uiOrgPage(t, b, h)
 
 	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
@@ -577,4 +576,33 @@ func TestUILogResume(t *testing.T) {
 	if want := h.jobLog(runs[0].ID, "a"); text.String() != want {
 		t.Errorf("the stream's text differs from the stored log:\n%q\nwant\n%q", text.String(), want)
 	}
+}
+
+// uiOrgPage adds a member and makes a token on the organisation page.
+func uiOrgPage(t *testing.T, b *browser, h *harness) {
+	b.open("/org")
+	b.waitJS("the audit log", `document.body.textContent.includes("repo.hook_secret")`, 10*time.Second)
+	b.do(chromedp.SendKeys(chromedp.CSS("#m-name"), "bob"), chromedp.SendKeys(chromedp.CSS("#m-password"), "bob's password"),
+		chromedp.SetValue(chromedp.CSS("#m-role"), "developer"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#m-name"))); err != nil {
+		t.Fatal(err)
+	}
+	var members api.MemberList
+	h.api("GET", "/api/users", nil, http.StatusOK, &members)
+	if !strings.Contains(fmt.Sprint(members.Members), "{bob developer false}") {
+		t.Errorf("members after adding bob: %+v", members.Members)
+	}
+	b.do(chromedp.WaitVisible(chromedp.CSS("#t-name")), chromedp.SendKeys(chromedp.CSS("#t-name"), "ci"))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS("#t-name"))); err != nil {
+		t.Fatal(err)
+	}
+	tok := eval[string](b, `(document.getElementById("new-token") || {}).textContent || ""`)
+	req, _ := http.NewRequest("GET", h.url+"/api/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the token the page showed (%q) does not work: %v %v", tok, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	b.screenshot("08-organisation")
 }

@@ -46,6 +46,27 @@ type graphEdge struct {
 }
 
 func layoutGraph(runID int64, jobs []job, now time.Time) graph {
+	depth := depths(jobs)
+	colY := map[int]int{}
+	var g graph
+	for i := range jobs {
+		n := newNode(runID, &jobs[i], now)
+		n.X = pad + depth[i]*(nodeW+colGap)
+		n.Y = pad + colY[depth[i]]
+		for k := range n.Legs {
+			n.Legs[k].Y = n.Y + nodeHead + k*legH + 12
+		}
+		colY[depth[i]] += n.H + rowGap
+		g.Nodes = append(g.Nodes, n)
+		g.Width = max(g.Width, n.X+n.W+pad)
+		g.Height = max(g.Height, n.Y+n.H+pad)
+	}
+	g.Edges = edges(jobs, g.Nodes)
+	return g
+}
+
+// depths are the jobs' columns: one right of the deepest need.
+func depths(jobs []job) []int {
 	index := map[string]int{}
 	for i := range jobs {
 		index[jobs[i].Key] = i
@@ -67,55 +88,53 @@ func layoutGraph(runID int64, jobs []job, now time.Time) graph {
 		depth[i], state[i] = d, 2
 		return d
 	}
-	colY := map[int]int{}
-	var g graph
-	pos := make([]graphNode, len(jobs))
 	for i := range jobs {
 		visit(i)
 	}
-	for i := range jobs {
-		j := &jobs[i]
-		n := graphNode{Job: j, Href: fmt.Sprintf("/runs/%d/jobs/%d", runID, j.ID), Status: j.Status, Duration: j.Duration(now)}
-		legs := j.Legs()
-		if len(legs) > 1 {
-			for k, l := range legs {
-				if k == maxLegs {
-					n.MoreLegs = len(legs) - maxLegs
-					break
-				}
-				n.Legs = append(n.Legs, graphLeg{Name: l.Name, Status: l.Result})
+	return depth
+}
+
+// newNode is a job's node, sized for its matrix legs.
+func newNode(runID int64, j *job, now time.Time) graphNode {
+	n := graphNode{Job: j, Href: fmt.Sprintf("/runs/%d/jobs/%d", runID, j.ID), Status: j.Status, Duration: j.Duration(now)}
+	if legs := j.Legs(); len(legs) > 1 {
+		for k, l := range legs {
+			if k == maxLegs {
+				n.MoreLegs = len(legs) - maxLegs
+				break
 			}
+			n.Legs = append(n.Legs, graphLeg{Name: l.Name, Status: l.Result})
 		}
-		n.W, n.H = nodeW, nodeHead+len(n.Legs)*legH
-		if n.MoreLegs > 0 {
-			n.H += legH
-		}
-		n.X = pad + depth[i]*(nodeW+colGap)
-		n.Y = pad + colY[depth[i]]
-		for k := range n.Legs {
-			n.Legs[k].Y = n.Y + nodeHead + k*legH + 12
-		}
-		colY[depth[i]] += n.H + rowGap
-		pos[i] = n
-		g.Width = max(g.Width, n.X+n.W+pad)
-		g.Height = max(g.Height, n.Y+n.H+pad)
 	}
+	n.W, n.H = nodeW, nodeHead+len(n.Legs)*legH
+	if n.MoreLegs > 0 {
+		n.H += legH
+	}
+	return n
+}
+
+// edges join each need's node to its job's node.
+func edges(jobs []job, nodes []graphNode) []graphEdge {
+	index := map[string]int{}
+	for i := range jobs {
+		index[jobs[i].Key] = i
+	}
+	var out []graphEdge
 	for i := range jobs {
 		for _, need := range jobs[i].Needs {
 			k, ok := index[need]
 			if !ok {
 				continue
 			}
-			a, b := pos[k], pos[i]
+			a, b := nodes[k], nodes[i]
 			x1, y1 := a.X+a.W, a.Y+nodeHead/2
 			x2, y2 := b.X, b.Y+nodeHead/2
 			mid := (x1 + x2) / 2
-			g.Edges = append(g.Edges, graphEdge{
+			out = append(out, graphEdge{
 				Path: fmt.Sprintf("M%d %d C%d %d %d %d %d %d", x1, y1, mid, y1, mid, y2, x2, y2),
 				Done: terminal(jobs[k].Status),
 			})
 		}
 	}
-	g.Nodes = pos
-	return g
+	return out
 }
