@@ -197,6 +197,7 @@ jobs:
 // grow, check the job graph, re-run the failed jobs, and check that no
 // payload in a log line, a branch name or a commit message runs.
 func TestUIBrowser(t *testing.T) {
+	testenv.Chromium(t) // before the server starts: a skip is quick
 	dir := t.TempDir()
 	flag, goFlag := filepath.Join(dir, "flag"), filepath.Join(dir, "go")
 	wf := strings.ReplaceAll(strings.ReplaceAll(uiWorkflow, "FLAG", flag), "-f GO", "-f "+goFlag)
@@ -347,6 +348,7 @@ func uiRerunFailed(t *testing.T, b *browser, h *harness, run *store.Run, nJobs i
 // TestUIBrowserLargeLog measures how long a 100,000-line log takes to
 // load and checks that search and permalinks work in it.
 func TestUIBrowserLargeLog(t *testing.T) {
+	testenv.Chromium(t) // before the server starts: a skip is quick
 	h := uiHarness(t, map[string]string{".github/workflows/big.yml": `name: Big
 on: push
 jobs:
@@ -410,6 +412,7 @@ jobs:
 // and a variable through their forms, the organisation page shows the
 // members and the audit log, and the dark theme applies.
 func TestUIBrowserSettings(t *testing.T) {
+	testenv.Chromium(t) // before the server starts: a skip is quick
 	h := uiHarness(t, map[string]string{".github/workflows/ci.yml": "name: Quick\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n"})
 	b := newBrowser(t, h.url)
 	b.open(fmt.Sprintf("/repos/%d", h.repo.ID))
