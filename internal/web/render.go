@@ -16,6 +16,7 @@ type page struct {
 	Title   string
 	S       *sess
 	Version string
+	Assets  string // the assets' version in their URLs
 	// Live, when set, makes the page refresh its #live region every Live
 	// milliseconds (app.js).
 	Live int
@@ -107,7 +108,7 @@ func parsePages() (map[string]*template.Template, error) {
 // render writes a page; with ?partial=1 (the live refresh) only its
 // "live" block.
 func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	p.Version = u.Version
+	p.Version, p.Assets = u.Version, u.assets
 	t := u.pages[name]
 	what := "layout"
 	if r.URL.Query().Get("partial") == "1" && t.Lookup("live") != nil {

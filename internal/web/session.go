@@ -95,7 +95,7 @@ func (u *ui) session(h sessHandler) http.HandlerFunc {
 func (u *ui) formOK(r *http.Request, want string) bool {
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		ou, err := url.Parse(o)
-		if err != nil || ou.Host != r.Host {
+		if err != nil || ou.Host != r.Host && ou.Host != u.baseHost {
 			return false
 		}
 	}

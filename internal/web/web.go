@@ -6,11 +6,14 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -39,6 +42,11 @@ type ui struct {
 	Deps
 	pages  map[string]*template.Template
 	secure bool
+	// baseHost is BaseURL's host, an Origin forms may come from (a proxy
+	// may change the Host header); assets is the assets' content hash,
+	// their URLs' version.
+	baseHost string
+	assets   string
 }
 
 // csp allows nothing inline and nothing from elsewhere.
@@ -54,6 +62,9 @@ func New(d Deps) (http.Handler, error) {
 		d.Now = time.Now
 	}
 	u := &ui{Deps: d, secure: strings.HasPrefix(d.BaseURL, "https://")}
+	if bu, err := url.Parse(d.BaseURL); err == nil {
+		u.baseHost = bu.Host
+	}
 	var err error
 	if u.pages, err = parsePages(); err != nil {
 		return nil, err
@@ -62,9 +73,12 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.assets, err = hashFiles(static); err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
-	mux.Handle("GET /static/", cacheFor(time.Hour, files))
+	mux.Handle("GET /static/", cacheFor(24*time.Hour, files))
 	mux.HandleFunc("GET /login", u.loginPage)
 	mux.HandleFunc("POST /login", u.login)
 	mux.HandleFunc("POST /logout", u.session(u.logout))
@@ -96,6 +110,22 @@ func headers(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hashFiles is a short hash of every file of fsys: assets' URLs change
+// with their content, so that a long cache never serves stale ones.
+func hashFiles(fsys fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		h.Write([]byte(p))
+		h.Write(b)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12], err
 }
 
 func cacheFor(d time.Duration, next http.Handler) http.Handler {
