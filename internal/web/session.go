@@ -23,6 +23,9 @@ const (
 	orgCookie       = "conveyor_org"
 	loginCSRFCookie = "conveyor_login_csrf"
 	csrfField       = "csrf"
+	// maxForm caps a form's body (a secret's value is at most the API's
+	// body limit).
+	maxForm = 1 << 20
 )
 
 // sess is the signed-in caller of a page.
@@ -80,6 +83,9 @@ func (u *ui) session(h sessHandler) http.HandlerFunc {
 		s.csrf = csrfToken(s.token)
 		if oc, err := r.Cookie(orgCookie); err == nil {
 			s.org = oc.Value
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 		}
 		if r.Method == http.MethodPost && !u.formOK(r, s.csrf) {
 			u.errorPage(w, r, s, http.StatusForbidden, "The form is stale or did not come from this site (CSRF check failed): reload the page and try again.")
