@@ -110,6 +110,7 @@ type runView struct {
 	Repo      api.Repo
 	Run       api.Run
 	Jobs      []job
+	Artifacts []api.Artifact
 	Graph     graph
 	Now       time.Time
 	Terminal  bool
@@ -151,6 +152,10 @@ func (u *ui) runPage(w http.ResponseWriter, r *http.Request, s *sess) {
 		return
 	}
 	v.Graph = layoutGraph(v.Run.ID, v.Jobs, v.Now)
+	var arts api.ArtifactList
+	if _, err := u.call(r, s, "GET", "/api/runs/"+itoa(v.Run.ID)+"/artifacts", nil, &arts); err == nil {
+		v.Artifacts = arts.Artifacts
+	}
 	live := 2000
 	if v.Terminal {
 		live = 0
@@ -274,4 +279,13 @@ func (u *ui) logStream(w http.ResponseWriter, r *http.Request, s *sess) {
 		p += "?after=" + url.QueryEscape(after)
 	}
 	u.proxy(w, r, s, p)
+}
+
+// artifact downloads an artifact of a run (the API's tar.gz answer).
+func (u *ui) artifact(w http.ResponseWriter, r *http.Request, s *sess) {
+	id, ok := u.pathInt(w, r, s, "id")
+	if !ok {
+		return
+	}
+	u.proxy(w, r, s, "/api/runs/"+itoa(id)+"/artifacts/"+url.PathEscape(r.PathValue("name")))
 }

@@ -66,6 +66,19 @@ var funcs = template.FuncMap{
 		return "?" + q.Encode()
 	},
 	"add": func(a, b int) int { return a + b },
+	// bytes formats a size: 1.5 MiB.
+	"bytes": func(n int64) string {
+		const unit = 1024
+		if n < unit {
+			return strconv.FormatInt(n, 10) + " B"
+		}
+		f, i := float64(n), 0
+		for f >= unit && i < 4 {
+			f /= unit
+			i++
+		}
+		return strconv.FormatFloat(f, 'f', 1, 64) + " " + []string{"", "KiB", "MiB", "GiB", "TiB"}[i]
+	},
 	// webURL: an http(s) URL, which a page may link to.
 	"webURL": func(s string) bool {
 		u, err := url.Parse(s)

@@ -92,6 +92,7 @@ func New(d Deps) (http.Handler, error) {
 	mux.HandleFunc("POST /runs/{id}/{action}", u.session(u.runAction))
 	mux.HandleFunc("POST /runs/{id}/jobs/{job}/{action}", u.session(u.jobAction))
 	mux.HandleFunc("GET /runs/{id}/jobs/{job}", u.session(u.jobPage))
+	mux.HandleFunc("GET /runs/{id}/artifacts/{name}", u.session(u.artifact))
 	mux.HandleFunc("GET /runs/{id}/jobs/{job}/log", u.session(u.rawLog))
 	mux.HandleFunc("GET /runs/{id}/jobs/{job}/log/stream", u.session(u.logStream))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

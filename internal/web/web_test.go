@@ -82,6 +82,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":8,"status":"queued"}`)
 	case "GET /api/runs/1":
 		io.WriteString(w, runJSON)
+	case "GET /api/runs/1/artifacts":
+		io.WriteString(w, `{"artifacts":[{"id":1,"name":"dist <x>","size":1536,"job":"build","created":"2026-01-01T00:00:00Z"}]}`)
+	case "GET /api/runs/1/artifacts/dist <x>":
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Header().Set("Content-Disposition", `attachment; filename="dist.tar.gz"`)
+		io.WriteString(w, "tarball")
 	case "GET /api/repos/3":
 		io.WriteString(w, `{"id":3,"name":"acme/app","hook_url":"http://x/hooks/3"}`)
 	case "GET /api/runs/1/jobs/2/logs":
@@ -392,5 +398,18 @@ func TestRunActions(t *testing.T) {
 	_, body = get(t, srv.URL+"/runs/1", sc)
 	if strings.Contains(body, `action="/runs/1/cancel"`) || strings.Contains(body, "/approve") {
 		t.Errorf("a viewer is offered actions:\n%s", body)
+	}
+}
+
+func TestArtifacts(t *testing.T) {
+	srv, _ := newUI(t, "http://example.com")
+	sc := signIn(t, srv.URL)
+	_, body := get(t, srv.URL+"/runs/1", sc)
+	if !strings.Contains(body, `href="/runs/1/artifacts/dist%20%3cx%3e"`) || !strings.Contains(body, "1.5 KiB") {
+		t.Errorf("run page lacks the artifact:\n%s", body)
+	}
+	resp, body := get(t, srv.URL+"/runs/1/artifacts/dist%20%3cx%3e", sc)
+	if resp.StatusCode != 200 || body != "tarball" || resp.Header.Get("Content-Disposition") != `attachment; filename="dist.tar.gz"` {
+		t.Errorf("download: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 }
