@@ -413,3 +413,23 @@ func TestArtifacts(t *testing.T) {
 		t.Errorf("download: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 }
+
+func TestJobPage(t *testing.T) {
+	srv, _ := newUI(t, "http://example.com")
+	sc := signIn(t, srv.URL)
+	for _, ref := range []string{"2", "deploy"} {
+		resp, body := get(t, srv.URL+"/runs/1/jobs/"+ref, sc)
+		if resp.StatusCode != 200 || !strings.Contains(body, `data-stream="/runs/1/jobs/2/log/stream"`) ||
+			!strings.Contains(body, "production") || !strings.Contains(body, `href="/runs/1/jobs/2/log?download=1"`) {
+			t.Errorf("job page %s: %d\n%s", ref, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get(t, srv.URL+"/runs/1/jobs/nope", sc); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown job: %d", resp.StatusCode)
+	}
+	// The live refresh asks for the page's live region only.
+	_, body := get(t, srv.URL+"/runs/1/jobs/5?partial=1", sc)
+	if !strings.HasPrefix(body, `<div id="live" data-live="0">`) || strings.Contains(body, "<html") {
+		t.Errorf("partial of a finished job:\n%s", body)
+	}
+}
