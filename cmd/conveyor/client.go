@@ -558,3 +558,55 @@ func duration(started, finished *time.Time) string {
 	}
 	return finished.Sub(*started).Round(time.Second).String()
 }
+
+// clientSub is a subcommand of a client command ("token create"): its
+// usage line, its flags (set on the command before parsing), the number of
+// positional arguments it takes, and what it does.
+type clientSub struct {
+	usage    string
+	min, max int
+	flags    func(c *clientCmd)
+	run      func(c *clientCmd, pos []string) int
+}
+
+// clientSubcommands runs the subcommand of group that args name (usage
+// and exit status 2 for none or an unknown one).
+func clientSubcommands(group string, args []string, usage string, stdout, stderr io.Writer, subs map[string]clientSub) int {
+	fs := make(map[string]func([]string) int, len(subs))
+	for name, s := range subs {
+		fs[name] = func(args []string) int {
+			c := newClientCmd(group+" "+name, s.usage, stdout, stderr)
+			if s.flags != nil {
+				s.flags(c)
+			}
+			pos, ok := c.parse(args, s.min, s.max)
+			if !ok {
+				return 2
+			}
+			return s.run(c, pos)
+		}
+	}
+	return subcommand(args, usage, stderr, fs)
+}
+
+// printTable prints items as the API's JSON with --json, else as a table
+// of header (tab-separated) and one row of cells per item.
+func printTable[T any](c *clientCmd, items []T, header string, row func(T) []any) int {
+	if c.json {
+		return c.printJSON(items)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		cells := row(it)
+		for i, v := range cells {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, v)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	return 0
+}
