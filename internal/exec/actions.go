@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	osexec "os/exec"
@@ -47,7 +46,7 @@ func (sr *stepRun) findLocalAction() (string, *workflow.Action, error) {
 	if _, err := os.Stat(dst); err != nil {
 		// Links are copied as links, never followed: nothing outside the
 		// repository is read on their account.
-		if err := copyTree(src, dst, nil); err != nil {
+		if err := actions.CopyTree(src, dst); err != nil {
 			return "", nil, err
 		}
 	}
@@ -385,7 +384,7 @@ func copyWorkingTree(ctx context.Context, src, dst string) (int, error) {
 		}
 	}
 	n := 0
-	err := copyTree(src, dst, func(rel string, d fs.DirEntry) bool {
+	err := actions.CopyTreeFunc(src, dst, func(rel string, d fs.DirEntry) bool {
 		if files == nil || rel == ".git" || strings.HasPrefix(rel, ".git"+string(filepath.Separator)) {
 			n++
 			return true
@@ -400,59 +399,4 @@ func copyWorkingTree(ctx context.Context, src, dst string) (int, error) {
 		return false
 	})
 	return n, err
-}
-
-// copyTree copies a directory; keep, when set, decides per entry.
-func copyTree(src, dst string, keep func(rel string, d fs.DirEntry) bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel != "." && keep != nil && !keep(rel, d) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o777)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			os.Remove(target)
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			return copyFile(p, target, info.Mode().Perm()|0o644)
-		}
-		return nil
-	})
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
