@@ -335,6 +335,9 @@ type Job struct {
 	// is the sandbox time metered when the job completed.
 	QuotaWait bool
 	Build     time.Duration
+	// Deploy is the job's environment: (nil: none); a gated one waits as
+	// StatusAwaitingApproval once ready.
+	Deploy *Deployment
 }
 
 // Attempt is a past attempt of a job that was interrupted (lease lost),
@@ -350,7 +353,10 @@ type Attempt struct {
 
 // NewRun is a run with its jobs, written in one transaction. Jobs' initial
 // Status is queued (no needs), waiting (needs), or, for re-runs of failed
-// jobs, success/skipped with ReusedFrom set.
+// jobs, success/skipped with ReusedFrom set. A queued job whose Deploy is
+// gated starts as StatusAwaitingApproval (so does a waiting one once its
+// needs are done); a job may also start failed (a ref its environment
+// refuses).
 type NewRun struct {
 	Run  *Run
 	Jobs []*Job
@@ -850,6 +856,8 @@ type Store interface {
 	JobTokens
 	Quotas
 	Retainer
+	Environments
+	Approvals
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -49,7 +49,7 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 		if !ready {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1, held = `+heldSQLCase+`
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET queued = $1, `+readySQL+`
 			WHERE id = $2`, us(t), j.id); err != nil {
 			return err
 		}

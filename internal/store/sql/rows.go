@@ -132,16 +132,24 @@ func scanRun(sc scanner) (*store.Run, error) {
 
 const jobCols = `id, run_id, org_id, repo_id, job_key, name, needs, status, priority, labels, backend,
 	attempt, max_attempts, outputs, results, error, lease_owner, lease_token, lease_expires,
-	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held, build_ms`
+	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held, build_ms,
+	deploy, wait_until`
 
 func scanJob(sc scanner) (*store.Job, error) {
 	var j store.Job
 	var needs, labels, outputs string
-	var expires, created, queued, started, finished, held, buildMS int64
+	var deploy string
+	var expires, created, queued, started, finished, held, buildMS, waitUntil int64
 	err := sc.Scan(&j.ID, &j.RunID, &j.OrgID, &j.RepoID, &j.Key, &j.Name, &needs, &j.Status, &j.Priority,
 		&labels, &j.Backend, &j.Attempt, &j.MaxAttempts, &outputs, &j.Results, &j.Error, &j.LeaseOwner,
 		&j.LeaseToken, &expires, &j.CancelRequested, &j.ReusedFrom, &created, &queued, &started, &finished,
-		&j.ConcurrencyGroup, &j.CancelInProgress, &held, &buildMS)
+		&j.ConcurrencyGroup, &j.CancelInProgress, &held, &buildMS, &deploy, &waitUntil)
+	if err == nil && deploy != "" {
+		j.Deploy = &store.Deployment{}
+		if json.Unmarshal([]byte(deploy), j.Deploy) == nil {
+			j.Deploy.WaitUntil = tm(waitUntil)
+		}
+	}
 	j.Build = time.Duration(buildMS) * time.Millisecond
 	j.GroupWait = j.Status == store.StatusQueued && (held == heldGroup || held == heldAdmit)
 	j.Needs, j.Labels, j.Outputs = decodeList(needs), decodeList(labels), decodeMap(outputs)

@@ -167,8 +167,9 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 	const op = "store.CreateRuns"
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
 		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
-		concurrency_group, cancel_in_progress)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id`)
+		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+		$23, $24, $25, $26) RETURNING id`)
 	if err != nil {
 		return err
 	}
@@ -192,9 +193,17 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		if maxAttempts <= 0 {
 			maxAttempts = 2
 		}
-		var queued, finished time.Time
+		gate, waitMS := gateOf(j.Deploy)
+		deploy := ""
+		if j.Deploy != nil {
+			deploy = encode(j.Deploy)
+		}
+		var queued, finished, waitUntil time.Time
 		if status == store.StatusQueued {
 			queued = t
+		}
+		if status == store.StatusQueued && gate != gateNone {
+			status, waitUntil = store.StatusAwaitingApproval, t.Add(time.Duration(waitMS)*time.Millisecond)
 		}
 		if store.Terminal(status) {
 			finished = t
@@ -203,18 +212,22 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		switch {
 		case r.Status == store.StatusBlocked:
 			held = heldRun
-		case status == store.StatusQueued && j.ConcurrencyGroup != "":
+		case status == store.StatusQueued && j.ConcurrencyGroup != "" && gate == gateNone:
 			held = heldAdmit
 		}
 		var id int64
 		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
 			j.Priority, encode(nonNil(j.Labels)), labelKey(j.Labels), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
-			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress)).Scan(&id)
+			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress),
+			deploy, gate, waitMS, us(waitUntil)).Scan(&id)
 		if err != nil {
 			return err
 		}
 		j.ID, j.RunID, j.OrgID, j.RepoID, j.Status, j.MaxAttempts = id, r.ID, r.OrgID, r.RepoID, status, maxAttempts
 		j.Attempt, j.Created, j.Queued, j.Finished = 0, t, queued, finished
+		if j.Deploy != nil {
+			j.Deploy.WaitUntil = waitUntil
+		}
 	}
 	return nil
 }
@@ -346,7 +359,7 @@ func (s *DB) CancelRun(ctx context.Context, orgID, runID int64, reason string) (
 // says no, as the new run decides that itself.
 func (s *DB) cancelRun(ctx context.Context, tx *dbsql.Tx, runID int64, reason string, t time.Time, unblock bool) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = $1, finished = $2, error = $3, held = 0
-		WHERE run_id = $4 AND status IN ('queued', 'waiting')`, store.StatusCancelled, us(t), reason, runID); err != nil {
+		WHERE run_id = $4 AND status IN ('queued', 'waiting', 'awaiting_approval')`, store.StatusCancelled, us(t), reason, runID); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE run_id = $1 AND status = 'running'`, runID); err != nil {
