@@ -34,6 +34,10 @@ type DispatchInput struct {
 	Workflow string            `json:"workflow"` // file name or path (.github/workflows/x.yml)
 	Ref      string            `json:"ref"`      // branch, tag or sha; default: the repo's branch
 	Inputs   map[string]string `json:"inputs,omitempty"`
+	// Actor is the user who dispatched (github.actor, and the run's author
+	// for environments' self-review rule); set by the API, never read
+	// from the body.
+	Actor string `json:"-"`
 }
 
 // Actions are the operations with logic beyond a store call; the server

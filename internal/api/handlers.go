@@ -126,6 +126,9 @@ func (a *server) dispatch(w http.ResponseWriter, r *http.Request, tok *store.Tok
 		a.fail(w, "", errs.E("", errs.Invalid, "workflow is required"))
 		return
 	}
+	if c := callerOf(r); c != nil {
+		in.Actor = c.user
+	}
 	evID, err := a.Actions.Dispatch(r.Context(), tok.OrgID, id, in)
 	if err != nil {
 		a.fail(w, "", err)

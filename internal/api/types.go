@@ -143,6 +143,10 @@ type Job struct {
 	Queue string `json:"queue,omitempty"`
 	// BuildSeconds is the job's metered sandbox time (once completed).
 	BuildSeconds float64 `json:"build_seconds,omitempty"`
+	// Environment is the job's environment:; Approval what a job
+	// deploying to a protected one waits for (status awaiting_approval).
+	Environment *JobEnvironment `json:"environment,omitempty"`
+	Approval    *Approval       `json:"approval,omitempty"`
 }
 
 // Attempt is an interrupted attempt of a job.
@@ -223,6 +227,10 @@ func toJob(j *store.Job, interrupted []*store.Attempt) Job {
 		out.WaitingReason = "queued: quota (the organisation runs its maximum of concurrent jobs)"
 	}
 	out.BuildSeconds = j.Build.Seconds()
+	deployOf(&out, j.Deploy)
+	if j.Status == store.StatusAwaitingApproval && out.Approval != nil {
+		out.WaitingReason = awaitingReason(j.Deploy)
+	}
 	if json.Valid(j.Results) {
 		out.Results = j.Results
 	}

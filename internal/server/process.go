@@ -367,6 +367,9 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 		}
 		jobs[i].ConcurrencyGroup, jobs[i].CancelInProgress = g, cancel
 	}
+	if err := s.planDeployments(ctx, repo, run, ev.Sender, p.Workflows[0], jobs, jc); err != nil {
+		return nil, err
+	}
 	return &store.NewRun{Run: run, Jobs: jobs}, nil
 }
 

@@ -116,6 +116,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.Handle("/api/", api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
+		Environments: d.Store, Approvals: approvals{s},
 	}))
 	if d.CacheService != nil {
 		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
@@ -217,6 +218,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 		case <-time.After(every):
 		}
 		s.srcs.sweep(time.Now())
+		s.openGates(ctx, time.Now())
 		exp, err := s.store.Expire(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {
