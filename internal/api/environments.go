@@ -354,7 +354,7 @@ func (a *server) decide(w http.ResponseWriter, r *http.Request, tok *store.Token
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, "approval."+strings.TrimSuffix(decision, "d"),
+	a.audit(r, tok.OrgID, map[string]string{store.Approved: "approval.approve", store.Rejected: "approval.reject"}[decision],
 		fmt.Sprintf("job %s of run %d (environment %s)", job.Key, run.ID, job.Deploy.Environment), comment)
 	att, err := a.Store.Attempts(r.Context(), tok.OrgID, job.ID)
 	if err != nil {
