@@ -46,6 +46,9 @@ func clientCommands() map[string]command {
 	for k, v := range quotaCommands() {
 		m[k] = v
 	}
+	for k, v := range environmentCommands() {
+		m[k] = v
+	}
 	return m
 }
 
