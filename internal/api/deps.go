@@ -27,6 +27,12 @@ type RepoInput struct {
 // RepoUpdate is what PATCH /api/repos/{id} changes; absent fields stay.
 type RepoUpdate struct {
 	RunTestDeliveries *bool `json:"run_test_deliveries,omitempty"`
+	// EnvMap replaces the branch-to-environment mapping (an empty one
+	// removes it).
+	EnvMap *store.EnvMapping `json:"env_map,omitempty"`
+	// SkipForkApproval turns off (true) or on (false) the approval runs
+	// of fork pull requests wait for; changing it needs role admin.
+	SkipForkApproval *bool `json:"skip_fork_approval,omitempty"`
 }
 
 // DispatchInput is a workflow_dispatch request.

@@ -376,3 +376,18 @@ func awaitingReason(d *store.Deployment) string {
 	}
 	return "waiting for a review to deploy to " + d.Environment
 }
+
+// checkRepoUpdate validates the branch mapping, and refuses a change of
+// the fork approval to a caller below admin: it keeps a fork's code from
+// running unseen.
+func checkRepoUpdate(r *http.Request, in RepoUpdate) error {
+	if in.EnvMap != nil {
+		if err := deploy.CheckMapping(*in.EnvMap); err != nil {
+			return err
+		}
+	}
+	if c := callerOf(r); in.SkipForkApproval != nil && c != nil && c.effectiveRole().Rank() < store.OrgAdmin.Rank() {
+		return errs.E("", errs.Forbidden, "user %s: changing skip_fork_approval needs role admin", c.user)
+	}
+	return nil
+}

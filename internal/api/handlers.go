@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -94,6 +95,10 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 		a.fail(w, "", err)
 		return
 	}
+	if err := checkRepoUpdate(r, in); err != nil {
+		a.fail(w, "", err)
+		return
+	}
 	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, in)
 	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
@@ -101,6 +106,13 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 	}
 	if in.RunTestDeliveries != nil {
 		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("run_test_deliveries=%v", *in.RunTestDeliveries))
+	}
+	if in.EnvMap != nil {
+		b, _ := json.Marshal(in.EnvMap)
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, "env_map="+string(b))
+	}
+	if in.SkipForkApproval != nil {
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("skip_fork_approval=%v", *in.SkipForkApproval))
 	}
 	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
 }

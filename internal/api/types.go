@@ -44,6 +44,11 @@ type Repo struct {
 	HasStatusToken bool      `json:"has_status_token"`
 	HookURL        string    `json:"hook_url"`
 	Created        time.Time `json:"created"`
+	// EnvMap maps branches to environments (nil: none).
+	EnvMap *store.EnvMapping `json:"env_map,omitempty"`
+	// SkipForkApproval: runs of fork pull requests start without a
+	// maintainer's approval.
+	SkipForkApproval bool `json:"skip_fork_approval"`
 }
 
 // RepoList is the answer of GET /api/repos.
@@ -186,11 +191,16 @@ func hookURL(base string, id int64) string {
 }
 
 func toRepo(r *store.Repo, base string) Repo {
-	return Repo{
+	out := Repo{
 		ID: r.ID, Name: r.Name, URL: r.URL, Forge: r.Forge, Branch: r.Branch,
 		AllowSHA1: r.AllowSHA1, RunTestDeliveries: r.RunTestDeliveries, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
-		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(),
+		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(), SkipForkApproval: r.SkipForkApproval,
 	}
+	if !r.EnvMap.Empty() {
+		m := r.EnvMap
+		out.EnvMap = &m
+	}
+	return out
 }
 
 func toEvent(e *store.Event) Event {

@@ -164,3 +164,44 @@ func Describe(p store.Protection) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// BranchPlaceholder stands for the branch's name in EnvMapping.Other.
+const BranchPlaceholder = "{branch}"
+
+// Map is the environment m gives ref: the first rule matching the branch,
+// else Other with the branch's name in it (perBranch set when Other names
+// one environment per branch). Refs that are not branches map to none.
+func Map(m store.EnvMapping, ref string) (env string, perBranch bool) {
+	branch, ok := strings.CutPrefix(ref, "refs/heads/")
+	if !ok || branch == "" {
+		return "", false
+	}
+	for _, r := range m.Rules {
+		if c, err := compile(r.Branch); err == nil && c.Match(branch) {
+			return r.Environment, false
+		}
+	}
+	if m.Other == "" {
+		return "", false
+	}
+	return strings.ReplaceAll(m.Other, BranchPlaceholder, branch), strings.Contains(m.Other, BranchPlaceholder)
+}
+
+// CheckMapping validates a branch mapping: patterns and environment names.
+func CheckMapping(m store.EnvMapping) error {
+	if len(m.Rules) > MaxPatterns {
+		return errs.E("environment", errs.Invalid, "%d rules: at most %d", len(m.Rules), MaxPatterns)
+	}
+	for _, r := range m.Rules {
+		if _, err := compile(r.Branch); err != nil {
+			return err
+		}
+		if err := CheckName(r.Environment); err != nil {
+			return err
+		}
+	}
+	if m.Other != "" {
+		return CheckName(strings.ReplaceAll(m.Other, BranchPlaceholder, "b"))
+	}
+	return nil
+}

@@ -88,3 +88,35 @@ func TestMayReview(t *testing.T) {
 		t.Errorf("self review allowed by the setting: %v", err)
 	}
 }
+
+func TestMap(t *testing.T) {
+	m := store.EnvMapping{Rules: []store.EnvRule{{Branch: "main", Environment: "production"}, {Branch: "release/*", Environment: "staging"}},
+		Other: "preview-{branch}"}
+	for ref, want := range map[string]struct {
+		env string
+		per bool
+	}{
+		"refs/heads/main":        {"production", false},
+		"refs/heads/release/2.0": {"staging", false},
+		"refs/heads/feature/x":   {"preview-feature/x", true},
+		"refs/tags/v1":           {"", false},
+		"refs/pull/3/merge":      {"", false},
+	} {
+		env, per := Map(m, ref)
+		if env != want.env || per != want.per {
+			t.Errorf("Map(%s) = %q %v, want %q %v", ref, env, per, want.env, want.per)
+		}
+	}
+	if env, _ := Map(store.EnvMapping{Rules: m.Rules}, "refs/heads/dev"); env != "" {
+		t.Errorf("no Other: %q", env)
+	}
+	if err := CheckMapping(m); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []store.EnvMapping{{Rules: []store.EnvRule{{Branch: "!main", Environment: "p"}}},
+		{Rules: []store.EnvRule{{Branch: "main", Environment: ""}}}, {Other: "a,{branch}"}} {
+		if err := CheckMapping(bad); !errs.Is(err, errs.Invalid) {
+			t.Errorf("CheckMapping(%+v) = %v", bad, err)
+		}
+	}
+}

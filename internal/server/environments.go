@@ -46,10 +46,18 @@ func (s *Server) openGates(ctx context.Context, now time.Time) {
 // (unprotected), a ref its branch policy refuses fails the job before it
 // runs, and a protected one's rules are copied onto the job.
 func (s *Server) planDeployments(ctx context.Context, repo *store.Repo, run *store.Run, actor string, pw *plan.Workflow,
-	jobs []*store.Job, c *expr.Context) error {
+	jobs []*store.Job, jc *expr.Context) error {
+	var c *expr.Context
+	mapped, perBranch := deploy.Map(repo.EnvMap, run.Ref)
 	for i, pj := range pw.Jobs {
 		if pj.Source == nil || strings.TrimSpace(pj.Source.Environment) == "" {
 			continue
+		}
+		if c == nil {
+			var err error
+			if c, err = s.envContext(ctx, repo, run, jc, mapped); err != nil {
+				return err
+			}
 		}
 		name, err := interpolate(pj.Source.Environment, c)
 		if err != nil {
@@ -61,7 +69,11 @@ func (s *Server) planDeployments(ctx context.Context, repo *store.Repo, run *sto
 		}
 		// A url reading steps or needs is not known yet: left empty.
 		url, _ := interpolate(pj.Source.EnvironmentURL, c)
-		d, deny, err := s.deployment(ctx, repo, run.Ref, actor, name, url)
+		branch := ""
+		if perBranch && name == mapped {
+			branch = strings.TrimPrefix(run.Ref, "refs/heads/")
+		}
+		d, deny, err := s.deployment(ctx, repo, run.Ref, actor, name, url, branch)
 		if err != nil {
 			return err
 		}
@@ -75,11 +87,11 @@ func (s *Server) planDeployments(ctx context.Context, repo *store.Repo, run *sto
 
 // deployment is a job's Deployment to environment name for ref: the
 // environment's protection now, or deny when the ref may not deploy.
-func (s *Server) deployment(ctx context.Context, repo *store.Repo, ref, actor, name, url string) (*store.Deployment, string, error) {
+func (s *Server) deployment(ctx context.Context, repo *store.Repo, ref, actor, name, url, branch string) (*store.Deployment, string, error) {
 	if err := deploy.CheckName(name); err != nil {
 		return nil, err.Error(), nil
 	}
-	env, err := s.store.EnsureEnvironment(ctx, repo.OrgID, repo.ID, name, "")
+	env, err := s.store.EnsureEnvironment(ctx, repo.OrgID, repo.ID, name, branch)
 	if err != nil {
 		return nil, "", err
 	}
@@ -119,7 +131,7 @@ func (s *Server) redeploy(ctx context.Context, run *store.Run, j, nj *store.Job,
 	if err != nil {
 		return err
 	}
-	d, deny, err := s.deployment(ctx, repo, run.Ref, j.Deploy.Actor, j.Deploy.Environment, j.Deploy.URL)
+	d, deny, err := s.deployment(ctx, repo, run.Ref, j.Deploy.Actor, j.Deploy.Environment, j.Deploy.URL, "")
 	if err != nil {
 		return err
 	}
@@ -128,4 +140,57 @@ func (s *Server) redeploy(ctx context.Context, run *store.Run, j, nj *store.Job,
 		nj.Status, nj.Error = store.StatusFailure, deny
 	}
 	return nil
+}
+
+// MappedVar is the variable holding the environment the repository's
+// branch mapping gives a run's branch ("" without one): a job deploys by
+// branch with environment: ${{ vars.CONVEYOR_ENVIRONMENT }}.
+const MappedVar = "CONVEYOR_ENVIRONMENT"
+
+// envContext is what a job's environment: reads: the run's contexts, with
+// the repository's variables and MappedVar in vars.
+func (s *Server) envContext(ctx context.Context, repo *store.Repo, run *store.Run, jc *expr.Context, mapped string) (*expr.Context, error) {
+	_, vars, err := s.store.JobValues(ctx, repo.OrgID, repo.ID, "")
+	if err != nil {
+		return nil, err
+	}
+	vs := map[string]any{}
+	for k, v := range vars {
+		vs[k] = v
+	}
+	if mapped != "" {
+		vs[MappedVar] = mapped
+	}
+	c := &expr.Context{Values: map[string]any{}}
+	for k, v := range jc.Values {
+		c.Values[k] = v
+	}
+	c.Values["vars"] = vs
+	return c, nil
+}
+
+// mappedVar adds MappedVar to a leased job's variables.
+func (s *Server) mappedVar(ctx context.Context, run *store.Run, vars map[string]string) error {
+	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
+	if err != nil {
+		return err
+	}
+	if mapped, _ := deploy.Map(repo.EnvMap, run.Ref); mapped != "" {
+		vars[MappedVar] = mapped
+	}
+	return nil
+}
+
+// dropBranchEnvironments deletes the per-branch environments of a deleted
+// branch (and their secrets and variables).
+func (s *Server) dropBranchEnvironments(ctx context.Context, orgID, repoID int64, ref string) error {
+	branch, ok := strings.CutPrefix(ref, "refs/heads/")
+	if !ok || branch == "" {
+		return nil
+	}
+	names, err := s.store.DeleteBranchEnvironments(ctx, orgID, repoID, branch)
+	if len(names) > 0 {
+		s.log.Info("branch deleted: its environments too", "repo", repoID, "branch", branch, "environments", names)
+	}
+	return err
 }

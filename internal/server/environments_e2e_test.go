@@ -269,3 +269,84 @@ func TestEnvironmentApprovals(t *testing.T) {
 		}
 	}
 }
+
+const gitopsFlow = `name: GitOps
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: echo tested
+  ship:
+    needs: test
+    runs-on: self-hosted
+    environment: ${{ vars.CONVEYOR_ENVIRONMENT }}
+    steps:
+      - run: echo "shipping to ${{ vars.CONVEYOR_ENVIRONMENT }} with $KEY"
+        env:
+          KEY: ${{ secrets.SHIP_KEY }}
+`
+
+// TestBranchEnvironments maps branches to environments (GitOps): main
+// deploys to production (protected: it waits for a review), release/* to
+// staging, other branches to an environment of their own, made on first
+// use and deleted with the branch.
+func TestBranchEnvironments(t *testing.T) {
+	h := newHarness(t, harnessOpts{files: map[string]string{".github/workflows/gitops.yml": gitopsFlow}})
+	m := store.EnvMapping{Rules: []store.EnvRule{{Branch: "main", Environment: "production"}, {Branch: "release/*", Environment: "staging"}},
+		Other: "preview-{branch}"}
+	var repo api.Repo
+	h.api("PATCH", fmt.Sprintf("/api/repos/%d", h.repo.ID), api.RepoUpdate{EnvMap: &m}, 200, &repo)
+	if repo.EnvMap == nil || len(repo.EnvMap.Rules) != 2 || repo.EnvMap.Other != "preview-{branch}" {
+		t.Fatalf("repo answered %+v", repo)
+	}
+	bad := store.EnvMapping{Rules: []store.EnvRule{{Branch: "main", Environment: "a,b"}}}
+	h.api("PATCH", fmt.Sprintf("/api/repos/%d", h.repo.ID), api.RepoUpdate{EnvMap: &bad}, 400, nil)
+	envs := fmt.Sprintf("/api/repos/%d/environments/", h.repo.ID)
+	h.api("PUT", envs+"production", api.EnvironmentInput{Reviewers: []api.Reviewer{{Role: "admin"}}}, 200, nil)
+	h.api("PUT", "/api/secrets/SHIP_KEY?repo=octo/repo&env=staging", api.SecretInput{Value: "staging-key-77"}, 200, nil)
+
+	run := h.pushRun("release/2.0", 1)
+	if r := h.waitRun(run.ID); r.Status != store.StatusSuccess {
+		t.Fatalf("release run: %s %s", r.Status, r.Error)
+	}
+	if log := h.jobLog(run.ID, "ship"); !strings.Contains(log, "shipping to staging with ***") {
+		t.Fatalf("ship log on release/2.0:\n%s", log)
+	}
+
+	run = h.pushRun("feature/x", 2)
+	if r := h.waitRun(run.ID); r.Status != store.StatusSuccess {
+		t.Fatalf("feature run: %s %s", r.Status, r.Error)
+	}
+	if j := h.jobs(run.ID)["ship"]; j.Deploy == nil || j.Deploy.Environment != "preview-feature/x" {
+		t.Fatalf("ship on feature/x deployed to %+v", j.Deploy)
+	}
+	var env api.Environment
+	h.api("GET", envs+"preview-feature%2Fx", nil, 200, &env)
+	if env.Branch != "feature/x" || env.Protected {
+		t.Fatalf("per-branch environment: %+v", env)
+	}
+
+	run = h.pushRun("main", 3)
+	h.waitJob(run.ID, "ship", store.StatusAwaitingApproval)
+	h.api("POST", fmt.Sprintf("/api/runs/%d/jobs/ship/approve", run.ID), api.ApprovalInput{}, 200, nil)
+	if r := h.waitRun(run.ID); r.Status != store.StatusSuccess {
+		t.Fatalf("main run: %s", r.Status)
+	}
+
+	// Deleting the branch deletes its environment; the others stay.
+	del := h.push("feature/x")
+	del["deleted"], del["created"], del["after"] = true, false, "0000000000000000000000000000000000000000"
+	if code, body := h.hook("push", del, "delivery-delete"); code != 202 {
+		t.Fatalf("delete push: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, "the branch's environment to go", func() bool {
+		_, err := h.st.GetEnvironment(context.Background(), 1, h.repo.ID, "preview-feature/x")
+		return err != nil
+	})
+	for _, name := range []string{"production", "staging"} {
+		if _, err := h.st.GetEnvironment(context.Background(), 1, h.repo.ID, name); err != nil {
+			t.Errorf("environment %s: %v", name, err)
+		}
+	}
+}

@@ -220,7 +220,10 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if err != nil {
 		return nil, err
 	}
-	if ev.Name == "ping" || (ev.Name == "push" && ev.Deleted) {
+	if ev.Name == "push" && ev.Deleted {
+		return nil, s.dropBranchEnvironments(ctx, sev.OrgID, sev.RepoID, ev.Ref)
+	}
+	if ev.Name == "ping" {
 		return nil, nil
 	}
 	if (ev.Name == "push" || ev.Name == "pull_request") && trigger.SkipCI(ev.HeadCommit) {

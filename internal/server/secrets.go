@@ -30,6 +30,12 @@ func (s *Server) jobValues(ctx context.Context, run *store.Run, job *store.Job) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	if err := s.mappedVar(ctx, run, vars); err != nil {
+		return nil, nil, err
+	}
 	if fromFork(run) {
 		secrets = map[string]string{}
 	}

@@ -57,6 +57,24 @@ type Environment struct {
 	Updated time.Time
 }
 
+// EnvMapping maps a repository's branches to environments: the first
+// rule whose branch pattern matches wins; other branches get Other, where
+// "{branch}" stands for the branch's name (one environment per branch,
+// made on first use and deleted with its branch). Empty: no mapping.
+type EnvMapping struct {
+	Rules []EnvRule `json:"rules,omitempty"`
+	Other string    `json:"other,omitempty"`
+}
+
+// EnvRule maps the branches matching a pattern to an environment.
+type EnvRule struct {
+	Branch      string `json:"branch"`
+	Environment string `json:"environment"`
+}
+
+// Empty reports whether m maps nothing.
+func (m EnvMapping) Empty() bool { return len(m.Rules) == 0 && m.Other == "" }
+
 // EnvKey is an environment name compared as GitHub does: case aside.
 func EnvKey(name string) string { return strings.ToLower(name) }
 

@@ -181,6 +181,12 @@ type Repo struct {
 	CloneUser     string
 	ClonePassword string
 	Created       time.Time
+	// EnvMap maps the repository's branches to environments (GitOps).
+	EnvMap EnvMapping
+	// SkipForkApproval runs pull requests from forks without a
+	// maintainer's approval (off: they wait for one, like GitHub's
+	// "Require approval for fork pull request workflows").
+	SkipForkApproval bool
 }
 
 // Event states.
@@ -595,6 +601,8 @@ type Audit interface {
 // is registered; nil leaves one as it is.
 type RepoSettings struct {
 	RunTestDeliveries *bool
+	EnvMap            *EnvMapping
+	SkipForkApproval  *bool
 }
 
 // Repos stores repositories.

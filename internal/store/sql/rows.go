@@ -73,13 +73,17 @@ func decodeList(s string) []string {
 type scanner interface{ Scan(dest ...any) error }
 
 const repoCols = `id, org_id, name, url, forge, secret, branch, allow_sha1, status_token, api_url,
-	clone_user, clone_password, created, run_test_deliveries`
+	clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval`
 
 func scanRepo(sc scanner) (*store.Repo, error) {
 	var r store.Repo
 	var created int64
+	var envMap string
 	err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.URL, &r.Forge, &r.Secret, &r.Branch, &r.AllowSHA1,
-		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries)
+		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries, &envMap, &r.SkipForkApproval)
+	if err == nil && envMap != "" {
+		err = json.Unmarshal([]byte(envMap), &r.EnvMap)
+	}
 	r.Created = tm(created)
 	return &r, err
 }

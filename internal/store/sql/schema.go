@@ -415,11 +415,18 @@ var migrations = []migration{
 			`ALTER TABLE jobs ADD COLUMN wait_until BIGINT NOT NULL DEFAULT 0`,
 			`CREATE INDEX jobs_gate ON jobs (wait_until) WHERE status = 'awaiting_approval'`,
 		},
+	}, { // 15: repositories' branch-to-environment mapping (store.EnvMapping as
+		// JSON) and whether fork pull requests' runs skip the approval they
+		// otherwise wait for.
+		shared: []string{
+			`ALTER TABLE repos ADD COLUMN env_map TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE repos ADD COLUMN skip_fork_approval BIGINT NOT NULL DEFAULT 0`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 14
+const SchemaVersion = 15
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	dbsql "database/sql"
+	"fmt"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -47,10 +48,10 @@ func (s *DB) CreateRepo(ctx context.Context, r *store.Repo) error {
 	var id int64
 	err = s.write(ctx, op, func(tx *dbsql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO repos (org_id, name, url, forge, secret, branch,
-			allow_sha1, status_token, api_url, clone_user, clone_password, created, run_test_deliveries)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			allow_sha1, status_token, api_url, clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
 			r.OrgID, r.Name, r.URL, r.Forge, sealed[0], r.Branch, b2i(r.AllowSHA1), sealed[1], r.APIURL,
-			r.CloneUser, sealed[2], us(created), b2i(r.RunTestDeliveries)).Scan(&id)
+			r.CloneUser, sealed[2], us(created), b2i(r.RunTestDeliveries), envMapText(r.EnvMap), b2i(r.SkipForkApproval)).Scan(&id)
 	})
 	if errs.Is(err, errs.Conflict) {
 		return errs.E(op, errs.Conflict, "repository %q already exists", r.Name)
@@ -81,10 +82,28 @@ func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) 
 // UpdateRepo changes a repository's settings (nil fields stay).
 func (s *DB) UpdateRepo(ctx context.Context, orgID, id int64, set store.RepoSettings) (*store.Repo, error) {
 	const op = "store.UpdateRepo"
+	var cols []string
+	var args []any
 	if set.RunTestDeliveries != nil {
+		cols, args = append(cols, "run_test_deliveries"), append(args, b2i(*set.RunTestDeliveries))
+	}
+	if set.EnvMap != nil {
+		cols, args = append(cols, "env_map"), append(args, envMapText(*set.EnvMap))
+	}
+	if set.SkipForkApproval != nil {
+		cols, args = append(cols, "skip_fork_approval"), append(args, b2i(*set.SkipForkApproval))
+	}
+	if len(cols) > 0 {
+		q := "UPDATE repos SET "
+		for i, c := range cols {
+			if i > 0 {
+				q += ", "
+			}
+			q += fmt.Sprintf("%s = $%d", c, i+1)
+		}
+		q += fmt.Sprintf(" WHERE id = $%d AND org_id = $%d", len(cols)+1, len(cols)+2)
 		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-			res, err := tx.ExecContext(ctx, `UPDATE repos SET run_test_deliveries = $1 WHERE id = $2 AND org_id = $3`,
-				b2i(*set.RunTestDeliveries), id, orgID)
+			res, err := tx.ExecContext(ctx, q, append(args, id, orgID)...)
 			if err != nil {
 				return err
 			}
@@ -140,4 +159,12 @@ func (s *DB) AllRepos(ctx context.Context) ([]*store.Repo, error) {
 func (s *DB) ListRepos(ctx context.Context, orgID int64) ([]*store.Repo, error) {
 	rs, err := queryAll(ctx, s.r, s.scanRepo, `SELECT `+repoCols+` FROM repos WHERE org_id = $1 ORDER BY name`, orgID)
 	return rs, mapErr("store.ListRepos", err)
+}
+
+// envMapText is the env_map column of m ("" when it maps nothing).
+func envMapText(m store.EnvMapping) string {
+	if m.Empty() {
+		return ""
+	}
+	return encode(m)
 }
