@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // clientCommands are the subcommands that talk to a server's API. "run"
@@ -259,22 +260,24 @@ func repoListMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // repoSetMain is `conveyor repo set REPO`: change a repository's settings.
 func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newClientCmd("repo set", "repo set REPO --run-test-deliveries=true|false [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
-	var runTests bool
+	c := newClientCmd("repo set", "repo set REPO [--run-test-deliveries=true|false] [--env-map BRANCH=ENV]... [--env-other TEMPLATE]\n"+
+		"                [--no-env-map] [--skip-fork-approval=true|false] [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
+	var runTests, noMap, skipFork bool
+	var rules listFlag
+	var other string
 	c.fs.BoolVar(&runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
+	c.fs.Var(&rules, "env-map", "map branches to an environment, e.g. main=production or 'release/*=staging' (repeatable, first match wins; replaces the mapping)")
+	c.fs.StringVar(&other, "env-other", "", "the environment of other branches; {branch} makes one per branch, deleted with it (e.g. 'preview-{branch}')")
+	c.fs.BoolVar(&noMap, "no-env-map", false, "remove the branch mapping")
+	c.fs.BoolVar(&skipFork, "skip-fork-approval", false, "true: runs of fork pull requests start without a maintainer's approval (admin)")
 	c.jsonFlag()
 	pos, ok := c.parse(args, 1, 1)
 	if !ok {
 		return 2
 	}
-	var in api.RepoUpdate
-	c.fs.Visit(func(f *flag.Flag) {
-		if f.Name == "run-test-deliveries" {
-			in.RunTestDeliveries = &runTests
-		}
-	})
-	if in.RunTestDeliveries == nil {
-		fmt.Fprintln(stderr, "conveyor repo set: nothing to change (--run-test-deliveries=true|false)")
+	in, err := repoUpdateOf(c, runTests, skipFork, noMap, rules, other)
+	if err != nil {
+		fmt.Fprintf(stderr, "conveyor repo set: %v\n", err)
 		return 2
 	}
 	cl := c.client()
@@ -289,8 +292,57 @@ func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if c.json {
 		return c.printJSON(out)
 	}
-	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v\n", out.ID, out.Name, out.RunTestDeliveries)
+	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v skip_fork_approval=%v env_map=%s\n", out.ID, out.Name,
+		out.RunTestDeliveries, out.SkipForkApproval, mappingText(out.EnvMap))
 	return 0
+}
+
+// repoUpdateOf is the change repo set's flags ask for.
+func repoUpdateOf(c *clientCmd, runTests, skipFork, noMap bool, rules []string, other string) (api.RepoUpdate, error) {
+	var in api.RepoUpdate
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "run-test-deliveries":
+			in.RunTestDeliveries = &runTests
+		case "skip-fork-approval":
+			in.SkipForkApproval = &skipFork
+		}
+	})
+	switch {
+	case noMap && (len(rules) > 0 || other != ""):
+		return in, fmt.Errorf("--no-env-map goes alone")
+	case noMap:
+		in.EnvMap = &store.EnvMapping{}
+	case len(rules) > 0 || other != "":
+		m := &store.EnvMapping{Other: other}
+		for _, r := range rules {
+			b, e, ok := strings.Cut(r, "=")
+			if !ok || b == "" || e == "" {
+				return in, fmt.Errorf("--env-map %q: BRANCH=ENVIRONMENT", r)
+			}
+			m.Rules = append(m.Rules, store.EnvRule{Branch: b, Environment: e})
+		}
+		in.EnvMap = m
+	}
+	if in.RunTestDeliveries == nil && in.SkipForkApproval == nil && in.EnvMap == nil {
+		return in, fmt.Errorf("nothing to change (--run-test-deliveries, --env-map/--env-other/--no-env-map, --skip-fork-approval)")
+	}
+	return in, nil
+}
+
+// mappingText shows a branch mapping in one line.
+func mappingText(m *store.EnvMapping) string {
+	if m == nil {
+		return "none"
+	}
+	var parts []string
+	for _, r := range m.Rules {
+		parts = append(parts, r.Branch+"="+r.Environment)
+	}
+	if m.Other != "" {
+		parts = append(parts, "*="+m.Other)
+	}
+	return strings.Join(parts, ",")
 }
 
 func triggerMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
