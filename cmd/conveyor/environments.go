@@ -156,21 +156,38 @@ func waitText(min int) string {
 	return fmt.Sprintf("%dm", min)
 }
 
-// approveMain is "approve RUN JOB [--reject] [--comment C]".
+// approveMain is "approve RUN [JOB] [--reject] [--comment C]".
 func approveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newClientCmd("approve", "approve RUN JOB [--reject] [--comment C] [flags]\n\nJOB is the job's key (e.g. deploy) or id.", stdout, stderr)
+	c := newClientCmd("approve", "approve RUN [JOB] [--reject] [--comment C] [flags]\n\n"+
+		"JOB (its key, e.g. deploy, or id) waits for its environment's reviewers; without JOB,\n"+
+		"the whole run (a fork's pull request) waits for a maintainer.", stdout, stderr)
 	var reject bool
 	var comment string
 	c.fs.BoolVar(&reject, "reject", false, "reject: the job fails and the jobs that need it are skipped")
 	c.fs.StringVar(&comment, "comment", "", "a comment kept with the decision (and in the audit log)")
 	c.jsonFlag()
-	pos, ok := c.parse(args, 2, 2)
+	pos, ok := c.parse(args, 1, 2)
 	if !ok {
 		return 2
 	}
 	id, ok := c.runID(pos[0])
 	if !ok {
 		return 2
+	}
+	if len(pos) == 1 {
+		r, err := c.client().DecideRun(ctx, id, reject, comment)
+		if err != nil {
+			return c.fail(fmt.Sprintf("run %d", id), err)
+		}
+		if c.json {
+			return c.printJSON(r)
+		}
+		if reject {
+			fmt.Fprintf(stdout, "run %d: rejected (%s)\n", id, r.Status)
+		} else {
+			fmt.Fprintf(stdout, "run %d: approved; it is %s\n", id, r.Status)
+		}
+		return 0
 	}
 	j, err := c.client().Decide(ctx, id, pos[1], reject, comment)
 	if err != nil {

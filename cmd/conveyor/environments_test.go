@@ -95,5 +95,26 @@ func TestEnvAndApproveCommands(t *testing.T) {
 	if out := run(1, "approve", fmt.Sprint(r2), "nosuch"); !strings.Contains(out, "not found") {
 		t.Errorf("unknown job: %s", out)
 	}
-	run(2, "approve", fmt.Sprint(r2))
+	// A fork's run: approve RUN, or reject it.
+	forkRun := func() int64 {
+		runs, err := db.CreateRuns(t.Context(), []store.NewRun{{Run: &store.Run{RepoID: repo.ID, Workflow: "ci.yml", Name: "ci",
+			Event: "pull_request", Ref: "refs/pull/1/merge", SHA: "abc", Trigger: "webhook", Status: store.StatusAwaitingApproval},
+			Jobs: []*store.Job{{Key: "test", Name: "test"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runs[0].ID
+	}
+	r3 := forkRun()
+	if out := run(0, "approve", fmt.Sprint(r3)); !strings.Contains(out, fmt.Sprintf("run %d: approved; it is queued", r3)) {
+		t.Errorf("approve RUN: %s", out)
+	}
+	if out := run(1, "approve", fmt.Sprint(r3)); !strings.Contains(out, "not awaiting approval") {
+		t.Errorf("approve RUN twice: %s", out)
+	}
+	r4 := forkRun()
+	if out := run(0, "approve", fmt.Sprint(r4), "--reject", "--comment", "no"); !strings.Contains(out, "rejected (cancelled)") {
+		t.Errorf("reject RUN: %s", out)
+	}
+	run(2, "approve")
 }

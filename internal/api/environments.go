@@ -25,11 +25,18 @@ type EnvironmentStore interface {
 // workers when one may run.
 type Approver interface {
 	DecideJob(ctx context.Context, orgID, jobID int64, d store.Decision) (*store.Job, error)
+	// ApproveRun starts a run awaiting approval (a fork's pull request);
+	// CancelRun ends one that is rejected.
+	ApproveRun(ctx context.Context, orgID, runID int64) (*store.Run, error)
+	CancelRun(ctx context.Context, orgID, runID int64, reason string) (*store.Run, error)
 }
 
 // reviewer may call the approval routes; whether the caller reviews the
 // job's environment is the handler's check (deploy.MayReview).
 var reviewer = access{kind: userToken, role: store.OrgViewer, scope: store.RoleWrite}
+
+// forkReviewer may approve the runs of forks' pull requests.
+var forkReviewer = access{kind: userToken, role: store.OrgMaintainer, scope: store.RoleWrite}
 
 func environmentRoutes() []route {
 	return []route{
@@ -39,6 +46,8 @@ func environmentRoutes() []route {
 		{"DELETE", "/api/repos/{id}/environments/{name}", settings, 204, nil, nil, (*server).deleteEnvironment},
 		{"POST", "/api/runs/{id}/jobs/{job}/approve", reviewer, 200, ApprovalInput{}, Job{}, (*server).approveJob},
 		{"POST", "/api/runs/{id}/jobs/{job}/reject", reviewer, 200, ApprovalInput{}, Job{}, (*server).rejectJob},
+		{"POST", "/api/runs/{id}/approve", forkReviewer, 200, ApprovalInput{}, Run{}, (*server).approveRun},
+		{"POST", "/api/runs/{id}/reject", forkReviewer, 200, ApprovalInput{}, Run{}, (*server).rejectRun},
 	}
 }
 
@@ -390,4 +399,59 @@ func checkRepoUpdate(r *http.Request, in RepoUpdate) error {
 		return errs.E("", errs.Forbidden, "user %s: changing skip_fork_approval needs role admin", c.user)
 	}
 	return nil
+}
+
+func (a *server) approveRun(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	a.decideRun(w, r, tok, true)
+}
+
+func (a *server) rejectRun(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	a.decideRun(w, r, tok, false)
+}
+
+// decideRun approves a run awaiting a maintainer's approval (a fork's
+// pull request), or rejects it: it is cancelled with the reason.
+func (a *server) decideRun(w http.ResponseWriter, r *http.Request, tok *store.Token, approve bool) {
+	if a.Approvals == nil {
+		writeErrorMsg(w, errs.Unavailable, "this server does not take approvals")
+		return
+	}
+	run, ok := a.runFromPath(w, r, tok)
+	if !ok {
+		return
+	}
+	var in ApprovalInput
+	if err := decode(r, &in, true); err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	if len(in.Comment) > MaxCommentSize {
+		a.fail(w, "", errs.E("", errs.Invalid, "comment: at most %d bytes", MaxCommentSize))
+		return
+	}
+	if run.Status != store.StatusAwaitingApproval {
+		a.fail(w, "", errs.E("", errs.Conflict, "run %d is %s, not awaiting approval (approve a job: POST /api/runs/%d/jobs/{job}/approve)",
+			run.ID, run.Status, run.ID))
+		return
+	}
+	c := callerOf(r)
+	comment := strings.TrimSpace(in.Comment)
+	action := "approval.run.approve"
+	var err error
+	if approve {
+		run, err = a.Approvals.ApproveRun(r.Context(), tok.OrgID, run.ID)
+	} else {
+		action = "approval.run.reject"
+		reason := "rejected by " + c.user
+		if comment != "" {
+			reason += ": " + comment
+		}
+		run, err = a.Approvals.CancelRun(r.Context(), tok.OrgID, run.ID, reason)
+	}
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	a.audit(r, tok.OrgID, action, fmt.Sprintf("run %d (%s)", run.ID, run.Name), comment)
+	writeJSON(w, http.StatusOK, toRun(run))
 }

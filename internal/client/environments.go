@@ -50,3 +50,14 @@ func (c *Client) Decide(ctx context.Context, runID int64, job string, reject boo
 	return &out, c.call(ctx, "POST", fmt.Sprintf("/api/runs/%d/jobs/%s/%s", runID, url.PathEscape(job), verb),
 		api.ApprovalInput{Comment: comment}, &out)
 }
+
+// DecideRun approves (or, with reject, rejects: cancels) a run awaiting
+// approval (a fork's pull request).
+func (c *Client) DecideRun(ctx context.Context, runID int64, reject bool, comment string) (*api.Run, error) {
+	verb := "approve"
+	if reject {
+		verb = "reject"
+	}
+	var out api.Run
+	return &out, c.call(ctx, "POST", fmt.Sprintf("/api/runs/%d/%s", runID, verb), api.ApprovalInput{Comment: comment}, &out)
+}

@@ -83,6 +83,8 @@ var routeAccess = map[string]string{
 	"DELETE /api/repos/{id}/environments/{name}": "maintainer:admin",
 	"POST /api/runs/{id}/jobs/{job}/approve":     "viewer:write",
 	"POST /api/runs/{id}/jobs/{job}/reject":      "viewer:write",
+	"POST /api/runs/{id}/approve":                "maintainer:write",
+	"POST /api/runs/{id}/reject":                 "maintainer:write",
 }
 
 // Markers of organisation 1's objects: no refusal, and nothing another

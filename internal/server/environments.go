@@ -27,6 +27,28 @@ func (a approvals) DecideJob(ctx context.Context, orgID, jobID int64, d store.De
 	return j, nil
 }
 
+// ApproveRun starts a fork's run once a maintainer approved it.
+func (a approvals) ApproveRun(ctx context.Context, orgID, runID int64) (*store.Run, error) {
+	r, err := a.s.store.ApproveRun(ctx, orgID, runID)
+	if err != nil {
+		return nil, err
+	}
+	a.s.wakeDispatch()
+	a.s.wakeStatuses()
+	return r, nil
+}
+
+// CancelRun ends a rejected fork's run.
+func (a approvals) CancelRun(ctx context.Context, orgID, runID int64, reason string) (*store.Run, error) {
+	r, err := a.s.store.CancelRun(ctx, orgID, runID, reason)
+	if err != nil {
+		return nil, err
+	}
+	a.s.cancels.Notify(runID)
+	a.s.wakeStatuses()
+	return r, nil
+}
+
 // openGates queues the jobs whose environment's wait timer ended.
 func (s *Server) openGates(ctx context.Context, now time.Time) {
 	n, err := s.store.OpenGates(ctx, now)

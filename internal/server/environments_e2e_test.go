@@ -350,3 +350,116 @@ func TestBranchEnvironments(t *testing.T) {
 		}
 	}
 }
+
+// awaitingRun waits for a run awaiting approval and returns it.
+func (h *harness) awaitingRun() *store.Run {
+	h.t.Helper()
+	var run *store.Run
+	waitFor(h.t, 30*time.Second, "a run awaiting approval", func() bool {
+		runs, _ := h.st.ListRuns(context.Background(), 1, store.RunFilter{Status: store.StatusAwaitingApproval, Limit: 1})
+		if len(runs) == 1 {
+			run = runs[0]
+		}
+		return run != nil
+	})
+	return run
+}
+
+// approveForkRun approves the run awaiting approval, as the admin.
+func (h *harness) approveForkRun() {
+	h.t.Helper()
+	run := h.awaitingRun()
+	h.api("POST", fmt.Sprintf("/api/runs/%d/approve", run.ID), api.ApprovalInput{Comment: "looked at it"}, 200, nil)
+}
+
+// forkPR posts a pull request from a fork of the repository.
+func (h *harness) forkPR(n int) {
+	h.t.Helper()
+	sha, _ := h.git.head()
+	base := map[string]any{"full_name": "octo/repo", "clone_url": "file://" + h.git.dir, "default_branch": "main"}
+	fork := map[string]any{"full_name": "mallory/repo", "clone_url": "file://" + h.git.dir}
+	pr := map[string]any{"action": "opened", "number": n, "repository": base, "sender": map[string]any{"login": "mallory"},
+		"pull_request": map[string]any{"number": n, "head": map[string]any{"ref": fmt.Sprintf("evil-%d", n), "sha": sha, "repo": fork},
+			"base": map[string]any{"ref": "main", "sha": sha, "repo": base}}}
+	if code, body := h.hook("pull_request", pr, fmt.Sprintf("pr-%d", n)); code != 202 {
+		h.t.Fatalf("pull_request: %d %s", code, body)
+	}
+}
+
+const prFlow = `name: PR
+on: pull_request
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: echo tested
+  lint:
+    needs: test
+    runs-on: self-hosted
+    steps:
+      - run: echo linted
+`
+
+// TestForkRunApproval: a fork's pull request run waits, no job leased,
+// until a maintainer approves it (a developer may not); a rejection
+// cancels it; with skip_fork_approval (set by an admin only) it starts at once.
+func TestForkRunApproval(t *testing.T) {
+	h := newHarness(t, harnessOpts{files: map[string]string{".github/workflows/pr.yml": prFlow}})
+	dev := h.member("dave", store.OrgDeveloper)
+	maint := h.member("maureen", store.OrgMaintainer)
+
+	h.forkPR(1)
+	run := h.awaitingRun()
+	js := h.jobs(run.ID)
+	if js["test"].Status != store.StatusQueued || js["test"].Attempt != 0 || js["lint"].Status != store.StatusWaiting {
+		t.Fatalf("jobs of a run awaiting approval: test %s (attempt %d), lint %s", js["test"].Status, js["test"].Attempt, js["lint"].Status)
+	}
+	var detail api.RunDetail
+	h.api("GET", fmt.Sprintf("/api/runs/%d", run.ID), nil, 200, &detail)
+	if detail.Run.Status != store.StatusAwaitingApproval {
+		t.Fatalf("run answered as %s", detail.Run.Status)
+	}
+	if code, b, _ := h.agentCall("POST", fmt.Sprintf("/api/runs/%d/approve", run.ID), dev, nil); code != 403 {
+		t.Fatalf("a developer approves a fork's run: %d %s", code, b)
+	}
+	if code, b, _ := h.agentCall("POST", fmt.Sprintf("/api/runs/%d/approve", run.ID), maint, api.ApprovalInput{Comment: "ok"}); code != 200 {
+		t.Fatalf("a maintainer approves: %d %s", code, b)
+	}
+	if r := h.waitRun(run.ID); r.Status != store.StatusSuccess {
+		t.Fatalf("approved fork run: %s %s", r.Status, r.Error)
+	}
+	if code, _, _ := h.agentCall("POST", fmt.Sprintf("/api/runs/%d/approve", run.ID), maint, nil); code != 409 {
+		t.Fatalf("approving a finished run: %d", code)
+	}
+
+	h.forkPR(2)
+	run = h.awaitingRun()
+	if code, b, _ := h.agentCall("POST", fmt.Sprintf("/api/runs/%d/reject", run.ID), maint, api.ApprovalInput{Comment: "crypto miner"}); code != 200 {
+		t.Fatalf("reject: %d %s", code, b)
+	}
+	if r := h.waitRun(run.ID); r.Status != store.StatusCancelled || r.Error != "rejected by maureen: crypto miner" {
+		t.Fatalf("rejected fork run: %s %q", r.Status, r.Error)
+	}
+
+	on := true
+	if code, b, _ := h.agentCall("PATCH", fmt.Sprintf("/api/repos/%d", h.repo.ID), maint, api.RepoUpdate{SkipForkApproval: &on}); code != 403 {
+		t.Fatalf("a maintainer turns the fork approval off: %d %s", code, b)
+	}
+	h.api("PATCH", fmt.Sprintf("/api/repos/%d", h.repo.ID), api.RepoUpdate{SkipForkApproval: &on}, 200, nil)
+	h.forkPR(3)
+	runs := h.waitRuns(3, 60*time.Second)
+	if runs[0].Status != store.StatusSuccess {
+		t.Fatalf("fork run without approval: %s", runs[0].Status)
+	}
+	var audit api.AuditList
+	h.api("GET", "/api/audit", nil, 200, &audit)
+	var got []string
+	for _, e := range audit.Entries {
+		got = append(got, e.Action)
+	}
+	for _, w := range []string{"approval.run.approve", "approval.run.reject"} {
+		if !strings.Contains(strings.Join(got, " "), w) {
+			t.Errorf("audit lacks %s: %v", w, got)
+		}
+	}
+}

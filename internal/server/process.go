@@ -373,6 +373,10 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 	if err := s.planDeployments(ctx, repo, run, ev.Sender, p.Workflows[0], jobs, jc); err != nil {
 		return nil, err
 	}
+	if !repo.SkipForkApproval && fromFork(run) {
+		// A fork's code runs only once a maintainer looked at it.
+		run.Status = store.StatusAwaitingApproval
+	}
 	return &store.NewRun{Run: run, Jobs: jobs}, nil
 }
 

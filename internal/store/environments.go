@@ -8,8 +8,9 @@ import (
 
 // StatusAwaitingApproval is a job held by its environment's protection
 // rules: it waits for a reviewer's approval and/or its wait timer and is
-// never leased meanwhile. (A run of a fork's pull request that needs a
-// maintainer's approval has it as its run status.)
+// never leased meanwhile. A run created with it (a fork's pull request
+// that needs a maintainer's approval) holds all its jobs until
+// Approvals.ApproveRun.
 const StatusAwaitingApproval = "awaiting_approval"
 
 // Decisions on a job awaiting approval.
@@ -138,4 +139,8 @@ type Approvals interface {
 	// OpenGates queues the approved (or review-free) jobs whose wait
 	// timer ended by now; it returns how many.
 	OpenGates(ctx context.Context, now time.Time) (int, error)
+	// ApproveRun lets a run that awaits approval (a fork's pull request)
+	// start: it enters its concurrency group and its jobs may be leased.
+	// Conflict when the run does not await approval.
+	ApproveRun(ctx context.Context, orgID, runID int64) (*Run, error)
 }

@@ -263,8 +263,8 @@ func approvedBy(d *store.Deployment) string {
 // openGate queues a job that awaited approval: held back like any queued
 // job of a blocked run or of a job-level concurrency group.
 func (s *DB) openGate(ctx context.Context, tx *dbsql.Tx, j *store.Job, t time.Time) error {
-	held := `CASE WHEN (SELECT status FROM runs WHERE id = jobs.run_id) = 'blocked' THEN ` + fmt.Sprint(heldRun) +
-		` ELSE ` + heldSQLCase + ` END`
+	held := `CASE (SELECT status FROM runs WHERE id = jobs.run_id) WHEN 'blocked' THEN ` + fmt.Sprint(heldRun) +
+		` WHEN 'awaiting_approval' THEN ` + fmt.Sprint(heldRunGate) + ` ELSE ` + heldSQLCase + ` END`
 	res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1, gate = 0, held = `+held+`
 		WHERE id = $2 AND status = 'awaiting_approval'`, us(t), j.ID)
 	if err != nil {
@@ -312,4 +312,51 @@ func (s *DB) OpenGates(ctx context.Context, at time.Time) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ApproveRun lets a run awaiting approval start.
+func (s *DB) ApproveRun(ctx context.Context, orgID, runID int64) (*store.Run, error) {
+	const op = "store.ApproveRun"
+	var out *store.Run
+	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
+		r, err := s.getRun(ctx, tx, op, orgID, runID, s.forUpdate)
+		if err != nil {
+			return err
+		}
+		if r.Status != store.StatusAwaitingApproval {
+			return errs.E(op, errs.Conflict, "run %d is %s, not awaiting approval", runID, r.Status)
+		}
+		t := now()
+		status, held := store.StatusQueued, heldSQLCase
+		if r.ConcurrencyGroup != "" {
+			blocked, err := s.enterGroup(ctx, tx, r, t)
+			if err != nil {
+				return err
+			}
+			if blocked {
+				status, held = store.StatusBlocked, fmt.Sprint(heldRun)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1 WHERE id = $2`, status, runID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = `+held+`, queued = $1 WHERE run_id = $2 AND status = 'queued'`,
+			us(t), runID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET held = 0 WHERE run_id = $1 AND status <> 'queued'`, runID); err != nil {
+			return err
+		}
+		if status == store.StatusQueued {
+			if err := s.advanceRun(ctx, tx, runID, t); err != nil {
+				return err
+			}
+		}
+		out, err = s.getRun(ctx, tx, op, orgID, runID, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -52,6 +52,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		// A run that failed before it could start (an invalid workflow file)
 		// comes without jobs and is recorded as failed.
 		failedAtStart := r.Status == store.StatusFailure && len(nr.Jobs) == 0
+		gated := r.Status == store.StatusAwaitingApproval && len(nr.Jobs) > 0
 		row := *r
 		row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
 		row.Status = store.StatusQueued
@@ -61,7 +62,10 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		if err := tx.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
 			return nil, err
 		}
-		if row.ConcurrencyGroup != "" {
+		if gated {
+			// It enters its concurrency group once approved.
+			row.Status = store.StatusAwaitingApproval
+		} else if row.ConcurrencyGroup != "" {
 			blocked, err := s.enterGroup(ctx, tx, &row, t)
 			if err != nil {
 				return nil, err
@@ -85,6 +89,9 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 			return nil, err
 		}
 		desc := fmt.Sprintf("run #%d is queued", row.Number)
+		if gated {
+			desc = fmt.Sprintf("run #%d waits for a maintainer's approval", row.Number)
+		}
 		if row.Status == store.StatusBlocked {
 			desc = fmt.Sprintf("run #%d waits for concurrency group %s", row.Number, row.ConcurrencyGroup)
 		}
@@ -102,7 +109,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 			if err := s.addStatus(ctx, tx, &row, state, desc, t); err != nil {
 				return nil, err
 			}
-		case row.Status != store.StatusBlocked:
+		case row.Status != store.StatusBlocked && !gated:
 			// Re-runs may reuse every job; a run without jobs is done.
 			if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
 				return nil, err
@@ -210,6 +217,8 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		}
 		held := heldNone
 		switch {
+		case r.Status == store.StatusAwaitingApproval:
+			held = heldRunGate
 		case r.Status == store.StatusBlocked:
 			held = heldRun
 		case status == store.StatusQueued && j.ConcurrencyGroup != "" && gate == gateNone:

@@ -17,6 +17,9 @@ var environmentTests = []test{
 	{"ApprovalTimer", testApprovalTimer},
 	{"ApprovalCancel", testApprovalCancel},
 	{"ApprovalAfterNeeds", testApprovalAfterNeeds},
+	{"RunApproval", testRunApproval},
+	{"RunApprovalGroup", testRunApprovalGroup},
+	{"RunApprovalCancel", testRunApprovalCancel},
 }
 
 func testEnvironmentsCRUD(t *testing.T, e *env) {
@@ -214,4 +217,63 @@ func testApprovalAfterNeeds(t *testing.T, e *env) {
 	if got := e.getRun(r.ID); got.Status != store.StatusSuccess {
 		t.Fatalf("run %s, want success", got.Status)
 	}
+}
+
+func awaiting(r *store.Run) { r.Status = store.StatusAwaitingApproval }
+
+func testRunApproval(t *testing.T, e *env) {
+	r := e.newRun(e.repo, awaiting, job("build"), job("test", "build"), gated("deploy", 0, "test"))
+	if r.Status != store.StatusAwaitingApproval {
+		t.Fatalf("run created %s", r.Status)
+	}
+	e.wantJobs(r.ID, map[string]string{"build": store.StatusQueued, "test": store.StatusWaiting})
+	e.noLease(store.LeaseRequest{}) // held until approved
+	_, err := e.s.ApproveRun(e.ctx, e.newOrg("other").ID, r.ID)
+	wantKind(t, err, errs.NotFound, "approving another organisation's run")
+	got, err := e.s.ApproveRun(e.ctx, e.org.ID, r.ID)
+	e.must(err)
+	if got.Status != store.StatusQueued {
+		t.Fatalf("approved run %s", got.Status)
+	}
+	_, err = e.s.ApproveRun(e.ctx, e.org.ID, r.ID)
+	wantKind(t, err, errs.Conflict, "approving twice")
+	e.complete(e.leaseKey("build"), store.StatusSuccess)
+	e.complete(e.leaseKey("test"), store.StatusSuccess)
+	// The environment's own review still applies.
+	e.wantJobs(r.ID, map[string]string{"deploy": store.StatusAwaitingApproval})
+}
+
+func testRunApprovalGroup(t *testing.T, e *env) {
+	first := e.newRun(e.repo, func(r *store.Run) { r.ConcurrencyGroup = "g" }, job("a"))
+	fork := e.newRun(e.repo, func(r *store.Run) { awaiting(r); r.ConcurrencyGroup = "g" }, job("a"))
+	if fork.Status != store.StatusAwaitingApproval {
+		t.Fatalf("fork run %s", fork.Status)
+	}
+	got, err := e.s.ApproveRun(e.ctx, e.org.ID, fork.ID)
+	e.must(err)
+	if got.Status != store.StatusBlocked { // its group is busy: it waits its turn
+		t.Fatalf("approved run in a busy group: %s", got.Status)
+	}
+	e.complete(e.leaseKey("a"), store.StatusSuccess)
+	if e.getRun(first.ID).Status != store.StatusSuccess {
+		t.Fatal("first run did not finish")
+	}
+	l := e.leaseKey("a")
+	if l.Run.ID != fork.ID {
+		t.Fatalf("leased run %d, want the approved %d", l.Run.ID, fork.ID)
+	}
+	e.complete(l, store.StatusSuccess)
+}
+
+func testRunApprovalCancel(t *testing.T, e *env) {
+	r := e.newRun(e.repo, awaiting, job("a"), job("b", "a"))
+	if _, err := e.s.CancelRun(e.ctx, e.org.ID, r.ID, "rejected"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.getRun(r.ID); got.Status != store.StatusCancelled {
+		t.Fatalf("cancelled run awaiting approval: %s", got.Status)
+	}
+	e.wantJobs(r.ID, map[string]string{"a": store.StatusCancelled, "b": store.StatusCancelled})
+	_, err := e.s.ApproveRun(e.ctx, e.org.ID, r.ID)
+	wantKind(t, err, errs.Conflict, "approving a cancelled run")
 }
