@@ -262,20 +262,20 @@ func repoListMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newClientCmd("repo set", "repo set REPO [--run-test-deliveries=true|false] [--env-map BRANCH=ENV]... [--env-other TEMPLATE]\n"+
 		"                [--no-env-map] [--skip-fork-approval=true|false] [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
-	var runTests, noMap, skipFork bool
-	var rules listFlag
-	var other string
-	c.fs.BoolVar(&runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
-	c.fs.Var(&rules, "env-map", "map branches to an environment, e.g. main=production or 'release/*=staging' (repeatable, first match wins; replaces the mapping)")
-	c.fs.StringVar(&other, "env-other", "", "the environment of other branches; {branch} makes one per branch, deleted with it (e.g. 'preview-{branch}')")
-	c.fs.BoolVar(&noMap, "no-env-map", false, "remove the branch mapping")
-	c.fs.BoolVar(&skipFork, "skip-fork-approval", false, "true: runs of fork pull requests start without a maintainer's approval (admin)")
+	var f repoSetFlags
+	c.fs.BoolVar(&f.runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
+	c.fs.Var(&f.rules, "env-map", "map branches to an environment, e.g. main=production or 'release/*=staging' (repeatable, first match wins; replaces the mapping)")
+	c.fs.StringVar(&f.other, "env-other", "", "the environment of other branches; {branch} makes one per branch, deleted with it (e.g. 'preview-{branch}')")
+	c.fs.BoolVar(&f.noMap, "no-env-map", false, "remove the branch mapping")
+	c.fs.BoolVar(&f.skipFork, "skip-fork-approval", false, "true: runs of fork pull requests start without a maintainer's approval (admin)")
+	c.fs.StringVar(&f.network, "network-policy", "", "network policy of the repository's jobs on the Docker backend: open, no-private or none (admin)")
+	c.fs.StringVar(&f.runtime, "runtime", "", "OCI runtime of the repository's jobs' containers, e.g. runsc; --runtime= for the engine's default (admin)")
 	c.jsonFlag()
 	pos, ok := c.parse(args, 1, 1)
 	if !ok {
 		return 2
 	}
-	in, err := repoUpdateOf(c, runTests, skipFork, noMap, rules, other)
+	in, err := f.update(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "conveyor repo set: %v\n", err)
 		return 2
@@ -292,30 +292,42 @@ func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if c.json {
 		return c.printJSON(out)
 	}
-	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v skip_fork_approval=%v env_map=%s\n", out.ID, out.Name,
-		out.RunTestDeliveries, out.SkipForkApproval, mappingText(out.EnvMap))
+	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v skip_fork_approval=%v env_map=%s network_policy=%s runtime=%s\n",
+		out.ID, out.Name, out.RunTestDeliveries, out.SkipForkApproval, mappingText(out.EnvMap), orDefault(out.NetworkPolicy, "open"),
+		orDefault(out.Runtime, "default"))
 	return 0
 }
 
-// repoUpdateOf is the change repo set's flags ask for.
-func repoUpdateOf(c *clientCmd, runTests, skipFork, noMap bool, rules []string, other string) (api.RepoUpdate, error) {
+// repoSetFlags are repo set's flags.
+type repoSetFlags struct {
+	runTests, skipFork, noMap bool
+	rules                     listFlag
+	other, network, runtime   string
+}
+
+// update is the change the flags set on c ask for.
+func (rf *repoSetFlags) update(c *clientCmd) (api.RepoUpdate, error) {
 	var in api.RepoUpdate
 	c.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "run-test-deliveries":
-			in.RunTestDeliveries = &runTests
+			in.RunTestDeliveries = &rf.runTests
 		case "skip-fork-approval":
-			in.SkipForkApproval = &skipFork
+			in.SkipForkApproval = &rf.skipFork
+		case "network-policy":
+			in.NetworkPolicy = &rf.network
+		case "runtime":
+			in.Runtime = &rf.runtime
 		}
 	})
 	switch {
-	case noMap && (len(rules) > 0 || other != ""):
+	case rf.noMap && (len(rf.rules) > 0 || rf.other != ""):
 		return in, fmt.Errorf("--no-env-map goes alone")
-	case noMap:
+	case rf.noMap:
 		in.EnvMap = &store.EnvMapping{}
-	case len(rules) > 0 || other != "":
-		m := &store.EnvMapping{Other: other}
-		for _, r := range rules {
+	case len(rf.rules) > 0 || rf.other != "":
+		m := &store.EnvMapping{Other: rf.other}
+		for _, r := range rf.rules {
 			b, e, ok := strings.Cut(r, "=")
 			if !ok || b == "" || e == "" {
 				return in, fmt.Errorf("--env-map %q: BRANCH=ENVIRONMENT", r)
@@ -324,8 +336,8 @@ func repoUpdateOf(c *clientCmd, runTests, skipFork, noMap bool, rules []string, 
 		}
 		in.EnvMap = m
 	}
-	if in.RunTestDeliveries == nil && in.SkipForkApproval == nil && in.EnvMap == nil {
-		return in, fmt.Errorf("nothing to change (--run-test-deliveries, --env-map/--env-other/--no-env-map, --skip-fork-approval)")
+	if in.RunTestDeliveries == nil && in.SkipForkApproval == nil && in.EnvMap == nil && in.NetworkPolicy == nil && in.Runtime == nil {
+		return in, fmt.Errorf("nothing to change (--run-test-deliveries, --env-map/--env-other/--no-env-map, --skip-fork-approval, --network-policy, --runtime)")
 	}
 	return in, nil
 }
@@ -612,4 +624,11 @@ func duration(started, finished *time.Time) string {
 		return time.Since(*started).Round(time.Second).String() + "+"
 	}
 	return finished.Sub(*started).Round(time.Second).String()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

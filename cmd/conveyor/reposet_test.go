@@ -52,4 +52,14 @@ func TestRepoSetEnvMapAndForkApproval(t *testing.T) {
 	if out := e.want(t, 0, "repo", "set", "acme/app", "--no-env-map", "--skip-fork-approval=false"); !strings.Contains(out, "skip_fork_approval=false env_map=none") {
 		t.Errorf("repo set --no-env-map: %q", out)
 	}
+	out = e.want(t, 0, "repo", "set", "acme/app", "--network-policy", "no-private", "--runtime", "runsc")
+	if !strings.Contains(out, "network_policy=no-private runtime=runsc") {
+		t.Errorf("repo set --network-policy --runtime: %q", out)
+	}
+	if r, _ := e.f.GetRepo(t.Context(), 1, id); r.NetworkPolicy != "no-private" || r.Runtime != "runsc" {
+		t.Errorf("stored sandbox: %+v", r)
+	}
+	if out := e.want(t, 0, "repo", "set", "acme/app", "--runtime="); !strings.Contains(out, "network_policy=no-private runtime=default") {
+		t.Errorf("repo set --runtime=: %q", out)
+	}
 }

@@ -33,6 +33,11 @@ type RepoUpdate struct {
 	// SkipForkApproval turns off (true) or on (false) the approval runs
 	// of fork pull requests wait for; changing it needs role admin.
 	SkipForkApproval *bool `json:"skip_fork_approval,omitempty"`
+	// NetworkPolicy (open, no-private, none) and Runtime (e.g. runsc; ""
+	// the engine's default) are the sandbox of the repository's jobs on
+	// the Docker backend; changing them needs role admin.
+	NetworkPolicy *string `json:"network_policy,omitempty"`
+	Runtime       *string `json:"runtime,omitempty"`
 }
 
 // DispatchInput is a workflow_dispatch request.

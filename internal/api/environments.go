@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/deploy"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -395,11 +397,29 @@ func checkRepoUpdate(r *http.Request, in RepoUpdate) error {
 			return err
 		}
 	}
-	if c := callerOf(r); in.SkipForkApproval != nil && c != nil && c.effectiveRole().Rank() < store.OrgAdmin.Rank() {
+	if in.NetworkPolicy != nil {
+		if _, err := backend.ParseNetworkPolicy(*in.NetworkPolicy); err != nil {
+			return errs.E("", errs.Invalid, "network_policy: %v", err)
+		}
+	}
+	if in.Runtime != nil && *in.Runtime != "" && !runtimeName.MatchString(*in.Runtime) {
+		return errs.E("", errs.Invalid, "runtime %q: a runtime's name, e.g. runsc or kata-runtime", *in.Runtime)
+	}
+	c := callerOf(r)
+	if c == nil || c.effectiveRole().Rank() >= store.OrgAdmin.Rank() {
+		return nil
+	}
+	switch {
+	case in.SkipForkApproval != nil:
 		return errs.E("", errs.Forbidden, "user %s: changing skip_fork_approval needs role admin", c.user)
+	case in.NetworkPolicy != nil || in.Runtime != nil:
+		return errs.E("", errs.Forbidden, "user %s: changing the jobs' sandbox (network_policy, runtime) needs role admin", c.user)
 	}
 	return nil
 }
+
+// runtimeName is what an OCI runtime's name may be.
+var runtimeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func (a *server) approveRun(w http.ResponseWriter, r *http.Request, tok *store.Token) {
 	a.decideRun(w, r, tok, true)

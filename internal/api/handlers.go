@@ -114,6 +114,9 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 	if in.SkipForkApproval != nil {
 		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("skip_fork_approval=%v", *in.SkipForkApproval))
 	}
+	if in.NetworkPolicy != nil || in.Runtime != nil {
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("network_policy=%q runtime=%q", repo.NetworkPolicy, repo.Runtime))
+	}
 	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
 }
 

@@ -49,6 +49,10 @@ type Repo struct {
 	// SkipForkApproval: runs of fork pull requests start without a
 	// maintainer's approval.
 	SkipForkApproval bool `json:"skip_fork_approval"`
+	// NetworkPolicy and Runtime are the sandbox of its jobs ("": open,
+	// the engine's default runtime).
+	NetworkPolicy string `json:"network_policy,omitempty"`
+	Runtime       string `json:"runtime,omitempty"`
 }
 
 // RepoList is the answer of GET /api/repos.
@@ -195,6 +199,7 @@ func toRepo(r *store.Repo, base string) Repo {
 		ID: r.ID, Name: r.Name, URL: r.URL, Forge: r.Forge, Branch: r.Branch,
 		AllowSHA1: r.AllowSHA1, RunTestDeliveries: r.RunTestDeliveries, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
 		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(), SkipForkApproval: r.SkipForkApproval,
+		NetworkPolicy: r.NetworkPolicy, Runtime: r.Runtime,
 	}
 	if !r.EnvMap.Empty() {
 		m := r.EnvMap

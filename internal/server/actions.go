@@ -64,7 +64,7 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 // copy is dropped so that the change holds at once on this replica.
 func (s *Server) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
 	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries,
-		EnvMap: in.EnvMap, SkipForkApproval: in.SkipForkApproval})
+		EnvMap: in.EnvMap, SkipForkApproval: in.SkipForkApproval, NetworkPolicy: in.NetworkPolicy, Runtime: in.Runtime})
 	if err != nil {
 		return nil, err
 	}

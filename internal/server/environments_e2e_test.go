@@ -463,3 +463,56 @@ func TestForkRunApproval(t *testing.T) {
 		}
 	}
 }
+
+const sandboxFlow = `name: Sandbox
+on: push
+jobs:
+  probe:
+    runs-on: self-hosted
+    steps:
+      - run: echo probing
+`
+
+// TestRepoSandboxSettings: a repository's network policy and runtime
+// reach its jobs' sandboxes on the server's workers and on agents (the
+// host backend, which cannot apply them, refuses the job with the reason;
+// the Docker backend's enforcement is internal/backend/docker's tests).
+func TestRepoSandboxSettings(t *testing.T) {
+	for _, where := range []string{"worker", "agent"} {
+		t.Run(where, func(t *testing.T) {
+			cfg := Config{}
+			if where == "agent" {
+				cfg = Config{Workers: -1, AgentPoll: 200 * time.Millisecond}
+			}
+			h := newHarness(t, harnessOpts{cfg: cfg, files: map[string]string{".github/workflows/sandbox.yml": sandboxFlow}})
+			if where == "agent" {
+				h.startAgent("sandboxed", 1, time.Minute, "self-hosted", "linux")
+			}
+			maint := h.member("maureen", store.OrgMaintainer)
+			none, runsc, empty, open := "none", "runsc", "", "open"
+			repo := fmt.Sprintf("/api/repos/%d", h.repo.ID)
+			if code, b, _ := h.agentCall("PATCH", repo, maint, api.RepoUpdate{NetworkPolicy: &open}); code != 403 {
+				t.Fatalf("a maintainer changes the sandbox: %d %s", code, b)
+			}
+			bogus := "closed"
+			h.api("PATCH", repo, api.RepoUpdate{NetworkPolicy: &bogus}, 400, nil)
+			for i, c := range []struct {
+				set     api.RepoUpdate
+				status  string
+				errPart string
+			}{
+				{api.RepoUpdate{NetworkPolicy: &none}, store.StatusFailure, `network policy "none": the host backend cannot confine`},
+				{api.RepoUpdate{NetworkPolicy: &open, Runtime: &runsc}, store.StatusFailure, `asks for runtime "runsc"`},
+				{api.RepoUpdate{Runtime: &empty}, store.StatusSuccess, ""},
+			} {
+				h.api("PATCH", repo, c.set, 200, nil)
+				run := h.pushRun("main", i+1)
+				r := h.waitRun(run.ID)
+				j := h.jobs(run.ID)["probe"]
+				if r.Status != c.status || !strings.Contains(j.Error+h.jobLog(run.ID, "probe"), c.errPart) {
+					t.Errorf("case %d: run %s, job %s %q, want %s with %q", i, r.Status, j.Status, j.Error, c.status, c.errPart)
+				}
+			}
+		})
+	}
+}

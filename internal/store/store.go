@@ -187,6 +187,11 @@ type Repo struct {
 	// maintainer's approval (off: they wait for one, like GitHub's
 	// "Require approval for fork pull request workflows").
 	SkipForkApproval bool
+	// NetworkPolicy (open, no-private, none; "": open) and Runtime (an
+	// OCI runtime such as runsc; "": the engine's default) are the
+	// sandbox settings of the repository's jobs on container backends.
+	NetworkPolicy string
+	Runtime       string
 }
 
 // Event states.
@@ -603,6 +608,8 @@ type RepoSettings struct {
 	RunTestDeliveries *bool
 	EnvMap            *EnvMapping
 	SkipForkApproval  *bool
+	NetworkPolicy     *string
+	Runtime           *string
 }
 
 // Repos stores repositories.

@@ -235,6 +235,12 @@ func (f *Fake) UpdateRepo(_ context.Context, orgID, id int64, in api.RepoUpdate)
 		if in.SkipForkApproval != nil {
 			r.SkipForkApproval = *in.SkipForkApproval
 		}
+		if in.NetworkPolicy != nil {
+			r.NetworkPolicy = *in.NetworkPolicy
+		}
+		if in.Runtime != nil {
+			r.Runtime = *in.Runtime
+		}
 		c := *r
 		return &c, nil
 	}

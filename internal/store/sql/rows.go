@@ -73,14 +73,16 @@ func decodeList(s string) []string {
 type scanner interface{ Scan(dest ...any) error }
 
 const repoCols = `id, org_id, name, url, forge, secret, branch, allow_sha1, status_token, api_url,
-	clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval`
+	clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval,
+	network_policy, runtime`
 
 func scanRepo(sc scanner) (*store.Repo, error) {
 	var r store.Repo
 	var created int64
 	var envMap string
 	err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.URL, &r.Forge, &r.Secret, &r.Branch, &r.AllowSHA1,
-		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries, &envMap, &r.SkipForkApproval)
+		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries, &envMap, &r.SkipForkApproval,
+		&r.NetworkPolicy, &r.Runtime)
 	if err == nil && envMap != "" {
 		err = json.Unmarshal([]byte(envMap), &r.EnvMap)
 	}

@@ -416,11 +416,14 @@ var migrations = []migration{
 			`CREATE INDEX jobs_gate ON jobs (wait_until) WHERE status = 'awaiting_approval'`,
 		},
 	}, { // 15: repositories' branch-to-environment mapping (store.EnvMapping as
-		// JSON) and whether fork pull requests' runs skip the approval they
-		// otherwise wait for.
+		// JSON), whether fork pull requests' runs skip the approval they
+		// otherwise wait for, and their jobs' network policy and runtime.
 		shared: []string{
 			`ALTER TABLE repos ADD COLUMN env_map TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE repos ADD COLUMN skip_fork_approval BIGINT NOT NULL DEFAULT 0`,
+			// The sandbox settings of its jobs (store.Repo.NetworkPolicy, Runtime).
+			`ALTER TABLE repos ADD COLUMN network_policy TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE repos ADD COLUMN runtime TEXT NOT NULL DEFAULT ''`,
 		},
 	},
 }

@@ -110,6 +110,12 @@ func testUpdateRepo(t *testing.T, e *env, r *store.Repo, other *store.Org) {
 	if !got.EnvMap.Empty() || !got.SkipForkApproval {
 		t.Errorf("clearing the mapping: %+v", got)
 	}
+	none, runsc := "none", "runsc"
+	got, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{NetworkPolicy: &none, Runtime: &runsc})
+	e.must(err)
+	if got.NetworkPolicy != "none" || got.Runtime != "runsc" || !got.SkipForkApproval {
+		t.Errorf("UpdateRepo(NetworkPolicy, Runtime) = %+v", got)
+	}
 }
 
 // sameRepo compares repositories, times by Equal.
