@@ -101,6 +101,11 @@ func (s *Server) planDeployments(ctx context.Context, repo *store.Repo, run *sto
 		if err != nil {
 			return err
 		}
+		if skipsAnyway(pj.Source.If, c) {
+			// It will skip itself: GitHub asks no review and checks no
+			// branch rule for a job that does not run.
+			d.Reviewers, d.WaitMinutes, deny = nil, 0, ""
+		}
 		jobs[i].Deploy = d
 		if deny != "" {
 			jobs[i].Status, jobs[i].Error = store.StatusFailure, deny
@@ -227,4 +232,26 @@ func (s *Server) sandboxOf(ctx context.Context, run *store.Run, spec *jobrun.Spe
 	}
 	spec.Network, spec.Runtime = backend.NetworkPolicy(repo.NetworkPolicy), repo.Runtime
 	return nil
+}
+
+// planContexts are the contexts a job's if: may read when the run is
+// planned; a condition reading another one is only known once it runs.
+var planContexts = []string{"github", "inputs", "vars"}
+
+// skipsAnyway reports whether a job's if: is false whatever its needs
+// do: it uses no status function and reads only the run's contexts.
+func skipsAnyway(cond string, c *expr.Context) bool {
+	src := strings.TrimSpace(cond)
+	if s, ok := strings.CutPrefix(src, "${{"); ok && strings.HasSuffix(s, "}}") && strings.Count(src, "${{") == 1 {
+		src = strings.TrimSpace(strings.TrimSuffix(s, "}}"))
+	}
+	if src == "" || strings.Contains(src, "${{") {
+		return false
+	}
+	e, err := expr.Parse(src, planContexts)
+	if err != nil || e.UsesStatusFunc() {
+		return false // an unknown context fails to parse: decided when the job runs
+	}
+	v, err := e.Eval(c)
+	return err == nil && !expr.Truthy(v)
 }

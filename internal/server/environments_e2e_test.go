@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -40,6 +41,12 @@ jobs:
     environment: staging
     steps:
       - run: echo staged
+  hotfix:
+    if: github.ref == 'refs/heads/hotfix'
+    runs-on: self-hosted
+    environment: production
+    steps:
+      - run: echo hotfix
 `
 
 // member makes a user with role in organisation 1 and returns a token of
@@ -231,8 +238,9 @@ func TestEnvironmentApprovals(t *testing.T) {
 	}
 	js = h.jobs(run.ID)
 	want := `Branch "feature" is not allowed to deploy to production due to environment protection rules`
+	// hotfix's if: is false: no review, no branch rule, it skips itself.
 	if js["deploy"].Error != want || !js["deploy"].Started.IsZero() || js["build"].Status != store.StatusSuccess ||
-		js["notify"].Status != store.StatusSkipped {
+		js["notify"].Status != store.StatusSkipped || js["hotfix"].Status != store.StatusSkipped {
 		t.Fatalf("feature run: deploy %s %q (started %v), build %s, notify %s", js["deploy"].Status, js["deploy"].Error,
 			js["deploy"].Started, js["build"].Status, js["notify"].Status)
 	}
@@ -514,5 +522,24 @@ func TestRepoSandboxSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSkipsAnyway(t *testing.T) {
+	c := &expr.Context{Values: map[string]any{"github": map[string]any{"ref": "refs/heads/feature", "event_name": "push"},
+		"inputs": map[string]any{}, "vars": map[string]any{}}}
+	for cond, want := range map[string]bool{
+		"":                                       false,
+		"github.ref == 'refs/heads/main'":        true,
+		"${{ github.ref == 'refs/heads/main' }}": true,
+		"github.ref == 'refs/heads/feature'":     false,
+		"always() && github.ref == 'refs/heads/main'": false, // a status function: decided at run time
+		"needs.build.outputs.x == 'y'":                false,
+		"matrix.os == 'linux'":                        false,
+		"${{ false }} && x":                           false,
+	} {
+		if got := skipsAnyway(cond, c); got != want {
+			t.Errorf("skipsAnyway(%q) = %v, want %v", cond, got, want)
+		}
 	}
 }
