@@ -467,6 +467,9 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		repo = rp.Name
 	}
 	fmt.Fprintf(stdout, "run %d: %s #%d: %s\n", r.ID, repo, r.Number, r.Status)
+	if r.Status == "awaiting_approval" {
+		fmt.Fprintf(stdout, "           a fork's pull request: waits for a maintainer (conveyor approve %d)\n", r.ID)
+	}
 	fmt.Fprintf(stdout, "workflow:  %s (%s)\n", r.Name, r.Workflow)
 	fmt.Fprintf(stdout, "event:     %s on %s at %s (%s)\n", r.Event, shortRef(r.Ref), shortSHA(r.SHA), r.Trigger)
 	if r.RerunOf != 0 {
@@ -493,6 +496,7 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if j.WaitingReason != "" {
 			notes = append(notes, j.WaitingReason)
 		}
+		notes = append(notes, deployNotes(j)...)
 		status := j.Status
 		if j.Queue != "" {
 			status += ": " + j.Queue // queued: quota
@@ -631,4 +635,22 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// deployNotes are what run show says of a job's environment.
+func deployNotes(j api.Job) []string {
+	if j.Environment == nil {
+		return nil
+	}
+	env := "environment " + j.Environment.Name
+	if j.Environment.URL != "" {
+		env += " (" + j.Environment.URL + ")"
+	}
+	notes := []string{env}
+	if j.Approval != nil {
+		for _, d := range j.Approval.Decisions {
+			notes = append(notes, d.Decision+" by "+d.User)
+		}
+	}
+	return notes
 }

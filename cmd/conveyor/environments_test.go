@@ -84,6 +84,9 @@ func TestEnvAndApproveCommands(t *testing.T) {
 	if out := run(1, "approve", fmt.Sprint(r1), "deploy"); !strings.Contains(out, "not awaiting a review") {
 		t.Errorf("approve twice: %s", out)
 	}
+	if out := run(0, "run", "show", fmt.Sprint(r1)); !strings.Contains(out, "environment production") || !strings.Contains(out, "approved by admin") {
+		t.Errorf("run show of an approved job:\n%s", out)
+	}
 	r2 := newRun()
 	if out := run(0, "approve", fmt.Sprint(r2), "deploy", "--reject", "--comment", "not today"); !strings.Contains(out, "rejected by admin: not today") {
 		t.Errorf("reject: %s", out)
