@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // clientCommands are the subcommands that talk to a server's API. "run"
@@ -44,6 +45,9 @@ func clientCommands() map[string]command {
 		m[k] = v
 	}
 	for k, v := range quotaCommands() {
+		m[k] = v
+	}
+	for k, v := range environmentCommands() {
 		m[k] = v
 	}
 	return m
@@ -267,22 +271,24 @@ func repoListMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // repoSetMain is `conveyor repo set REPO`: change a repository's settings.
 func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newClientCmd("repo set", "repo set REPO --run-test-deliveries=true|false [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
-	var runTests bool
-	c.fs.BoolVar(&runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
+	c := newClientCmd("repo set", "repo set REPO [--run-test-deliveries=true|false] [--env-map BRANCH=ENV]... [--env-other TEMPLATE]\n"+
+		"                [--no-env-map] [--skip-fork-approval=true|false] [flags]\n\nREPO is a repository id or owner/name.", stdout, stderr)
+	var f repoSetFlags
+	c.fs.BoolVar(&f.runTests, "run-test-deliveries", false, "run Gitea's \"Test delivery\" pushes (before == after) like real pushes")
+	c.fs.Var(&f.rules, "env-map", "map branches to an environment, e.g. main=production or 'release/*=staging' (repeatable, first match wins; replaces the mapping)")
+	c.fs.StringVar(&f.other, "env-other", "", "the environment of other branches; {branch} makes one per branch, deleted with it (e.g. 'preview-{branch}')")
+	c.fs.BoolVar(&f.noMap, "no-env-map", false, "remove the branch mapping")
+	c.fs.BoolVar(&f.skipFork, "skip-fork-approval", false, "true: runs of fork pull requests start without a maintainer's approval (admin)")
+	c.fs.StringVar(&f.network, "network-policy", "", "network policy of the repository's jobs on the Docker backend: open, no-private or none (admin)")
+	c.fs.StringVar(&f.runtime, "runtime", "", "OCI runtime of the repository's jobs' containers, e.g. runsc; --runtime= for the engine's default (admin)")
 	c.jsonFlag()
 	pos, ok := c.parse(args, 1, 1)
 	if !ok {
 		return 2
 	}
-	var in api.RepoUpdate
-	c.fs.Visit(func(f *flag.Flag) {
-		if f.Name == "run-test-deliveries" {
-			in.RunTestDeliveries = &runTests
-		}
-	})
-	if in.RunTestDeliveries == nil {
-		fmt.Fprintln(stderr, "conveyor repo set: nothing to change (--run-test-deliveries=true|false)")
+	in, err := f.update(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "conveyor repo set: %v\n", err)
 		return 2
 	}
 	cl := c.client()
@@ -297,8 +303,69 @@ func repoSetMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if c.json {
 		return c.printJSON(out)
 	}
-	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v\n", out.ID, out.Name, out.RunTestDeliveries)
+	fmt.Fprintf(stdout, "repository %d: %s: run_test_deliveries=%v skip_fork_approval=%v env_map=%s network_policy=%s runtime=%s\n",
+		out.ID, out.Name, out.RunTestDeliveries, out.SkipForkApproval, mappingText(out.EnvMap), orDefault(out.NetworkPolicy, "open"),
+		orDefault(out.Runtime, "default"))
 	return 0
+}
+
+// repoSetFlags are repo set's flags.
+type repoSetFlags struct {
+	runTests, skipFork, noMap bool
+	rules                     listFlag
+	other, network, runtime   string
+}
+
+// update is the change the flags set on c ask for.
+func (rf *repoSetFlags) update(c *clientCmd) (api.RepoUpdate, error) {
+	var in api.RepoUpdate
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "run-test-deliveries":
+			in.RunTestDeliveries = &rf.runTests
+		case "skip-fork-approval":
+			in.SkipForkApproval = &rf.skipFork
+		case "network-policy":
+			in.NetworkPolicy = &rf.network
+		case "runtime":
+			in.Runtime = &rf.runtime
+		}
+	})
+	switch {
+	case rf.noMap && (len(rf.rules) > 0 || rf.other != ""):
+		return in, fmt.Errorf("--no-env-map goes alone")
+	case rf.noMap:
+		in.EnvMap = &store.EnvMapping{}
+	case len(rf.rules) > 0 || rf.other != "":
+		m := &store.EnvMapping{Other: rf.other}
+		for _, r := range rf.rules {
+			b, e, ok := strings.Cut(r, "=")
+			if !ok || b == "" || e == "" {
+				return in, fmt.Errorf("--env-map %q: BRANCH=ENVIRONMENT", r)
+			}
+			m.Rules = append(m.Rules, store.EnvRule{Branch: b, Environment: e})
+		}
+		in.EnvMap = m
+	}
+	if in.RunTestDeliveries == nil && in.SkipForkApproval == nil && in.EnvMap == nil && in.NetworkPolicy == nil && in.Runtime == nil {
+		return in, fmt.Errorf("nothing to change (--run-test-deliveries, --env-map/--env-other/--no-env-map, --skip-fork-approval, --network-policy, --runtime)")
+	}
+	return in, nil
+}
+
+// mappingText shows a branch mapping in one line.
+func mappingText(m *store.EnvMapping) string {
+	if m == nil {
+		return "none"
+	}
+	var parts []string
+	for _, r := range m.Rules {
+		parts = append(parts, r.Branch+"="+r.Environment)
+	}
+	if m.Other != "" {
+		parts = append(parts, "*="+m.Other)
+	}
+	return strings.Join(parts, ",")
 }
 
 func triggerMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -407,6 +474,9 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		repo = rp.Name
 	}
 	fmt.Fprintf(stdout, "run %d: %s #%d: %s\n", r.ID, repo, r.Number, r.Status)
+	if r.Status == "awaiting_approval" {
+		fmt.Fprintf(stdout, "           a fork's pull request: waits for a maintainer (conveyor approve %d)\n", r.ID)
+	}
 	fmt.Fprintf(stdout, "workflow:  %s (%s)\n", r.Name, r.Workflow)
 	fmt.Fprintf(stdout, "event:     %s on %s at %s (%s)\n", r.Event, shortRef(r.Ref), shortSHA(r.SHA), r.Trigger)
 	if r.RerunOf != 0 {
@@ -433,6 +503,7 @@ func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if j.WaitingReason != "" {
 			notes = append(notes, j.WaitingReason)
 		}
+		notes = append(notes, deployNotes(j)...)
 		status := j.Status
 		if j.Queue != "" {
 			status += ": " + j.Queue // queued: quota
@@ -604,4 +675,29 @@ func printTable[T any](c *clientCmd, items []T, header string, row func(T) []any
 	}
 	tw.Flush()
 	return 0
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// deployNotes are what run show says of a job's environment.
+func deployNotes(j api.Job) []string {
+	if j.Environment == nil {
+		return nil
+	}
+	env := "environment " + j.Environment.Name
+	if j.Environment.URL != "" {
+		env += " (" + j.Environment.URL + ")"
+	}
+	notes := []string{env}
+	if j.Approval != nil {
+		for _, d := range j.Approval.Decisions {
+			notes = append(notes, d.Decision+" by "+d.User)
+		}
+	}
+	return notes
 }

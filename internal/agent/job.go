@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -112,7 +113,8 @@ func specOf(asg *api.AgentAssignment) *jobrun.Spec {
 	return &jobrun.Spec{JobID: asg.JobID, Key: asg.Key, Name: asg.Name, RunID: r.ID, RunNumber: r.Number, RunAttempt: r.Attempt,
 		Workflow: r.Workflow, WorkflowYAML: []byte(r.WorkflowYAML), Event: r.Event, EventJSON: r.EventJSON,
 		SHA: r.SHA, Ref: r.Ref, Inputs: r.Inputs, Needs: needs, Keep: jobrun.KeepOf(asg.Keep),
-		Secrets: asg.Secrets, Vars: asg.Vars, MaxTimeoutMinutes: asg.MaxTimeoutMinutes}
+		Secrets: asg.Secrets, Vars: asg.Vars, MaxTimeoutMinutes: asg.MaxTimeoutMinutes,
+		Network: backend.NetworkPolicy(asg.NetworkPolicy), Runtime: asg.Runtime}
 }
 
 // heartbeat extends the lease until ctx ends. A cancelled run stops the

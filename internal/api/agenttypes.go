@@ -82,6 +82,11 @@ type AgentAssignment struct {
 	// MaxTimeoutMinutes caps the job's timeout-minutes: its
 	// organisation's quota (0: none).
 	MaxTimeoutMinutes int `json:"max_timeout_minutes,omitempty"`
+	// NetworkPolicy and Runtime are the repository's sandbox settings
+	// (open, no-private, none; an OCI runtime), applied on the Docker
+	// backend; an agent whose backend cannot apply them fails the job.
+	NetworkPolicy string `json:"network_policy,omitempty"`
+	Runtime       string `json:"runtime,omitempty"`
 }
 
 // AgentRun is the run of an assigned job, as it was planned.

@@ -94,6 +94,10 @@ type Deps struct {
 	// Quotas serves organisations' quotas and usage (nil: those routes
 	// answer 503).
 	Quotas QuotaStore
+	// Environments keeps the repositories' environments and Approvals
+	// decides on jobs awaiting approval (nil: those routes answer 503).
+	Environments EnvironmentStore
+	Approvals    Approver
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -160,7 +164,7 @@ func routes() []route {
 		{"PUT", "/api/agent/jobs/{id}/artifacts/{name}", agent, 201, nil, Artifact{}, (*server).agentPutArtifact},
 		{"GET", "/api/agent/jobs/{id}/artifacts", agent, 200, nil, ArtifactList{}, (*server).agentListArtifacts},
 		{"GET", "/api/agent/jobs/{id}/artifacts/{name}", agent, 200, nil, nil, (*server).agentGetArtifact},
-	}, accountRoutes(), secretRoutes(), quotaRoutes(), retentionRoutes())
+	}, accountRoutes(), secretRoutes(), quotaRoutes(), retentionRoutes(), environmentRoutes())
 }
 
 type server struct {

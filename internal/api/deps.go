@@ -30,6 +30,17 @@ type RepoUpdate struct {
 	// Secret is a new webhook secret: set by POST /api/repos/{id}/hook-secret,
 	// which makes it, never read from a body.
 	Secret *string `json:"-"`
+	// EnvMap replaces the branch-to-environment mapping (an empty one
+	// removes it).
+	EnvMap *store.EnvMapping `json:"env_map,omitempty"`
+	// SkipForkApproval turns off (true) or on (false) the approval runs
+	// of fork pull requests wait for; changing it needs role admin.
+	SkipForkApproval *bool `json:"skip_fork_approval,omitempty"`
+	// NetworkPolicy (open, no-private, none) and Runtime (e.g. runsc; ""
+	// the engine's default) are the sandbox of the repository's jobs on
+	// the Docker backend; changing them needs role admin.
+	NetworkPolicy *string `json:"network_policy,omitempty"`
+	Runtime       *string `json:"runtime,omitempty"`
 }
 
 // DispatchInput is a workflow_dispatch request.
@@ -37,6 +48,10 @@ type DispatchInput struct {
 	Workflow string            `json:"workflow"` // file name or path (.github/workflows/x.yml)
 	Ref      string            `json:"ref"`      // branch, tag or sha; default: the repo's branch
 	Inputs   map[string]string `json:"inputs,omitempty"`
+	// Actor is the user who dispatched (github.actor, and the run's author
+	// for environments' self-review rule); set by the API, never read
+	// from the body.
+	Actor string `json:"-"`
 }
 
 // Actions are the operations with logic beyond a store call; the server

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -97,6 +98,10 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 		a.fail(w, "", err)
 		return
 	}
+	if err := checkRepoUpdate(r, in); err != nil {
+		a.fail(w, "", err)
+		return
+	}
 	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, in)
 	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
@@ -104,6 +109,16 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 	}
 	if in.RunTestDeliveries != nil {
 		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("run_test_deliveries=%v", *in.RunTestDeliveries))
+	}
+	if in.EnvMap != nil {
+		b, _ := json.Marshal(in.EnvMap)
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, "env_map="+string(b))
+	}
+	if in.SkipForkApproval != nil {
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("skip_fork_approval=%v", *in.SkipForkApproval))
+	}
+	if in.NetworkPolicy != nil || in.Runtime != nil {
+		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("network_policy=%q runtime=%q", repo.NetworkPolicy, repo.Runtime))
 	}
 	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
 }
@@ -128,6 +143,9 @@ func (a *server) dispatch(w http.ResponseWriter, r *http.Request, tok *store.Tok
 	if in.Workflow == "" {
 		a.fail(w, "", errs.E("", errs.Invalid, "workflow is required"))
 		return
+	}
+	if c := callerOf(r); c != nil {
+		in.Actor = c.user
 	}
 	evID, err := a.Actions.Dispatch(r.Context(), tok.OrgID, id, in)
 	if err != nil {

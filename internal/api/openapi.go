@@ -9,7 +9,7 @@ import (
 )
 
 // The OpenAPI 3 document is hand-written in five files (the agent, artifact,
-// account, secret, quota and retention routes apart) and served merged; TestOpenAPISync keeps it and the route table
+// account, secret, quota, retention and environment routes apart) and served merged; TestOpenAPISync keeps it and the route table
 // in step.
 var (
 	//go:embed openapi.json
@@ -26,9 +26,11 @@ var (
 	openapiQuotas []byte
 	//go:embed openapi_retention.json
 	openapiRetention []byte
+	//go:embed openapi_environments.json
+	openapiEnvironments []byte
 
-	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts),
-		openapiAccounts), openapiSecrets), openapiQuotas), openapiRetention)
+	openapiDoc = mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(mergeOpenAPI(openapiBase, openapiAgents), openapiArtifacts),
+		openapiAccounts), openapiSecrets), openapiQuotas), openapiRetention), openapiEnvironments)
 )
 
 // mergeOpenAPI adds extra's paths, component schemas and parameters to

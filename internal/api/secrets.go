@@ -125,6 +125,13 @@ func (a *server) scopeOf(r *http.Request, orgID int64, need bool) (store.Scope, 
 		return sc, nil, err
 	}
 	sc.RepoID = rp.ID
+	if sc.Env != "" && a.Environments != nil {
+		// Environment names compare case aside (as on GitHub): values go
+		// with the environment's own spelling, which jobs look up.
+		if e, err := a.Environments.GetEnvironment(r.Context(), orgID, rp.ID, sc.Env); err == nil {
+			sc.Env = e.Name
+		}
+	}
 	return sc, rp, nil
 }
 

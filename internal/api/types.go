@@ -44,6 +44,15 @@ type Repo struct {
 	HasStatusToken bool      `json:"has_status_token"`
 	HookURL        string    `json:"hook_url"`
 	Created        time.Time `json:"created"`
+	// EnvMap maps branches to environments (nil: none).
+	EnvMap *store.EnvMapping `json:"env_map,omitempty"`
+	// SkipForkApproval: runs of fork pull requests start without a
+	// maintainer's approval.
+	SkipForkApproval bool `json:"skip_fork_approval"`
+	// NetworkPolicy and Runtime are the sandbox of its jobs ("": open,
+	// the engine's default runtime).
+	NetworkPolicy string `json:"network_policy,omitempty"`
+	Runtime       string `json:"runtime,omitempty"`
 }
 
 // RepoList is the answer of GET /api/repos.
@@ -146,6 +155,10 @@ type Job struct {
 	Queue string `json:"queue,omitempty"`
 	// BuildSeconds is the job's metered sandbox time (once completed).
 	BuildSeconds float64 `json:"build_seconds,omitempty"`
+	// Environment is the job's environment:; Approval what a job
+	// deploying to a protected one waits for (status awaiting_approval).
+	Environment *JobEnvironment `json:"environment,omitempty"`
+	Approval    *Approval       `json:"approval,omitempty"`
 }
 
 // Attempt is an interrupted attempt of a job.
@@ -185,11 +198,17 @@ func hookURL(base string, id int64) string {
 }
 
 func toRepo(r *store.Repo, base string) Repo {
-	return Repo{
+	out := Repo{
 		ID: r.ID, Name: r.Name, URL: r.URL, Forge: r.Forge, Branch: r.Branch,
 		AllowSHA1: r.AllowSHA1, RunTestDeliveries: r.RunTestDeliveries, APIURL: r.APIURL, HasStatusToken: r.StatusToken != "",
-		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(),
+		HookURL: hookURL(base, r.ID), Created: r.Created.UTC(), SkipForkApproval: r.SkipForkApproval,
+		NetworkPolicy: r.NetworkPolicy, Runtime: r.Runtime,
 	}
+	if !r.EnvMap.Empty() {
+		m := r.EnvMap
+		out.EnvMap = &m
+	}
+	return out
 }
 
 func toEvent(e *store.Event) Event {
@@ -235,6 +254,10 @@ func toJob(j *store.Job, interrupted []*store.Attempt) Job {
 		out.WaitingReason = "queued: quota (the organisation runs its maximum of concurrent jobs)"
 	}
 	out.BuildSeconds = j.Build.Seconds()
+	deployOf(&out, j.Deploy)
+	if j.Status == store.StatusAwaitingApproval && out.Approval != nil {
+		out.WaitingReason = awaitingReason(j.Deploy)
+	}
 	if json.Valid(j.Results) {
 		out.Results = j.Results
 	}

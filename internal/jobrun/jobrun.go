@@ -64,6 +64,10 @@ type Spec struct {
 	// MaxTimeoutMinutes caps the job's timeout-minutes: its organisation's
 	// quota (0: none).
 	MaxTimeoutMinutes int
+	// Network and Runtime are the job's sandbox settings: its repository's
+	// (exec.Options.Network, Runtime).
+	Network backend.NetworkPolicy
+	Runtime string
 }
 
 // KeepOf reads the instances a queued job keeps: a re-run of failed jobs
@@ -168,6 +172,8 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		Actions:    env.Actions,
 		Cache:      env.Cache,
 		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
+		Network:    spec.Network,
+		Runtime:    spec.Runtime,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

@@ -63,7 +63,8 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 // UpdateRepo changes a repository's settings; the webhook path's cached
 // copy is dropped so that the change holds at once on this replica.
 func (s *Server) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
-	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries, Secret: in.Secret})
+	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries, Secret: in.Secret,
+		EnvMap: in.EnvMap, SkipForkApproval: in.SkipForkApproval, NetworkPolicy: in.NetworkPolicy, Runtime: in.Runtime})
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +121,13 @@ func (s *Server) Dispatch(ctx context.Context, orgID, repoID int64, in api.Dispa
 	if err != nil {
 		return 0, err
 	}
+	actor := in.Actor
+	if actor == "" {
+		actor = "api"
+	}
 	payload := map[string]any{"ref": fullRef, "workflow": wf.File, "inputs": anyMap(inputs),
-		"repository": map[string]any{"full_name": repo.Name}, "sender": map[string]any{"login": "api"}}
-	ev := &event.Event{Name: "workflow_dispatch", Ref: fullRef, SHA: sha, Inputs: inputs, Sender: "api",
+		"repository": map[string]any{"full_name": repo.Name}, "sender": map[string]any{"login": actor}}
+	ev := &event.Event{Name: "workflow_dispatch", Ref: fullRef, SHA: sha, Inputs: inputs, Sender: actor,
 		Repository: event.Repository{FullName: repo.Name, CloneURL: repo.URL, DefaultBranch: repo.Branch}}
 	return s.acceptInternal(ctx, repo, "api", ev, payload, "")
 }
@@ -210,7 +215,11 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 		nj := &store.Job{OrgID: j.OrgID, RepoID: j.RepoID, Key: j.Key, Name: j.Name, Needs: j.Needs,
 			Labels: j.Labels, Backend: j.Backend, Priority: j.Priority, MaxAttempts: j.MaxAttempts,
 			ConcurrencyGroup: j.ConcurrencyGroup, CancelInProgress: j.CancelInProgress}
+		if err := s.redeploy(ctx, old, j, nj, again[j.Key]); err != nil {
+			return nil, err
+		}
 		switch {
+		case nj.Status == store.StatusFailure: // its environment refuses the ref now
 		case !again[j.Key]:
 			nj.Status, nj.Outputs, nj.Results, nj.ReusedFrom = j.Status, j.Outputs, j.Results, j.ID
 		case len(j.Needs) > 0:

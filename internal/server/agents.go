@@ -157,7 +157,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		Run: api.AgentRun{ID: run.ID, Number: run.Number, Attempt: run.Attempt, Repository: repo.Name, Workflow: run.Workflow,
 			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
 			Ref: run.Ref, Inputs: run.Inputs},
-		Secrets: secrets, Vars: vars}
+		Secrets: secrets, Vars: vars, NetworkPolicy: repo.NetworkPolicy, Runtime: repo.Runtime}
 	if len(job.Results) > 0 && json.Valid(job.Results) {
 		asg.Keep = json.RawMessage(job.Results)
 	}

@@ -163,6 +163,9 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 	if spec.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
 		return jobrun.Fail(sink, "reading the organisation's quota: %v", err)
 	}
+	if err := s.sandboxOf(ctx, run, spec); err != nil {
+		return jobrun.Fail(sink, "reading the repository's sandbox settings: %v", err)
+	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
 	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)

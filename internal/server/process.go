@@ -220,7 +220,10 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if err != nil {
 		return nil, err
 	}
-	if ev.Name == "ping" || (ev.Name == "push" && ev.Deleted) {
+	if ev.Name == "push" && ev.Deleted {
+		return nil, s.dropBranchEnvironments(ctx, sev.OrgID, sev.RepoID, ev.Ref)
+	}
+	if ev.Name == "ping" {
 		return nil, nil
 	}
 	if (ev.Name == "push" || ev.Name == "pull_request") && trigger.SkipCI(ev.HeadCommit) {
@@ -366,6 +369,13 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 			return &store.NewRun{Run: run}, nil
 		}
 		jobs[i].ConcurrencyGroup, jobs[i].CancelInProgress = g, cancel
+	}
+	if err := s.planDeployments(ctx, repo, run, ev.Sender, p.Workflows[0], jobs, jc); err != nil {
+		return nil, err
+	}
+	if !repo.SkipForkApproval && fromFork(run) {
+		// A fork's code runs only once a maintainer looked at it.
+		run.Status = store.StatusAwaitingApproval
 	}
 	return &store.NewRun{Run: run, Jobs: jobs}, nil
 }

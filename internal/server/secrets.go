@@ -23,8 +23,17 @@ const jobTokenTTL = 24 * time.Hour
 // as on GitHub.
 func (s *Server) jobValues(ctx context.Context, run *store.Run, job *store.Job) (secrets, vars map[string]string, err error) {
 	st := jobrun.SettingsOf(run.WorkflowYAML, run.Workflow, job.Key)
+	if job.Deploy != nil { // evaluated when planned (expressions too)
+		st.Environment = job.Deploy.Environment
+	}
 	secrets, vars, err = s.store.JobValues(ctx, run.OrgID, run.RepoID, st.Environment)
 	if err != nil {
+		return nil, nil, err
+	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	if err := s.mappedVar(ctx, run, vars); err != nil {
 		return nil, nil, err
 	}
 	if fromFork(run) {

@@ -100,6 +100,7 @@ func TestJobsGetSecretsOnWorkers(t *testing.T) {
 	if code, body := h.hook("pull_request", pr, "d-pr"); code != http.StatusAccepted {
 		t.Fatalf("pull_request: %d %s", code, body)
 	}
+	h.approveForkRun() // waits for a maintainer's approval by default
 	runs = h.waitRuns(2, 60*time.Second)
 	l := h.jobLog(runs[0].ID, "plain")
 	if runs[0].Event != "pull_request" || !strings.Contains(l, "no-token") || !strings.Contains(l, "region=eu-west") {

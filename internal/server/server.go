@@ -117,6 +117,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	apiHandler := api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
+		Environments: d.Store, Approvals: approvals{s},
 	})
 	mux.Handle("/api/", apiHandler)
 	// The browser UI: every other path (its pages call the API in-process).
@@ -225,6 +226,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 		case <-time.After(every):
 		}
 		s.srcs.sweep(time.Now())
+		s.openGates(ctx, time.Now())
 		exp, err := s.store.Expire(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {

@@ -181,6 +181,17 @@ type Repo struct {
 	CloneUser     string
 	ClonePassword string
 	Created       time.Time
+	// EnvMap maps the repository's branches to environments (GitOps).
+	EnvMap EnvMapping
+	// SkipForkApproval runs pull requests from forks without a
+	// maintainer's approval (off: they wait for one, like GitHub's
+	// "Require approval for fork pull request workflows").
+	SkipForkApproval bool
+	// NetworkPolicy (open, no-private, none; "": open) and Runtime (an
+	// OCI runtime such as runsc; "": the engine's default) are the
+	// sandbox settings of the repository's jobs on container backends.
+	NetworkPolicy string
+	Runtime       string
 }
 
 // Event states.
@@ -335,6 +346,9 @@ type Job struct {
 	// is the sandbox time metered when the job completed.
 	QuotaWait bool
 	Build     time.Duration
+	// Deploy is the job's environment: (nil: none); a gated one waits as
+	// StatusAwaitingApproval once ready.
+	Deploy *Deployment
 }
 
 // Attempt is a past attempt of a job that was interrupted (lease lost),
@@ -350,7 +364,10 @@ type Attempt struct {
 
 // NewRun is a run with its jobs, written in one transaction. Jobs' initial
 // Status is queued (no needs), waiting (needs), or, for re-runs of failed
-// jobs, success/skipped with ReusedFrom set.
+// jobs, success/skipped with ReusedFrom set. A queued job whose Deploy is
+// gated starts as StatusAwaitingApproval (so does a waiting one once its
+// needs are done); a job may also start failed (a ref its environment
+// refuses).
 type NewRun struct {
 	Run  *Run
 	Jobs []*Job
@@ -595,7 +612,11 @@ type Audit interface {
 type RepoSettings struct {
 	RunTestDeliveries *bool
 	// Secret replaces the webhook secret.
-	Secret *string
+	Secret           *string
+	EnvMap           *EnvMapping
+	SkipForkApproval *bool
+	NetworkPolicy    *string
+	Runtime          *string
 }
 
 // Repos stores repositories.
@@ -857,6 +878,8 @@ type Store interface {
 	JobTokens
 	Quotas
 	Retainer
+	Environments
+	Approvals
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

@@ -24,12 +24,13 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"shortRef":   shortRef,
-	"shortSHA":   shortSHA,
-	"firstLine":  func(s string) string { return firstLine(plain(s)) },
-	"statusText": statusLabel,
-	"terminal":   terminal,
-	"human":      human,
+	"shortRef":      shortRef,
+	"reviewerNames": reviewerNames,
+	"shortSHA":      shortSHA,
+	"firstLine":     func(s string) string { return firstLine(plain(s)) },
+	"statusText":    statusLabel,
+	"terminal":      terminal,
+	"human":         human,
 	"span": func(start, end *time.Time, now time.Time) string {
 		return span(start, end, now)
 	},

@@ -10,9 +10,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/api"
 )
 
-// The API's answers as the pages read them. Fields the API adds later are
-// ignored; environment and approval are read as the environments API
-// (issue 11) defines them, and absent until it is there.
+// The API's answers as the pages read them.
 
 type runDetail struct {
 	Run  api.Run `json:"run"`
@@ -21,56 +19,17 @@ type runDetail struct {
 
 type job struct {
 	api.Job
-	Environment *environment `json:"environment,omitempty"`
-	Approval    *approval    `json:"approval,omitempty"`
 }
 
-type environment struct {
-	Name string `json:"name"`
-	URL  string `json:"url,omitempty"`
-}
-
-type approval struct {
-	Reviewers []any      `json:"reviewers,omitempty"`
-	WaitUntil *time.Time `json:"wait_until,omitempty"`
-	Decisions []decision `json:"decisions,omitempty"`
-}
-
-type decision struct {
-	User     string    `json:"user"`
-	Decision string    `json:"decision"`
-	Approved *bool     `json:"approved,omitempty"`
-	Comment  string    `json:"comment,omitempty"`
-	At       time.Time `json:"at"`
-}
-
-// Verdict is "approved" or "rejected", however the API says it.
-func (d decision) Verdict() string {
-	switch {
-	case d.Decision != "":
-		return d.Decision
-	case d.Approved != nil && *d.Approved:
-		return "approved"
-	case d.Approved != nil:
-		return "rejected"
-	}
-	return "decided"
-}
-
-// ReviewerNames are the reviewers as text (names, or {"name"/"user"}).
-func (a *approval) ReviewerNames() string {
-	var out []string
-	for _, r := range a.Reviewers {
-		switch v := r.(type) {
-		case string:
-			out = append(out, v)
-		case map[string]any:
-			for _, k := range []string{"name", "user", "login", "team"} {
-				if s, ok := v[k].(string); ok {
-					out = append(out, s)
-					break
-				}
-			}
+// reviewerNames are an environment's reviewers as text ("alice, role
+// maintainer").
+func reviewerNames(rs []api.Reviewer) string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if r.User != "" {
+			out = append(out, r.User)
+		} else if r.Role != "" {
+			out = append(out, "role "+r.Role)
 		}
 	}
 	return strings.Join(out, ", ")

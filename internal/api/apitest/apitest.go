@@ -229,6 +229,18 @@ func (f *Fake) UpdateRepo(_ context.Context, orgID, id int64, in api.RepoUpdate)
 		if in.RunTestDeliveries != nil {
 			r.RunTestDeliveries = *in.RunTestDeliveries
 		}
+		if in.EnvMap != nil {
+			r.EnvMap = *in.EnvMap
+		}
+		if in.SkipForkApproval != nil {
+			r.SkipForkApproval = *in.SkipForkApproval
+		}
+		if in.NetworkPolicy != nil {
+			r.NetworkPolicy = *in.NetworkPolicy
+		}
+		if in.Runtime != nil {
+			r.Runtime = *in.Runtime
+		}
 		c := *r
 		return &c, nil
 	}

@@ -49,7 +49,7 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 		if !ready {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'queued', queued = $1, held = `+heldSQLCase+`
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET queued = $1, `+readySQL+`
 			WHERE id = $2`, us(t), j.id); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *DB) finishRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.Ti
 		conclusion = store.StatusCancelled
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1, finished = $2
-		WHERE id = $3 AND status IN ('blocked', 'queued', 'running')`, conclusion, us(t), runID)
+		WHERE id = $3 AND status IN ('blocked', 'queued', 'running', 'awaiting_approval')`, conclusion, us(t), runID)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ const (
 	heldRun     = 1 // its run waits for its (workflow-level) concurrency group
 	heldGroup   = 2 // waits for its job-level concurrency group
 	heldAdmit   = 3 // just queued into a job group, not yet admitted
+	heldRunGate = 4 // its run awaits approval (a fork's pull request)
 	heldSQLCase = `CASE WHEN concurrency_group <> '' THEN 3 ELSE 0 END`
 )
 

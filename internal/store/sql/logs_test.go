@@ -25,21 +25,23 @@ func TestLogsCompressed(t *testing.T) {
 		ctx := t.Context()
 		old, err := Open(ctx, dsn, Options{MaxMigration: beforeHistory})
 		must(t, err)
-		repo := createTestRepo(t, old)
-		runs, err := old.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID, Workflow: "ci.yml", Trigger: "webhook"},
-			Jobs: []*store.Job{{Key: "a", Status: store.StatusQueued, MaxAttempts: 1}}}})
-		must(t, err)
-		jobs, err := old.Jobs(ctx, repo.OrgID, runs[0].ID)
-		must(t, err)
-		jobID := jobs[0].ID
-		first := []byte(strings.Repeat("written by the release before\n", 100))
-		_, err = old.w.ExecContext(ctx, `INSERT INTO log_chunks (job_id, seq, data, at) VALUES ($1, 1, $2, 1)`, jobID, first)
-		must(t, err)
 		must(t, old.Close())
-
+		// The run is written by this release (its jobs have columns the
+		// old schema lacks); the first chunk as the release before wrote
+		// it: without the compressed column.
 		s, err := Open(ctx, dsn, Options{})
 		must(t, err)
 		defer s.Close()
+		repo := createTestRepo(t, s)
+		runs, err := s.CreateRuns(ctx, []store.NewRun{{Run: &store.Run{RepoID: repo.ID, Workflow: "ci.yml", Trigger: "webhook"},
+			Jobs: []*store.Job{{Key: "a", Status: store.StatusQueued, MaxAttempts: 1}}}})
+		must(t, err)
+		jobs, err := s.Jobs(ctx, repo.OrgID, runs[0].ID)
+		must(t, err)
+		jobID := jobs[0].ID
+		first := []byte(strings.Repeat("written by the release before\n", 100))
+		_, err = s.w.ExecContext(ctx, `INSERT INTO log_chunks (job_id, seq, data, at) VALUES ($1, 1, $2, 1)`, jobID, first)
+		must(t, err)
 		var big bytes.Buffer
 		for i := range 5000 {
 			big.WriteString("compiling module " + strings.Repeat("x", i%40) + " ok\n")

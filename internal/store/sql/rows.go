@@ -73,13 +73,19 @@ func decodeList(s string) []string {
 type scanner interface{ Scan(dest ...any) error }
 
 const repoCols = `id, org_id, name, url, forge, secret, branch, allow_sha1, status_token, api_url,
-	clone_user, clone_password, created, run_test_deliveries`
+	clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval,
+	network_policy, runtime`
 
 func scanRepo(sc scanner) (*store.Repo, error) {
 	var r store.Repo
 	var created int64
+	var envMap string
 	err := sc.Scan(&r.ID, &r.OrgID, &r.Name, &r.URL, &r.Forge, &r.Secret, &r.Branch, &r.AllowSHA1,
-		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries)
+		&r.StatusToken, &r.APIURL, &r.CloneUser, &r.ClonePassword, &created, &r.RunTestDeliveries, &envMap, &r.SkipForkApproval,
+		&r.NetworkPolicy, &r.Runtime)
+	if err == nil && envMap != "" {
+		err = json.Unmarshal([]byte(envMap), &r.EnvMap)
+	}
 	r.Created = tm(created)
 	return &r, err
 }
@@ -132,16 +138,24 @@ func scanRun(sc scanner) (*store.Run, error) {
 
 const jobCols = `id, run_id, org_id, repo_id, job_key, name, needs, status, priority, labels, backend,
 	attempt, max_attempts, outputs, results, error, lease_owner, lease_token, lease_expires,
-	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held, build_ms`
+	cancel_requested, reused_from, created, queued, started, finished, concurrency_group, cancel_in_progress, held, build_ms,
+	deploy, wait_until`
 
 func scanJob(sc scanner) (*store.Job, error) {
 	var j store.Job
 	var needs, labels, outputs string
-	var expires, created, queued, started, finished, held, buildMS int64
+	var deploy string
+	var expires, created, queued, started, finished, held, buildMS, waitUntil int64
 	err := sc.Scan(&j.ID, &j.RunID, &j.OrgID, &j.RepoID, &j.Key, &j.Name, &needs, &j.Status, &j.Priority,
 		&labels, &j.Backend, &j.Attempt, &j.MaxAttempts, &outputs, &j.Results, &j.Error, &j.LeaseOwner,
 		&j.LeaseToken, &expires, &j.CancelRequested, &j.ReusedFrom, &created, &queued, &started, &finished,
-		&j.ConcurrencyGroup, &j.CancelInProgress, &held, &buildMS)
+		&j.ConcurrencyGroup, &j.CancelInProgress, &held, &buildMS, &deploy, &waitUntil)
+	if err == nil && deploy != "" {
+		j.Deploy = &store.Deployment{}
+		if json.Unmarshal([]byte(deploy), j.Deploy) == nil {
+			j.Deploy.WaitUntil = tm(waitUntil)
+		}
+	}
 	j.Build = time.Duration(buildMS) * time.Millisecond
 	j.GroupWait = j.Status == store.StatusQueued && (held == heldGroup || held == heldAdmit)
 	j.Needs, j.Labels, j.Outputs = decodeList(needs), decodeList(labels), decodeMap(outputs)

@@ -53,6 +53,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		// A run that failed before it could start (an invalid workflow file)
 		// comes without jobs and is recorded as failed.
 		failedAtStart := r.Status == store.StatusFailure && len(nr.Jobs) == 0
+		gated := r.Status == store.StatusAwaitingApproval && len(nr.Jobs) > 0
 		row := *r
 		row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
 		row.Status = store.StatusQueued
@@ -62,7 +63,10 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		if err := tx.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
 			return nil, err
 		}
-		if row.ConcurrencyGroup != "" {
+		if gated {
+			// It enters its concurrency group once approved.
+			row.Status = store.StatusAwaitingApproval
+		} else if row.ConcurrencyGroup != "" {
 			blocked, err := s.enterGroup(ctx, tx, &row, t)
 			if err != nil {
 				return nil, err
@@ -86,6 +90,9 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 			return nil, err
 		}
 		desc := fmt.Sprintf("run #%d is queued", row.Number)
+		if gated {
+			desc = fmt.Sprintf("run #%d waits for a maintainer's approval", row.Number)
+		}
 		if row.Status == store.StatusBlocked {
 			desc = fmt.Sprintf("run #%d waits for concurrency group %s", row.Number, row.ConcurrencyGroup)
 		}
@@ -103,7 +110,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 			if err := s.addStatus(ctx, tx, &row, state, desc, t); err != nil {
 				return nil, err
 			}
-		case row.Status != store.StatusBlocked:
+		case row.Status != store.StatusBlocked && !gated:
 			// Re-runs may reuse every job; a run without jobs is done.
 			if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
 				return nil, err
@@ -168,8 +175,9 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 	const op = "store.CreateRuns"
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
 		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
-		concurrency_group, cancel_in_progress)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id`)
+		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+		$23, $24, $25, $26) RETURNING id`)
 	if err != nil {
 		return err
 	}
@@ -193,29 +201,43 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		if maxAttempts <= 0 {
 			maxAttempts = 2
 		}
-		var queued, finished time.Time
+		gate, waitMS := gateOf(j.Deploy)
+		deploy := ""
+		if j.Deploy != nil {
+			deploy = encode(j.Deploy)
+		}
+		var queued, finished, waitUntil time.Time
 		if status == store.StatusQueued {
 			queued = t
+		}
+		if status == store.StatusQueued && gate != gateNone {
+			status, waitUntil = store.StatusAwaitingApproval, t.Add(time.Duration(waitMS)*time.Millisecond)
 		}
 		if store.Terminal(status) {
 			finished = t
 		}
 		held := heldNone
 		switch {
+		case r.Status == store.StatusAwaitingApproval:
+			held = heldRunGate
 		case r.Status == store.StatusBlocked:
 			held = heldRun
-		case status == store.StatusQueued && j.ConcurrencyGroup != "":
+		case status == store.StatusQueued && j.ConcurrencyGroup != "" && gate == gateNone:
 			held = heldAdmit
 		}
 		var id int64
 		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
 			j.Priority, encode(nonNil(j.Labels)), labelKey(j.Labels), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
-			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress)).Scan(&id)
+			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress),
+			deploy, gate, waitMS, us(waitUntil)).Scan(&id)
 		if err != nil {
 			return err
 		}
 		j.ID, j.RunID, j.OrgID, j.RepoID, j.Status, j.MaxAttempts = id, r.ID, r.OrgID, r.RepoID, status, maxAttempts
 		j.Attempt, j.Created, j.Queued, j.Finished = 0, t, queued, finished
+		if j.Deploy != nil {
+			j.Deploy.WaitUntil = waitUntil
+		}
 	}
 	return nil
 }
@@ -363,7 +385,7 @@ func (s *DB) CancelRun(ctx context.Context, orgID, runID int64, reason string) (
 // says no, as the new run decides that itself.
 func (s *DB) cancelRun(ctx context.Context, tx *dbsql.Tx, runID int64, reason string, t time.Time, unblock bool) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = $1, finished = $2, error = $3, held = 0
-		WHERE run_id = $4 AND status IN ('queued', 'waiting')`, store.StatusCancelled, us(t), reason, runID); err != nil {
+		WHERE run_id = $4 AND status IN ('queued', 'waiting', 'awaiting_approval')`, store.StatusCancelled, us(t), reason, runID); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE run_id = $1 AND status = 'running'`, runID); err != nil {

@@ -391,11 +391,45 @@ var migrations = []migration{
 			`CREATE INDEX runs_event ON runs (event_id)`,
 			`CREATE INDEX events_received ON events (received)`,
 		},
+	}, { // 14: environments of repositories with their protection rules, and
+		// jobs' deployments: a gated job waits as awaiting_approval (never
+		// leased) until reviewed and its timer ends (see environments.go).
+		shared: []string{
+			`CREATE TABLE environments (
+				id {{id}},
+				org_id BIGINT NOT NULL REFERENCES orgs(id),
+				repo_id BIGINT NOT NULL REFERENCES repos(id),
+				name TEXT NOT NULL,
+				name_key TEXT NOT NULL,
+				protection TEXT NOT NULL,
+				branch TEXT NOT NULL DEFAULT '',
+				created BIGINT NOT NULL,
+				updated BIGINT NOT NULL,
+				UNIQUE (repo_id, name_key)
+			)`,
+			// deploy is the job's store.Deployment as JSON; gate is 0 (none),
+			// 1 (needs a review) or 2 (reviewed or needs none: its timer).
+			`ALTER TABLE jobs ADD COLUMN deploy TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE jobs ADD COLUMN gate BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE jobs ADD COLUMN wait_ms BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE jobs ADD COLUMN wait_until BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX jobs_gate ON jobs (wait_until) WHERE status = 'awaiting_approval'`,
+		},
+	}, { // 15: repositories' branch-to-environment mapping (store.EnvMapping as
+		// JSON), whether fork pull requests' runs skip the approval they
+		// otherwise wait for, and their jobs' network policy and runtime.
+		shared: []string{
+			`ALTER TABLE repos ADD COLUMN env_map TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE repos ADD COLUMN skip_fork_approval BIGINT NOT NULL DEFAULT 0`,
+			// The sandbox settings of its jobs (store.Repo.NetworkPolicy, Runtime).
+			`ALTER TABLE repos ADD COLUMN network_policy TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE repos ADD COLUMN runtime TEXT NOT NULL DEFAULT ''`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 13
+const SchemaVersion = 15
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

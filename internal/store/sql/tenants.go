@@ -48,10 +48,12 @@ func (s *DB) CreateRepo(ctx context.Context, r *store.Repo) error {
 	var id int64
 	err = s.write(ctx, op, func(tx *dbsql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO repos (org_id, name, url, forge, secret, branch,
-			allow_sha1, status_token, api_url, clone_user, clone_password, created, run_test_deliveries)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			allow_sha1, status_token, api_url, clone_user, clone_password, created, run_test_deliveries, env_map, skip_fork_approval,
+			network_policy, runtime)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
 			r.OrgID, r.Name, r.URL, r.Forge, sealed[0], r.Branch, b2i(r.AllowSHA1), sealed[1], r.APIURL,
-			r.CloneUser, sealed[2], us(created), b2i(r.RunTestDeliveries)).Scan(&id)
+			r.CloneUser, sealed[2], us(created), b2i(r.RunTestDeliveries), envMapText(r.EnvMap), b2i(r.SkipForkApproval),
+			r.NetworkPolicy, r.Runtime).Scan(&id)
 	})
 	if errs.Is(err, errs.Conflict) {
 		return errs.E(op, errs.Conflict, "repository %q already exists", r.Name)
@@ -97,6 +99,18 @@ func (s *DB) UpdateRepo(ctx context.Context, orgID, id int64, set store.RepoSett
 		}
 		cols, args = append(cols, "secret"), append(args, sealed[0])
 	}
+	if set.EnvMap != nil {
+		cols, args = append(cols, "env_map"), append(args, envMapText(*set.EnvMap))
+	}
+	if set.SkipForkApproval != nil {
+		cols, args = append(cols, "skip_fork_approval"), append(args, b2i(*set.SkipForkApproval))
+	}
+	if set.NetworkPolicy != nil {
+		cols, args = append(cols, "network_policy"), append(args, *set.NetworkPolicy)
+	}
+	if set.Runtime != nil {
+		cols, args = append(cols, "runtime"), append(args, *set.Runtime)
+	}
 	if len(cols) > 0 {
 		q := "UPDATE repos SET "
 		for i, c := range cols {
@@ -106,9 +120,8 @@ func (s *DB) UpdateRepo(ctx context.Context, orgID, id int64, set store.RepoSett
 			q += fmt.Sprintf("%s = $%d", c, i+1)
 		}
 		q += fmt.Sprintf(" WHERE id = $%d AND org_id = $%d", len(cols)+1, len(cols)+2)
-		args = append(args, id, orgID)
 		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-			res, err := tx.ExecContext(ctx, q, args...)
+			res, err := tx.ExecContext(ctx, q, append(args, id, orgID)...)
 			if err != nil {
 				return err
 			}
@@ -164,4 +177,12 @@ func (s *DB) AllRepos(ctx context.Context) ([]*store.Repo, error) {
 func (s *DB) ListRepos(ctx context.Context, orgID int64) ([]*store.Repo, error) {
 	rs, err := queryAll(ctx, s.r, s.scanRepo, `SELECT `+repoCols+` FROM repos WHERE org_id = $1 ORDER BY name`, orgID)
 	return rs, mapErr("store.ListRepos", err)
+}
+
+// envMapText is the env_map column of m ("" when it maps nothing).
+func envMapText(m store.EnvMapping) string {
+	if m.Empty() {
+		return ""
+	}
+	return encode(m)
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -109,6 +110,25 @@ func testUpdateRepo(t *testing.T, e *env, r *store.Repo, other *store.Org) {
 	empty := ""
 	_, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{Secret: &empty})
 	wantKind(t, err, errs.Invalid, "UpdateRepo to an empty secret")
+	// The branch mapping and the fork approval, together.
+	m := store.EnvMapping{Rules: []store.EnvRule{{Branch: "main", Environment: "production"}}, Other: "preview-{branch}"}
+	got, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{EnvMap: &m, SkipForkApproval: &on})
+	e.must(err)
+	if !got.RunTestDeliveries || !got.SkipForkApproval || len(got.EnvMap.Rules) != 1 || got.EnvMap.Rules[0].Environment != "production" ||
+		got.EnvMap.Other != "preview-{branch}" {
+		t.Errorf("UpdateRepo(EnvMap, SkipForkApproval) = %+v", got)
+	}
+	got, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{EnvMap: &store.EnvMapping{}})
+	e.must(err)
+	if !got.EnvMap.Empty() || !got.SkipForkApproval {
+		t.Errorf("clearing the mapping: %+v", got)
+	}
+	none, runsc := "none", "runsc"
+	got, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{NetworkPolicy: &none, Runtime: &runsc})
+	e.must(err)
+	if got.NetworkPolicy != "none" || got.Runtime != "runsc" || !got.SkipForkApproval {
+		t.Errorf("UpdateRepo(NetworkPolicy, Runtime) = %+v", got)
+	}
 }
 
 // sameRepo compares repositories, times by Equal.
@@ -116,7 +136,7 @@ func sameRepo(a, b *store.Repo) bool {
 	x, y := *a, *b
 	ok := x.Created.Equal(y.Created)
 	x.Created, y.Created = time.Time{}, time.Time{}
-	return ok && x == y
+	return ok && reflect.DeepEqual(x, y)
 }
 
 func repoNames(rs []*store.Repo) []string {
