@@ -734,6 +734,30 @@ type Logs interface {
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }
 
+// Objects is an object store (the caches' one: a local folder or an
+// S3-compatible bucket) where the store keeps logs and artifacts, the
+// database holding only their index (object name, size, checksum).
+// cache.Dir and cache.S3 are Objects. Names are slash-separated, made of
+// [a-z0-9/._-]. Implementations are safe for concurrent use.
+type Objects interface {
+	// Put stores r under name (size -1: unknown), replacing any object.
+	Put(ctx context.Context, name string, r io.Reader, size int64) error
+	// Get opens name; errs.NotFound when absent.
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	// Delete removes name; absent is not an error.
+	Delete(ctx context.Context, name string) error
+}
+
+// LogMover moves the logs of finished jobs out of the database into the
+// object store (a store without one moves nothing).
+type LogMover interface {
+	// MoveLogs moves the database-held log chunks of jobs whose run
+	// finished before before, at most a batch of jobs per call, and
+	// returns how many jobs it moved; readers (followers included) see
+	// the same chunks before, during and after a move.
+	MoveLogs(ctx context.Context, before time.Time) (int, error)
+}
+
 // Artifact is a file tree a job of a run uploaded (actions/upload-artifact);
 // its content (tar.gz) is stored in chunks.
 type Artifact struct {
@@ -850,6 +874,7 @@ type Store interface {
 	JobTokens
 	Quotas
 	Retainer
+	LogMover
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

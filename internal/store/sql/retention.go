@@ -127,6 +127,9 @@ func (s *DB) Sweep(ctx context.Context, now time.Time, outbox time.Duration) (st
 	if err := s.sweepStatuses(ctx, us(now.Add(-outbox)), &sw); err != nil {
 		return sw, errs.Wrap(op, errs.KindOf(err), err)
 	}
+	if err := s.emptyTrash(ctx); err != nil {
+		return sw, err
+	}
 	if sw != (store.Swept{}) {
 		if err := s.giveSpaceBack(ctx); err != nil {
 			return sw, mapErr(op, err)
@@ -139,7 +142,8 @@ func (s *DB) Sweep(ctx context.Context, now time.Time, outbox time.Duration) (st
 // runs retention.
 func (s *DB) sweepLogs(ctx context.Context, now, before int64, sw *store.Swept) error {
 	q := `SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id` + retentionJoin + ` WHERE ` + expired("logs_days", "runs_days") +
-		` AND EXISTS (SELECT 1 FROM log_chunks c WHERE c.job_id = j.id) LIMIT ` + fmt.Sprint(sweepPick)
+		` AND (EXISTS (SELECT 1 FROM log_chunks c WHERE c.job_id = j.id) OR EXISTS (SELECT 1 FROM log_segments g
+		WHERE g.job_id = j.id)) LIMIT ` + fmt.Sprint(sweepPick)
 	for {
 		ids, err := queryAll(ctx, s.r, scanID, q, now, before)
 		if err != nil || len(ids) == 0 {
@@ -152,8 +156,23 @@ func (s *DB) sweepLogs(ctx context.Context, now, before int64, sw *store.Swept) 
 			if err != nil {
 				return err
 			}
+			if err := s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
+				return deleteSegments(ctx, tx, `= $1`, id)
+			}); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// deleteSegments removes the log segments of the jobs whose id matches
+// cond, their objects to the trash.
+func deleteSegments(ctx context.Context, tx *dbsql.Tx, cond string, args ...any) error {
+	if err := trash(ctx, tx, `SELECT object_key FROM log_segments WHERE job_id `+cond, args...); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM log_segments WHERE job_id `+cond, args...)
+	return err
 }
 
 // sweepArtifacts deletes artifacts whose run is past its artifacts or runs
@@ -173,8 +192,7 @@ func (s *DB) sweepArtifacts(ctx context.Context, now, before int64, sw *store.Sw
 				return err
 			}
 			if err := s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
-				_, err := tx.ExecContext(ctx, `DELETE FROM artifacts WHERE id = $1`, id)
-				return err
+				return deleteArtifacts(ctx, tx, `id = $1`, id)
 			}); err != nil {
 				return err
 			}
@@ -197,6 +215,12 @@ func (s *DB) sweepRuns(ctx context.Context, now, before int64, sw *store.Swept) 
 		in, args := inList(ids)
 		jobs := `SELECT id FROM jobs WHERE run_id IN ` + in
 		err = s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
+			if err := deleteSegments(ctx, tx, `IN (`+jobs+`)`, args...); err != nil {
+				return err
+			}
+			if err := trash(ctx, tx, `SELECT object_key FROM artifacts WHERE run_id IN `+in, args...); err != nil {
+				return err
+			}
 			for _, q := range []string{
 				`DELETE FROM log_chunks WHERE job_id IN (` + jobs + `)`,
 				`DELETE FROM job_attempts WHERE job_id IN (` + jobs + `)`,

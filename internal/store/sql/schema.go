@@ -391,11 +391,31 @@ var migrations = []migration{
 			`CREATE INDEX runs_event ON runs (event_id)`,
 			`CREATE INDEX events_received ON events (received)`,
 		},
+	}, { // 14: logs and artifacts in an object store, indexed here (see objects.go).
+		shared: []string{
+			`CREATE TABLE log_segments (
+				job_id BIGINT NOT NULL REFERENCES jobs(id),
+				first_seq BIGINT NOT NULL,
+				last_seq BIGINT NOT NULL,
+				object_key TEXT NOT NULL,
+				size BIGINT NOT NULL,
+				checksum TEXT NOT NULL,
+				PRIMARY KEY (job_id, first_seq)
+			)`,
+			`CREATE INDEX log_segments_last ON log_segments (job_id, last_seq)`,
+			`ALTER TABLE artifacts ADD COLUMN object_key TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE artifacts ADD COLUMN checksum TEXT NOT NULL DEFAULT ''`,
+			// Objects whose index rows are gone, deleted after the commit.
+			`CREATE TABLE object_trash (
+				object_key TEXT PRIMARY KEY,
+				since BIGINT NOT NULL
+			)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 13
+const SchemaVersion = 14
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
