@@ -95,6 +95,9 @@ func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) 
 	if err != nil {
 		return nil, err
 	}
+	if len(page) == 0 {
+		return tail, nil // no segment holds after+1: the tail as it is
+	}
 	next := after + 1
 	if len(page) > 0 {
 		next = page[len(page)-1].Seq + 1
