@@ -665,7 +665,9 @@ type Runs interface {
 	// (CancelRequested); the run ends when they report. Conflict when the
 	// run is already finished.
 	CancelRun(ctx context.Context, orgID, runID int64, reason string) (*Run, error)
-	// Stats counts jobs by status (for metrics).
+	// Stats counts the live jobs (waiting, queued, running) by status,
+	// for metrics: its cost follows the live jobs, not the history
+	// (finished jobs are counted as they finish, see the server's metrics).
 	Stats(ctx context.Context) (map[string]int, error)
 }
 

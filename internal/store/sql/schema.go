@@ -411,11 +411,13 @@ var migrations = []migration{
 				since BIGINT NOT NULL
 			)`,
 		},
+	}, { // 15: /metrics counts live jobs from an index of them only (see Stats).
+		shared: []string{`CREATE INDEX jobs_live ON jobs (status) WHERE status IN ('waiting', 'queued', 'running')`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 14
+const SchemaVersion = 15
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

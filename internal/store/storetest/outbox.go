@@ -207,7 +207,7 @@ func testStats(t *testing.T, e *env) {
 	e.leaseKey("b")
 	got, err := e.s.Stats(e.ctx)
 	e.must(err)
-	want := map[string]int{store.StatusSuccess: 1, store.StatusRunning: 1, store.StatusQueued: 2}
+	want := map[string]int{store.StatusSuccess: 0, store.StatusRunning: 1, store.StatusQueued: 2, store.StatusWaiting: 0}
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("Stats[%s] = %d, want %d (all: %v)", k, got[k], n, got)
