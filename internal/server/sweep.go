@@ -79,6 +79,7 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			return
 		case <-time.After(s.cfg.Sweep.Every):
 		}
+		s.sweepCaches(ctx)
 		t0 := time.Now()
 		sw, err := s.store.Sweep(ctx, s.cfg.Now(), s.cfg.Sweep.OutboxKeep)
 		if err != nil {
@@ -90,6 +91,41 @@ func (s *Server) sweepLoop(ctx context.Context) {
 		if sw != (store.Swept{}) {
 			s.log.Info("retention sweep", "runs", sw.Runs, "log_chunks", sw.LogChunks, "artifacts", sw.Artifacts,
 				"statuses", sw.Statuses, "events", sw.Events, "took", time.Since(t0).Round(time.Millisecond))
+		}
+	}
+}
+
+// cacheEvictor is the cache store's eviction by age (*cache.Store).
+type cacheEvictor interface {
+	EvictUnused(ctx context.Context, repo string, before time.Time) (int, error)
+}
+
+// sweepCaches evicts the caches of each repository with a caches
+// retention that were not used within it (the size limit evicts too, by
+// least recent use, when a cache is saved).
+func (s *Server) sweepCaches(ctx context.Context) {
+	ev, ok := s.cache.Store.(cacheEvictor)
+	if !ok {
+		return
+	}
+	list, err := s.store.CacheRetentions(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("cache retention", "err", err)
+		}
+		return
+	}
+	now := s.cfg.Now()
+	for _, r := range list {
+		n, err := ev.EvictUnused(ctx, r.Repo, now.Add(-time.Duration(r.Days)*24*time.Hour))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("cache retention", "repo", r.Repo, "err", err)
+			}
+			continue
+		}
+		if n > 0 {
+			s.log.Info("cache retention", "repo", r.Repo, "evicted", n, "days", r.Days)
 		}
 	}
 }

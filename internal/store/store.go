@@ -836,6 +836,16 @@ type Retention struct {
 	RunsDays      *int `json:"runs_days"`
 	LogsDays      *int `json:"logs_days"`
 	ArtifactsDays *int `json:"artifacts_days"`
+	// CachesDays: caches (actions/cache) not used for this many days are
+	// evicted, as GitHub evicts after 7 days; it does not follow RunsDays.
+	CachesDays *int `json:"caches_days"`
+}
+
+// CacheRetention is a repository's effective CachesDays.
+type CacheRetention struct {
+	OrgID int64
+	Repo  string // the repository's name, its caches' scope
+	Days  int
 }
 
 // Swept counts what one Sweep deleted.
@@ -855,6 +865,9 @@ type Retainer interface {
 	// reports done whose last attempt is older than outbox; then gives
 	// space back (SQLite).
 	Sweep(ctx context.Context, now time.Time, outbox time.Duration) (Swept, error)
+	// CacheRetentions lists the repositories whose caches have a
+	// retention (their own CachesDays, else their organisation's).
+	CacheRetentions(ctx context.Context) ([]CacheRetention, error)
 }
 
 // Store is every interface plus lifecycle, for wiring in main.

@@ -27,7 +27,7 @@ const (
 // SetRetention stores an organisation's (repoID 0) or repository's setting.
 func (s *DB) SetRetention(ctx context.Context, orgID, repoID int64, r store.Retention) error {
 	const op = "store.SetRetention"
-	for _, d := range []*int{r.RunsDays, r.LogsDays, r.ArtifactsDays} {
+	for _, d := range []*int{r.RunsDays, r.LogsDays, r.ArtifactsDays, r.CachesDays} {
 		if d != nil && (*d < 0 || *d > 100*365) {
 			return errs.E(op, errs.Invalid, "retention of %d days is not between 0 and 36500", *d)
 		}
@@ -38,9 +38,10 @@ func (s *DB) SetRetention(ctx context.Context, orgID, repoID int64, r store.Rete
 		}
 	}
 	return s.write(ctx, op, func(tx *dbsql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO retention (org_id, repo_id, runs_days, logs_days, artifacts_days)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, repo_id) DO UPDATE SET runs_days = $3, logs_days = $4,
-			artifacts_days = $5`, orgID, repoID, nullDays(r.RunsDays), nullDays(r.LogsDays), nullDays(r.ArtifactsDays))
+		_, err := tx.ExecContext(ctx, `INSERT INTO retention (org_id, repo_id, runs_days, logs_days, artifacts_days, caches_days)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, repo_id) DO UPDATE SET runs_days = $3, logs_days = $4,
+			artifacts_days = $5, caches_days = $6`, orgID, repoID, nullDays(r.RunsDays), nullDays(r.LogsDays), nullDays(r.ArtifactsDays),
+			nullDays(r.CachesDays))
 		return err
 	})
 }
@@ -53,16 +54,28 @@ func (s *DB) GetRetention(ctx context.Context, orgID, repoID int64) (store.Reten
 			return store.Retention{}, err
 		}
 	}
-	var runs, logs, arts dbsql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT runs_days, logs_days, artifacts_days FROM retention
-		WHERE org_id = $1 AND repo_id = $2`, orgID, repoID).Scan(&runs, &logs, &arts)
+	var runs, logs, arts, caches dbsql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT runs_days, logs_days, artifacts_days, caches_days FROM retention
+		WHERE org_id = $1 AND repo_id = $2`, orgID, repoID).Scan(&runs, &logs, &arts, &caches)
 	if errors.Is(err, dbsql.ErrNoRows) {
 		return store.Retention{}, nil
 	}
 	if err != nil {
 		return store.Retention{}, mapErr(op, err)
 	}
-	return store.Retention{RunsDays: days(runs), LogsDays: days(logs), ArtifactsDays: days(arts)}, nil
+	return store.Retention{RunsDays: days(runs), LogsDays: days(logs), ArtifactsDays: days(arts), CachesDays: days(caches)}, nil
+}
+
+// CacheRetentions lists the repositories whose caches have a retention.
+func (s *DB) CacheRetentions(ctx context.Context) ([]store.CacheRetention, error) {
+	list, err := queryAll(ctx, s.r, func(sc scanner) (store.CacheRetention, error) {
+		var c store.CacheRetention
+		return c, sc.Scan(&c.OrgID, &c.Repo, &c.Days)
+	}, `SELECT r.org_id, r.name, COALESCE(rr.caches_days, ro.caches_days) FROM repos r
+		LEFT JOIN retention rr ON rr.org_id = r.org_id AND rr.repo_id = r.id
+		LEFT JOIN retention ro ON ro.org_id = r.org_id AND ro.repo_id = 0
+		WHERE COALESCE(rr.caches_days, ro.caches_days) IS NOT NULL ORDER BY r.id`)
+	return list, mapErr("store.CacheRetentions", err)
 }
 
 func nullDays(d *int) any {

@@ -413,11 +413,13 @@ var migrations = []migration{
 		},
 	}, { // 15: /metrics counts live jobs from an index of them only (see Stats).
 		shared: []string{`CREATE INDEX jobs_live ON jobs (status) WHERE status IN ('waiting', 'queued', 'running')`},
+	}, { // 16: caches' retention (store.Retention.CachesDays).
+		shared: []string{`ALTER TABLE retention ADD COLUMN caches_days BIGINT`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 15
+const SchemaVersion = 16
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
