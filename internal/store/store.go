@@ -813,6 +813,9 @@ type Outbox interface {
 	// StatusSent marks a report done, or records a failure and the next
 	// attempt (done when giving up).
 	StatusSent(ctx context.Context, id int64, err string, next time.Time, giveUp bool) error
+	// GiveUpStatuses marks reports that cannot be sent (no token) done
+	// with reason, in one transaction.
+	GiveUpStatuses(ctx context.Context, ids []int64, reason string) error
 }
 
 // Quotas stores organisations' limits and metered build time.

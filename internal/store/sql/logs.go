@@ -7,6 +7,7 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -168,6 +169,21 @@ func (s *DB) claimStatusesQuery() string {
 	return `UPDATE statuses SET next_attempt = $1
 		WHERE id IN (SELECT id FROM statuses WHERE done = 0 AND next_attempt <= $2 ORDER BY id LIMIT $3` +
 		s.skipLocked() + `) RETURNING ` + statusCols
+}
+
+// GiveUpStatuses marks reports done with reason, all in one transaction:
+// a storm of runs of repositories without a status token must not take
+// the writer (and an fsync) once per report.
+func (s *DB) GiveUpStatuses(ctx context.Context, ids []int64, reason string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, args := inList(ids)
+	return s.write(ctx, "store.GiveUpStatuses", func(tx *dbsql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE statuses SET done = 1, attempts = attempts + 1, last_error = $`+
+			strconv.Itoa(len(ids)+1)+` WHERE id IN `+in, append(args, reason)...)
+		return err
+	})
 }
 
 // StatusSent marks a report done (errMsg empty, or giveUp), or records
