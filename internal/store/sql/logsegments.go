@@ -27,8 +27,11 @@ import (
 // reader sees every chunk exactly once whenever the move happens.
 
 // segmentBytes is the stored size at which a running job's tail is moved
-// into a segment, and the most one segment holds.
-const segmentBytes = 4 << 20
+// into a segment, and the most one segment holds. A reader's page reads
+// (and checks) the whole segment holding its first chunk, so segments are
+// kept about the size of a page's stored chunks: a page holds up to
+// store.LogReadBytes of output, a few times less stored.
+const segmentBytes = 1 << 20
 
 // sealEvery: AppendLog checks the tail's size every this many chunks.
 const sealEvery = 64
