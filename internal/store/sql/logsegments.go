@@ -293,8 +293,17 @@ func (s *DB) MoveLogs(ctx context.Context, before time.Time) (int, error) {
 		}
 		s.moves.cursor = j.finished
 	}
+	if len(jobs) < moveBatch {
+		// Everything finished before before is moved: later passes look
+		// only a little further back, for runs committed late.
+		s.moves.cursor = max(s.moves.cursor, us(before)-moveOverlap)
+	}
 	return len(jobs), nil
 }
+
+// moveOverlap is how far before its last cut-off a MoveLogs pass looks
+// again (microseconds), for runs whose finish was committed late.
+const moveOverlap = int64(2 * time.Minute / time.Microsecond)
 
 // readSegments appends to page the chunks after after held in segments,
 // until page is full (limit chunks or store.LogReadBytes) or no segment

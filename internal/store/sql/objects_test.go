@@ -177,4 +177,13 @@ func TestLegacyLogsAndArtifacts(t *testing.T) {
 	if got := readLog(); !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("moved old log read as %q", got)
 	}
+	// Once caught up, a pass looks back only moveOverlap, not at the
+	// whole history again.
+	before := time.Now()
+	if n, err := s.MoveLogs(ctx, before); err != nil || n != 0 {
+		t.Fatalf("MoveLogs with nothing to move: %d, %v", n, err)
+	}
+	if s.moves.cursor < us(before)-moveOverlap {
+		t.Errorf("the next pass starts %s before its cut-off", time.Duration(us(before)-s.moves.cursor)*time.Microsecond)
+	}
 }
