@@ -55,6 +55,7 @@ var cases = []benchCase{
 	{"memory", "peak RSS of conveyor while a host step prints ~1 GB", memoryCase},
 	{"server-intake", "signed GitHub webhooks into conveyor server (SQLite): sustained rate, p99, 10,000 burst counted in the database; vs raw batched inserts", serverIntake},
 	{"server-process", "10,000 signed pushes of a workflow into runs (server --workers 0, SQLite): events processed per second; vs raw batched inserts", serverProcessing},
+	{"server-process-pg", "server-process on PostgreSQL (CONVEYOR_TEST_POSTGRES) with 1 and with 2 replicas sharing the processing", serverProcessingPG},
 	{"server-dispatch", "conveyor server, host backend: job ready -> first step (metrics), needs: chain gaps (API); vs fork/exec of sh -c true", serverDispatch},
 	{"server-start", "conveyor server exec to first 200 on /healthz, fresh data dir; vs exec of conveyor version", serverStart},
 	{"server-rss", "idle RSS of conveyor server, and after a 10,000 webhook burst", serverRSS},

@@ -61,7 +61,11 @@ func serverArgs(data string, port int) []string {
 // startServer starts the server on a fresh data directory and waits for
 // its start-up lines (URL and first admin token). Its log goes to a file
 // shown when something fails.
-func (h *harness) startServer(label string) *serverProc {
+func (h *harness) startServer(label string) *serverProc { return h.startServerOf(label, true) }
+
+// startServerOf is startServer; !first is a further replica of a shared
+// database, which prints no admin token.
+func (h *harness) startServerOf(label string, first bool) *serverProc {
 	data := h.serverDataDir(label)
 	s := &serverProc{h: h, data: data, logPath: data + ".log", exited: make(chan struct{}),
 		api: &http.Client{Timeout: 30 * time.Second}}
@@ -95,7 +99,7 @@ func (h *harness) startServer(label string) *serverProc {
 		close(s.exited)
 	}()
 	deadline := time.After(20 * time.Second)
-	for s.url == "" || s.token == "" {
+	for s.url == "" || (first && s.token == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {

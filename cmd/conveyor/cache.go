@@ -59,25 +59,26 @@ func defaultRunCacheDir() string {
 	return filepath.Join(d, "conveyor", "cache")
 }
 
+// openBlobs opens the object store the flags name: S3 when
+// --cache-s3-url is set, else the folder DIR/store.
+func (f *cacheFlags) openBlobs(ctx context.Context) (cache.Blobs, error) {
+	if f.s3.URL != "" {
+		return cache.NewS3(ctx, f.s3)
+	}
+	return cache.NewDir(filepath.Join(f.dir, "store"))
+}
+
 // openStore opens the cache store the flags name.
 func (f *cacheFlags) openStore(ctx context.Context) (*cache.Store, string, error) {
 	limit, err := units.RAMInBytes(f.sizeLimit)
 	if err != nil || limit <= 0 {
 		return nil, "", fmt.Errorf("--cache-size-limit %q: want a size such as 500m or 10g", f.sizeLimit)
 	}
-	staging := filepath.Join(f.dir, "staging")
-	if f.s3.URL != "" {
-		b, err := cache.NewS3(ctx, f.s3)
-		if err != nil {
-			return nil, "", err
-		}
-		return cache.NewStore(b, limit), staging, nil
-	}
-	b, err := cache.NewDir(filepath.Join(f.dir, "store"))
+	b, err := f.openBlobs(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	return cache.NewStore(b, limit), staging, nil
+	return cache.NewStore(b, limit), filepath.Join(f.dir, "staging"), nil
 }
 
 // startRunCache opens the store and serves GitHub's cache protocol for the

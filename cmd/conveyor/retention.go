@@ -34,10 +34,10 @@ func (f daysFlag) Set(s string) error {
 }
 
 // retentionMain is "retention show [--repo REPO]" or "retention set
-// [--repo REPO] [--runs DAYS] [--logs DAYS] [--artifacts DAYS]".
+// [--repo REPO] [--runs DAYS] [--logs DAYS] [--artifacts DAYS] [--caches DAYS]".
 func retentionMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "show" && args[0] != "set") {
-		fmt.Fprintln(stderr, "usage: conveyor retention show [--repo REPO] [flags]\n       conveyor retention set [--repo REPO] [--runs DAYS] [--logs DAYS] [--artifacts DAYS] [flags]")
+		fmt.Fprintln(stderr, "usage: conveyor retention show [--repo REPO] [flags]\n       conveyor retention set [--repo REPO] [--runs DAYS] [--logs DAYS] [--artifacts DAYS] [--caches DAYS] [flags]")
 		return 2
 	}
 	verb := args[0]
@@ -49,6 +49,7 @@ func retentionMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		c.fs.Var(daysFlag{&r.RunsDays}, "runs", "days runs are kept after they finished, with their jobs, logs, artifacts and statuses")
 		c.fs.Var(daysFlag{&r.LogsDays}, "logs", "days logs are kept after their run finished")
 		c.fs.Var(daysFlag{&r.ArtifactsDays}, "artifacts", "days artifacts are kept after their run finished")
+		c.fs.Var(daysFlag{&r.CachesDays}, "caches", "days caches (actions/cache) are kept after they were last used")
 	} else {
 		c.jsonFlag()
 	}
@@ -87,7 +88,8 @@ func retentionMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return fmt.Sprintf("%d days", *d)
 	}
-	fmt.Fprintf(stdout, "%s retention: runs %s, logs %s, artifacts %s\n", what, show(r.RunsDays), show(r.LogsDays), show(r.ArtifactsDays))
+	fmt.Fprintf(stdout, "%s retention: runs %s, logs %s, artifacts %s, caches %s\n", what, show(r.RunsDays), show(r.LogsDays),
+		show(r.ArtifactsDays), show(r.CachesDays))
 	return 0
 }
 

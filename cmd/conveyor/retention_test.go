@@ -10,16 +10,17 @@ import (
 func TestRetentionCLI(t *testing.T) {
 	e := newCLIEnv(t)
 	e.want(t, 0, "repo", "add", "https://github.com/acme/app.git", "--forge", "github")
-	if out := e.want(t, 0, "retention", "show"); out != "organisation retention: runs forever, logs forever, artifacts forever\n" {
+	if out := e.want(t, 0, "retention", "show"); out != "organisation retention: runs forever, logs forever, artifacts forever, caches forever\n" {
 		t.Errorf("show, never set: %q", out)
 	}
-	if out := e.want(t, 0, "retention", "set", "--runs", "90", "--logs", "30"); out != "organisation retention: runs 90 days, logs 30 days, artifacts forever\n" {
+	if out := e.want(t, 0, "retention", "set", "--runs", "90", "--logs", "30", "--caches", "7"); out != "organisation retention: runs 90 days, logs 30 days, artifacts forever, caches 7 days\n" {
 		t.Errorf("set: %q", out)
 	}
-	if out := e.want(t, 0, "retention", "set", "--repo", "acme/app", "--artifacts", "7"); out != "repo acme/app retention: runs as the organisation, logs as the organisation, artifacts 7 days\n" {
+	if out := e.want(t, 0, "retention", "set", "--repo", "acme/app", "--artifacts", "7"); out != "repo acme/app retention: runs as the organisation, logs as the organisation, artifacts 7 days, caches as the organisation\n" {
 		t.Errorf("set --repo: %q", out)
 	}
-	if out := e.want(t, 0, "retention", "show", "--json"); !strings.Contains(out, `"runs_days": 90`) || !strings.Contains(out, `"artifacts_days": null`) {
+	if out := e.want(t, 0, "retention", "show", "--json"); !strings.Contains(out, `"runs_days": 90`) || !strings.Contains(out, `"artifacts_days": null`) ||
+		!strings.Contains(out, `"caches_days": 7`) {
 		t.Errorf("show --json: %q", out)
 	}
 	if out := e.want(t, 2, "retention", "set", "--runs", "-3"); !strings.Contains(out, `"-3" is not a number of days`) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
+	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
 
@@ -27,7 +28,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool                              string
+		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects                     string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
@@ -56,6 +57,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
 	fs.StringVar(&hookMemory, "hook-memory", "16m", "memory for webhook bodies not yet verified, all requests together; beyond it they are spooled to the data directory")
+	fs.StringVar(&objects, "objects", "auto", "where logs and artifacts live: cache (the caches' object store, --cache-dir or --cache-s3-url; the database keeps an index), database, or auto (cache, except PostgreSQL with a local --cache-dir, which other replicas cannot read)")
 	fs.StringVar(&hookSpool, "hook-spool", "1g", "disk for spooled webhook bodies not yet verified; beyond it webhooks get 503 (the forge retries)")
 	var actionSrc actionFlags
 	actionSrc.register(fs, false)
@@ -120,7 +122,15 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log.Info("secret key", "id", keys.Current(), "from", keyFrom)
-	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys})
+	if cacheF.dir == "" {
+		cacheF.dir = filepath.Join(data, "cache")
+	}
+	objs, err := openObjects(ctx, objects, shared, cacheF)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --objects:", err)
+		return 2
+	}
+	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys, Objects: objs})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: database:", err)
 		return 1
@@ -154,9 +164,6 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if tlsCert != "" {
 			baseURL = "https://" + addr
 		}
-	}
-	if cacheF.dir == "" {
-		cacheF.dir = filepath.Join(data, "cache")
 	}
 	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
 	if err != nil {
@@ -269,4 +276,21 @@ func applyEnvAndFile(fs *flag.FlagSet, file string) error {
 		}
 	})
 	return err
+}
+
+// openObjects opens where logs and artifacts live (nil: the database),
+// by --objects; shared says the database is PostgreSQL.
+func openObjects(ctx context.Context, mode string, shared bool, cacheF *cacheFlags) (store.Objects, error) {
+	switch mode {
+	case "database":
+		return nil, nil
+	case "auto":
+		if shared && cacheF.s3.URL == "" {
+			return nil, nil // a folder per replica: the others could not read it
+		}
+	case "cache":
+	default:
+		return nil, fmt.Errorf("%q: want auto, cache or database", mode)
+	}
+	return cacheF.openBlobs(ctx)
 }

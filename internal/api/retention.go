@@ -74,8 +74,8 @@ func (a *server) setRetention(w http.ResponseWriter, r *http.Request, tok *store
 	if repo != 0 {
 		target = fmt.Sprintf("repo %d", repo)
 	}
-	a.audit(r, tok.OrgID, "retention.set", target, fmt.Sprintf("runs %s, logs %s, artifacts %s days",
-		daysText(in.RunsDays), daysText(in.LogsDays), daysText(in.ArtifactsDays)))
+	a.audit(r, tok.OrgID, "retention.set", target, fmt.Sprintf("runs %s, logs %s, artifacts %s, caches %s days",
+		daysText(in.RunsDays), daysText(in.LogsDays), daysText(in.ArtifactsDays), daysText(in.CachesDays)))
 	writeJSON(w, http.StatusOK, in)
 }
 

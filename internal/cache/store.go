@@ -284,6 +284,27 @@ func (s *Store) evict(ctx context.Context, repo, keep string) error {
 	return nil
 }
 
+// EvictUnused deletes repo's entries last used before before (the
+// retention of caches, beside the size limit), and returns how many.
+func (s *Store) EvictUnused(ctx context.Context, repo string, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all, err := s.Entries(ctx, repo)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range all {
+		if e.Accessed.Before(before) {
+			if err := s.Delete(ctx, e); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Delete removes an entry.
 func (s *Store) Delete(ctx context.Context, e *Entry) error {
 	if err := s.blobs.Delete(ctx, metaName(e.Repo, e.ID)); err != nil {

@@ -159,3 +159,30 @@ func TestVersion(t *testing.T) {
 		t.Error("windows-only does not change the version")
 	}
 }
+
+// TestEvictUnused: entries last used before the cut-off go, others stay,
+// and a restore counts as a use.
+func TestEvictUnused(t *testing.T) {
+	s := dirStore(t, 0)
+	ctx := context.Background()
+	old := save(t, s, "refs/heads/main", "old", "a")
+	used := save(t, s, "refs/heads/main", "used", "b")
+	fresh := save(t, s, "refs/heads/main", "fresh", "c")
+	rc, err := s.Open(ctx, used) // touched after fresh was saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	n, err := s.EvictUnused(ctx, "o/r", fresh.Accessed)
+	if err != nil || n != 1 {
+		t.Fatalf("evicted %d, %v; want 1", n, err)
+	}
+	if _, err := s.Get(ctx, "o/r", old.ID); errs.KindOf(err) != errs.NotFound {
+		t.Errorf("the unused entry is still there (%v)", err)
+	}
+	for _, e := range []*Entry{used, fresh} {
+		if _, err := s.Get(ctx, "o/r", e.ID); err != nil {
+			t.Errorf("%s: %v", e.Key, err)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +97,62 @@ func cacheTwice(t *testing.T, h *harness) {
 			!strings.Contains(log, "wrong token status 401") {
 			t.Fatalf("run %d: %s\n%s", i+1, r.Status, log)
 		}
+	}
+}
+
+// TestCacheRetention: caches of a repository with a caches retention that
+// were not used within it are evicted by the sweep, a repository's setting
+// over its organisation's; a repository without one keeps its caches.
+func TestCacheRetention(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	var st *cache.Store
+	h := newHarness(t, harnessOpts{cfg: Config{Now: func() time.Time { return time.Unix(0, now.Load()) }},
+		files: map[string]string{"README.md": "hi\n"},
+		cache: func(baseURL string) (exec.Cache, http.Handler, *cache.Tokens) {
+			d, err := cache.NewDir(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st = cache.NewStore(d, 0)
+			return exec.Cache{Store: st}, nil, nil
+		}})
+	ctx := context.Background()
+	save := func(repo, key string) {
+		t.Helper()
+		if _, err := st.Save(ctx, cache.Entry{Repo: repo, Ref: "refs/heads/main", Key: key, Version: "v"}, strings.NewReader(key), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := &store.Repo{OrgID: 1, Name: "octo/other", URL: "https://example.com/octo/other", Forge: "github", Secret: "s", Branch: "main"}
+	if err := h.st.CreateRepo(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	save("octo/repo", "old")
+	save("octo/other", "old")
+	save("octo/unset", "old") // no repository of that name: no setting
+	h.api("PUT", "/api/retention", store.Retention{CachesDays: ptr(7)}, http.StatusOK, nil)
+	h.api("PUT", "/api/repos/"+itoa(other.ID)+"/retention", store.Retention{CachesDays: ptr(30)}, http.StatusOK, nil)
+	keys := func(repo string) int {
+		es, err := st.Entries(ctx, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	h.srv.sweepCaches(ctx)
+	if keys("octo/repo") != 1 || keys("octo/other") != 1 {
+		t.Fatal("fresh caches were evicted")
+	}
+	now.Add(int64(8 * 24 * time.Hour))
+	h.srv.sweepCaches(ctx)
+	if keys("octo/repo") != 0 || keys("octo/other") != 1 || keys("octo/unset") != 1 {
+		t.Errorf("after 8 days: repo %d (7 days: want 0), other %d (30 days: want 1), unset %d (want 1)",
+			keys("octo/repo"), keys("octo/other"), keys("octo/unset"))
+	}
+	now.Add(int64(30 * 24 * time.Hour))
+	h.srv.sweepCaches(ctx)
+	if keys("octo/other") != 0 {
+		t.Error("after 38 days the 30-day repository kept its cache")
 	}
 }

@@ -69,7 +69,7 @@ type Config struct {
 }
 
 // DefaultMaxArtifactSize is the default cap of one artifact: artifacts
-// live in the database (in 1 MiB chunks), so they are kept modest.
+// may live in the database (in 1 MiB chunks), so they are kept modest.
 const DefaultMaxArtifactSize = 256 << 20
 
 func (c *Config) defaults() {

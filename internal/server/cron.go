@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,10 +41,13 @@ type cronState struct {
 	// by is the id of the push event that set a repository's entry, so a
 	// push processed late never replaces what a newer one set.
 	by map[int64]int64
+	// sums are digests of the workflow files byRepo was read from: a
+	// storm of pushes of the same files parses them once.
+	sums map[int64][32]byte
 }
 
 func newCronState() *cronState {
-	return &cronState{byRepo: map[int64][]schedule{}, by: map[int64]int64{}}
+	return &cronState{byRepo: map[int64][]schedule{}, by: map[int64]int64{}, sums: map[int64][32]byte{}}
 }
 
 // all is every schedule, by repository id.
@@ -100,8 +104,20 @@ func (s *Server) takeScheduleRefresh() bool { return s.scheduleDirty.Swap(false)
 // workflow files at the commit that push event eventID made the head of
 // the default branch. No git runs: processing the push read them already.
 func (s *Server) noteSchedules(repo *store.Repo, eventID int64, files map[string][]byte) {
-	scheds := s.schedulesOf(repo, files)
+	sum := filesDigest(files)
 	c := s.crons
+	c.mu.Lock()
+	if eventID < c.by[repo.ID] {
+		c.mu.Unlock()
+		return
+	}
+	if old, ok := c.sums[repo.ID]; ok && old == sum {
+		c.by[repo.ID] = eventID // the same files: the same schedules
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	scheds := s.schedulesOf(repo, files)
 	c.mu.Lock()
 	if eventID < c.by[repo.ID] {
 		c.mu.Unlock()
@@ -109,6 +125,7 @@ func (s *Server) noteSchedules(repo *store.Repo, eventID int64, files map[string
 	}
 	c.by[repo.ID] = eventID
 	c.byRepo[repo.ID] = scheds
+	c.sums[repo.ID] = sum
 	c.mu.Unlock()
 	wake(s.scheduleWake) // a new schedule's first sighting is its baseline: take it now
 }
@@ -152,6 +169,8 @@ func (s *Server) loadSchedules(ctx context.Context) {
 		sc, ok := fresh[r.ID]
 		if !ok || c.by[r.ID] != startBy[r.ID] {
 			sc, ok = c.byRepo[r.ID]
+		} else {
+			delete(c.sums, r.ID) // read at the head, not from a push's files
 		}
 		if ok {
 			next[r.ID] = sc
@@ -224,4 +243,17 @@ func (s *Server) fireDue(ctx context.Context, sc schedule, now time.Time) {
 		s.log.Info("cron fired", "repo", sc.repo.Name, "workflow", sc.file, "cron", sc.spec, "at", at)
 		s.wakeEvents()
 	}
+}
+
+// filesDigest is a digest of workflow files, names and contents.
+func filesDigest(files map[string][]byte) [32]byte {
+	names := slices.Sorted(maps.Keys(files))
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%d:%s%d:", len(n), n, len(files[n]))
+		h.Write(files[n])
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }

@@ -56,6 +56,8 @@ type harnessOpts struct {
 	actions cexec.ActionResolver
 	// cache, when set, gives the server's Deps.Cache and CacheService.
 	cache func(baseURL string) (cexec.Cache, http.Handler, *cache.Tokens)
+	// objects, when set, keeps logs and artifacts (sqlstore.Options.Objects).
+	objects store.Objects
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -64,7 +66,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		o.dsn = filepath.Join(t.TempDir(), "conveyor.db")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlstore.Open(ctx, o.dsn, sqlstore.Options{})
+	st, err := sqlstore.Open(ctx, o.dsn, sqlstore.Options{Objects: o.objects})
 	if err != nil {
 		t.Fatal(err)
 	}

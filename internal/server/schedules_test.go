@@ -91,3 +91,37 @@ func TestPushRefreshesOnlyItsSchedules(t *testing.T) {
 		t.Errorf("schedules %q after a full re-read", got)
 	}
 }
+
+// TestNoteSchedulesSameFiles: pushes of the same workflow files keep the
+// schedules without parsing them again; changed files replace them; an
+// older push never does.
+func TestNoteSchedulesSameFiles(t *testing.T) {
+	h := newHarness(t, harnessOpts{files: map[string]string{"README.md": "x"}})
+	daily := map[string][]byte{".github/workflows/a.yml": []byte("on:\n  schedule:\n    - cron: '0 3 * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo\n")}
+	hourly := map[string][]byte{".github/workflows/a.yml": []byte("on:\n  schedule:\n    - cron: '0 * * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo\n")}
+	specs := func() []string {
+		var out []string
+		for _, sc := range h.srv.crons.all() {
+			out = append(out, sc.spec)
+		}
+		return out
+	}
+	h.srv.noteSchedules(h.repo, 10, daily)
+	h.srv.noteSchedules(h.repo, 11, daily)
+	if got := specs(); len(got) != 1 || got[0] != "0 3 * * *" {
+		t.Fatalf("after the same files twice: %v", got)
+	}
+	h.srv.noteSchedules(h.repo, 12, hourly)
+	if got := specs(); len(got) != 1 || got[0] != "0 * * * *" {
+		t.Fatalf("after changed files: %v", got)
+	}
+	h.srv.noteSchedules(h.repo, 9, daily) // an older push
+	if got := specs(); len(got) != 1 || got[0] != "0 * * * *" {
+		t.Fatalf("an older push replaced the schedules: %v", got)
+	}
+	h.srv.noteSchedules(h.repo, 13, hourly)
+	h.srv.noteSchedules(h.repo, 14, daily)
+	if got := specs(); len(got) != 1 || got[0] != "0 3 * * *" {
+		t.Fatalf("back to the first files: %v", got)
+	}
+}

@@ -169,7 +169,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop, s.sweepLoop} {
+	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop, s.sweepLoop, s.moveLogsLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -154,7 +154,7 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	for _, want := range []string{
 		`conveyor_webhooks_total{result="accepted"} 1`, `conveyor_webhooks_total{result="duplicate"} 2`,
 		`conveyor_webhooks_total{result="ping"} 1`, `conveyor_webhooks_total{result="rejected_signature"} 2`,
-		`conveyor_webhooks_total{result="rejected_too_large"} 1`, `conveyor_jobs{status="success"} 1`,
+		`conveyor_webhooks_total{result="rejected_too_large"} 1`, `conveyor_jobs{status="running"} 0`,
 		`conveyor_queue_depth 0`, `conveyor_dispatch_latency_seconds_count 1`, `conveyor_job_duration_seconds_count{status="success"} 1`,
 	} {
 		if !strings.Contains(string(b), want) {

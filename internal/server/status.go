@@ -22,7 +22,7 @@ func (s *Server) statusLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("claiming commit statuses", "err", err)
 		}
-		for _, r := range reps {
+		for _, r := range s.giveUpUnsendable(ctx, reps) {
 			s.sendStatus(ctx, r)
 		}
 		if len(reps) > 0 {
@@ -79,4 +79,30 @@ func (s *Server) sendStatus(ctx context.Context, r *store.StatusReport) {
 	s.metrics.statuses.WithLabelValues("failed").Inc()
 	s.log.Warn("commit status failed", "run", r.RunID, "attempt", attempt, "give_up", giveUp, "err", err)
 	_ = s.store.StatusSent(ctx, r.ID, err.Error(), time.Now().Add(backoff), giveUp)
+}
+
+// giveUpUnsendable marks the reports of repositories without a status
+// token done together (one write for the batch, not one each) and returns
+// the others.
+func (s *Server) giveUpUnsendable(ctx context.Context, reps []*store.StatusReport) []*store.StatusReport {
+	var none []int64
+	var rest []*store.StatusReport
+	tokens := map[int64]bool{}
+	for _, r := range reps {
+		has, ok := tokens[r.RepoID]
+		if !ok {
+			repo, err := s.store.RepoForHook(ctx, r.RepoID)
+			has = err != nil || repo.StatusToken != "" // a lookup error: sendStatus says why
+			tokens[r.RepoID] = has
+		}
+		if has {
+			rest = append(rest, r)
+		} else {
+			none = append(none, r.ID)
+		}
+	}
+	if err := s.store.GiveUpStatuses(ctx, none, "no status token configured for the repository"); err != nil && ctx.Err() == nil {
+		s.log.Error("commit statuses", "err", err)
+	}
+	return rest
 }

@@ -693,7 +693,9 @@ type Runs interface {
 	// (CancelRequested); the run ends when they report. Conflict when the
 	// run is already finished.
 	CancelRun(ctx context.Context, orgID, runID int64, reason string) (*Run, error)
-	// Stats counts jobs by status (for metrics).
+	// Stats counts the live jobs (waiting, queued, running) by status,
+	// for metrics: its cost follows the live jobs, not the history
+	// (finished jobs are counted as they finish, see the server's metrics).
 	Stats(ctx context.Context) (map[string]int, error)
 }
 
@@ -762,6 +764,30 @@ type Logs interface {
 	ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]LogChunk, error)
 }
 
+// Objects is an object store (the caches' one: a local folder or an
+// S3-compatible bucket) where the store keeps logs and artifacts, the
+// database holding only their index (object name, size, checksum).
+// cache.Dir and cache.S3 are Objects. Names are slash-separated, made of
+// [a-z0-9/._-]. Implementations are safe for concurrent use.
+type Objects interface {
+	// Put stores r under name (size -1: unknown), replacing any object.
+	Put(ctx context.Context, name string, r io.Reader, size int64) error
+	// Get opens name; errs.NotFound when absent.
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	// Delete removes name; absent is not an error.
+	Delete(ctx context.Context, name string) error
+}
+
+// LogMover moves the logs of finished jobs out of the database into the
+// object store (a store without one moves nothing).
+type LogMover interface {
+	// MoveLogs moves the database-held log chunks of jobs whose run
+	// finished before before, at most a batch of jobs per call, and
+	// returns how many jobs it moved; readers (followers included) see
+	// the same chunks before, during and after a move.
+	MoveLogs(ctx context.Context, before time.Time) (int, error)
+}
+
 // Artifact is a file tree a job of a run uploaded (actions/upload-artifact);
 // its content (tar.gz) is stored in chunks.
 type Artifact struct {
@@ -815,6 +841,9 @@ type Outbox interface {
 	// StatusSent marks a report done, or records a failure and the next
 	// attempt (done when giving up).
 	StatusSent(ctx context.Context, id int64, err string, next time.Time, giveUp bool) error
+	// GiveUpStatuses marks reports that cannot be sent (no token) done
+	// with reason, in one transaction.
+	GiveUpStatuses(ctx context.Context, ids []int64, reason string) error
 }
 
 // Quotas stores organisations' limits and metered build time.
@@ -838,6 +867,16 @@ type Retention struct {
 	RunsDays      *int `json:"runs_days"`
 	LogsDays      *int `json:"logs_days"`
 	ArtifactsDays *int `json:"artifacts_days"`
+	// CachesDays: caches (actions/cache) not used for this many days are
+	// evicted, as GitHub evicts after 7 days; it does not follow RunsDays.
+	CachesDays *int `json:"caches_days"`
+}
+
+// CacheRetention is a repository's effective CachesDays.
+type CacheRetention struct {
+	OrgID int64
+	Repo  string // the repository's name, its caches' scope
+	Days  int
 }
 
 // Swept counts what one Sweep deleted.
@@ -857,6 +896,9 @@ type Retainer interface {
 	// reports done whose last attempt is older than outbox; then gives
 	// space back (SQLite).
 	Sweep(ctx context.Context, now time.Time, outbox time.Duration) (Swept, error)
+	// CacheRetentions lists the repositories whose caches have a
+	// retention (their own CachesDays, else their organisation's).
+	CacheRetentions(ctx context.Context) ([]CacheRetention, error)
 }
 
 // Store is every interface plus lifecycle, for wiring in main.
@@ -880,6 +922,7 @@ type Store interface {
 	Retainer
 	Environments
 	Approvals
+	LogMover
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

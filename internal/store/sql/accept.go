@@ -49,6 +49,8 @@ const qRepoOrg = `SELECT org_id FROM repos WHERE id = $1`
 func writerQueries(s *DB) []string {
 	qs := []string{qRepoOrg, s.insertEventQuery(), qInsertPayload,
 		s.claimEventsQuery(), s.holdEventQuery(), qEventDone, qEventFailed}
+	qs = append(qs, runQueries...)
+	qs = append(qs, s.claimStatusesQuery())
 	for _, n := range lookupSizes {
 		qs = append(qs, qEventsByDelivery(n), qEventsByBody(n))
 	}

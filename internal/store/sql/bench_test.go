@@ -155,3 +155,36 @@ func BenchmarkLeaseCompleteQuota(b *testing.B) {
 		must(b, s.Complete(ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess, Build: time.Second}))
 	}
 }
+
+// BenchmarkClaimFinish is the event processor's store work: claim a batch
+// of 32 pushes, then write each one's run (one job, a 4 KiB event JSON) in
+// one FinishEvents; events/s.
+func BenchmarkClaimFinish(b *testing.B) {
+	s, repo, _ := repoSQLite(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	evJSON := []byte(benchBody(4 << 10))
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := s.Accept(ctx, benchEvents(repo, &seq, 4<<10)[:32]); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		evs, err := s.ClaimEvents(ctx, "p", 32, time.Minute)
+		must(b, err)
+		outs := make([]store.EventOutcome, len(evs))
+		for i, ev := range evs {
+			outs[i] = store.EventOutcome{EventID: ev.ID, Runs: []store.NewRun{{
+				Run: &store.Run{RepoID: repo.ID, OrgID: repo.OrgID, Workflow: ".github/workflows/ci.yml", Name: "ci", Event: "push",
+					Ref: "refs/heads/main", SHA: "0123456789abcdef0123456789abcdef01234567", Trigger: "webhook", Status: store.StatusQueued,
+					EventJSON: evJSON, WorkflowYAML: []byte("on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo built\n"), Attempt: 1},
+				Jobs: []*store.Job{{Key: "build", Name: "build", Labels: []string{"ubuntu-latest"}}}}}}
+		}
+		for _, r := range s.FinishEvents(ctx, "p", outs) {
+			must(b, r.Err)
+		}
+		n += len(evs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// gives one, and Open refuses a database with encrypted credentials
 	// when none is given.
 	Keys *secrets.Keyring
+	// Objects, when set, keeps logs and artifacts in an object store, the
+	// database holding their index only (see objects.go). Rows written
+	// without one (or before) stay readable from the database.
+	Objects store.Objects
 }
 
 // DB is a store.Store on a SQL database. It is safe for concurrent use.
@@ -77,6 +81,10 @@ type DB struct {
 	rewrote bool
 	// logz compresses log chunks.
 	logz *logCodec
+	// objects holds logs and artifacts (nil: the database does).
+	objects store.Objects
+	// moves is how far MoveLogs went.
+	moves logMoves
 }
 
 // stmtCache prepares a statement on first use and keeps it until Close.
@@ -214,6 +222,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, errs.Wrap(op, errs.Invalid, err)
 	}
 	s.keys = opts.Keys
+	s.objects = opts.Objects
 	if s.logz, err = newLogCodec(); err != nil {
 		s.Close()
 		return nil, errs.Wrap(op, errs.Other, err)

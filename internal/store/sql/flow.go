@@ -20,13 +20,13 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 		status string
 		needs  []string
 	}
-	js, err := queryAll(ctx, tx, func(sc scanner) (jobState, error) {
+	js, err := queryAll(ctx, s.wq(tx), func(sc scanner) (jobState, error) {
 		var j jobState
 		var needs string
 		err := sc.Scan(&j.id, &j.key, &j.status, &needs)
 		j.needs = decodeList(needs)
 		return j, err
-	}, `SELECT id, job_key, status, needs FROM jobs WHERE run_id = $1`, runID)
+	}, qRunJobStates, runID)
 	if err != nil {
 		return err
 	}
@@ -49,8 +49,7 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 		if !ready {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET queued = $1, `+readySQL+`
-			WHERE id = $2`, us(t), j.id); err != nil {
+		if _, err := s.wq(tx).ExecContext(ctx, qQueueJob, us(t), j.id); err != nil {
 			return err
 		}
 	}
@@ -65,7 +64,7 @@ func (s *DB) advanceRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.T
 // fail nothing). It writes the final commit status and, when unblock is
 // set, releases the next waiting run of its concurrency group.
 func (s *DB) finishRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.Time, unblock bool) error {
-	rows, err := tx.QueryContext(ctx, `SELECT status FROM jobs WHERE run_id = $1`, runID)
+	rows, err := s.wq(tx).QueryContext(ctx, qRunJobStatus, runID)
 	if err != nil {
 		return err
 	}
@@ -96,15 +95,14 @@ func (s *DB) finishRun(ctx context.Context, tx *dbsql.Tx, runID int64, t time.Ti
 	case cancelled:
 		conclusion = store.StatusCancelled
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1, finished = $2
-		WHERE id = $3 AND status IN ('blocked', 'queued', 'running', 'awaiting_approval')`, conclusion, us(t), runID)
+	res, err := s.wq(tx).ExecContext(ctx, qFinishRun, conclusion, us(t), runID)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err // already ended
 	}
-	r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, runID))
+	r, err := scanRun(s.wq(tx).QueryRowContext(ctx, qRunByID, runID))
 	if err != nil {
 		return err
 	}
@@ -170,12 +168,10 @@ func (s *DB) unblockNext(ctx context.Context, tx *dbsql.Tx, repoID int64, group 
 // unsent entries of the same run and context are superseded: a retry of
 // "pending" must never land after the run's result and hide it.
 func (s *DB) addStatus(ctx context.Context, tx *dbsql.Tx, r *store.Run, state, desc string, t time.Time) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE statuses SET done = 1, last_error = 'superseded by a newer status'
-		WHERE run_id = $1 AND context = $2 AND done = 0`, r.ID, "conveyor/"+r.Name); err != nil {
+	q := s.wq(tx)
+	if _, err := q.ExecContext(ctx, qSupersede, r.ID, "conveyor/"+r.Name); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO statuses (run_id, repo_id, sha, context, state, description,
-		target_url, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, '', $7)`,
-		r.ID, r.RepoID, r.SHA, "conveyor/"+r.Name, state, desc, us(t))
+	_, err := q.ExecContext(ctx, qInsertStatus, r.ID, r.RepoID, r.SHA, "conveyor/"+r.Name, state, desc, us(t))
 	return err
 }

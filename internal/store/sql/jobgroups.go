@@ -26,10 +26,10 @@ func (s *DB) settleJobGroups(ctx context.Context, tx *dbsql.Tx, runID int64, t t
 		repo int64
 		name string
 	}
-	groups, err := queryAll(ctx, tx, func(sc scanner) (group, error) {
+	groups, err := queryAll(ctx, s.wq(tx), func(sc scanner) (group, error) {
 		var g group
 		return g, sc.Scan(&g.repo, &g.name)
-	}, `SELECT DISTINCT repo_id, concurrency_group FROM jobs WHERE run_id = $1 AND concurrency_group <> ''`, runID)
+	}, qRunJobGroups, runID)
 	if err != nil || len(groups) == 0 {
 		return err
 	}

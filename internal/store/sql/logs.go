@@ -7,6 +7,7 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -14,7 +15,8 @@ import (
 )
 
 const qAppendLog = `INSERT INTO log_chunks (job_id, seq, data, compressed, at)
-	SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM log_chunks WHERE job_id = $1 RETURNING seq`
+	SELECT $1, COALESCE(MAX(seq), (SELECT MAX(last_seq) FROM log_segments WHERE job_id = $1), 0) + 1, $2, $3, $4
+	FROM log_chunks WHERE job_id = $1 RETURNING seq`
 
 // AppendLog stores the next chunk of a job's output under seq = last+1,
 // compressed outside the transaction.
@@ -31,6 +33,12 @@ func (s *DB) AppendLog(ctx context.Context, jobID int64, data []byte) (int64, er
 		}
 		return tx.QueryRowContext(ctx, qAppendLog, jobID, blob(packed), b2i(z), us(now())).Scan(&seq)
 	})
+	if err == nil && s.objects != nil && seq%sealEvery == 0 {
+		// The tail goes to the object store as it fills, so a huge log
+		// never grows the database; a failure leaves it for the next
+		// check, or for MoveLogs once the run has finished.
+		_ = s.sealTail(ctx, jobID)
+	}
 	return seq, err
 }
 
@@ -69,17 +77,48 @@ func (s *DB) RetryLog(ctx context.Context, jobID, prev int64, data []byte) (int6
 }
 
 // ReadLog returns up to limit chunks of a job of the organisation with
-// Seq > after, stopping once they hold store.LogReadBytes: rows are
-// scanned one at a time, so the rest of the page is never loaded, and a
-// chunk is decompressed straight from the driver's buffer.
+// Seq > after, stopping once they hold store.LogReadBytes. The chunks in
+// the database are read first, then the segments before them (see
+// logsegments.go), so a move between the two reads loses nothing.
 func (s *DB) ReadLog(ctx context.Context, orgID, jobID, after int64, limit int) ([]store.LogChunk, error) {
-	const op = "store.ReadLog"
 	if _, err := s.GetJob(ctx, orgID, jobID); err != nil {
 		return nil, err
 	}
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
+	tail, err := s.readChunks(ctx, jobID, after, limit)
+	if err != nil || (len(tail) > 0 && tail[0].Seq == after+1) {
+		return tail, err
+	}
+	size := 0
+	page, err := s.readSegments(ctx, jobID, after, limit, nil, &size)
+	if err != nil {
+		return nil, err
+	}
+	if len(page) == 0 {
+		return tail, nil // no segment holds after+1: the tail as it is
+	}
+	next := after + 1
+	if len(page) > 0 {
+		next = page[len(page)-1].Seq + 1
+	}
+	for _, c := range tail {
+		if c.Seq != next || len(page) >= limit || size >= store.LogReadBytes {
+			break
+		}
+		page = append(page, c)
+		size += len(c.Data)
+		next++
+	}
+	return page, nil
+}
+
+// readChunks reads the database's chunks of a page: rows are scanned one
+// at a time, so the rest of the page is never loaded, and a chunk is
+// decompressed straight from the driver's buffer.
+func (s *DB) readChunks(ctx context.Context, jobID, after int64, limit int) ([]store.LogChunk, error) {
+	const op = "store.ReadLog"
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, data, compressed, at FROM log_chunks
 		WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, jobID, after, limit)
 	if err != nil {
@@ -130,6 +169,21 @@ func (s *DB) claimStatusesQuery() string {
 	return `UPDATE statuses SET next_attempt = $1
 		WHERE id IN (SELECT id FROM statuses WHERE done = 0 AND next_attempt <= $2 ORDER BY id LIMIT $3` +
 		s.skipLocked() + `) RETURNING ` + statusCols
+}
+
+// GiveUpStatuses marks reports done with reason, all in one transaction:
+// a storm of runs of repositories without a status token must not take
+// the writer (and an fsync) once per report.
+func (s *DB) GiveUpStatuses(ctx context.Context, ids []int64, reason string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, args := inList(ids)
+	return s.write(ctx, "store.GiveUpStatuses", func(tx *dbsql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE statuses SET done = 1, attempts = attempts + 1, last_error = $`+
+			strconv.Itoa(len(ids)+1)+` WHERE id IN `+in, append(args, reason)...)
+		return err
+	})
 }
 
 // StatusSent marks a report done (errMsg empty, or giveUp), or records

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ func TestQueryPlans(t *testing.T) {
 		{"concurrency group", qBlockedRun, []string{"INDEX runs_group"}},
 		{"run number", qNextRunNumber, []string{"(repo_id=?)"}},
 		{"log seq", qAppendLog, []string{"(job_id=?)"}},
+		{"metrics: live jobs", qLiveJobs, []string{"INDEX jobs_live"}},
 		{"runs by status", byStatus, []string{"INDEX runs_org_status (org_id=? AND status=? AND id<?)"}},
 		{"runs page", runsPage, []string{"INDEX runs_org (org_id=? AND id<?)"}},
 	}
@@ -70,4 +72,45 @@ func maxParam(query string) int {
 		n = max(n, v)
 	}
 	return n
+}
+
+// TestLiveJobsIgnoreHistory: with 100,000 finished jobs in the database,
+// the metrics' count still reads the live jobs' index (after ANALYZE, so
+// the planner knows the history), and counts only them.
+func TestLiveJobsIgnoreHistory(t *testing.T) {
+	s, repo, _ := repoSQLite(t)
+	ctx := t.Context()
+	var runs []store.NewRun
+	for i := range 100 {
+		jobs := make([]*store.Job, 1000)
+		for j := range jobs {
+			jobs[j] = &store.Job{Key: fmt.Sprintf("j%d", j), Name: "j"}
+		}
+		runs = append(runs, store.NewRun{Run: &store.Run{RepoID: repo.ID, OrgID: repo.OrgID, Workflow: fmt.Sprintf("w%d.yml", i),
+			Name: "w", Event: "push", Ref: "refs/heads/main", SHA: "abc", Trigger: "webhook"}, Jobs: jobs})
+	}
+	_, err := s.CreateRuns(ctx, runs)
+	must(t, err)
+	_, err = s.w.ExecContext(ctx, `UPDATE jobs SET status = 'success' WHERE id > 10`)
+	must(t, err)
+	_, err = s.w.ExecContext(ctx, `ANALYZE`)
+	must(t, err)
+	var plan []string
+	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+qLiveJobs)
+	must(t, err)
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		must(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	rows.Close()
+	if all := strings.Join(plan, "\n"); !strings.Contains(all, "INDEX jobs_live") {
+		t.Errorf("the live jobs' count does not read jobs_live:\n%s", all)
+	}
+	got, err := s.Stats(ctx)
+	must(t, err)
+	if got[store.StatusQueued] != 10 || got[store.StatusSuccess] != 0 {
+		t.Errorf("Stats = %v, want 10 queued and nothing else", got)
+	}
 }

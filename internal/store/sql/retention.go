@@ -27,7 +27,7 @@ const (
 // SetRetention stores an organisation's (repoID 0) or repository's setting.
 func (s *DB) SetRetention(ctx context.Context, orgID, repoID int64, r store.Retention) error {
 	const op = "store.SetRetention"
-	for _, d := range []*int{r.RunsDays, r.LogsDays, r.ArtifactsDays} {
+	for _, d := range []*int{r.RunsDays, r.LogsDays, r.ArtifactsDays, r.CachesDays} {
 		if d != nil && (*d < 0 || *d > 100*365) {
 			return errs.E(op, errs.Invalid, "retention of %d days is not between 0 and 36500", *d)
 		}
@@ -38,9 +38,10 @@ func (s *DB) SetRetention(ctx context.Context, orgID, repoID int64, r store.Rete
 		}
 	}
 	return s.write(ctx, op, func(tx *dbsql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO retention (org_id, repo_id, runs_days, logs_days, artifacts_days)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, repo_id) DO UPDATE SET runs_days = $3, logs_days = $4,
-			artifacts_days = $5`, orgID, repoID, nullDays(r.RunsDays), nullDays(r.LogsDays), nullDays(r.ArtifactsDays))
+		_, err := tx.ExecContext(ctx, `INSERT INTO retention (org_id, repo_id, runs_days, logs_days, artifacts_days, caches_days)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, repo_id) DO UPDATE SET runs_days = $3, logs_days = $4,
+			artifacts_days = $5, caches_days = $6`, orgID, repoID, nullDays(r.RunsDays), nullDays(r.LogsDays), nullDays(r.ArtifactsDays),
+			nullDays(r.CachesDays))
 		return err
 	})
 }
@@ -53,16 +54,28 @@ func (s *DB) GetRetention(ctx context.Context, orgID, repoID int64) (store.Reten
 			return store.Retention{}, err
 		}
 	}
-	var runs, logs, arts dbsql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT runs_days, logs_days, artifacts_days FROM retention
-		WHERE org_id = $1 AND repo_id = $2`, orgID, repoID).Scan(&runs, &logs, &arts)
+	var runs, logs, arts, caches dbsql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT runs_days, logs_days, artifacts_days, caches_days FROM retention
+		WHERE org_id = $1 AND repo_id = $2`, orgID, repoID).Scan(&runs, &logs, &arts, &caches)
 	if errors.Is(err, dbsql.ErrNoRows) {
 		return store.Retention{}, nil
 	}
 	if err != nil {
 		return store.Retention{}, mapErr(op, err)
 	}
-	return store.Retention{RunsDays: days(runs), LogsDays: days(logs), ArtifactsDays: days(arts)}, nil
+	return store.Retention{RunsDays: days(runs), LogsDays: days(logs), ArtifactsDays: days(arts), CachesDays: days(caches)}, nil
+}
+
+// CacheRetentions lists the repositories whose caches have a retention.
+func (s *DB) CacheRetentions(ctx context.Context) ([]store.CacheRetention, error) {
+	list, err := queryAll(ctx, s.r, func(sc scanner) (store.CacheRetention, error) {
+		var c store.CacheRetention
+		return c, sc.Scan(&c.OrgID, &c.Repo, &c.Days)
+	}, `SELECT r.org_id, r.name, COALESCE(rr.caches_days, ro.caches_days) FROM repos r
+		LEFT JOIN retention rr ON rr.org_id = r.org_id AND rr.repo_id = r.id
+		LEFT JOIN retention ro ON ro.org_id = r.org_id AND ro.repo_id = 0
+		WHERE COALESCE(rr.caches_days, ro.caches_days) IS NOT NULL ORDER BY r.id`)
+	return list, mapErr("store.CacheRetentions", err)
 }
 
 func nullDays(d *int) any {
@@ -127,6 +140,9 @@ func (s *DB) Sweep(ctx context.Context, now time.Time, outbox time.Duration) (st
 	if err := s.sweepStatuses(ctx, us(now.Add(-outbox)), &sw); err != nil {
 		return sw, errs.Wrap(op, errs.KindOf(err), err)
 	}
+	if err := s.emptyTrash(ctx); err != nil {
+		return sw, err
+	}
 	if sw != (store.Swept{}) {
 		if err := s.giveSpaceBack(ctx); err != nil {
 			return sw, mapErr(op, err)
@@ -139,7 +155,8 @@ func (s *DB) Sweep(ctx context.Context, now time.Time, outbox time.Duration) (st
 // runs retention.
 func (s *DB) sweepLogs(ctx context.Context, now, before int64, sw *store.Swept) error {
 	q := `SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id` + retentionJoin + ` WHERE ` + expired("logs_days", "runs_days") +
-		` AND EXISTS (SELECT 1 FROM log_chunks c WHERE c.job_id = j.id) LIMIT ` + fmt.Sprint(sweepPick)
+		` AND (EXISTS (SELECT 1 FROM log_chunks c WHERE c.job_id = j.id) OR EXISTS (SELECT 1 FROM log_segments g
+		WHERE g.job_id = j.id)) LIMIT ` + fmt.Sprint(sweepPick)
 	for {
 		ids, err := queryAll(ctx, s.r, scanID, q, now, before)
 		if err != nil || len(ids) == 0 {
@@ -152,8 +169,23 @@ func (s *DB) sweepLogs(ctx context.Context, now, before int64, sw *store.Swept) 
 			if err != nil {
 				return err
 			}
+			if err := s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
+				return deleteSegments(ctx, tx, `= $1`, id)
+			}); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// deleteSegments removes the log segments of the jobs whose id matches
+// cond, their objects to the trash.
+func deleteSegments(ctx context.Context, tx *dbsql.Tx, cond string, args ...any) error {
+	if err := trash(ctx, tx, `SELECT object_key FROM log_segments WHERE job_id `+cond, args...); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM log_segments WHERE job_id `+cond, args...)
+	return err
 }
 
 // sweepArtifacts deletes artifacts whose run is past its artifacts or runs
@@ -173,8 +205,7 @@ func (s *DB) sweepArtifacts(ctx context.Context, now, before int64, sw *store.Sw
 				return err
 			}
 			if err := s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
-				_, err := tx.ExecContext(ctx, `DELETE FROM artifacts WHERE id = $1`, id)
-				return err
+				return deleteArtifacts(ctx, tx, `id = $1`, id)
 			}); err != nil {
 				return err
 			}
@@ -197,6 +228,12 @@ func (s *DB) sweepRuns(ctx context.Context, now, before int64, sw *store.Swept) 
 		in, args := inList(ids)
 		jobs := `SELECT id FROM jobs WHERE run_id IN ` + in
 		err = s.write(ctx, "store.Sweep", func(tx *dbsql.Tx) error {
+			if err := deleteSegments(ctx, tx, `IN (`+jobs+`)`, args...); err != nil {
+				return err
+			}
+			if err := trash(ctx, tx, `SELECT object_key FROM artifacts WHERE run_id IN `+in, args...); err != nil {
+				return err
+			}
 			for _, q := range []string{
 				`DELETE FROM log_chunks WHERE job_id IN (` + jobs + `)`,
 				`DELETE FROM job_attempts WHERE job_id IN (` + jobs + `)`,

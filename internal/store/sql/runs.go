@@ -31,6 +31,34 @@ func (s *DB) CreateRuns(ctx context.Context, runs []store.NewRun) ([]*store.Run,
 // createRuns inserts runs and their jobs. Each run gets the next Number of
 // its repository and a pending commit status. Jobs get their IDs; a job
 // without a Status is queued, or waiting when it has needs.
+// The statements of the event processor's runs, prepared once on SQLite's
+// writer (see writerQueries): parsing them again for every run was a
+// third of the processor's store time.
+const (
+	qInsertRun = `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name,
+		event, ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group,
+		cancel_in_progress, attempt, rerun_of, created, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		RETURNING id`
+	qRunByID   = `SELECT ` + runCols + ` FROM runs WHERE id = $1`
+	qInsertJob = `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
+		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
+		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+		$23, $24, $25, $26) RETURNING id`
+	qRunJobStates = `SELECT id, job_key, status, needs FROM jobs WHERE run_id = $1`
+	qRunJobGroups = `SELECT DISTINCT repo_id, concurrency_group FROM jobs WHERE run_id = $1 AND concurrency_group <> ''`
+	qRunJobStatus = `SELECT status FROM jobs WHERE run_id = $1`
+	qQueueJob     = `UPDATE jobs SET queued = $1, ` + readySQL + ` WHERE id = $2`
+	qSupersede    = `UPDATE statuses SET done = 1, last_error = 'superseded by a newer status' WHERE run_id = $1 AND context = $2 AND done = 0`
+	qInsertStatus = `INSERT INTO statuses (run_id, repo_id, sha, context, state, description, target_url, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, '', $7)`
+	qFinishRun    = `UPDATE runs SET status = $1, finished = $2 WHERE id = $3 AND status IN ('blocked', 'queued', 'running', 'awaiting_approval')`
+)
+
+// runQueries are the statements above, for writerQueries.
+var runQueries = []string{qInsertRun, qRunByID, qInsertJob, qRunJobStates, qRunJobGroups, qRunJobStatus, qQueueJob,
+	qSupersede, qInsertStatus, qFinishRun, qNextRunNumber}
+
 func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) ([]*store.Run, error) {
 	const op = "store.CreateRuns"
 	t := now()
@@ -43,7 +71,8 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		// The repository row lock (PostgreSQL) serialises numbering and
 		// concurrency-group decisions per repository.
 		var org int64
-		err := tx.QueryRowContext(ctx, `SELECT org_id FROM repos WHERE id = $1`+s.forUpdate, r.RepoID).Scan(&org)
+		q := s.wq(tx)
+		err := q.QueryRowContext(ctx, qRepoOrg+s.forUpdate, r.RepoID).Scan(&org)
 		if err != nil {
 			return nil, notFound(op, err, "no repository %d", r.RepoID)
 		}
@@ -60,7 +89,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 		if row.Attempt == 0 {
 			row.Attempt = 1
 		}
-		if err := tx.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
+		if err := q.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
 			return nil, err
 		}
 		if gated {
@@ -75,11 +104,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 				row.Status = store.StatusBlocked
 			}
 		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO runs (org_id, repo_id, event_id, number, workflow, name,
-			event, ref, sha, trigger_source, status, inputs, event_json, workflow_yaml, concurrency_group,
-			cancel_in_progress, attempt, rerun_of, created, error)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-			RETURNING id`,
+		err = q.QueryRowContext(ctx, qInsertRun,
 			row.OrgID, row.RepoID, row.EventID, row.Number, row.Workflow, row.Name, row.Event, row.Ref, row.SHA,
 			row.Trigger, row.Status, encode(row.Inputs), blob(row.EventJSON), blob(row.WorkflowYAML),
 			row.ConcurrencyGroup, b2i(row.CancelInProgress), row.Attempt, row.RerunOf, us(t), row.Error).Scan(&row.ID)
@@ -116,7 +141,7 @@ func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) 
 				return nil, err
 			}
 		}
-		got, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, row.ID))
+		got, err := scanRun(q.QueryRowContext(ctx, qRunByID, row.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -173,11 +198,7 @@ func (s *DB) enterGroup(ctx context.Context, tx *dbsql.Tx, r *store.Run, t time.
 // insertJobs writes a new run's jobs and sets their IDs and run fields.
 func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []*store.Job, t time.Time) error {
 	const op = "store.CreateRuns"
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
-		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
-		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-		$23, $24, $25, $26) RETURNING id`)
+	stmt, err := s.txStmt(ctx, tx, qInsertJob)
 	if err != nil {
 		return err
 	}
@@ -401,8 +422,13 @@ func (s *DB) cancelRun(ctx context.Context, tx *dbsql.Tx, runID int64, reason st
 }
 
 // Stats counts jobs by status.
+// qLiveJobs counts the live jobs by status from jobs_live, an index of
+// them only: a scrape reads as many entries as jobs are live, however
+// long the history.
+const qLiveJobs = `SELECT status, COUNT(*) FROM jobs WHERE status IN ('waiting', 'awaiting_approval', 'queued', 'running') GROUP BY status`
+
 func (s *DB) Stats(ctx context.Context) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM jobs GROUP BY status`)
+	rows, err := s.r.QueryContext(ctx, qLiveJobs)
 	if err != nil {
 		return nil, mapErr("store.Stats", err)
 	}

@@ -425,11 +425,35 @@ var migrations = []migration{
 			`ALTER TABLE repos ADD COLUMN network_policy TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE repos ADD COLUMN runtime TEXT NOT NULL DEFAULT ''`,
 		},
+	}, { // 16: logs and artifacts in an object store, indexed here (see objects.go).
+		shared: []string{
+			`CREATE TABLE log_segments (
+				job_id BIGINT NOT NULL REFERENCES jobs(id),
+				first_seq BIGINT NOT NULL,
+				last_seq BIGINT NOT NULL,
+				object_key TEXT NOT NULL,
+				size BIGINT NOT NULL,
+				checksum TEXT NOT NULL,
+				PRIMARY KEY (job_id, first_seq)
+			)`,
+			`CREATE INDEX log_segments_last ON log_segments (job_id, last_seq)`,
+			`ALTER TABLE artifacts ADD COLUMN object_key TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE artifacts ADD COLUMN checksum TEXT NOT NULL DEFAULT ''`,
+			// Objects whose index rows are gone, deleted after the commit.
+			`CREATE TABLE object_trash (
+				object_key TEXT PRIMARY KEY,
+				since BIGINT NOT NULL
+			)`,
+		},
+	}, { // 17: /metrics counts live jobs from an index of them only (see Stats).
+		shared: []string{`CREATE INDEX jobs_live ON jobs (status) WHERE status IN ('waiting', 'awaiting_approval', 'queued', 'running')`},
+	}, { // 18: caches' retention (store.Retention.CachesDays).
+		shared: []string{`ALTER TABLE retention ADD COLUMN caches_days BIGINT`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 15
+const SchemaVersion = 18
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -19,6 +19,28 @@ var outboxTests = []test{
 	{"Outbox", testOutbox},
 	{"OutboxSupersede", testOutboxSupersede},
 	{"Stats", testStats},
+	{"GiveUpStatuses", testGiveUpStatuses},
+}
+
+// testGiveUpStatuses: reports given up together are done with the reason
+// and never claimed again; others stay due.
+func testGiveUpStatuses(t *testing.T, e *env) {
+	e.newRun(e.repo, nil, job("a"))
+	e.newRun(e.repo, nil, job("a"))
+	e.newRun(e.repo, nil, job("a"))
+	now := time.Now()
+	rs, err := e.s.ClaimStatuses(e.ctx, now, 10, time.Minute)
+	e.must(err)
+	if len(rs) != 3 {
+		t.Fatalf("claimed %d reports, want 3 pending", len(rs))
+	}
+	e.must(e.s.GiveUpStatuses(e.ctx, []int64{rs[0].ID, rs[1].ID}, "no token"))
+	e.must(e.s.GiveUpStatuses(e.ctx, nil, "nothing"))
+	rs2, err := e.s.ClaimStatuses(e.ctx, now.Add(time.Hour), 10, time.Minute)
+	e.must(err)
+	if len(rs2) != 1 || rs2[0].ID != rs[2].ID {
+		t.Fatalf("after giving two up, claim = %+v, want only report %d", rs2, rs[2].ID)
+	}
 }
 
 func testLogs(t *testing.T, e *env) {
@@ -207,7 +229,7 @@ func testStats(t *testing.T, e *env) {
 	e.leaseKey("b")
 	got, err := e.s.Stats(e.ctx)
 	e.must(err)
-	want := map[string]int{store.StatusSuccess: 1, store.StatusRunning: 1, store.StatusQueued: 2}
+	want := map[string]int{store.StatusSuccess: 0, store.StatusRunning: 1, store.StatusQueued: 2, store.StatusWaiting: 0}
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("Stats[%s] = %d, want %d (all: %v)", k, got[k], n, got)

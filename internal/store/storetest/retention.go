@@ -33,6 +33,7 @@ func testRetentionSettings(t *testing.T, e *env) {
 		t.Errorf("repo retention = %+v, %v", r, err)
 	}
 	wantKind(t, e.s.SetRetention(e.ctx, e.org.ID, 0, store.Retention{RunsDays: days(-1)}), errs.Invalid, "negative days")
+	testCacheRetentions(t, e)
 	other := e.newOrg("other")
 	wantKind(t, e.s.SetRetention(e.ctx, other.ID, e.repo.ID, store.Retention{RunsDays: days(1)}), errs.NotFound,
 		"another organisation's repository")
@@ -144,5 +145,32 @@ func testRetentionSweep(t *testing.T, e *env) {
 	}
 	if _, err := e.s.GetRun(e.ctx, other.ID, frun.ID); err != nil || logLen(other.ID, fl.Job.ID) != 3 || artifacts(other.ID, frun.ID) != 1 {
 		t.Error("an organisation without retention lost history")
+	}
+}
+
+// testCacheRetentions: caches follow a repository's caches setting, else
+// its organisation's; repositories with neither are not listed.
+func testCacheRetentions(t *testing.T, e *env) {
+	list, err := e.s.CacheRetentions(e.ctx)
+	e.must(err)
+	if len(list) != 0 {
+		t.Errorf("no caches setting anywhere: %+v", list)
+	}
+	second := e.newRepo(e.org.ID, "acme/second")
+	other := e.newOrg("caches-other")
+	e.newRepo(other.ID, "other/app")
+	e.must(e.s.SetRetention(e.ctx, e.org.ID, 0, store.Retention{RunsDays: days(60), CachesDays: days(7)}))
+	e.must(e.s.SetRetention(e.ctx, e.org.ID, second.ID, store.Retention{CachesDays: days(2)}))
+	if r, err := e.s.GetRetention(e.ctx, e.org.ID, second.ID); err != nil || r.CachesDays == nil || *r.CachesDays != 2 {
+		t.Errorf("repo caches retention = %+v, %v", r, err)
+	}
+	list, err = e.s.CacheRetentions(e.ctx)
+	e.must(err)
+	got := map[string]int{}
+	for _, c := range list {
+		got[c.Repo] = c.Days
+	}
+	if len(got) != 2 || got[e.repo.Name] != 7 || got["acme/second"] != 2 {
+		t.Errorf("CacheRetentions = %+v, want %s 7 days and acme/second 2", list, e.repo.Name)
 	}
 }
