@@ -42,7 +42,7 @@ func (c *jobStates) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	for _, st := range []string{store.StatusWaiting, store.StatusQueued, store.StatusRunning} {
+	for _, st := range []string{store.StatusWaiting, store.StatusAwaitingApproval, store.StatusQueued, store.StatusRunning} {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(stats[st]), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(stats[store.StatusQueued]))
@@ -64,7 +64,7 @@ func newMetrics(st store.Runs) *metrics {
 	}
 	m.reg.MustRegister(m.hooks, m.hookLatency, m.dispatch, m.jobDuration, m.statuses,
 		&jobStates{st: st,
-			jobs:  prometheus.NewDesc("conveyor_jobs", "Live jobs by status: waiting, queued, running (all replicas).", []string{"status"}, nil),
+			jobs:  prometheus.NewDesc("conveyor_jobs", "Live jobs by status: waiting, awaiting_approval, queued, running (all replicas).", []string{"status"}, nil),
 			depth: prometheus.NewDesc("conveyor_queue_depth", "Jobs ready and waiting for a worker.", nil, nil)},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
