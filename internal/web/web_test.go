@@ -229,6 +229,13 @@ func TestLoginRefusals(t *testing.T) {
 func TestRunPageApproval(t *testing.T) {
 	srv, f := newUI(t, "http://example.com")
 	sc := signIn(t, srv.URL)
+	// ann, a developer, is not a reviewer (alice and role maintainer are).
+	if _, body := get(t, srv.URL+"/runs/1", sc); strings.Contains(body, `/jobs/2/approve"`) || !strings.Contains(body, "Reviewers: alice") {
+		t.Errorf("a developer who is not a reviewer sees the approval form (or no reviewers):\n%s", body)
+	}
+	f.mu.Lock()
+	f.role = "maintainer"
+	f.mu.Unlock()
 	_, body := get(t, srv.URL+"/runs/1", sc)
 	for _, want := range []string{
 		`action="/runs/1/jobs/2/approve"`, `formaction="/runs/1/jobs/2/reject"`, "production", "Reviewers: alice, role maintainer",
