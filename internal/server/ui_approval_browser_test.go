@@ -143,3 +143,78 @@ func TestUIBrowserForkRun(t *testing.T) {
 		t.Errorf("rejected fork run: %s", r.Status)
 	}
 }
+
+// submit fills the form of the first field: text fields by CSS selector,
+// and submits it.
+func (b *browser) submit(fields map[string]string, first string) {
+	b.t.Helper()
+	b.do(chromedp.WaitVisible(chromedp.CSS(first)))
+	for sel, val := range fields {
+		b.do(chromedp.SetValue(chromedp.CSS(sel), val))
+	}
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Submit(chromedp.CSS(first))); err != nil {
+		b.t.Fatalf("submitting %s: %v", first, err)
+	}
+}
+
+// TestUIBrowserEnvironments: an admin protects an environment through
+// the repository settings page (reviewers, timer, branches, self review),
+// edits it, sets the sandbox and the branch mapping, deletes another
+// environment, and the API reads back what the page set.
+func TestUIBrowserEnvironments(t *testing.T) {
+	testenv.Chromium(t) // before the server starts: a skip is quick
+	h := uiHarness(t, map[string]string{".github/workflows/deploy.yml": uiDeployFlow})
+	uiUser(h, "rita", store.OrgDeveloper)
+	settings := fmt.Sprintf("/repos/%d/settings", h.repo.ID)
+	b := newBrowser(t, h.url)
+	b.open(settings)
+	b.login("admin", uiPassword)
+	b.submit(map[string]string{"#e-name": "production", "#e-reviewers": "rita, role:maintainer", "#e-wait": "5",
+		"#e-branches": "main, release/*"}, "#e-name")
+	var env api.Environment
+	h.api("GET", fmt.Sprintf("/api/repos/%d/environments/production", h.repo.ID), nil, http.StatusOK, &env)
+	if fmt.Sprint(env.Reviewers) != "[{rita } { maintainer}]" || env.WaitMinutes != 5 || fmt.Sprint(env.Branches) != "[main release/*]" ||
+		!env.Protected || env.PreventSelfReview {
+		t.Fatalf("environment set through the page: %+v", env)
+	}
+	// Edit: the form comes filled in; prevent self review and drop the timer.
+	b.open(settings + "?env=production#env-form")
+	if got := eval[string](b, `document.getElementById("e-reviewers").value`); got != "rita, role:maintainer" {
+		t.Errorf("the edit form's reviewers: %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS("#e-self")))
+	b.submit(map[string]string{"#e-wait": ""}, "#e-name")
+	h.api("GET", fmt.Sprintf("/api/repos/%d/environments/production", h.repo.ID), nil, http.StatusOK, &env)
+	if !env.PreventSelfReview || env.WaitMinutes != 0 || len(env.Reviewers) != 2 {
+		t.Errorf("environment after the edit: %+v", env)
+	}
+	uiSandboxForms(t, b, h)
+	b.submit(map[string]string{"#e-name": "staging"}, "#e-name")
+	b.do(chromedp.WaitVisible(chromedp.CSS("tr[data-env=staging]")))
+	b.screenshot("13-environments")
+	b.noExecution("environments")
+	b.click(`button[aria-label="Delete environment staging"]`)
+	var envs api.EnvironmentList
+	h.api("GET", fmt.Sprintf("/api/repos/%d/environments", h.repo.ID), nil, http.StatusOK, &envs)
+	if len(envs.Items) != 1 || envs.Items[0].Name != "production" {
+		t.Errorf("environments after deleting staging: %+v", envs.Items)
+	}
+}
+
+// uiSandboxForms sets the network policy, runtime, fork approval and
+// branch mapping through the settings page.
+func uiSandboxForms(t *testing.T, b *browser, h *harness) {
+	b.do(chromedp.Click(chromedp.CSS("#x-skipfork")))
+	b.submit(map[string]string{"#x-policy": "no-private", "#x-runtime": "runc"}, "#x-runtime")
+	b.submit(map[string]string{"#m-rules": "main = production\nrelease/* = staging", "#m-other": "preview"}, "#m-other")
+	var repo api.Repo
+	h.api("GET", fmt.Sprintf("/api/repos/%d", h.repo.ID), nil, http.StatusOK, &repo)
+	if repo.NetworkPolicy != "no-private" || repo.Runtime != "runc" || !repo.SkipForkApproval || repo.EnvMap == nil ||
+		fmt.Sprint(*repo.EnvMap) != "{[{main production} {release/* staging}] preview}" {
+		t.Errorf("repository after the sandbox forms: %+v %+v", repo, repo.EnvMap)
+	}
+	if text := eval[string](b, `document.getElementById("main").textContent`); !strings.Contains(text, "run without approval") ||
+		!strings.Contains(text, "other branches → preview") {
+		t.Errorf("the settings page after the sandbox forms:\n%s", text)
+	}
+}
