@@ -29,7 +29,7 @@ const runJSON = `{"run":{"id":1,"repo_id":3,"number":4,"name":"Deploy","workflow
 "commit_message":"<b>bold</b> move\u001b[31m","actor":"octocat","created":"2026-01-01T00:00:00Z","started":"2026-01-01T00:00:01Z"},
 "jobs":[{"id":2,"key":"deploy","name":"Deploy","status":"awaiting_approval","attempt":1,"max_attempts":1,
 "environment":{"name":"production","url":"javascript:alert(1)"},
-"approval":{"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2026-01-02T00:00:00Z",
+"approval":{"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2099-01-02T00:00:00Z",
 "decisions":[{"user":"bob","decision":"approved","comment":"<script>x()</script>","at":"2026-01-01T00:00:05Z"}]}},
 {"id":5,"key":"build","name":"Build","status":"success","attempt":1,"max_attempts":1,"started":"2026-01-01T00:00:01Z","finished":"2026-01-01T00:01:02Z"}]}`
 
@@ -243,7 +243,7 @@ func TestRunPageApproval(t *testing.T) {
 	_, body := get(t, srv.URL+"/runs/1", sc)
 	for _, want := range []string{
 		`action="/runs/1/jobs/2/approve"`, `formaction="/runs/1/jobs/2/reject"`, "production", "Reviewers: alice, role maintainer",
-		"bob approved", "&lt;script&gt;x()&lt;/script&gt;", "&lt;b&gt;bold&lt;/b&gt; move",
+		"bob approved", "Waits until", "&lt;script&gt;x()&lt;/script&gt;", "&lt;b&gt;bold&lt;/b&gt; move",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("run page lacks %s", want)
