@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // pathInt reads a positive path value; false: an error page is sent.
@@ -116,6 +118,28 @@ type runView struct {
 	Terminal  bool
 	HasFailed bool
 	CanAct    bool
+	// CanApproveRun: the caller may approve a fork's run (maintainer+).
+	CanApproveRun bool
+	who           *sess
+}
+
+// MayReview reports whether the caller is one of the reviewers of j, a
+// job awaiting approval (as deploy.MayReview decides; the API checks
+// again, with the self-review rule).
+func (v *runView) MayReview(j job) bool {
+	if !j.AwaitingApproval() || j.Approval == nil || len(j.Approval.Reviewers) == 0 {
+		return false
+	}
+	rank := v.who.rank()
+	if rank >= store.OrgAdmin.Rank() {
+		return true
+	}
+	for _, r := range j.Approval.Reviewers {
+		if r.User != "" && strings.EqualFold(r.User, v.who.who.User) || r.Role != "" && rank >= store.OrgRole(r.Role).Rank() {
+			return true
+		}
+	}
+	return false
 }
 
 // runDetail reads a run, its jobs and its repository.
@@ -138,11 +162,9 @@ func (u *ui) runDetail(w http.ResponseWriter, r *http.Request, s *sess) (*runVie
 			v.HasFailed = true
 		}
 	}
-	switch s.who.OrgRole {
-	case "developer", "maintainer", "admin":
-		v.CanAct = true
-	}
-	v.CanAct = v.CanAct || s.who.ServerAdmin
+	v.who = s
+	v.CanAct = s.rank() >= store.OrgDeveloper.Rank()
+	v.CanApproveRun = d.Run.Status == store.StatusAwaitingApproval && s.rank() >= store.OrgMaintainer.Rank()
 	return v, true
 }
 
@@ -163,7 +185,7 @@ func (u *ui) runPage(w http.ResponseWriter, r *http.Request, s *sess) {
 	u.render(w, r, http.StatusOK, "run", page{Title: fmt.Sprintf("%s #%d", v.Run.Name, v.Run.Number), S: s, Live: live, Data: v})
 }
 
-// runAction cancels or re-runs a run.
+// runAction cancels, re-runs, approves or rejects a run.
 func (u *ui) runAction(w http.ResponseWriter, r *http.Request, s *sess) {
 	id, ok := u.pathInt(w, r, s, "id")
 	if !ok {
@@ -174,6 +196,9 @@ func (u *ui) runAction(w http.ResponseWriter, r *http.Request, s *sess) {
 	var st int
 	var err error
 	switch r.PathValue("action") {
+	case "approve", "reject":
+		in := api.ApprovalInput{Comment: r.PostForm.Get("comment")}
+		st, err = u.call(r, s, "POST", base+"/"+r.PathValue("action"), in, &out)
 	case "cancel":
 		st, err = u.call(r, s, "POST", base+"/cancel", nil, &out)
 	case "rerun":
@@ -206,9 +231,7 @@ func (u *ui) jobAction(w http.ResponseWriter, r *http.Request, s *sess) {
 		u.errorPage(w, r, s, http.StatusNotFound, "no such action: "+action)
 		return
 	}
-	in := struct {
-		Comment string `json:"comment"`
-	}{r.PostForm.Get("comment")}
+	in := api.ApprovalInput{Comment: r.PostForm.Get("comment")}
 	if st, err := u.call(r, s, "POST", fmt.Sprintf("/api/runs/%d/jobs/%d/%s", id, jobID, action), in, nil); err != nil {
 		u.errorPage(w, r, s, st, err.Error())
 		return

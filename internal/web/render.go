@@ -26,6 +26,9 @@ type page struct {
 var funcs = template.FuncMap{
 	"shortRef":      shortRef,
 	"reviewerNames": reviewerNames,
+	"reviewerList":  reviewerList,
+	"mappingLines":  mappingLines,
+	"join":          strings.Join,
 	"shortSHA":      shortSHA,
 	"firstLine":     func(s string) string { return firstLine(plain(s)) },
 	"statusText":    statusLabel,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // Cookies: the session is the login token's secret (HttpOnly, so scripts
@@ -215,4 +216,13 @@ func (s *sess) Role() string {
 		return "server admin"
 	}
 	return s.who.OrgRole
+}
+
+// rank is the rank of the caller's role (store.OrgRole.Rank); a server
+// admin ranks as an organisation admin.
+func (s *sess) rank() int {
+	if s.who.ServerAdmin {
+		return store.OrgAdmin.Rank()
+	}
+	return store.OrgRole(s.who.OrgRole).Rank()
 }

@@ -16,6 +16,7 @@ type repoSettingsView struct {
 	Notes []string
 	// NewSecret is a webhook secret just made, shown this once.
 	NewSecret string
+	Env       envSettings
 }
 
 func (u *ui) repoSettings(w http.ResponseWriter, r *http.Request, s *sess) {
@@ -40,10 +41,12 @@ func (u *ui) showRepoSettings(w http.ResponseWriter, r *http.Request, s *sess, n
 		v.Notes = append(v.Notes, "Variables: "+err.Error())
 	}
 	v.Secrets, v.Vars = secrets.Items, vars.Items
+	u.loadEnvSettings(r, s, &v)
 	u.render(w, r, http.StatusOK, "repo_settings", page{Title: v.Repo.Name + " settings", S: s, Data: v})
 }
 
-// repoSettingsPost sets or deletes a repository's secret or variable.
+// repoSettingsPost sets or deletes a repository's secret, variable or
+// environment, or changes its sandbox settings.
 func (u *ui) repoSettingsPost(w http.ResponseWriter, r *http.Request, s *sess) {
 	id, ok := u.pathInt(w, r, s, "id")
 	if !ok {
@@ -56,6 +59,18 @@ func (u *ui) repoSettingsPost(w http.ResponseWriter, r *http.Request, s *sess) {
 			return
 		}
 		u.showRepoSettings(w, r, s, out.Secret)
+		return
+	}
+	if method, path, in, ok, err := envPost(id, r.PathValue("action"), r.PostForm); ok {
+		st := http.StatusBadRequest
+		if err == nil {
+			st, err = u.call(r, s, method, path, in, nil)
+		}
+		if err != nil {
+			u.errorPage(w, r, s, st, err.Error())
+			return
+		}
+		http.Redirect(w, r, "/repos/"+itoa(id)+"/settings#environments", http.StatusSeeOther)
 		return
 	}
 	name := r.PostForm.Get("name")

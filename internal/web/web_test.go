@@ -29,7 +29,7 @@ const runJSON = `{"run":{"id":1,"repo_id":3,"number":4,"name":"Deploy","workflow
 "commit_message":"<b>bold</b> move\u001b[31m","actor":"octocat","created":"2026-01-01T00:00:00Z","started":"2026-01-01T00:00:01Z"},
 "jobs":[{"id":2,"key":"deploy","name":"Deploy","status":"awaiting_approval","attempt":1,"max_attempts":1,
 "environment":{"name":"production","url":"javascript:alert(1)"},
-"approval":{"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2026-01-02T00:00:00Z",
+"approval":{"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2099-01-02T00:00:00Z",
 "decisions":[{"user":"bob","decision":"approved","comment":"<script>x()</script>","at":"2026-01-01T00:00:05Z"}]}},
 {"id":5,"key":"build","name":"Build","status":"success","attempt":1,"max_attempts":1,"started":"2026-01-01T00:00:01Z","finished":"2026-01-01T00:01:02Z"}]}`
 
@@ -96,7 +96,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "log text\n")
-	case "POST /api/runs/1/jobs/2/approve", "POST /api/runs/1/jobs/2/reject", "DELETE /api/tokens/7":
+	case "GET /api/repos/3/environments":
+		io.WriteString(w, `{"items":[{"name":"prod<x>","reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_minutes":5,
+"branches":["main"],"tags":[],"prevent_self_review":true,"protected":true}]}`)
+	case "POST /api/runs/1/jobs/2/approve", "POST /api/runs/1/jobs/2/reject", "DELETE /api/tokens/7",
+		"PUT /api/repos/3/environments/prod<x>", "DELETE /api/repos/3/environments/prod<x>", "PATCH /api/repos/3":
 		f.record(r)
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, `{}`)
@@ -229,10 +233,17 @@ func TestLoginRefusals(t *testing.T) {
 func TestRunPageApproval(t *testing.T) {
 	srv, f := newUI(t, "http://example.com")
 	sc := signIn(t, srv.URL)
+	// ann, a developer, is not a reviewer (alice and role maintainer are).
+	if _, body := get(t, srv.URL+"/runs/1", sc); strings.Contains(body, `/jobs/2/approve"`) || !strings.Contains(body, "Reviewers: alice") {
+		t.Errorf("a developer who is not a reviewer sees the approval form (or no reviewers):\n%s", body)
+	}
+	f.mu.Lock()
+	f.role = "maintainer"
+	f.mu.Unlock()
 	_, body := get(t, srv.URL+"/runs/1", sc)
 	for _, want := range []string{
 		`action="/runs/1/jobs/2/approve"`, `formaction="/runs/1/jobs/2/reject"`, "production", "Reviewers: alice, role maintainer",
-		"bob approved", "&lt;script&gt;x()&lt;/script&gt;", "&lt;b&gt;bold&lt;/b&gt; move",
+		"bob approved", "Waits until", "&lt;script&gt;x()&lt;/script&gt;", "&lt;b&gt;bold&lt;/b&gt; move",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("run page lacks %s", want)
@@ -431,5 +442,61 @@ func TestJobPage(t *testing.T) {
 	_, body := get(t, srv.URL+"/runs/1/jobs/5?partial=1", sc)
 	if !strings.HasPrefix(body, `<div id="live" data-live="0">`) || strings.Contains(body, "<html") {
 		t.Errorf("partial of a finished job:\n%s", body)
+	}
+}
+
+func TestRepoSettingsEnvironments(t *testing.T) {
+	srv, f := newUI(t, "http://example.com")
+	sc := signIn(t, srv.URL)
+	forms := []string{`id="env-form"`, `id="envmap-form"`, `id="sandbox-form"`}
+	for role, want := range map[string]int{"developer": 0, "maintainer": 2, "admin": 3} {
+		f.mu.Lock()
+		f.role = role
+		f.mu.Unlock()
+		_, body := get(t, srv.URL+"/repos/3/settings?env=PROD%3Cx%3E", sc)
+		for i, form := range forms {
+			if strings.Contains(body, form) != (i < want) {
+				t.Errorf("%s: form %s shown %v", role, form, !(i < want))
+			}
+		}
+		if !strings.Contains(body, "prod&lt;x&gt;") || !strings.Contains(body, "alice, role maintainer") || strings.Contains(body, "prod<x>") {
+			t.Errorf("%s: environments table:\n%s", role, body)
+		}
+		if role == "admin" && !strings.Contains(body, `value="alice, role:maintainer"`) {
+			t.Errorf("the edit form is not filled in:\n%s", body)
+		}
+	}
+	_, body := get(t, srv.URL+"/repos/3/settings", sc)
+	csrf := csrfInput.FindStringSubmatch(body)[1]
+	for action, form := range map[string]url.Values{
+		"environment":        {"name": {"prod<x>"}, "reviewers": {"bob, role:admin"}, "wait_minutes": {"3"}, "branches": {"main,\nrelease/*"}, "prevent_self_review": {"on"}},
+		"delete-environment": {"name": {"prod<x>"}},
+		"sandbox":            {"network_policy": {"none"}, "runtime": {" runsc "}},
+		"env-map":            {"rules": {"main = prod<x>\n\n"}, "other": {"dev"}},
+	} {
+		form.Set("csrf", csrf)
+		if resp, body := post(t, srv.URL+"/repos/3/settings/"+action, form, sc); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("%s: %d %s", action, resp.StatusCode, body)
+		}
+	}
+	got := strings.Join(f.recorded(), "\n")
+	for _, want := range []string{
+		`PUT /api/repos/3/environments/prod%3Cx%3E {"reviewers":[{"user":"bob"},{"role":"admin"}],"wait_minutes":3,"branches":["main","release/*"],"prevent_self_review":true}`,
+		`DELETE /api/repos/3/environments/prod%3Cx%3E`,
+		`PATCH /api/repos/3 {"skip_fork_approval":false,"network_policy":"none","runtime":"runsc"}`,
+		`PATCH /api/repos/3 {"env_map":{"rules":[{"branch":"main","environment":"prod\u003cx\u003e"}],"other":"dev"}}`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("API calls lack %s:\n%s", want, got)
+		}
+	}
+	for _, bad := range []url.Values{{"name": {"x"}, "wait_minutes": {"soon"}}, {"name": {" "}}} {
+		bad.Set("csrf", csrf)
+		if resp, _ := post(t, srv.URL+"/repos/3/settings/environment", bad, sc); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("environment form %v: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	if resp, body := post(t, srv.URL+"/repos/3/settings/env-map", url.Values{"csrf": {csrf}, "rules": {"main production"}}, sc); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "line 1") {
+		t.Errorf("a mapping line without =: %d %s", resp.StatusCode, body)
 	}
 }
