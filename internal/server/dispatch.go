@@ -113,6 +113,7 @@ func (l *storeLease) Complete(ctx context.Context, r jobspec.Report) error {
 	if err := l.s.store.Complete(ctx, l.job.ID, l.job.LeaseToken, store.CompletionOf(r)); err != nil {
 		return err
 	}
+	l.s.revokeJobTokens(ctx, l.job.ID) // again: the store may have been away at the job's end
 	l.s.hub.Notify(l.job.ID)
 	l.s.wakeDispatch()
 	l.s.wakeStatuses()

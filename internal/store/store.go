@@ -686,7 +686,9 @@ type Queue interface {
 	// jobs whose needs are now all finished, finishes the run when all its
 	// jobs are finished (and unblocks the next run of its concurrency
 	// group), and writes the commit-status outbox entry. Conflict when the
-	// token is stale.
+	// token is stale. A lease past its expiry still completes until Expire
+	// has handed the job on: a worker that could not reach the store
+	// retries its completion meanwhile (package worker).
 	Complete(ctx context.Context, jobID, token int64, c Completion) error
 	// Expire handles leases that ended before now: the job is queued
 	// again (attempt < max attempts) or ends with StatusError, and the

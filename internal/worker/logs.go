@@ -63,7 +63,7 @@ func (c *chunks) send(ctx context.Context, chunk []byte) error {
 			return err
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, c.w.maxWait())
 		retryPrev = c.prev
 	}
 }

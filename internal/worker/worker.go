@@ -80,7 +80,7 @@ type Config struct {
 	// Log gets the worker's messages (default: none).
 	Log *slog.Logger
 	// Backoff is the first retry's wait (default 100 ms); waits double up
-	// to 5 s.
+	// to 5 s or a quarter of the TTL, whichever is less.
 	Backoff time.Duration
 }
 
@@ -200,9 +200,11 @@ func (w *Worker) do(ctx, runCtx context.Context, stop context.CancelCauseFunc, j
 	sink := jobrun.NewLog(&chunks{w: w, lease: j.Lease, base: ctx, stop: stop}, j.ID, j.Name, log)
 	sink.PersistFor(w.cfg.Persist)
 	rep := j.Run(runCtx, sink)
+	// What stopped the run, if anything: not a heartbeat that fails while
+	// the last chunks are written.
+	cause := context.Cause(runCtx)
 	sink.Close()
 
-	cause := context.Cause(runCtx)
 	switch {
 	case ctx.Err() != nil:
 		log.Warn("worker stopping: job left to lease expiry")
@@ -258,16 +260,20 @@ func (w *Worker) persist(ctx context.Context, log *slog.Logger, what string, f f
 		if !sleep(ctx, wait) {
 			return Abandoned
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, w.maxWait())
 	}
 }
+
+// maxWait caps retry waits: well within a lease, so that a retry gets in
+// soon after the store is back, before the lease's expiry is handled.
+func (w *Worker) maxWait() time.Duration { return max(min(5*time.Second, w.cfg.TTL/4), w.cfg.Backoff) }
 
 // heartbeat extends the lease until ctx ends. A cancelled run stops the
 // job's run (which still runs its cleanup, so heartbeats go on); a lost
 // lease stops it for good; none getting through for a whole TTL stops it
 // to be handed back.
 func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseFunc, log *slog.Logger) {
-	lastOK := time.Now()
+	lastOK, presumed := time.Now(), false
 	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
 	for {
@@ -287,7 +293,7 @@ func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseF
 		cancel()
 		switch {
 		case err == nil:
-			lastOK = time.Now()
+			lastOK, presumed = time.Now(), false
 			if c {
 				stop(errCancelled)
 			}
@@ -296,7 +302,8 @@ func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseF
 		case lost(err) || !w.cfg.Transient(err):
 			stop(errs.Wrap("worker", errs.Conflict, err))
 			return
-		case time.Since(lastOK) > w.cfg.TTL:
+		case time.Since(lastOK) > w.cfg.TTL && !presumed:
+			presumed = true
 			stop(errPresumedLost)
 			log.Warn("heartbeat failed for a whole lease; the job is stopped", "err", err)
 		default:
