@@ -31,7 +31,7 @@ func (a *Agent) runJob(asg *api.AgentAssignment) {
 	log := a.log.With("job", asg.JobID, "key", asg.Key, "run", asg.Run.ID, "attempt", asg.Attempt)
 	log.Info("job leased", "repository", asg.Run.Repository, "workflow", asg.Run.Workflow)
 	lease := &httpLease{cl: a.cl, job: j}
-	if err := jobspec.Check(asg.Version); err != nil {
+	if err := jobspec.CheckAssignment(asg.Version); err != nil {
 		a.giveBack(lease, "agent: "+err.Error(), log)
 		return
 	}

@@ -24,21 +24,28 @@ const (
 	MinVersion = 1
 )
 
-// Check says whether a party speaking contract v can be served by this
-// one: an Invalid error that says who must be upgraded otherwise.
+// Check says whether an agent speaking contract v can be served by this
+// server: an Invalid error that says what to upgrade otherwise.
 func Check(v int) error {
-	if v == 0 {
-		v = 1
-	}
-	switch {
+	switch v = max(v, 1); {
 	case v > Version:
 		return errs.E("job contract", errs.Invalid,
-			"this agent speaks job contract version %d, this server only %d..%d: upgrade the server or run an older agent",
+			"this agent speaks job contract version %d, this server only %d to %d: upgrade the server or run an older agent",
 			v, MinVersion, Version)
 	case v < MinVersion:
 		return errs.E("job contract", errs.Invalid,
-			"this agent speaks job contract version %d, this server only %d..%d: upgrade the agent",
+			"this agent speaks job contract version %d, this server only %d to %d: upgrade the agent",
 			v, MinVersion, Version)
+	}
+	return nil
+}
+
+// CheckAssignment says whether an agent of this build can run an
+// assignment encoded in contract v: an Invalid error otherwise.
+func CheckAssignment(v int) error {
+	if v = max(v, 1); v > Version || v < MinVersion {
+		return errs.E("job contract", errs.Invalid,
+			"the server sent job contract version %d, this agent speaks %d to %d: upgrade the agent", v, MinVersion, Version)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,7 +54,7 @@ func TestAgentContractVersions(t *testing.T) {
 
 	_, tok2 := h.newAgent("future", "self-hosted", "linux")
 	code, b, _ = h.agentCall("POST", "/api/agent/register", tok2, api.AgentRegister{Capacity: 1, Version: "9.0", Contract: jobspec.Version + 1})
-	if code != http.StatusBadRequest || !strings.Contains(string(b), "job contract version 2") || !strings.Contains(string(b), "upgrade the server") {
+	if code != http.StatusBadRequest || !strings.Contains(string(b), fmt.Sprintf("job contract version %d", jobspec.Version+1)) || !strings.Contains(string(b), "upgrade the server") {
 		t.Fatalf("register with a future contract: %d %s", code, b)
 	}
 }
