@@ -72,7 +72,8 @@ func (s *Server) leaseNext(ctx context.Context) *store.Lease {
 func (s *Server) runLeased(ctx context.Context, l *store.Lease) {
 	job := l.Job
 	w := worker.New(worker.Config{TTL: s.cfg.LeaseTTL, Every: min(s.cfg.LeaseTTL/3, 3*time.Second), // cancels made on another replica are seen here
-		Log: s.log.With("run", job.RunID, "key", job.Key, "attempt", job.Attempt)})
+		LogGrace: 5 * time.Second, // a stopped job's last lines are kept
+		Log:      s.log.With("run", job.RunID, "job", job.Key, "attempt", job.Attempt)})
 	w.Do(ctx, worker.Job{ID: job.ID, Name: job.Name, Lease: &storeLease{s: s, job: job},
 		Wake: func() <-chan struct{} { return s.cancelWake(job.RunID) },
 		Run: func(ctx context.Context, sink *jobrun.Log) jobspec.Report {

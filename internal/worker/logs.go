@@ -13,7 +13,8 @@ const maxChunk = 512 << 10
 // chunks writes a job's log through its lease. A chunk whose call failed
 // on the way is sent again with backoff, marked as a retry so that it is
 // stored once, until it is stored, the lease is lost (which stops the
-// run), base ends or the caller's context ends (jobrun.Log.PersistFor).
+// run), base ends (plus Config.LogGrace) or the caller's context ends
+// (jobrun.Log.PersistFor).
 type chunks struct {
 	w     *Worker
 	lease Lease
@@ -28,7 +29,13 @@ var _ jobrun.ChunkWriter = (*chunks)(nil)
 func (c *chunks) AppendLog(ctx context.Context, _ int64, data []byte) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer context.AfterFunc(c.base, cancel)()
+	defer context.AfterFunc(c.base, func() {
+		if c.w.cfg.LogGrace <= 0 {
+			cancel()
+			return
+		}
+		time.AfterFunc(c.w.cfg.LogGrace, cancel)
+	})()
 	for len(data) > 0 {
 		n := min(len(data), maxChunk)
 		if err := c.send(ctx, data[:n]); err != nil {

@@ -79,6 +79,10 @@ type Config struct {
 	Transient func(error) bool
 	// Log gets the worker's messages (default: none).
 	Log *slog.Logger
+	// LogGrace is how long log writes go on after Start's context ended
+	// (a server's graceful stop: the stopped job's last lines are still
+	// stored); 0: they stop with it (an agent's Abort, as a crash).
+	LogGrace time.Duration
 	// Backoff is the first retry's wait (default 100 ms); waits double up
 	// to 5 s or a quarter of the TTL, whichever is less.
 	Backoff time.Duration
@@ -190,7 +194,7 @@ func (w *Worker) Start(ctx context.Context, j Job) *Running {
 func (w *Worker) Do(ctx context.Context, j Job) Outcome { return w.Start(ctx, j).Wait() }
 
 func (w *Worker) do(ctx, runCtx context.Context, stop context.CancelCauseFunc, j Job) Outcome {
-	log := w.cfg.Log.With("job", j.ID)
+	log := w.cfg.Log // the caller's names the job
 	hbCtx, stopHB := context.WithCancel(ctx)
 	var hb sync.WaitGroup
 	hb.Go(func() { w.heartbeat(hbCtx, j, stop, log) })
