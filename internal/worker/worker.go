@@ -292,7 +292,9 @@ func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseF
 		case <-wake:
 		}
 		t.Reset(w.cfg.Every)
-		actx, cancel := context.WithTimeout(ctx, min(w.cfg.Attempt, w.cfg.TTL))
+		// Not bounded by the TTL: a slow heartbeat (a busy database) still
+		// extends the lease from when it lands.
+		actx, cancel := context.WithTimeout(ctx, w.cfg.Attempt)
 		c, err := j.Lease.Heartbeat(actx)
 		cancel()
 		switch {
