@@ -183,3 +183,105 @@ func actionsFetch(h *harness) []row {
 			comment: "actions.Cache.Resolve on an empty cache (clone, HEAD read, .git removed, rename into trees/, ref record), timed round-robin with the clone"},
 	}
 }
+
+// compatActions is the base URL of the real actions in the compatibility
+// material (CONVEYOR_COMPAT_DIR, default ../shared/compat from the repo).
+func (h *harness) compatActions() string {
+	dir := os.Getenv("CONVEYOR_COMPAT_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "compat")
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, "actions"))
+	if err != nil {
+		h.fail("%v", err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "actions", "github-script.git")); err != nil {
+		h.fail("no compat actions (set CONVEYOR_COMPAT_DIR): %v", err)
+	}
+	return "file://" + abs
+}
+
+const realActionYAML = `on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        uses: actions/github-script@v7
+        with:
+          github-token: unused
+          script: core.setOutput('said', 'hello ' + context.repo.repo)
+`
+
+const plainRunYAML = `on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        run: echo "said=hello" >> "$GITHUB_OUTPUT"
+`
+
+// 10. A whole conveyor run of a workflow whose step is a real remote
+// action (actions/github-script@v7, from the compatibility material; its
+// action cache warm) vs the same workflow with a run: step instead.
+func actionsReal(h *harness) []row {
+	if _, err := exec.LookPath("node"); err != nil {
+		h.fail("node is not on PATH: %v", err)
+	}
+	env := []string{"XDG_CACHE_HOME=" + filepath.Join(h.tmp, "actions-real-cache")}
+	action := h.rawYAMLRun(realActionYAML, env, "--actions-url", h.compatActions())
+	plain := h.rawYAMLRun(plainRunYAML, env)
+	h.exec(action, false) // fills the action cache
+	entry, defaults := h.cachedEntry(filepath.Join(h.tmp, "actions-real-cache"), h.compatActions(), "actions/github-script@v7")
+	out := filepath.Join(h.tmp, "actions-real-output")
+	if err := os.WriteFile(out, nil, 0o644); err != nil {
+		h.fail("%v", err)
+	}
+	direct := func() time.Duration { // the action's own work: node on its entry, inputs in env
+		cmd := exec.CommandContext(h.ctx, "node", entry)
+		cmd.Env = append(append(os.Environ(), defaults...), "INPUT_GITHUB-TOKEN=unused", "INPUT_DEBUG=false", "INPUT_SCRIPT=core.setOutput('said', 'hello ' + context.repo.repo)",
+			"GITHUB_OUTPUT="+out, "GITHUB_REPOSITORY=acme/bench")
+		t0 := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			h.fail("node %s: %v\n%s", entry, err, b)
+		}
+		return time.Since(t0)
+	}
+	r := h.timings("github-script run / run: run / node ENTRY / node -e ''", func() time.Duration { return h.exec(action, false).wall },
+		func() time.Duration { return h.exec(plain, false).wall }, direct,
+		func() time.Duration { return h.rawArgv("node", "-e", "") })
+	a, p := median(r[0]), median(r[1])
+	return []row{{name: "whole run, warm actions/github-script@v7 vs run: step", ours: fmtDur(a), floor: fmtDur(p) + " (run:)",
+		ratio: fmtRatio(a, p), target: "-", ok: "-",
+		comment: fmt.Sprintf("conveyor run --backend host of one job with one step; paired difference %s; the action's node process alone (node ENTRY with its inputs): %s; node -e '' alone: %s",
+			fmtDur(median(pairedDiff(r[0], r[1]))), fmtDur(median(r[2])), fmtDur(median(r[3])))}}
+}
+
+// cachedEntry is the host path of a cached action's node entry file, and
+// its inputs' plain defaults as INPUT_* variables.
+func (h *harness) cachedEntry(xdgCache, base, uses string) (string, []string) {
+	c, err := actions.New(actions.Options{Dir: filepath.Join(xdgCache, "conveyor", "actions"), BaseURL: base})
+	if err != nil {
+		h.fail("%v", err)
+	}
+	ref, err := actions.Parse(uses)
+	if err != nil {
+		h.fail("%v", err)
+	}
+	res, err := c.Resolve(h.ctx, ref)
+	if err != nil || res.Fetched {
+		h.fail("warm resolve of %s: %+v %v", uses, res, err)
+	}
+	a, err := actions.LoadAction(res.Dir, "", uses)
+	if err != nil {
+		h.fail("%v", err)
+	}
+	var env []string
+	for _, in := range a.Inputs {
+		if in.HasDefault && !strings.Contains(in.Default, "${{") {
+			env = append(env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(in.Name, " ", "_"))+"="+in.Default)
+		}
+	}
+	return filepath.Join(res.Dir, a.Runs.Main), env
+}

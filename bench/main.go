@@ -60,6 +60,7 @@ var cases = []benchCase{
 	{"server-rss", "idle RSS of conveyor server, and after a 10,000 webhook burst", serverRSS},
 	{"actions-warm", "remote node action (host), warm action cache, vs a run: step of node on its entry file", actionsWarm},
 	{"actions-fetch", "first fetch of a remote action (empty cache) vs git clone --depth 1 of it", actionsFetch},
+	{"actions-real", "whole conveyor run with a warm real remote action (actions/github-script@v7 from the compat material) vs the same workflow with a run: step", actionsReal},
 	{"cache", "native actions/cache save + restore of a tree of many small files (-cache-mb, default 1 GB) vs tar | zstd to disk and back", cacheCase},
 	{"server-logs", "a host step printing -log-mb MB followed live by 10 SSE clients, then read by 10 more: peak server RSS vs the idle server; database growth", serverLogs},
 	{"agents-throughput", "conveyor server --workers 0 + 2 conveyor agents (capacity 4, host): ready -> step running of 1-job runs on idle agents, 200 jobs at once; vs fork/exec of sh -c true", agentsThroughput},

@@ -39,7 +39,8 @@
 #      the Go module proxy once per machine into $cache/k8s-v1.31.0/, a private containerd, the
 #      test images imported) for the kubernetes backend; CONVEYOR_K8S=0 goes without.
 #   6. Exports CONVEYOR_TEST_IMAGE, CONVEYOR_TEST_BUSYBOX_IMAGE, CONVEYOR_COMPAT_DIR
-#      (default ../shared/compat from the repo root), CONVEYOR_TEST_POSTGRES,
+#      (default ../shared/compat from the repo root), CONVEYOR_TEST_CHROMIUM (Debian's chromium,
+#      installed with step 1's packages, for the web UI's browser tests), CONVEYOR_TEST_POSTGRES,
 #      CONVEYOR_TEST_S3 (+ _ACCESS_KEY, _SECRET_KEY), CONVEYOR_TEST_KUBECONFIG, then runs the
 #      checks and the tests.
 #
@@ -171,6 +172,8 @@ setup_host() {
 		static_busybox >/dev/null || missing+=(busybox-static)
 		command -v git >/dev/null || missing+=(git)
 		command -v python3 >/dev/null || missing+=(python3)
+		# Debian's Chromium, which the web UI's browser tests drive headless.
+		[ -n "${CONVEYOR_TEST_CHROMIUM:-}" ] || command -v chromium >/dev/null || missing+=(chromium)
 		if ! engine_up && ! { command -v dockerd && command -v docker; } >/dev/null; then
 			missing+=(docker.io)
 		fi
@@ -380,11 +383,14 @@ if [ -z "${CONVEYOR_TEST_KUBECONFIG:-}" ] && [ "${CONVEYOR_K8S:-1}" != 0 ] && is
 	eval "$k8s_env"
 fi
 export CONVEYOR_TEST_KUBECONFIG=${CONVEYOR_TEST_KUBECONFIG:-}
+CONVEYOR_TEST_CHROMIUM=${CONVEYOR_TEST_CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}
+export CONVEYOR_TEST_CHROMIUM
 exec 9>&-
 
 if [ $env_only = 1 ]; then
 	for v in CONVEYOR_TEST_IMAGE CONVEYOR_TEST_BUSYBOX_IMAGE CONVEYOR_COMPAT_DIR CONVEYOR_TEST_POSTGRES \
-		CONVEYOR_TEST_S3 CONVEYOR_TEST_S3_ACCESS_KEY CONVEYOR_TEST_S3_SECRET_KEY CONVEYOR_TEST_KUBECONFIG; do
+		CONVEYOR_TEST_S3 CONVEYOR_TEST_S3_ACCESS_KEY CONVEYOR_TEST_S3_SECRET_KEY CONVEYOR_TEST_KUBECONFIG \
+		CONVEYOR_TEST_CHROMIUM; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	exit 0

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
@@ -137,225 +136,169 @@ func logoutMain(_ context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func orgMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return subcommand(args, "usage: conveyor org create NAME [--admin USER]\n       conveyor org list", stderr, map[string]func([]string) int{
-		"create": func(args []string) int {
-			c := newClientCmd("org create", "org create NAME [--admin USER] [flags]", stdout, stderr)
-			var in api.OrgInput
-			c.fs.StringVar(&in.Admin, "admin", "", "existing user who becomes its admin (default: you)")
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			in.Name = pos[0]
-			o, err := c.client().CreateOrg(ctx, in)
-			if err != nil {
-				return c.fail("org create "+in.Name, err)
-			}
-			fmt.Fprintf(stdout, "organisation %d: %s\n", o.ID, o.Name)
-			return 0
-		},
-		"list": func(args []string) int {
-			c := newClientCmd("org list", "org list [flags]", stdout, stderr)
-			c.jsonFlag()
-			if _, ok := c.parse(args, 0, 0); !ok {
-				return 2
-			}
-			orgs, err := c.client().ListOrgs(ctx)
-			if err != nil {
-				return c.fail("org list", err)
-			}
-			if c.json {
-				return c.printJSON(orgs)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED")
-			for _, o := range orgs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\n", o.ID, o.Name, o.Created.Local().Format(time.DateTime))
-			}
-			tw.Flush()
-			return 0
-		},
+	var in api.OrgInput
+	return clientSubcommands("org", args, "usage: conveyor org create NAME [--admin USER]\n       conveyor org list", stdout, stderr, map[string]clientSub{
+		"create": {usage: "org create NAME [--admin USER] [flags]", min: 1, max: 1,
+			flags: func(c *clientCmd) {
+				c.fs.StringVar(&in.Admin, "admin", "", "existing user who becomes its admin (default: you)")
+			},
+			run: func(c *clientCmd, pos []string) int {
+				in.Name = pos[0]
+				o, err := c.client().CreateOrg(ctx, in)
+				if err != nil {
+					return c.fail("org create "+in.Name, err)
+				}
+				fmt.Fprintf(stdout, "organisation %d: %s\n", o.ID, o.Name)
+				return 0
+			}},
+		"list": {usage: "org list [flags]", flags: (*clientCmd).jsonFlag,
+			run: func(c *clientCmd, _ []string) int {
+				orgs, err := c.client().ListOrgs(ctx)
+				if err != nil {
+					return c.fail("org list", err)
+				}
+				return printTable(c, orgs, "ID\tNAME\tCREATED", func(o api.Org) []any {
+					return []any{o.ID, o.Name, o.Created.Local().Format(time.DateTime)}
+				})
+			}},
 	})
 }
 
 func userMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return subcommand(args, "usage: conveyor user add NAME --role ROLE [--password-stdin]\n       conveyor user list\n       conveyor user role NAME ROLE\n       conveyor user remove NAME\n       conveyor user passwd\n\nROLE is admin, maintainer, developer or viewer.", stderr, map[string]func([]string) int{
-		"add": func(args []string) int {
-			c := newClientCmd("user add", "user add NAME --role admin|maintainer|developer|viewer [--password-stdin] [flags]", stdout, stderr)
-			var in api.UserInput
-			var withPassword bool
-			c.fs.StringVar(&in.Role, "role", "", "role in the organisation (required)")
-			c.fs.BoolVar(&withPassword, "password-stdin", false, "set the new account's password, read from stdin")
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			in.Name = pos[0]
-			if in.Role == "" {
-				fmt.Fprintln(stderr, "conveyor user add: --role is required")
-				return 2
-			}
-			if withPassword {
-				pw, err := readSecret("password for "+in.Name+": ", stderr)
+	var add api.UserInput
+	var withPassword, noCurrent bool
+	return clientSubcommands("user", args, "usage: conveyor user add NAME --role ROLE [--password-stdin]\n       conveyor user list\n       conveyor user role NAME ROLE\n       conveyor user remove NAME\n       conveyor user passwd\n\nROLE is admin, maintainer, developer or viewer.", stdout, stderr, map[string]clientSub{
+		"add": {usage: "user add NAME --role admin|maintainer|developer|viewer [--password-stdin] [flags]", min: 1, max: 1,
+			flags: func(c *clientCmd) {
+				c.fs.StringVar(&add.Role, "role", "", "role in the organisation (required)")
+				c.fs.BoolVar(&withPassword, "password-stdin", false, "set the new account's password, read from stdin")
+			},
+			run: func(c *clientCmd, pos []string) int {
+				add.Name = pos[0]
+				if add.Role == "" {
+					fmt.Fprintln(stderr, "conveyor user add: --role is required")
+					return 2
+				}
+				if withPassword {
+					pw, err := readSecret("password for "+add.Name+": ", stderr)
+					if err != nil {
+						return c.fail("user add", err)
+					}
+					add.Password = pw
+				}
+				m, err := c.client().AddMember(ctx, add)
 				if err != nil {
-					return c.fail("user add", err)
+					return c.fail("user add "+add.Name, err)
 				}
-				in.Password = pw
-			}
-			m, err := c.client().AddMember(ctx, in)
-			if err != nil {
-				return c.fail("user add "+in.Name, err)
-			}
-			fmt.Fprintf(stdout, "user %s: %s\n", m.User, m.Role)
-			return 0
-		},
-		"list": func(args []string) int {
-			c := newClientCmd("user list", "user list [flags]", stdout, stderr)
-			c.jsonFlag()
-			if _, ok := c.parse(args, 0, 0); !ok {
-				return 2
-			}
-			ms, err := c.client().ListMembers(ctx)
-			if err != nil {
-				return c.fail("user list", err)
-			}
-			if c.json {
-				return c.printJSON(ms)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tROLE\tSERVER ADMIN")
-			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%v\n", m.User, m.Role, m.ServerAdmin)
-			}
-			tw.Flush()
-			return 0
-		},
-		"role": func(args []string) int {
-			c := newClientCmd("user role", "user role NAME admin|maintainer|developer|viewer [flags]", stdout, stderr)
-			pos, ok := c.parse(args, 2, 2)
-			if !ok {
-				return 2
-			}
-			m, err := c.client().SetRole(ctx, pos[0], pos[1])
-			if err != nil {
-				return c.fail("user "+pos[0], err)
-			}
-			fmt.Fprintf(stdout, "user %s: %s\n", m.User, m.Role)
-			return 0
-		},
-		"remove": func(args []string) int {
-			c := newClientCmd("user remove", "user remove NAME [flags]", stdout, stderr)
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			if err := c.client().RemoveMember(ctx, pos[0]); err != nil {
-				return c.fail("user "+pos[0], err)
-			}
-			fmt.Fprintf(stdout, "user %s removed from the organisation\n", pos[0])
-			return 0
-		},
-		"passwd": func(args []string) int {
-			c := newClientCmd("user passwd", "user passwd [flags]   (current, then new password: from the terminal, or two lines of stdin)", stdout, stderr)
-			var none bool
-			c.fs.BoolVar(&none, "no-current", false, "the account has no password yet (the first-start admin)")
-			if _, ok := c.parse(args, 0, 0); !ok {
-				return 2
-			}
-			var in api.PasswordInput
-			var err error
-			if !none {
-				if in.Current, err = readSecret("current password: ", stderr); err != nil {
-					return c.fail("user passwd", err)
+				fmt.Fprintf(stdout, "user %s: %s\n", m.User, m.Role)
+				return 0
+			}},
+		"list": {usage: "user list [flags]", flags: (*clientCmd).jsonFlag,
+			run: func(c *clientCmd, _ []string) int {
+				ms, err := c.client().ListMembers(ctx)
+				if err != nil {
+					return c.fail("user list", err)
 				}
-			}
-			if in.New, err = readSecret("new password: ", stderr); err != nil {
-				return c.fail("user passwd", err)
-			}
-			if err := c.client().SetPassword(ctx, in); err != nil {
-				return c.fail("user passwd", err)
-			}
-			fmt.Fprintln(stdout, "password changed")
-			return 0
-		},
+				return printTable(c, ms, "USER\tROLE\tSERVER ADMIN", func(m api.Member) []any { return []any{m.User, m.Role, m.ServerAdmin} })
+			}},
+		"role": {usage: "user role NAME admin|maintainer|developer|viewer [flags]", min: 2, max: 2,
+			run: func(c *clientCmd, pos []string) int {
+				m, err := c.client().SetRole(ctx, pos[0], pos[1])
+				if err != nil {
+					return c.fail("user "+pos[0], err)
+				}
+				fmt.Fprintf(stdout, "user %s: %s\n", m.User, m.Role)
+				return 0
+			}},
+		"remove": {usage: "user remove NAME [flags]", min: 1, max: 1,
+			run: func(c *clientCmd, pos []string) int {
+				if err := c.client().RemoveMember(ctx, pos[0]); err != nil {
+					return c.fail("user "+pos[0], err)
+				}
+				fmt.Fprintf(stdout, "user %s removed from the organisation\n", pos[0])
+				return 0
+			}},
+		"passwd": {usage: "user passwd [flags]   (current, then new password: from the terminal, or two lines of stdin)",
+			flags: func(c *clientCmd) {
+				c.fs.BoolVar(&noCurrent, "no-current", false, "the account has no password yet (the first-start admin)")
+			},
+			run: func(c *clientCmd, _ []string) int { return setPassword(ctx, c, noCurrent) }},
 	})
 }
 
+// setPassword reads the current (unless none) and new passwords and
+// changes the caller's.
+func setPassword(ctx context.Context, c *clientCmd, none bool) int {
+	var in api.PasswordInput
+	var err error
+	if !none {
+		if in.Current, err = readSecret("current password: ", c.stderr); err != nil {
+			return c.fail("user passwd", err)
+		}
+	}
+	if in.New, err = readSecret("new password: ", c.stderr); err != nil {
+		return c.fail("user passwd", err)
+	}
+	if err := c.client().SetPassword(ctx, in); err != nil {
+		return c.fail("user passwd", err)
+	}
+	fmt.Fprintln(c.stdout, "password changed")
+	return 0
+}
+
 func tokenMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return subcommand(args, "usage: conveyor token create NAME [--scope read|write|admin] [--org ORG] [--expires-in-days N]\n       conveyor token list\n       conveyor token revoke ID\n       conveyor token rotate ID", stderr, map[string]func([]string) int{
-		"create": func(args []string) int {
-			c := newClientCmd("token create", "token create NAME [--scope read|write|admin] [--org ORG] [--expires-in-days N] [flags]", stdout, stderr)
-			var in api.TokenInput
-			c.fs.StringVar(&in.Scope, "scope", "read", "read, write or admin (at most your token's)")
-			c.fs.StringVar(&in.Org, "org", "", "organisation (default: your token's)")
-			c.fs.IntVar(&in.ExpiresInDays, "expires-in-days", 90, "days until it stops working (1 to 3650)")
-			c.jsonFlag()
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			in.Name = pos[0]
-			out, err := c.client().CreateToken(ctx, in)
-			if err != nil {
-				return c.fail("token create "+in.Name, err)
-			}
-			return c.printTokenSecret(out, "created")
-		},
-		"list": func(args []string) int {
-			c := newClientCmd("token list", "token list [flags]", stdout, stderr)
-			c.jsonFlag()
-			if _, ok := c.parse(args, 0, 0); !ok {
-				return 2
-			}
-			ts, err := c.client().ListTokens(ctx)
-			if err != nil {
-				return c.fail("token list", err)
-			}
-			if c.json {
-				return c.printJSON(ts)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tKIND\tORG\tCREATED\tEXPIRES\tLAST USED")
-			for _, t := range ts {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, t.Kind, t.OrgID,
-					t.Created.Local().Format(time.DateTime), optDate(t.Expires, "never"), optDate(t.LastUsed, "-"))
-			}
-			tw.Flush()
-			return 0
-		},
-		"revoke": func(args []string) int {
-			c := newClientCmd("token revoke", "token revoke ID [flags]", stdout, stderr)
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			id, ok := c.tokenID(pos[0])
-			if !ok {
-				return 2
-			}
-			if err := c.client().RevokeToken(ctx, id); err != nil {
-				return c.fail(fmt.Sprintf("token %d", id), err)
-			}
-			fmt.Fprintf(stdout, "token %d revoked\n", id)
-			return 0
-		},
-		"rotate": func(args []string) int {
-			c := newClientCmd("token rotate", "token rotate ID [flags]", stdout, stderr)
-			c.jsonFlag()
-			pos, ok := c.parse(args, 1, 1)
-			if !ok {
-				return 2
-			}
-			id, ok := c.tokenID(pos[0])
-			if !ok {
-				return 2
-			}
-			out, err := c.client().RotateToken(ctx, id)
-			if err != nil {
-				return c.fail(fmt.Sprintf("token %d", id), err)
-			}
-			return c.printTokenSecret(out, "rotated (the old secret no longer works)")
-		},
+	var in api.TokenInput
+	return clientSubcommands("token", args, "usage: conveyor token create NAME [--scope read|write|admin] [--org ORG] [--expires-in-days N]\n       conveyor token list\n       conveyor token revoke ID\n       conveyor token rotate ID", stdout, stderr, map[string]clientSub{
+		"create": {usage: "token create NAME [--scope read|write|admin] [--org ORG] [--expires-in-days N] [flags]", min: 1, max: 1,
+			flags: func(c *clientCmd) {
+				c.fs.StringVar(&in.Scope, "scope", "read", "read, write or admin (at most your token's)")
+				c.fs.StringVar(&in.Org, "org", "", "organisation (default: your token's)")
+				c.fs.IntVar(&in.ExpiresInDays, "expires-in-days", 90, "days until it stops working (1 to 3650)")
+				c.jsonFlag()
+			},
+			run: func(c *clientCmd, pos []string) int {
+				in.Name = pos[0]
+				out, err := c.client().CreateToken(ctx, in)
+				if err != nil {
+					return c.fail("token create "+in.Name, err)
+				}
+				return c.printTokenSecret(out, "created")
+			}},
+		"list": {usage: "token list [flags]", flags: (*clientCmd).jsonFlag,
+			run: func(c *clientCmd, _ []string) int {
+				ts, err := c.client().ListTokens(ctx)
+				if err != nil {
+					return c.fail("token list", err)
+				}
+				return printTable(c, ts, "ID\tNAME\tSCOPE\tKIND\tORG\tCREATED\tEXPIRES\tLAST USED", func(t api.TokenInfo) []any {
+					return []any{t.ID, t.Name, t.Scope, t.Kind, t.OrgID, t.Created.Local().Format(time.DateTime),
+						optDate(t.Expires, "never"), optDate(t.LastUsed, "-")}
+				})
+			}},
+		"revoke": {usage: "token revoke ID [flags]", min: 1, max: 1,
+			run: func(c *clientCmd, pos []string) int {
+				id, ok := c.tokenID(pos[0])
+				if !ok {
+					return 2
+				}
+				if err := c.client().RevokeToken(ctx, id); err != nil {
+					return c.fail(fmt.Sprintf("token %d", id), err)
+				}
+				fmt.Fprintf(stdout, "token %d revoked\n", id)
+				return 0
+			}},
+		"rotate": {usage: "token rotate ID [flags]", min: 1, max: 1, flags: (*clientCmd).jsonFlag,
+			run: func(c *clientCmd, pos []string) int {
+				id, ok := c.tokenID(pos[0])
+				if !ok {
+					return 2
+				}
+				out, err := c.client().RotateToken(ctx, id)
+				if err != nil {
+					return c.fail(fmt.Sprintf("token %d", id), err)
+				}
+				return c.printTokenSecret(out, "rotated (the old secret no longer works)")
+			}},
 	})
 }
 
@@ -402,12 +345,9 @@ func auditMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if c.json {
 		return c.printJSON(out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tACTOR\tACTION\tTARGET\tDETAIL")
-	for _, e := range out.Entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Local().Format(time.DateTime), e.Actor, e.Action, e.Target, e.Detail)
-	}
-	tw.Flush()
+	printTable(c, out.Entries, "ID\tTIME\tACTOR\tACTION\tTARGET\tDETAIL", func(e api.AuditEntry) []any {
+		return []any{e.ID, e.Time.Local().Format(time.DateTime), e.Actor, e.Action, e.Target, e.Detail}
+	})
 	if out.NextBefore != 0 {
 		fmt.Fprintf(stdout, "(older: conveyor audit --before %d)\n", out.NextBefore)
 	}

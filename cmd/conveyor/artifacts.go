@@ -20,11 +20,7 @@ func artifactsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	c := newClientCmd("artifacts", "artifacts RUN [flags]  |  artifacts download RUN [NAME] [-o DIR]", stdout, stderr)
 	c.jsonFlag()
-	pos, ok := c.parse(args, 1, 1)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, _, ok := c.parseRun(args, 1)
 	if !ok {
 		return 2
 	}
@@ -52,11 +48,7 @@ func artifactsDownloadMain(ctx context.Context, args []string, stdout, stderr io
 	c := newClientCmd("artifacts download", "artifacts download RUN [NAME] [-o DIR] [flags]", stdout, stderr)
 	var out string
 	c.fs.StringVar(&out, "o", ".", "directory to extract into (all artifacts: one folder per artifact in it)")
-	pos, ok := c.parse(args, 1, 2)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, pos, ok := c.parseRun(args, 2)
 	if !ok {
 		return 2
 	}

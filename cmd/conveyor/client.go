@@ -168,6 +168,17 @@ func (c *clientCmd) printJSON(v any) int {
 }
 
 // runID parses a RUN argument.
+// parseRun parses flags and 1 to maxArgs positional arguments, the
+// first a run id.
+func (c *clientCmd) parseRun(args []string, maxArgs int) (int64, []string, bool) {
+	pos, ok := c.parse(args, 1, maxArgs)
+	if !ok {
+		return 0, nil, false
+	}
+	id, ok := c.runID(pos[0])
+	return id, pos, ok
+}
+
 func (c *clientCmd) runID(s string) (int64, bool) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
@@ -378,11 +389,7 @@ func runsMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func runShowMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newClientCmd("run show", "run show RUN [flags]", stdout, stderr)
 	c.jsonFlag()
-	pos, ok := c.parse(args, 1, 1)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, _, ok := c.parseRun(args, 1)
 	if !ok {
 		return 2
 	}
@@ -441,11 +448,7 @@ func logsMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	c := newClientCmd("logs", "logs [-f] RUN [JOB]\n\nJOB is a job key or id; without it every job of the run, in order.", stdout, stderr)
 	var follow bool
 	c.fs.BoolVar(&follow, "f", false, "follow the output until the job ends")
-	pos, ok := c.parse(args, 1, 2)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, pos, ok := c.parseRun(args, 2)
 	if !ok {
 		return 2
 	}
@@ -474,11 +477,7 @@ func logsMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newClientCmd("cancel", "cancel RUN [flags]", stdout, stderr)
-	pos, ok := c.parse(args, 1, 1)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, _, ok := c.parseRun(args, 1)
 	if !ok {
 		return 2
 	}
@@ -498,11 +497,7 @@ func rerunMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	c := newClientCmd("rerun", "rerun RUN [--failed] [flags]", stdout, stderr)
 	var failed bool
 	c.fs.BoolVar(&failed, "failed", false, "re-run only the failed jobs and what depends on them")
-	pos, ok := c.parse(args, 1, 1)
-	if !ok {
-		return 2
-	}
-	id, ok := c.runID(pos[0])
+	id, _, ok := c.parseRun(args, 1)
 	if !ok {
 		return 2
 	}
@@ -557,4 +552,56 @@ func duration(started, finished *time.Time) string {
 		return time.Since(*started).Round(time.Second).String() + "+"
 	}
 	return finished.Sub(*started).Round(time.Second).String()
+}
+
+// clientSub is a subcommand of a client command ("token create"): its
+// usage line, its flags (set on the command before parsing), the number of
+// positional arguments it takes, and what it does.
+type clientSub struct {
+	usage    string
+	min, max int
+	flags    func(c *clientCmd)
+	run      func(c *clientCmd, pos []string) int
+}
+
+// clientSubcommands runs the subcommand of group that args name (usage
+// and exit status 2 for none or an unknown one).
+func clientSubcommands(group string, args []string, usage string, stdout, stderr io.Writer, subs map[string]clientSub) int {
+	fs := make(map[string]func([]string) int, len(subs))
+	for name, s := range subs {
+		fs[name] = func(args []string) int {
+			c := newClientCmd(group+" "+name, s.usage, stdout, stderr)
+			if s.flags != nil {
+				s.flags(c)
+			}
+			pos, ok := c.parse(args, s.min, s.max)
+			if !ok {
+				return 2
+			}
+			return s.run(c, pos)
+		}
+	}
+	return subcommand(args, usage, stderr, fs)
+}
+
+// printTable prints items as the API's JSON with --json, else as a table
+// of header (tab-separated) and one row of cells per item.
+func printTable[T any](c *clientCmd, items []T, header string, row func(T) []any) int {
+	if c.json {
+		return c.printJSON(items)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		cells := row(it)
+		for i, v := range cells {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, v)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	return 0
 }

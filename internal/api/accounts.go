@@ -27,20 +27,35 @@ const (
 
 func accountRoutes() []route {
 	return []route{
-		{"POST", "/api/login", anyone, 200, LoginInput{}, LoginResult{}, (*server).login},
-		{"PUT", "/api/password", selfAdmin, 204, PasswordInput{}, nil, (*server).setPassword},
-		{"GET", "/api/orgs", serverRd, 200, nil, OrgList{}, (*server).listOrgs},
-		{"POST", "/api/orgs", serverAdm, 201, OrgInput{}, Org{}, (*server).createOrg},
-		{"GET", "/api/users", viewer, 200, nil, MemberList{}, (*server).listMembers},
-		{"POST", "/api/users", orgAdmin, 201, UserInput{}, Member{}, (*server).addMember},
-		{"PUT", "/api/users/{name}/role", orgAdmin, 200, RoleInput{}, Member{}, (*server).setRole},
-		{"DELETE", "/api/users/{name}", orgAdmin, 204, nil, nil, (*server).removeMember},
-		{"GET", "/api/tokens", self, 200, nil, TokenList{}, (*server).listTokens},
-		{"POST", "/api/tokens", selfWrite, 201, TokenInput{}, TokenCreated{}, (*server).createToken},
-		{"DELETE", "/api/tokens/{id}", selfWrite, 204, nil, nil, (*server).revokeToken},
-		{"POST", "/api/tokens/{id}/rotate", selfWrite, 200, nil, TokenCreated{}, (*server).rotateToken},
-		{"GET", "/api/audit", auditRead, 200, nil, AuditList{}, (*server).listAudit},
+		accountRoute("POST", "/api/login", anyone, 200, LoginResult{}, (*server).login),
+		accountRoute("PUT", "/api/password", selfAdmin, 204, nil, (*server).setPassword),
+		accountRoute("GET", "/api/orgs", serverRd, 200, OrgList{}, (*server).listOrgs),
+		accountRoute("POST", "/api/orgs", serverAdm, 201, Org{}, (*server).createOrg),
+		accountRoute("GET", "/api/users", viewer, 200, MemberList{}, (*server).listMembers),
+		accountRoute("POST", "/api/users", orgAdmin, 201, Member{}, (*server).addMember),
+		accountRoute("PUT", "/api/users/{name}/role", orgAdmin, 200, Member{}, (*server).setRole),
+		accountRoute("DELETE", "/api/users/{name}", orgAdmin, 204, nil, (*server).removeMember),
+		accountRoute("GET", "/api/tokens", self, 200, TokenList{}, (*server).listTokens),
+		accountRoute("POST", "/api/tokens", selfWrite, 201, TokenCreated{}, (*server).createToken),
+		accountRoute("DELETE", "/api/tokens/{id}", selfWrite, 204, nil, (*server).revokeToken),
+		accountRoute("POST", "/api/tokens/{id}/rotate", selfWrite, 200, TokenCreated{}, (*server).rotateToken),
+		accountRoute("GET", "/api/audit", auditRead, 200, AuditList{}, (*server).listAudit),
 	}
+}
+
+// accountOp is a route's work on the account store: its answer (nil: no
+// body) or an error.
+type accountOp[In any] func(a *server, q request, st AccountStore, in In) (any, error)
+
+// accountRoute is a route of the account store: 503 when the server has
+// none, else handleJSON around op.
+func accountRoute[In any](method, path string, need access, status int, out any, op accountOp[In]) route {
+	h := handleJSON(status, func(a *server, q request, in In) (any, error) { return op(a, q, a.Accounts, in) })
+	return route{method, path, need, status, inputSample[In](), out, func(a *server, w http.ResponseWriter, r *http.Request, tok *store.Token) {
+		if _, ok := a.accounts(w); ok {
+			h(a, w, r, tok)
+		}
+	}}
 }
 
 // accounts returns the account store, or answers 503 without one.
@@ -98,21 +113,11 @@ func (a *server) dummyHash() string {
 	return a.dummy
 }
 
-func (a *server) login(w http.ResponseWriter, r *http.Request, _ *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	var in LoginInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	ctx := r.Context()
+func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
+	ctx := q.r.Context()
 	u, err := st.UserByName(ctx, in.User)
 	if err != nil && !errs.Is(err, errs.NotFound) {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	hash := a.dummyHash()
 	if u != nil && u.PasswordHash != "" {
@@ -125,28 +130,24 @@ func (a *server) login(w http.ResponseWriter, r *http.Request, _ *store.Token) {
 		return verr
 	})
 	if err != nil && !errs.Is(err, errs.Invalid) {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" || !match || in.Password == "" {
-		writeErrorMsg(w, errs.Unauthorized, "wrong user name or password")
-		return
+		return nil, errs.E("", errs.Unauthorized, "wrong user name or password")
 	}
 	org, role, err := a.loginOrg(ctx, st, u, in.Org)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	secret, sum := newSecret()
 	tok := &store.Token{OrgID: org.ID, UserID: u.ID, Name: "login", Role: store.RoleAdmin, Kind: store.TokenSession,
 		Hash: sum, Expires: time.Now().Add(SessionTTL).UTC().Truncate(time.Second)}
 	if err := st.CreateToken(ctx, tok); err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	r = r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
+	r := q.r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
 	a.audit(r, org.ID, "session.create", "user "+u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339)))
-	writeJSON(w, http.StatusOK, LoginResult{Token: secret, TokenID: tok.ID, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)})
+	return LoginResult{Token: secret, TokenID: tok.ID, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)}, nil
 }
 
 // loginOrg is the organisation a login is for: the named one (where the
@@ -187,27 +188,17 @@ func (a *server) loginOrg(ctx context.Context, st AccountStore, u *store.User, n
 	return nil, "", err
 }
 
-func (a *server) setPassword(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	var in PasswordInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
-	}
+func (a *server) setPassword(q request, st AccountStore, in PasswordInput) (any, error) {
 	if len(in.New) < 8 {
-		a.fail(w, "", errs.E("", errs.Invalid, "the new password must have at least 8 characters"))
-		return
+		return nil, errs.E("", errs.Invalid, "the new password must have at least 8 characters")
 	}
-	u, err := st.GetUser(r.Context(), tok.UserID)
+	ctx := q.r.Context()
+	u, err := st.GetUser(ctx, q.tok.UserID)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	var hash string
-	err = a.hashing(r.Context(), func() error {
+	err = a.hashing(ctx, func() error {
 		if u.PasswordHash != "" {
 			if ok, err := password.Verify(in.Current, u.PasswordHash); err != nil || !ok {
 				return errs.E("", errs.Forbidden, "the current password is wrong")
@@ -218,81 +209,60 @@ func (a *server) setPassword(w http.ResponseWriter, r *http.Request, tok *store.
 		return herr
 	})
 	if err == nil {
-		err = st.SetPassword(r.Context(), u.ID, hash)
+		err = st.SetPassword(ctx, u.ID, hash)
 	}
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	a.audit(r, 0, "user.password", "user "+u.Name, "")
-	w.WriteHeader(http.StatusNoContent)
+	a.audit(q.r, 0, "user.password", "user "+u.Name, "")
+	return nil, nil
 }
 
 func toOrg(o *store.Org) Org { return Org{ID: o.ID, Name: o.Name, Created: o.Created} }
 
-func (a *server) listOrgs(w http.ResponseWriter, r *http.Request, _ *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	orgs, err := st.ListOrgs(r.Context())
+func (a *server) listOrgs(q request, st AccountStore, _ noInput) (any, error) {
+	orgs, err := st.ListOrgs(q.r.Context())
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	out := OrgList{Orgs: []Org{}}
 	for _, o := range orgs {
 		out.Orgs = append(out.Orgs, toOrg(o))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (a *server) createOrg(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	var in OrgInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	admin := tok.UserID
+func (a *server) createOrg(q request, st AccountStore, in OrgInput) (any, error) {
+	ctx := q.r.Context()
+	admin := q.tok.UserID
 	if in.Admin != "" {
-		u, err := st.UserByName(r.Context(), in.Admin)
+		u, err := st.UserByName(ctx, in.Admin)
 		if err != nil {
-			a.fail(w, "user "+in.Admin, err)
-			return
+			return nil, about("user "+in.Admin, err)
 		}
 		admin = u.ID
 	}
-	o, err := st.CreateOrg(r.Context(), in.Name)
+	o, err := st.CreateOrg(ctx, in.Name)
 	if err == nil {
-		err = st.SetMember(r.Context(), o.ID, admin, store.OrgAdmin)
+		err = st.SetMember(ctx, o.ID, admin, store.OrgAdmin)
 	}
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	a.audit(r, 0, "org.create", "org "+o.Name, fmt.Sprintf("admin user %d", admin))
-	writeJSON(w, http.StatusCreated, toOrg(o))
+	a.audit(q.r, 0, "org.create", "org "+o.Name, fmt.Sprintf("admin user %d", admin))
+	return toOrg(o), nil
 }
 
-func (a *server) listMembers(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	ms, err := st.ListMembers(r.Context(), tok.OrgID)
+func (a *server) listMembers(q request, st AccountStore, _ noInput) (any, error) {
+	ms, err := st.ListMembers(q.r.Context(), q.tok.OrgID)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	out := MemberList{Members: []Member{}}
 	for _, m := range ms {
 		out.Members = append(out.Members, toMember(m))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func parseOrgRole(s string) (store.OrgRole, error) {
@@ -304,45 +274,34 @@ func parseOrgRole(s string) (store.OrgRole, error) {
 
 // addMember adds a user to the caller's organisation, creating the
 // account when the name is new.
-func (a *server) addMember(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	var in UserInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
-	}
+func (a *server) addMember(q request, st AccountStore, in UserInput) (any, error) {
 	role, err := parseOrgRole(in.Role)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	ctx := r.Context()
+	ctx, orgID := q.r.Context(), q.tok.OrgID
 	u, err := st.UserByName(ctx, in.Name)
 	switch {
 	case errs.Is(err, errs.NotFound):
 		u, err = a.newUser(ctx, st, in)
 		if err == nil {
-			a.audit(r, tok.OrgID, "user.create", "user "+u.Name, "")
+			a.audit(q.r, orgID, "user.create", "user "+u.Name, "")
 		}
 	case err == nil && in.Password != "":
 		err = errs.E("", errs.Conflict, "user %s exists: only they change their password", in.Name)
 	case err == nil:
-		if _, merr := st.Member(ctx, tok.OrgID, u.ID); merr == nil {
+		if _, merr := st.Member(ctx, orgID, u.ID); merr == nil {
 			err = errs.E("", errs.Conflict, "user %s is already a member (conveyor user role)", in.Name)
 		}
 	}
 	if err == nil {
-		err = st.SetMember(ctx, tok.OrgID, u.ID, role)
+		err = st.SetMember(ctx, orgID, u.ID, role)
 	}
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	a.audit(r, tok.OrgID, "member.add", "user "+u.Name, "role "+string(role))
-	writeJSON(w, http.StatusCreated, Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin})
+	a.audit(q.r, orgID, "member.add", "user "+u.Name, "role "+string(role))
+	return Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin}, nil
 }
 
 func (a *server) newUser(ctx context.Context, st AccountStore, in UserInput) (*store.User, error) {
@@ -365,89 +324,57 @@ func (a *server) newUser(ctx context.Context, st AccountStore, in UserInput) (*s
 
 // memberFromPath is the {name} member of the caller's organisation; a
 // user who is not one is not found, whether the account exists or not.
-func (a *server) memberFromPath(w http.ResponseWriter, r *http.Request, st AccountStore, orgID int64) (*store.User, bool) {
-	name := r.PathValue("name")
-	u, err := st.UserByName(r.Context(), name)
+func memberFromPath(q request, st AccountStore) (*store.User, error) {
+	name := q.r.PathValue("name")
+	u, err := st.UserByName(q.r.Context(), name)
 	if err == nil {
-		_, err = st.Member(r.Context(), orgID, u.ID)
+		_, err = st.Member(q.r.Context(), q.tok.OrgID, u.ID)
 	}
-	if err != nil {
-		a.fail(w, "member "+name, err)
-		return nil, false
-	}
-	return u, true
+	return u, about("member "+name, err)
 }
 
-func (a *server) setRole(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	u, ok := a.memberFromPath(w, r, st, tok.OrgID)
-	if !ok {
-		return
-	}
-	var in RoleInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
+func (a *server) setRole(q request, st AccountStore, in RoleInput) (any, error) {
+	u, err := memberFromPath(q, st)
+	if err != nil {
+		return nil, err
 	}
 	role, err := parseOrgRole(in.Role)
 	if err == nil {
-		err = st.SetMember(r.Context(), tok.OrgID, u.ID, role)
+		err = st.SetMember(q.r.Context(), q.tok.OrgID, u.ID, role)
 	}
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
-	a.audit(r, tok.OrgID, "member.role", "user "+u.Name, "role "+string(role))
-	writeJSON(w, http.StatusOK, Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin})
+	a.audit(q.r, q.tok.OrgID, "member.role", "user "+u.Name, "role "+string(role))
+	return Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin}, nil
 }
 
-func (a *server) removeMember(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	u, ok := a.memberFromPath(w, r, st, tok.OrgID)
-	if !ok {
-		return
-	}
-	if err := st.SetMember(r.Context(), tok.OrgID, u.ID, ""); err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	a.audit(r, tok.OrgID, "member.remove", "user "+u.Name, "")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *server) listTokens(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	ts, err := st.ListTokens(r.Context(), tok.UserID)
+func (a *server) removeMember(q request, st AccountStore, _ noInput) (any, error) {
+	u, err := memberFromPath(q, st)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
+	}
+	if err := st.SetMember(q.r.Context(), q.tok.OrgID, u.ID, ""); err != nil {
+		return nil, err
+	}
+	a.audit(q.r, q.tok.OrgID, "member.remove", "user "+u.Name, "")
+	return nil, nil
+}
+
+func (a *server) listTokens(q request, st AccountStore, _ noInput) (any, error) {
+	ts, err := st.ListTokens(q.r.Context(), q.tok.UserID)
+	if err != nil {
+		return nil, err
 	}
 	out := TokenList{Tokens: []TokenInfo{}}
 	for _, t := range ts {
 		out.Tokens = append(out.Tokens, toTokenInfo(t))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (a *server) createToken(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	var in TokenInput
-	if err := decode(r, &in, false); err != nil {
-		a.fail(w, "", err)
-		return
-	}
+func (a *server) createToken(q request, st AccountStore, in TokenInput) (any, error) {
+	tok := q.tok
 	scope := store.Role(in.Scope)
 	days := in.ExpiresInDays
 	if days == 0 {
@@ -455,32 +382,26 @@ func (a *server) createToken(w http.ResponseWriter, r *http.Request, tok *store.
 	}
 	switch {
 	case in.Name == "" || len(in.Name) > 100:
-		a.fail(w, "", errs.E("", errs.Invalid, "a token needs a name of at most 100 bytes"))
-		return
+		return nil, errs.E("", errs.Invalid, "a token needs a name of at most 100 bytes")
 	case !store.ValidScope(scope):
-		a.fail(w, "", errs.E("", errs.Invalid, "scope %q is not read, write or admin", in.Scope))
-		return
+		return nil, errs.E("", errs.Invalid, "scope %q is not read, write or admin", in.Scope)
 	case store.ScopeRank(scope) > store.ScopeRank(tok.Role):
-		a.fail(w, "", errs.E("", errs.Forbidden, "a token of scope %s cannot make one of scope %s", tok.Role, scope))
-		return
+		return nil, errs.E("", errs.Forbidden, "a token of scope %s cannot make one of scope %s", tok.Role, scope)
 	case days < 1 || days > maxTokenDays:
-		a.fail(w, "", errs.E("", errs.Invalid, "expires_in_days %d is not between 1 and %d", days, maxTokenDays))
-		return
+		return nil, errs.E("", errs.Invalid, "expires_in_days %d is not between 1 and %d", days, maxTokenDays)
 	}
-	orgID, err := a.tokenOrg(r, st, in.Org)
+	orgID, err := a.tokenOrg(q.r, st, in.Org)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	secret, sum := newSecret()
 	t := &store.Token{OrgID: orgID, UserID: tok.UserID, Name: in.Name, Role: scope, Kind: store.TokenAPI, Hash: sum,
 		Expires: time.Now().AddDate(0, 0, days).UTC().Truncate(time.Second)}
-	if err := st.CreateToken(r.Context(), t); err != nil {
-		a.fail(w, "", err)
-		return
+	if err := st.CreateToken(q.r.Context(), t); err != nil {
+		return nil, err
 	}
-	a.audit(r, orgID, "token.create", fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly)))
-	writeJSON(w, http.StatusCreated, TokenCreated{Token: toTokenInfo(t), Secret: secret})
+	a.audit(q.r, orgID, "token.create", fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly)))
+	return TokenCreated{Token: toTokenInfo(t), Secret: secret}, nil
 }
 
 // tokenOrg is the organisation a new token is for: the caller's, or the
@@ -506,93 +427,72 @@ func (a *server) tokenOrg(r *http.Request, st AccountStore, name string) (int64,
 
 // ownToken is the caller's {id} token, when its scope is not above the
 // calling token's (a read token cannot revoke the admin token).
-func (a *server) ownToken(w http.ResponseWriter, r *http.Request, st AccountStore, tok *store.Token) (*store.Token, bool) {
-	id, err := pathID(r, "id")
+func ownToken(q request, st AccountStore) (*store.Token, error) {
+	id, err := pathID(q.r, "id")
 	if err != nil {
-		a.fail(w, "", err)
-		return nil, false
+		return nil, err
 	}
-	ts, err := st.ListTokens(r.Context(), tok.UserID)
+	ts, err := st.ListTokens(q.r.Context(), q.tok.UserID)
 	if err != nil {
-		a.fail(w, "", err)
-		return nil, false
+		return nil, err
 	}
 	for _, t := range ts {
 		if t.ID != id {
 			continue
 		}
-		if store.ScopeRank(t.Role) > store.ScopeRank(tok.Role) {
-			writeErrorMsg(w, errs.Forbidden, fmt.Sprintf("token %d has scope %s, above this token's %s", id, t.Role, tok.Role))
-			return nil, false
+		if store.ScopeRank(t.Role) > store.ScopeRank(q.tok.Role) {
+			return nil, errs.E("", errs.Forbidden, "token %d has scope %s, above this token's %s", id, t.Role, q.tok.Role)
 		}
-		return t, true
+		return t, nil
 	}
-	writeErrorMsg(w, errs.NotFound, fmt.Sprintf("token %d: not found", id))
-	return nil, false
+	return nil, errs.E("", errs.NotFound, "token %d: not found", id)
 }
 
-func (a *server) revokeToken(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
+func (a *server) revokeToken(q request, st AccountStore, _ noInput) (any, error) {
+	t, err := ownToken(q, st)
+	if err != nil {
+		return nil, err
 	}
-	t, ok := a.ownToken(w, r, st, tok)
-	if !ok {
-		return
+	if err := st.RevokeToken(q.r.Context(), q.tok.UserID, t.ID); err != nil {
+		return nil, about(fmt.Sprintf("token %d", t.ID), err)
 	}
-	if err := st.RevokeToken(r.Context(), tok.UserID, t.ID); err != nil {
-		a.fail(w, fmt.Sprintf("token %d", t.ID), err)
-		return
-	}
-	a.audit(r, t.OrgID, "token.revoke", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
-	w.WriteHeader(http.StatusNoContent)
+	a.audit(q.r, t.OrgID, "token.revoke", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
+	return nil, nil
 }
 
-func (a *server) rotateToken(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	t, ok := a.ownToken(w, r, st, tok)
-	if !ok {
-		return
+func (a *server) rotateToken(q request, st AccountStore, _ noInput) (any, error) {
+	t, err := ownToken(q, st)
+	if err != nil {
+		return nil, err
 	}
 	secret, sum := newSecret()
-	t, err := st.RotateToken(r.Context(), tok.UserID, t.ID, sum)
+	t, err = st.RotateToken(q.r.Context(), q.tok.UserID, t.ID, sum)
 	if err != nil {
-		a.fail(w, "token "+r.PathValue("id"), err)
-		return
+		return nil, about("token "+q.r.PathValue("id"), err)
 	}
-	a.audit(r, t.OrgID, "token.rotate", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
-	writeJSON(w, http.StatusOK, TokenCreated{Token: toTokenInfo(t), Secret: secret})
+	a.audit(q.r, t.OrgID, "token.rotate", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
+	return TokenCreated{Token: toTokenInfo(t), Secret: secret}, nil
 }
 
-func (a *server) listAudit(w http.ResponseWriter, r *http.Request, tok *store.Token) {
-	st, ok := a.accounts(w)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	f := store.AuditFilter{Limit: defaultAuditLimit, Server: callerOf(r).serverAdmin}
-	if s := q.Get("limit"); s != "" {
+func (a *server) listAudit(q request, st AccountStore, _ noInput) (any, error) {
+	v := q.r.URL.Query()
+	f := store.AuditFilter{Limit: defaultAuditLimit, Server: callerOf(q.r).serverAdmin}
+	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxAuditLimit {
-			a.fail(w, "", errs.E("", errs.Invalid, "limit %q is not between 1 and %d", s, maxAuditLimit))
-			return
+			return nil, errs.E("", errs.Invalid, "limit %q is not between 1 and %d", s, maxAuditLimit)
 		}
 		f.Limit = n
 	}
-	if s := q.Get("before"); s != "" {
+	if s := v.Get("before"); s != "" {
 		var err error
 		if f.Before, err = parseID("before", s); err != nil {
-			a.fail(w, "", err)
-			return
+			return nil, err
 		}
 	}
-	es, err := st.ListAudit(r.Context(), tok.OrgID, f)
+	es, err := st.ListAudit(q.r.Context(), q.tok.OrgID, f)
 	if err != nil {
-		a.fail(w, "", err)
-		return
+		return nil, err
 	}
 	out := AuditList{Entries: []AuditEntry{}}
 	for _, e := range es {
@@ -602,5 +502,5 @@ func (a *server) listAudit(w http.ResponseWriter, r *http.Request, tok *store.To
 	if len(es) == f.Limit {
 		out.NextBefore = es[len(es)-1].ID
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

@@ -133,6 +133,7 @@ func routes() []route {
 		{"GET", "/api/repos", viewer, 200, nil, RepoList{}, (*server).listRepos},
 		{"GET", "/api/repos/{id}", viewer, 200, nil, Repo{}, (*server).getRepo},
 		{"PATCH", "/api/repos/{id}", settings, 200, RepoUpdate{}, Repo{}, (*server).updateRepo},
+		{"POST", "/api/repos/{id}/hook-secret", settings, 200, nil, RepoCreated{}, (*server).rotateHookSecret},
 		// Protected branches come with environments (issue 11, part 4);
 		// until then a developer may trigger any ref.
 		{"POST", "/api/repos/{id}/dispatch", developer, 202, DispatchInput{}, Dispatched{}, (*server).dispatch},

@@ -27,6 +27,9 @@ type RepoInput struct {
 // RepoUpdate is what PATCH /api/repos/{id} changes; absent fields stay.
 type RepoUpdate struct {
 	RunTestDeliveries *bool `json:"run_test_deliveries,omitempty"`
+	// Secret is a new webhook secret: set by POST /api/repos/{id}/hook-secret,
+	// which makes it, never read from a body.
+	Secret *string `json:"-"`
 }
 
 // DispatchInput is a workflow_dispatch request.

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -156,7 +159,10 @@ var runStatuses = map[string]bool{
 
 func (a *server) listRuns(w http.ResponseWriter, r *http.Request, tok *store.Token) {
 	q := r.URL.Query()
-	f := store.RunFilter{Limit: defaultRunLimit, Status: q.Get("status")}
+	f := store.RunFilter{Limit: defaultRunLimit, Status: q.Get("status"), Workflow: q.Get("workflow"), Event: q.Get("event")}
+	if ref := q.Get("ref"); ref != "" {
+		f.Refs = refCandidates(ref)
+	}
 	var err error
 	if s := q.Get("repo"); s != "" {
 		if f.RepoID, err = parseID("repo", s); err != nil {
@@ -267,4 +273,38 @@ func (a *server) rerun(w http.ResponseWriter, r *http.Request, tok *store.Token)
 		return
 	}
 	writeJSON(w, http.StatusCreated, toRun(newRun))
+}
+
+// refCandidates are the refs a ref filter means: a full ref as is, a
+// short name as the branch or the tag of that name.
+func refCandidates(ref string) []string {
+	if strings.HasPrefix(ref, "refs/") {
+		return []string{ref}
+	}
+	return []string{"refs/heads/" + ref, "refs/tags/" + ref}
+}
+
+// rotateHookSecret gives a repository a new random webhook secret and
+// shows it, once.
+func (a *server) rotateHookSecret(w http.ResponseWriter, r *http.Request, tok *store.Token) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
+	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	b := make([]byte, 20)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	secret := hex.EncodeToString(b)
+	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, RepoUpdate{Secret: &secret})
+	if err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", id), err)
+		return
+	}
+	a.audit(r, tok.OrgID, "repo.hook_secret", "repo "+repo.Name, "webhook secret replaced")
+	out := toRepo(repo, a.BaseURL)
+	writeJSON(w, http.StatusOK, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: secret})
 }

@@ -40,7 +40,7 @@ func (a storeActions) Dispatch(ctx context.Context, orgID, repoID int64, in api.
 }
 
 func (a storeActions) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
-	return a.db.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries})
+	return a.db.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries, Secret: in.Secret})
 }
 
 func (a storeActions) Cancel(ctx context.Context, orgID, runID int64) (*store.Run, error) {
@@ -112,7 +112,8 @@ func TestWithSQLiteStore(t *testing.T) {
 	wantError(t, resp, b, 409, "conflict", "")
 
 	runs, err := db.CreateRuns(ctx, []store.NewRun{{
-		Run: &store.Run{RepoID: created.Repo.ID, Workflow: "ci.yml", Name: "CI", Event: "push", Ref: "refs/heads/main", Trigger: "webhook"},
+		Run: &store.Run{RepoID: created.Repo.ID, Workflow: "ci.yml", Name: "CI", Event: "push", Ref: "refs/heads/main", Trigger: "webhook",
+			EventJSON: []byte(`{"event":{"name":"push","head_commit":"fix the build\n\nbody","sender":"octocat"},"payload":{"big":[1,2,3]}}`)},
 		Jobs: []*store.Job{{Key: "build", Name: "Build", Status: store.StatusQueued, MaxAttempts: 2},
 			{Key: "test", Name: "Test", Needs: []string{"build"}, Status: store.StatusWaiting, MaxAttempts: 2}},
 	}})
@@ -158,6 +159,21 @@ func TestWithSQLiteStore(t *testing.T) {
 	wantJSON(t, resp, b, 200, &list)
 	if len(list.Runs) != 1 || list.Runs[0].ID != run.ID {
 		t.Errorf("runs %s", b)
+	}
+	if r := list.Runs[0]; r.CommitMessage != "fix the build\n\nbody" || r.Actor != "octocat" {
+		t.Errorf("run's commit message and actor: %s", b)
+	}
+	for q, want := range map[string]int{
+		"ref=main": 1, "ref=refs/heads/main": 1, "ref=dev": 0, "ref=refs/tags/main": 0,
+		"workflow=ci.yml": 1, "workflow=other.yml": 0, "event=push": 1, "event=pull_request": 0,
+		"ref=main&event=push&workflow=ci.yml&status=running": 1, "ref=main&event=schedule": 0,
+	} {
+		list = api.RunList{}
+		resp, b = e.do(t, "GET", fmt.Sprintf("/api/runs?repo=%d&%s", created.Repo.ID, q), e.read, "")
+		wantJSON(t, resp, b, 200, &list)
+		if len(list.Runs) != want {
+			t.Errorf("runs?%s: %d runs, want %d", q, len(list.Runs), want)
+		}
 	}
 	var cancelled api.Run
 	resp, b = e.do(t, "POST", fmt.Sprintf("/api/runs/%d/cancel", run.ID), e.admin, "")

@@ -79,15 +79,18 @@ type Event struct {
 
 // Run is one workflow run.
 type Run struct {
-	ID               int64             `json:"id"`
-	RepoID           int64             `json:"repo_id"`
-	EventID          int64             `json:"event_id"`
-	Number           int64             `json:"number"`
-	Workflow         string            `json:"workflow"`
-	Name             string            `json:"name"`
-	Event            string            `json:"event"`
-	Ref              string            `json:"ref"`
-	SHA              string            `json:"sha"`
+	ID       int64  `json:"id"`
+	RepoID   int64  `json:"repo_id"`
+	EventID  int64  `json:"event_id"`
+	Number   int64  `json:"number"`
+	Workflow string `json:"workflow"`
+	Name     string `json:"name"`
+	Event    string `json:"event"`
+	Ref      string `json:"ref"`
+	SHA      string `json:"sha"`
+	// CommitMessage and Actor come from the run's event, when it has them.
+	CommitMessage    string            `json:"commit_message,omitempty"`
+	Actor            string            `json:"actor,omitempty"`
 	Trigger          string            `json:"trigger"`
 	Status           string            `json:"status"`
 	Inputs           map[string]string `json:"inputs,omitempty"`
@@ -197,13 +200,22 @@ func toEvent(e *store.Event) Event {
 }
 
 func toRun(r *store.Run) Run {
+	// Only the event model is decoded; the payload is skipped.
+	var ev struct {
+		Event struct {
+			HeadCommit string `json:"head_commit"`
+			Sender     string `json:"sender"`
+		} `json:"event"`
+	}
+	_ = json.Unmarshal(r.EventJSON, &ev) // an event without them shows none
 	return Run{
 		ID: r.ID, RepoID: r.RepoID, EventID: r.EventID, Number: r.Number,
 		Workflow: r.Workflow, Name: r.Name, Event: r.Event, Ref: r.Ref, SHA: r.SHA,
 		Trigger: r.Trigger, Status: r.Status, Inputs: r.Inputs,
 		ConcurrencyGroup: r.ConcurrencyGroup, Attempt: r.Attempt, RerunOf: r.RerunOf,
 		Error: r.Error, Created: r.Created.UTC(), Started: optTime(r.Started),
-		Finished: optTime(r.Finished),
+		Finished:      optTime(r.Finished),
+		CommitMessage: ev.Event.HeadCommit, Actor: ev.Event.Sender,
 	}
 }
 

@@ -1,4 +1,5 @@
-// Package archive is Conveyor's one tar+zstd codec, with explicit rules.
+// Package archive is Conveyor's one tar codec (zstd, or gzip for the formats
+// that are tar.gz by contract), with explicit rules.
 //
 // Writing (Writer.Add) walks host paths and streams them, never whole in
 // memory:
@@ -33,6 +34,9 @@ package archive
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"io"
 	"path"
 	"strings"
@@ -78,6 +82,35 @@ func linkInside(name, target string) bool {
 	}
 	p := path.Join(path.Dir(name), target)
 	return p != ".." && !strings.HasPrefix(p, "../")
+}
+
+// Magic numbers of the two compressions Extract reads.
+var (
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	gzipMagic = []byte{0x1f, 0x8b}
+)
+
+// decompress opens r as zstd or gzip, by its first bytes.
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReader(r)
+	head, err := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, zstdMagic):
+		zr, err := newDecoder(br)
+		if err != nil {
+			return nil, errs.Wrap("archive", errs.Invalid, err)
+		}
+		return zr.IOReadCloser(), nil
+	case bytes.HasPrefix(head, gzipMagic):
+		gr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, errs.Wrap("archive", errs.Invalid, err)
+		}
+		return gr, nil
+	case err != nil && err != io.EOF:
+		return nil, errs.Wrap("archive", errs.Unavailable, err)
+	}
+	return nil, errs.E("archive", errs.Invalid, "not a tar+zstd or tar.gz stream")
 }
 
 // newDecoder opens a zstd stream with a bounded window (a hostile stream

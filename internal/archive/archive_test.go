@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -218,5 +219,59 @@ func TestAddRefusesBadNames(t *testing.T) {
 		if err := w.Add(context.Background(), t.TempDir(), n, ""); errs.KindOf(err) != errs.Invalid {
 			t.Errorf("Add(%q) = %v, want invalid", n, err)
 		}
+	}
+}
+
+// TestGzipAndCopies: the tar.gz variant (artifacts, agents' source) reads
+// back through the same Extract, and CopyHardLinks writes no link entry.
+func TestGzipAndCopies(t *testing.T) {
+	src := t.TempDir()
+	write(t, filepath.Join(src, "a.txt"), "alpha", 0o644)
+	if err := os.Link(filepath.Join(src, "a.txt"), filepath.Join(src, "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, WriterOptions{Gzip: true, CopyHardLinks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(context.Background(), src, "t", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.Files != 2 || st.Bytes != 10 {
+		t.Errorf("stats %+v", st)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), gzipMagic) {
+		t.Fatalf("not gzip: % x", buf.Bytes()[:4])
+	}
+	gr, err := gzip.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Typeflag == tar.TypeLink {
+			t.Errorf("%s is a hard link", h.Name)
+		}
+	}
+	dst := t.TempDir()
+	st, err := Extract(context.Background(), bytes.NewReader(buf.Bytes()), In(dst), DefaultLimits)
+	if err != nil || st.Files != 2 {
+		t.Fatalf("extract: %+v %v", st, err)
+	}
+	for _, n := range []string{"t/a.txt", "t/b.txt"} {
+		if b, err := os.ReadFile(filepath.Join(dst, n)); err != nil || string(b) != "alpha" {
+			t.Errorf("%s: %q %v", n, b, err)
+		}
+	}
+	if _, err := Extract(context.Background(), strings.NewReader("plain text"), In(dst), DefaultLimits); !errs.Is(err, errs.Invalid) {
+		t.Errorf("neither zstd nor gzip: %v", err)
 	}
 }

@@ -46,12 +46,13 @@ type dirMode struct {
 	mtime time.Time
 }
 
-// Extract reads a tar+zstd archive from r and writes it where m says,
-// following the package's rules. It stops at the first refused entry.
+// Extract reads a tar+zstd or tar.gz archive (told apart by their magic
+// numbers) from r and writes it where m says, following the package's
+// rules. It stops at the first refused entry.
 func Extract(ctx context.Context, r io.Reader, m Mapper, lim Limits) (Stats, error) {
-	zr, err := newDecoder(r)
+	zr, err := decompress(r)
 	if err != nil {
-		return Stats{}, errs.Wrap("archive", errs.Invalid, err)
+		return Stats{}, err
 	}
 	defer zr.Close()
 	x := &extractor{m: m, lim: lim, roots: map[string]*os.Root{}, files: map[string]placed{}, buf: make([]byte, 256<<10)}
@@ -153,6 +154,7 @@ func (x *extractor) entry(h *tar.Header, body io.Reader) error {
 			return err
 		}
 		x.files[name] = placed{rt, rel}
+		x.stats.Files++
 		return nil
 	}
 	return unsafe("entry %q has type %q (devices, FIFOs and others are refused)", name, string(rune(h.Typeflag)))
@@ -203,6 +205,7 @@ func (x *extractor) file(rt *os.Root, name, rel string, mode fs.FileMode, h *tar
 	}
 	_ = rt.Chtimes(rel, h.ModTime, h.ModTime)
 	x.files[name] = placed{rt, rel}
+	x.stats.Files++
 	return nil
 }
 

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// FuzzExtract feeds arbitrary bytes, and arbitrary tar streams wrapped in
-// zstd, to Extract: it must never panic nor write beside its destination.
+// FuzzExtract feeds arbitrary bytes (gzip and zstd among the seeds), and
+// arbitrary tar streams wrapped in zstd, to Extract: it must never panic nor write beside its destination.
 func FuzzExtract(f *testing.F) {
 	f.Add(rawArchive(f, reg("a", "x"), &tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "a"}), false)
 	f.Add(rawArchive(f, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o555}, reg("d/f", "y")), false)
@@ -25,6 +26,11 @@ func FuzzExtract(f *testing.F) {
 	tw.Write([]byte("p"))
 	tw.Close()
 	f.Add(tb.Bytes(), true)
+	var gzb bytes.Buffer // the tar.gz variant (artifacts, agents' source)
+	gw := gzip.NewWriter(&gzb)
+	gw.Write(tb.Bytes())
+	gw.Close()
+	f.Add(gzb.Bytes(), false)
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		if wrap { // treat data as a plain tar stream and compress it, to reach the tar layer
 			var buf bytes.Buffer

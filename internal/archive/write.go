@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -16,8 +17,9 @@ import (
 
 // Writer streams a tar+zstd archive. Not safe for concurrent use.
 type Writer struct {
-	zw     *zstd.Encoder
+	zw     io.WriteCloser // the compressor: zstd, or gzip (WriterOptions.Gzip)
 	tw     *tar.Writer
+	copies bool              // CopyHardLinks
 	inodes map[fileID]string // first archive name of each multiply-linked file
 	names  map[string]bool
 	warn   func(string)
@@ -28,6 +30,7 @@ type Writer struct {
 // Stats count what an archive holds.
 type Stats struct {
 	Entries int
+	Files   int   // regular files (hard links included)
 	Bytes   int64 // file content
 }
 
@@ -37,23 +40,37 @@ type WriterOptions struct {
 	Level zstd.EncoderLevel
 	// Warn receives one line per skipped path (nil: dropped).
 	Warn func(string)
+	// Gzip writes tar.gz instead of tar+zstd, for the formats that are
+	// tar.gz by contract: artifacts (users download them as .tar.gz) and
+	// the agents' source tarball (agents of earlier versions read it).
+	Gzip bool
+	// CopyHardLinks writes every name of a multiply-linked file as a
+	// regular file, for readers that take no hard links (earlier
+	// versions' artifact and source extractors).
+	CopyHardLinks bool
 }
 
 // NewWriter starts an archive on w. Close finishes it (and does not close w).
 func NewWriter(w io.Writer, opt WriterOptions) (*Writer, error) {
-	if opt.Level == 0 {
-		opt.Level = zstd.SpeedDefault
-	}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(opt.Level))
-	if err != nil {
-		return nil, errs.Wrap("archive", errs.Other, err)
+	var zw io.WriteCloser
+	if opt.Gzip {
+		zw = gzip.NewWriter(w)
+	} else {
+		if opt.Level == 0 {
+			opt.Level = zstd.SpeedDefault
+		}
+		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(opt.Level))
+		if err != nil {
+			return nil, errs.Wrap("archive", errs.Other, err)
+		}
+		zw = enc
 	}
 	warn := opt.Warn
 	if warn == nil {
 		warn = func(string) {}
 	}
-	return &Writer{zw: zw, tw: tar.NewWriter(zw), inodes: map[fileID]string{}, names: map[string]bool{}, warn: warn,
-		buf: make([]byte, 256<<10)}, nil
+	return &Writer{zw: zw, tw: tar.NewWriter(zw), copies: opt.CopyHardLinks, inodes: map[fileID]string{}, names: map[string]bool{},
+		warn: warn, buf: make([]byte, 256<<10)}, nil
 }
 
 // Stats returns what was written so far.
@@ -136,7 +153,7 @@ func (w *Writer) entry(p, name, base string) error {
 		}
 		h.Typeflag, h.Linkname = tar.TypeSymlink, filepath.ToSlash(target)
 	case fi.Mode().IsRegular():
-		if id, ok := inode(fi); ok {
+		if id, ok := inode(fi); ok && !w.copies {
 			if first, seen := w.inodes[id]; seen {
 				h.Typeflag, h.Linkname = tar.TypeLink, first
 				break
@@ -159,6 +176,9 @@ func (w *Writer) entry(p, name, base string) error {
 	}
 	w.names[name] = true
 	w.stats.Entries++
+	if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeLink {
+		w.stats.Files++
+	}
 	if body != nil {
 		// Exactly Size bytes: a file growing while we read must not corrupt the stream.
 		n, err := io.CopyBuffer(w.tw, io.LimitReader(body, h.Size), w.buf)
@@ -173,7 +193,7 @@ func (w *Writer) entry(p, name, base string) error {
 	return nil
 }
 
-// Close finishes the tar stream and the zstd frame.
+// Close finishes the tar stream and the compressed one.
 func (w *Writer) Close() error {
 	if err := w.tw.Close(); err != nil {
 		w.zw.Close()

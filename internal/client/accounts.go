@@ -1,15 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/url"
 	"strconv"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
-	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
 // Login signs in with a password and returns a session token (the
@@ -23,7 +19,7 @@ func (c *Client) Login(ctx context.Context, in api.LoginInput) (*api.LoginResult
 
 // SetPassword changes the caller's password.
 func (c *Client) SetPassword(ctx context.Context, in api.PasswordInput) error {
-	return c.callNoContent(ctx, "PUT", "/api/password", in)
+	return c.call(ctx, "PUT", "/api/password", in, nil)
 }
 
 // ListOrgs lists every organisation (server admin).
@@ -58,7 +54,7 @@ func (c *Client) SetRole(ctx context.Context, user, role string) (*api.Member, e
 
 // RemoveMember removes a user from the organisation.
 func (c *Client) RemoveMember(ctx context.Context, user string) error {
-	return c.callNoContent(ctx, "DELETE", "/api/users/"+url.PathEscape(user), nil)
+	return c.call(ctx, "DELETE", "/api/users/"+url.PathEscape(user), nil, nil)
 }
 
 // ListTokens lists the caller's tokens.
@@ -75,7 +71,7 @@ func (c *Client) CreateToken(ctx context.Context, in api.TokenInput) (*api.Token
 
 // RevokeToken revokes one of the caller's tokens.
 func (c *Client) RevokeToken(ctx context.Context, id int64) error {
-	return c.callNoContent(ctx, "DELETE", "/api/tokens/"+itoa(id), nil)
+	return c.call(ctx, "DELETE", "/api/tokens/"+itoa(id), nil, nil)
 }
 
 // RotateToken gives one of the caller's tokens a new secret.
@@ -100,21 +96,4 @@ func (c *Client) Audit(ctx context.Context, limit int, before int64) (*api.Audit
 	}
 	var out api.AuditList
 	return &out, c.call(ctx, "GET", path, nil, &out)
-}
-
-// callNoContent sends in as JSON (when not nil) to a route answering 204.
-func (c *Client) callNoContent(ctx context.Context, method, path string, in any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return errs.Wrap("", errs.Invalid, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	resp, err := c.send(ctx, method, path, body, "application/json", nil)
-	if err != nil {
-		return err
-	}
-	return resp.Body.Close()
 }

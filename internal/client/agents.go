@@ -37,11 +37,7 @@ func (c *Client) DrainAgent(ctx context.Context, id int64, drain bool) (*api.Age
 
 // RevokeAgent revokes an agent's token.
 func (c *Client) RevokeAgent(ctx context.Context, id int64) error {
-	resp, err := c.send(ctx, "DELETE", "/api/agents/"+itoa(id), nil, "application/json", nil)
-	if err != nil {
-		return err
-	}
-	return resp.Body.Close()
+	return c.call(ctx, "DELETE", "/api/agents/"+itoa(id), nil, nil)
 }
 
 // The agent protocol: a Client made with an agent token speaks it.
@@ -125,28 +121,4 @@ func (c *Client) Complete(ctx context.Context, j Job, in api.AgentCompletion) er
 // Release hands the job back to the queue.
 func (c *Client) Release(ctx context.Context, j Job, reason string) error {
 	return c.callHeader(ctx, "POST", j.path("release"), api.AgentRelease{Reason: reason}, nil, j.header())
-}
-
-// callHeader is call with extra headers; out nil reads no answer.
-func (c *Client) callHeader(ctx context.Context, method, path string, in, out any, hdr http.Header) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return errs.Wrap("", errs.Invalid, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	resp, err := c.send(ctx, method, path, body, "application/json", hdr)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return errs.E("", errs.Unavailable, "%s %s: reading the answer: %v", method, path, err)
-	}
-	return nil
 }

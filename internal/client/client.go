@@ -159,8 +159,14 @@ func (c *Client) Rerun(ctx context.Context, runID int64, failedOnly bool) (*api.
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// call sends in as JSON (when not nil) and decodes a 2xx answer into out.
+// call sends in as JSON (when not nil) and decodes a 2xx answer into out
+// (nil: the answer is not read, as for 204).
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	return c.callHeader(ctx, method, path, in, out, nil)
+}
+
+// callHeader is call with extra headers.
+func (c *Client) callHeader(ctx context.Context, method, path string, in, out any, hdr http.Header) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -169,11 +175,14 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
-	resp, err := c.send(ctx, method, path, body, "application/json", nil)
+	resp, err := c.send(ctx, method, path, body, "application/json", hdr)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return errs.E("", errs.Unavailable, "%s %s: reading the answer: %v", method, path, err)
 	}

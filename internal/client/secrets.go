@@ -48,7 +48,7 @@ func (c *Client) PutSecret(ctx context.Context, vars bool, name string, sc Secre
 
 // DeleteSecret deletes a secret (vars: a variable).
 func (c *Client) DeleteSecret(ctx context.Context, vars bool, name string, sc SecretScope) error {
-	return c.callNoContent(ctx, "DELETE", kindPath(vars)+"/"+url.PathEscape(name)+sc.query(), nil)
+	return c.call(ctx, "DELETE", kindPath(vars)+"/"+url.PathEscape(name)+sc.query(), nil, nil)
 }
 
 // ListSecrets lists secrets' names (vars: variables with their values);

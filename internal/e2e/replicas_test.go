@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	dbsql "database/sql"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema
-
 	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
@@ -23,33 +18,7 @@ import (
 
 // freshSchema makes an empty schema in the test PostgreSQL, dropped when t
 // ends (after the servers, whose cleanups run first), and returns its DSN.
-func freshSchema(t *testing.T) string {
-	t.Helper()
-	dsn := testenv.Postgres(t)
-	admin, err := dbsql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("e2e_%d_%08x", time.Now().UnixNano(), rand.Uint32())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func freshSchema(t *testing.T) string { return testenv.PostgresSchema(t, "e2e") }
 
 // jobLine records which job ran where: "<run>-<job> <pwd>".
 func jobLine(file, key string) string {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	osexec "os/exec"
@@ -31,7 +30,7 @@ func (sr *stepRun) findLocalAction() (string, *workflow.Action, error) {
 	if _, err := actions.LocalPath(uses); err != nil {
 		return "", nil, err
 	}
-	dir, a, err := localActionIn(filepath.Join(jr.jobDir, "workspace"), uses)
+	dir, a, err := localActionIn(filepath.Join(jr.box.dir, "workspace"), uses)
 	if err == nil || errs.KindOf(err) != errs.NotFound || jr.e.opts.RepoDir == "" {
 		return dir, a, err
 	}
@@ -43,11 +42,11 @@ func (sr *stepRun) findLocalAction() (string, *workflow.Action, error) {
 		return "", nil, err
 	}
 	sum := sha256.Sum256([]byte(src))
-	dst := filepath.Join(jr.jobDir, "_actions", hex.EncodeToString(sum[:6]))
+	dst := filepath.Join(jr.box.dir, "_actions", hex.EncodeToString(sum[:6]))
 	if _, err := os.Stat(dst); err != nil {
 		// Links are copied as links, never followed: nothing outside the
 		// repository is read on their account.
-		if err := copyTree(src, dst, nil); err != nil {
+		if err := actions.CopyTree(src, dst); err != nil {
 			return "", nil, err
 		}
 	}
@@ -139,7 +138,7 @@ func (sr *stepRun) composite(ctx context.Context, c *expr.Context, a *workflow.A
 	}
 	// The uses: step's env applies to the composite's steps, on top of the
 	// enclosing scope's env.
-	inner := &scope{steps: map[string]any{}, inputs: inputs, env: sr.env, actionPath: jr.toSandbox(dir), actionDir: dir,
+	inner := &scope{steps: map[string]stepContext{}, inputs: inputs, env: sr.env, actionPath: jr.toSandbox(dir), actionDir: dir,
 		prefix: sr.name + " / ", parent: sr.sc, source: src}
 	for i, s := range a.Runs.Steps {
 		jr.runStep(ctx, ctx, inner, s, i)
@@ -181,7 +180,7 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 	if a.Runs.Post != "" {
 		post := a.Runs.Post
 		postIf := a.Runs.PostIf
-		jr.posts = append(jr.posts, func(pctx context.Context) {
+		jr.steps.posts = append(jr.steps.posts, func(pctx context.Context) {
 			ps := &workflow.Step{Name: "Post " + sr.step.Uses, ID: "post-" + sr.id, If: postIf}
 			if postIf == "" {
 				ps.If = "always()"
@@ -203,7 +202,7 @@ func (sr *stepRun) nodeAction(ctx context.Context, a *workflow.Action, dir strin
 // runPost runs a post step, recorded like any other step.
 func (jr *jobRun) runPost(ctx context.Context, of *stepRun, ps *workflow.Step, fn func(p *stepRun) error) {
 	c := jr.exprContext(of.sc, of.env)
-	run, err := evalIf(ps.If, c, !jr.failed && !jr.cancelled)
+	run, err := evalIf(ps.If, c, !jr.status.failed && !jr.status.cancelled)
 	if err != nil || !run {
 		return
 	}
@@ -214,7 +213,7 @@ func (jr *jobRun) runPost(ctx context.Context, of *stepRun, ps *workflow.Step, f
 	if err := fn(p); err != nil {
 		p.errorLine(err)
 		result = Failure
-		jr.failed = true
+		jr.status.failed = true
 	}
 	jr.e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: name, StepID: ps.ID, Result: result})
 }
@@ -225,7 +224,7 @@ func (jr *jobRun) runPost(ctx context.Context, of *stepRun, ps *workflow.Step, f
 // per job).
 func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image string, a *workflow.Action, with map[string]string, dir, tag string) error {
 	jr := sr.jr
-	cr, ok := jr.sb.(backend.ContainerRunner)
+	cr, ok := jr.box.sb.(backend.ContainerRunner)
 	if !ok {
 		return errs.E("docker action", errs.Unavailable, "%s needs a Docker engine: this job's sandbox cannot run containers", sr.step.Uses)
 	}
@@ -272,7 +271,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	} else if a.Runs.Entrypoint != "" {
 		entry = strings.Fields(a.Runs.Entrypoint)
 	}
-	files, err := jr.stepFiles(jr.stepSeq)
+	files, err := jr.stepFiles(jr.steps.seq)
 	if err != nil {
 		return err
 	}
@@ -281,7 +280,7 @@ func (sr *stepRun) containerAction(ctx context.Context, c *expr.Context, image s
 	for k, v := range inputEnv(with) {
 		env[k] = v
 	}
-	for k, v := range jr.state[sr.actionID] {
+	for k, v := range jr.steps.state[sr.actionID] {
 		env["STATE_"+k] = v
 	}
 	for _, p := range a.Runs.Env {
@@ -306,7 +305,7 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 		return err
 	}
 	p, _ := lookupFold(with, "path")
-	dst, err := checkoutDir(filepath.Join(jr.jobDir, "workspace"), jr.sandboxPath("workspace"), p)
+	dst, err := checkoutDir(filepath.Join(jr.box.dir, "workspace"), jr.sandboxPath("workspace"), p)
 	if err != nil {
 		return err
 	}
@@ -330,7 +329,7 @@ func (sr *stepRun) checkout(ctx context.Context, c *expr.Context) error {
 	if repo == "" {
 		url = jr.e.opts.RepoDir
 	} else if !strings.Contains(repo, "://") && !strings.HasPrefix(repo, "/") && !strings.HasPrefix(repo, "git@") {
-		url = strings.TrimSuffix(expr.ToString(jr.base["github"].(map[string]any)["server_url"]), "/") + "/" + repo + ".git"
+		url = strings.TrimSuffix(jr.contexts.github.repo.serverURL, "/") + "/" + repo + ".git"
 	}
 	if err := os.MkdirAll(dst, 0o777); err != nil {
 		return errs.Wrap("checkout", errs.Unavailable, err)
@@ -385,7 +384,7 @@ func copyWorkingTree(ctx context.Context, src, dst string) (int, error) {
 		}
 	}
 	n := 0
-	err := copyTree(src, dst, func(rel string, d fs.DirEntry) bool {
+	err := actions.CopyTreeFunc(src, dst, func(rel string, d fs.DirEntry) bool {
 		if files == nil || rel == ".git" || strings.HasPrefix(rel, ".git"+string(filepath.Separator)) {
 			n++
 			return true
@@ -400,59 +399,4 @@ func copyWorkingTree(ctx context.Context, src, dst string) (int, error) {
 		return false
 	})
 	return n, err
-}
-
-// copyTree copies a directory; keep, when set, decides per entry.
-func copyTree(src, dst string, keep func(rel string, d fs.DirEntry) bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel != "." && keep != nil && !keep(rel, d) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o777)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			os.Remove(target)
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			return copyFile(p, target, info.Mode().Perm()|0o644)
-		}
-		return nil
-	})
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

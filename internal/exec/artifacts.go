@@ -51,20 +51,20 @@ func (sr *stepRun) artifactStep(ctx context.Context, c *expr.Context, kind strin
 // relative to the workspace) to the host; false when it is outside the
 // job directory, which is all the host can see of a sandbox.
 func (jr *jobRun) hostPath(p string) (string, bool) {
-	ws := filepath.Join(jr.jobDir, "workspace")
+	ws := filepath.Join(jr.box.dir, "workspace")
 	if !path.IsAbs(p) {
 		return filepath.Join(ws, filepath.FromSlash(p)), true
 	}
-	sb := strings.TrimSuffix(jr.dirs.Sandbox, "/")
+	sb := strings.TrimSuffix(jr.box.dirs.Sandbox, "/")
 	p = path.Clean(p)
 	if p == sb {
-		return jr.dirs.Host, true
+		return jr.box.dirs.Host, true
 	}
 	rest, ok := strings.CutPrefix(p, sb+"/")
 	if !ok {
 		return "", false
 	}
-	return filepath.Join(jr.dirs.Host, filepath.FromSlash(rest)), true
+	return filepath.Join(jr.box.dirs.Host, filepath.FromSlash(rest)), true
 }
 
 func boolInput(name, v string) (bool, error) {
@@ -104,8 +104,8 @@ func (sr *stepRun) uploadArtifact(ctx context.Context, in func(k, def string) st
 	if err != nil {
 		return err
 	}
-	files, _, warnings, err := artifact.Find(artifact.Search{Patterns: patterns, Base: filepath.Join(jr.jobDir, "workspace"),
-		Allowed: jr.jobDir, Abs: jr.hostPath, IncludeHidden: hidden})
+	files, _, warnings, err := artifact.Find(artifact.Search{Patterns: patterns, Base: filepath.Join(jr.box.dir, "workspace"),
+		Allowed: jr.box.dir, Abs: jr.hostPath, IncludeHidden: hidden})
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func (sr *stepRun) downloadArtifact(ctx context.Context, in func(k, def string) 
 	if !ok {
 		return errs.E(op, errs.Invalid, "path %q is outside the job's directory: artifacts are downloaded into the workspace or runner.temp", in("path", ""))
 	}
-	if !within(jr.jobDir, dest) {
+	if !within(jr.box.dir, dest) {
 		return errs.E(op, errs.Invalid, "path %q leaves the job's directory", in("path", ""))
 	}
 	store := jr.e.opts.Artifacts

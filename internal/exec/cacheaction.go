@@ -84,7 +84,7 @@ func (jr *jobRun) cacheScope() cache.Scope {
 }
 
 // onHost says the job's processes see the host's file system.
-func (jr *jobRun) onHost() bool { return jr.dirs.Host == jr.dirs.Sandbox }
+func (jr *jobRun) onHost() bool { return jr.box.dirs.Host == jr.box.dirs.Sandbox }
 
 // cacheEnv adds the cache protocol's env to a step's process env.
 func (jr *jobRun) cacheEnv(env map[string]string) {
@@ -180,7 +180,7 @@ func (sr *stepRun) cacheStep(ctx context.Context, c *expr.Context, kind string) 
 		return err
 	}
 	jr := sr.jr
-	jr.posts = append(jr.posts, func(pctx context.Context) {
+	jr.steps.posts = append(jr.steps.posts, func(pctx context.Context) {
 		ps := &workflow.Step{Name: "Post " + sr.name, ID: "post-" + sr.id, If: "success()"}
 		jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 			if matched != "" && strings.EqualFold(matched, ci.key) {
@@ -284,7 +284,7 @@ type cachePaths struct {
 
 // cachePaths maps the step's path: lines (sandbox view) to the host.
 func (jr *jobRun) cachePaths(lines []string) (*cachePaths, error) {
-	cp := &cachePaths{ws: filepath.Join(jr.jobDir, "workspace")}
+	cp := &cachePaths{ws: filepath.Join(jr.box.dir, "workspace")}
 	if jr.onHost() {
 		cp.home = jr.e.opts.Cache.Home
 	}

@@ -51,16 +51,16 @@ func (jr *jobRun) checkWorkdir(wd, dir string) error {
 
 // toHost maps a sandbox path to the host's view, when the host can see it.
 func (jr *jobRun) toHost(p string) (string, bool) {
-	sb := strings.TrimSuffix(jr.dirs.Sandbox, "/")
+	sb := strings.TrimSuffix(jr.box.dirs.Sandbox, "/")
 	if sb == "" {
 		return "", false
 	}
-	if filepath.Clean(jr.dirs.Host) == filepath.Clean(sb) {
+	if filepath.Clean(jr.box.dirs.Host) == filepath.Clean(sb) {
 		return p, true // the host backend: the sandbox is the host
 	}
 	rel, ok := strings.CutPrefix(path.Clean(p), sb+"/")
 	if !ok {
 		return "", false
 	}
-	return filepath.Join(jr.dirs.Host, filepath.FromSlash(rel)), true
+	return filepath.Join(jr.box.dirs.Host, filepath.FromSlash(rel)), true
 }

@@ -206,7 +206,7 @@ func (sr *stepRun) dockerPost(a *workflow.Action, dir string, src actionSource) 
 		cond = "always()"
 	}
 	ps := &workflow.Step{Name: "Post " + sr.step.Uses, ID: "post-" + sr.id, If: cond, Uses: sr.step.Uses, With: sr.step.With}
-	jr.posts = append(jr.posts, func(pctx context.Context) {
+	jr.steps.posts = append(jr.steps.posts, func(pctx context.Context) {
 		jr.runPost(pctx, sr, ps, func(p *stepRun) error {
 			c := jr.exprContext(sr.sc, sr.env)
 			with, err := p.actionInputs(c, a)

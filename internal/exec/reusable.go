@@ -21,75 +21,21 @@ func (e *Executor) runReusable(ctx context.Context, workDir string, pw *plan.Wor
 	start := time.Now()
 	display := call.prefixed(n.pj.Name)
 	fail := func(err error) { e.finishNode(n, display, Failure, nil, err, start) }
-	if call.depth() >= maxCallDepth {
-		fail(errs.E("uses", errs.Invalid, "%s: reusable workflows are nested more than %d deep", job.Uses, maxCallDepth))
-		return
-	}
-	path, _, _ := strings.Cut(job.Uses, "@")
-	var wf *workflow.Workflow
-	var err error
-	if strings.HasPrefix(job.Uses, "./") {
-		wf, err = e.parseWorkflow(path)
-	} else {
-		wf, err = e.remoteWorkflow(ctx, job.Uses, display)
-	}
+	wf, trig, err := e.callee(ctx, job, display, call)
 	if err != nil {
 		fail(err)
 		return
 	}
-	trig := wf.Trigger("workflow_call")
-	if trig == nil {
-		fail(errs.E("uses", errs.Invalid, "%s is not a reusable workflow: it has no on.workflow_call", path))
+	path, _, _ := strings.Cut(job.Uses, "@")
+	inputs, err := callInputs(job, trig, c, path)
+	if err != nil {
+		fail(err)
 		return
 	}
-	inputs := map[string]any{}
-	with := map[string]string{}
-	for _, p := range job.With {
-		v, err := interpValue(p.Value, c)
-		if err != nil {
-			fail(errs.Wrap("with "+p.Key, errs.Invalid, err))
-			return
-		}
-		with[strings.ToLower(p.Key)] = p.Key
-		inputs[p.Key] = v
-	}
-	for _, in := range trig.Inputs {
-		if _, ok := with[strings.ToLower(in.Name)]; ok {
-			if s, isStr := inputs[in.Name].(string); isStr {
-				inputs[in.Name] = typedInput(in.Type, s)
-			}
-			continue
-		}
-		if in.HasDefault {
-			v, err := interpValue(in.Default, c)
-			if err != nil {
-				fail(err)
-				return
-			}
-			if s, isStr := v.(string); isStr {
-				v = typedInput(in.Type, s)
-			}
-			inputs[in.Name] = v
-		} else if in.Required {
-			fail(errs.E("uses", errs.Invalid, "input %q is required by %s", in.Name, path))
-			return
-		}
-	}
-	secrets := map[string]string{}
-	if job.SecretsInherit {
-		for k, v := range e.opts.Secrets {
-			secrets[k] = v
-		}
-	} else {
-		for _, p := range job.Secrets {
-			v, err := interp(p.Value, c)
-			if err != nil {
-				fail(err)
-				return
-			}
-			secrets[p.Key] = v
-			e.opts.Masker.Add(v)
-		}
+	secrets, err := e.callSecrets(job, c)
+	if err != nil {
+		fail(err)
+		return
 	}
 	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{AnyEvent: true})
 	if err != nil || len(p.Workflows) == 0 {
@@ -122,6 +68,88 @@ func (e *Executor) runReusable(ctx context.Context, workDir string, pw *plan.Wor
 	}
 	n.result = aggregate(results)
 	n.outputs = outputs
+}
+
+// callee loads the workflow job calls (local or remote) and its
+// workflow_call trigger.
+func (e *Executor) callee(ctx context.Context, job *workflow.Job, display string, call *callInfo) (*workflow.Workflow, *workflow.Trigger, error) {
+	if call.depth() >= maxCallDepth {
+		return nil, nil, errs.E("uses", errs.Invalid, "%s: reusable workflows are nested more than %d deep", job.Uses, maxCallDepth)
+	}
+	path, _, _ := strings.Cut(job.Uses, "@")
+	var wf *workflow.Workflow
+	var err error
+	if strings.HasPrefix(job.Uses, "./") {
+		wf, err = e.parseWorkflow(path)
+	} else {
+		wf, err = e.remoteWorkflow(ctx, job.Uses, display)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	trig := wf.Trigger("workflow_call")
+	if trig == nil {
+		return nil, nil, errs.E("uses", errs.Invalid, "%s is not a reusable workflow: it has no on.workflow_call", path)
+	}
+	return wf, trig, nil
+}
+
+// callInputs are the callee's inputs: the caller's with: (typed as the
+// callee declares), then the defaults; a required input missing is an
+// error.
+func callInputs(job *workflow.Job, trig *workflow.Trigger, c *expr.Context, path string) (map[string]any, error) {
+	inputs := map[string]any{}
+	with := map[string]string{}
+	for _, p := range job.With {
+		v, err := interpValue(p.Value, c)
+		if err != nil {
+			return nil, errs.Wrap("with "+p.Key, errs.Invalid, err)
+		}
+		with[strings.ToLower(p.Key)] = p.Key
+		inputs[p.Key] = v
+	}
+	for _, in := range trig.Inputs {
+		if _, ok := with[strings.ToLower(in.Name)]; ok {
+			if s, isStr := inputs[in.Name].(string); isStr {
+				inputs[in.Name] = typedInput(in.Type, s)
+			}
+			continue
+		}
+		if in.HasDefault {
+			v, err := interpValue(in.Default, c)
+			if err != nil {
+				return nil, err
+			}
+			if s, isStr := v.(string); isStr {
+				v = typedInput(in.Type, s)
+			}
+			inputs[in.Name] = v
+		} else if in.Required {
+			return nil, errs.E("uses", errs.Invalid, "input %q is required by %s", in.Name, path)
+		}
+	}
+	return inputs, nil
+}
+
+// callSecrets are the callee's secrets: all of the caller's with inherit,
+// else its secrets: evaluated (and masked).
+func (e *Executor) callSecrets(job *workflow.Job, c *expr.Context) (map[string]string, error) {
+	secrets := map[string]string{}
+	if job.SecretsInherit {
+		for k, v := range e.opts.Secrets {
+			secrets[k] = v
+		}
+		return secrets, nil
+	}
+	for _, p := range job.Secrets {
+		v, err := interp(p.Value, c)
+		if err != nil {
+			return nil, err
+		}
+		secrets[p.Key] = v
+		e.opts.Masker.Add(v)
+	}
+	return secrets, nil
 }
 
 func (e *Executor) parseWorkflow(path string) (*workflow.Workflow, error) {

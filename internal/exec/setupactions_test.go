@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -113,8 +114,26 @@ func linkTree(src, dst string) error {
 		if os.Link(p, target) == nil {
 			return nil
 		}
-		return copyFile(p, target, fi.Mode().Perm())
+		return copyRegular(p, target, fi.Mode().Perm())
 	})
+}
+
+// copyRegular copies one file (when a hard link cannot be made).
+func copyRegular(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // setupActionsWorkflow runs each pair of setup-go and setup-node (node20:

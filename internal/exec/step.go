@@ -20,57 +20,49 @@ import (
 
 // scope is where steps run: the job itself, or a composite action.
 type scope struct {
-	steps      map[string]any // the steps context
-	inputs     map[string]any // the inputs context of a composite action
-	env        []kv           // env of the enclosing uses: step (composite)
-	actionPath string         // sandbox path of the composite action
-	actionDir  string         // host path of the composite action
-	prefix     string         // display prefix for nested steps
-	failed     bool           // a step of this scope failed
-	parent     *scope         // enclosing scope
-	source     actionSource   // the remote action running in this scope
+	steps      map[string]stepContext // the steps context
+	inputs     map[string]any         // the inputs context of a composite action
+	env        []kv                   // env of the enclosing uses: step (composite)
+	actionPath string                 // sandbox path of the composite action
+	actionDir  string                 // host path of the composite action
+	prefix     string                 // display prefix for nested steps
+	failed     bool                   // a step of this scope failed
+	parent     *scope                 // enclosing scope
+	source     actionSource           // the remote action running in this scope
 }
 
 // exprContext is the context for expressions of a step in scope sc, with
 // stepEnv (the step's own env, evaluated) on top of the env context.
 func (jr *jobRun) exprContext(sc *scope, stepEnv []kv) *expr.Context {
-	vals := make(map[string]any, len(jr.base)+4)
-	for k, v := range jr.base {
-		vals[k] = v
-	}
+	vals := jr.contexts.values()
 	env := map[string]any{}
 	for k, v := range jr.e.opts.Env {
 		env[k] = v
 	}
-	for _, layer := range [][]kv{jr.env, jr.envFile, scopeEnv(sc), stepEnv} {
+	for _, layer := range [][]kv{jr.env.job, jr.env.file, scopeEnv(sc), stepEnv} {
 		for _, p := range layer {
 			env[p.k] = p.v
 		}
 	}
 	vals["env"] = env
 	if sc != nil && sc.actionPath != "" {
-		gh := map[string]any{}
-		for k, v := range jr.base["github"].(map[string]any) {
-			gh[k] = v
-		}
-		gh["action_path"] = sc.actionPath
-		gh["action_repository"] = sc.source.repository
-		gh["action_ref"] = sc.source.ref
-		vals["github"] = gh
+		gh := jr.contexts.github
+		gh.action = &actionFacts{path: sc.actionPath, repository: sc.source.repository, ref: sc.source.ref}
+		vals["github"] = gh.value()
 	}
 	if sc != nil {
-		vals["steps"] = sc.steps
+		vals["steps"] = stepsValue(sc.steps)
 		if sc.inputs != nil {
 			vals["inputs"] = sc.inputs
 		}
 	}
 	c := newContext(vals)
-	failed := jr.failed
+	failed := jr.status.failed
 	if sc != nil {
 		failed = failed || sc.failed
 	}
-	c.Status = expr.Status{Failed: failed, Cancelled: jr.cancelled}
-	ws := filepath.Join(jr.jobDir, "workspace")
+	c.Status = expr.Status{Failed: failed, Cancelled: jr.status.cancelled}
+	ws := filepath.Join(jr.box.dir, "workspace")
 	c.HashFiles = func(patterns []string) (string, error) { return expr.HashFiles(ws, patterns) }
 	return c
 }
@@ -85,18 +77,18 @@ func scopeEnv(sc *scope) []kv {
 // processEnv is the environment of a step's process.
 func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, action string) map[string]string {
 	ev := jr.e.opts.Event
-	gh := jr.base["github"].(map[string]any)
+	gh := &jr.contexts.github
 	env := map[string]string{
 		"CI": "true", "GITHUB_ACTIONS": "true", "CONVEYOR": "true",
 		"GITHUB_WORKSPACE": jr.sandboxPath("workspace"), "GITHUB_EVENT_PATH": jr.sandboxPath("files/event.json"),
 		"GITHUB_EVENT_NAME": ev.Name, "GITHUB_SHA": ev.SHA, "GITHUB_REF": ev.Ref,
-		"GITHUB_REF_NAME": expr.ToString(gh["ref_name"]), "GITHUB_REF_TYPE": expr.ToString(gh["ref_type"]),
-		"GITHUB_REPOSITORY": ev.Repository, "GITHUB_REPOSITORY_OWNER": expr.ToString(gh["repository_owner"]),
-		"GITHUB_ACTOR": ev.Actor, "GITHUB_TRIGGERING_ACTOR": ev.Actor, "GITHUB_WORKFLOW": expr.ToString(gh["workflow"]),
-		"GITHUB_WORKFLOW_REF": expr.ToString(gh["workflow_ref"]),
+		"GITHUB_REF_NAME": gh.event.refName, "GITHUB_REF_TYPE": gh.event.refType,
+		"GITHUB_REPOSITORY": ev.Repository, "GITHUB_REPOSITORY_OWNER": gh.repo.owner,
+		"GITHUB_ACTOR": ev.Actor, "GITHUB_TRIGGERING_ACTOR": ev.Actor, "GITHUB_WORKFLOW": gh.run.workflow,
+		"GITHUB_WORKFLOW_REF": gh.run.workflowRef,
 		"GITHUB_RUN_ID":       ev.RunID, "GITHUB_RUN_NUMBER": strconv.Itoa(ev.RunNumber), "GITHUB_RUN_ATTEMPT": "1",
-		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": expr.ToString(gh["server_url"]),
-		"GITHUB_API_URL": expr.ToString(gh["api_url"]), "GITHUB_GRAPHQL_URL": expr.ToString(gh["graphql_url"]),
+		"GITHUB_JOB": jr.job.ID, "GITHUB_ACTION": action, "GITHUB_SERVER_URL": gh.repo.serverURL,
+		"GITHUB_API_URL": gh.repo.apiURL(), "GITHUB_GRAPHQL_URL": gh.repo.apiURL() + "/graphql",
 		"GITHUB_HEAD_REF": ev.HeadRef, "GITHUB_BASE_REF": ev.BaseRef, "GITHUB_RETENTION_DAYS": "0",
 		"RUNNER_OS": "Linux", "RUNNER_ARCH": runnerArch(), "RUNNER_NAME": "conveyor", "RUNNER_ENVIRONMENT": "self-hosted",
 		"RUNNER_TEMP": jr.sandboxPath("temp"), "RUNNER_TOOL_CACHE": jr.toolCache(), "AGENT_TOOLSDIRECTORY": jr.toolCache(),
@@ -116,7 +108,7 @@ func (jr *jobRun) processEnv(sc *scope, stepEnv []kv, files map[string]string, a
 	for k, v := range jr.e.opts.Env {
 		env[k] = v
 	}
-	for _, layer := range [][]kv{jr.env, jr.envFile, scopeEnv(sc), stepEnv} {
+	for _, layer := range [][]kv{jr.env.job, jr.env.file, scopeEnv(sc), stepEnv} {
 		for _, p := range layer {
 			env[p.k] = p.v
 		}
@@ -149,25 +141,60 @@ type stepRun struct {
 // runStep runs one step of scope sc and records it in sc.steps.
 func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow.Step, index int) {
 	e := jr.e
-	if jobCtx.Err() != nil && !jr.cancelled {
-		jr.cancelled = true
+	if jobCtx.Err() != nil && !jr.status.cancelled {
+		jr.status.cancelled = true
 		if jobCtx.Err() == context.DeadlineExceeded && runCtx.Err() == nil {
-			jr.failed = true
+			jr.status.failed = true
 		}
 	}
-	jr.stepSeq++
-	n := jr.stepSeq
+	jr.steps.seq++
 	id := s.ID
 	if id == "" {
-		id = fmt.Sprintf("__%d", n)
+		id = fmt.Sprintf("__%d", jr.steps.seq)
 	}
 	sr := &stepRun{jr: jr, sc: sc, step: s, id: id, outputs: map[string]string{}, actionID: id}
 	if sc.parent == nil {
 		sr.actionID = stateKey(index) // its pre: ran before the step numbers
 	}
 	start := time.Now()
+	c, setupErr := sr.prepare(index)
 
-	// The step's env, evaluated with the env below it.
+	okSoFar := !jr.status.failed && !sc.failed && !jr.status.cancelled
+	run, err := evalIf(s.If, c, okSoFar)
+	if setupErr == nil && err != nil {
+		setupErr = err
+	}
+	if setupErr == nil && !run {
+		sc.steps[id] = stepContext{outcome: Skipped, conclusion: Skipped}
+		e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Result: Skipped})
+		return
+	}
+	e.report(Event2{Type: StepStarted, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id})
+
+	ctx, cancel, err := sr.context(jobCtx, runCtx, c)
+	defer cancel()
+	if setupErr == nil {
+		setupErr = err
+	}
+	contErr := false
+	if s.ContinueOnError != "" {
+		contErr = boolValue(s.ContinueOnError, c)
+	}
+	outcome := Success
+	if setupErr != nil {
+		sr.errorLine(setupErr)
+		outcome = Failure
+	} else if err := sr.execute(ctx, c); err != nil {
+		sr.executeError(ctx, jobCtx, err)
+		outcome = Failure
+	}
+	sr.record(outcome, contErr, start)
+}
+
+// prepare evaluates the step's env (each with the env below it) and name,
+// and returns the context of its other expressions.
+func (sr *stepRun) prepare(index int) (*expr.Context, error) {
+	jr, sc, s := sr.jr, sr.sc, sr.step
 	var stepEnv []kv
 	var setupErr error
 	for _, p := range s.Env {
@@ -188,56 +215,46 @@ func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow
 			sr.name = v
 		}
 	}
-	sr.name = e.opts.Masker.Apply(sc.prefix + sr.name)
+	sr.name = jr.e.opts.Masker.Apply(sc.prefix + sr.name)
+	return c, setupErr
+}
 
-	okSoFar := !jr.failed && !sc.failed && !jr.cancelled
-	run, err := evalIf(s.If, c, okSoFar)
-	if setupErr == nil && err != nil {
-		setupErr = err
-	}
-	if setupErr == nil && !run {
-		sc.steps[id] = map[string]any{"outputs": map[string]any{}, "outcome": Skipped, "conclusion": Skipped}
-		e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Result: Skipped})
-		return
-	}
-	e.report(Event2{Type: StepStarted, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id})
-
-	ctx := jobCtx
+// context is the step's context: the job's, or after a cancel or timeout a
+// cleanup deadline of its own; bounded by its timeout-minutes (an error
+// when that does not evaluate).
+func (sr *stepRun) context(jobCtx, runCtx context.Context, c *expr.Context) (context.Context, context.CancelFunc, error) {
+	ctx, cancel := jobCtx, context.CancelFunc(func() {})
 	if jobCtx.Err() != nil {
-		// A cleanup step after a cancel or timeout: give it its own deadline.
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(runCtx), cleanupTimeout)
-		defer cancel()
 	}
-	if s.TimeoutMinutes != "" && setupErr == nil {
-		d, err := minutes(s.TimeoutMinutes, c)
-		if err != nil {
-			setupErr = err
-		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
-		}
+	if sr.step.TimeoutMinutes == "" {
+		return ctx, cancel, nil
 	}
-	contErr := false
-	if s.ContinueOnError != "" {
-		contErr = boolValue(s.ContinueOnError, c)
+	d, err := minutes(sr.step.TimeoutMinutes, c)
+	if err != nil {
+		return ctx, cancel, err
 	}
+	ctx, cancelStep := context.WithTimeout(ctx, d)
+	return ctx, func() { cancelStep(); cancel() }, nil
+}
 
-	outcome := Success
-	if setupErr != nil {
-		sr.errorLine(setupErr)
-		outcome = Failure
-	} else if err := sr.execute(ctx, c); err != nil {
-		if ctx.Err() == context.DeadlineExceeded && jobCtx.Err() == nil {
-			sr.errorLine(errs.E("step", errs.Timeout, "the step has timed out after %s", s.TimeoutMinutes+" minutes"))
-		} else if jobCtx.Err() != nil {
-			sr.errorLine(errs.E("step", errs.Canceled, "the step was cancelled"))
-		} else {
-			sr.errorLine(err)
-		}
-		outcome = Failure
+// executeError reports why the step failed: its timeout, the job's
+// cancel, or err.
+func (sr *stepRun) executeError(ctx, jobCtx context.Context, err error) {
+	switch {
+	case ctx.Err() == context.DeadlineExceeded && jobCtx.Err() == nil:
+		sr.errorLine(errs.E("step", errs.Timeout, "the step has timed out after %s", sr.step.TimeoutMinutes+" minutes"))
+	case jobCtx.Err() != nil:
+		sr.errorLine(errs.E("step", errs.Canceled, "the step was cancelled"))
+	default:
+		sr.errorLine(err)
 	}
+}
+
+// record sets the step's outcome and conclusion in the steps context and
+// the scope's and job's status, and reports the step finished.
+func (sr *stepRun) record(outcome string, contErr bool, start time.Time) {
+	jr, sc := sr.jr, sr.sc
 	conclusion := outcome
 	if outcome == Failure && contErr {
 		conclusion = Success
@@ -247,18 +264,18 @@ func (jr *jobRun) runStep(jobCtx, runCtx context.Context, sc *scope, s *workflow
 		// step that runs it then fails in its own scope.
 		sc.failed = true
 		if sc.actionPath == "" {
-			jr.failed = true
+			jr.status.failed = true
 		}
 	}
-	outs := map[string]any{}
+	outs := make(map[string]string, len(sr.outputs))
 	for k, v := range sr.outputs {
 		outs[k] = v
 	}
-	sc.steps[id] = map[string]any{"outputs": outs, "outcome": outcome, "conclusion": conclusion}
+	sc.steps[sr.id] = stepContext{outputs: outs, outcome: outcome, conclusion: conclusion}
 	if outcome != conclusion {
-		e.report(Event2{Type: Notice, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Text: "continue-on-error: the step failed, the job goes on"})
+		jr.e.report(Event2{Type: Notice, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: sr.id, Text: "continue-on-error: the step failed, the job goes on"})
 	}
-	e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: id, Result: conclusion, Duration: time.Since(start)})
+	jr.e.report(Event2{Type: StepFinished, Job: jr.name, JobKey: jr.key, Step: sr.name, StepID: sr.id, Result: conclusion, Duration: time.Since(start)})
 }
 
 func (sr *stepRun) errorLine(err error) {
@@ -337,8 +354,8 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 	if ext == ".sh" && shell != "sh" && !strings.HasSuffix(script, "\n") {
 		script += "\n"
 	}
-	jr.stepSeq++
-	scriptHost := filepath.Join(jr.jobDir, "temp", fmt.Sprintf("%s-%d%s", safeName(sr.id), jr.stepSeq, ext))
+	jr.steps.seq++
+	scriptHost := filepath.Join(jr.box.dir, "temp", fmt.Sprintf("%s-%d%s", safeName(sr.id), jr.steps.seq, ext))
 	if err := jr.writeScript(scriptHost, []byte(script)); err != nil {
 		return err
 	}
@@ -359,7 +376,7 @@ func (sr *stepRun) runScript(ctx context.Context, c *expr.Context, script, shell
 // files afterwards.
 func (sr *stepRun) process(ctx context.Context, p *backend.Process, extraEnv map[string]string, action string) error {
 	jr := sr.jr
-	files, err := jr.stepFiles(jr.stepSeq)
+	files, err := jr.stepFiles(jr.steps.seq)
 	if err != nil {
 		return err
 	}
@@ -368,15 +385,15 @@ func (sr *stepRun) process(ctx context.Context, p *backend.Process, extraEnv map
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	if st := jr.state[sr.actionID]; st != nil {
+	if st := jr.steps.state[sr.actionID]; st != nil {
 		for k, v := range st {
 			env["STATE_"+k] = v
 		}
 	}
 	sr.unsecure = strings.EqualFold(env["ACTIONS_ALLOW_UNSECURE_COMMANDS"], "true")
 	sink := outputSink(&outHandler{sr: sr})
-	p.Env, p.PathPrepend = env, jr.path
-	code, err := jr.sb.Exec(ctx, p, sink)
+	p.Env, p.PathPrepend = env, jr.env.path
+	code, err := jr.box.sb.Exec(ctx, p, sink)
 	sink.Flush()
 	return sr.finish(code, err, "Process completed with exit code %d.")
 }
@@ -419,7 +436,7 @@ func (sr *stepRun) applyFiles() error {
 	envs, err := read("GITHUB_ENV")
 	keep(err)
 	for _, p := range envs {
-		jr.envFile = setKV(jr.envFile, p.Key, p.Value)
+		jr.env.file = setKV(jr.env.file, p.Key, p.Value)
 	}
 	states, err := read("GITHUB_STATE")
 	keep(err)
@@ -429,27 +446,27 @@ func (sr *stepRun) applyFiles() error {
 	if b := jr.takeStepFile(sr.files["GITHUB_PATH"], "GITHUB_PATH"); len(b) > 0 {
 		for _, l := range strings.Split(string(b), "\n") {
 			if l = strings.TrimSpace(l); l != "" {
-				jr.path = append([]string{l}, jr.path...)
+				jr.env.path = append([]string{l}, jr.env.path...)
 			}
 		}
 	}
 	if b := jr.takeStepFile(sr.files["GITHUB_STEP_SUMMARY"], "GITHUB_STEP_SUMMARY"); len(b) > 0 {
-		jr.summary.Write(b)
+		jr.steps.summary.Write(b)
 		if b[len(b)-1] != '\n' {
-			jr.summary.WriteByte('\n')
+			jr.steps.summary.WriteByte('\n')
 		}
 	}
 	return firstErr
 }
 
 func (jr *jobRun) setState(action, k, v string) {
-	if jr.state == nil {
-		jr.state = map[string]map[string]string{}
+	if jr.steps.state == nil {
+		jr.steps.state = map[string]map[string]string{}
 	}
-	if jr.state[action] == nil {
-		jr.state[action] = map[string]string{}
+	if jr.steps.state[action] == nil {
+		jr.steps.state[action] = map[string]string{}
 	}
-	jr.state[action][k] = v
+	jr.steps.state[action][k] = v
 }
 
 func (jr *jobRun) defaultShell(sc *scope) string {
@@ -459,7 +476,7 @@ func (jr *jobRun) defaultShell(sc *scope) string {
 	if d := jr.job.Defaults; d != nil && d.Shell != "" {
 		return d.Shell
 	}
-	if d := jr.pw.Source.Defaults; d != nil && d.Shell != "" {
+	if d := jr.in.pw.Source.Defaults; d != nil && d.Shell != "" {
 		return d.Shell
 	}
 	return "default"
@@ -472,7 +489,7 @@ func (jr *jobRun) defaultWorkingDirectory(sc *scope) string {
 	if d := jr.job.Defaults; d != nil && d.WorkingDirectory != "" {
 		return d.WorkingDirectory
 	}
-	if d := jr.pw.Source.Defaults; d != nil && d.WorkingDirectory != "" {
+	if d := jr.in.pw.Source.Defaults; d != nil && d.WorkingDirectory != "" {
 		return d.WorkingDirectory
 	}
 	return ""
@@ -618,7 +635,7 @@ func (h *outHandler) line(l string) {
 			return
 		}
 		if n := cmd.Props["name"]; n != "" {
-			jr.envFile = setKV(jr.envFile, n, cmd.Data)
+			jr.env.file = setKV(jr.env.file, n, cmd.Data)
 		}
 		return
 	case "add-path":
@@ -626,7 +643,7 @@ func (h *outHandler) line(l string) {
 			h.annot("error", "The `add-path` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.", cmd)
 			return
 		}
-		jr.path = append([]string{cmd.Data}, jr.path...)
+		jr.env.path = append([]string{cmd.Data}, jr.env.path...)
 		return
 	case "stop-commands":
 		h.stopToken = cmd.Data

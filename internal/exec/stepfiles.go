@@ -35,13 +35,13 @@ type spareFiles struct {
 // a step and returns their host paths by variable name.
 func (jr *jobRun) stepFiles(n int) (map[string]string, error) {
 	out := make(map[string]string, len(stepFileVars))
-	dir := filepath.Join(jr.jobDir, "files")
+	dir := filepath.Join(jr.box.dir, "files")
 	suffix := "_" + strconv.Itoa(n)
 	for _, f := range stepFileVars {
 		p := filepath.Join(dir, f.stem+suffix)
 		out[f.name] = p
-		if old := jr.spare.step[f.name]; old != "" {
-			delete(jr.spare.step, f.name)
+		if old := jr.steps.spare.step[f.name]; old != "" {
+			delete(jr.steps.spare.step, f.name)
 			if os.Rename(old, p) == nil {
 				continue
 			}
@@ -83,10 +83,10 @@ func (jr *jobRun) takeStepFile(p, name string) []byte {
 		}
 	}
 	if fi.Mode().Perm() == 0o666 {
-		if jr.spare.step == nil {
-			jr.spare.step = make(map[string]string, len(stepFileVars))
+		if jr.steps.spare.step == nil {
+			jr.steps.spare.step = make(map[string]string, len(stepFileVars))
 		}
-		jr.spare.step[name] = p
+		jr.steps.spare.step[name] = p
 	}
 	return b
 }
@@ -96,11 +96,11 @@ func (jr *jobRun) takeStepFile(p, name string) []byte {
 // the permissions it was made with, and writes over it in place: no new
 // inode, and no data block freed and allocated again as with O_TRUNC.
 func (jr *jobRun) writeScript(p string, script []byte) error {
-	if old := jr.spare.script; old != "" {
-		jr.spare.script = ""
-		if fi, err := os.Lstat(old); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == jr.spare.scriptPerm && os.Rename(old, p) == nil {
+	if old := jr.steps.spare.script; old != "" {
+		jr.steps.spare.script = ""
+		if fi, err := os.Lstat(old); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == jr.steps.spare.scriptPerm && os.Rename(old, p) == nil {
 			if overwrite(p, script, fi.Size()) == nil {
-				jr.spare.script = p
+				jr.steps.spare.script = p
 				return nil
 			}
 			os.Remove(p)
@@ -110,7 +110,7 @@ func (jr *jobRun) writeScript(p string, script []byte) error {
 		return errs.Wrap("run", errs.Unavailable, err)
 	}
 	if fi, err := os.Lstat(p); err == nil {
-		jr.spare.script, jr.spare.scriptPerm = p, fi.Mode().Perm()
+		jr.steps.spare.script, jr.steps.spare.scriptPerm = p, fi.Mode().Perm()
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func (jr *jobRun) node(ctx context.Context, uses, using string) ([]string, error
 		return nil, errs.E("action", errs.Invalid, "%s: runs.using %q is not supported (want node12, node16, node20 or node24, composite or docker)", uses, using)
 	}
 	nodes := []backend.Node{{Argv: []string{"node"}}}
-	if np, ok := jr.sb.(backend.NodeProvider); ok {
+	if np, ok := jr.box.sb.(backend.NodeProvider); ok {
 		var err error
 		if nodes, err = np.Nodes(ctx); err != nil {
 			jr.notice("Node.js: " + err.Error())
@@ -138,7 +138,7 @@ func (jr *jobRun) node(ctx context.Context, uses, using string) ([]string, error
 // --version` answers before the JavaScript engine starts (milliseconds,
 // where `node -e` takes tens to hundreds).
 func (jr *jobRun) probeNode(ctx context.Context, n backend.Node) nodeProbe {
-	if p, ok := jr.e.nodes.get(jr.sb, n.Argv); ok {
+	if p, ok := jr.e.nodes.get(jr.box.sb, n.Argv); ok {
 		return p
 	}
 	p := nodeProbe{prog: n.Argv, argv: n.Argv, version: n.Version}
@@ -163,7 +163,7 @@ func (jr *jobRun) probeNode(ctx context.Context, n backend.Node) nodeProbe {
 		}
 	}
 	if ctx.Err() == nil {
-		jr.e.nodes.put(jr.sb, p)
+		jr.e.nodes.put(jr.box.sb, p)
 	}
 	return p
 }
@@ -175,7 +175,7 @@ func (jr *jobRun) sandboxOutput(ctx context.Context, argv []string) (string, err
 	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
 	defer cancel()
 	out := &syncBuffer{max: 4096}
-	code, err := jr.sb.Exec(pctx, &backend.Process{Argv: argv, Env: map[string]string{}, Dir: jr.dirs.Sandbox, NoFiles: true}, out)
+	code, err := jr.box.sb.Exec(pctx, &backend.Process{Argv: argv, Env: map[string]string{}, Dir: jr.box.dirs.Sandbox, NoFiles: true}, out)
 	text := strings.TrimSpace(out.String())
 	switch {
 	case err != nil && errs.KindOf(err) == errs.NotFound:
@@ -263,8 +263,8 @@ func (jr *jobRun) checkNodeActions(ctx context.Context) error {
 // toolCache is RUNNER_TOOL_CACHE as the sandbox sees it: the backend's
 // machine-wide one, else a folder of the job's own.
 func (jr *jobRun) toolCache() string {
-	if jr.dirs.ToolCache != "" {
-		return jr.dirs.ToolCache
+	if jr.box.dirs.ToolCache != "" {
+		return jr.box.dirs.ToolCache
 	}
 	return jr.sandboxPath("tool")
 }

@@ -43,6 +43,7 @@ var routeAccess = map[string]string{
 	"GET /api/repos":                            "viewer:read",
 	"GET /api/repos/{id}":                       "viewer:read",
 	"PATCH /api/repos/{id}":                     "maintainer:admin",
+	"POST /api/repos/{id}/hook-secret":          "maintainer:admin",
 	"GET /api/retention":                        "viewer:read",
 	"PUT /api/retention":                        "admin:admin",
 	"GET /api/repos/{id}/retention":             "viewer:read",

@@ -63,7 +63,7 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 // UpdateRepo changes a repository's settings; the webhook path's cached
 // copy is dropped so that the change holds at once on this replica.
 func (s *Server) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpdate) (*store.Repo, error) {
-	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries})
+	r, err := s.store.UpdateRepo(ctx, orgID, id, store.RepoSettings{RunTestDeliveries: in.RunTestDeliveries, Secret: in.Secret})
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	dbsql "database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -17,42 +15,10 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to make a schema
-
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
-
-// pgSchema makes an empty schema in the test PostgreSQL, dropped when t
-// ends, and returns its DSN.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	dsn := testenv.Postgres(t)
-	admin, err := dbsql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("blip_%d_%08x", time.Now().UnixNano(), rand.Uint32())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // blipProxy forwards TCP connections to a database; drop closes every
 // connection and refuses new ones for a while: the database is gone, as
@@ -207,7 +173,7 @@ func TestJobsFinishAcrossDatabaseBlip(t *testing.T) {
 		{"20s", 20 * time.Second, 5 * time.Second, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dsn := pgSchema(t)
+			dsn := testenv.PostgresSchema(t, "blip")
 			u, err := url.Parse(dsn)
 			if err != nil {
 				t.Fatal(err)

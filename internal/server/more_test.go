@@ -49,6 +49,10 @@ func TestCommitStatusesReachTheForge(t *testing.T) {
 		if c.JSON["context"] != "conveyor/OK" {
 			t.Errorf("context %v", c.JSON["context"])
 		}
+		// The link lands on the run's page in the web UI.
+		if want := h.url + "/runs/" + itoa(runs[0].ID); c.JSON["target_url"] != want {
+			t.Errorf("target_url %v, want %s", c.JSON["target_url"], want)
+		}
 	}
 	if runs[0].Status != store.StatusSuccess {
 		t.Errorf("run %s", runs[0].Status)

@@ -26,6 +26,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
+	"github.com/conveyor-ci/conveyor/internal/web"
 )
 
 // Server is one replica of the master.
@@ -113,10 +114,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.Handle("/api/", api.New(api.Deps{
+	apiHandler := api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
-	}))
+	})
+	mux.Handle("/api/", apiHandler)
+	// The browser UI: every other path (its pages call the API in-process).
+	ui, err := web.New(web.Deps{API: apiHandler, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log})
+	if err != nil {
+		return nil, errs.Wrap("server", errs.Other, err)
+	}
+	mux.Handle("/", ui)
 	if d.CacheService != nil {
 		for _, p := range []string{"/_apis/artifactcache/", "/twirp/github.actions.results.api.v1.CacheService/", "/_conveyor/cache/"} {
 			mux.Handle(p, d.CacheService)

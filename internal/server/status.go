@@ -53,7 +53,8 @@ func (s *Server) sendStatus(ctx context.Context, r *store.StatusReport) {
 	}
 	target := r.TargetURL
 	if target == "" {
-		target = fmt.Sprintf("%s/api/runs/%d", s.cfg.BaseURL, r.RunID)
+		// The run's page in the UI (which signs the visitor in first).
+		target = fmt.Sprintf("%s/runs/%d", s.cfg.BaseURL, r.RunID)
 	}
 	c, err := forge.NewStatusClient(repo.Forge, api, repo.StatusToken, s.http)
 	if err != nil {

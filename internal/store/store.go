@@ -519,8 +519,13 @@ type StatusReport struct {
 type RunFilter struct {
 	RepoID int64
 	Status string
-	Limit  int
-	Before int64 // run id, for paging
+	// Refs are the refs a run may have (any of them; none: all), Workflow
+	// its workflow file and Event its event name ("": any).
+	Refs     []string
+	Workflow string
+	Event    string
+	Limit    int
+	Before   int64 // run id, for paging
 }
 
 // Orgs stores organisations.
@@ -592,6 +597,8 @@ type Audit interface {
 // is registered; nil leaves one as it is.
 type RepoSettings struct {
 	RunTestDeliveries *bool
+	// Secret replaces the webhook secret.
+	Secret *string
 }
 
 // Repos stores repositories.

@@ -43,7 +43,7 @@ type entry struct {
 	typ              byte
 }
 
-func archive(t *testing.T, entries ...entry) *bytes.Buffer {
+func tarGz(t *testing.T, entries ...entry) *bytes.Buffer {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -80,7 +80,7 @@ func TestExtractStaysInside(t *testing.T) {
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := Extract(archive(t, entries...), t.TempDir(), DefaultLimits)
+			err := Extract(tarGz(t, entries...), t.TempDir(), DefaultLimits)
 			if err == nil {
 				t.Error("extracted")
 			}
@@ -92,11 +92,11 @@ func TestExtractStaysInside(t *testing.T) {
 }
 
 func TestExtractLimits(t *testing.T) {
-	a := archive(t, entry{name: "big", body: "0123456789", typ: tar.TypeReg})
+	a := tarGz(t, entry{name: "big", body: "0123456789", typ: tar.TypeReg})
 	if err := Extract(a, t.TempDir(), Limits{Bytes: 5, Files: 10}); !errs.Is(err, errs.TooLarge) {
 		t.Errorf("bytes: %v", err)
 	}
-	a = archive(t, entry{name: "a", body: "1", typ: tar.TypeReg}, entry{name: "b", body: "2", typ: tar.TypeReg})
+	a = tarGz(t, entry{name: "a", body: "1", typ: tar.TypeReg}, entry{name: "b", body: "2", typ: tar.TypeReg})
 	if err := Extract(a, t.TempDir(), Limits{Bytes: 100, Files: 1}); !errs.Is(err, errs.TooLarge) {
 		t.Errorf("files: %v", err)
 	}

@@ -150,3 +150,30 @@ func TestKubeconfig(t *testing.T) {
 		t.Errorf("got %q, %+v", got, r)
 	}
 }
+
+func TestChromium(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvChromium, exe)
+	if got := Chromium(t); got != exe {
+		t.Errorf("Chromium = %q, want %s", got, exe)
+	}
+	for _, ci := range []string{"", "true"} {
+		t.Setenv("CI", ci)
+		t.Setenv(EnvChromium, filepath.Join(t.TempDir(), "none"))
+		var r recorder
+		chromium(&r)
+		if ci == "" && (r.skipped == "" || r.fatal != "") || ci != "" && (r.fatal == "" || r.skipped != "") {
+			t.Errorf("CI=%q, missing browser: skipped=%q fatal=%q", ci, r.skipped, r.fatal)
+		}
+	}
+	t.Setenv("CI", "")
+	t.Setenv(EnvChromium, "")
+	t.Setenv("PATH", t.TempDir())
+	var r recorder
+	if got := chromium(&r); got != "" || !strings.Contains(r.skipped, EnvChromium) {
+		t.Errorf("no browser on PATH: %q, skipped=%q", got, r.skipped)
+	}
+}

@@ -25,13 +25,12 @@ import (
 )
 
 var (
-	cli       client.APIClient
-	bbImage   string // busybox
-	webImage  string // busybox running httpd in the foreground
-	binary    string // static conveyor binary
-	noDocker  string // why the engine is unusable; "" when it is fine
-	tmpRoot   string
-	jobSerial int
+	cli      client.APIClient
+	bbImage  string // busybox
+	webImage string // busybox running httpd in the foreground
+	binary   string // static conveyor binary
+	noDocker string // why the engine is unusable; "" when it is fine
+	tmpRoot  string
 )
 
 func TestMain(m *testing.M) {
@@ -104,33 +103,11 @@ func newBackend(t testing.TB, opts Options) *Backend {
 	return b
 }
 
-func newJob(t testing.TB) *backend.JobSpec {
-	t.Helper()
-	jobSerial++
-	return &backend.JobSpec{
-		ID:     fmt.Sprintf("test-%d-%d", os.Getpid(), jobSerial),
-		Name:   t.Name(),
-		JobDir: t.TempDir(),
-		Image:  bbImage,
-	}
-}
+func newJob(t testing.TB) *backend.JobSpec { return backendtest.NewJob(t, bbImage) }
 
 func setupJob(t testing.TB, b *Backend, job *backend.JobSpec) *Sandbox {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var log backendtest.SyncBuffer
-	sb, err := b.Setup(ctx, job, &log)
-	if err != nil {
-		t.Fatalf("setup: %v\n%s", err, log.String())
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = sb.Teardown(ctx)
-		assertGone(t, job.ID)
-	})
-	return sb.(*Sandbox)
+	return backendtest.Setup(t, b, job, 2*time.Minute, func(id string) { assertGone(t, id) }).(*Sandbox)
 }
 
 // assertGone checks that nothing labelled with the job is left.

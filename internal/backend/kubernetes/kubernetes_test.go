@@ -26,7 +26,6 @@ var (
 	tmpRoot   string
 	binary    string
 	binaryErr error
-	jobSerial int
 )
 
 func TestMain(m *testing.M) {
@@ -79,35 +78,11 @@ func newBackend(t testing.TB, opts Options) *Backend {
 	return b
 }
 
-func newJob(t testing.TB) *backend.JobSpec {
-	t.Helper()
-	jobSerial++
-	return &backend.JobSpec{
-		ID:     fmt.Sprintf("test-%d-%d", os.Getpid(), jobSerial),
-		Name:   t.Name(),
-		JobDir: t.TempDir(),
-		Image:  testenv.BusyboxImage(t),
-	}
-}
+func newJob(t testing.TB) *backend.JobSpec { return backendtest.NewJob(t, testenv.BusyboxImage(t)) }
 
 func setupJob(t testing.TB, b *Backend, job *backend.JobSpec) *Sandbox {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var log backendtest.SyncBuffer
-	sb, err := b.Setup(ctx, job, &log)
-	if err != nil {
-		t.Fatalf("setup: %v\n%s", err, log.String())
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sb.Teardown(ctx); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-		assertGone(t, b, job.ID)
-	})
-	return sb.(*Sandbox)
+	return backendtest.Setup(t, b, job, 3*time.Minute, func(id string) { assertGone(t, b, id) }).(*Sandbox)
 }
 
 // assertGone checks that no pod labelled with the job is left.

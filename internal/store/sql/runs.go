@@ -4,6 +4,7 @@ import (
 	"context"
 	dbsql "database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -258,6 +259,22 @@ func listRunsQuery(orgID int64, f store.RunFilter) (string, []any) {
 	if f.Status != "" {
 		args = append(args, f.Status)
 		q += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if len(f.Refs) > 0 {
+		var ph []string
+		for _, r := range f.Refs {
+			args = append(args, r)
+			ph = append(ph, fmt.Sprintf("$%d", len(args)))
+		}
+		q += " AND ref IN (" + strings.Join(ph, ", ") + ")"
+	}
+	if f.Workflow != "" {
+		args = append(args, f.Workflow)
+		q += fmt.Sprintf(" AND workflow = $%d", len(args))
+	}
+	if f.Event != "" {
+		args = append(args, f.Event)
+		q += fmt.Sprintf(" AND event = $%d", len(args))
 	}
 	if f.Before != 0 {
 		args = append(args, f.Before)

@@ -2,11 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	dbsql "database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -16,6 +12,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/store/storetest"
+	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
 func openTestSQLite(t testing.TB, opts Options) (*DB, string) {
@@ -43,37 +40,8 @@ func repoSQLite(t testing.TB) (*DB, *store.Repo, string) {
 
 // postgresDSN returns the address of a fresh, empty schema in the test
 // PostgreSQL (see scripts/postgres.sh), dropped when t ends; it skips t
-// when CONVEYOR_TEST_POSTGRES is unset.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("CONVEYOR_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("CONVEYOR_TEST_POSTGRES is not set (eval \"$(scripts/postgres.sh)\")")
-	}
-	admin, err := dbsql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("test_%d_%08x", time.Now().UnixNano(), rand.Uint32())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// when CONVEYOR_TEST_POSTGRES is unset (fails it under CI).
+func postgresDSN(t testing.TB) string { return testenv.PostgresSchema(t, "test") }
 
 func openTestPostgres(t testing.TB, opts Options) *DB {
 	t.Helper()

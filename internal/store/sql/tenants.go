@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	dbsql "database/sql"
+	"fmt"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -81,10 +82,33 @@ func (s *DB) GetRepo(ctx context.Context, orgID, id int64) (*store.Repo, error) 
 // UpdateRepo changes a repository's settings (nil fields stay).
 func (s *DB) UpdateRepo(ctx context.Context, orgID, id int64, set store.RepoSettings) (*store.Repo, error) {
 	const op = "store.UpdateRepo"
+	var cols []string
+	var args []any
 	if set.RunTestDeliveries != nil {
+		cols, args = append(cols, "run_test_deliveries"), append(args, b2i(*set.RunTestDeliveries))
+	}
+	if set.Secret != nil {
+		if *set.Secret == "" {
+			return nil, errs.E(op, errs.Invalid, "an empty webhook secret")
+		}
+		sealed, err := s.sealRepo(&store.Repo{Secret: *set.Secret})
+		if err != nil {
+			return nil, err
+		}
+		cols, args = append(cols, "secret"), append(args, sealed[0])
+	}
+	if len(cols) > 0 {
+		q := "UPDATE repos SET "
+		for i, c := range cols {
+			if i > 0 {
+				q += ", "
+			}
+			q += fmt.Sprintf("%s = $%d", c, i+1)
+		}
+		q += fmt.Sprintf(" WHERE id = $%d AND org_id = $%d", len(cols)+1, len(cols)+2)
+		args = append(args, id, orgID)
 		err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-			res, err := tx.ExecContext(ctx, `UPDATE repos SET run_test_deliveries = $1 WHERE id = $2 AND org_id = $3`,
-				b2i(*set.RunTestDeliveries), id, orgID)
+			res, err := tx.ExecContext(ctx, q, args...)
 			if err != nil {
 				return err
 			}

@@ -136,44 +136,17 @@ func testLeaseLabelsConcurrent(t *testing.T, e *env) {
 	total := len(jobs) - orphans
 	var mu sync.Mutex
 	leased := map[int64]string{}
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(time.Minute)
-	for w, labels := range workers {
-		owner := fmt.Sprintf("w%d", w)
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				mu.Lock()
-				finished := len(leased) == total
-				mu.Unlock()
-				if finished {
-					return
-				}
-				l, err := e.s.Lease(e.ctx, store.LeaseRequest{Owner: owner, TTL: time.Minute, Labels: labels})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if l == nil {
-					time.Sleep(time.Millisecond) // others hold the rest, or none is ours
-					continue
-				}
-				mu.Lock()
-				if prev, ok := leased[l.Job.ID]; ok {
-					t.Errorf("job %d leased by %s and %s", l.Job.ID, prev, owner)
-				}
-				leased[l.Job.ID] = owner
-				mu.Unlock()
-				if !store.MatchLabels(l.Job.Labels, labels) {
-					t.Errorf("worker %q leased job %s with labels %q", labels, l.Job.Key, l.Job.Labels)
-				}
-				if err := e.s.Complete(e.ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	e.leaseWorkers(t, workers, total, time.Minute, func(owner string, labels []string, l *store.Lease) {
+		mu.Lock()
+		if prev, ok := leased[l.Job.ID]; ok {
+			t.Errorf("job %d leased by %s and %s", l.Job.ID, prev, owner)
+		}
+		leased[l.Job.ID] = owner
+		mu.Unlock()
+		if !store.MatchLabels(l.Job.Labels, labels) {
+			t.Errorf("worker %q leased job %s with labels %q", labels, l.Job.Key, l.Job.Labels)
+		}
+	})
 	if len(leased) != total {
 		t.Fatalf("leased %d of %d jobs", len(leased), total)
 	}

@@ -114,45 +114,14 @@ func testLeaseConcurrent(t *testing.T, e *env) {
 	}
 	var mu sync.Mutex
 	leased := map[int64]string{}
-	done := 0
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(time.Minute)
-	for w := range workers {
-		owner := fmt.Sprintf("w%d", w)
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				mu.Lock()
-				finished := done == total
-				mu.Unlock()
-				if finished {
-					return
-				}
-				l, err := e.s.Lease(e.ctx, store.LeaseRequest{Owner: owner, TTL: time.Minute})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if l == nil {
-					time.Sleep(time.Millisecond) // another worker holds the rest
-					continue
-				}
-				mu.Lock()
-				if prev, ok := leased[l.Job.ID]; ok {
-					t.Errorf("job %d leased by %s and %s", l.Job.ID, prev, owner)
-				}
-				leased[l.Job.ID] = owner
-				mu.Unlock()
-				if err := e.s.Complete(e.ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				done++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	done := e.leaseWorkers(t, make([][]string, workers), total, time.Minute, func(owner string, _ []string, l *store.Lease) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := leased[l.Job.ID]; ok {
+			t.Errorf("job %d leased by %s and %s", l.Job.ID, prev, owner)
+		}
+		leased[l.Job.ID] = owner
+	})
 	if len(leased) != total || done != total {
 		t.Fatalf("leased %d and completed %d of %d jobs", len(leased), done, total)
 	}

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -112,47 +111,17 @@ func testQuotaParallel(t *testing.T, e *env) {
 	}
 	e.newRun(e.repo, nil, jobs...)
 	var mu sync.Mutex
-	running, peak, done := 0, 0, 0
-	deadline := time.Now().Add(30 * time.Second)
-	var wg sync.WaitGroup
-	for w := range workers {
-		owner := fmt.Sprintf("w%d", w)
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				mu.Lock()
-				finished := done == total
-				mu.Unlock()
-				if finished {
-					return
-				}
-				l, err := e.s.Lease(e.ctx, store.LeaseRequest{Owner: owner, TTL: time.Minute})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if l == nil {
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				running++
-				peak = max(peak, running)
-				mu.Unlock()
-				time.Sleep(2 * time.Millisecond) // hold the slot while others try
-				mu.Lock()
-				running-- // before Complete commits: never undercounts
-				mu.Unlock()
-				if err := e.s.Complete(e.ctx, l.Job.ID, l.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				done++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	running, peak := 0, 0
+	done := e.leaseWorkers(t, make([][]string, workers), total, 30*time.Second, func(string, []string, *store.Lease) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // hold the slot while others try
+		mu.Lock()
+		running-- // before Complete commits: never undercounts
+		mu.Unlock()
+	})
 	if done != total {
 		t.Fatalf("completed %d of %d jobs", done, total)
 	}

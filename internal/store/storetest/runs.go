@@ -111,6 +111,9 @@ func testListRuns(t *testing.T, e *env) {
 	for range 2 {
 		e.newRun(other, nil, job("a"))
 	}
+	tag := e.newRun(e.repo, func(r *store.Run) {
+		r.Ref, r.Workflow, r.Event = "refs/tags/v1", ".github/workflows/release.yml", "release"
+	}, job("a")).ID
 	_, err := e.s.CancelRun(e.ctx, e.org.ID, ids[1], "")
 	e.must(err)
 	cases := []struct {
@@ -118,10 +121,15 @@ func testListRuns(t *testing.T, e *env) {
 		f    store.RunFilter
 		want []int64
 	}{
-		{"repository", store.RunFilter{RepoID: e.repo.ID}, []int64{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"repository", store.RunFilter{RepoID: e.repo.ID}, []int64{tag, ids[4], ids[3], ids[2], ids[1], ids[0]}},
 		{"status", store.RunFilter{Status: store.StatusCancelled}, []int64{ids[1]}},
 		{"before", store.RunFilter{RepoID: e.repo.ID, Before: ids[2]}, []int64{ids[1], ids[0]}},
-		{"limit", store.RunFilter{RepoID: e.repo.ID, Limit: 2}, []int64{ids[4], ids[3]}},
+		{"limit", store.RunFilter{RepoID: e.repo.ID, Limit: 2}, []int64{tag, ids[4]}},
+		{"refs", store.RunFilter{Refs: []string{"refs/heads/v1", "refs/tags/v1"}}, []int64{tag}},
+		{"ref of none", store.RunFilter{Refs: []string{"refs/heads/dev"}}, nil},
+		{"workflow", store.RunFilter{Workflow: ".github/workflows/release.yml"}, []int64{tag}},
+		{"event", store.RunFilter{RepoID: e.repo.ID, Event: "push", Status: store.StatusCancelled}, []int64{ids[1]}},
+		{"event of none", store.RunFilter{Event: "schedule"}, nil},
 	}
 	for _, c := range cases {
 		runs, err := e.s.ListRuns(e.ctx, e.org.ID, c.f)
@@ -134,8 +142,8 @@ func testListRuns(t *testing.T, e *env) {
 			t.Errorf("%s: ListRuns = %v, want %v", c.name, got, c.want)
 		}
 	}
-	if all, _ := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{}); len(all) != 7 {
-		t.Errorf("ListRuns without a filter: %d runs, want 7", len(all))
+	if all, _ := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{}); len(all) != 8 {
+		t.Errorf("ListRuns without a filter: %d runs, want 8", len(all))
 	}
 }
 

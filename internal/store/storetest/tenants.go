@@ -96,6 +96,19 @@ func testUpdateRepo(t *testing.T, e *env, r *store.Repo, other *store.Org) {
 	}
 	_, err = e.s.UpdateRepo(e.ctx, other.ID, r.ID, store.RepoSettings{RunTestDeliveries: &on})
 	wantKind(t, err, errs.NotFound, "UpdateRepo of another organisation's repository")
+	secret := "the new webhook secret"
+	got, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{Secret: &secret})
+	e.must(err)
+	want.Secret = secret
+	if !sameRepo(got, &want) {
+		t.Errorf("UpdateRepo of the secret = %+v\nwant %+v", got, &want)
+	}
+	if hook, err := e.s.RepoForHook(e.ctx, r.ID); err != nil || hook.Secret != secret {
+		t.Errorf("RepoForHook after a new secret: %+v, %v", hook, err)
+	}
+	empty := ""
+	_, err = e.s.UpdateRepo(e.ctx, e.org.ID, r.ID, store.RepoSettings{Secret: &empty})
+	wantKind(t, err, errs.Invalid, "UpdateRepo to an empty secret")
 }
 
 // sameRepo compares repositories, times by Equal.
