@@ -175,7 +175,9 @@ func TestLogWritesBesideTheJob(t *testing.T) {
 	w := &blockedWriter{release: make(chan struct{})}
 	l := NewLog(w, 1, "job", nil)
 	line := strings.Repeat("z", 1023)
-	n := (MaxPending / 1024) + 2*ChunkBytes/1024
+	// A write may take up to MaxPending when it starts late: twice that
+	// is sure to be held.
+	n := 2*MaxPending/1024 + 64
 	wrote := make(chan int, 1)
 	go func() {
 		for i := range n {
@@ -195,6 +197,11 @@ func TestLogWritesBesideTheJob(t *testing.T) {
 		t.Fatal("the output stayed held after the store answered")
 	}
 	l.Close()
+	for i, c := range w.got {
+		if len(c) > ChunkBytes+1024 || !strings.HasSuffix(c, "\n") {
+			t.Errorf("chunk %d: %d bytes, want whole lines, about ChunkBytes", i, len(c))
+		}
+	}
 	got := strings.Split(strings.TrimSuffix(w.text(), "\n"), "\n")
 	if len(got) != n {
 		t.Fatalf("%d lines written, want %d", len(got), n)

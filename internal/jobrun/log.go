@@ -192,13 +192,24 @@ func (l *Log) writeLocked() {
 		l.timer = nil
 	}
 	for l.buf.Len() > 0 {
-		data := bytes.Clone(l.buf.Bytes())
-		l.buf.Reset()
+		data := bytes.Clone(l.buf.Next(chunkEnd(l.buf.Bytes())))
 		persist := l.persist
 		l.mu.Unlock()
 		l.write(data, persist)
 		l.mu.Lock()
 	}
+}
+
+// chunkEnd is the length of the next chunk of b: whole lines, about
+// ChunkBytes (what piled up while a write was slow goes in several).
+func chunkEnd(b []byte) int {
+	if len(b) <= ChunkBytes {
+		return len(b)
+	}
+	if i := bytes.IndexByte(b[ChunkBytes-1:], '\n'); i >= 0 {
+		return ChunkBytes + i
+	}
+	return len(b)
 }
 
 func (l *Log) write(data []byte, persist time.Duration) {
