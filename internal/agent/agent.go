@@ -19,6 +19,8 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/client"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
+	"github.com/conveyor-ci/conveyor/internal/worker"
 )
 
 // Config is an agent's configuration (flags of conveyor agent).
@@ -63,7 +65,7 @@ type Agent struct {
 
 // errShutdown stops the jobs still running at the shutdown deadline: they
 // are handed back to the server.
-var errShutdown = errs.E("agent", errs.Unavailable, "the agent is shutting down")
+var errShutdown = worker.ErrHandBack
 
 // New checks cfg and makes an agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
@@ -166,7 +168,8 @@ func (a *Agent) Abort() { a.abort() }
 // register tells the server what the agent runs, retrying while the
 // server cannot be reached; a refused token is final.
 func (a *Agent) register(ctx context.Context) (*api.AgentRegistered, error) {
-	in := api.AgentRegister{Labels: a.cfg.Labels, Capacity: a.cfg.Capacity, Version: a.cfg.Version, Hostname: a.cfg.Hostname}
+	in := api.AgentRegister{Labels: a.cfg.Labels, Capacity: a.cfg.Capacity, Version: a.cfg.Version, Hostname: a.cfg.Hostname,
+		Contract: jobspec.Version}
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		reg, err := a.cl.Register(ctx, in)
 		if err == nil {

@@ -2,10 +2,10 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -35,6 +35,10 @@ type AgentRegister struct {
 	Capacity int      `json:"capacity"`
 	Version  string   `json:"version"`
 	Hostname string   `json:"hostname"`
+	// Contract is the job contract version the agent speaks
+	// (jobspec.Version; absent from agents older than the versioned
+	// contract). The server refuses one it cannot serve.
+	Contract int `json:"contract,omitempty"`
 }
 
 // AgentRegistered is who the agent is (from its token) and the timings
@@ -53,82 +57,27 @@ type AgentRegistered struct {
 	LeaseTTLMS    int64 `json:"lease_ttl_ms"`
 	HeartbeatMS   int64 `json:"heartbeat_ms"`
 	PollTimeoutMS int64 `json:"poll_timeout_ms"`
+	// Contract is the job contract version the server speaks.
+	Contract int `json:"contract,omitempty"`
 }
 
-// AgentAssignment is a job leased to an agent: everything it needs to run
-// the job but the source, which it downloads with the fencing token.
-type AgentAssignment struct {
-	JobID      int64  `json:"job_id"`
-	LeaseToken int64  `json:"lease_token"`
-	LeaseTTLMS int64  `json:"lease_ttl_ms"`
-	Key        string `json:"key"`
-	Name       string `json:"name"`
-	Attempt    int    `json:"attempt"`
-	// Labels are the job's runs-on labels.
-	Labels []string             `json:"labels,omitempty"`
-	Run    AgentRun             `json:"run"`
-	Needs  map[string]AgentNeed `json:"needs,omitempty"`
-	// Keep are the matrix instances a re-run of failed jobs keeps from the
-	// earlier attempt (not run again): the executor's instance results.
-	Keep json.RawMessage `json:"keep,omitempty"`
-	// CacheToken is the job's ACTIONS_RUNTIME_TOKEN for the server's cache
-	// service (its repository and ref); empty when the server has none.
-	CacheToken string `json:"cache_token,omitempty"`
-	// Secrets and Vars are the job's secrets and vars contexts: sent only
-	// in the lease of this job to the agent that holds it, which keeps
-	// them in memory and masks every secret in the job's output.
-	Secrets map[string]string `json:"secrets,omitempty"`
-	Vars    map[string]string `json:"vars,omitempty"`
-	// MaxTimeoutMinutes caps the job's timeout-minutes: its
-	// organisation's quota (0: none).
-	MaxTimeoutMinutes int `json:"max_timeout_minutes,omitempty"`
-	// NetworkPolicy and Runtime are the repository's sandbox settings
-	// (open, no-private, none; an OCI runtime), applied on the Docker
-	// backend; an agent whose backend cannot apply them fails the job.
-	NetworkPolicy string `json:"network_policy,omitempty"`
-	Runtime       string `json:"runtime,omitempty"`
-}
-
-// AgentRun is the run of an assigned job, as it was planned.
-type AgentRun struct {
-	ID     int64 `json:"id"`
-	Number int64 `json:"number"`
-	// Attempt is the run's attempt (github.run_attempt); 0 from an older
-	// server counts as 1.
-	Attempt      int    `json:"attempt,omitempty"`
-	Repository   string `json:"repository"`
-	Workflow     string `json:"workflow"`
-	WorkflowYAML string `json:"workflow_yaml"`
-	Event        string `json:"event"`
-	// EventJSON is the stored event: {"event": model, "payload": ...}.
-	EventJSON json.RawMessage   `json:"event_json"`
-	SHA       string            `json:"sha"`
-	Ref       string            `json:"ref"`
-	Inputs    map[string]string `json:"inputs,omitempty"`
-}
-
-// AgentNeed is the outcome of a job the assigned job needs.
-type AgentNeed struct {
-	Result  string            `json:"result"`
-	Outputs map[string]string `json:"outputs,omitempty"`
-}
+// AgentAssignment, AgentRun and AgentNeed are the job contract's
+// Assignment (package jobspec: the versioned encoding agents and the
+// server share).
+type (
+	AgentAssignment = jobspec.Assignment
+	AgentRun        = jobspec.Run
+	AgentNeed       = jobspec.Need
+)
 
 // AgentHeartbeat answers a heartbeat: Cancel when the run was cancelled.
 type AgentHeartbeat struct {
 	Cancel bool `json:"cancel"`
 }
 
-// AgentCompletion is the end of an assigned job.
-type AgentCompletion struct {
-	Status  string            `json:"status"` // success, failure, cancelled, skipped, error
-	Outputs map[string]string `json:"outputs,omitempty"`
-	Results json.RawMessage   `json:"results,omitempty"`
-	Error   string            `json:"error,omitempty"`
-	// BuildMS is the life of the job's sandboxes in milliseconds (setup
-	// to teardown), metered to the organisation; the server caps it at
-	// the lease's length.
-	BuildMS int64 `json:"build_ms,omitempty"`
-}
+// AgentCompletion is the end of an assigned job: the job contract's
+// Report. The server caps its BuildMS at the lease's length.
+type AgentCompletion = jobspec.Report
 
 // AgentRelease hands a job back (shutdown deadline): it is queued again.
 type AgentRelease struct {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -177,17 +178,7 @@ func checkSchema(t *testing.T, doc *document, where string, s *schema, typ refle
 		}
 		checkSchema(t, doc, where+"[]", s.Items, typ.Elem())
 	case typ.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
-		for f := range typ.Fields() {
-			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if tag == "-" || !f.IsExported() {
-				continue
-			}
-			if tag == "" {
-				tag = f.Name
-			}
-			fields[tag] = f.Type
-		}
+		fields := jsonFields(typ)
 		for prop, ps := range s.Properties {
 			ft, ok := fields[prop]
 			if !ok {
@@ -202,6 +193,27 @@ func checkSchema(t *testing.T, doc *document, where string, s *schema, typ refle
 			}
 		}
 	}
+}
+
+// jsonFields are a struct's fields by JSON name; an embedded struct
+// without a name contributes its own, as encoding/json does.
+func jsonFields(typ reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for f := range typ.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+			maps.Copy(fields, jsonFields(f.Type))
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		fields[tag] = f.Type
+	}
+	return fields
 }
 
 // TestOpenAPIRefs finds $refs that point nowhere.

@@ -16,17 +16,19 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
-// Results of jobs and steps, as GitHub names them.
+// Results of jobs and steps, as GitHub names them: the job contract's
+// (package jobspec defines them once).
 const (
-	Success   = "success"
-	Failure   = "failure"
-	Cancelled = "cancelled"
-	Skipped   = "skipped"
+	Success   = jobspec.Success
+	Failure   = jobspec.Failure
+	Cancelled = jobspec.Cancelled
+	Skipped   = jobspec.Skipped
 )
 
 // Options configure an Executor. Everything is passed in; nothing is read

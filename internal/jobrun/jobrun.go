@@ -2,7 +2,8 @@
 // executor: the server's own workers and remote agents (conveyor agent)
 // both use it, so a job behaves the same wherever it runs. It decodes the
 // run's stored event, parses and plans the stored workflow file, runs the
-// job given its needs' outcomes and maps the outcome to a store.Completion.
+// job given its needs' outcomes and maps the outcome to the job contract's
+// Report (package jobspec).
 // Where the source comes from (a git mirror, a tarball from the server) is
 // the caller's business: Run is given a directory.
 package jobrun
@@ -21,9 +22,9 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/plan"
-	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
@@ -34,84 +35,37 @@ type RunEvent struct {
 	Payload map[string]any `json:"payload"`
 }
 
-// Spec is one job to run: what a lease says, wherever the job runs.
-type Spec struct {
-	JobID int64
-	// Key is the job's id in the workflow; Name its display name.
-	Key, Name string
-	RunID     int64
-	RunNumber int64
-	// RunAttempt is the run's attempt: 1, then 2 for its first re-run...
-	RunAttempt int
-	// Workflow is the file path in the repository; WorkflowYAML its
-	// content at SHA, as the run was planned from.
-	Workflow     string
-	WorkflowYAML []byte
-	// Event is the GitHub event name; EventJSON a RunEvent.
-	Event     string
-	EventJSON []byte
-	SHA, Ref  string
-	Inputs    map[string]string
-	// Needs are the outcomes of the jobs this one needs.
-	Needs map[string]exec.Need
-	// Keep are matrix instances a re-run of failed jobs keeps from the
-	// earlier attempt (exec.Options.Keep).
-	Keep []*exec.JobResult
-	// Secrets and Vars fill the secrets and vars contexts (the server reads
-	// them for the job's repository and environment); every secret value
-	// is masked in the job's output. Held in memory only.
-	Secrets, Vars map[string]string
-	// MaxTimeoutMinutes caps the job's timeout-minutes: its organisation's
-	// quota (0: none).
-	MaxTimeoutMinutes int
-	// Network and Runtime are the job's sandbox settings: its repository's
-	// (exec.Options.Network, Runtime).
-	Network backend.NetworkPolicy
-	Runtime string
-}
-
-// KeepOf reads the instances a queued job keeps: a re-run of failed jobs
-// stores them as the new job's Results (JSON of []*exec.JobResult).
-func KeepOf(results []byte) []*exec.JobResult {
-	if len(results) == 0 {
+// NeedsOf turns outcomes of needed jobs, as the contract carries them,
+// into the executor's.
+func needsOf(in map[string]jobspec.Need) map[string]exec.Need {
+	if len(in) == 0 {
 		return nil
 	}
-	var keep []*exec.JobResult
-	if json.Unmarshal(results, &keep) != nil {
-		return nil
-	}
-	return keep
-}
-
-// SpecOf is the Spec of a leased job given its needs' outcomes.
-func SpecOf(l *store.Lease, needs map[string]exec.Need) *Spec {
-	job, run := l.Job, l.Run
-	return &Spec{
-		JobID: job.ID, Key: job.Key, Name: job.Name, RunID: run.ID, RunNumber: run.Number, RunAttempt: run.Attempt,
-		Workflow: run.Workflow, WorkflowYAML: run.WorkflowYAML, Event: run.Event, EventJSON: run.EventJSON,
-		SHA: run.SHA, Ref: run.Ref, Inputs: run.Inputs, Needs: needs, Keep: KeepOf(job.Results),
-	}
-}
-
-// NeedsOf turns the jobs of a run into the outcomes job needs: a job that
-// ended in error counts as failed, as GitHub shows it to dependents.
-func NeedsOf(job *store.Job, jobs []*store.Job) map[string]exec.Need {
-	if len(job.Needs) == 0 {
-		return nil
-	}
-	needs := map[string]exec.Need{}
-	for _, j := range jobs {
-		for _, n := range job.Needs {
-			if j.Key == n {
-				status := j.Status
-				if status == store.StatusError {
-					status = exec.Failure
-				}
-				needs[n] = exec.Need{Result: status, Outputs: j.Outputs}
-			}
-		}
+	needs := make(map[string]exec.Need, len(in))
+	for k, n := range in {
+		needs[k] = exec.Need{Result: n.Result, Outputs: n.Outputs}
 	}
 	return needs
+}
+
+// keepOf is the executor's form of the instances a re-run keeps.
+func keepOf(in []jobspec.Instance) []*exec.JobResult {
+	var out []*exec.JobResult
+	for _, i := range in {
+		out = append(out, &exec.JobResult{Workflow: i.Workflow, JobID: i.Job, Name: i.Name, Result: i.Result,
+			Started: i.Started, Duration: i.Duration, Outputs: i.Outputs, Error: i.Error, Reused: i.Reused})
+	}
+	return out
+}
+
+// instancesOf is the contract's form of the executor's instance results.
+func instancesOf(in []*exec.JobResult) []jobspec.Instance {
+	out := make([]jobspec.Instance, 0, len(in))
+	for _, i := range in {
+		out = append(out, jobspec.Instance{Workflow: i.Workflow, Job: i.JobID, Name: i.Name, Result: i.Result,
+			Started: i.Started, Duration: i.Duration, Outputs: i.Outputs, Error: i.Error, Reused: i.Reused})
+	}
+	return out
 }
 
 // Env is what the runner of a job provides: sandboxes and the runs-on
@@ -132,10 +86,10 @@ type Env struct {
 
 // Run runs the job with the repository checked out in srcDir and job
 // directories made under workDir (created if needed). It never fails:
-// a job that cannot run is a Completion with StatusError, its reason also
+// a job that cannot run is a Report with status error, its reason also
 // written to rep. When ctx ends with a cause of kind errs.Canceled (the
 // run was cancelled) the job completes as cancelled.
-func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep exec.Reporter) (c store.Completion) {
+func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir string, rep exec.Reporter) (c jobspec.Report) {
 	// A panic outside the executor's jobs (which recover their own) fails
 	// this job, not the server or agent running every other job.
 	defer func() {
@@ -143,11 +97,12 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 			c = Fail(rep, "internal error in Conveyor (please report it): %v\n%s", r, debug.Stack())
 		}
 	}()
+	spec := &asg.Run
 	var re RunEvent
 	if err := json.Unmarshal(spec.EventJSON, &re); err != nil || re.Event == nil {
 		return Fail(rep, "the run's event is not readable: %v", err)
 	}
-	wf, probs := workflow.Parse(spec.WorkflowYAML, spec.Workflow)
+	wf, probs := workflow.Parse([]byte(spec.WorkflowYAML), spec.Workflow)
 	if len(probs) > 0 {
 		return Fail(rep, "invalid workflow: %v", probs)
 	}
@@ -164,33 +119,33 @@ func Run(ctx context.Context, env Env, spec *Spec, srcDir, workDir string, rep e
 		Platforms: env.Platforms, RepoDir: srcDir, WorkDir: workDir,
 		Event: exec.Event{
 			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
-			Actor: ev.Sender, RunID: strconv.FormatInt(spec.RunID, 10), RunNumber: int(spec.RunNumber), RunAttempt: spec.RunAttempt,
+			Actor: ev.Sender, RunID: strconv.FormatInt(spec.ID, 10), RunNumber: int(spec.Number), RunAttempt: max(spec.Attempt, 1),
 			ServerURL: env.ServerURL,
 		},
-		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: spec.Keep, Artifacts: env.Artifacts,
-		Secrets: spec.Secrets, Vars: spec.Vars,
+		Inputs: spec.Inputs, Reporter: rep, Masker: logs.NewMasker(), Keep: keepOf(asg.Keep), Artifacts: env.Artifacts,
+		Secrets: asg.Secrets, Vars: asg.Vars,
 		Actions:    env.Actions,
 		Cache:      env.Cache,
-		MaxTimeout: time.Duration(spec.MaxTimeoutMinutes) * time.Minute,
-		Network:    spec.Network,
-		Runtime:    spec.Runtime,
+		MaxTimeout: time.Duration(asg.MaxTimeoutMinutes) * time.Minute,
+		Network:    backend.NetworkPolicy(asg.NetworkPolicy),
+		Runtime:    asg.Runtime,
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
 	}
-	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], spec.Key, spec.Needs)
+	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], asg.Key, needsOf(asg.Needs))
 	if err != nil {
 		return Fail(rep, "%v", err)
 	}
-	results, _ := json.Marshal(out.Instances)
-	c = store.Completion{Status: out.Result, Outputs: out.Outputs, Results: results, Build: out.Build}
+	c = jobspec.Report{Version: jobspec.Version, Status: out.Result, Outputs: out.Outputs,
+		Results: instancesOf(out.Instances), BuildMS: out.Build.Milliseconds()}
 	for _, in := range out.Instances {
 		if in.Error != "" {
 			c.Error = in.Error
 		}
 	}
 	if errs.KindOf(context.Cause(ctx)) == errs.Canceled {
-		c.Status = store.StatusCancelled
+		c.Status = jobspec.Cancelled
 	}
 	return c
 }
@@ -234,12 +189,12 @@ func SettingsOf(yaml []byte, file, key string) Settings {
 	return Settings{}
 }
 
-// Fail is the Completion of a job that could not run; the reason is also
+// Fail is the Report of a job that could not run; the reason is also
 // written to rep for the job's log.
-func Fail(rep exec.Reporter, format string, args ...any) store.Completion {
+func Fail(rep exec.Reporter, format string, args ...any) jobspec.Report {
 	err := errs.E("job", errs.Other, format, args...)
 	if rep != nil {
 		rep.Report(exec.Event2{Type: exec.RunError, Text: err.Error()})
 	}
-	return store.Completion{Status: store.StatusError, Error: err.Error()}
+	return jobspec.Report{Version: jobspec.Version, Status: jobspec.Error, Error: err.Error()}
 }

@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/exec"
-	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 )
 
 // chunks is a ChunkWriter that keeps what it is given.
@@ -28,6 +29,12 @@ func (c *chunks) AppendLog(_ context.Context, _ int64, data []byte) (int64, erro
 	defer c.mu.Unlock()
 	c.got = append(c.got, string(data))
 	return int64(len(c.got)), nil
+}
+
+func (c *chunks) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
 }
 
 func (c *chunks) text() string {
@@ -56,13 +63,14 @@ jobs:
           echo "v=out-1" >> "$GITHUB_OUTPUT"
 `
 
-func spec(t *testing.T, yaml string) *Spec {
+func spec(t *testing.T, yaml string) *jobspec.Assignment {
 	t.Helper()
 	ev, _ := json.Marshal(RunEvent{Event: &event.Event{Name: "push", Repository: event.Repository{FullName: "octo/repo"}},
 		Payload: map[string]any{}})
-	return &Spec{JobID: 7, Key: "build", Name: "build", RunID: 3, RunNumber: 1, Workflow: ".github/workflows/ci.yml",
-		WorkflowYAML: []byte(yaml), Event: "push", EventJSON: ev, SHA: "abc123", Ref: "refs/heads/main",
-		Needs: map[string]exec.Need{"dep": {Result: "success", Outputs: map[string]string{"x": "y"}}}}
+	return &jobspec.Assignment{JobID: 7, Key: "build", Name: "build",
+		Run: jobspec.Run{ID: 3, Number: 1, Workflow: ".github/workflows/ci.yml", WorkflowYAML: yaml, Event: "push",
+			EventJSON: ev, SHA: "abc123", Ref: "refs/heads/main"},
+		Needs: map[string]jobspec.Need{"dep": {Result: "success", Outputs: map[string]string{"x": "y"}}}}
 }
 
 func TestRun(t *testing.T) {
@@ -78,7 +86,7 @@ func TestRun(t *testing.T) {
 	log.OnFirstStep(func() { close(first) })
 	c := Run(context.Background(), env, spec(t, flow), src, filepath.Join(t.TempDir(), "work"), log)
 	log.Close()
-	if c.Status != store.StatusSuccess || c.Outputs["v"] != "out-1" {
+	if c.Status != jobspec.Success || c.Outputs["v"] != "out-1" {
 		t.Fatalf("completion: %+v\nlog:\n%s", c, w.text())
 	}
 	for _, want := range []string{"needs.dep=success/y sha=abc123 repo=octo/repo", "from the source dir", "Job build: success"} {
@@ -94,7 +102,7 @@ func TestRun(t *testing.T) {
 
 	cctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errs.E("test", errs.Canceled, "the run was cancelled"))
-	if c := Run(cctx, env, spec(t, flow), src, t.TempDir(), NewLog(&chunks{}, 7, "build", nil)); c.Status != store.StatusCancelled {
+	if c := Run(cctx, env, spec(t, flow), src, t.TempDir(), NewLog(&chunks{}, 7, "build", nil)); c.Status != jobspec.Cancelled {
 		t.Errorf("cancelled run: %+v", c)
 	}
 }
@@ -105,7 +113,7 @@ func TestRunFailsWithAReason(t *testing.T) {
 	log := NewLog(&w, 7, "build", nil)
 	c := Run(context.Background(), Env{Backend: h}, spec(t, "jobs: [not a map"), t.TempDir(), t.TempDir(), log)
 	log.Close()
-	if c.Status != store.StatusError || !strings.Contains(c.Error, "invalid workflow") || !strings.Contains(w.text(), "Error: job: invalid workflow") {
+	if c.Status != jobspec.Error || !strings.Contains(c.Error, "invalid workflow") || !strings.Contains(w.text(), "Error: job: invalid workflow") {
 		t.Errorf("completion %+v, log %q", c, w.text())
 	}
 }
@@ -121,7 +129,11 @@ func TestLogChunks(t *testing.T) {
 	}
 	big := strings.Repeat("x", ChunkBytes)
 	l.Line(big)
-	if n := len(w.got); n != 2 {
+	deadline := time.Now().Add(ChunkDelay / 2) // not the chunk delay: at once
+	for w.count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := w.count(); n != 2 {
 		t.Errorf("a full buffer is written at once: %d chunks", n)
 	}
 	l.Line("last")
@@ -139,9 +151,65 @@ func TestRunRecoversAPanic(t *testing.T) {
 	log := NewLog(&w, 7, "build", nil)
 	c := Run(context.Background(), Env{Backend: host.New(host.Options{})}, nil, t.TempDir(), t.TempDir(), log)
 	log.Close()
-	if c.Status != store.StatusError || !strings.Contains(c.Error, "internal error in Conveyor") || !strings.Contains(c.Error, "nil pointer") ||
+	if c.Status != jobspec.Error || !strings.Contains(c.Error, "internal error in Conveyor") || !strings.Contains(c.Error, "nil pointer") ||
 		!strings.Contains(w.text(), "internal error in Conveyor") {
 		t.Errorf("completion %+v, log %q", c, w.text())
+	}
+}
+
+// blockedWriter holds every write until release is closed.
+type blockedWriter struct {
+	chunks
+	release chan struct{}
+}
+
+func (b *blockedWriter) AppendLog(ctx context.Context, id int64, data []byte) (int64, error) {
+	<-b.release
+	return b.chunks.AppendLog(ctx, id, data)
+}
+
+// A store that does not answer does not hold the job's output up until
+// MaxPending bytes wait; then it does (back-pressure), and every line is
+// written once, in order, when it answers.
+func TestLogWritesBesideTheJob(t *testing.T) {
+	w := &blockedWriter{release: make(chan struct{})}
+	l := NewLog(w, 1, "job", nil)
+	line := strings.Repeat("z", 1023)
+	// A write may take up to MaxPending when it starts late: twice that
+	// is sure to be held.
+	n := 2*MaxPending/1024 + 64
+	wrote := make(chan int, 1)
+	go func() {
+		for i := range n {
+			l.Line(fmt.Sprintf("%05d%s", i, line[5:]))
+		}
+		wrote <- n
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("over MaxPending bytes were taken while the store did not answer")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(w.release)
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the output stayed held after the store answered")
+	}
+	l.Close()
+	for i, c := range w.got {
+		if len(c) > ChunkBytes+1024 || !strings.HasSuffix(c, "\n") {
+			t.Errorf("chunk %d: %d bytes, want whole lines, about ChunkBytes", i, len(c))
+		}
+	}
+	got := strings.Split(strings.TrimSuffix(w.text(), "\n"), "\n")
+	if len(got) != n {
+		t.Fatalf("%d lines written, want %d", len(got), n)
+	}
+	for i, g := range got {
+		if !strings.HasPrefix(g, fmt.Sprintf("%05d", i)) {
+			t.Fatalf("line %d is %.10q: out of order", i, g)
+		}
 	}
 }
 
@@ -158,7 +226,13 @@ func TestLogReportLines(t *testing.T) {
 		}
 		b.ReportLines(exec.Event2{Type: exec.Output, Job: job}, lines)
 	}
-	if len(batch.got) == 0 {
+	// A full buffer is written at once, beside the job (the chunk delay
+	// is not waited for).
+	deadline := time.Now().Add(ChunkDelay / 2)
+	for batch.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if batch.count() == 0 {
 		t.Error("no chunk written for a batch over ChunkBytes")
 	}
 	a.Close()
@@ -198,7 +272,7 @@ jobs:
 	log := NewLog(&w, 7, "build", nil)
 	c := Run(t.Context(), env, spec(t, yaml), t.TempDir(), filepath.Join(t.TempDir(), "work"), log)
 	log.Close()
-	if c.Status != store.StatusSuccess {
+	if c.Status != jobspec.Success {
 		t.Fatalf("completion: %+v\nlog:\n%s", c, w.text())
 	}
 	// The plain value, its URL form, and base64 at offsets 0 and 5 (user:).

@@ -12,10 +12,13 @@ import (
 )
 
 // Log chunks are written when this much output is buffered or this long
-// after the first unwritten byte, whichever comes first.
+// after the first unwritten byte, whichever comes first. Writes happen
+// beside the job: its output waits only when MaxPending bytes are
+// waiting to be written (the store or server is slow or away).
 const (
 	ChunkBytes = 64 << 10
 	ChunkDelay = 100 * time.Millisecond
+	MaxPending = 4 << 20
 )
 
 // ChunkWriter stores the next chunk of a job's output: the server's store
@@ -26,7 +29,7 @@ type ChunkWriter interface {
 
 // Log is the executor's Reporter for a leased job: it renders events as
 // text lines (already masked by the executor) and writes them in chunks
-// as they are produced.
+// as they are produced, in order, one write at a time.
 type Log struct {
 	w     ChunkWriter
 	jobID int64
@@ -34,11 +37,14 @@ type Log struct {
 	log   *slog.Logger
 
 	mu          sync.Mutex
+	drained     *sync.Cond // signalled when a write ends
+	writing     bool       // a write is under way: it takes what is buffered next
 	buf         bytes.Buffer
 	timer       *time.Timer
 	closed      bool
 	started     bool
 	onFirstStep func()
+	persist     time.Duration // how long one chunk may take to be stored
 }
 
 var _ exec.LinesReporter = (*Log)(nil)
@@ -48,7 +54,17 @@ func NewLog(w ChunkWriter, jobID int64, name string, log *slog.Logger) *Log {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Log{w: w, jobID: jobID, name: name, log: log}
+	l := &Log{w: w, jobID: jobID, name: name, log: log, persist: 30 * time.Second}
+	l.drained = sync.NewCond(&l.mu)
+	return l
+}
+
+// PersistFor sets how long the writing of one chunk may take, retries
+// included (default 30 s); output waits meanwhile.
+func (l *Log) PersistFor(d time.Duration) {
+	l.mu.Lock()
+	l.persist = d
+	l.mu.Unlock()
 }
 
 // OnFirstStep sets f to be called when the job's first step starts (the
@@ -132,49 +148,90 @@ func (l *Log) lineLocked(prefix, s string) bool {
 	l.buf.WriteString(prefix)
 	l.buf.WriteString(s)
 	l.buf.WriteByte('\n')
-	if l.buf.Len() >= ChunkBytes {
-		l.flushLocked()
-		return true
-	}
-	if l.timer == nil {
+	switch {
+	case l.buf.Len() >= ChunkBytes:
+		l.startWriteLocked()
+		for l.writing && l.buf.Len() >= MaxPending {
+			l.drained.Wait() // back-pressure: the writes cannot keep up
+		}
+	case l.timer == nil && !l.writing:
 		l.timer = time.AfterFunc(ChunkDelay, l.flush)
 	}
 	return true
 }
 
+// flush starts writing what is buffered (the chunk delay passed).
 func (l *Log) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.flushLocked()
+	l.timer = nil
+	l.startWriteLocked()
 }
 
-// flushLocked writes the buffer; chunks stay in order because writes are
-// made under the lock.
-func (l *Log) flushLocked() {
+// startWriteLocked writes the buffer in the background unless a write is
+// under way (it takes the buffer next). l.mu is held.
+func (l *Log) startWriteLocked() {
+	if l.writing || l.closed || l.buf.Len() == 0 {
+		return
+	}
+	l.writing = true
+	go func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.writeLocked()
+	}()
+}
+
+// writeLocked writes the buffer until it is empty, one chunk at a time
+// (in order), releasing l.mu during each write. l.mu is held and
+// l.writing set; it clears it.
+func (l *Log) writeLocked() {
+	defer func() { l.writing = false; l.drained.Broadcast() }()
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
 	}
-	if l.buf.Len() == 0 {
-		return
+	for l.buf.Len() > 0 {
+		data := bytes.Clone(l.buf.Next(chunkEnd(l.buf.Bytes())))
+		persist := l.persist
+		l.mu.Unlock()
+		l.write(data, persist)
+		l.mu.Lock()
 	}
-	data := bytes.Clone(l.buf.Bytes())
-	l.buf.Reset()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// chunkEnd is the length of the next chunk of b: whole lines, about
+// ChunkBytes (what piled up while a write was slow goes in several).
+func chunkEnd(b []byte) int {
+	if len(b) <= ChunkBytes {
+		return len(b)
+	}
+	if i := bytes.IndexByte(b[ChunkBytes-1:], '\n'); i >= 0 {
+		return ChunkBytes + i
+	}
+	return len(b)
+}
+
+func (l *Log) write(data []byte, persist time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), persist)
 	defer cancel()
 	if _, err := l.w.AppendLog(ctx, l.jobID, data); err != nil {
 		l.log.Error("storing log chunk", "job", l.jobID, "err", err)
 	}
 }
 
-// Close writes what is buffered; later lines are dropped. Safe to call
-// twice.
+// Close writes what is buffered and waits for the writes to end; later
+// lines are dropped. Safe to call twice.
 func (l *Log) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
-	l.flushLocked()
 	l.closed = true
+	for l.writing {
+		l.drained.Wait()
+	}
+	l.writing = true
+	l.writeLocked()
 }

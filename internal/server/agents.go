@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/tarball"
 )
@@ -45,6 +45,10 @@ func (g *agentService) AgentByHash(ctx context.Context, hash []byte) (*store.Age
 // Register records what the agent runs. Labels it reports replace those
 // it had (the admin's, at first); none reported keeps them.
 func (g *agentService) Register(ctx context.Context, a *store.Agent, in api.AgentRegister) (*api.AgentRegistered, error) {
+	if err := jobspec.Check(in.Contract); err != nil {
+		g.s.log.Warn("agent refused: job contract", "agent", a.ID, "name", a.Name, "version", in.Version, "contract", in.Contract)
+		return nil, err
+	}
 	labels, err := normLabels(in.Labels)
 	if err != nil {
 		return nil, err
@@ -67,7 +71,8 @@ func (g *agentService) Register(ctx context.Context, a *store.Agent, in api.Agen
 	g.s.log.Info("agent registered", "agent", a.ID, "name", a.Name, "labels", labels, "capacity", in.Capacity,
 		"version", in.Version, "host", in.Hostname)
 	return &api.AgentRegistered{AgentID: a.ID, Name: a.Name, OrgID: a.OrgID, Labels: nonNil(labels), RefusedLabels: refused, Draining: a.Draining,
-		LeaseTTLMS: ms(g.s.cfg.LeaseTTL), HeartbeatMS: ms(g.heartbeatEvery()), PollTimeoutMS: ms(g.s.cfg.AgentPoll)}, nil
+		LeaseTTLMS: ms(g.s.cfg.LeaseTTL), HeartbeatMS: ms(g.heartbeatEvery()), PollTimeoutMS: ms(g.s.cfg.AgentPoll),
+		Contract: jobspec.Version}, nil
 }
 
 // seen refreshes the agent's last-seen time, at most every seenEvery.
@@ -135,15 +140,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		}
 		g.s.wakeDispatch()
 	}
-	needs, err := g.s.needsOf(ctx, job)
-	var repo *store.Repo
-	if err == nil {
-		repo, err = g.s.store.GetRepo(ctx, run.OrgID, run.RepoID)
-	}
-	var secrets, vars map[string]string
-	if err == nil {
-		secrets, vars, err = g.s.jobValues(ctx, run, job)
-	}
+	asg, err := g.s.assignment(ctx, l)
 	if err != nil {
 		giveBack("the assignment could not be made: " + err.Error())
 		return nil, err
@@ -152,26 +149,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		giveBack("agent " + a.Name + " went away before it got the job")
 		return nil, errs.Wrap("lease", errs.Canceled, ctx.Err())
 	}
-	asg := &api.AgentAssignment{JobID: job.ID, LeaseToken: job.LeaseToken, LeaseTTLMS: ms(g.s.cfg.LeaseTTL),
-		Key: job.Key, Name: job.Name, Attempt: job.Attempt, Labels: job.Labels,
-		Run: api.AgentRun{ID: run.ID, Number: run.Number, Attempt: run.Attempt, Repository: repo.Name, Workflow: run.Workflow,
-			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
-			Ref: run.Ref, Inputs: run.Inputs},
-		Secrets: secrets, Vars: vars, NetworkPolicy: repo.NetworkPolicy, Runtime: repo.Runtime}
-	if len(job.Results) > 0 && json.Valid(job.Results) {
-		asg.Keep = json.RawMessage(job.Results)
-	}
 	asg.CacheToken = g.s.agentCacheToken(asg.Run)
-	if asg.MaxTimeoutMinutes, err = g.s.maxTimeout(ctx, run.OrgID); err != nil {
-		giveBack("the assignment could not be made: " + err.Error())
-		return nil, err
-	}
-	if len(needs) > 0 {
-		asg.Needs = map[string]api.AgentNeed{}
-		for k, n := range needs {
-			asg.Needs[k] = api.AgentNeed{Result: n.Result, Outputs: n.Outputs}
-		}
-	}
 	g.s.log.Info("job leased to an agent", "run", run.ID, "job", job.Key, "attempt", job.Attempt, "agent", a.Name)
 	return asg, nil
 }
@@ -246,8 +224,9 @@ func (g *agentService) Complete(ctx context.Context, a *store.Agent, jobID, toke
 	if err != nil {
 		return err
 	}
-	err = g.s.store.Complete(ctx, jobID, token, store.Completion{Status: c.Status, Outputs: c.Outputs,
-		Results: c.Results, Error: clip(c.Error, 4096), Build: agentBuild(c.BuildMS, j.Started, time.Now())})
+	comp := store.CompletionOf(c)
+	comp.Error, comp.Build = clip(c.Error, 4096), agentBuild(c.BuildMS, j.Started, time.Now())
+	err = g.s.store.Complete(ctx, jobID, token, comp)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
-	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/worker"
 )
 
 // dispatchLoop leases jobs while this replica has free worker slots and
@@ -62,88 +63,80 @@ func (s *Server) leaseNext(ctx context.Context) *store.Lease {
 	}
 }
 
-// runLeased runs one leased job to its end and completes it, keeping the
-// lease alive meanwhile. When the lease is lost (another replica expired
-// it) the job is stopped and not completed: the new holder owns it. When
-// the server stops, the job is stopped and left to lease expiry, which
-// re-queues it as an interrupted attempt.
+// runLeased runs one leased job with the shared worker: heartbeats until
+// the sandbox is gone and the result is recorded, completion and log
+// chunks retried across store outages. When the lease is lost the job is
+// stopped and not completed: the new holder owns it. When the server
+// stops, the job is stopped and left to lease expiry, which re-queues it
+// as an interrupted attempt.
 func (s *Server) runLeased(ctx context.Context, l *store.Lease) {
-	job, run := l.Job, l.Run
-	log := s.log.With("run", run.ID, "job", job.Key, "attempt", job.Attempt)
-	jobCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	sink := jobrun.NewLog(hubLogs{s.store, s.hub}, job.ID, job.Name, s.log)
-	defer sink.Close()
-
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		s.heartbeat(jobCtx, job, stop)
-	}()
-	start := time.Now()
-	if !job.Queued.IsZero() {
-		sink.OnFirstStep(func() { s.metrics.dispatch.Observe(time.Since(job.Queued).Seconds()) })
-	}
-	c := s.execute(jobCtx, l, sink)
-	sink.Close()
-	stop(nil)
-	<-hbDone
-	s.metrics.jobDuration.WithLabelValues(c.Status).Observe(time.Since(start).Seconds())
-
-	if ctx.Err() != nil {
-		log.Warn("server stopping: job left to lease expiry")
-		return
-	}
-	if cause := context.Cause(jobCtx); errs.KindOf(cause) == errs.Conflict {
-		log.Warn("lease lost; another holder owns the job now", "err", cause)
-		return
-	}
-	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.store.Complete(cctx, job.ID, job.LeaseToken, c); err != nil {
-		log.Error("completing job", "err", err)
-		return
-	}
-	s.hub.Notify(job.ID)
-	log.Info("job finished", "status", c.Status)
-	s.wakeDispatch()
-	s.wakeStatuses()
+	job := l.Job
+	w := worker.New(worker.Config{TTL: s.cfg.LeaseTTL, Every: min(s.cfg.LeaseTTL/3, 3*time.Second), // cancels made on another replica are seen here
+		LogGrace: 5 * time.Second, // a stopped job's last lines are kept
+		Log:      s.log.With("run", job.RunID, "job", job.Key, "attempt", job.Attempt)})
+	w.Do(ctx, worker.Job{ID: job.ID, Name: job.Name, Lease: &storeLease{s: s, job: job},
+		Wake: func() <-chan struct{} { return s.cancelWake(job.RunID) },
+		Run: func(ctx context.Context, sink *jobrun.Log) jobspec.Report {
+			start := time.Now()
+			if !job.Queued.IsZero() {
+				sink.OnFirstStep(func() { s.metrics.dispatch.Observe(time.Since(job.Queued).Seconds()) })
+			}
+			rep := s.execute(ctx, l, sink)
+			s.metrics.jobDuration.WithLabelValues(rep.Status).Observe(time.Since(start).Seconds())
+			return rep
+		}})
 }
 
-// heartbeat extends the lease until ctx ends; it stops the job on cancel
-// (the run was cancelled) or when the lease was lost.
-func (s *Server) heartbeat(ctx context.Context, job *store.Job, stop context.CancelCauseFunc) {
-	// Cancels made on another replica are seen here: keep it short.
-	every := min(s.cfg.LeaseTTL/3, 3*time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		case <-s.cancelWake(job.RunID):
-		}
-		cancel, err := s.store.Heartbeat(ctx, job.ID, job.LeaseToken, s.cfg.LeaseTTL)
-		switch {
-		case err != nil && errs.KindOf(err) == errs.Conflict:
-			stop(err)
-			return
-		case err != nil:
-			if ctx.Err() == nil {
-				s.log.Warn("heartbeat failed", "job", job.ID, "err", err)
-			}
-		case cancel:
-			stop(errs.E("job", errs.Canceled, "the run was cancelled"))
-			return
-		}
+// storeLease is a job leased from the store by this replica.
+type storeLease struct {
+	s   *Server
+	job *store.Job
+}
+
+var _ worker.Lease = (*storeLease)(nil)
+
+func (l *storeLease) Heartbeat(ctx context.Context) (bool, error) {
+	return l.s.store.Heartbeat(ctx, l.job.ID, l.job.LeaseToken, l.s.cfg.LeaseTTL)
+}
+
+func (l *storeLease) AppendLog(ctx context.Context, data []byte, retryPrev int64) (int64, error) {
+	if retryPrev < 0 {
+		return hubLogs{l.s.store, l.s.hub}.AppendLog(ctx, l.job.ID, data)
 	}
+	seq, dup, err := l.s.store.RetryLog(ctx, l.job.ID, retryPrev, data)
+	if err == nil && !dup {
+		l.s.hub.Notify(l.job.ID)
+	}
+	return seq, err
+}
+
+func (l *storeLease) Complete(ctx context.Context, r jobspec.Report) error {
+	if err := l.s.store.Complete(ctx, l.job.ID, l.job.LeaseToken, store.CompletionOf(r)); err != nil {
+		return err
+	}
+	l.s.revokeJobTokens(ctx, l.job.ID) // again: the store may have been away at the job's end
+	l.s.hub.Notify(l.job.ID)
+	l.s.wakeDispatch()
+	l.s.wakeStatuses()
+	return nil
+}
+
+func (l *storeLease) Release(ctx context.Context, reason string) error {
+	if err := l.s.store.Release(ctx, l.job.ID, l.job.LeaseToken, reason); err != nil {
+		return err
+	}
+	l.s.hub.Notify(l.job.ID)
+	l.s.wakeDispatch()
+	return nil
 }
 
 // execute runs the job with the shared executor in a fresh checkout.
-func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) store.Completion {
+func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) jobspec.Report {
 	job, run := l.Job, l.Run
-	needs, err := s.needsOf(ctx, job)
+	defer s.revokeJobTokens(context.WithoutCancel(ctx), job.ID)
+	asg, err := s.assignment(ctx, l)
 	if err != nil {
-		return jobrun.Fail(sink, "reading the results of needed jobs: %v", err)
+		return jobrun.Fail(sink, "%v", err)
 	}
 	dir, err := os.MkdirTemp(s.jobsDir, "job-"+strconv.FormatInt(job.ID, 10)+"-")
 	if err != nil {
@@ -155,20 +148,38 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "%v", err)
 	}
 	defer release()
-	spec := jobrun.SpecOf(l, needs)
-	defer s.revokeJobTokens(ctx, job.ID)
-	if spec.Secrets, spec.Vars, err = s.jobValues(ctx, run, job); err != nil {
-		return jobrun.Fail(sink, "reading the job's secrets and variables: %v", err)
-	}
-	if spec.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
-		return jobrun.Fail(sink, "reading the organisation's quota: %v", err)
-	}
-	if err := s.sandboxOf(ctx, run, spec); err != nil {
-		return jobrun.Fail(sink, "reading the repository's sandbox settings: %v", err)
-	}
 	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
-	return jobrun.Run(ctx, env, spec, src, filepath.Join(dir, "work"), sink)
+	return jobrun.Run(ctx, env, asg, src, filepath.Join(dir, "work"), sink)
+}
+
+// assignment is the job contract's form of a lease: what a worker of
+// this replica or an agent runs the job with (an agent's CacheToken
+// aside).
+func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assignment, error) {
+	job, run := l.Job, l.Run
+	needs, err := s.needsOf(ctx, job)
+	if err != nil {
+		return nil, errs.Wrap("reading the results of needed jobs", errs.KindOf(err), err)
+	}
+	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
+	if err != nil {
+		return nil, errs.Wrap("repository", errs.KindOf(err), err)
+	}
+	asg := &jobspec.Assignment{Version: jobspec.Version, JobID: job.ID, LeaseToken: job.LeaseToken, LeaseTTLMS: ms(s.cfg.LeaseTTL),
+		Key: job.Key, Name: job.Name, Attempt: job.Attempt, Labels: job.Labels,
+		Run: jobspec.Run{ID: run.ID, Number: run.Number, Attempt: run.Attempt, Repository: repo.Name, Workflow: run.Workflow,
+			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
+			Ref: run.Ref, Inputs: run.Inputs},
+		Needs: needs, Keep: jobspec.DecodeInstances(job.Results),
+		Sandbox: jobspec.Sandbox{NetworkPolicy: repo.NetworkPolicy, Runtime: repo.Runtime}}
+	if asg.Secrets, asg.Vars, err = s.jobValues(ctx, run, job); err != nil {
+		return nil, errs.Wrap("reading the job's secrets and variables", errs.KindOf(err), err)
+	}
+	if asg.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
+		return nil, errs.Wrap("reading the organisation's quota", errs.KindOf(err), err)
+	}
+	return asg, nil
 }
 
 // jobEnv is what this replica runs jobs with.
@@ -226,8 +237,9 @@ func (s *Server) localLabels() []string {
 	return labels
 }
 
-// needsOf reads the results and outputs of the jobs job needs.
-func (s *Server) needsOf(ctx context.Context, job *store.Job) (map[string]exec.Need, error) {
+// needsOf reads the results and outputs of the jobs job needs: a job
+// that ended in error counts as failed, as GitHub shows it to dependents.
+func (s *Server) needsOf(ctx context.Context, job *store.Job) (map[string]jobspec.Need, error) {
 	if len(job.Needs) == 0 {
 		return nil, nil
 	}
@@ -235,5 +247,16 @@ func (s *Server) needsOf(ctx context.Context, job *store.Job) (map[string]exec.N
 	if err != nil {
 		return nil, err
 	}
-	return jobrun.NeedsOf(job, jobs), nil
+	needs := map[string]jobspec.Need{}
+	for _, j := range jobs {
+		if !slices.Contains(job.Needs, j.Key) {
+			continue
+		}
+		status := j.Status
+		if status == store.StatusError {
+			status = jobspec.Failure
+		}
+		needs[j.Key] = jobspec.Need{Result: status, Outputs: j.Outputs}
+	}
+	return needs, nil
 }

@@ -5,10 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/deploy"
 	"github.com/conveyor-ci/conveyor/internal/expr"
-	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
@@ -222,16 +220,6 @@ func (s *Server) dropBranchEnvironments(ctx context.Context, orgID, repoID int64
 		s.log.Info("branch deleted: its environments too", "repo", repoID, "branch", branch, "environments", names)
 	}
 	return err
-}
-
-// sandboxOf gives a job its repository's network policy and runtime.
-func (s *Server) sandboxOf(ctx context.Context, run *store.Run, spec *jobrun.Spec) error {
-	repo, err := s.store.GetRepo(ctx, run.OrgID, run.RepoID)
-	if err != nil {
-		return err
-	}
-	spec.Network, spec.Runtime = backend.NetworkPolicy(repo.NetworkPolicy), repo.Runtime
-	return nil
 }
 
 // planContexts are the contexts a job's if: may read when the run is

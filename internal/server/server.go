@@ -216,18 +216,24 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// expireLoop returns lost leases to the queue (or fails them).
+// expireLoop returns lost leases to the queue (or fails them). After the
+// store was out of reach, leases that ran out meanwhile get one more TTL
+// from its return: their holders, who could not heartbeat either, retry
+// their heartbeats and completions in that time (package worker).
 func (s *Server) expireLoop(ctx context.Context) {
 	every := max(s.cfg.LeaseTTL/4, 100*time.Millisecond)
+	var g outageGrace
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(every):
 		}
-		s.srcs.sweep(time.Now())
-		s.openGates(ctx, time.Now())
-		exp, err := s.store.Expire(ctx, time.Now())
+		now := time.Now()
+		s.srcs.sweep(now)
+		s.openGates(ctx, now)
+		exp, err := s.store.Expire(ctx, g.cutoff(now, s.cfg.LeaseTTL))
+		g.saw(now, err)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("expiring leases", "err", err)
@@ -242,6 +248,35 @@ func (s *Server) expireLoop(ctx context.Context) {
 			s.wakeDispatch()
 			s.wakeStatuses()
 		}
+	}
+}
+
+// outageGrace tracks the store's outages as the expire loop sees them.
+type outageGrace struct{ down, up time.Time }
+
+// cutoff is when leases must have ended to be expired now: during an
+// outage and for ttl after it, the time it began.
+func (g *outageGrace) cutoff(now time.Time, ttl time.Duration) time.Time {
+	if g.down.IsZero() {
+		return now
+	}
+	if !g.up.IsZero() && now.Sub(g.up) >= ttl {
+		*g = outageGrace{}
+		return now
+	}
+	return g.down
+}
+
+// saw records the outcome of a call made at now.
+func (g *outageGrace) saw(now time.Time, err error) {
+	switch {
+	case err != nil: // a new outage, or the last one goes on
+		if g.down.IsZero() {
+			g.down = now
+		}
+		g.up = time.Time{}
+	case !g.down.IsZero() && g.up.IsZero():
+		g.up = now
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 )
 
 // Role is a token's scope: the most its holder may do with it, whatever
@@ -239,27 +241,22 @@ type Accepted struct {
 
 // Run statuses. A run is queued until a job starts, running until every
 // job is done, then has the conclusion of its jobs. Blocked is a run held
-// by its concurrency group.
+// by its concurrency group. The final ones are the job contract's
+// (package jobspec defines them once).
 const (
 	StatusBlocked   = "blocked"
 	StatusWaiting   = "waiting" // job: needs not done yet
 	StatusQueued    = "queued"
 	StatusRunning   = "running"
-	StatusSuccess   = "success"
-	StatusFailure   = "failure"
-	StatusCancelled = "cancelled"
-	StatusSkipped   = "skipped"
-	StatusError     = "error" // infrastructure: the job could not run
+	StatusSuccess   = jobspec.Success
+	StatusFailure   = jobspec.Failure
+	StatusCancelled = jobspec.Cancelled
+	StatusSkipped   = jobspec.Skipped
+	StatusError     = jobspec.Error // infrastructure: the job could not run
 )
 
 // Terminal reports whether a run or job status is final.
-func Terminal(status string) bool {
-	switch status {
-	case StatusSuccess, StatusFailure, StatusCancelled, StatusSkipped, StatusError:
-		return true
-	}
-	return false
-}
+func Terminal(status string) bool { return jobspec.Final(status) }
 
 // Run is one workflow run.
 type Run struct {
@@ -406,6 +403,12 @@ type Completion struct {
 	// Build is the sandbox time the job used (sandbox start to teardown),
 	// metered to its organisation's month (Quotas.Usage).
 	Build time.Duration
+}
+
+// CompletionOf is the row form of a worker's report.
+func CompletionOf(r jobspec.Report) Completion {
+	return Completion{Status: r.Status, Outputs: r.Outputs, Results: jobspec.EncodeInstances(r.Results),
+		Error: r.Error, Build: r.Build()}
 }
 
 // Quota is an organisation's limits; a zero field is no limit.
@@ -713,7 +716,9 @@ type Queue interface {
 	// jobs whose needs are now all finished, finishes the run when all its
 	// jobs are finished (and unblocks the next run of its concurrency
 	// group), and writes the commit-status outbox entry. Conflict when the
-	// token is stale.
+	// token is stale. A lease past its expiry still completes until Expire
+	// has handed the job on: a worker that could not reach the store
+	// retries its completion meanwhile (package worker).
 	Complete(ctx context.Context, jobID, token int64, c Completion) error
 	// Expire handles leases that ended before now: the job is queued
 	// again (attempt < max attempts) or ends with StatusError, and the

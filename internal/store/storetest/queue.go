@@ -20,6 +20,7 @@ var queueTests = []test{
 	{"DAG", testDAG},
 	{"RunConclusion", testRunConclusion},
 	{"Expire", testExpire},
+	{"LateCompletion", testLateCompletion},
 }
 
 func prio(key string, p int) *store.Job { return &store.Job{Key: key, Priority: p} }
@@ -284,4 +285,34 @@ func testExpire(t *testing.T, e *env) {
 	if got := e.getRun(r2.ID); got.Status != store.StatusCancelled {
 		t.Errorf("run is %s, want cancelled", got.Status)
 	}
+}
+
+// testLateCompletion: a lease past its expiry still completes with its
+// token until Expire has handed the job on (a worker that could not
+// reach the store retries its completion meanwhile); after that, the old
+// token is refused, before and after the job is leased again.
+func testLateCompletion(t *testing.T, e *env) {
+	e.newRun(e.repo, nil, job("late"), job("lost"))
+	late := e.leaseKey("late")
+	lost := e.leaseKey("lost")
+	for _, l := range []*store.Lease{late, lost} {
+		_, err := e.s.Heartbeat(e.ctx, l.Job.ID, l.Job.LeaseToken, time.Microsecond)
+		e.must(err)
+	}
+	time.Sleep(time.Millisecond) // both leases have run out
+	e.must(e.s.Complete(e.ctx, late.Job.ID, late.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}))
+	ex, err := e.s.Expire(e.ctx, time.Now())
+	e.must(err)
+	if len(ex) != 1 || ex[0].JobID != lost.Job.ID || !ex[0].Requeue {
+		t.Fatalf("Expire = %+v, want only the lost job, queued again", ex)
+	}
+	if j, _ := e.s.GetJob(e.ctx, e.org.ID, late.Job.ID); j.Status != store.StatusSuccess || j.Attempt != 1 {
+		t.Errorf("late job = %s attempt %d, want success on attempt 1", j.Status, j.Attempt)
+	}
+	wantKind(t, e.s.Complete(e.ctx, lost.Job.ID, lost.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}),
+		errs.Conflict, "Complete after Expire queued the job again")
+	again := e.leaseKey("lost")
+	wantKind(t, e.s.Complete(e.ctx, lost.Job.ID, lost.Job.LeaseToken, store.Completion{Status: store.StatusSuccess}),
+		errs.Conflict, "Complete with the token of the expired attempt")
+	e.complete(again, store.StatusSuccess)
 }
