@@ -146,6 +146,17 @@ type JobSpec struct {
 	// gVisor, kata-runtime); "" is the engine's default. A backend without
 	// it refuses the job.
 	Runtime string
+	// Tenant is whom the job runs for (zero for conveyor run); backends
+	// that keep tenants apart (kubernetes: a namespace per organisation)
+	// place and label the sandbox by it.
+	Tenant Tenant
+}
+
+// Tenant names a server job's organisation, repository, run and job
+// (store IDs) and its lease's fencing token.
+type Tenant struct {
+	Org, Repo                  string
+	OrgID, RunID, JobID, Lease int64
 }
 
 // NetworkPolicy says what a job's sandbox may reach.

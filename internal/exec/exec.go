@@ -66,6 +66,8 @@ type Options struct {
 	// Runtime is the OCI runtime of every job's containers ("": the
 	// engine's default), e.g. runsc.
 	Runtime string
+	// Tenant is whom the jobs run for (a server's job; zero otherwise).
+	Tenant backend.Tenant
 	// Keep are matrix instances of an earlier attempt kept by a re-run of
 	// failed jobs: an instance with the same name is not run again; its
 	// earlier result and outputs count, marked Reused.

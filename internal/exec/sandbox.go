@@ -17,7 +17,7 @@ import (
 // container:, through the platform mapping.
 func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backend, error) {
 	e := jr.e
-	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime}
+	spec := &backend.JobSpec{Resources: e.opts.Resources, Network: e.opts.Network, Runtime: e.opts.Runtime, Tenant: e.opts.Tenant}
 	labels, err := jr.runsOn(c)
 	if err != nil {
 		return nil, nil, err

@@ -100,6 +100,10 @@ type Sandbox struct {
 	// worker whose backend cannot apply them fails the job.
 	NetworkPolicy string `json:"network_policy,omitempty"`
 	Runtime       string `json:"runtime,omitempty"`
+	// Org and OrgID are the job's organisation: backends that keep
+	// tenants apart (kubernetes) place its sandbox by it.
+	Org   string `json:"org,omitempty"`
+	OrgID int64  `json:"org_id,omitempty"`
 }
 
 // Grants are what the job may use: held in memory only.

@@ -172,7 +172,12 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 			WorkflowYAML: string(run.WorkflowYAML), Event: run.Event, EventJSON: run.EventJSON, SHA: run.SHA,
 			Ref: run.Ref, Inputs: run.Inputs},
 		Needs: needs, Keep: jobspec.DecodeInstances(job.Results),
-		Sandbox: jobspec.Sandbox{NetworkPolicy: repo.NetworkPolicy, Runtime: repo.Runtime}}
+		Sandbox: jobspec.Sandbox{NetworkPolicy: repo.NetworkPolicy, Runtime: repo.Runtime, OrgID: run.OrgID}}
+	org, err := s.store.GetOrg(ctx, run.OrgID)
+	if err != nil {
+		return nil, errs.Wrap("organisation", errs.KindOf(err), err)
+	}
+	asg.Org = org.Name
 	if asg.Secrets, asg.Vars, err = s.jobValues(ctx, run, job); err != nil {
 		return nil, errs.Wrap("reading the job's secrets and variables", errs.KindOf(err), err)
 	}

@@ -72,7 +72,7 @@ func BenchmarkJobStart(b *testing.B) {
 
 func BenchmarkRawPodStart(b *testing.B) {
 	kb := newBackend(b, Options{})
-	if err := kb.ensureNamespace(context.Background()); err != nil {
+	if err := kb.ensureNamespace(context.Background(), kb.opts.Namespace, ""); err != nil {
 		b.Fatal(err)
 	}
 	img := newJob(b).Image
@@ -93,12 +93,12 @@ func BenchmarkRawPodStart(b *testing.B) {
 		b.StartTimer()
 		_, err := kb.cs.CoreV1().Pods(kb.opts.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 		if err == nil {
-			_, err = kb.waitPod(ctx, name, "the pod to succeed", func(p *corev1.Pod) (bool, error) {
+			_, err = kb.waitPod(ctx, kb.opts.Namespace, name, "the pod to succeed", func(p *corev1.Pod) (bool, error) {
 				return p.Status.Phase == corev1.PodSucceeded, nil
 			})
 		}
 		b.StopTimer()
-		_ = kb.deletePod(ctx, name)
+		_ = kb.deletePod(ctx, kb.opts.Namespace, name)
 		cancel()
 		if err != nil {
 			b.Fatal(err)

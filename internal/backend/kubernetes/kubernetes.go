@@ -51,6 +51,19 @@ const (
 	LabelJob = "conveyor.dev/job"
 	// AnnotationJob is the job's ID as given.
 	AnnotationJob = "conveyor.dev/job-id"
+	// LabelOrg, LabelRepo, LabelRun and LabelJobID are a server job's
+	// organisation, repository (made valid label values), run and job
+	// (store IDs); LabelLease its lease's fencing token. The sweeper
+	// (SweepJobs) finds pods by them; namespaces carry LabelOrg.
+	LabelOrg   = "conveyor.dev/org"
+	LabelRepo  = "conveyor.dev/repo"
+	LabelRun   = "conveyor.dev/run-id"
+	LabelJobID = "conveyor.dev/job-store-id"
+	LabelLease = "conveyor.dev/lease"
+	LabelOrgID = "conveyor.dev/org-id"
+	// AnnotationOrg and AnnotationRepo are the names as given.
+	AnnotationOrg  = "conveyor.dev/org-name"
+	AnnotationRepo = "conveyor.dev/repo-name"
 	// AnnotationOwner names the Conveyor process that made the pod:
 	// "host/pid/start" (see docker.LabelOwner).
 	AnnotationOwner = "conveyor.dev/owner"
@@ -74,6 +87,11 @@ type Options struct {
 	Config *rest.Config
 	// Namespace is where job pods go; made when missing. "": conveyor.
 	Namespace string
+	// NamespacePrefix, when set, puts each server job's pod in its
+	// organisation's namespace, PREFIX + the organisation's name (made on
+	// demand, labelled with it); jobs without an organisation (conveyor
+	// run) still go to Namespace.
+	NamespacePrefix string
 	// RunnerBinary is the static conveyor binary streamed into each pod;
 	// "": this executable.
 	RunnerBinary string
@@ -184,22 +202,39 @@ func (b *Backend) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ensureNamespace makes the namespace when it is missing.
-func (b *Backend) ensureNamespace(ctx context.Context) error {
+// NamespaceOf is the namespace of a job's pod: its organisation's with a
+// NamespacePrefix, else Options.Namespace.
+func (b *Backend) NamespaceOf(t backend.Tenant) string {
+	if b.opts.NamespacePrefix == "" || t.Org == "" {
+		return b.opts.Namespace
+	}
+	return dnsName(b.opts.NamespacePrefix+t.Org, 63)
+}
+
+// ensureNamespace makes namespace name when it is missing, labelled with
+// the organisation org ("": none).
+func (b *Backend) ensureNamespace(ctx context.Context, name, org string) error {
 	const op = "kubernetes: namespace"
-	_, err := b.cs.CoreV1().Namespaces().Get(ctx, b.opts.Namespace, metav1.GetOptions{})
+	_, err := b.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return errs.Wrap(op+" "+b.opts.Namespace, kindOf(err), err)
+		return errs.Wrap(op+" "+name, kindOf(err), err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.opts.Namespace, Labels: map[string]string{LabelManaged: managedBy}}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: managedBy}}}
+	if org != "" {
+		ns.Labels[LabelOrg] = labelValue(org)
+		ns.Annotations = map[string]string{AnnotationOrg: org}
+	}
 	if _, err := b.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return errs.Wrap(op+" "+b.opts.Namespace, kindOf(err), err)
+		return errs.Wrap(op+" "+name, kindOf(err), err)
 	}
 	return nil
 }
+
+// labelValue makes s a valid label value (63 characters at most).
+func labelValue(s string) string { return dnsName(s, 63) }
 
 // Setup implements backend.Backend: the pod, the runner's install, the
 // services' readiness, then one attach stream to the step runner. On error
@@ -215,10 +250,10 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if fi, err := os.Stat(b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
 		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
 	}
-	if err := b.ensureNamespace(ctx); err != nil {
+	if err := b.ensureNamespace(ctx, spec.Namespace, job.Tenant.Org); err != nil {
 		return nil, err
 	}
-	s := &Sandbox{b: b, job: job, name: spec.Name}
+	s := &Sandbox{b: b, job: job, ns: spec.Namespace, name: spec.Name}
 	defer func() {
 		if err != nil {
 			_ = s.Teardown(context.WithoutCancel(ctx))
@@ -239,7 +274,7 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 func (b *Backend) createPod(ctx context.Context, spec *corev1.Pod) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		_, err := b.cs.CoreV1().Pods(b.opts.Namespace).Create(ctx, spec, metav1.CreateOptions{})
+		_, err := b.cs.CoreV1().Pods(spec.Namespace).Create(ctx, spec, metav1.CreateOptions{})
 		if err == nil {
 			return nil
 		}

@@ -60,12 +60,13 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 		return nil, err
 	}
 	name := podName(job.ID)
-	labels := map[string]string{LabelManaged: managedBy, LabelJob: dnsName(job.ID, 63)}
+	labels, annotations := b.podLabels(job)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
+			Namespace:   b.NamespaceOf(job.Tenant),
 			Labels:      labels,
-			Annotations: map[string]string{AnnotationJob: job.ID, AnnotationOwner: b.owner},
+			Annotations: annotations,
 		},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
@@ -298,3 +299,23 @@ func envVars(m map[string]string, extra []string) []corev1.EnvVar {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// podLabels are a job pod's labels and annotations: the job, and a server
+// job's organisation, repository, run, job and lease (see SweepJobs).
+func (b *Backend) podLabels(job *backend.JobSpec) (labels, annotations map[string]string) {
+	labels = map[string]string{LabelManaged: managedBy, LabelJob: dnsName(job.ID, 63)}
+	annotations = map[string]string{AnnotationJob: job.ID, AnnotationOwner: b.owner}
+	t := job.Tenant
+	if t.JobID == 0 {
+		return labels, annotations
+	}
+	id := func(n int64) string { return strconv.FormatInt(n, 10) }
+	labels[LabelOrgID], labels[LabelRun], labels[LabelJobID], labels[LabelLease] = id(t.OrgID), id(t.RunID), id(t.JobID), id(t.Lease)
+	if t.Org != "" {
+		labels[LabelOrg], annotations[AnnotationOrg] = labelValue(t.Org), t.Org
+	}
+	if t.Repo != "" {
+		labels[LabelRepo], annotations[AnnotationRepo] = labelValue(t.Repo), t.Repo
+	}
+	return labels, annotations
+}

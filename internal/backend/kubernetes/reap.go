@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,15 +12,14 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
-// ReapOrphans deletes, in the backend's namespace, the job pods whose
+// ReapOrphans deletes, in the backend's namespaces, the job pods whose
 // Conveyor process of this host is gone (kill -9, a crash: found by the
 // owner annotation) and the job pods that have ended (their job is over
 // whoever made them). Pods of live processes, and of other hosts, are left
 // alone while they run. It returns how many pods it deleted.
 func (b *Backend) ReapOrphans(ctx context.Context) (int, error) {
 	const op = "kubernetes: reap orphans"
-	pods := b.cs.CoreV1().Pods(b.opts.Namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: LabelManaged + "=" + managedBy})
+	list, err := b.cs.CoreV1().Pods(b.podScope()).List(ctx, metav1.ListOptions{LabelSelector: LabelManaged + "=" + managedBy})
 	if err != nil {
 		return 0, errs.Wrap(op, kindOf(err), err)
 	}
@@ -30,13 +30,73 @@ func (b *Backend) ReapOrphans(ctx context.Context) (int, error) {
 		if p.DeletionTimestamp != nil || (!ended && !docker.OwnerGone(p.Annotations[AnnotationOwner])) {
 			continue
 		}
-		err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
+		err := b.cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
 		switch {
 		case err == nil:
 			n++
 		case apierrors.IsNotFound(err):
 		case firstErr == nil:
 			firstErr = errs.Wrap(op, kindOf(err), err)
+		}
+	}
+	return n, firstErr
+}
+
+// podScope is where the backend's pods are: every namespace with a
+// NamespacePrefix (one per organisation), else its Namespace.
+func (b *Backend) podScope() string {
+	if b.opts.NamespacePrefix != "" {
+		return metav1.NamespaceAll
+	}
+	return b.opts.Namespace
+}
+
+// JobDone says whether a server job's pod may go: the job is finished,
+// unknown (deleted, or another server's database), or leased again
+// (lease is the pod's fencing token, older than the job's).
+type JobDone func(ctx context.Context, orgID, jobID, lease int64) (bool, error)
+
+// SweepJobs deletes the pods of server jobs that done says are over,
+// found by their labels (LabelJobID, LabelOrgID, LabelLease): what a
+// server that crashed, or lost a job's lease, left running. It returns
+// how many pods it deleted; a job done cannot answer for is left alone.
+func (b *Backend) SweepJobs(ctx context.Context, done JobDone) (int, error) {
+	const op = "kubernetes: sweep job pods"
+	list, err := b.cs.CoreV1().Pods(b.podScope()).List(ctx, metav1.ListOptions{LabelSelector: LabelManaged + "=" + managedBy + "," + LabelJobID})
+	if err != nil {
+		return 0, errs.Wrap(op, kindOf(err), err)
+	}
+	n := 0
+	var firstErr error
+	keep := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		orgID, e1 := strconv.ParseInt(p.Labels[LabelOrgID], 10, 64)
+		jobID, e2 := strconv.ParseInt(p.Labels[LabelJobID], 10, 64)
+		lease, e3 := strconv.ParseInt(p.Labels[LabelLease], 10, 64)
+		over := e1 != nil || e2 != nil || e3 != nil // not one of ours to ask about: unknown
+		if !over {
+			if over, err = done(ctx, orgID, jobID, lease); err != nil {
+				keep(errs.Wrap(op+": pod "+p.Namespace+"/"+p.Name, errs.KindOf(err), err))
+				continue
+			}
+		}
+		if !over {
+			continue
+		}
+		err := b.cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
+		switch {
+		case err == nil:
+			n++
+		case apierrors.IsNotFound(err):
+		default:
+			keep(errs.Wrap(op, kindOf(err), err))
 		}
 	}
 	return n, firstErr

@@ -23,10 +23,10 @@ const helloTimeout = 30 * time.Second
 
 // Sandbox is one job's pod.
 type Sandbox struct {
-	b       *Backend
-	job     *backend.JobSpec
-	name    string
-	created bool
+	b        *Backend
+	job      *backend.JobSpec
+	ns, name string
+	created  bool
 
 	mu       sync.Mutex // one Exec at a time (the job folder's sync)
 	c        *runner.Client
@@ -43,7 +43,10 @@ var (
 	_ backend.Describer = (*Sandbox)(nil)
 )
 
-// Pod is the pod's name (in the backend's namespace).
+// Namespace is the pod's namespace.
+func (s *Sandbox) Namespace() string { return s.ns }
+
+// Pod is the pod's name (in Namespace).
 func (s *Sandbox) Pod() string { return s.name }
 
 // Dirs implements backend.Sandbox.
@@ -53,14 +56,14 @@ func (s *Sandbox) Dirs() backend.Dirs {
 
 // Describe implements backend.Describer.
 func (s *Sandbox) Describe() string {
-	return fmt.Sprintf("step runner (conveyor %s) in pod %s/%s, one attach stream", s.c.Hello().Version, s.b.opts.Namespace, s.name)
+	return fmt.Sprintf("step runner (conveyor %s) in pod %s/%s, one attach stream", s.c.Hello().Version, s.ns, s.name)
 }
 
 // start installs the runner, waits for the containers and attaches.
 func (s *Sandbox) start(ctx context.Context, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, s.b.opts.StartTimeout)
 	defer cancel()
-	fmt.Fprintf(log, "Created pod %s/%s\n", s.b.opts.Namespace, s.name)
+	fmt.Fprintf(log, "Created pod %s/%s\n", s.ns, s.name)
 	if _, err := s.waitPod(ctx, "the runner's install container to start", installRunning); err != nil {
 		return err
 	}
@@ -89,7 +92,7 @@ func (s *Sandbox) install(ctx context.Context) error {
 	defer f.Close()
 	var diag runner.Tail
 	diag.Max = 4096
-	if err := s.b.stream(ctx, s.name, installContainer, "attach", nil, f, &diag, &diag); err != nil {
+	if err := s.b.stream(ctx, s.ns, s.name, installContainer, "attach", nil, f, &diag, &diag); err != nil {
 		if d := strings.TrimSpace(diag.String()); d != "" {
 			err = fmt.Errorf("%w: %s", err, d)
 		}
@@ -108,7 +111,7 @@ func (s *Sandbox) attach(ctx context.Context) error {
 	s.attached = make(chan struct{})
 	go func() {
 		defer close(s.attached)
-		err := s.b.stream(actx, s.name, jobContainer, "attach", nil, inR, outW, diag)
+		err := s.b.stream(actx, s.ns, s.name, jobContainer, "attach", nil, inR, outW, diag)
 		if err == nil {
 			err = io.EOF
 		}
@@ -181,18 +184,18 @@ func (s *Sandbox) Teardown(ctx context.Context) error {
 			}
 		}
 		if s.created {
-			s.downErr = s.b.deletePod(ctx, s.name)
+			s.downErr = s.b.deletePod(ctx, s.ns, s.name)
 		}
 	})
 	return s.downErr
 }
 
 // deletePod deletes a pod and waits, a minute at most, until it is gone.
-func (b *Backend) deletePod(ctx context.Context, name string) error {
+func (b *Backend) deletePod(ctx context.Context, ns, name string) error {
 	const op = "kubernetes: delete pod"
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	pods := b.cs.CoreV1().Pods(b.opts.Namespace)
+	pods := b.cs.CoreV1().Pods(ns)
 	grace := int64(b.opts.GracePeriod.Seconds())
 	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 	if apierrors.IsNotFound(err) {

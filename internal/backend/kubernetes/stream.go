@@ -24,8 +24,8 @@ func openFile(name string) (*os.File, error) { return os.Open(name) }
 // stream runs an attach (argv nil) or exec (argv set) stream to a
 // container of a pod: WebSocket first, SPDY for API servers without it.
 // It returns when the stream ends (the process's output closed).
-func (b *Backend) stream(ctx context.Context, pod, container, sub string, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(b.opts.Namespace).Name(pod).SubResource(sub)
+func (b *Backend) stream(ctx context.Context, ns, pod, container, sub string, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource(sub)
 	if sub == "exec" {
 		req.VersionedParams(&corev1.PodExecOptions{
 			Container: container, Command: argv,
@@ -57,7 +57,7 @@ func (b *Backend) stream(ctx context.Context, pod, container, sub string, argv [
 // way kubectl exec does): what a backend without a step runner would pay
 // per step. For benchmarks and diagnostics.
 func (s *Sandbox) ExecAPI(ctx context.Context, argv []string, out io.Writer) (int, error) {
-	err := s.b.stream(ctx, s.name, jobContainer, "exec", argv, nil, out, out)
+	err := s.b.stream(ctx, s.ns, s.name, jobContainer, "exec", argv, nil, out, out)
 	var ce utilexec.CodeExitError
 	if errors.As(err, &ce) {
 		return ce.Code, nil
@@ -71,11 +71,11 @@ func (s *Sandbox) ExecAPI(ctx context.Context, argv []string, out io.Writer) (in
 // waitPod waits until cond holds for the sandbox's pod, or fails, or ctx
 // ends; it watches the pod rather than polling.
 func (s *Sandbox) waitPod(ctx context.Context, what string, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
-	return s.b.waitPod(ctx, s.name, what, cond)
+	return s.b.waitPod(ctx, s.ns, s.name, what, cond)
 }
 
-func (b *Backend) waitPod(ctx context.Context, name, what string, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
-	pods := b.cs.CoreV1().Pods(b.opts.Namespace)
+func (b *Backend) waitPod(ctx context.Context, ns, name, what string, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
+	pods := b.cs.CoreV1().Pods(ns)
 	timeout := func(last *corev1.Pod) error {
 		if errors.Is(context.Cause(ctx), context.Canceled) {
 			return ctx.Err()
