@@ -62,7 +62,9 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels this machine runs, e.g. linux,gpu")
 	fs.BoolVar(&noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
 	fs.IntVar(&capacity, "capacity", 1, "jobs run at once")
-	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
+	var kube kubeFlags
+	kube.register(fs)
 	fs.StringVar(&dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
@@ -114,7 +116,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
+	bk, err := openJobBackends(ctx, backendName, dockerEngine, &kube, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,11 +14,14 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // kubeFlags select and configure the kubernetes backend (--backend kubernetes).
 type kubeFlags struct {
 	kubeconfig, context, namespace, runtimeClass string
+	namespacePrefix                              string
 	nodeSelector                                 listFlag
 	deadline                                     time.Duration
 }
@@ -26,6 +30,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubernetes backend: the cluster's kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&k.context, "kube-context", "", "kubernetes backend: the kubeconfig context (default: its current one)")
 	fs.StringVar(&k.namespace, "namespace", kubernetes.DefaultNamespace, "kubernetes backend: the namespace of job pods (made when missing)")
+	fs.StringVar(&k.namespacePrefix, "namespace-prefix", "", "kubernetes backend (server, agent): put each organisation's job pods in namespace PREFIX+ORG, made on demand (default: all in --namespace)")
 	fs.StringVar(&k.runtimeClass, "runtime-class", "", "kubernetes backend: RuntimeClass of job pods, e.g. gvisor (--runtime overrides it)")
 	fs.Var(&k.nodeSelector, "node-selector", "kubernetes backend: LABEL=VALUE every job pod's node must carry (repeatable)")
 	fs.DurationVar(&k.deadline, "pod-deadline", 0, "kubernetes backend: activeDeadlineSeconds of job pods, e.g. 6h (0: none)")
@@ -49,7 +54,7 @@ func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, erro
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
 	}
-	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: k.namespace, RuntimeClassName: k.runtimeClass,
+	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: k.namespace, NamespacePrefix: k.namespacePrefix, RuntimeClassName: k.runtimeClass,
 		NodeSelector: sel, ActiveDeadline: k.deadline})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
@@ -85,4 +90,55 @@ func (f *runFlags) openBackends(ctx context.Context, stderr io.Writer) (*backend
 		return f.kube.open(ctx, stderr)
 	}
 	return openBackends(ctx, f.backendName, f.dockerEngine, stderr, f.tools.options(runToolCache()))
+}
+
+// openJobBackends is openBackendsWith for the server and agents, with the
+// kubernetes backend (--backend kubernetes) beside docker and host.
+func openJobBackends(ctx context.Context, name, engine string, kube *kubeFlags, stderr io.Writer, runner []string, tools toolOptions) (*backends, error) {
+	if name == "kubernetes" {
+		return kube.open(ctx, stderr)
+	}
+	return openBackendsWith(ctx, name, engine, stderr, runner, tools)
+}
+
+// sweepJobPods deletes, every interval until ctx ends, the job pods whose
+// job the store says is over (see jobOver). The returned func stops it
+// and waits for it.
+func sweepJobPods(ctx context.Context, kb *kubernetes.Backend, st store.Store, every time.Duration, log *slog.Logger) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			sctx, scancel := context.WithTimeout(ctx, every)
+			n, err := kb.SweepJobs(sctx, jobOver(st))
+			scancel()
+			if n > 0 || (err != nil && ctx.Err() == nil) {
+				log.Info("deleted job pods of finished or unknown jobs", "pods", n, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// jobOver says a pod's job is over: finished, unknown to the store, not
+// running, or leased again since the pod was made (a newer token).
+func jobOver(st store.Store) kubernetes.JobDone {
+	return func(ctx context.Context, orgID, jobID, lease int64) (bool, error) {
+		j, err := st.GetJob(ctx, orgID, jobID)
+		if errs.KindOf(err) == errs.NotFound {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return j.Status != store.StatusRunning || j.LeaseToken != lease, nil
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
 	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -41,7 +42,9 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
 	fs.StringVar(&keyFile, "secret-key-file", "", "key sealing stored credentials, made 0600 on first start (default DATA/"+secrets.KeyFileName+"); "+envSecretKey+" instead holds it")
 	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
-	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker or host")
+	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
+	var kube kubeFlags
+	kube.register(fs)
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.IntVar(&workers, "workers", runtime.NumCPU(), "jobs this replica runs at once (0: none, only agents run jobs)")
@@ -136,12 +139,16 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer st.Close()
-	bk, err := openBackendsWith(ctx, backendName, dockerEngine, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
+	bk, err := openJobBackends(ctx, backendName, dockerEngine, &kube, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
 	}
 	defer bk.close()
+	if kb, ok := bk.main.(*kubernetes.Backend); ok {
+		stopSweep := sweepJobPods(ctx, kb, st, time.Minute, log)
+		defer stopSweep()
+	}
 	plats, err := serverPlatforms(bk.main.Name(), platforms)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)

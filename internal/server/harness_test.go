@@ -58,6 +58,8 @@ type harnessOpts struct {
 	cache func(baseURL string) (cexec.Cache, http.Handler, *cache.Tokens)
 	// objects, when set, keeps logs and artifacts (sqlstore.Options.Objects).
 	objects store.Objects
+	// backends, when set, run the server's jobs (default: the host).
+	backends *Backends
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -98,7 +100,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	deps := Deps{Store: st, Backends: Backends{Main: h, Host: h}, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	bks := Backends{Main: h, Host: h}
+	if o.backends != nil {
+		bks = *o.backends
+	}
+	deps := Deps{Store: st, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
 	if o.cache != nil {
 		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}
