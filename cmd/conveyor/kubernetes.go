@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 type kubeFlags struct {
 	kubeconfig, context, namespace, runtimeClass string
 	namespacePrefix                              string
-	nodeSelector                                 listFlag
+	nodeSelector, egressAllow                    listFlag
 	deadline                                     time.Duration
 }
 
@@ -33,6 +34,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.namespacePrefix, "namespace-prefix", "", "kubernetes backend (server, agent): put each organisation's job pods in namespace PREFIX+ORG, made on demand (default: all in --namespace)")
 	fs.StringVar(&k.runtimeClass, "runtime-class", "", "kubernetes backend: RuntimeClass of job pods, e.g. gvisor (--runtime overrides it)")
 	fs.Var(&k.nodeSelector, "node-selector", "kubernetes backend: LABEL=VALUE every job pod's node must carry (repeatable)")
+	fs.Var(&k.egressAllow, "egress-allow", "kubernetes backend: CIDR that jobs of network policy no-private may reach although private, e.g. the server's address/32 (repeatable)")
 	fs.DurationVar(&k.deadline, "pod-deadline", 0, "kubernetes backend: activeDeadlineSeconds of job pods, e.g. 6h (0: none)")
 }
 
@@ -50,12 +52,17 @@ func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, erro
 		}
 		sel[name] = val
 	}
+	for _, c := range k.egressAllow {
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			return nil, fmt.Errorf("--egress-allow %q: want a CIDR, e.g. 10.0.0.5/32", c)
+		}
+	}
 	cfg, err := kubernetes.LoadConfig(k.kubeconfig, k.context)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
 	}
 	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: k.namespace, NamespacePrefix: k.namespacePrefix, RuntimeClassName: k.runtimeClass,
-		NodeSelector: sel, ActiveDeadline: k.deadline})
+		NodeSelector: sel, ActiveDeadline: k.deadline, EgressAllow: k.egressAllow})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
 	}

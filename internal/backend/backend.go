@@ -157,6 +157,8 @@ type JobSpec struct {
 type Tenant struct {
 	Org, Repo                  string
 	OrgID, RunID, JobID, Lease int64
+	// MaxJobs is the organisation's quota of concurrent jobs (0: none).
+	MaxJobs int
 }
 
 // NetworkPolicy says what a job's sandbox may reach.

@@ -130,7 +130,7 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 		Network:    backend.NetworkPolicy(asg.NetworkPolicy),
 		Runtime:    asg.Runtime,
 		Tenant: backend.Tenant{Org: asg.Org, Repo: spec.Repository, OrgID: asg.OrgID, RunID: spec.ID,
-			JobID: asg.JobID, Lease: asg.LeaseToken},
+			JobID: asg.JobID, Lease: asg.LeaseToken, MaxJobs: asg.MaxJobs},
 	}
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef

@@ -104,6 +104,9 @@ type Sandbox struct {
 	// tenants apart (kubernetes) place its sandbox by it.
 	Org   string `json:"org,omitempty"`
 	OrgID int64  `json:"org_id,omitempty"`
+	// MaxJobs is the organisation's quota of concurrent jobs (0: none):
+	// the kubernetes backend makes it its namespace's ResourceQuota.
+	MaxJobs int `json:"max_jobs,omitempty"`
 }
 
 // Grants are what the job may use: held in memory only.

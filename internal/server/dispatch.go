@@ -181,9 +181,11 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 	if asg.Secrets, asg.Vars, err = s.jobValues(ctx, run, job); err != nil {
 		return nil, errs.Wrap("reading the job's secrets and variables", errs.KindOf(err), err)
 	}
-	if asg.MaxTimeoutMinutes, err = s.maxTimeout(ctx, run.OrgID); err != nil {
+	q, err := s.store.Quota(ctx, run.OrgID)
+	if err != nil {
 		return nil, errs.Wrap("reading the organisation's quota", errs.KindOf(err), err)
 	}
+	asg.MaxTimeoutMinutes, asg.MaxJobs = q.MaxTimeoutMinutes, q.MaxConcurrentJobs
 	return asg, nil
 }
 

@@ -8,15 +8,6 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
-// maxTimeout is the organisation's cap on a job's timeout-minutes (0: none).
-func (s *Server) maxTimeout(ctx context.Context, orgID int64) (int, error) {
-	q, err := s.store.Quota(ctx, orgID)
-	if err != nil {
-		return 0, err
-	}
-	return q.MaxTimeoutMinutes, nil
-}
-
 // agentBuild is the build time an agent reports, capped at the length of
 // its lease: an agent cannot bill more than it held the job.
 func agentBuild(reportedMS int64, started, now time.Time) time.Duration {

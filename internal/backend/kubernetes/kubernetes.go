@@ -29,6 +29,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +117,9 @@ type Options struct {
 	GracePeriod time.Duration
 	// PullPolicy of the images; "": IfNotPresent.
 	PullPolicy corev1.PullPolicy
+	// EgressAllow are CIDRs that jobs of network policy no-private may
+	// reach although private: the server's endpoint.
+	EgressAllow []string
 }
 
 // Backend is the kubernetes backend. It is safe for concurrent use.
@@ -124,6 +128,9 @@ type Backend struct {
 	cfg   *rest.Config
 	opts  Options
 	owner string
+	// applied is what ensureTenancy applied, by object.
+	appliedMu sync.Mutex
+	applied   map[string]string
 	// serviceArgs, set by tests only, gives service containers arguments
 	// (workflow services have none).
 	serviceArgs func(backend.Service) []string
@@ -182,7 +189,7 @@ func New(opts Options) (*Backend, error) {
 	if opts.PullPolicy == "" {
 		opts.PullPolicy = corev1.PullIfNotPresent
 	}
-	return &Backend{cs: cs, cfg: cfg, opts: opts, owner: docker.Owner()}, nil
+	return &Backend{cs: cs, cfg: cfg, opts: opts, owner: docker.Owner(), applied: map[string]string{}}, nil
 }
 
 // Name implements backend.Backend.
@@ -251,6 +258,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
 	}
 	if err := b.ensureNamespace(ctx, spec.Namespace, job.Tenant.Org); err != nil {
+		return nil, err
+	}
+	if err := b.ensureTenancy(ctx, spec.Namespace, job); err != nil {
 		return nil, err
 	}
 	s := &Sandbox{b: b, job: job, ns: spec.Namespace, name: spec.Name}

@@ -209,7 +209,7 @@ func TestSetupErrors(t *testing.T) {
 	for name, mod := range map[string]func(*backend.JobSpec){
 		"missing image": func(j *backend.JobSpec) { j.Image = "conveyor-test/no-such-image:1" },
 		"bad option":    func(j *backend.JobSpec) { j.Container = &backend.Container{Options: "--privileged"} },
-		"network":       func(j *backend.JobSpec) { j.Network = backend.NetworkNone },
+		"network":       func(j *backend.JobSpec) { j.Network = "closed" },
 		"volumes":       func(j *backend.JobSpec) { j.Container = &backend.Container{Volumes: []string{"/a:/b"}} },
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -31,8 +31,8 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 	if job.ID == "" || job.JobDir == "" {
 		return nil, errs.E(op, errs.Invalid, "job %q needs an ID and a job directory", job.Name)
 	}
-	if job.Network != "" && job.Network != backend.NetworkOpen {
-		return nil, errs.E(op, errs.Unavailable, "job %q: network policy %q is not enforced by the kubernetes backend yet (a NetworkPolicy per tenant is planned); use network policy open or the docker backend", job.Name, job.Network)
+	if _, err := backend.ParseNetworkPolicy(string(job.Network)); err != nil {
+		return nil, errs.Wrap(op+": job "+job.Name, errs.Invalid, err)
 	}
 	img := job.Image
 	var ctr backend.Container
@@ -305,6 +305,9 @@ func ptr[T any](v T) *T { return &v }
 func (b *Backend) podLabels(job *backend.JobSpec) (labels, annotations map[string]string) {
 	labels = map[string]string{LabelManaged: managedBy, LabelJob: dnsName(job.ID, 63)}
 	annotations = map[string]string{AnnotationJob: job.ID, AnnotationOwner: b.owner}
+	if job.Network != "" && job.Network != backend.NetworkOpen {
+		labels[LabelNetwork] = string(job.Network)
+	}
 	t := job.Tenant
 	if t.JobID == 0 {
 		return labels, annotations

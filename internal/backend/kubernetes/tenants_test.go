@@ -117,3 +117,99 @@ func TestSweepJobsDeletesPodsOfFinishedJobs(t *testing.T) {
 	}
 	_ = b.cs.CoreV1().Pods(ns).Delete(ctx, running, metav1.DeleteOptions{})
 }
+
+// A job of network policy none gets its namespace's deny-all-egress
+// NetworkPolicy and a pod labelled for it; the organisation's quota of
+// concurrent jobs becomes the namespace's ResourceQuota on pods, updated
+// when it changes. (Enforcement needs a policy-capable CNI; the test
+// cluster's may not be, so the objects are checked.)
+func TestNetworkPolicyAndQuota(t *testing.T) {
+	b := newBackend(t, Options{NamespacePrefix: "conveyor-t-", EgressAllow: []string{"10.9.8.7/32"}})
+	org := fmt.Sprintf("tenancy-%d", os.Getpid())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ns := b.NamespaceOf(backend.Tenant{Org: org})
+	t.Cleanup(func() { _ = b.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	job := newJob(t)
+	job.Network = backend.NetworkNone
+	job.Tenant = backend.Tenant{Org: org, Repo: "o/r", OrgID: 1, RunID: 1, JobID: 1, Lease: 1, MaxJobs: 3}
+	s := setupJobIn(t, b, job)
+	p, err := b.cs.CoreV1().Pods(ns).Get(ctx, s.Pod(), metav1.GetOptions{})
+	if err != nil || p.Labels[LabelNetwork] != "none" {
+		t.Fatalf("pod labels %v, %v", p.Labels, err)
+	}
+	np, err := b.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, NetworkPolicyName(backend.NetworkNone), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if np.Spec.PodSelector.MatchLabels[LabelNetwork] != "none" || len(np.Spec.Egress) != 0 ||
+		len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != "Egress" {
+		t.Errorf("none policy %+v", np.Spec)
+	}
+	quota := func() string {
+		t.Helper()
+		rq, err := b.cs.CoreV1().ResourceQuotas(ns).Get(ctx, QuotaName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return "none"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rq.Spec.Hard.Pods().String()
+	}
+	if q := quota(); q != "3" {
+		t.Errorf("quota pods %s, want 3", q)
+	}
+	// Another repository of the organisation: no-private, quota raised.
+	job2 := *job
+	job2.Network = backend.NetworkNoPrivate
+	job2.Tenant.MaxJobs = 5
+	if err := b.ensureTenancy(ctx, ns, &job2); err != nil {
+		t.Fatal(err)
+	}
+	np, err = b.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, NetworkPolicyName(backend.NetworkNoPrivate), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg := np.Spec.Egress
+	if len(eg) != 3 || eg[0].To[0].IPBlock.CIDR != "0.0.0.0/0" || !contains(eg[0].To[0].IPBlock.Except, "10.0.0.0/8") ||
+		!contains(eg[0].To[0].IPBlock.Except, "169.254.0.0/16") || eg[1].Ports[0].Port.IntValue() != 53 || eg[2].To[0].IPBlock.CIDR != "10.9.8.7/32" {
+		t.Errorf("no-private policy egress %+v", eg)
+	}
+	if q := quota(); q != "5" {
+		t.Errorf("quota pods %s, want 5", q)
+	}
+	job2.Tenant.MaxJobs = 0
+	if err := b.ensureTenancy(ctx, ns, &job2); err != nil {
+		t.Fatal(err)
+	}
+	if q := quota(); q != "none" {
+		t.Errorf("quota after the organisation's was removed: %s", q)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// setupJobIn sets job up and tears it down when t ends.
+func setupJobIn(t *testing.T, b *Backend, job *backend.JobSpec) *Sandbox {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sb, err := b.Setup(ctx, job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sb.Teardown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return sb.(*Sandbox)
+}
