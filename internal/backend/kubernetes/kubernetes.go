@@ -280,15 +280,20 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 }
 
 // createPod creates the pod; in a namespace just made, it waits (15 s at
-// most) for the default service account the admission insists on.
+// most) for the default service account the admission insists on, and
+// while the organisation's ResourceQuota is full (pods of ended jobs still
+// going), up to StartTimeout.
 func (b *Backend) createPod(ctx context.Context, spec *corev1.Pod) error {
-	deadline := time.Now().Add(15 * time.Second)
+	start := time.Now()
 	for {
 		_, err := b.cs.CoreV1().Pods(spec.Namespace).Create(ctx, spec, metav1.CreateOptions{})
 		if err == nil {
 			return nil
 		}
-		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "serviceaccount") || time.Now().After(deadline) {
+		msg := err.Error()
+		wait := apierrors.IsForbidden(err) && (strings.Contains(msg, "serviceaccount") && time.Since(start) < 15*time.Second ||
+			strings.Contains(msg, "exceeded quota") && time.Since(start) < b.opts.StartTimeout)
+		if !wait {
 			return errs.Wrap("kubernetes: create pod", kindOf(err), err)
 		}
 		select {
