@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +55,30 @@ func TestJobOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("finished", org.ID, j.ID, j.LeaseToken, true)
+}
+
+// conveyor server and agent take --backend kubernetes and its flags, and
+// say clearly when the cluster's kubeconfig is unusable.
+func TestServerAndAgentKubernetesFlags(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "no-kubeconfig")
+	for name, run := range map[string]func(args []string, stderr *strings.Builder) int{
+		"server": func(args []string, stderr *strings.Builder) int {
+			return serverMain(ctx, append(args, "--data", t.TempDir(), "--listen", "127.0.0.1:0"), io.Discard, stderr)
+		},
+		"agent": func(args []string, stderr *strings.Builder) int {
+			return agentMain(ctx, append(args, "--server", "http://127.0.0.1:1", "--token", "t", "--data", t.TempDir()), io.Discard, stderr)
+		},
+	} {
+		var stderr strings.Builder
+		code := run([]string{"--backend", "kubernetes", "--kubeconfig", missing, "--namespace-prefix", "ci-"}, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "kubernetes backend") || !strings.Contains(stderr.String(), "no-kubeconfig") {
+			t.Errorf("%s: exit %d, stderr %q", name, code, stderr.String())
+		}
+		stderr.Reset()
+		code = run([]string{"--backend", "kubernetes", "--kubeconfig", missing, "--egress-allow", "not-a-cidr"}, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "--egress-allow") {
+			t.Errorf("%s: bad CIDR: exit %d, stderr %q", name, code, stderr.String())
+		}
+	}
 }

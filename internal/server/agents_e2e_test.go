@@ -37,15 +37,21 @@ func (h *harness) startAgent(name string, capacity int, shutdown time.Duration, 
 // startAgentAt starts an agent that reaches the server at url (a proxy).
 func (h *harness) startAgentAt(url, name string, capacity int, shutdown time.Duration, labels ...string) *runningAgent {
 	h.t.Helper()
-	id, tok := h.newAgent(name)
 	b := host.New(host.Options{})
+	return h.startAgentWith(url, name, capacity, shutdown, jobrun.Env{Backend: b, Host: b, Actions: h.actions}, labels...)
+}
+
+// startAgentWith starts an agent running jobs with env.
+func (h *harness) startAgentWith(url, name string, capacity int, shutdown time.Duration, env jobrun.Env, labels ...string) *runningAgent {
+	h.t.Helper()
+	id, tok := h.newAgent(name)
 	dir := h.t.TempDir()
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
 	a, err := agent.New(agent.Config{Server: url, Token: tok, Labels: labels, Capacity: capacity,
-		Env: jobrun.Env{Backend: b, Host: b, Actions: h.actions}, DataDir: dir, ShutdownTimeout: shutdown,
+		Env: env, DataDir: dir, ShutdownTimeout: shutdown,
 		Version: "test", Hostname: name, Log: slog.New(slog.NewTextHandler(logw, nil)).With("agent", name)})
 	if err != nil {
 		h.t.Fatal(err)

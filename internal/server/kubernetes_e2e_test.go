@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
+	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 	"github.com/conveyor-ci/conveyor/internal/testimage"
@@ -42,11 +43,11 @@ jobs:
       - run: exit 3
 `
 
-// A server worker runs a pushed workflow end to end on the kubernetes
-// backend of a real cluster: each job a pod in its organisation's
-// namespace, outputs across jobs, log lines and statuses stored, the
-// pods gone afterwards.
-func TestServerRunsJobsAsPods(t *testing.T) {
+// kubeBackend is a kubernetes backend on the test cluster whose
+// organisation namespaces (prefixed for this test process) are deleted
+// when t ends, and the image of the jobs' runs-on.
+func kubeBackend(t *testing.T) (*kubernetes.Backend, string) {
+	t.Helper()
 	kc := testenv.Kubeconfig(t)
 	img := testenv.Image(t)
 	klog.SetLogger(logr.Discard())
@@ -63,7 +64,7 @@ func TestServerRunsJobsAsPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "conveyor-srvt-" + itoa(int64(os.Getpid())) + "-"
+	prefix := "conveyor-srvt-" + itoa(int64(os.Getpid())) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test")) + "-"
 	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: prefix, RunnerBinary: bin, PullPolicy: corev1.PullNever})
 	if err != nil {
 		t.Fatal(err)
@@ -72,16 +73,16 @@ func TestServerRunsJobsAsPods(t *testing.T) {
 	t.Cleanup(func() {
 		_ = kb.Clientset().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	})
-	h := host.New(host.Options{})
-	hs := newHarness(t, harnessOpts{
-		cfg:      Config{Platforms: map[string]string{"ubuntu-latest": img}, LeaseTTL: 10 * time.Second},
-		files:    map[string]string{".github/workflows/k8s.yml": k8sFlow, "README.md": "hi\n"},
-		backends: &Backends{Main: kb, Host: h},
-	})
-	if code, body := hs.hook("push", hs.push("main", "README.md"), "k-1"); code != http.StatusAccepted {
-		t.Fatalf("push: %d %s", code, body)
-	}
-	r := hs.waitRuns(1, 6*time.Minute)[0]
+	return kb, img
+}
+
+// checkK8sRun checks run r of k8sFlow: statuses, logs, the organisation's
+// namespace, no pod left.
+func checkK8sRun(t *testing.T, hs *harness, kb *kubernetes.Backend, r *store.Run) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := kb.NamespaceOf(backend.Tenant{Org: "default"})
 	jobs := hs.jobs(r.ID)
 	if r.Status != store.StatusFailure || jobs["build"].Status != store.StatusSuccess || jobs["after"].Status != store.StatusFailure {
 		t.Errorf("run %s, build %s, after %s; logs:\n%s\n%s", r.Status, jobs["build"].Status, jobs["after"].Status,
@@ -108,5 +109,42 @@ func TestServerRunsJobsAsPods(t *testing.T) {
 		if p.DeletionTimestamp == nil {
 			t.Errorf("pod %s left after the run", p.Name)
 		}
+	}
+}
+
+// A server worker runs a pushed workflow end to end on the kubernetes
+// backend of a real cluster: each job a pod in its organisation's
+// namespace, outputs across jobs, log lines and statuses stored, the
+// pods gone afterwards.
+func TestServerRunsJobsAsPods(t *testing.T) {
+	kb, img := kubeBackend(t)
+	hs := newHarness(t, harnessOpts{
+		cfg:      Config{Platforms: map[string]string{"ubuntu-latest": img}, LeaseTTL: 10 * time.Second},
+		files:    map[string]string{".github/workflows/k8s.yml": k8sFlow, "README.md": "hi\n"},
+		backends: &Backends{Main: kb, Host: host.New(host.Options{})},
+	})
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "k-1"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	checkK8sRun(t, hs, kb, hs.waitRuns(1, 6*time.Minute)[0])
+}
+
+// An agent (the server has no workers) runs the same workflow as pods.
+func TestAgentRunsJobsAsPods(t *testing.T) {
+	kb, img := kubeBackend(t)
+	hs := newHarness(t, harnessOpts{
+		cfg:   Config{Workers: -1, LeaseTTL: 10 * time.Second},
+		files: map[string]string{".github/workflows/k8s.yml": k8sFlow, "README.md": "hi\n"},
+	})
+	h := host.New(host.Options{})
+	a := hs.startAgentWith(hs.url, "k8s-agent", 2, time.Minute,
+		jobrun.Env{Backend: kb, Host: h, Platforms: map[string]string{"ubuntu-latest": img}}, "ubuntu-latest")
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "k-2"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	r := hs.waitRuns(1, 6*time.Minute)[0]
+	checkK8sRun(t, hs, kb, r)
+	if o := hs.jobs(r.ID)["build"].LeaseOwner; o != a.owner() {
+		t.Errorf("build ran on %s, want the agent %s", o, a.owner())
 	}
 }
