@@ -115,6 +115,10 @@ func (a *server) dummyHash() string {
 
 func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 	ctx := q.r.Context()
+	userKey, addrKey := loginKeys(q.r, in.User)
+	if err := a.failedLogins.check(userKey, addrKey); err != nil {
+		return nil, err
+	}
 	u, err := st.UserByName(ctx, in.User)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return nil, err
@@ -133,8 +137,10 @@ func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" || !match || in.Password == "" {
+		a.failedLogins.failed(userKey, addrKey)
 		return nil, errs.E("", errs.Unauthorized, "wrong user name or password")
 	}
+	a.failedLogins.user.Reset(userKey)
 	org, role, err := a.loginOrg(ctx, st, u, in.Org)
 	if err != nil {
 		return nil, err
