@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
+	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -29,7 +30,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var (
 		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects                     string
+		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects, trustedProxies     string
 		workers, repoLimit                                                                        int
 		allowFileURLs                                                                             bool
 		leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
@@ -62,6 +63,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&hookMemory, "hook-memory", "16m", "memory for webhook bodies not yet verified, all requests together; beyond it they are spooled to the data directory")
 	fs.StringVar(&objects, "objects", "auto", "where logs and artifacts live: cache (the caches' object store, --cache-dir or --cache-s3-url; the database keeps an index), database, or auto (cache, except PostgreSQL with a local --cache-dir, which other replicas cannot read)")
 	fs.StringVar(&hookSpool, "hook-spool", "1g", "disk for spooled webhook bodies not yet verified; beyond it webhooks get 503 (the forge retries)")
+	fs.StringVar(&trustedProxies, "trusted-proxy", "", "reverse proxies (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; login and webhook limits then key on that client")
 	var actionSrc actionFlags
 	actionSrc.register(fs, false)
 	tools.register(fs)
@@ -80,6 +82,11 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	maxArtifactSize, err := parseBytes(maxArtifact)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: --max-artifact-size:", err)
+		return 2
+	}
+	proxies, err := ratelimit.ParseProxies(trustedProxies)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --trusted-proxy:", err)
 		return 2
 	}
 	var hooks server.HookLimits
@@ -190,6 +197,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
+		TrustedProxies: proxies,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
 		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {

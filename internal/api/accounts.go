@@ -74,13 +74,48 @@ func (a *server) audit(r *http.Request, orgID int64, action, target, detail stri
 	if a.Accounts == nil {
 		return
 	}
-	e := &store.AuditEntry{OrgID: orgID, Action: action, Target: target, Detail: detail}
+	a.appendAudit(r, a.auditEntry(r, orgID, action, fixed(target, detail)))
+}
+
+func (a *server) appendAudit(r *http.Request, e *store.AuditEntry) {
+	if err := a.Accounts.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+		a.Log.Error("audit log", "action", e.Action, "target", e.Target, "err", err)
+	}
+}
+
+func (a *server) auditEntry(r *http.Request, orgID int64, action string, what func() (target, detail string)) *store.AuditEntry {
+	e := &store.AuditEntry{OrgID: orgID, Action: action}
+	e.Target, e.Detail = what()
 	if c := callerOf(r); c != nil {
 		e.ActorID, e.Actor = c.tok.UserID, c.actor()
 	}
-	if err := a.Accounts.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
-		a.Log.Error("audit log", "action", action, "target", target, "err", err)
+	return e
+}
+
+// audited makes change and its audit entry one: change gets a context
+// carrying the entry (store.WithAudit), which the SQL store inserts in
+// the transaction of the change's write, so that both commit or neither
+// does. what gives the entry's target and detail; it runs after the
+// change's statements, so it may read what they set (a new ID). When no
+// transaction took the entry (a store without support), it is appended
+// after the change, as audit does.
+func (a *server) audited(r *http.Request, orgID int64, action string, what func() (target, detail string), change func(ctx context.Context) error) error {
+	if a.Accounts == nil {
+		return change(r.Context())
 	}
+	ctx, pending := store.WithAudit(r.Context(), func() *store.AuditEntry { return a.auditEntry(r, orgID, action, what) })
+	if err := change(ctx); err != nil {
+		return err
+	}
+	if !pending.Written() {
+		a.appendAudit(r, pending.Entry())
+	}
+	return nil
+}
+
+// fixed is an audit entry's target and detail known before the change.
+func fixed(target, detail string) func() (string, string) {
+	return func() (string, string) { return target, detail }
 }
 
 // newSecret makes a token secret and its hash.
@@ -115,6 +150,10 @@ func (a *server) dummyHash() string {
 
 func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 	ctx := q.r.Context()
+	userKey, addrKey := loginKeys(q.r, in.User)
+	if err := a.failedLogins.check(userKey, addrKey); err != nil {
+		return nil, err
+	}
 	u, err := st.UserByName(ctx, in.User)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return nil, err
@@ -133,8 +172,10 @@ func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" || !match || in.Password == "" {
+		a.failedLogins.failed(userKey, addrKey)
 		return nil, errs.E("", errs.Unauthorized, "wrong user name or password")
 	}
+	a.failedLogins.user.Reset(userKey)
 	org, role, err := a.loginOrg(ctx, st, u, in.Org)
 	if err != nil {
 		return nil, err
@@ -142,11 +183,13 @@ func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 	secret, sum := newSecret()
 	tok := &store.Token{OrgID: org.ID, UserID: u.ID, Name: "login", Role: store.RoleAdmin, Kind: store.TokenSession,
 		Hash: sum, Expires: time.Now().Add(SessionTTL).UTC().Truncate(time.Second)}
-	if err := st.CreateToken(ctx, tok); err != nil {
+	r := q.r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
+	err = a.audited(r, org.ID, "session.create", func() (string, string) {
+		return "user " + u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339))
+	}, func(ctx context.Context) error { return st.CreateToken(ctx, tok) })
+	if err != nil {
 		return nil, err
 	}
-	r := q.r.WithContext(context.WithValue(ctx, callerKey{}, &caller{tok: tok, user: u.Name, role: role, serverAdmin: u.ServerAdmin}))
-	a.audit(r, org.ID, "session.create", "user "+u.Name, fmt.Sprintf("token %d, until %s", tok.ID, tok.Expires.Format(time.RFC3339)))
 	return LoginResult{Token: secret, TokenID: tok.ID, Expires: tok.Expires, User: u.Name, Org: org.Name, OrgID: org.ID, Role: string(role)}, nil
 }
 
@@ -209,12 +252,12 @@ func (a *server) setPassword(q request, st AccountStore, in PasswordInput) (any,
 		return herr
 	})
 	if err == nil {
-		err = st.SetPassword(ctx, u.ID, hash)
+		err = a.audited(q.r, 0, "user.password", fixed("user "+u.Name, ""),
+			func(ctx context.Context) error { return st.SetPassword(ctx, u.ID, hash) })
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, 0, "user.password", "user "+u.Name, "")
 	return nil, nil
 }
 
@@ -244,12 +287,14 @@ func (a *server) createOrg(q request, st AccountStore, in OrgInput) (any, error)
 	}
 	o, err := st.CreateOrg(ctx, in.Name)
 	if err == nil {
-		err = st.SetMember(ctx, o.ID, admin, store.OrgAdmin)
+		// The entry goes with the admin's membership, which makes the
+		// organisation usable.
+		err = a.audited(q.r, 0, "org.create", fixed("org "+o.Name, fmt.Sprintf("admin user %d", admin)),
+			func(ctx context.Context) error { return st.SetMember(ctx, o.ID, admin, store.OrgAdmin) })
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, 0, "org.create", "org "+o.Name, fmt.Sprintf("admin user %d", admin))
 	return toOrg(o), nil
 }
 
@@ -283,10 +328,7 @@ func (a *server) addMember(q request, st AccountStore, in UserInput) (any, error
 	u, err := st.UserByName(ctx, in.Name)
 	switch {
 	case errs.Is(err, errs.NotFound):
-		u, err = a.newUser(ctx, st, in)
-		if err == nil {
-			a.audit(q.r, orgID, "user.create", "user "+u.Name, "")
-		}
+		u, err = a.newUser(q.r, orgID, st, in)
 	case err == nil && in.Password != "":
 		err = errs.E("", errs.Conflict, "user %s exists: only they change their password", in.Name)
 	case err == nil:
@@ -295,16 +337,17 @@ func (a *server) addMember(q request, st AccountStore, in UserInput) (any, error
 		}
 	}
 	if err == nil {
-		err = st.SetMember(ctx, orgID, u.ID, role)
+		err = a.audited(q.r, orgID, "member.add", fixed("user "+u.Name, "role "+string(role)),
+			func(ctx context.Context) error { return st.SetMember(ctx, orgID, u.ID, role) })
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, orgID, "member.add", "user "+u.Name, "role "+string(role))
 	return Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin}, nil
 }
 
-func (a *server) newUser(ctx context.Context, st AccountStore, in UserInput) (*store.User, error) {
+func (a *server) newUser(r *http.Request, orgID int64, st AccountStore, in UserInput) (*store.User, error) {
+	ctx := r.Context()
 	u := &store.User{Name: in.Name}
 	if in.Password != "" {
 		if len(in.Password) < 8 {
@@ -319,7 +362,8 @@ func (a *server) newUser(ctx context.Context, st AccountStore, in UserInput) (*s
 			return nil, err
 		}
 	}
-	return u, st.CreateUser(ctx, u)
+	return u, a.audited(r, orgID, "user.create", fixed("user "+u.Name, ""),
+		func(ctx context.Context) error { return st.CreateUser(ctx, u) })
 }
 
 // memberFromPath is the {name} member of the caller's organisation; a
@@ -340,12 +384,12 @@ func (a *server) setRole(q request, st AccountStore, in RoleInput) (any, error) 
 	}
 	role, err := parseOrgRole(in.Role)
 	if err == nil {
-		err = st.SetMember(q.r.Context(), q.tok.OrgID, u.ID, role)
+		err = a.audited(q.r, q.tok.OrgID, "member.role", fixed("user "+u.Name, "role "+string(role)),
+			func(ctx context.Context) error { return st.SetMember(ctx, q.tok.OrgID, u.ID, role) })
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, q.tok.OrgID, "member.role", "user "+u.Name, "role "+string(role))
 	return Member{User: u.Name, Role: string(role), ServerAdmin: u.ServerAdmin}, nil
 }
 
@@ -354,10 +398,11 @@ func (a *server) removeMember(q request, st AccountStore, _ noInput) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if err := st.SetMember(q.r.Context(), q.tok.OrgID, u.ID, ""); err != nil {
+	err = a.audited(q.r, q.tok.OrgID, "member.remove", fixed("user "+u.Name, ""),
+		func(ctx context.Context) error { return st.SetMember(ctx, q.tok.OrgID, u.ID, "") })
+	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, q.tok.OrgID, "member.remove", "user "+u.Name, "")
 	return nil, nil
 }
 
@@ -397,10 +442,12 @@ func (a *server) createToken(q request, st AccountStore, in TokenInput) (any, er
 	secret, sum := newSecret()
 	t := &store.Token{OrgID: orgID, UserID: tok.UserID, Name: in.Name, Role: scope, Kind: store.TokenAPI, Hash: sum,
 		Expires: time.Now().AddDate(0, 0, days).UTC().Truncate(time.Second)}
-	if err := st.CreateToken(q.r.Context(), t); err != nil {
+	err = a.audited(q.r, orgID, "token.create", func() (string, string) {
+		return fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly))
+	}, func(ctx context.Context) error { return st.CreateToken(ctx, t) })
+	if err != nil {
 		return nil, err
 	}
-	a.audit(q.r, orgID, "token.create", fmt.Sprintf("token %d %q", t.ID, t.Name), fmt.Sprintf("scope %s, until %s", scope, t.Expires.Format(time.DateOnly)))
 	return TokenCreated{Token: toTokenInfo(t), Secret: secret}, nil
 }
 
@@ -453,10 +500,11 @@ func (a *server) revokeToken(q request, st AccountStore, _ noInput) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.RevokeToken(q.r.Context(), q.tok.UserID, t.ID); err != nil {
+	err = a.audited(q.r, t.OrgID, "token.revoke", fixed(fmt.Sprintf("token %d %q", t.ID, t.Name), ""),
+		func(ctx context.Context) error { return st.RevokeToken(ctx, q.tok.UserID, t.ID) })
+	if err != nil {
 		return nil, about(fmt.Sprintf("token %d", t.ID), err)
 	}
-	a.audit(q.r, t.OrgID, "token.revoke", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
 	return nil, nil
 }
 
@@ -466,11 +514,14 @@ func (a *server) rotateToken(q request, st AccountStore, _ noInput) (any, error)
 		return nil, err
 	}
 	secret, sum := newSecret()
-	t, err = st.RotateToken(q.r.Context(), q.tok.UserID, t.ID, sum)
+	err = a.audited(q.r, t.OrgID, "token.rotate", fixed(fmt.Sprintf("token %d %q", t.ID, t.Name), ""), func(ctx context.Context) error {
+		var rerr error
+		t, rerr = st.RotateToken(ctx, q.tok.UserID, t.ID, sum)
+		return rerr
+	})
 	if err != nil {
 		return nil, about("token "+q.r.PathValue("id"), err)
 	}
-	a.audit(q.r, t.OrgID, "token.rotate", fmt.Sprintf("token %d %q", t.ID, t.Name), "")
 	return TokenCreated{Token: toTokenInfo(t), Secret: secret}, nil
 }
 

@@ -98,6 +98,8 @@ type Deps struct {
 	// decides on jobs awaiting approval (nil: those routes answer 503).
 	Environments EnvironmentStore
 	Approvals    Approver
+	// Logins bound failed password logins per client address.
+	Logins LoginLimits
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -174,6 +176,8 @@ type server struct {
 	hashSlots chan struct{}
 	dummyOnce sync.Once
 	dummy     string
+	// failedLogins count failed logins per (address, user) and per address.
+	failedLogins loginLimiters
 }
 
 // New returns the API handler. Requests under /api/ that match no route
@@ -192,7 +196,7 @@ func New(d Deps) http.Handler {
 	if d.PasswordParams == (password.Params{}) {
 		d.PasswordParams = password.Default
 	}
-	a := &server{Deps: d, hashSlots: make(chan struct{}, 2)}
+	a := &server{Deps: d, hashSlots: make(chan struct{}, 2), failedLogins: newLoginLimiters(d.Logins)}
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
 	for _, rt := range routes() {

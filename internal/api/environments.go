@@ -260,11 +260,13 @@ func (a *server) putEnvironment(w http.ResponseWriter, r *http.Request, tok *sto
 		return
 	}
 	e := &store.Environment{OrgID: tok.OrgID, RepoID: repo.ID, Name: name, Protection: prot}
-	if err := a.Environments.PutEnvironment(r.Context(), e); err != nil {
+	err = a.audited(r, tok.OrgID, "environment.set", func() (string, string) {
+		return fmt.Sprintf("environment %s (repo %s)", e.Name, repo.Name), deploy.Describe(prot)
+	}, func(ctx context.Context) error { return a.Environments.PutEnvironment(ctx, e) })
+	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", repo.ID), err)
 		return
 	}
-	a.audit(r, tok.OrgID, "environment.set", fmt.Sprintf("environment %s (repo %s)", e.Name, repo.Name), deploy.Describe(prot))
 	writeJSON(w, http.StatusOK, toEnvironment(e))
 }
 
@@ -302,13 +304,15 @@ func (a *server) deleteEnvironment(w http.ResponseWriter, r *http.Request, tok *
 		err = mayProtect(r, old.Name, old.Protection, store.Protection{})
 	}
 	if err == nil {
-		err = a.Environments.DeleteEnvironment(r.Context(), tok.OrgID, repo.ID, name)
+		err = a.audited(r, tok.OrgID, "environment.delete", fixed(fmt.Sprintf("environment %s (repo %s)", old.Name, repo.Name), ""),
+			func(ctx context.Context) error {
+				return a.Environments.DeleteEnvironment(ctx, tok.OrgID, repo.ID, name)
+			})
 	}
 	if err != nil {
 		a.fail(w, "environment "+name, err)
 		return
 	}
-	a.audit(r, tok.OrgID, "environment.delete", fmt.Sprintf("environment %s (repo %s)", old.Name, repo.Name), "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -360,13 +364,17 @@ func (a *server) decide(w http.ResponseWriter, r *http.Request, tok *store.Token
 		return
 	}
 	comment := strings.TrimSpace(in.Comment)
-	job, err = a.Approvals.DecideJob(r.Context(), tok.OrgID, job.ID, store.Decision{User: c.user, Decision: decision, Comment: comment})
+	action := map[string]string{store.Approved: "approval.approve", store.Rejected: "approval.reject"}[decision]
+	err = a.audited(r, tok.OrgID, action, fixed(fmt.Sprintf("job %s of run %d (environment %s)", job.Key, run.ID, job.Deploy.Environment), comment),
+		func(ctx context.Context) error {
+			var derr error
+			job, derr = a.Approvals.DecideJob(ctx, tok.OrgID, job.ID, store.Decision{User: c.user, Decision: decision, Comment: comment})
+			return derr
+		})
 	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, map[string]string{store.Approved: "approval.approve", store.Rejected: "approval.reject"}[decision],
-		fmt.Sprintf("job %s of run %d (environment %s)", job.Key, run.ID, job.Deploy.Environment), comment)
 	att, err := a.Store.Attempts(r.Context(), tok.OrgID, job.ID)
 	if err != nil {
 		a.fail(w, "", err)
@@ -457,21 +465,25 @@ func (a *server) decideRun(w http.ResponseWriter, r *http.Request, tok *store.To
 	c := callerOf(r)
 	comment := strings.TrimSpace(in.Comment)
 	action := "approval.run.approve"
-	var err error
-	if approve {
-		run, err = a.Approvals.ApproveRun(r.Context(), tok.OrgID, run.ID)
-	} else {
+	if !approve {
 		action = "approval.run.reject"
+	}
+	err := a.audited(r, tok.OrgID, action, fixed(fmt.Sprintf("run %d (%s)", run.ID, run.Name), comment), func(ctx context.Context) error {
+		var derr error
+		if approve {
+			run, derr = a.Approvals.ApproveRun(ctx, tok.OrgID, run.ID)
+			return derr
+		}
 		reason := "rejected by " + c.user
 		if comment != "" {
 			reason += ": " + comment
 		}
-		run, err = a.Approvals.CancelRun(r.Context(), tok.OrgID, run.ID, reason)
-	}
+		run, derr = a.Approvals.CancelRun(ctx, tok.OrgID, run.ID, reason)
+		return derr
+	})
 	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, action, fmt.Sprintf("run %d (%s)", run.ID, run.Name), comment)
 	writeJSON(w, http.StatusOK, toRun(run))
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 )
 
 // ErrorBody is every error answer: {"error": {"kind": ..., "message": ...}}.
@@ -30,6 +32,7 @@ var kinds = []struct {
 	{errs.NotFound, "not_found", http.StatusNotFound},
 	{errs.Conflict, "conflict", http.StatusConflict},
 	{errs.TooLarge, "too_large", http.StatusRequestEntityTooLarge},
+	{errs.TooMany, "rate_limited", http.StatusTooManyRequests},
 	{errs.Unavailable, "unavailable", http.StatusServiceUnavailable},
 	{errs.Timeout, "timeout", http.StatusGatewayTimeout},
 	// The client went away: nobody reads the answer, 503 keeps it a retryable class.
@@ -79,6 +82,10 @@ func WriteError(w http.ResponseWriter, err error) {
 	if errors.As(err, &tooBig) {
 		k = errs.TooLarge
 	}
+	var limited *rateLimited
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(limited.wait))
+	}
 	var pub *publicError
 	msg, fixed := serverSide[k]
 	if !fixed || errors.As(err, &pub) {
@@ -107,6 +114,20 @@ func ServerSide(err error) bool {
 // Public marks err's message as written for callers (no internals in it):
 // WriteError shows it whatever err's kind.
 func Public(err error) error { return &publicError{err} }
+
+// RateLimited is a refusal of kind errs.TooMany saying why (msg) and
+// when to retry: WriteError answers it 429 with Retry-After.
+func RateLimited(op, msg string, wait time.Duration) error {
+	return &rateLimited{err: errs.E(op, errs.TooMany, "%s; retry in %s", msg, ratelimit.RetryAfter(wait)+"s"), wait: wait}
+}
+
+type rateLimited struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *rateLimited) Error() string { return e.err.Error() }
+func (e *rateLimited) Unwrap() error { return e.err }
 
 type publicError struct{ err error }
 

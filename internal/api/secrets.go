@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -186,11 +187,12 @@ func (a *server) putValue(w http.ResponseWriter, r *http.Request, tok *store.Tok
 		return
 	}
 	x := &store.Secret{Kind: kind, Scope: sc, Name: name, Value: in.Value, UpdatedBy: callerOf(r).user}
-	if err := st.PutSecret(r.Context(), x); err != nil {
+	err = a.audited(r, tok.OrgID, kind+".set", fixed(describe(kind, name, sc, repo), ""),
+		func(ctx context.Context) error { return st.PutSecret(ctx, x) })
+	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, kind+".set", describe(kind, name, sc, repo), "")
 	out := toSecret(x, repo)
 	if kind == store.KindSecret {
 		out.Value = ""
@@ -215,11 +217,12 @@ func (a *server) deleteValue(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	if err := st.DeleteSecret(r.Context(), kind, sc, name); err != nil {
+	err = a.audited(r, tok.OrgID, kind+".delete", fixed(describe(kind, name, sc, repo), ""),
+		func(ctx context.Context) error { return st.DeleteSecret(ctx, kind, sc, name) })
+	if err != nil {
 		a.fail(w, describe(kind, name, sc, repo), err)
 		return
 	}
-	a.audit(r, tok.OrgID, kind+".delete", describe(kind, name, sc, repo), "")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -265,6 +265,8 @@ func kindOfStatus(status int) errs.Kind {
 		return errs.Conflict
 	case 413:
 		return errs.TooLarge
+	case 429:
+		return errs.TooMany
 	case 502, 503:
 		return errs.Unavailable
 	case 504:

@@ -20,6 +20,7 @@ const (
 	Timeout
 	Forbidden // authenticated, but the role does not allow it
 	TooLarge  // a request or payload over its size limit
+	TooMany   // too many (failed) attempts: wait and retry
 )
 
 func (k Kind) String() string {
@@ -42,6 +43,8 @@ func (k Kind) String() string {
 		return "forbidden"
 	case TooLarge:
 		return "too large"
+	case TooMany:
+		return "too many requests"
 	}
 	return "other"
 }

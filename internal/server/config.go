@@ -11,9 +11,11 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -60,6 +62,11 @@ type Config struct {
 	MaxArtifactSize int64
 	// Hooks bound the memory and disk of webhook bodies not yet verified.
 	Hooks HookLimits
+	// Limits bound failed logins and webhooks with bad signatures per
+	// client address; TrustedProxies are the reverse proxies whose
+	// X-Forwarded-For names the client (none: the peer is the client).
+	Limits         Limits
+	TrustedProxies ratelimit.Proxies
 	// Sweep tunes the retention sweeper.
 	Sweep Sweep
 	// Version is reported by the API.
@@ -104,6 +111,35 @@ func (c *Config) defaults() {
 		c.Now = time.Now
 	}
 	c.Sweep.defaults()
+	c.Limits.defaults()
+}
+
+// Limits bound what one client address may try without succeeding.
+type Limits struct {
+	// Logins bound failed password logins (see api.LoginLimits).
+	Logins api.LoginLimits
+	// HookPerRepo is the bucket of one address and hook URL, HookPerAddress
+	// of one address: each webhook refused for its signature (or an
+	// unknown repository) takes a token from both, and an address without
+	// tokens is answered 429 before its body is read (defaults 10 then
+	// one every 6 s, and 60 then one a second). Signed deliveries take
+	// nothing: a forge's deliveries for its other repositories pass as
+	// long as the address has tokens left.
+	HookPerRepo, HookPerAddress ratelimit.Limit
+	// Now is the buckets' clock (default time.Now).
+	Now func() time.Time
+}
+
+func (l *Limits) defaults() {
+	if l.HookPerRepo.Burst <= 0 {
+		l.HookPerRepo = ratelimit.Limit{Burst: 10, Every: 6 * time.Second}
+	}
+	if l.HookPerAddress.Burst <= 0 {
+		l.HookPerAddress = ratelimit.Limit{Burst: 60, Every: time.Second}
+	}
+	if l.Logins.Now == nil {
+		l.Logins.Now = l.Now
+	}
 }
 
 // Backends are the sandboxes jobs run in (see exec.Options).

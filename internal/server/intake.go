@@ -27,12 +27,18 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "bad_repo", errs.E("hook", errs.NotFound, "no repository %q", r.PathValue("repo")))
 		return
 	}
+	repoKey, addrKey := hookKeys(r, id)
+	if err := s.badHooks.check(repoKey, addrKey); err != nil {
+		s.rejectHook(w, "rate_limited", err)
+		return
+	}
 	if r.ContentLength > MaxHookBody {
 		s.rejectHook(w, "too_large", errs.E("hook", errs.TooLarge, "body larger than %d bytes", MaxHookBody))
 		return
 	}
 	repo, v, fresh, err := s.hookVerifier(r, id, start)
 	if err != nil {
+		s.badHooks.refused(verifyReason(err), repoKey, addrKey)
 		s.rejectHook(w, verifyReason(err), err)
 		return
 	}
@@ -53,6 +59,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	arrival := s.intake.Arriving()
 	defer arrival.Leave()
 	if repo, err = s.checkHook(r, repo, fresh, v, hb); err != nil {
+		s.badHooks.refused(verifyReason(err), repoKey, addrKey)
 		s.rejectHook(w, verifyReason(err), err)
 		return
 	}

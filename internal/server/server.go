@@ -47,7 +47,8 @@ type Server struct {
 	actions  exec.ActionResolver
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
-	bodies    *hookBodies // webhook bodies read before they are verified
+	bodies    *hookBodies  // webhook bodies read before they are verified
+	badHooks  hookLimiters // webhooks refused for their signature, per address
 	handler   http.Handler
 	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
 	// cacheTokens issues agents' jobs their cache tokens (nil: none).
@@ -105,6 +106,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
 	}
 	s.bodies = newHookBodies(cfg.Hooks, spool)
+	s.badHooks = newHookLimiters(cfg.Limits)
 	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
 	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
 	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)
@@ -117,7 +119,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	apiHandler := api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
-		Environments: d.Store, Approvals: approvals{s},
+		Environments: d.Store, Approvals: approvals{s}, Logins: cfg.Limits.Logins,
 	})
 	mux.Handle("/api/", apiHandler)
 	// The browser UI: every other path (its pages call the API in-process).
@@ -133,7 +135,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.cache = d.Cache
 	s.cacheTokens = d.CacheTokens
-	s.handler = mux
+	// Behind trusted proxies, every handler (the UI's in-process API calls
+	// too) sees the client's address as RemoteAddr.
+	s.handler = cfg.TrustedProxies.RealAddr(mux)
 	return s, nil
 }
 

@@ -387,17 +387,30 @@ func (s *DB) write(ctx context.Context, op string, fn func(tx *dbsql.Tx) error) 
 	}
 }
 
+// tryWrite runs fn in a transaction; the context's pending audit entry
+// (store.WithAudit), when there is one, is inserted in the same
+// transaction after fn, so the change and its entry commit together.
 func (s *DB) tryWrite(ctx context.Context, fn func(tx *dbsql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	audit := store.PendingAuditOf(ctx)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
+	if audit != nil {
+		if err := insertAudit(ctx, tx, audit.Entry()); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return err
+	}
+	if audit != nil {
+		audit.MarkWritten()
 	}
 	if s.ckpt != nil {
 		s.ckpt.committed()

@@ -68,14 +68,20 @@ func (s *DB) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
 	if e.Action == "" {
 		return errs.E(op, errs.Invalid, "an audit entry needs an action")
 	}
+	return s.write(ctx, op, func(tx *dbsql.Tx) error { return insertAudit(ctx, tx, e) })
+}
+
+// insertAudit inserts e in tx and sets its ID (and Time when zero).
+func insertAudit(ctx context.Context, tx *dbsql.Tx, e *store.AuditEntry) error {
+	if e.Action == "" {
+		return errs.E("store.audit", errs.Invalid, "an audit entry needs an action")
+	}
 	if e.Time.IsZero() {
 		e.Time = now()
 	}
-	return s.write(ctx, op, func(tx *dbsql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO audit (org_id, actor_id, actor, action, target, detail, created)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			e.OrgID, e.ActorID, e.Actor, e.Action, e.Target, e.Detail, us(e.Time)).Scan(&e.ID)
-	})
+	return tx.QueryRowContext(ctx, `INSERT INTO audit (org_id, actor_id, actor, action, target, detail, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		e.OrgID, e.ActorID, e.Actor, e.Action, e.Target, e.Detail, us(e.Time)).Scan(&e.ID)
 }
 
 // ListAudit lists an organisation's audit entries, newest first.

@@ -1,0 +1,113 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/store"
+)
+
+var auditTests = []test{
+	{"AuditWithChange", testAuditWithChange},
+	{"AuditFailureUndoesChange", testAuditFailureUndoesChange},
+}
+
+// audited is ctx carrying an entry of action (store.WithAudit); an empty
+// action makes an entry whose insert fails.
+func (e *env) audited(action string) (context.Context, *store.PendingAudit) {
+	return store.WithAudit(e.ctx, func() *store.AuditEntry {
+		return &store.AuditEntry{OrgID: e.org.ID, Actor: "alice", Action: action, Target: "t"}
+	})
+}
+
+func (e *env) auditActions() []string {
+	e.t.Helper()
+	list, err := e.s.ListAudit(e.ctx, e.org.ID, store.AuditFilter{Limit: 100})
+	e.must(err)
+	var out []string
+	for _, x := range list {
+		out = append(out, x.Action)
+	}
+	return out
+}
+
+// The entry is written with a change that commits, once; a change that
+// fails writes none.
+func testAuditWithChange(t *testing.T, e *env) {
+	ctx, p := e.audited("secret.set")
+	e.must(e.s.PutSecret(ctx, &store.Secret{Kind: store.KindSecret, Scope: store.Scope{OrgID: e.org.ID}, Name: "A", Value: "v1"}))
+	if !p.Written() {
+		t.Fatal("PutSecret committed without taking the pending audit entry")
+	}
+	// The same context again writes no second entry.
+	e.must(e.s.PutSecret(ctx, &store.Secret{Kind: store.KindSecret, Scope: store.Scope{OrgID: e.org.ID}, Name: "B", Value: "v"}))
+	if got := e.auditActions(); len(got) != 1 || got[0] != "secret.set" {
+		t.Fatalf("audit after two writes of one entry: %v", got)
+	}
+	ctx, p = e.audited("secret.set")
+	err := e.s.PutSecret(ctx, &store.Secret{Kind: store.KindSecret, Scope: store.Scope{OrgID: e.org.ID, RepoID: 9999}, Name: "A", Value: "v"})
+	wantKind(t, err, errs.NotFound, "a secret of an unknown repository")
+	ctx2, p2 := e.audited("member.role")
+	err = e.s.SetMember(ctx2, e.org.ID, 9999, store.OrgViewer)
+	wantKind(t, err, errs.NotFound, "an unknown user")
+	if p.Written() || p2.Written() {
+		t.Fatal("a failed change reported its audit entry written")
+	}
+	if got := e.auditActions(); len(got) != 1 {
+		t.Fatalf("failed changes left audit entries: %v", got)
+	}
+}
+
+// When the entry cannot be inserted, the change is undone: secrets,
+// roles, tokens, environments and approvals.
+func testAuditFailureUndoesChange(t *testing.T, e *env) {
+	sc := store.Scope{OrgID: e.org.ID}
+	e.must(e.s.PutSecret(e.ctx, &store.Secret{Kind: store.KindSecret, Scope: sc, Name: "A", Value: "v1"}))
+	bad, p := e.audited("")
+	wantKind(t, e.s.PutSecret(bad, &store.Secret{Kind: store.KindSecret, Scope: sc, Name: "A", Value: "v2"}), errs.Invalid, "PutSecret with a failing audit")
+	if sec, _, err := e.s.JobValues(e.ctx, e.org.ID, e.repo.ID, ""); err != nil || sec["A"] != "v1" {
+		t.Fatalf("secret after a failed audit: %v %v, want v1", sec, err)
+	}
+	wantKind(t, e.s.DeleteSecret(bad, store.KindSecret, sc, "A"), errs.Invalid, "DeleteSecret with a failing audit")
+	if sec, _, _ := e.s.JobValues(e.ctx, e.org.ID, e.repo.ID, ""); sec["A"] != "v1" {
+		t.Fatalf("secret deleted by a change whose audit failed: %v", sec)
+	}
+
+	u := e.newUser("carol")
+	wantKind(t, e.s.SetMember(bad, e.org.ID, u.ID, store.OrgAdmin), errs.Invalid, "SetMember with a failing audit")
+	if _, err := e.s.Member(e.ctx, e.org.ID, u.ID); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("member after a failed audit: %v", err)
+	}
+	wantKind(t, e.s.CreateUser(bad, &store.User{Name: "dave"}), errs.Invalid, "CreateUser with a failing audit")
+	if _, err := e.s.UserByName(e.ctx, "dave"); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("user after a failed audit: %v", err)
+	}
+
+	e.must(e.s.SetMember(e.ctx, e.org.ID, u.ID, store.OrgViewer))
+	tok := &store.Token{OrgID: e.org.ID, UserID: u.ID, Name: "laptop", Role: store.RoleRead, Kind: store.TokenAPI, Hash: []byte("h-carol-1")}
+	wantKind(t, e.s.CreateToken(bad, tok), errs.Invalid, "CreateToken with a failing audit")
+	if ts, err := e.s.ListTokens(e.ctx, u.ID); err != nil || len(ts) != 0 {
+		t.Fatalf("tokens after a failed audit: %d %v", len(ts), err)
+	}
+
+	env := &store.Environment{OrgID: e.org.ID, RepoID: e.repo.ID, Name: "production",
+		Protection: store.Protection{Reviewers: []store.Reviewer{{User: "bob"}}}}
+	wantKind(t, e.s.PutEnvironment(bad, env), errs.Invalid, "PutEnvironment with a failing audit")
+	if _, err := e.s.GetEnvironment(e.ctx, e.org.ID, e.repo.ID, "production"); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("environment after a failed audit: %v", err)
+	}
+
+	r := e.newRun(e.repo, nil, gated("deploy", 0))
+	d := e.jobs(r.ID)["deploy"]
+	_, err := e.s.DecideJob(bad, e.org.ID, d.ID, store.Decision{User: "bob", Decision: store.Approved})
+	wantKind(t, err, errs.Invalid, "DecideJob with a failing audit")
+	e.wantJobs(r.ID, map[string]string{"deploy": store.StatusAwaitingApproval})
+
+	if p.Written() {
+		t.Fatal("a failed audit insert reported written")
+	}
+	if got := e.auditActions(); len(got) != 0 {
+		t.Fatalf("audit entries of undone changes: %v", got)
+	}
+}
