@@ -18,7 +18,6 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/forge"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
-	"github.com/conveyor-ci/conveyor/internal/lint"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -331,7 +330,7 @@ func runEventJSON(sev *store.Event, ev *event.Event) ([]byte, error) {
 func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, name string, data, evJSON []byte) (*store.NewRun, error) {
 	// Parse and lint, as conveyor run and lint do: a file GitHub would
 	// refuse fails its run with file:line:col instead of failing a step.
-	wf, probs := lint.Bytes(data, name)
+	wf, probs := s.workflows.lint(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
 		Event: ev.Name, Ref: runRef(ev), SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
