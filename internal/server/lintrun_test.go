@@ -49,7 +49,7 @@ func TestPlanPanicFailsTheEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, ok := s.processEvent(context.Background(), sev)
+	out, ok := s.processEvent(context.Background(), sev, s.newBatchReads())
 	if !ok || !strings.Contains(out.Fail, "internal error in Conveyor") || len(out.Runs) != 0 {
 		t.Errorf("outcome %+v, %v", out, ok)
 	}

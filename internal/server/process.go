@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,13 +11,13 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/forge"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
-	"github.com/conveyor-ci/conveyor/internal/lint"
 	"github.com/conveyor-ci/conveyor/internal/plan"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -81,12 +82,13 @@ func (s *Server) processBatch(ctx context.Context, evs []*store.Event) {
 		ok bool
 	}
 	results := make(chan result, len(evs))
+	reads := s.newBatchReads()
 	sem := make(chan struct{}, processParallel())
 	for i, ev := range evs {
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			o, ok := s.processEvent(ctx, ev)
+			o, ok := s.processEvent(ctx, ev, reads)
 			results <- result{i, o, ok}
 		}()
 	}
@@ -140,8 +142,8 @@ const intakeYield = 20 * time.Millisecond
 
 // processEvent plans one claimed event; false when nothing is to be
 // written (it is retried once its claim expires, or the server stops).
-func (s *Server) processEvent(ctx context.Context, sev *store.Event) (store.EventOutcome, bool) {
-	runs, err := s.planSafe(ctx, sev)
+func (s *Server) processEvent(ctx context.Context, sev *store.Event, reads *batchReads) (store.EventOutcome, bool) {
+	runs, err := s.planSafe(ctx, sev, reads)
 	if err != nil {
 		if errs.KindOf(err) == errs.Unavailable && sev.Attempts < maxEventAttempts && ctx.Err() == nil {
 			s.log.Warn("event will be retried", "event", sev.ID, "attempt", sev.Attempts, "err", err)
@@ -163,14 +165,14 @@ func (s *Server) processEvent(ctx context.Context, sev *store.Event) (store.Even
 // planSafe is plan with a panic turned into the event's failure: an event
 // that finds a bug (a workflow file no test had) must fail alone, not
 // crash the server and, claimed again after every restart, keep it down.
-func (s *Server) planSafe(ctx context.Context, sev *store.Event) (runs []store.NewRun, err error) {
+func (s *Server) planSafe(ctx context.Context, sev *store.Event, reads *batchReads) (runs []store.NewRun, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("internal error planning an event; the event fails", "event", sev.ID, "panic", r, "stack", string(debug.Stack()))
 			runs, err = nil, errs.E("event", errs.Other, "internal error in Conveyor (please report it): %v", r)
 		}
 	}()
-	return s.plan(ctx, sev)
+	return s.plan(ctx, sev, reads)
 }
 
 // finishEvents writes processed outcomes and announces the runs made.
@@ -214,8 +216,8 @@ func decode(sev *store.Event) (*event.Event, error) {
 }
 
 // plan reads the workflows at the event's commit and builds the runs the
-// event triggers.
-func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, error) {
+// event triggers. reads are the store reads shared by the events of a batch.
+func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) ([]store.NewRun, error) {
 	ev, err := decode(sev)
 	if err != nil {
 		return nil, err
@@ -230,7 +232,7 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 		s.log.Info("skipped: [skip ci] in the head commit", "event", sev.ID)
 		return nil, nil
 	}
-	repo, err := s.store.GetRepo(ctx, sev.OrgID, sev.RepoID)
+	repo, err := reads.repo(ctx, sev.OrgID, sev.RepoID)
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +270,7 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 	if ev.Name == "push" && ev.Ref == "refs/heads/"+repo.Branch {
 		s.noteSchedules(repo, sev.ID, files) // on: schedule is read from the default branch
 	}
-	payload := ev.Body
-	if sev.Source == "webhook" {
-		payload = forge.GitHubPayload(ev)
-	}
-	evJSON, err := json.Marshal(runEvent{Event: ev, Payload: payload})
+	evJSON, err := runEventJSON(sev, ev)
 	if err != nil {
 		return nil, errs.Wrap("event", errs.Invalid, err)
 	}
@@ -294,17 +292,45 @@ func (s *Server) plan(ctx context.Context, sev *store.Event) ([]store.NewRun, er
 			runs = append(runs, *nr)
 		}
 	}
-	if err := s.refuseOverLimit(ctx, repo.OrgID, runs); err != nil {
+	if err := refuseOverLimit(runs, func() error { return reads.overLimit(ctx, repo.OrgID) }); err != nil {
 		return nil, err
 	}
 	return runs, nil
+}
+
+// runEventJSON is what the runs of an event keep of it (runEvent). A
+// GitHub webhook's payload is kept as delivered (compacted) instead of
+// being encoded again from its decoded form: the same JSON to every
+// reader, without a re-encoding per event that cost as much as decoding.
+func runEventJSON(sev *store.Event, ev *event.Event) ([]byte, error) {
+	if sev.Source != "webhook" || ev.Forge != event.GitHub || !utf8.Valid(sev.Body) {
+		payload := ev.Body
+		if sev.Source == "webhook" {
+			payload = forge.GitHubPayload(ev)
+		}
+		return json.Marshal(runEvent{Event: ev, Payload: payload})
+	}
+	model, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(model) + len(sev.Body) + 24)
+	b.WriteString(`{"event":`)
+	b.Write(model)
+	b.WriteString(`,"payload":`)
+	if err := json.Compact(&b, sev.Body); err != nil {
+		return nil, err
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // planFile plans one workflow file for the event; nil when it does not run.
 func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, name string, data, evJSON []byte) (*store.NewRun, error) {
 	// Parse and lint, as conveyor run and lint do: a file GitHub would
 	// refuse fails its run with file:line:col instead of failing a step.
-	wf, probs := lint.Bytes(data, name)
+	wf, probs := s.workflows.lint(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
 		Event: ev.Name, Ref: runRef(ev), SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
@@ -373,7 +399,7 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 	if err := s.planDeployments(ctx, repo, run, ev.Sender, p.Workflows[0], jobs, jc); err != nil {
 		return nil, err
 	}
-	if !repo.SkipForkApproval && fromFork(run) {
+	if !repo.SkipForkApproval && eventFromFork(ev, run.Event) {
 		// A fork's code runs only once a maintainer looked at it.
 		run.Status = store.StatusAwaitingApproval
 	}

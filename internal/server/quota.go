@@ -40,11 +40,13 @@ func (s *Server) overMonthlyLimit(ctx context.Context, orgID int64) error {
 // refuseOverLimit turns runs that would start into failed runs with the
 // reason when the organisation has used up its monthly build seconds, as
 // an invalid workflow file is shown: the user sees why nothing ran.
-func (s *Server) refuseOverLimit(ctx context.Context, orgID int64, runs []store.NewRun) error {
+// overLimit is overMonthlyLimit of the runs' organisation, asked only when
+// there are runs.
+func refuseOverLimit(runs []store.NewRun, overLimit func() error) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	reason := s.overMonthlyLimit(ctx, orgID)
+	reason := overLimit()
 	if errs.KindOf(reason) != errs.Forbidden {
 		return reason
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
@@ -81,5 +82,11 @@ func fromFork(run *store.Run) bool {
 	if err := json.Unmarshal(run.EventJSON, &re); err != nil || re.Event == nil {
 		return true
 	}
-	return re.Event.PullRequest != nil && re.Event.PullRequest.Fork
+	return eventFromFork(re.Event, run.Event)
+}
+
+// eventFromFork is fromFork of a run of event name, read from its event
+// model (what the processor has at hand before the run's event is stored).
+func eventFromFork(ev *event.Event, name string) bool {
+	return name != "pull_request_target" && ev.PullRequest != nil && ev.PullRequest.Fork
 }

@@ -41,10 +41,12 @@ type Server struct {
 	cancels  *logs.Hub // running jobs of a run cancelled on this replica
 	metrics  *metrics
 	filters  *trigger.Cache // compiled CEL filters
-	http     *http.Client   // for commit statuses
-	jobsDir  string
-	srcs     *srcCache // checked-out trees of commits, shared by their jobs
-	actions  exec.ActionResolver
+	// workflows are parsed and linted workflow files, for event storms.
+	workflows *workflowCache
+	http      *http.Client // for commit statuses
+	jobsDir   string
+	srcs      *srcCache // checked-out trees of commits, shared by their jobs
+	actions   exec.ActionResolver
 	// hookRepos spares the webhook path a repository query per request.
 	hookRepos *hookRepos
 	bodies    *hookBodies  // webhook bodies read before they are verified
@@ -81,6 +83,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
 		hub:       logs.NewHub(),
 		filters:   trigger.NewCache(1024),
+		workflows: newWorkflowCache(256),
 		http:      &http.Client{Timeout: 30 * time.Second},
 		cancels:   logs.NewHub(),
 		jobsDir:   filepath.Join(cfg.DataDir, "jobs"),
