@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,10 @@ jobs:
       - run: exit 3
 `
 
+// quietKlog silences client-go's notes on closed attach streams once:
+// klog's logger is global, and a stream of an earlier test may still log.
+var quietKlog sync.Once
+
 // kubeBackend is a kubernetes backend on the test cluster whose
 // organisation namespaces (prefixed for this test process) are deleted
 // when t ends, and the image of the jobs' runs-on.
@@ -50,7 +55,7 @@ func kubeBackend(t *testing.T) (*kubernetes.Backend, string) {
 	t.Helper()
 	kc := testenv.Kubeconfig(t)
 	img := testenv.Image(t)
-	klog.SetLogger(logr.Discard())
+	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	bin, note, err := testimage.Conveyor(ctx, t.TempDir())
