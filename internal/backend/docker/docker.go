@@ -514,6 +514,12 @@ func (b *Backend) removeContainers(ctx context.Context, ids []string) error {
 		go func() {
 			defer wg.Done()
 			err := b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			// A container that stopped between the engine's check and its
+			// kill ("Could not kill running container ... is not running")
+			// is removed by asking again.
+			for try := 0; try < 3 && err != nil && strings.Contains(err.Error(), "is not running"); try++ {
+				err = b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			}
 			if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) { // conflict: removal already in progress
 				return
 			}
