@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"container/list"
 	"fmt"
 	"net/textproto"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"cel.dev/cel-go/common/types"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/lru"
 )
 
 // Bounds of a CEL filter. The server evaluates filters for every event it
@@ -174,51 +174,27 @@ func (f *Filter) Eval(headers map[string]string, body map[string]any) (bool, err
 // remembers compile errors too. The zero Cache is not usable: use NewCache.
 // A Cache is safe for concurrent use.
 type Cache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of *cached, most recent first
-	bySrc map[string]*list.Element
+	filters *lru.Cache[string, compiled]
 }
 
-type cached struct {
-	src string
+type compiled struct {
 	f   *Filter
 	err error
 }
 
 // NewCache returns a cache of at most n filters (at least 1).
 func NewCache(n int) *Cache {
-	return &Cache{max: max(n, 1), order: list.New(), bySrc: map[string]*list.Element{}}
+	return &Cache{filters: lru.New[string, compiled](n)}
 }
 
 // Compile returns the compiled filter for src, compiling it on a miss.
 func (c *Cache) Compile(src string) (*Filter, error) {
-	c.mu.Lock()
-	if el, ok := c.bySrc[src]; ok {
-		c.order.MoveToFront(el)
-		e := el.Value.(*cached)
-		c.mu.Unlock()
-		return e.f, e.err
-	}
-	c.mu.Unlock()
-	// Compile outside the lock: two callers may compile the same source
-	// at once, which costs time but is correct.
-	f, err := CompileFilter(src)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.bySrc[src]; !ok {
-		c.bySrc[src] = c.order.PushFront(&cached{src: src, f: f, err: err})
-		for c.order.Len() > c.max {
-			old := c.order.Remove(c.order.Back()).(*cached)
-			delete(c.bySrc, old.src)
-		}
-	}
-	return f, err
+	e := c.filters.Get(src, func() compiled {
+		f, err := CompileFilter(src)
+		return compiled{f: f, err: err}
+	})
+	return e.f, e.err
 }
 
 // Len is the number of filters held.
-func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func (c *Cache) Len() int { return c.filters.Len() }
