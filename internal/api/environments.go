@@ -327,26 +327,35 @@ func (a *server) rejectJob(w http.ResponseWriter, r *http.Request, tok *store.To
 // MaxCommentSize caps a review comment.
 const MaxCommentSize = 4096
 
+// reviewInput is what a decision on a job or a run starts from: the run
+// of the path and the caller's comment, within MaxCommentSize. It has
+// answered the request when ok is false.
+func (a *server) reviewInput(w http.ResponseWriter, r *http.Request, tok *store.Token) (run *store.Run, in ApprovalInput, ok bool) {
+	if a.Approvals == nil {
+		writeErrorMsg(w, errs.Unavailable, "this server does not take approvals")
+		return nil, in, false
+	}
+	if run, ok = a.runFromPath(w, r, tok); !ok {
+		return nil, in, false
+	}
+	if err := decode(r, &in, true); err != nil {
+		a.fail(w, "", err)
+		return nil, in, false
+	}
+	if len(in.Comment) > MaxCommentSize {
+		a.fail(w, "", errs.E("", errs.Invalid, "comment: at most %d bytes", MaxCommentSize))
+		return nil, in, false
+	}
+	return run, in, true
+}
+
 // decide records the caller's decision on a job awaiting approval: the
 // job must await a review and the caller be one of its reviewers (or an
 // organisation admin), and not its run's author when the environment
 // forbids self review.
 func (a *server) decide(w http.ResponseWriter, r *http.Request, tok *store.Token, decision string) {
-	if a.Approvals == nil {
-		writeErrorMsg(w, errs.Unavailable, "this server does not take approvals")
-		return
-	}
-	run, ok := a.runFromPath(w, r, tok)
+	run, in, ok := a.reviewInput(w, r, tok)
 	if !ok {
-		return
-	}
-	var in ApprovalInput
-	if err := decode(r, &in, true); err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	if len(in.Comment) > MaxCommentSize {
-		a.fail(w, "", errs.E("", errs.Invalid, "comment: at most %d bytes", MaxCommentSize))
 		return
 	}
 	job, err := a.jobOf(r, tok.OrgID, run)
@@ -440,21 +449,8 @@ func (a *server) rejectRun(w http.ResponseWriter, r *http.Request, tok *store.To
 // decideRun approves a run awaiting a maintainer's approval (a fork's
 // pull request), or rejects it: it is cancelled with the reason.
 func (a *server) decideRun(w http.ResponseWriter, r *http.Request, tok *store.Token, approve bool) {
-	if a.Approvals == nil {
-		writeErrorMsg(w, errs.Unavailable, "this server does not take approvals")
-		return
-	}
-	run, ok := a.runFromPath(w, r, tok)
+	run, in, ok := a.reviewInput(w, r, tok)
 	if !ok {
-		return
-	}
-	var in ApprovalInput
-	if err := decode(r, &in, true); err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	if len(in.Comment) > MaxCommentSize {
-		a.fail(w, "", errs.E("", errs.Invalid, "comment: at most %d bytes", MaxCommentSize))
 		return
 	}
 	if run.Status != store.StatusAwaitingApproval {
