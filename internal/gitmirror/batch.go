@@ -58,6 +58,8 @@ func (c *Cache) Close() {
 	c.batch = nil
 	c.closed = true
 	c.mu.Unlock()
+	c.end()
+	c.flights.Wait() // fetches end soon once cancelled: git is killed
 	for _, b := range bs {
 		b.close(true)
 	}

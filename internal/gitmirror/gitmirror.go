@@ -94,6 +94,12 @@ type Cache struct {
 	batch  map[string]*catBatch // long-lived readers, by mirror directory
 	trees  map[string]treeFiles // workflow folders read, by tree id
 	closed bool
+
+	// life ends at Close, which cancels the fetches still running in the
+	// background and waits for them (flights).
+	life    context.Context
+	end     context.CancelFunc
+	flights sync.WaitGroup
 }
 
 // New returns a Cache rooted at dir, which is created on first Sync.
@@ -107,7 +113,8 @@ func New(dir string, opts Options) *Cache {
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
 	}
-	return &Cache{dir: dir, opts: opts, repos: map[string]*repo{}}
+	life, end := context.WithCancel(context.Background())
+	return &Cache{dir: dir, opts: opts, repos: map[string]*repo{}, life: life, end: end}
 }
 
 // repo serialises the network operations on one mirror and coalesces Syncs:
@@ -123,7 +130,8 @@ type repo struct {
 
 // flight is one Sync that several callers may wait for.
 type flight struct {
-	ctx  context.Context // of the caller that started it, without its cancellation
+	ctx  context.Context // of the caller that started it, without its cancellation, ended by Close
+	stop func()          // releases ctx
 	rem  remote
 	done chan struct{}
 	err  error
@@ -144,7 +152,7 @@ func (c *Cache) repo(dir string) *repo {
 // time. It fetches branches, tags, and the pull and merge request heads that
 // GitHub and GitLab publish (a remote without them is fine), pruning refs the
 // remote deleted. If ctx ends first Sync returns, but a fetch already started
-// finishes in the background within Options.Timeout.
+// finishes in the background within Options.Timeout, unless Close ends it.
 func (c *Cache) Sync(ctx context.Context, key, url string, cred Credentials) error {
 	const op = "gitmirror.Sync"
 	if err := ctx.Err(); err != nil {
@@ -159,15 +167,25 @@ func (c *Cache) Sync(ctx context.Context, key, url string, cred Credentials) err
 		return err
 	}
 	r := c.repo(dir)
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.flights.Add(1) // under c.mu, so that Close's Wait sees it
+	}
+	c.mu.Unlock()
+	if closed {
+		return errs.E(op, errs.Unavailable, "the mirror cache is closed")
+	}
 	r.mu.Lock()
 	f := r.queued
 	switch {
 	case f != nil:
+		c.flights.Done()
 	case r.running != nil:
-		f = &flight{ctx: context.WithoutCancel(ctx), rem: rem, done: make(chan struct{})}
+		f = c.newFlight(ctx, rem)
 		r.queued = f
 	default:
-		f = &flight{ctx: context.WithoutCancel(ctx), rem: rem, done: make(chan struct{})}
+		f = c.newFlight(ctx, rem)
 		r.running = f
 		go c.fly(r, dir, f)
 	}
@@ -180,11 +198,21 @@ func (c *Cache) Sync(ctx context.Context, key, url string, cred Credentials) err
 	}
 }
 
+// newFlight is a Sync that outlives its caller's ctx, not Close. The
+// caller has counted it in c.flights; fly marks it done.
+func (c *Cache) newFlight(ctx context.Context, rem remote) *flight {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	unhook := context.AfterFunc(c.life, cancel)
+	return &flight{ctx: fctx, stop: func() { unhook(); cancel() }, rem: rem, done: make(chan struct{})}
+}
+
 // fly runs f, then the flight queued behind it, if any.
 func (c *Cache) fly(r *repo, dir string, f *flight) {
 	for f != nil {
 		f.err = c.sync(f.ctx, r, dir, f.rem)
+		f.stop()
 		close(f.done)
+		c.flights.Done()
 		r.mu.Lock()
 		r.running, r.queued = r.queued, nil
 		f = r.running

@@ -526,3 +526,31 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+// A Sync whose caller gave up goes on in the background; Close ends it and
+// waits, so that nothing writes into the cache's folder after Close (the
+// server's data folder, removed after it stops).
+func TestCloseEndsBackgroundSyncs(t *testing.T) {
+	src := newSource(t)
+	slow := filepath.Join(t.TempDir(), "slow-git")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 0.5\nexec git \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newCache(t, Options{GitPath: slow})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Sync(ctx, key, src.url, Credentials{}); !errs.Is(err, errs.Timeout) && !errs.Is(err, errs.Canceled) {
+		t.Fatalf("Sync past its deadline = %v", err)
+	}
+	c.Close()
+	if err := os.RemoveAll(c.dir); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the slow git would have woken by now
+	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
+		t.Errorf("the cache's folder came back after Close: %v", err)
+	}
+	if err := c.Sync(context.Background(), key, src.url, Credentials{}); !errs.Is(err, errs.Unavailable) {
+		t.Errorf("Sync after Close = %v, want Unavailable", err)
+	}
+}

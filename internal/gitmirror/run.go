@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
@@ -125,6 +126,10 @@ func (c *Cache) run(ctx context.Context, op string, cl call) ([]byte, error) {
 	cmd.Env = c.env(cl)
 	cmd.Stdin = cl.stdin
 	cmd.WaitDelay = 5 * time.Second // git-remote-https may hold the pipes after git dies
+	// Its own process group, killed whole: git fetch's helpers (upload-pack,
+	// index-pack, remote-https) must not go on writing after a cancel.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, stderr bytes.Buffer
 	cmd.Stderr = &limitWriter{buf: &stderr, max: 8 << 10}
 	start := time.Now()
