@@ -131,6 +131,8 @@ type Backend struct {
 	// applied is what ensureTenancy applied, by object.
 	appliedMu sync.Mutex
 	applied   map[string]string
+	// sidecar says whether the cluster runs native sidecars.
+	sidecar sidecarSupport
 	// serviceArgs, set by tests only, gives service containers arguments
 	// (workflow services have none).
 	serviceArgs func(backend.Service) []string
@@ -253,6 +255,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	spec, err := b.podSpec(job)
 	if err != nil {
 		return nil, err
+	}
+	if b.sidecars(ctx) {
+		asSidecar(spec)
 	}
 	if fi, err := os.Stat(b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
 		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)

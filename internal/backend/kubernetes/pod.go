@@ -20,10 +20,6 @@ const (
 	volRunner    = "conveyor"
 )
 
-// installScript receives the runner binary on standard input (one attach
-// stream) and puts it in place atomically.
-const installScript = `set -e; f=` + runnerDir + `/.conveyor.part; cat >"$f"; chmod 555 "$f"; mv "$f" ` + runnerPath
-
 // podSpec is the job's pod, or an Invalid/Unavailable error for what the
 // backend cannot run.
 func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
