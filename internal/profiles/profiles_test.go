@@ -246,3 +246,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The example of docs/kubernetes.md parses and means what the page says.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(b), "## Label profiles")
+	_, after, _ = strings.Cut(after, "```yaml\n")
+	src, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatal("no YAML example under ## Label profiles")
+	}
+	c, err := Parse([]byte(src), "kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.Select([]string{"GPU", "cheap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Runtime != "nvidia" || ch.Resources != (backend.Resources{CPUs: 8, MemoryBytes: 32 << 30}) ||
+		len(ch.Placement.Tolerations) != 2 || ch.Placement.Tolerations[1].Key != "spot" || *ch.Placement.Tolerations[1].Seconds != 300 {
+		t.Errorf("choice %+v", ch)
+	}
+	if _, err := c.Select([]string{"gpu", "untrusted"}); err == nil {
+		t.Error("gpu and untrusted agree on a runtime")
+	}
+}
