@@ -97,7 +97,7 @@ jobs:
 		t.Errorf("gpu placement %+v", gpu.Placement)
 	}
 	said := rec.index(func(ev Event2) bool {
-		return ev.Type == Notice && ev.Job == "gpu (GPU)" && ev.Text == "label profile: runtime nvidia (label gpu), machine large (label gpu), node selector accelerator=t4,zone=a, 1 tolerations"
+		return ev.Type == Notice && ev.Job == "gpu (GPU)" && ev.Text == "label profile: runtime nvidia (label gpu), machine large (label gpu), node selector accelerator=t4,zone=a, tolerations nvidia.com/gpu"
 	})
 	if said < 0 {
 		t.Errorf("the job's log does not say which profile applies:\n%s", rec.dump())

@@ -14,6 +14,7 @@
 package profiles
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,8 +174,12 @@ func (ch Choice) Describe() string {
 		}
 		parts = append(parts, "node selector "+strings.Join(kv, ","))
 	}
-	if n := len(ch.Placement.Tolerations); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d tolerations", n))
+	if len(ch.Placement.Tolerations) > 0 {
+		var keys []string
+		for _, t := range ch.Placement.Tolerations {
+			keys = append(keys, cmp.Or(t.Key, "*"))
+		}
+		parts = append(parts, "tolerations "+strings.Join(keys, ","))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -162,7 +162,7 @@ func TestSelect(t *testing.T) {
 	if !reflect.DeepEqual(ch.Placement.NodeSelector, wantSel) || len(ch.Placement.Tolerations) != 2 {
 		t.Errorf("placement %+v", ch.Placement)
 	}
-	if d := ch.Describe(); d != "label profile: runtime nvidia (label gpu), machine large (label gpu), node selector accelerator=nvidia-t4,kubernetes.io/arch=amd64,zone=a, 2 tolerations" {
+	if d := ch.Describe(); d != "label profile: runtime nvidia (label gpu), machine large (label gpu), node selector accelerator=nvidia-t4,kubernetes.io/arch=amd64,zone=a, tolerations nvidia.com/gpu,dedicated" {
 		t.Errorf("describe %q", d)
 	}
 	ch, err = c.Select([]string{"untrusted", "small-box"})
