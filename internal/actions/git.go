@@ -58,7 +58,7 @@ func gitKind(msg string) errs.Kind {
 	m := strings.ToLower(msg)
 	switch {
 	case strings.Contains(m, "authentication failed"), strings.Contains(m, "could not read username"),
-		strings.Contains(m, "403"), strings.Contains(m, "401"):
+		strings.Contains(m, "returned error: 403"), strings.Contains(m, "returned error: 401"): // not any 401 in a path
 		return errs.Unauthorized
 	case strings.Contains(m, "not found"), strings.Contains(m, "does not appear to be a git repository"),
 		strings.Contains(m, "couldn't find remote ref"), strings.Contains(m, "not our ref"),
