@@ -67,16 +67,9 @@ func (a *server) accounts(w http.ResponseWriter) (AccountStore, bool) {
 	return a.Accounts, true
 }
 
-// audit records a change made by the request's caller in the audit log
-// of organisation orgID (0: server-wide). It is written before the answer
-// and survives the client going away; a failure is logged.
-func (a *server) audit(r *http.Request, orgID int64, action, target, detail string) {
-	if a.Accounts == nil {
-		return
-	}
-	a.appendAudit(r, a.auditEntry(r, orgID, action, fixed(target, detail)))
-}
-
+// appendAudit records an entry after its change, for a store whose
+// transactions do not take it (see audited). It is written before the
+// answer and survives the client going away; a failure is logged.
 func (a *server) appendAudit(r *http.Request, e *store.AuditEntry) {
 	if err := a.Accounts.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.Log.Error("audit log", "action", e.Action, "target", e.Target, "err", err)
