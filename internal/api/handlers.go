@@ -293,7 +293,10 @@ func (a *server) cancel(w http.ResponseWriter, r *http.Request, tok *store.Token
 	if !ok {
 		return
 	}
-	run, err := a.Actions.Cancel(r.Context(), tok.OrgID, run.ID)
+	err := a.audited(r, tok.OrgID, "run.cancel", fixed(fmt.Sprintf("run %d (%s)", run.ID, run.Name), ""), func(ctx context.Context) (err error) {
+		run, err = a.Actions.Cancel(ctx, tok.OrgID, run.ID)
+		return err
+	})
 	if err != nil {
 		a.fail(w, "", err)
 		return

@@ -132,6 +132,7 @@ func (e *env) settingsChanges() []auditedChange {
 	revoked := e.newAgent(e.org.ID, "to-revoke", "h-revoke")
 	e.newAgent(e.org.ID, "taken", "h-taken")
 	days := 7
+	run := e.newRun(e.repo, nil, job("build"))
 	return []auditedChange{{
 		name: "UpdateRepo",
 		change: func(ctx context.Context) error {
@@ -203,6 +204,18 @@ func (e *env) settingsChanges() []auditedChange {
 		kind:    errs.NotFound,
 		applied: func() bool { return e.getAgent(revoked.ID).Revoked },
 	}, {
+		name: "CancelRun",
+		change: func(ctx context.Context) error {
+			_, err := e.s.CancelRun(ctx, e.org.ID, run.ID, "cancelled by a user")
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.CancelRun(ctx, e.org.ID, 99999, "cancelled by a user")
+			return err
+		},
+		kind:    errs.NotFound,
+		applied: func() bool { return e.jobs(run.ID)["build"].Status == store.StatusCancelled },
+	}, {
 		name: "SetQuota",
 		change: func(ctx context.Context) error {
 			return e.s.SetQuota(ctx, &store.Quota{OrgID: e.org.ID, MaxConcurrentJobs: 3})
@@ -234,7 +247,7 @@ func (e *env) settingsChanges() []auditedChange {
 }
 
 // Settings changes (repositories, webhook secrets, agents, quotas,
-// retention) take their audit entry in their transaction: one entry after
+// retention) and cancelling a run take their audit entry in their transaction: one entry after
 // a change that commits, none after one that is refused, and the change
 // undone when its entry cannot be written.
 func testAuditSettings(t *testing.T, e *env) {
