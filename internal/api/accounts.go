@@ -278,13 +278,12 @@ func (a *server) createOrg(q request, st AccountStore, in OrgInput) (any, error)
 		}
 		admin = u.ID
 	}
-	o, err := st.CreateOrg(ctx, in.Name)
-	if err == nil {
-		// The entry goes with the admin's membership, which makes the
-		// organisation usable.
-		err = a.audited(q.r, 0, "org.create", fixed("org "+o.Name, fmt.Sprintf("admin user %d", admin)),
-			func(ctx context.Context) error { return st.SetMember(ctx, o.ID, admin, store.OrgAdmin) })
-	}
+	// The organisation, its admin's membership and the entry commit together.
+	var o *store.Org
+	err := a.audited(q.r, 0, "org.create", fixed("org "+in.Name, fmt.Sprintf("admin user %d", admin)), func(ctx context.Context) (err error) {
+		o, err = st.CreateOrg(ctx, in.Name, admin)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

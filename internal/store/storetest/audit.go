@@ -133,6 +133,7 @@ func (e *env) settingsChanges() []auditedChange {
 	e.newAgent(e.org.ID, "taken", "h-taken")
 	days := 7
 	run := e.newRun(e.repo, nil, job("build"))
+	admin := e.newUser("org-admin")
 	return []auditedChange{{
 		name: "UpdateRepo",
 		change: func(ctx context.Context) error {
@@ -216,6 +217,27 @@ func (e *env) settingsChanges() []auditedChange {
 		kind:    errs.NotFound,
 		applied: func() bool { return e.jobs(run.ID)["build"].Status == store.StatusCancelled },
 	}, {
+		name: "CreateOrg", // with its admin: an unknown one creates nothing
+		change: func(ctx context.Context) error {
+			_, err := e.s.CreateOrg(ctx, "new-org", admin.ID)
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.CreateOrg(ctx, "new-org", 99999)
+			return err
+		},
+		kind: errs.NotFound,
+		applied: func() bool {
+			o, err := e.s.OrgByName(e.ctx, "new-org")
+			if errs.Is(err, errs.NotFound) {
+				return false
+			}
+			e.must(err)
+			m, err := e.s.Member(e.ctx, o.ID, admin.ID)
+			e.must(err)
+			return m.Role == store.OrgAdmin
+		},
+	}, {
 		name: "SetQuota",
 		change: func(ctx context.Context) error {
 			return e.s.SetQuota(ctx, &store.Quota{OrgID: e.org.ID, MaxConcurrentJobs: 3})
@@ -247,7 +269,7 @@ func (e *env) settingsChanges() []auditedChange {
 }
 
 // Settings changes (repositories, webhook secrets, agents, quotas,
-// retention) and cancelling a run take their audit entry in their transaction: one entry after
+// retention, a new organisation) and cancelling a run take their audit entry in their transaction: one entry after
 // a change that commits, none after one that is refused, and the change
 // undone when its entry cannot be written.
 func testAuditSettings(t *testing.T, e *env) {
