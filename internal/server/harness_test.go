@@ -60,6 +60,9 @@ type harnessOpts struct {
 	objects store.Objects
 	// backends, when set, run the server's jobs (default: the host).
 	backends *Backends
+	// listen is the address the server listens on (default
+	// 127.0.0.1:0); the harness calls it at 127.0.0.1.
+	listen string
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -73,7 +76,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h := host.New(host.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.listen == "" {
+		o.listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +89,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	cfg.Listen = ln.Addr().String()
 	cfg.AllowFileURLs = true
-	cfg.BaseURL = "http://" + cfg.Listen
+	cfg.BaseURL = "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
 	}
