@@ -29,6 +29,19 @@ var notAudited = map[string]string{
 	"PUT /api/agent/jobs/{id}/artifacts/{name}": "agent protocol: a leased job's artifact upload",
 }
 
+// inTxOnly is a store on which the API may not append audit entries
+// apart from their change: with the SQL store every entry must be taken
+// by its change's transaction (store.WithAudit), never written after it.
+type inTxOnly struct {
+	store.Store
+	t *testing.T
+}
+
+func (s inTxOnly) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
+	s.t.Errorf("audit entry %s %q appended after its change, not in the change's transaction", e.Action, e.Target)
+	return s.Store.AppendAudit(ctx, e)
+}
+
 // auditReq is one API call: its path, JSON body (nil: none), the token
 // (empty: the admin's) and the status it must answer.
 type auditReq struct {
@@ -72,7 +85,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 }
 
 func testEveryChangeIsAudited(t *testing.T, dsn string) {
-	h := newHarness(t, harnessOpts{dsn: dsn, cfg: Config{Workers: -1},
+	h := newHarness(t, harnessOpts{dsn: dsn, cfg: Config{Workers: -1}, wrap: func(st store.Store) store.Store { return inTxOnly{st, t} },
 		files: map[string]string{".github/workflows/ci.yml": "on: workflow_dispatch\njobs:\n  a:\n    runs-on: nowhere\n    steps:\n      - run: echo hi\n"}})
 	fx := newAuditFixture(t, h)
 	cases := fx.cases()

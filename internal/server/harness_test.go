@@ -63,6 +63,8 @@ type harnessOpts struct {
 	// listen is the address the server listens on (default
 	// 127.0.0.1:0); the harness calls it at 127.0.0.1.
 	listen string
+	// wrap, when set, is the store the server gets around the harness's.
+	wrap func(store.Store) store.Store
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -110,7 +112,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.backends != nil {
 		bks = *o.backends
 	}
-	deps := Deps{Store: st, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	var served store.Store = st
+	if o.wrap != nil {
+		served = o.wrap(st)
+	}
+	deps := Deps{Store: served, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
 	if o.cache != nil {
 		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}
