@@ -192,7 +192,7 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 // jobEnv is what this replica runs jobs with.
 func (s *Server) jobEnv() jobrun.Env {
 	return jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
-		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
+		Platforms: s.cfg.Platforms, Profiles: s.cfg.Profiles, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
 }
 
 // source returns the shared, read-only tree of run's commit (for local
