@@ -67,16 +67,9 @@ func (a *server) accounts(w http.ResponseWriter) (AccountStore, bool) {
 	return a.Accounts, true
 }
 
-// audit records a change made by the request's caller in the audit log
-// of organisation orgID (0: server-wide). It is written before the answer
-// and survives the client going away; a failure is logged.
-func (a *server) audit(r *http.Request, orgID int64, action, target, detail string) {
-	if a.Accounts == nil {
-		return
-	}
-	a.appendAudit(r, a.auditEntry(r, orgID, action, fixed(target, detail)))
-}
-
+// appendAudit records an entry after its change, for a store whose
+// transactions do not take it (see audited). It is written before the
+// answer and survives the client going away; a failure is logged.
 func (a *server) appendAudit(r *http.Request, e *store.AuditEntry) {
 	if err := a.Accounts.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.Log.Error("audit log", "action", e.Action, "target", e.Target, "err", err)
@@ -289,13 +282,12 @@ func (a *server) createOrg(q request, st AccountStore, in OrgInput) (any, error)
 		}
 		admin = u.ID
 	}
-	o, err := st.CreateOrg(ctx, in.Name)
-	if err == nil {
-		// The entry goes with the admin's membership, which makes the
-		// organisation usable.
-		err = a.audited(q.r, 0, "org.create", fixed("org "+o.Name, fmt.Sprintf("admin user %d", admin)),
-			func(ctx context.Context) error { return st.SetMember(ctx, o.ID, admin, store.OrgAdmin) })
-	}
+	// The organisation, its admin's membership and the entry commit together.
+	var o *store.Org
+	err := a.audited(q.r, 0, "org.create", fixed("org "+in.Name, fmt.Sprintf("admin user %d", admin)), func(ctx context.Context) (err error) {
+		o, err = st.CreateOrg(ctx, in.Name, admin)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

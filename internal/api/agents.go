@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -218,12 +219,16 @@ func (a *server) createAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	out, err := a.AgentAdmin.CreateAgent(r.Context(), tok.OrgID, in)
+	var out *AgentCreated
+	err := a.audited(r, tok.OrgID, "agent.create", fixed(fmt.Sprintf("agent %q", strings.TrimSpace(in.Name)), agentText(in)),
+		func(ctx context.Context) (err error) {
+			out, err = a.AgentAdmin.CreateAgent(ctx, tok.OrgID, in)
+			return err
+		})
 	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, "agent.create", fmt.Sprintf("agent %d %q", out.Agent.ID, out.Agent.Name), "")
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -259,16 +264,19 @@ func (a *server) setDraining(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	ag, err := a.AgentAdmin.SetDraining(r.Context(), tok.OrgID, id, draining)
-	if err != nil {
-		a.fail(w, fmt.Sprintf("agent %d", id), err)
-		return
-	}
 	action := "agent.resume"
 	if draining {
 		action = "agent.drain"
 	}
-	a.audit(r, tok.OrgID, action, fmt.Sprintf("agent %d %q", ag.ID, ag.Name), "")
+	var ag *Agent
+	err = a.audited(r, tok.OrgID, action, fixed(fmt.Sprintf("agent %d", id), ""), func(ctx context.Context) (err error) {
+		ag, err = a.AgentAdmin.SetDraining(ctx, tok.OrgID, id, draining)
+		return err
+	})
+	if err != nil {
+		a.fail(w, fmt.Sprintf("agent %d", id), err)
+		return
+	}
 	writeJSON(w, http.StatusOK, ag)
 }
 
@@ -281,12 +289,23 @@ func (a *server) revokeAgent(w http.ResponseWriter, r *http.Request, tok *store.
 		a.fail(w, "", err)
 		return
 	}
-	if err := a.AgentAdmin.RevokeAgent(r.Context(), tok.OrgID, id); err != nil {
+	err = a.audited(r, tok.OrgID, "agent.revoke", fixed(fmt.Sprintf("agent %d", id), "token revoked"), func(ctx context.Context) error {
+		return a.AgentAdmin.RevokeAgent(ctx, tok.OrgID, id)
+	})
+	if err != nil {
 		a.fail(w, fmt.Sprintf("agent %d", id), err)
 		return
 	}
-	a.audit(r, tok.OrgID, "agent.revoke", fmt.Sprintf("agent %d", id), "")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// agentText is a new agent's labels for the audit log.
+func agentText(in AgentInput) string {
+	s := "labels " + strings.Join(in.Labels, ",")
+	if len(in.AllowedLabels) > 0 {
+		s += ", allowed labels " + strings.Join(in.AllowedLabels, ",")
+	}
+	return s
 }
 
 // waitingReasons fills in why queued jobs wait (best effort: the run view

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"net/url"
+	"strings"
 
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
@@ -22,6 +24,19 @@ type RepoInput struct {
 	APIURL            string `json:"api_url,omitempty"`
 	CloneUser         string `json:"clone_user,omitempty"`
 	ClonePassword     string `json:"clone_password,omitempty"`
+}
+
+// RepoName is the repository's owner/name: Name, or the URL's path
+// without ".git" ("" when neither tells it).
+func (in RepoInput) RepoName() string {
+	if in.Name != "" {
+		return in.Name
+	}
+	u, err := url.Parse(in.URL)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
 }
 
 // RepoUpdate is what PATCH /api/repos/{id} changes; absent fields stay.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -30,12 +31,16 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 		a.fail(w, "", err)
 		return
 	}
-	repo, err := a.Actions.AddRepo(r.Context(), tok.OrgID, in)
+	var repo *store.Repo
+	err := a.audited(r, tok.OrgID, "repo.create", fixed("repo "+in.RepoName(), fmt.Sprintf("forge %s, url %s", in.Forge, in.URL)),
+		func(ctx context.Context) (err error) {
+			repo, err = a.Actions.AddRepo(ctx, tok.OrgID, in)
+			return err
+		})
 	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, tok.OrgID, "repo.create", "repo "+repo.Name, fmt.Sprintf("id %d, forge %s", repo.ID, repo.Forge))
 	out := toRepo(repo, a.BaseURL)
 	writeJSON(w, http.StatusCreated, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: repo.Secret})
 }
@@ -89,7 +94,8 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 		return
 	}
 	// Another organisation's repository is not found, whatever the body.
-	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+	repo, err := a.Store.GetRepo(r.Context(), tok.OrgID, id)
+	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
 		return
 	}
@@ -102,25 +108,45 @@ func (a *server) updateRepo(w http.ResponseWriter, r *http.Request, tok *store.T
 		a.fail(w, "", err)
 		return
 	}
-	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, in)
+	update := func(ctx context.Context) (err error) {
+		repo, err = a.Actions.UpdateRepo(ctx, tok.OrgID, id, in)
+		return err
+	}
+	if detail := repoUpdateText(in); detail != "" { // else nothing changes
+		err = a.audited(r, tok.OrgID, "repo.settings", fixed("repo "+repo.Name, detail), update)
+	} else {
+		err = update(r.Context())
+	}
 	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
 		return
 	}
+	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
+}
+
+// repoUpdateText is the settings in changes, for the audit log ("": none).
+func repoUpdateText(in RepoUpdate) string {
+	var parts []string
 	if in.RunTestDeliveries != nil {
-		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("run_test_deliveries=%v", *in.RunTestDeliveries))
+		parts = append(parts, fmt.Sprintf("run_test_deliveries=%v", *in.RunTestDeliveries))
 	}
 	if in.EnvMap != nil {
 		b, _ := json.Marshal(in.EnvMap)
-		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, "env_map="+string(b))
+		parts = append(parts, "env_map="+string(b))
 	}
 	if in.SkipForkApproval != nil {
-		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("skip_fork_approval=%v", *in.SkipForkApproval))
+		parts = append(parts, fmt.Sprintf("skip_fork_approval=%v", *in.SkipForkApproval))
 	}
-	if in.NetworkPolicy != nil || in.Runtime != nil {
-		a.audit(r, tok.OrgID, "repo.settings", "repo "+repo.Name, fmt.Sprintf("network_policy=%q runtime=%q", repo.NetworkPolicy, repo.Runtime))
+	if in.NetworkPolicy != nil {
+		parts = append(parts, fmt.Sprintf("network_policy=%q", *in.NetworkPolicy))
 	}
-	writeJSON(w, http.StatusOK, toRepo(repo, a.BaseURL))
+	if in.Runtime != nil {
+		parts = append(parts, fmt.Sprintf("runtime=%q", *in.Runtime))
+	}
+	if in.Secret != nil {
+		parts = append(parts, "webhook secret replaced")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a *server) dispatch(w http.ResponseWriter, r *http.Request, tok *store.Token) {
@@ -267,7 +293,10 @@ func (a *server) cancel(w http.ResponseWriter, r *http.Request, tok *store.Token
 	if !ok {
 		return
 	}
-	run, err := a.Actions.Cancel(r.Context(), tok.OrgID, run.ID)
+	err := a.audited(r, tok.OrgID, "run.cancel", fixed(fmt.Sprintf("run %d (%s)", run.ID, run.Name), ""), func(ctx context.Context) (err error) {
+		run, err = a.Actions.Cancel(ctx, tok.OrgID, run.ID)
+		return err
+	})
 	if err != nil {
 		a.fail(w, "", err)
 		return
@@ -310,19 +339,22 @@ func (a *server) rotateHookSecret(w http.ResponseWriter, r *http.Request, tok *s
 		a.fail(w, "", err)
 		return
 	}
-	if _, err := a.Store.GetRepo(r.Context(), tok.OrgID, id); err != nil {
+	repo, err := a.Store.GetRepo(r.Context(), tok.OrgID, id)
+	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
 		return
 	}
 	b := make([]byte, 20)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	secret := hex.EncodeToString(b)
-	repo, err := a.Actions.UpdateRepo(r.Context(), tok.OrgID, id, RepoUpdate{Secret: &secret})
+	err = a.audited(r, tok.OrgID, "repo.hook_secret", fixed("repo "+repo.Name, "webhook secret replaced"), func(ctx context.Context) (err error) {
+		repo, err = a.Actions.UpdateRepo(ctx, tok.OrgID, id, RepoUpdate{Secret: &secret})
+		return err
+	})
 	if err != nil {
 		a.fail(w, fmt.Sprintf("repo %d", id), err)
 		return
 	}
-	a.audit(r, tok.OrgID, "repo.hook_secret", "repo "+repo.Name, "webhook secret replaced")
 	out := toRepo(repo, a.BaseURL)
 	writeJSON(w, http.StatusOK, RepoCreated{Repo: out, HookURL: out.HookURL, Secret: secret})
 }

@@ -127,11 +127,12 @@ func (a *server) setQuota(w http.ResponseWriter, r *http.Request, tok *store.Tok
 	if in.MonthlyBuildSeconds != nil {
 		q.MonthlyBuildSeconds = *in.MonthlyBuildSeconds
 	}
-	if err := st.SetQuota(r.Context(), q); err != nil {
+	err = a.audited(r, o.ID, "quota.set", fixed("org "+o.Name, fmt.Sprintf("%s (was %s)", quotaText(q), quotaText(&before))),
+		func(ctx context.Context) error { return st.SetQuota(ctx, q) })
+	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	a.audit(r, o.ID, "quota.set", "org "+o.Name, fmt.Sprintf("%s (was %s)", quotaText(q), quotaText(&before)))
 	writeJSON(w, http.StatusOK, toQuota(o, q))
 }
 

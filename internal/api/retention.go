@@ -66,16 +66,19 @@ func (a *server) setRetention(w http.ResponseWriter, r *http.Request, tok *store
 		a.fail(w, "", err)
 		return
 	}
-	if err := a.Retention.SetRetention(r.Context(), tok.OrgID, repo, in); err != nil {
-		a.fail(w, fmt.Sprintf("repo %d", repo), err)
-		return
-	}
 	target := "organisation"
 	if repo != 0 {
 		target = fmt.Sprintf("repo %d", repo)
 	}
-	a.audit(r, tok.OrgID, "retention.set", target, fmt.Sprintf("runs %s, logs %s, artifacts %s, caches %s days",
-		daysText(in.RunsDays), daysText(in.LogsDays), daysText(in.ArtifactsDays), daysText(in.CachesDays)))
+	detail := fmt.Sprintf("runs %s, logs %s, artifacts %s, caches %s days",
+		daysText(in.RunsDays), daysText(in.LogsDays), daysText(in.ArtifactsDays), daysText(in.CachesDays))
+	err := a.audited(r, tok.OrgID, "retention.set", fixed(target, detail), func(ctx context.Context) error {
+		return a.Retention.SetRetention(ctx, tok.OrgID, repo, in)
+	})
+	if err != nil {
+		a.fail(w, fmt.Sprintf("repo %d", repo), err)
+		return
+	}
 	writeJSON(w, http.StatusOK, in)
 }
 

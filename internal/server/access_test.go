@@ -232,7 +232,7 @@ func (fx *accessFixture) token(t *testing.T, orgID, userID int64, secret string,
 
 func (fx *accessFixture) callers(t *testing.T) []*accessCaller {
 	ctx := context.Background()
-	other, err := fx.h.st.CreateOrg(ctx, "other")
+	other, err := fx.h.st.CreateOrg(ctx, "other", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

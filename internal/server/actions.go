@@ -33,10 +33,7 @@ func (s *Server) AddRepo(ctx context.Context, orgID int64, in api.RepoInput) (*s
 	if u.User != nil {
 		return nil, errs.E("repo", errs.Invalid, "put credentials in clone_user/clone_password, not in the URL")
 	}
-	name := in.Name
-	if name == "" {
-		name = strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
-	}
+	name := in.RepoName() // the name the API's audit entry names
 	if name == "" {
 		return nil, errs.E("repo", errs.Invalid, "cannot tell the repository name from %q; give name", in.URL)
 	}

@@ -60,6 +60,11 @@ type harnessOpts struct {
 	objects store.Objects
 	// backends, when set, run the server's jobs (default: the host).
 	backends *Backends
+	// listen is the address the server listens on (default
+	// 127.0.0.1:0); the harness calls it at 127.0.0.1.
+	listen string
+	// wrap, when set, is the store the server gets around the harness's.
+	wrap func(store.Store) store.Store
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -73,7 +78,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h := host.New(host.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.listen == "" {
+		o.listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +91,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	cfg.Listen = ln.Addr().String()
 	cfg.AllowFileURLs = true
-	cfg.BaseURL = "http://" + cfg.Listen
+	cfg.BaseURL = "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
 	}
@@ -104,7 +112,11 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.backends != nil {
 		bks = *o.backends
 	}
-	deps := Deps{Store: st, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	var served store.Store = st
+	if o.wrap != nil {
+		served = o.wrap(st)
+	}
+	deps := Deps{Store: served, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
 	if o.cache != nil {
 		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}

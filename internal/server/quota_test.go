@@ -126,7 +126,7 @@ func TestQuotaOnTheServer(t *testing.T) {
 		t.Errorf("the refused run has %d jobs", len(js))
 	}
 	// Another organisation's admin learns nothing of this one's usage or quota.
-	other, err := h.st.CreateOrg(t.Context(), "other")
+	other, err := h.st.CreateOrg(t.Context(), "other", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -550,8 +550,10 @@ type RunFilter struct {
 type Orgs interface {
 	// EnsureOrg returns the organisation called name, creating it if missing.
 	EnsureOrg(ctx context.Context, name string) (*Org, error)
-	// CreateOrg makes a new organisation; Conflict when the name is taken.
-	CreateOrg(ctx context.Context, name string) (*Org, error)
+	// CreateOrg makes a new organisation, with user adminID (0: none) as
+	// its admin in the same transaction; Conflict when the name is taken,
+	// NotFound when the user is.
+	CreateOrg(ctx context.Context, name string, adminID int64) (*Org, error)
 	OrgByName(ctx context.Context, name string) (*Org, error)
 	GetOrg(ctx context.Context, id int64) (*Org, error)
 	ListOrgs(ctx context.Context) ([]*Org, error)

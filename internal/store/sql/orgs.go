@@ -20,14 +20,23 @@ func scanOrg(sc scanner) (*store.Org, error) {
 }
 
 // CreateOrg makes a new organisation; Conflict when the name is taken.
-func (s *DB) CreateOrg(ctx context.Context, name string) (*store.Org, error) {
+func (s *DB) CreateOrg(ctx context.Context, name string, adminID int64) (*store.Org, error) {
 	const op = "store.CreateOrg"
 	if !validUserName(name) {
 		return nil, errs.E(op, errs.Invalid, "organisation name %q: use 1 to 64 letters, digits, '.', '_', '-' or '@'", name)
 	}
 	o := &store.Org{Name: name, Created: now()}
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO orgs (name, created) VALUES ($1, $2) RETURNING id`, name, us(o.Created)).Scan(&o.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO orgs (name, created) VALUES ($1, $2) RETURNING id`, name, us(o.Created)).Scan(&o.ID)
+		if err != nil || adminID == 0 {
+			return err
+		}
+		var user int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE id = $1`, adminID).Scan(&user); err != nil {
+			return notFound(op, err, "no user %d", adminID)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (org_id, user_id, role) VALUES ($1, $2, $3)`, o.ID, adminID, string(store.OrgAdmin))
+		return err
 	})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errs.E(op, errs.Conflict, "organisation %q already exists", name)

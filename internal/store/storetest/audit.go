@@ -11,6 +11,7 @@ import (
 var auditTests = []test{
 	{"AuditWithChange", testAuditWithChange},
 	{"AuditFailureUndoesChange", testAuditFailureUndoesChange},
+	{"AuditSettings", testAuditSettings},
 }
 
 // audited is ctx carrying an entry of action (store.WithAudit); an empty
@@ -109,5 +110,196 @@ func testAuditFailureUndoesChange(t *testing.T, e *env) {
 	}
 	if got := e.auditActions(); len(got) != 0 {
 		t.Fatalf("audit entries of undone changes: %v", got)
+	}
+}
+
+// auditedChange is a change the API audits, with a way to make it fail
+// and a way to see whether it took effect.
+type auditedChange struct {
+	name string
+	// change succeeds on a fresh env; failing is the same change refused
+	// with kind (a conflict, an unknown target, an invalid value).
+	change, failing func(ctx context.Context) error
+	kind            errs.Kind
+	applied         func() bool
+}
+
+// settingsChanges are the settings changes of repositories, agents,
+// quotas and retention, on e's store.
+func (e *env) settingsChanges() []auditedChange {
+	policy, secret, empty := "no-private", "n3w-s3cret", ""
+	draining := e.newAgent(e.org.ID, "to-drain", "h-drain")
+	revoked := e.newAgent(e.org.ID, "to-revoke", "h-revoke")
+	e.newAgent(e.org.ID, "taken", "h-taken")
+	days := 7
+	run := e.newRun(e.repo, nil, job("build"))
+	admin := e.newUser("org-admin")
+	return []auditedChange{{
+		name: "UpdateRepo",
+		change: func(ctx context.Context) error {
+			_, err := e.s.UpdateRepo(ctx, e.org.ID, e.repo.ID, store.RepoSettings{NetworkPolicy: &policy})
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.UpdateRepo(ctx, e.org.ID, 99999, store.RepoSettings{NetworkPolicy: &policy})
+			return err
+		},
+		kind: errs.NotFound,
+		applied: func() bool {
+			r, err := e.s.GetRepo(e.ctx, e.org.ID, e.repo.ID)
+			e.must(err)
+			return r.NetworkPolicy == policy
+		},
+	}, {
+		name: "UpdateRepoSecret", // a new webhook secret; an empty one is invalid
+		change: func(ctx context.Context) error {
+			_, err := e.s.UpdateRepo(ctx, e.org.ID, e.repo.ID, store.RepoSettings{Secret: &secret})
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.UpdateRepo(ctx, e.org.ID, e.repo.ID, store.RepoSettings{Secret: &empty})
+			return err
+		},
+		kind: errs.Invalid,
+		applied: func() bool {
+			r, err := e.s.GetRepo(e.ctx, e.org.ID, e.repo.ID)
+			e.must(err)
+			return r.Secret == secret
+		},
+	}, {
+		name: "CreateRepo",
+		change: func(ctx context.Context) error {
+			return e.s.CreateRepo(ctx, &store.Repo{OrgID: e.org.ID, Name: "acme/new", URL: "https://example.com/acme/new", Forge: "github", Secret: "s"})
+		},
+		failing: func(ctx context.Context) error {
+			return e.s.CreateRepo(ctx, &store.Repo{OrgID: e.org.ID, Name: e.repo.Name, URL: e.repo.URL, Forge: "github", Secret: "s"})
+		},
+		kind: errs.Conflict,
+		applied: func() bool {
+			_, err := e.s.RepoByName(e.ctx, e.org.ID, "acme/new")
+			return err == nil
+		},
+	}, {
+		name: "CreateAgent",
+		change: func(ctx context.Context) error {
+			return e.s.CreateAgent(ctx, &store.Agent{OrgID: e.org.ID, Name: "new-agent", Hash: []byte("h-new")})
+		},
+		failing: func(ctx context.Context) error {
+			return e.s.CreateAgent(ctx, &store.Agent{OrgID: e.org.ID, Name: "taken", Hash: []byte("h-other")})
+		},
+		kind: errs.Conflict,
+		applied: func() bool {
+			_, err := e.s.AgentByHash(e.ctx, []byte("h-new"))
+			return err == nil
+		},
+	}, {
+		name:    "SetDraining",
+		change:  func(ctx context.Context) error { return e.s.SetDraining(ctx, e.org.ID, draining.ID, true) },
+		failing: func(ctx context.Context) error { return e.s.SetDraining(ctx, e.org.ID, 99999, true) },
+		kind:    errs.NotFound,
+		applied: func() bool { return e.getAgent(draining.ID).Draining },
+	}, {
+		name:    "RevokeAgent",
+		change:  func(ctx context.Context) error { return e.s.RevokeAgent(ctx, e.org.ID, revoked.ID) },
+		failing: func(ctx context.Context) error { return e.s.RevokeAgent(ctx, e.org.ID, 99999) },
+		kind:    errs.NotFound,
+		applied: func() bool { return e.getAgent(revoked.ID).Revoked },
+	}, {
+		name: "CancelRun",
+		change: func(ctx context.Context) error {
+			_, err := e.s.CancelRun(ctx, e.org.ID, run.ID, "cancelled by a user")
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.CancelRun(ctx, e.org.ID, 99999, "cancelled by a user")
+			return err
+		},
+		kind:    errs.NotFound,
+		applied: func() bool { return e.jobs(run.ID)["build"].Status == store.StatusCancelled },
+	}, {
+		name: "CreateOrg", // with its admin: an unknown one creates nothing
+		change: func(ctx context.Context) error {
+			_, err := e.s.CreateOrg(ctx, "new-org", admin.ID)
+			return err
+		},
+		failing: func(ctx context.Context) error {
+			_, err := e.s.CreateOrg(ctx, "new-org", 99999)
+			return err
+		},
+		kind: errs.NotFound,
+		applied: func() bool {
+			o, err := e.s.OrgByName(e.ctx, "new-org")
+			if errs.Is(err, errs.NotFound) {
+				return false
+			}
+			e.must(err)
+			m, err := e.s.Member(e.ctx, o.ID, admin.ID)
+			e.must(err)
+			return m.Role == store.OrgAdmin
+		},
+	}, {
+		name: "SetQuota",
+		change: func(ctx context.Context) error {
+			return e.s.SetQuota(ctx, &store.Quota{OrgID: e.org.ID, MaxConcurrentJobs: 3})
+		},
+		failing: func(ctx context.Context) error {
+			return e.s.SetQuota(ctx, &store.Quota{OrgID: 99999, MaxConcurrentJobs: 3})
+		},
+		kind: errs.NotFound,
+		applied: func() bool {
+			q, err := e.s.Quota(e.ctx, e.org.ID)
+			e.must(err)
+			return q.MaxConcurrentJobs == 3
+		},
+	}, {
+		name: "SetRetention",
+		change: func(ctx context.Context) error {
+			return e.s.SetRetention(ctx, e.org.ID, e.repo.ID, store.Retention{LogsDays: &days})
+		},
+		failing: func(ctx context.Context) error {
+			return e.s.SetRetention(ctx, e.org.ID, 99999, store.Retention{LogsDays: &days})
+		},
+		kind: errs.NotFound,
+		applied: func() bool {
+			r, err := e.s.GetRetention(e.ctx, e.org.ID, e.repo.ID)
+			e.must(err)
+			return r.LogsDays != nil && *r.LogsDays == days
+		},
+	}}
+}
+
+// Settings changes (repositories, webhook secrets, agents, quotas,
+// retention, a new organisation) and cancelling a run take their audit entry in their transaction: one entry after
+// a change that commits, none after one that is refused, and the change
+// undone when its entry cannot be written.
+func testAuditSettings(t *testing.T, e *env) {
+	for _, c := range e.settingsChanges() {
+		t.Run(c.name, func(t *testing.T) {
+			e := e.with(t)
+			before := len(e.auditActions())
+			bad, p := e.audited("")
+			wantKind(t, c.change(bad), errs.Invalid, c.name+" with a failing audit")
+			if c.applied() || p.Written() {
+				t.Fatalf("%s took effect although its audit entry could not be written", c.name)
+			}
+			ctx, p := e.audited("settings.fail")
+			wantKind(t, c.failing(ctx), c.kind, c.name+" refused")
+			if p.Written() {
+				t.Fatalf("%s refused reported its audit entry written", c.name)
+			}
+			if got := e.auditActions(); len(got) != before {
+				t.Fatalf("failed %s changes left audit entries: %v", c.name, got)
+			}
+			ctx, p = e.audited("settings.set")
+			e.must(c.change(ctx))
+			if !c.applied() || !p.Written() {
+				t.Fatalf("%s: applied %v, audit written %v", c.name, c.applied(), p.Written())
+			}
+			list, err := e.s.ListAudit(e.ctx, e.org.ID, store.AuditFilter{Limit: 100})
+			e.must(err)
+			if len(list) != before+1 || list[0].Action != "settings.set" || list[0].Actor != "alice" || list[0].Target != "t" {
+				t.Fatalf("audit after %s: %d entries (want %d), newest %+v", c.name, len(list), before+1, list[0])
+			}
+		})
 	}
 }
