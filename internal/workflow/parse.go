@@ -171,72 +171,90 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 			}
 			t := &Trigger{Event: key, Pos: posOf(k)}
 			out = append(out, t)
-			if key == "schedule" {
-				p.schedule(t, v)
-				return
-			}
-			allowed := knownEvents[key]
-			// GitHub's runtime parser (the workflow-root schema) takes any
-			// value under an event but workflow_call, and uses the keys it
-			// knows; the language service's workflow-root-strict does not.
-			loose := !p.limits.Strict && key != "workflow_call"
-			if loose && v.Kind != yaml.MappingNode {
-				return
-			}
-			p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
-				if fk == "filter" {
-					t.Filter, _ = p.str(fv)
-					t.FilterPos = posOf(fv)
-					return
-				}
-				if !contains(allowed, fk) {
-					if !loose {
-						p.unknown(fk, fkn)
-					}
-					return
-				}
-				switch fk {
-				case "types":
-					t.Types = p.strList(fv)
-				case "branches":
-					t.Branches = p.strList(fv)
-				case "branches-ignore":
-					t.BranchesIgnore = p.strList(fv)
-				case "tags":
-					t.Tags = p.strList(fv)
-				case "tags-ignore":
-					t.TagsIgnore = p.strList(fv)
-				case "paths":
-					t.Paths = p.strList(fv)
-				case "paths-ignore":
-					t.PathsIgnore = p.strList(fv)
-				case "workflows":
-					t.Workflows = p.strList(fv)
-				case "names", "versions":
-					p.strList(fv)
-				case "inputs":
-					if loose && fv.Kind != yaml.MappingNode {
-						return
-					}
-					t.Inputs = p.inputs(fv, key)
-				case "outputs":
-					t.Outputs = p.outputs(fv, true)
-				case "secrets":
-					t.Secrets = p.secretDecls(fv)
-				}
-			})
-			if t.Branches != nil && t.BranchesIgnore != nil {
-				p.errAt(k, "Only one of 'branches' and 'branches-ignore' may be used for event '%s'", key)
-			}
-			if t.Tags != nil && t.TagsIgnore != nil {
-				p.errAt(k, "Only one of 'tags' and 'tags-ignore' may be used for event '%s'", key)
-			}
-			if t.Paths != nil && t.PathsIgnore != nil {
-				p.errAt(k, "Only one of 'paths' and 'paths-ignore' may be used for event '%s'", key)
-			}
+			p.trigger(t, k, v)
 		})
 	}
 	return out
+}
+
+// trigger reads what is under event t.Event in on: (k its key, v its
+// value): a schedule, or the filters and declarations the event takes.
+func (p *parser) trigger(t *Trigger, k, v *yaml.Node) {
+	if t.Event == "schedule" {
+		p.schedule(t, v)
+		return
+	}
+	allowed := knownEvents[t.Event]
+	// GitHub's runtime parser (the workflow-root schema) takes any
+	// value under an event but workflow_call, and uses the keys it
+	// knows; the language service's workflow-root-strict does not.
+	loose := !p.limits.Strict && t.Event != "workflow_call"
+	if loose && v.Kind != yaml.MappingNode {
+		return
+	}
+	p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
+		if fk == "filter" {
+			t.Filter, _ = p.str(fv)
+			t.FilterPos = posOf(fv)
+			return
+		}
+		if !contains(allowed, fk) {
+			if !loose {
+				p.unknown(fk, fkn)
+			}
+			return
+		}
+		p.triggerKey(t, fk, fv, loose)
+	})
+	p.exclusiveFilters(t, k)
+}
+
+// triggerKey reads one key the event takes: a filter list, or a
+// workflow_call's / workflow_dispatch's declarations.
+func (p *parser) triggerKey(t *Trigger, key string, v *yaml.Node, loose bool) {
+	switch key {
+	case "types":
+		t.Types = p.strList(v)
+	case "branches":
+		t.Branches = p.strList(v)
+	case "branches-ignore":
+		t.BranchesIgnore = p.strList(v)
+	case "tags":
+		t.Tags = p.strList(v)
+	case "tags-ignore":
+		t.TagsIgnore = p.strList(v)
+	case "paths":
+		t.Paths = p.strList(v)
+	case "paths-ignore":
+		t.PathsIgnore = p.strList(v)
+	case "workflows":
+		t.Workflows = p.strList(v)
+	case "names", "versions":
+		p.strList(v)
+	case "inputs":
+		if loose && v.Kind != yaml.MappingNode {
+			return
+		}
+		t.Inputs = p.inputs(v, t.Event)
+	case "outputs":
+		t.Outputs = p.outputs(v, true)
+	case "secrets":
+		t.Secrets = p.secretDecls(v)
+	}
+}
+
+// exclusiveFilters reports, at the event's key k, a filter given with its
+// -ignore twin.
+func (p *parser) exclusiveFilters(t *Trigger, k *yaml.Node) {
+	if t.Branches != nil && t.BranchesIgnore != nil {
+		p.errAt(k, "Only one of 'branches' and 'branches-ignore' may be used for event '%s'", t.Event)
+	}
+	if t.Tags != nil && t.TagsIgnore != nil {
+		p.errAt(k, "Only one of 'tags' and 'tags-ignore' may be used for event '%s'", t.Event)
+	}
+	if t.Paths != nil && t.PathsIgnore != nil {
+		p.errAt(k, "Only one of 'paths' and 'paths-ignore' may be used for event '%s'", t.Event)
+	}
 }
 
 func contains(list []string, s string) bool {
