@@ -553,13 +553,10 @@ func (p *parser) job(j *Job, n *yaml.Node) {
 		return
 	}
 	have := map[string]bool{}
-	reusable := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		have[n.Content[i].Value] = true
 	}
-	if have["uses"] && !have["runs-on"] {
-		reusable = true
-	}
+	reusable := have["uses"] && !have["runs-on"]
 	allowed := jobKeys
 	if reusable {
 		allowed = reusableKeys
@@ -569,87 +566,101 @@ func (p *parser) job(j *Job, n *yaml.Node) {
 			p.unknown(key, k)
 			return
 		}
-		switch key {
-		case "name":
-			j.Name, _ = p.str(v)
-		case "needs":
-			switch v.Kind {
-			case yaml.ScalarNode:
-				if s, ok := p.literal(v); ok && s != "" {
-					j.Needs = append(j.Needs, s)
-					j.NeedsPos = append(j.NeedsPos, posOf(v))
-				}
-			case yaml.SequenceNode:
-				for _, c := range v.Content {
-					if s, ok := p.literal(c); ok {
-						j.Needs = append(j.Needs, s)
-						j.NeedsPos = append(j.NeedsPos, posOf(c))
-					}
-				}
-			default:
-				p.errAt(v, "A mapping was not expected")
-			}
-		case "if":
-			j.If, _ = p.str(v)
-			j.IfPos = posOf(v)
-		case "runs-on":
-			j.RunsOn = p.runsOn(v)
-		case "environment":
-			p.environment(j, v)
-		case "env":
-			j.Env = p.kvs(v)
-		case "defaults":
-			j.Defaults = p.defaults(v)
-		case "outputs":
-			j.Outputs = p.kvs(v)
-		case "strategy":
-			j.Strategy = p.strategy(v)
-		case "timeout-minutes", "cancel-timeout-minutes":
-			s := p.numberOrExpr(v)
-			if key == "timeout-minutes" {
-				j.TimeoutMinutes = s
-			}
-		case "continue-on-error":
-			j.ContinueOnError = p.boolOrExpr(v)
-		case "container":
-			j.Container = p.container(v, true)
-		case "services":
-			p.mapping(v, false, func(name string, kk, vv *yaml.Node) {
-				c := p.container(vv, false)
-				if c != nil {
-					j.Services = append(j.Services, &Service{Name: name, Container: *c})
-				}
-			})
-		case "permissions":
-			j.Permissions = p.permissions(v)
-		case "concurrency":
-			j.Concurrency = p.concurrency(v)
-		case "steps":
-			j.Steps = p.steps(v, false)
-		case "snapshot":
-			p.snapshot(v)
-		case "uses":
-			j.Uses, _ = p.literal(v)
-			j.UsesPos = posOf(v)
-		case "with":
-			j.With = p.kvs(v)
-		case "secrets":
-			if v.Kind == yaml.ScalarNode && !isNull(v) {
-				if v.Value == "inherit" {
-					j.SecretsInherit = true
-				} else {
-					p.errAt(v, "Unexpected value '%s'", v.Value)
-				}
-				return
-			}
-			j.Secrets = p.kvs(v)
-		}
+		p.jobKey(j, key, v)
 	})
-	if !reusable {
-		if !have["runs-on"] {
-			p.errAt(n, "Required property is missing: runs-on")
-		}
+	if !reusable && !have["runs-on"] {
+		p.errAt(n, "Required property is missing: runs-on")
 	}
+}
+
+// jobKey reads one key of a job, one the job's kind allows.
+func (p *parser) jobKey(j *Job, key string, v *yaml.Node) {
+	switch key {
+	case "name":
+		j.Name, _ = p.str(v)
+	case "needs":
+		p.needs(j, v)
+	case "if":
+		j.If, _ = p.str(v)
+		j.IfPos = posOf(v)
+	case "runs-on":
+		j.RunsOn = p.runsOn(v)
+	case "environment":
+		p.environment(j, v)
+	case "env":
+		j.Env = p.kvs(v)
+	case "defaults":
+		j.Defaults = p.defaults(v)
+	case "outputs":
+		j.Outputs = p.kvs(v)
+	case "strategy":
+		j.Strategy = p.strategy(v)
+	case "timeout-minutes", "cancel-timeout-minutes":
+		s := p.numberOrExpr(v)
+		if key == "timeout-minutes" {
+			j.TimeoutMinutes = s
+		}
+	case "continue-on-error":
+		j.ContinueOnError = p.boolOrExpr(v)
+	case "container":
+		j.Container = p.container(v, true)
+	case "services":
+		p.mapping(v, false, func(name string, kk, vv *yaml.Node) {
+			c := p.container(vv, false)
+			if c != nil {
+				j.Services = append(j.Services, &Service{Name: name, Container: *c})
+			}
+		})
+	case "permissions":
+		j.Permissions = p.permissions(v)
+	case "concurrency":
+		j.Concurrency = p.concurrency(v)
+	case "steps":
+		j.Steps = p.steps(v, false)
+	case "snapshot":
+		p.snapshot(v)
+	case "uses":
+		j.Uses, _ = p.literal(v)
+		j.UsesPos = posOf(v)
+	case "with":
+		j.With = p.kvs(v)
+	case "secrets":
+		p.jobSecrets(j, v)
+	}
+}
+
+// needs reads a job's needs: one job ID or a list of them.
+func (p *parser) needs(j *Job, v *yaml.Node) {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if s, ok := p.literal(v); ok && s != "" {
+			j.Needs = append(j.Needs, s)
+			j.NeedsPos = append(j.NeedsPos, posOf(v))
+		}
+	case yaml.SequenceNode:
+		for _, c := range v.Content {
+			if s, ok := p.literal(c); ok {
+				j.Needs = append(j.Needs, s)
+				j.NeedsPos = append(j.NeedsPos, posOf(c))
+			}
+		}
+	default:
+		p.errAt(v, "A mapping was not expected")
+	}
+}
+
+// jobSecrets reads the secrets: of a job that calls a reusable workflow:
+// inherit, or a mapping of names to values.
+func (p *parser) jobSecrets(j *Job, v *yaml.Node) {
+	if v.Kind == yaml.ScalarNode && !isNull(v) {
+		if v.Value == "inherit" {
+			j.SecretsInherit = true
+		} else {
+			p.errAt(v, "Unexpected value '%s'", v.Value)
+		}
+		return
+	}
+	j.Secrets = p.kvs(v)
 }
 
 func (p *parser) snapshot(n *yaml.Node) {
