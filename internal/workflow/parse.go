@@ -863,66 +863,85 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 	have := map[string]bool{}
 	p.mapping(n, false, func(key string, k, v *yaml.Node) {
 		if serverless {
-			switch key {
-			case "plugin":
-				key = "uses"
-			case "inputs":
-				key = "with"
-			case "shell", "timeout-minutes":
-				key = "?" + key
-			}
+			key = serverlessStepKey(key)
 		}
 		have[key] = true
-		switch key {
-		case "id":
-			s.ID, _ = p.literal(v)
-			s.idPos = posOf(v)
-			if ok, why := ValidID(s.ID); !ok {
-				p.errAt(v, "%s", why)
-			}
-		case "name":
-			s.Name, _ = p.str(v)
-		case "if":
-			s.If, _ = p.str(v)
-			s.IfPos = posOf(v)
-		case "run":
-			s.Run, _ = p.str(v)
-			s.RunPos = posOf(v)
-		case "uses":
-			s.Uses, _ = p.literal(v)
-			s.UsesPos = posOf(v)
-			if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
-				p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
-			}
-		case "shell":
-			s.Shell, _ = p.str(v)
-		case "working-directory":
-			s.WorkingDirectory, _ = p.str(v)
-		case "env":
-			s.Env = p.kvs(v)
-		case "with":
-			s.With = p.kvs(v)
-		case "continue-on-error":
-			s.ContinueOnError = p.boolOrExpr(v)
-		case "timeout-minutes":
-			s.TimeoutMinutes = p.numberOrExpr(v)
-		case "background":
-			s.Background = p.boolOrExpr(v)
-		case "wait", "cancel":
-			p.strList(v)
-			s.Control = key
-		case "wait-all":
-			if !isNull(v) {
-				p.boolOrExpr(v)
-			}
-			s.Control = key
-		case "parallel":
-			s.Control = key
-			s.Parallel = p.steps(v, false)
-		default:
-			p.unknown(strings.TrimPrefix(key, "?"), k)
-		}
+		p.stepKey(s, key, k, v, serverless)
 	})
+	p.stepKind(s, n, have)
+	return s
+}
+
+// serverlessStepKey maps a serverless-cd step key to the workflow key it
+// stands for; keys a serverless step may not have get a leading "?".
+func serverlessStepKey(key string) string {
+	switch key {
+	case "plugin":
+		return "uses"
+	case "inputs":
+		return "with"
+	case "shell", "timeout-minutes":
+		return "?" + key
+	}
+	return key
+}
+
+// stepKey reads one key of a step (k its key node, v its value).
+func (p *parser) stepKey(s *stepWithPos, key string, k, v *yaml.Node, serverless bool) {
+	switch key {
+	case "id":
+		s.ID, _ = p.literal(v)
+		s.idPos = posOf(v)
+		if ok, why := ValidID(s.ID); !ok {
+			p.errAt(v, "%s", why)
+		}
+	case "name":
+		s.Name, _ = p.str(v)
+	case "if":
+		s.If, _ = p.str(v)
+		s.IfPos = posOf(v)
+	case "run":
+		s.Run, _ = p.str(v)
+		s.RunPos = posOf(v)
+	case "uses":
+		s.Uses, _ = p.literal(v)
+		s.UsesPos = posOf(v)
+		if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
+			p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
+		}
+	case "shell":
+		s.Shell, _ = p.str(v)
+	case "working-directory":
+		s.WorkingDirectory, _ = p.str(v)
+	case "env":
+		s.Env = p.kvs(v)
+	case "with":
+		s.With = p.kvs(v)
+	case "continue-on-error":
+		s.ContinueOnError = p.boolOrExpr(v)
+	case "timeout-minutes":
+		s.TimeoutMinutes = p.numberOrExpr(v)
+	case "background":
+		s.Background = p.boolOrExpr(v)
+	case "wait", "cancel":
+		p.strList(v)
+		s.Control = key
+	case "wait-all":
+		if !isNull(v) {
+			p.boolOrExpr(v)
+		}
+		s.Control = key
+	case "parallel":
+		s.Control = key
+		s.Parallel = p.steps(v, false)
+	default:
+		p.unknown(strings.TrimPrefix(key, "?"), k)
+	}
+}
+
+// stepKind checks that the keys a step has (have) make one kind of step:
+// a background-step control, a run step or a uses step.
+func (p *parser) stepKind(s *stepWithPos, n *yaml.Node, have map[string]bool) {
 	switch {
 	case s.Control != "":
 		// A background-step control (wait, wait-all, cancel, parallel):
@@ -952,7 +971,6 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 	default:
 		p.errAt(n, "Required property is missing: run")
 	}
-	return s
 }
 
 type stepWithPos struct {
