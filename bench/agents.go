@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -205,18 +204,7 @@ func (h *harness) throughputRound(srv *serverProc, c *http.Client, r dispatchRep
 	events := map[int64]bool{}
 	for range agentPushes {
 		*seq++
-		p := push{seq: *seq, repo: r.name, repoDir: r.dir, head: r.head}
-		status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID("agents", *seq))
-		if err != nil || status != http.StatusAccepted {
-			h.fail("webhook: %d %s %v", status, body, err)
-		}
-		var acc struct {
-			EventID int64 `json:"event_id"`
-		}
-		if err := json.Unmarshal(body, &acc); err != nil {
-			h.fail("webhook answer %s: %v", body, err)
-		}
-		events[acc.EventID] = true
+		events[h.pushEvent(c, r, "agents", *seq)] = true
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	var runIDs []int64

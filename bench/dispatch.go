@@ -58,13 +58,11 @@ func (h *harness) dispatchRepo(srv *serverProc, name, workflow string) dispatchR
 	return dispatchRepo{id: id, name: name, dir: dir, head: head, hook: fmt.Sprintf("%s/hooks/%d", srv.url, id)}
 }
 
-// runOnce posts one push and waits for its run to finish (polling the API
-// every 5 ms). It returns the run and the time from posting to seeing it
-// finished.
-func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq int64) (apiRun, time.Duration) {
+// pushEvent posts push number seq to r's webhook (delivery kind-seq) and
+// returns the ID of the event the server accepted.
+func (h *harness) pushEvent(c *http.Client, r dispatchRepo, kind string, seq int64) int64 {
 	p := push{seq: seq, repo: r.name, repoDir: r.dir, head: r.head}
-	t0 := time.Now()
-	status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID("dispatch", seq))
+	status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID(kind, seq))
 	if err != nil || status != http.StatusAccepted {
 		h.fail("webhook: %d %s %v", status, body, err)
 	}
@@ -74,6 +72,15 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 	if err := json.Unmarshal(body, &acc); err != nil {
 		h.fail("webhook answer %s: %v", body, err)
 	}
+	return acc.EventID
+}
+
+// runOnce posts one push and waits for its run to finish (polling the API
+// every 5 ms). It returns the run and the time from posting to seeing it
+// finished.
+func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq int64) (apiRun, time.Duration) {
+	t0 := time.Now()
+	eventID := h.pushEvent(c, r, "dispatch", seq)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var list struct {
@@ -85,7 +92,7 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 		}
 		srv.call("GET", fmt.Sprintf("/api/runs?repo=%d&limit=5", r.id), nil, http.StatusOK, &list)
 		for _, run := range list.Runs {
-			if run.EventID == acc.EventID && terminal(run.Status) {
+			if run.EventID == eventID && terminal(run.Status) {
 				took := time.Since(t0)
 				var detail apiRun
 				srv.call("GET", fmt.Sprintf("/api/runs/%d", run.ID), nil, http.StatusOK, &detail)
@@ -100,7 +107,7 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 			}
 		}
 		if time.Now().After(deadline) {
-			h.fail("event %d: no finished run within 60 s\n%s", acc.EventID, srv.logTail())
+			h.fail("event %d: no finished run within 60 s\n%s", eventID, srv.logTail())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
