@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -205,18 +204,7 @@ func (h *harness) throughputRound(srv *serverProc, c *http.Client, r dispatchRep
 	events := map[int64]bool{}
 	for range agentPushes {
 		*seq++
-		p := push{seq: *seq, repo: r.name, repoDir: r.dir, head: r.head}
-		status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID("agents", *seq))
-		if err != nil || status != http.StatusAccepted {
-			h.fail("webhook: %d %s %v", status, body, err)
-		}
-		var acc struct {
-			EventID int64 `json:"event_id"`
-		}
-		if err := json.Unmarshal(body, &acc); err != nil {
-			h.fail("webhook answer %s: %v", body, err)
-		}
-		events[acc.EventID] = true
+		events[h.pushEvent(c, r, "agents", *seq)] = true
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	var runIDs []int64
@@ -350,6 +338,62 @@ func startedAt(j agentJob) time.Time  { return j.started }
 func stepAt(j agentJob) time.Time     { return j.step }
 func finishedAt(j agentJob) time.Time { return j.finished }
 
+// idleRuns runs agentIdleRuns 1-job runs of r one at a time, agentIdlePause
+// apart, so that every slot of every agent is in its long poll; it returns
+// their jobs and the time from each post to seeing its run finished.
+func (h *harness) idleRuns(srv *serverProc, c *http.Client, r dispatchRepo, stamps string, agents []*agentProc, seq *int64) ([]agentJob, []time.Duration) {
+	var idle []agentJob
+	var e2e []time.Duration
+	for range agentIdleRuns {
+		time.Sleep(agentIdlePause)
+		*seq++
+		run, took := h.runOnce(srv, c, r, *seq)
+		idle = append(idle, h.agentJobs(stamps, agents, run)...)
+		e2e = append(e2e, took)
+		if h.verbose {
+			j := idle[len(idle)-1]
+			fmt.Fprintf(os.Stderr, "  run %d on %s: queued->leased %s, ->step %s, step->finished %s\n", run.Run.ID, j.agent,
+				fmtDur(j.started.Sub(j.queued)), fmtDur(j.step.Sub(j.queued)), fmtDur(j.finished.Sub(j.step)))
+		}
+	}
+	return idle, e2e
+}
+
+// throughputRounds runs h.n throughput rounds (see throughputRound) of r,
+// agentIdlePause apart; it returns all their jobs, each round's wall time
+// and the CPU the server and agents used during the rounds.
+func (h *harness) throughputRounds(srv *serverProc, c *http.Client, r dispatchRepo, stamps string, agents []*agentProc, seq *int64) ([]agentJob, []time.Duration, agentCPU) {
+	var all []agentJob
+	var walls []time.Duration
+	var cpu agentCPU
+	for i := range h.n {
+		time.Sleep(agentIdlePause)
+		c0 := sampleAgentCPU(srv, agents)
+		jobs, wall := h.throughputRound(srv, c, r, stamps, agents, seq)
+		cpu.add(sampleAgentCPU(srv, agents).minus(c0))
+		all = append(all, jobs...)
+		walls = append(walls, wall)
+		if h.verbose {
+			fmt.Fprintf(os.Stderr, "  round %d: %d jobs in %s, queued->step p50 %s p90 %s\n", i+1, len(jobs), fmtDur(wall),
+				fmtDur(percentile(gaps(jobs, queuedAt, stepAt), 50)), fmtDur(percentile(gaps(jobs, queuedAt, stepAt), 90)))
+		}
+	}
+	return all, walls, cpu
+}
+
+// jobsPerAgent says how many of jobs each agent ran ("name count").
+func jobsPerAgent(jobs []agentJob, agents []*agentProc) []string {
+	perAgent := map[string]int{}
+	for _, j := range jobs {
+		perAgent[j.agent]++
+	}
+	var split []string
+	for _, a := range agents {
+		split = append(split, fmt.Sprintf("%s %d", a.name, perAgent[a.name]))
+	}
+	return split
+}
+
 // agentsThroughput: the real server (--workers 0: it runs nothing itself)
 // and two real `conveyor agent` processes (capacity 4, host backend) on
 // loopback. Idle: 1-job runs one at a time, ready -> running. Throughput:
@@ -358,18 +402,7 @@ func agentsThroughput(h *harness) []row {
 	// CONVEYOR_WORKERS=0 is --workers 0 (flags > env); the agents' jobs
 	// are checked to have run on an agent (agentJobs), so a server that ran
 	// them itself fails the case.
-	old, had := os.LookupEnv("CONVEYOR_WORKERS")
-	os.Setenv("CONVEYOR_WORKERS", "0")
-	srv := func() *serverProc {
-		defer func() {
-			if had {
-				os.Setenv("CONVEYOR_WORKERS", old)
-			} else {
-				os.Unsetenv("CONVEYOR_WORKERS")
-			}
-		}()
-		return h.startServer("agents")
-	}()
+	srv := withEnv("CONVEYOR_WORKERS", "0", func() *serverProc { return h.startServer("agents") })
 	defer srv.stop()
 	agents := h.startAgents(srv)
 	defer stopAgents(agents)
@@ -387,46 +420,9 @@ func agentsThroughput(h *harness) []row {
 	h.runOnce(srv, c, many, 2)
 	seq := int64(10)
 
-	// Idle: one job at a time; every slot of both agents is in its long poll.
-	var idle []agentJob
-	var idleE2E []time.Duration
-	for range agentIdleRuns {
-		time.Sleep(agentIdlePause)
-		seq++
-		run, took := h.runOnce(srv, c, one, seq)
-		idle = append(idle, h.agentJobs(stamps, agents, run)...)
-		idleE2E = append(idleE2E, took)
-		if h.verbose {
-			j := idle[len(idle)-1]
-			fmt.Fprintf(os.Stderr, "  run %d on %s: queued->leased %s, ->step %s, step->finished %s\n", run.Run.ID, j.agent,
-				fmtDur(j.started.Sub(j.queued)), fmtDur(j.step.Sub(j.queued)), fmtDur(j.finished.Sub(j.step)))
-		}
-	}
-
-	// Throughput: h.n rounds of 200 jobs.
-	var all []agentJob
-	var walls []time.Duration
-	var cpu agentCPU
-	for i := range h.n {
-		time.Sleep(agentIdlePause)
-		c0 := sampleAgentCPU(srv, agents)
-		jobs, wall := h.throughputRound(srv, c, many, stamps, agents, &seq)
-		cpu.add(sampleAgentCPU(srv, agents).minus(c0))
-		all = append(all, jobs...)
-		walls = append(walls, wall)
-		if h.verbose {
-			fmt.Fprintf(os.Stderr, "  round %d: %d jobs in %s, queued->step p50 %s p90 %s\n", i+1, len(jobs), fmtDur(wall),
-				fmtDur(percentile(gaps(jobs, queuedAt, stepAt), 50)), fmtDur(percentile(gaps(jobs, queuedAt, stepAt), 90)))
-		}
-	}
-	perAgent := map[string]int{}
-	for _, j := range all {
-		perAgent[j.agent]++
-	}
-	var split []string
-	for _, a := range agents {
-		split = append(split, fmt.Sprintf("%s %d", a.name, perAgent[a.name]))
-	}
+	idle, idleE2E := h.idleRuns(srv, c, one, stamps, agents, &seq)
+	all, walls, cpu := h.throughputRounds(srv, c, many, stamps, agents, &seq)
+	split := jobsPerAgent(all, agents)
 
 	total := agentPushes * agentJobsRun
 	ft := h.timings("sh -c true", func() time.Duration { return h.rawHost("true") },

@@ -58,13 +58,11 @@ func (h *harness) dispatchRepo(srv *serverProc, name, workflow string) dispatchR
 	return dispatchRepo{id: id, name: name, dir: dir, head: head, hook: fmt.Sprintf("%s/hooks/%d", srv.url, id)}
 }
 
-// runOnce posts one push and waits for its run to finish (polling the API
-// every 5 ms). It returns the run and the time from posting to seeing it
-// finished.
-func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq int64) (apiRun, time.Duration) {
+// pushEvent posts push number seq to r's webhook (delivery kind-seq) and
+// returns the ID of the event the server accepted.
+func (h *harness) pushEvent(c *http.Client, r dispatchRepo, kind string, seq int64) int64 {
 	p := push{seq: seq, repo: r.name, repoDir: r.dir, head: r.head}
-	t0 := time.Now()
-	status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID("dispatch", seq))
+	status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID(kind, seq))
 	if err != nil || status != http.StatusAccepted {
 		h.fail("webhook: %d %s %v", status, body, err)
 	}
@@ -74,6 +72,15 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 	if err := json.Unmarshal(body, &acc); err != nil {
 		h.fail("webhook answer %s: %v", body, err)
 	}
+	return acc.EventID
+}
+
+// runOnce posts one push and waits for its run to finish (polling the API
+// every 5 ms). It returns the run and the time from posting to seeing it
+// finished.
+func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq int64) (apiRun, time.Duration) {
+	t0 := time.Now()
+	eventID := h.pushEvent(c, r, "dispatch", seq)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var list struct {
@@ -85,7 +92,7 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 		}
 		srv.call("GET", fmt.Sprintf("/api/runs?repo=%d&limit=5", r.id), nil, http.StatusOK, &list)
 		for _, run := range list.Runs {
-			if run.EventID == acc.EventID && terminal(run.Status) {
+			if run.EventID == eventID && terminal(run.Status) {
 				took := time.Since(t0)
 				var detail apiRun
 				srv.call("GET", fmt.Sprintf("/api/runs/%d", run.ID), nil, http.StatusOK, &detail)
@@ -100,45 +107,35 @@ func (h *harness) runOnce(srv *serverProc, c *http.Client, r dispatchRepo, seq i
 			}
 		}
 		if time.Now().After(deadline) {
-			h.fail("event %d: no finished run within 60 s\n%s", acc.EventID, srv.logTail())
+			h.fail("event %d: no finished run within 60 s\n%s", eventID, srv.logTail())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// serverDispatch: job ready to first step started on the host backend,
-// read from the server's conveyor_dispatch_latency_seconds histogram, and
-// the gap between jobs of a needs: chain, read from the API.
-func serverDispatch(h *harness) []row {
-	one := "on: push\njobs:\n  one:\n    runs-on: ubuntu-latest\n    steps:\n      - run: \"true\"\n"
+// chainWorkflow is a workflow of n jobs j1 <- j2 <- ... <- jn (needs:),
+// each with one `true` step.
+func chainWorkflow(n int) string {
 	var chain strings.Builder
 	chain.WriteString("on: push\njobs:\n")
-	for i := 1; i <= chainLen; i++ {
+	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&chain, "  j%d:\n    runs-on: ubuntu-latest\n", i)
 		if i > 1 {
 			fmt.Fprintf(&chain, "    needs: j%d\n", i-1)
 		}
 		chain.WriteString("    steps:\n      - run: \"true\"\n")
 	}
-	srv := h.startServer("dispatch")
-	defer srv.stop()
-	a := h.dispatchRepo(srv, "octo/one", one)
-	b := h.dispatchRepo(srv, "octo/chain", chain.String())
-	c := hookClient(2)
-	defer c.CloseIdleConnections()
-	const metric = "conveyor_dispatch_latency_seconds"
+	return chain.String()
+}
 
-	// Warm-up: the first event of a repository clones its mirror.
-	h.runOnce(srv, c, a, 1)
-	h.runOnce(srv, c, b, 2)
-	seq := int64(10)
-
-	before := srv.metricsHistogram(metric)
-	var exact, leased, e2e []time.Duration
-	last := before
+// singleJobRuns runs dispatchRuns 1-job runs of r one at a time. It returns
+// each job's dispatch latency read from the growth of histogram metric
+// since last (when the run added exactly one observation), its queued -> started time
+// from the API, and the time from each post to seeing its run finished.
+func (h *harness) singleJobRuns(srv *serverProc, c *http.Client, r dispatchRepo, metric string, last histogram, seq *int64) (exact, leased, e2e []time.Duration) {
 	for range dispatchRuns {
-		seq++
-		run, took := h.runOnce(srv, c, a, seq)
+		*seq++
+		run, took := h.runOnce(srv, c, r, *seq)
 		e2e = append(e2e, took)
 		// Runs go one at a time: the histogram's sum grew by this job's latency.
 		now := srv.metricsHistogram(metric)
@@ -152,12 +149,17 @@ func serverDispatch(h *harness) []row {
 			fmt.Fprintf(os.Stderr, "  run %d: queued->leased %s, webhook->finished seen %s\n", run.Run.ID, fmtDur(leased[len(leased)-1]), fmtDur(took))
 		}
 	}
-	mid := srv.metricsHistogram(metric)
-	var gaps, chainE2E []time.Duration
+	return exact, leased, e2e
+}
+
+// chainGaps runs chainRuns runs of r, a chainLen-job chain. It returns the
+// gaps from each job's finish to the next one's start, as the API shows
+// them, and the time from each post to seeing its run finished.
+func (h *harness) chainGaps(srv *serverProc, c *http.Client, r dispatchRepo, seq *int64) (gaps, e2e []time.Duration) {
 	for range chainRuns {
-		seq++
-		run, took := h.runOnce(srv, c, b, seq)
-		chainE2E = append(chainE2E, took)
+		*seq++
+		run, took := h.runOnce(srv, c, r, *seq)
+		e2e = append(e2e, took)
 		byKey := map[string]apiJob{}
 		for _, j := range run.Jobs {
 			byKey[j.Key] = j
@@ -170,6 +172,31 @@ func serverDispatch(h *harness) []row {
 			gaps = append(gaps, next.Started.Sub(*prev.Finished))
 		}
 	}
+	return gaps, e2e
+}
+
+// serverDispatch: job ready to first step started on the host backend,
+// read from the server's conveyor_dispatch_latency_seconds histogram, and
+// the gap between jobs of a needs: chain, read from the API.
+func serverDispatch(h *harness) []row {
+	one := "on: push\njobs:\n  one:\n    runs-on: ubuntu-latest\n    steps:\n      - run: \"true\"\n"
+	srv := h.startServer("dispatch")
+	defer srv.stop()
+	a := h.dispatchRepo(srv, "octo/one", one)
+	b := h.dispatchRepo(srv, "octo/chain", chainWorkflow(chainLen))
+	c := hookClient(2)
+	defer c.CloseIdleConnections()
+	const metric = "conveyor_dispatch_latency_seconds"
+
+	// Warm-up: the first event of a repository clones its mirror.
+	h.runOnce(srv, c, a, 1)
+	h.runOnce(srv, c, b, 2)
+	seq := int64(10)
+
+	before := srv.metricsHistogram(metric)
+	exact, leased, e2e := h.singleJobRuns(srv, c, a, metric, before, &seq)
+	mid := srv.metricsHistogram(metric)
+	gaps, chainE2E := h.chainGaps(srv, c, b, &seq)
 	after := srv.metricsHistogram(metric)
 	fork := median(h.timings("sh -c true", func() time.Duration { return h.rawHost("true") })[0])
 

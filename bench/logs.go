@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,18 +33,7 @@ func serverLogs(h *harness) []row {
 
 	c := hookClient(2)
 	defer c.CloseIdleConnections()
-	p := push{seq: 1, repo: r.name, repoDir: r.dir, head: r.head}
-	status, body, err := postHook(c, r.hook, dispatchSecret, p.body(), deliveryID("logs", 1))
-	if err != nil || status != http.StatusAccepted {
-		h.fail("webhook: %d %s %v", status, body, err)
-	}
-	var acc struct {
-		EventID int64 `json:"event_id"`
-	}
-	if err := json.Unmarshal(body, &acc); err != nil {
-		h.fail("webhook answer %s: %v", body, err)
-	}
-	runID := h.runOf(srv, r, acc.EventID)
+	runID := h.runOf(srv, r, h.pushEvent(c, r, "logs", 1))
 	path := fmt.Sprintf("%s/api/runs/%d/jobs/big/logs?follow=1", srv.url, runID)
 
 	t0 := time.Now()

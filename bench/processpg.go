@@ -74,11 +74,7 @@ func (h *harness) processPG(dsn string, replicas int) (float64, string) {
 		}
 	}()
 	srv := srvs[0]
-	dir, head := h.gitRepo(map[string]string{".github/workflows/ci.yml": "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo built\n"})
-	const secret = "bench-webhook-secret"
-	id := srv.addRepo(dir, "octo/repo", secret)
-	t := intakeTarget{srv: srv, hookURL: fmt.Sprintf("%s/hooks/%d", srv.url, id), secret: secret, repoDir: dir, head: head,
-		run: fmt.Sprintf("%08x", time.Now().UnixNano()&0xffffffff)}
+	t := h.pushTarget(srv)
 	db, err := dbsql.Open("pgx", u.String())
 	if err != nil {
 		h.fail("postgres: %v", err)
@@ -93,20 +89,7 @@ func (h *harness) processPG(dsn string, replicas int) (float64, string) {
 	if res.accepted == 0 {
 		h.fail("no webhook accepted: %s\n%s", res.firstErr, srv.logTail())
 	}
-	var runs, pending int
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		if err := db.QueryRow(`SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events WHERE state NOT IN ('done', 'failed'))`).Scan(&runs, &pending); err != nil {
-			h.fail("counting runs: %v", err)
-		}
-		if pending == 0 && runs >= res.accepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			h.fail("after 5 minutes: %d runs, %d events pending of %d accepted\n%s", runs, pending, res.accepted, srv.logTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runs := h.waitRuns(db, srv, res.accepted)
 	took := time.Since(start)
 	var cpus []string
 	for i, s := range srvs {

@@ -50,7 +50,44 @@ func Find(s Search) (files []File, root string, warnings []string, err error) {
 	if err != nil {
 		return nil, "", nil, errs.Wrap(op, errs.Unavailable, err)
 	}
-	var include, exclude [][]string
+	pats, err := parsePatterns(s)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	w := &walker{search: s, allowed: allowed, exclude: pats.exclude, seen: map[string]bool{}, warned: map[string]bool{}}
+	for _, pat := range pats.include {
+		w.walkPattern(pat)
+	}
+	if len(w.found) == 0 {
+		return nil, "", w.warnings, nil
+	}
+	root = artifactRoot(pats.searchPaths, w.found)
+	files = w.files
+	for i, p := range w.found {
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			return nil, "", nil, errs.E(op, errs.Other, "%s is not under the artifact's root %s", p, root)
+		}
+		files[i].Name = filepath.ToSlash(rel)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	return files, root, w.warnings, nil
+}
+
+// patterns are a Search's path: lines, made absolute on the host and cut
+// into elements.
+type patterns struct {
+	include, exclude [][]string
+	// searchPaths are the top-level search paths of the include patterns.
+	searchPaths []string
+}
+
+// parsePatterns reads s.Patterns: comments and blank lines dropped, ! lines
+// as exclusions, relative patterns resolved against s.Base, absolute ones
+// mapped to the host with s.Abs.
+func parsePatterns(s Search) (patterns, error) {
+	const op = "artifact.Find"
+	var pats patterns
 	var searchPaths []string
 	for _, line := range strings.Split(s.Patterns, "\n") {
 		line = strings.TrimSpace(line)
@@ -66,7 +103,7 @@ func Find(s Search) (files []File, root string, warnings []string, err error) {
 		if path.IsAbs(p) {
 			h, ok := s.Abs(p)
 			if !ok {
-				return nil, "", nil, errs.E(op, errs.Invalid, "path %q is outside the job's directory: artifacts are uploaded from the workspace or runner.temp", line)
+				return patterns{}, errs.E(op, errs.Invalid, "path %q is outside the job's directory: artifacts are uploaded from the workspace or runner.temp", line)
 			}
 			p = h
 		} else {
@@ -74,100 +111,121 @@ func Find(s Search) (files []File, root string, warnings []string, err error) {
 		}
 		segs := split(filepath.Clean(p))
 		if neg {
-			exclude = append(exclude, segs)
+			pats.exclude = append(pats.exclude, segs)
 			continue
 		}
-		include = append(include, segs)
+		pats.include = append(pats.include, segs)
 		searchPaths = append(searchPaths, searchPath(segs))
 	}
-	if len(include) == 0 {
-		return nil, "", nil, errs.E(op, errs.Invalid, "no path to upload: path: needs at least one pattern that is not an exclusion")
+	if len(pats.include) == 0 {
+		return patterns{}, errs.E(op, errs.Invalid, "no path to upload: path: needs at least one pattern that is not an exclusion")
 	}
-	searchPaths = topLevel(searchPaths)
+	pats.searchPaths = topLevel(searchPaths)
+	return pats, nil
+}
 
-	seen := map[string]bool{}
-	var found []string
-	warned := map[string]bool{}
-	warn := func(format string, args ...any) {
-		w := errs.E("", errs.Other, format, args...).Error()
-		if !warned[w] {
-			warned[w] = true
-			warnings = append(warnings, w)
+// walker collects the files the include patterns match, once each, in the
+// order found, with the warnings (each said once) for what it skipped.
+type walker struct {
+	search   Search
+	allowed  string // the Allowed directory, symbolic links resolved
+	exclude  [][]string
+	seen     map[string]bool
+	found    []string // host paths as walked (links not resolved)
+	files    []File   // found[i] with its link resolved, Name not yet set
+	warned   map[string]bool
+	warnings []string
+}
+
+func (w *walker) warn(format string, args ...any) {
+	msg := errs.E("", errs.Other, format, args...).Error()
+	if !w.warned[msg] {
+		w.warned[msg] = true
+		w.warnings = append(w.warnings, msg)
+	}
+}
+
+// walkPattern walks from pat's search path.
+func (w *walker) walkPattern(pat []string) {
+	start := searchPath(pat)
+	w.walk(pat, start, start, false)
+}
+
+// walk visits p: a file that matches pat (or lies under a directory that
+// did) is taken unless excluded; a directory is descended into while
+// deeper paths can still match.
+func (w *walker) walk(pat []string, start, p string, matched bool) {
+	fi, real, ok := w.stat(start, p)
+	if !ok {
+		return
+	}
+	segs := split(p)
+	matched = matched || glob.MatchSegs(pat, segs)
+	switch {
+	case fi.IsDir():
+		if !matched && !hasDoubleStar(pat) && len(segs) >= len(pat) {
+			return // deeper paths cannot match
 		}
-	}
-	for _, pat := range include {
-		start := searchPath(pat)
-		var walk func(p string, matched bool)
-		walk = func(p string, matched bool) {
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return
-			}
-			if !s.IncludeHidden && p != start && strings.HasPrefix(filepath.Base(p), ".") {
-				return
-			}
-			real := p
-			if fi.Mode()&os.ModeSymlink != 0 {
-				r, err := filepath.EvalSymlinks(p)
-				if err != nil || !within(allowed, r) {
-					warn("%s: a symbolic link that leaves the job directory is not followed", p)
-					return
-				}
-				if fi, err = os.Stat(r); err != nil {
-					return
-				}
-				if fi.IsDir() {
-					warn("%s: a symbolic link to a directory is not followed", p)
-					return
-				}
-				real = r
-			} else if r, err := filepath.EvalSymlinks(p); err != nil || !within(allowed, r) {
-				warn("%s: outside the job directory, skipped", p)
-				return
-			}
-			segs := split(p)
-			matched = matched || glob.MatchSegs(pat, segs)
-			switch {
-			case fi.IsDir():
-				if !matched && !hasDoubleStar(pat) && len(segs) >= len(pat) {
-					return // deeper paths cannot match
-				}
-				ents, err := os.ReadDir(p)
-				if err != nil {
-					warn("%s: %v", p, err)
-					return
-				}
-				for _, e := range ents {
-					walk(filepath.Join(p, e.Name()), matched)
-				}
-			case fi.Mode().IsRegular() && matched && !excluded(exclude, segs) && !seen[p]:
-				seen[p] = true
-				found = append(found, p)
-				files = append(files, File{Path: real})
-			}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			w.warn("%s: %v", p, err)
+			return
 		}
-		walk(start, false)
+		for _, e := range ents {
+			w.walk(pat, start, filepath.Join(p, e.Name()), matched)
+		}
+	case fi.Mode().IsRegular() && matched && !excluded(w.exclude, segs) && !w.seen[p]:
+		w.seen[p] = true
+		w.found = append(w.found, p)
+		w.files = append(w.files, File{Path: real})
 	}
-	if len(found) == 0 {
-		return nil, "", warnings, nil
+}
+
+// stat says what p is and where it really lies, false (with a warning where
+// the user should know) when p is missing, hidden, or leaves the allowed
+// directory; a symbolic link to a file is followed, one to a directory not.
+func (w *walker) stat(start, p string) (os.FileInfo, string, bool) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, "", false
 	}
+	if !w.search.IncludeHidden && p != start && strings.HasPrefix(filepath.Base(p), ".") {
+		return nil, "", false
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		if r, err := filepath.EvalSymlinks(p); err != nil || !within(w.allowed, r) {
+			w.warn("%s: outside the job directory, skipped", p)
+			return nil, "", false
+		}
+		return fi, p, true
+	}
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil || !within(w.allowed, r) {
+		w.warn("%s: a symbolic link that leaves the job directory is not followed", p)
+		return nil, "", false
+	}
+	if fi, err = os.Stat(r); err != nil {
+		return nil, "", false
+	}
+	if fi.IsDir() {
+		w.warn("%s: a symbolic link to a directory is not followed", p)
+		return nil, "", false
+	}
+	return fi, r, true
+}
+
+// artifactRoot is the directory artifact names are relative to: the common
+// ancestor of several search paths, the directory of a single file named
+// without wildcards, or else the one search path.
+func artifactRoot(searchPaths, found []string) string {
 	switch {
 	case len(searchPaths) > 1:
-		root = commonAncestor(searchPaths)
+		return commonAncestor(searchPaths)
 	case len(found) == 1 && found[0] == searchPaths[0]:
-		root = filepath.Dir(found[0])
+		return filepath.Dir(found[0])
 	default:
-		root = searchPaths[0]
+		return searchPaths[0]
 	}
-	for i, p := range found {
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-			return nil, "", nil, errs.E(op, errs.Other, "%s is not under the artifact's root %s", p, root)
-		}
-		files[i].Name = filepath.ToSlash(rel)
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	return files, root, warnings, nil
 }
 
 // split cuts a clean absolute path into elements ("/a/b" → "", "a", "b").

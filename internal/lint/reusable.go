@@ -68,26 +68,11 @@ func (l *linter) call(c *calls, file string, j *workflow.Job, max *workflow.Perm
 		c.stop = true
 		return
 	}
-	cw := c.parsed[j.Uses]
+	cw := l.load(c, j.Uses)
 	if cw == nil {
-		data, ok := l.opts.Resolve(j.Uses)
-		if !ok {
-			return
-		}
-		w, probs := workflow.ParseLimits(data, j.Uses, c.limits)
-		cw = &called{w: w, probs: probs}
-		if w.Node != nil {
-			cw.bytes = workflow.TreeBytes(w.Node)
-		}
-		c.parsed[j.Uses] = cw
+		return
 	}
-	// Each call loads the file again and is charged again; its name once.
-	if !c.named[j.Uses] {
-		c.named[j.Uses] = true
-		c.bytes += workflow.NameBytes(j.Uses)
-	}
-	c.bytes += cw.bytes
-	if c.bytes > c.limits.MaxResultSize {
+	if c.charge(j.Uses, cw) {
 		c.errAt(file, j.UsesPos, "Error from called workflow %s: Maximum object size exceeded", j.Uses)
 		c.stop = true
 		return
@@ -103,24 +88,7 @@ func (l *linter) call(c *calls, file string, j *workflow.Job, max *workflow.Perm
 		return
 	}
 	checkCall(c, file, j, t)
-
-	allowed := policyGrant(l.opts.PermissionsPolicy)
-	if max != nil {
-		allowed = grantOf(max)
-	}
-	if w.Permissions != nil {
-		if asked, only := exceeds(grantOf(w.Permissions), allowed); asked != nil {
-			c.errAt(file, j.Pos, "Error calling workflow '%s'. The workflow '%s' is requesting '%s', but is only allowed '%s'.", j.Uses, j.Uses, strings.Join(asked, ", "), strings.Join(only, ", "))
-		}
-	}
-	for _, cj := range w.Jobs {
-		if cj.Permissions == nil {
-			continue
-		}
-		if asked, only := exceeds(grantOf(cj.Permissions), allowed); asked != nil {
-			c.errAt(file, j.Pos, "Error calling workflow '%s'. The nested job '%s' is requesting '%s', but is only allowed '%s'.", j.Uses, jobName(cj), strings.Join(asked, ", "), strings.Join(only, ", "))
-		}
-	}
+	l.checkPermissions(c, file, j, w, max)
 
 	c.jobs += len(w.Jobs)
 	if m := c.limits.MaxJobs; m > 0 && c.jobs > m {
@@ -146,6 +114,59 @@ func (l *linter) call(c *calls, file string, j *workflow.Job, max *workflow.Perm
 		l.call(c, j.Uses, cj, next, depth+1)
 		if c.stop {
 			return
+		}
+	}
+}
+
+// load returns the workflow uses names, resolved and parsed once per walk;
+// nil when Options.Resolve cannot provide it.
+func (l *linter) load(c *calls, uses string) *called {
+	if cw := c.parsed[uses]; cw != nil {
+		return cw
+	}
+	data, ok := l.opts.Resolve(uses)
+	if !ok {
+		return nil
+	}
+	w, probs := workflow.ParseLimits(data, uses, c.limits)
+	cw := &called{w: w, probs: probs}
+	if w.Node != nil {
+		cw.bytes = workflow.TreeBytes(w.Node)
+	}
+	c.parsed[uses] = cw
+	return cw
+}
+
+// charge adds a call of cw to the tree's memory budget and says whether
+// that exceeds MaxResultSize: each call loads the file again and is
+// charged again; its name once.
+func (c *calls) charge(uses string, cw *called) bool {
+	if !c.named[uses] {
+		c.named[uses] = true
+		c.bytes += workflow.NameBytes(uses)
+	}
+	c.bytes += cw.bytes
+	return c.bytes > c.limits.MaxResultSize
+}
+
+// checkPermissions checks the permissions the called workflow w and each
+// of its jobs ask for against max (nil: the policy's), at the calling job j.
+func (l *linter) checkPermissions(c *calls, file string, j *workflow.Job, w *workflow.Workflow, max *workflow.Permissions) {
+	allowed := policyGrant(l.opts.PermissionsPolicy)
+	if max != nil {
+		allowed = grantOf(max)
+	}
+	if w.Permissions != nil {
+		if asked, only := exceeds(grantOf(w.Permissions), allowed); asked != nil {
+			c.errAt(file, j.Pos, "Error calling workflow '%s'. The workflow '%s' is requesting '%s', but is only allowed '%s'.", j.Uses, j.Uses, strings.Join(asked, ", "), strings.Join(only, ", "))
+		}
+	}
+	for _, cj := range w.Jobs {
+		if cj.Permissions == nil {
+			continue
+		}
+		if asked, only := exceeds(grantOf(cj.Permissions), allowed); asked != nil {
+			c.errAt(file, j.Pos, "Error calling workflow '%s'. The nested job '%s' is requesting '%s', but is only allowed '%s'.", j.Uses, jobName(cj), strings.Join(asked, ", "), strings.Join(only, ", "))
 		}
 	}
 }

@@ -171,72 +171,90 @@ func (p *parser) on(n *yaml.Node) []*Trigger {
 			}
 			t := &Trigger{Event: key, Pos: posOf(k)}
 			out = append(out, t)
-			if key == "schedule" {
-				p.schedule(t, v)
-				return
-			}
-			allowed := knownEvents[key]
-			// GitHub's runtime parser (the workflow-root schema) takes any
-			// value under an event but workflow_call, and uses the keys it
-			// knows; the language service's workflow-root-strict does not.
-			loose := !p.limits.Strict && key != "workflow_call"
-			if loose && v.Kind != yaml.MappingNode {
-				return
-			}
-			p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
-				if fk == "filter" {
-					t.Filter, _ = p.str(fv)
-					t.FilterPos = posOf(fv)
-					return
-				}
-				if !contains(allowed, fk) {
-					if !loose {
-						p.unknown(fk, fkn)
-					}
-					return
-				}
-				switch fk {
-				case "types":
-					t.Types = p.strList(fv)
-				case "branches":
-					t.Branches = p.strList(fv)
-				case "branches-ignore":
-					t.BranchesIgnore = p.strList(fv)
-				case "tags":
-					t.Tags = p.strList(fv)
-				case "tags-ignore":
-					t.TagsIgnore = p.strList(fv)
-				case "paths":
-					t.Paths = p.strList(fv)
-				case "paths-ignore":
-					t.PathsIgnore = p.strList(fv)
-				case "workflows":
-					t.Workflows = p.strList(fv)
-				case "names", "versions":
-					p.strList(fv)
-				case "inputs":
-					if loose && fv.Kind != yaml.MappingNode {
-						return
-					}
-					t.Inputs = p.inputs(fv, key)
-				case "outputs":
-					t.Outputs = p.outputs(fv, true)
-				case "secrets":
-					t.Secrets = p.secretDecls(fv)
-				}
-			})
-			if t.Branches != nil && t.BranchesIgnore != nil {
-				p.errAt(k, "Only one of 'branches' and 'branches-ignore' may be used for event '%s'", key)
-			}
-			if t.Tags != nil && t.TagsIgnore != nil {
-				p.errAt(k, "Only one of 'tags' and 'tags-ignore' may be used for event '%s'", key)
-			}
-			if t.Paths != nil && t.PathsIgnore != nil {
-				p.errAt(k, "Only one of 'paths' and 'paths-ignore' may be used for event '%s'", key)
-			}
+			p.trigger(t, k, v)
 		})
 	}
 	return out
+}
+
+// trigger reads what is under event t.Event in on: (k its key, v its
+// value): a schedule, or the filters and declarations the event takes.
+func (p *parser) trigger(t *Trigger, k, v *yaml.Node) {
+	if t.Event == "schedule" {
+		p.schedule(t, v)
+		return
+	}
+	allowed := knownEvents[t.Event]
+	// GitHub's runtime parser (the workflow-root schema) takes any
+	// value under an event but workflow_call, and uses the keys it
+	// knows; the language service's workflow-root-strict does not.
+	loose := !p.limits.Strict && t.Event != "workflow_call"
+	if loose && v.Kind != yaml.MappingNode {
+		return
+	}
+	p.mapping(v, false, func(fk string, fkn, fv *yaml.Node) {
+		if fk == "filter" {
+			t.Filter, _ = p.str(fv)
+			t.FilterPos = posOf(fv)
+			return
+		}
+		if !contains(allowed, fk) {
+			if !loose {
+				p.unknown(fk, fkn)
+			}
+			return
+		}
+		p.triggerKey(t, fk, fv, loose)
+	})
+	p.exclusiveFilters(t, k)
+}
+
+// triggerKey reads one key the event takes: a filter list, or a
+// workflow_call's / workflow_dispatch's declarations.
+func (p *parser) triggerKey(t *Trigger, key string, v *yaml.Node, loose bool) {
+	switch key {
+	case "types":
+		t.Types = p.strList(v)
+	case "branches":
+		t.Branches = p.strList(v)
+	case "branches-ignore":
+		t.BranchesIgnore = p.strList(v)
+	case "tags":
+		t.Tags = p.strList(v)
+	case "tags-ignore":
+		t.TagsIgnore = p.strList(v)
+	case "paths":
+		t.Paths = p.strList(v)
+	case "paths-ignore":
+		t.PathsIgnore = p.strList(v)
+	case "workflows":
+		t.Workflows = p.strList(v)
+	case "names", "versions":
+		p.strList(v)
+	case "inputs":
+		if loose && v.Kind != yaml.MappingNode {
+			return
+		}
+		t.Inputs = p.inputs(v, t.Event)
+	case "outputs":
+		t.Outputs = p.outputs(v, true)
+	case "secrets":
+		t.Secrets = p.secretDecls(v)
+	}
+}
+
+// exclusiveFilters reports, at the event's key k, a filter given with its
+// -ignore twin.
+func (p *parser) exclusiveFilters(t *Trigger, k *yaml.Node) {
+	if t.Branches != nil && t.BranchesIgnore != nil {
+		p.errAt(k, "Only one of 'branches' and 'branches-ignore' may be used for event '%s'", t.Event)
+	}
+	if t.Tags != nil && t.TagsIgnore != nil {
+		p.errAt(k, "Only one of 'tags' and 'tags-ignore' may be used for event '%s'", t.Event)
+	}
+	if t.Paths != nil && t.PathsIgnore != nil {
+		p.errAt(k, "Only one of 'paths' and 'paths-ignore' may be used for event '%s'", t.Event)
+	}
 }
 
 func contains(list []string, s string) bool {
@@ -535,13 +553,10 @@ func (p *parser) job(j *Job, n *yaml.Node) {
 		return
 	}
 	have := map[string]bool{}
-	reusable := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		have[n.Content[i].Value] = true
 	}
-	if have["uses"] && !have["runs-on"] {
-		reusable = true
-	}
+	reusable := have["uses"] && !have["runs-on"]
 	allowed := jobKeys
 	if reusable {
 		allowed = reusableKeys
@@ -551,87 +566,101 @@ func (p *parser) job(j *Job, n *yaml.Node) {
 			p.unknown(key, k)
 			return
 		}
-		switch key {
-		case "name":
-			j.Name, _ = p.str(v)
-		case "needs":
-			switch v.Kind {
-			case yaml.ScalarNode:
-				if s, ok := p.literal(v); ok && s != "" {
-					j.Needs = append(j.Needs, s)
-					j.NeedsPos = append(j.NeedsPos, posOf(v))
-				}
-			case yaml.SequenceNode:
-				for _, c := range v.Content {
-					if s, ok := p.literal(c); ok {
-						j.Needs = append(j.Needs, s)
-						j.NeedsPos = append(j.NeedsPos, posOf(c))
-					}
-				}
-			default:
-				p.errAt(v, "A mapping was not expected")
-			}
-		case "if":
-			j.If, _ = p.str(v)
-			j.IfPos = posOf(v)
-		case "runs-on":
-			j.RunsOn = p.runsOn(v)
-		case "environment":
-			p.environment(j, v)
-		case "env":
-			j.Env = p.kvs(v)
-		case "defaults":
-			j.Defaults = p.defaults(v)
-		case "outputs":
-			j.Outputs = p.kvs(v)
-		case "strategy":
-			j.Strategy = p.strategy(v)
-		case "timeout-minutes", "cancel-timeout-minutes":
-			s := p.numberOrExpr(v)
-			if key == "timeout-minutes" {
-				j.TimeoutMinutes = s
-			}
-		case "continue-on-error":
-			j.ContinueOnError = p.boolOrExpr(v)
-		case "container":
-			j.Container = p.container(v, true)
-		case "services":
-			p.mapping(v, false, func(name string, kk, vv *yaml.Node) {
-				c := p.container(vv, false)
-				if c != nil {
-					j.Services = append(j.Services, &Service{Name: name, Container: *c})
-				}
-			})
-		case "permissions":
-			j.Permissions = p.permissions(v)
-		case "concurrency":
-			j.Concurrency = p.concurrency(v)
-		case "steps":
-			j.Steps = p.steps(v, false)
-		case "snapshot":
-			p.snapshot(v)
-		case "uses":
-			j.Uses, _ = p.literal(v)
-			j.UsesPos = posOf(v)
-		case "with":
-			j.With = p.kvs(v)
-		case "secrets":
-			if v.Kind == yaml.ScalarNode && !isNull(v) {
-				if v.Value == "inherit" {
-					j.SecretsInherit = true
-				} else {
-					p.errAt(v, "Unexpected value '%s'", v.Value)
-				}
-				return
-			}
-			j.Secrets = p.kvs(v)
-		}
+		p.jobKey(j, key, v)
 	})
-	if !reusable {
-		if !have["runs-on"] {
-			p.errAt(n, "Required property is missing: runs-on")
-		}
+	if !reusable && !have["runs-on"] {
+		p.errAt(n, "Required property is missing: runs-on")
 	}
+}
+
+// jobKey reads one key of a job, one the job's kind allows.
+func (p *parser) jobKey(j *Job, key string, v *yaml.Node) {
+	switch key {
+	case "name":
+		j.Name, _ = p.str(v)
+	case "needs":
+		p.needs(j, v)
+	case "if":
+		j.If, _ = p.str(v)
+		j.IfPos = posOf(v)
+	case "runs-on":
+		j.RunsOn = p.runsOn(v)
+	case "environment":
+		p.environment(j, v)
+	case "env":
+		j.Env = p.kvs(v)
+	case "defaults":
+		j.Defaults = p.defaults(v)
+	case "outputs":
+		j.Outputs = p.kvs(v)
+	case "strategy":
+		j.Strategy = p.strategy(v)
+	case "timeout-minutes", "cancel-timeout-minutes":
+		s := p.numberOrExpr(v)
+		if key == "timeout-minutes" {
+			j.TimeoutMinutes = s
+		}
+	case "continue-on-error":
+		j.ContinueOnError = p.boolOrExpr(v)
+	case "container":
+		j.Container = p.container(v, true)
+	case "services":
+		p.mapping(v, false, func(name string, kk, vv *yaml.Node) {
+			c := p.container(vv, false)
+			if c != nil {
+				j.Services = append(j.Services, &Service{Name: name, Container: *c})
+			}
+		})
+	case "permissions":
+		j.Permissions = p.permissions(v)
+	case "concurrency":
+		j.Concurrency = p.concurrency(v)
+	case "steps":
+		j.Steps = p.steps(v, false)
+	case "snapshot":
+		p.snapshot(v)
+	case "uses":
+		j.Uses, _ = p.literal(v)
+		j.UsesPos = posOf(v)
+	case "with":
+		j.With = p.kvs(v)
+	case "secrets":
+		p.jobSecrets(j, v)
+	}
+}
+
+// needs reads a job's needs: one job ID or a list of them.
+func (p *parser) needs(j *Job, v *yaml.Node) {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if s, ok := p.literal(v); ok && s != "" {
+			j.Needs = append(j.Needs, s)
+			j.NeedsPos = append(j.NeedsPos, posOf(v))
+		}
+	case yaml.SequenceNode:
+		for _, c := range v.Content {
+			if s, ok := p.literal(c); ok {
+				j.Needs = append(j.Needs, s)
+				j.NeedsPos = append(j.NeedsPos, posOf(c))
+			}
+		}
+	default:
+		p.errAt(v, "A mapping was not expected")
+	}
+}
+
+// jobSecrets reads the secrets: of a job that calls a reusable workflow:
+// inherit, or a mapping of names to values.
+func (p *parser) jobSecrets(j *Job, v *yaml.Node) {
+	if v.Kind == yaml.ScalarNode && !isNull(v) {
+		if v.Value == "inherit" {
+			j.SecretsInherit = true
+		} else {
+			p.errAt(v, "Unexpected value '%s'", v.Value)
+		}
+		return
+	}
+	j.Secrets = p.kvs(v)
 }
 
 func (p *parser) snapshot(n *yaml.Node) {
@@ -834,66 +863,85 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 	have := map[string]bool{}
 	p.mapping(n, false, func(key string, k, v *yaml.Node) {
 		if serverless {
-			switch key {
-			case "plugin":
-				key = "uses"
-			case "inputs":
-				key = "with"
-			case "shell", "timeout-minutes":
-				key = "?" + key
-			}
+			key = serverlessStepKey(key)
 		}
 		have[key] = true
-		switch key {
-		case "id":
-			s.ID, _ = p.literal(v)
-			s.idPos = posOf(v)
-			if ok, why := ValidID(s.ID); !ok {
-				p.errAt(v, "%s", why)
-			}
-		case "name":
-			s.Name, _ = p.str(v)
-		case "if":
-			s.If, _ = p.str(v)
-			s.IfPos = posOf(v)
-		case "run":
-			s.Run, _ = p.str(v)
-			s.RunPos = posOf(v)
-		case "uses":
-			s.Uses, _ = p.literal(v)
-			s.UsesPos = posOf(v)
-			if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
-				p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
-			}
-		case "shell":
-			s.Shell, _ = p.str(v)
-		case "working-directory":
-			s.WorkingDirectory, _ = p.str(v)
-		case "env":
-			s.Env = p.kvs(v)
-		case "with":
-			s.With = p.kvs(v)
-		case "continue-on-error":
-			s.ContinueOnError = p.boolOrExpr(v)
-		case "timeout-minutes":
-			s.TimeoutMinutes = p.numberOrExpr(v)
-		case "background":
-			s.Background = p.boolOrExpr(v)
-		case "wait", "cancel":
-			p.strList(v)
-			s.Control = key
-		case "wait-all":
-			if !isNull(v) {
-				p.boolOrExpr(v)
-			}
-			s.Control = key
-		case "parallel":
-			s.Control = key
-			s.Parallel = p.steps(v, false)
-		default:
-			p.unknown(strings.TrimPrefix(key, "?"), k)
-		}
+		p.stepKey(s, key, k, v, serverless)
 	})
+	p.stepKind(s, n, have)
+	return s
+}
+
+// serverlessStepKey maps a serverless-cd step key to the workflow key it
+// stands for; keys a serverless step may not have get a leading "?".
+func serverlessStepKey(key string) string {
+	switch key {
+	case "plugin":
+		return "uses"
+	case "inputs":
+		return "with"
+	case "shell", "timeout-minutes":
+		return "?" + key
+	}
+	return key
+}
+
+// stepKey reads one key of a step (k its key node, v its value).
+func (p *parser) stepKey(s *stepWithPos, key string, k, v *yaml.Node, serverless bool) {
+	switch key {
+	case "id":
+		s.ID, _ = p.literal(v)
+		s.idPos = posOf(v)
+		if ok, why := ValidID(s.ID); !ok {
+			p.errAt(v, "%s", why)
+		}
+	case "name":
+		s.Name, _ = p.str(v)
+	case "if":
+		s.If, _ = p.str(v)
+		s.IfPos = posOf(v)
+	case "run":
+		s.Run, _ = p.str(v)
+		s.RunPos = posOf(v)
+	case "uses":
+		s.Uses, _ = p.literal(v)
+		s.UsesPos = posOf(v)
+		if !serverless && !hasExpr(s.Uses) && !validUses(s.Uses) {
+			p.errAt(v, "Expected format {org}/{repo}[/path]@ref. Actual '%s'", s.Uses)
+		}
+	case "shell":
+		s.Shell, _ = p.str(v)
+	case "working-directory":
+		s.WorkingDirectory, _ = p.str(v)
+	case "env":
+		s.Env = p.kvs(v)
+	case "with":
+		s.With = p.kvs(v)
+	case "continue-on-error":
+		s.ContinueOnError = p.boolOrExpr(v)
+	case "timeout-minutes":
+		s.TimeoutMinutes = p.numberOrExpr(v)
+	case "background":
+		s.Background = p.boolOrExpr(v)
+	case "wait", "cancel":
+		p.strList(v)
+		s.Control = key
+	case "wait-all":
+		if !isNull(v) {
+			p.boolOrExpr(v)
+		}
+		s.Control = key
+	case "parallel":
+		s.Control = key
+		s.Parallel = p.steps(v, false)
+	default:
+		p.unknown(strings.TrimPrefix(key, "?"), k)
+	}
+}
+
+// stepKind checks that the keys a step has (have) make one kind of step:
+// a background-step control, a run step or a uses step.
+func (p *parser) stepKind(s *stepWithPos, n *yaml.Node, have map[string]bool) {
 	switch {
 	case s.Control != "":
 		// A background-step control (wait, wait-all, cancel, parallel):
@@ -923,7 +971,6 @@ func (p *parser) step(n *yaml.Node, serverless bool) *stepWithPos {
 	default:
 		p.errAt(n, "Required property is missing: run")
 	}
-	return s
 }
 
 type stepWithPos struct {

@@ -221,88 +221,120 @@ func (c *Client) RunInput(ctx context.Context, req *Request, stdin io.Reader, ou
 	if err != nil {
 		return -1, errs.Wrap("runner: encode request", errs.Invalid, err)
 	}
-	// A write can block if the runner stopped reading; do it aside.
-	werr := make(chan error, 1)
 	stopInput := make(chan struct{})
 	defer close(stopInput)
+	cl := &call{c: c, id: id, out: out, werr: c.send(id, p, stdin, stopInput), ctxDone: ctx.Done()}
+	return cl.wait(ctx)
+}
+
+// send writes the request frame, then feeds stdin (when not nil) until
+// stop is closed, aside: a write can block if the runner stopped reading.
+// The returned channel gets the first error, or nil, once.
+func (c *Client) send(id uint32, req []byte, stdin io.Reader, stop <-chan struct{}) <-chan error {
+	werr := make(chan error, 1)
 	go func() {
-		err := c.write(FrameRequest, id, p)
+		err := c.write(FrameRequest, id, req)
 		if err == nil && stdin != nil {
-			err = c.feed(id, stdin, stopInput)
+			err = c.feed(id, stdin, stop)
 		}
 		werr <- err
 	}()
+	return werr
+}
 
-	var (
-		cancelled bool
-		cancelErr error
-		outErr    error
-		deadline  <-chan time.Time
-		ctxDone   = ctx.Done()
-	)
-	cancel := func(why error) {
-		if cancelled {
-			return
-		}
-		cancelled, cancelErr, ctxDone = true, why, nil
-		go func() { _ = c.write(FrameCancel, id, nil) }()
-		deadline = time.After(c.CancelWait)
-	}
+// call is one request of RunInput while it waits for the process to end.
+type call struct {
+	c    *Client
+	id   uint32
+	out  io.Writer
+	werr <-chan error // from send; nil once received
+
+	outErr    error            // the first error writing to out; output is dropped after it
+	cancelled bool             // a cancel frame was sent
+	cancelErr error            // what RunInput returns once cancelled
+	deadline  <-chan time.Time // CancelWait after cancelling
+	ctxDone   <-chan struct{}  // the context's, nil once cancelled
+}
+
+// wait handles frames of the request until its exit, an error, or the end
+// of the stream; after a cancel, until the runner confirms or CancelWait
+// passes.
+func (cl *call) wait(ctx context.Context) (int, error) {
 	for {
 		select {
-		case err := <-werr:
-			werr = nil
+		case err := <-cl.werr:
+			cl.werr = nil
 			if err != nil {
 				return -1, errs.Wrap("runner: send request", errs.Unavailable, err)
 			}
-		case f := <-c.frames:
-			if f.id != id { // left over from an earlier, abandoned request
+		case f := <-cl.c.frames:
+			if f.id != cl.id { // left over from an earlier, abandoned request
 				f.release()
 				continue
 			}
-			switch f.typ {
-			case FrameOutput:
-				if outErr == nil && out != nil {
-					if _, err := out.Write(f.payload); err != nil {
-						outErr = err
-						cancel(errs.Wrap("runner: write output", errs.Other, err))
-					}
-				}
-				f.release()
-			case FrameExit:
-				code, err := parseExit(f.payload)
-				f.release()
-				if cancelled {
-					return code, cancelErr
-				}
+			if code, end, err := cl.frame(f); end {
 				return code, err
-			case FrameError:
-				var m ErrorMsg
-				if err := json.Unmarshal(f.payload, &m); err != nil {
-					m.Message = string(f.payload)
-				}
-				f.release()
-				if cancelled {
-					return -1, cancelErr
-				}
-				kind := errs.Other
-				if m.NotFound {
-					kind = errs.NotFound
-				}
-				return -1, errs.E("runner: start", kind, "%s", m.Message)
-			default:
-				f.release()
-				return -1, errs.E("runner", errs.Invalid, "unexpected frame %q", f.typ)
 			}
-		case <-ctxDone:
-			cancel(ctx.Err())
-		case <-deadline:
-			return -1, cancelErr
-		case <-c.done:
-			if cancelled {
-				return -1, cancelErr
+		case <-cl.ctxDone:
+			cl.cancel(ctx.Err())
+		case <-cl.deadline:
+			return -1, cl.cancelErr
+		case <-cl.c.done:
+			if cl.cancelled {
+				return -1, cl.cancelErr
 			}
-			return -1, c.err
+			return -1, cl.c.err
 		}
+	}
+}
+
+// cancel asks the runner to kill the process, once; RunInput then returns
+// why.
+func (cl *call) cancel(why error) {
+	if cl.cancelled {
+		return
+	}
+	cl.cancelled, cl.cancelErr, cl.ctxDone = true, why, nil
+	go func() { _ = cl.c.write(FrameCancel, cl.id, nil) }()
+	cl.deadline = time.After(cl.c.CancelWait)
+}
+
+// frame handles one frame of the request and releases it; end says the
+// request is over, with code and err.
+func (cl *call) frame(f inFrame) (code int, end bool, err error) {
+	switch f.typ {
+	case FrameOutput:
+		if cl.outErr == nil && cl.out != nil {
+			if _, err := cl.out.Write(f.payload); err != nil {
+				cl.outErr = err
+				cl.cancel(errs.Wrap("runner: write output", errs.Other, err))
+			}
+		}
+		f.release()
+		return 0, false, nil
+	case FrameExit:
+		code, err := parseExit(f.payload)
+		f.release()
+		if cl.cancelled {
+			return code, true, cl.cancelErr
+		}
+		return code, true, err
+	case FrameError:
+		var m ErrorMsg
+		if err := json.Unmarshal(f.payload, &m); err != nil {
+			m.Message = string(f.payload)
+		}
+		f.release()
+		if cl.cancelled {
+			return -1, true, cl.cancelErr
+		}
+		kind := errs.Other
+		if m.NotFound {
+			kind = errs.NotFound
+		}
+		return -1, true, errs.E("runner: start", kind, "%s", m.Message)
+	default:
+		f.release()
+		return -1, true, errs.E("runner", errs.Invalid, "unexpected frame %q", f.typ)
 	}
 }

@@ -176,32 +176,15 @@ func (s *server) start(id uint32, req *Request) {
 // when a background child holds the pipe). When the process cannot start,
 // spawn returns what to tell the client and calls neither.
 func (s *server) spawn(id uint32, req *Request, output func(frame []byte) error, exited func(code int)) (*proc, *ErrorMsg) {
-	if len(req.Argv) == 0 {
-		return nil, &ErrorMsg{Message: "empty argv"}
-	}
-	env := BuildEnv(os.Environ(), req.Env, req.PathPrepend)
-	argv := req.Argv
-	path, err := LookPath(argv[0], envValue(env, "PATH"), req.Dir)
-	if err != nil && len(req.Fallback) > 0 {
-		argv = req.Fallback
-		path, err = LookPath(argv[0], envValue(env, "PATH"), req.Dir)
-	}
-	if err != nil {
-		return nil, &ErrorMsg{NotFound: true, Message: err.Error()}
+	cmd, m := command(req)
+	if m != nil {
+		return nil, m
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, &ErrorMsg{Message: err.Error()}
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        argv,
-		Env:         env,
-		Dir:         req.Dir,
-		Stdout:      pw,
-		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
+	cmd.Stdout, cmd.Stderr = pw, pw
 	var inR, inW *os.File
 	if req.Stdin {
 		if inR, inW, err = os.Pipe(); err != nil {
@@ -237,33 +220,69 @@ func (s *server) spawn(id uint32, req *Request, output func(frame []byte) error,
 	outDone := make(chan struct{})
 	go func() {
 		defer close(outDone)
-		buf := make([]byte, headerLen+outputChunk)
-		for {
-			n, err := pr.Read(buf[headerLen:])
-			if n > 0 {
-				if werr := output(buf[:headerLen+n]); werr != nil {
-					p.kill()
-					return
-				}
-			}
-			if err != nil {
+		p.copyOutput(pr, output)
+	}()
+	go s.reapProc(p, cmd, status, pr, outDone, exited)
+	return p, nil
+}
+
+// command resolves req's program on the PATH of its environment, trying
+// req.Fallback when req.Argv's program is not found, into a command that
+// runs in its own process group.
+func command(req *Request) (*exec.Cmd, *ErrorMsg) {
+	if len(req.Argv) == 0 {
+		return nil, &ErrorMsg{Message: "empty argv"}
+	}
+	env := BuildEnv(os.Environ(), req.Env, req.PathPrepend)
+	argv := req.Argv
+	path, err := LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	if err != nil && len(req.Fallback) > 0 {
+		argv = req.Fallback
+		path, err = LookPath(argv[0], envValue(env, "PATH"), req.Dir)
+	}
+	if err != nil {
+		return nil, &ErrorMsg{NotFound: true, Message: err.Error()}
+	}
+	return &exec.Cmd{
+		Path:        path,
+		Args:        argv,
+		Env:         env,
+		Dir:         req.Dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}, nil
+}
+
+// copyOutput hands what the process writes on pr to output until pr ends;
+// an error from output kills the process group.
+func (p *proc) copyOutput(pr *os.File, output func(frame []byte) error) {
+	buf := make([]byte, headerLen+outputChunk)
+	for {
+		n, err := pr.Read(buf[headerLen:])
+		if n > 0 {
+			if werr := output(buf[:headerLen+n]); werr != nil {
+				p.kill()
 				return
 			}
 		}
-	}()
-	go func() {
-		ws := <-status
-		_ = cmd.Process.Release()
-		_ = pr.SetReadDeadline(time.Now().Add(drainGrace))
-		<-outDone
-		pr.Close()
-		s.mu.Lock()
-		s.cur = nil
-		s.mu.Unlock()
-		exited(exitCode(ws))
-		close(p.done)
-	}()
-	return p, nil
+		if err != nil {
+			return
+		}
+	}
+}
+
+// reapProc waits for p's exit, then for its output to drain (drainGrace at
+// most), clears it as the current process and reports its exit code.
+func (s *server) reapProc(p *proc, cmd *exec.Cmd, status <-chan syscall.WaitStatus, pr *os.File, outDone <-chan struct{}, exited func(code int)) {
+	ws := <-status
+	_ = cmd.Process.Release()
+	_ = pr.SetReadDeadline(time.Now().Add(drainGrace))
+	<-outDone
+	pr.Close()
+	s.mu.Lock()
+	s.cur = nil
+	s.mu.Unlock()
+	exited(exitCode(ws))
+	close(p.done)
 }
 
 // feed writes the input frames to the process's standard input until an

@@ -28,9 +28,6 @@ func (s *DB) CreateRuns(ctx context.Context, runs []store.NewRun) ([]*store.Run,
 	return out, nil
 }
 
-// createRuns inserts runs and their jobs. Each run gets the next Number of
-// its repository and a pending commit status. Jobs get their IDs; a job
-// without a Status is queued, or waiting when it has needs.
 // The statements of the event processor's runs, prepared once on SQLite's
 // writer (see writerQueries): parsing them again for every run was a
 // third of the processor's store time.
@@ -59,96 +56,135 @@ const (
 var runQueries = []string{qInsertRun, qRunByID, qInsertJob, qRunJobStates, qRunJobGroups, qRunJobStatus, qQueueJob,
 	qSupersede, qInsertStatus, qFinishRun, qNextRunNumber}
 
+// createRuns inserts runs and their jobs. Each run gets the next Number of
+// its repository and a pending commit status. Jobs get their IDs; a job
+// without a Status is queued, or waiting when it has needs. Each
+// NewRun's Run is overwritten with the run as stored.
 func (s *DB) createRuns(ctx context.Context, tx *dbsql.Tx, runs []store.NewRun) ([]*store.Run, error) {
-	const op = "store.CreateRuns"
 	t := now()
 	out := make([]*store.Run, 0, len(runs))
 	for _, nr := range runs {
-		r := nr.Run
-		if r == nil || r.RepoID == 0 {
-			return nil, errs.E(op, errs.Invalid, "a run needs a repository")
-		}
-		// The repository row lock (PostgreSQL) serialises numbering and
-		// concurrency-group decisions per repository.
-		var org int64
-		q := s.wq(tx)
-		err := q.QueryRowContext(ctx, qRepoOrg+s.forUpdate, r.RepoID).Scan(&org)
-		if err != nil {
-			return nil, notFound(op, err, "no repository %d", r.RepoID)
-		}
-		if r.OrgID != 0 && r.OrgID != org {
-			return nil, errs.E(op, errs.Invalid, "run of repository %d names another organisation", r.RepoID)
-		}
-		// A run that failed before it could start (an invalid workflow file)
-		// comes without jobs and is recorded as failed.
-		failedAtStart := r.Status == store.StatusFailure && len(nr.Jobs) == 0
-		gated := r.Status == store.StatusAwaitingApproval && len(nr.Jobs) > 0
-		row := *r
-		row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
-		row.Status = store.StatusQueued
-		if row.Attempt == 0 {
-			row.Attempt = 1
-		}
-		if err := q.QueryRowContext(ctx, qNextRunNumber, r.RepoID).Scan(&row.Number); err != nil {
-			return nil, err
-		}
-		if gated {
-			// It enters its concurrency group once approved.
-			row.Status = store.StatusAwaitingApproval
-		} else if row.ConcurrencyGroup != "" {
-			blocked, err := s.enterGroup(ctx, tx, &row, t)
-			if err != nil {
-				return nil, err
-			}
-			if blocked {
-				row.Status = store.StatusBlocked
-			}
-		}
-		err = q.QueryRowContext(ctx, qInsertRun,
-			row.OrgID, row.RepoID, row.EventID, row.Number, row.Workflow, row.Name, row.Event, row.Ref, row.SHA,
-			row.Trigger, row.Status, encode(row.Inputs), blob(row.EventJSON), blob(row.WorkflowYAML),
-			row.ConcurrencyGroup, b2i(row.CancelInProgress), row.Attempt, row.RerunOf, us(t), row.Error).Scan(&row.ID)
+		got, err := s.createRun(ctx, tx, nr, t)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.insertJobs(ctx, tx, &row, nr.Jobs, t); err != nil {
-			return nil, err
-		}
-		desc := fmt.Sprintf("run #%d is queued", row.Number)
-		if gated {
-			desc = fmt.Sprintf("run #%d waits for a maintainer's approval", row.Number)
-		}
-		if row.Status == store.StatusBlocked {
-			desc = fmt.Sprintf("run #%d waits for concurrency group %s", row.Number, row.ConcurrencyGroup)
-		}
-		if err := s.addStatus(ctx, tx, &row, "pending", desc, t); err != nil {
-			return nil, err
-		}
-		switch {
-		case failedAtStart:
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1, finished = $2 WHERE id = $3`,
-				store.StatusFailure, us(t), row.ID); err != nil {
-				return nil, err
-			}
-			row.Status = store.StatusFailure
-			state, desc := commitState(&row)
-			if err := s.addStatus(ctx, tx, &row, state, desc, t); err != nil {
-				return nil, err
-			}
-		case row.Status != store.StatusBlocked && !gated:
-			// Re-runs may reuse every job; a run without jobs is done.
-			if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
-				return nil, err
-			}
-		}
-		got, err := scanRun(q.QueryRowContext(ctx, qRunByID, row.ID))
-		if err != nil {
-			return nil, err
-		}
-		*r = *got
+		*nr.Run = *got
 		out = append(out, got)
 	}
 	return out, nil
+}
+
+// createRun inserts one run with its jobs and its commit status, settles
+// a run that failed before it could start or has nothing left to wait for,
+// and returns the run as stored.
+func (s *DB) createRun(ctx context.Context, tx *dbsql.Tx, nr store.NewRun, t time.Time) (*store.Run, error) {
+	const op = "store.CreateRuns"
+	r := nr.Run
+	if r == nil || r.RepoID == 0 {
+		return nil, errs.E(op, errs.Invalid, "a run needs a repository")
+	}
+	org, err := s.lockRunRepo(ctx, tx, r)
+	if err != nil {
+		return nil, err
+	}
+	// A run that failed before it could start (an invalid workflow file)
+	// comes without jobs and is recorded as failed.
+	failedAtStart := r.Status == store.StatusFailure && len(nr.Jobs) == 0
+	gated := r.Status == store.StatusAwaitingApproval && len(nr.Jobs) > 0
+	row := *r
+	row.OrgID, row.Created, row.Started, row.Finished = org, t, time.Time{}, time.Time{}
+	row.Status = store.StatusQueued
+	if row.Attempt == 0 {
+		row.Attempt = 1
+	}
+	if err := s.insertRun(ctx, tx, &row, gated, t); err != nil {
+		return nil, err
+	}
+	if err := s.insertJobs(ctx, tx, &row, nr.Jobs, t); err != nil {
+		return nil, err
+	}
+	if err := s.addStatus(ctx, tx, &row, "pending", pendingDescription(&row, gated), t); err != nil {
+		return nil, err
+	}
+	switch {
+	case failedAtStart:
+		if err := s.failAtStart(ctx, tx, &row, t); err != nil {
+			return nil, err
+		}
+	case row.Status != store.StatusBlocked && !gated:
+		// Re-runs may reuse every job; a run without jobs is done.
+		if err := s.advanceRun(ctx, tx, row.ID, t); err != nil {
+			return nil, err
+		}
+	}
+	got, err := scanRun(s.wq(tx).QueryRowContext(ctx, qRunByID, row.ID))
+	if err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// lockRunRepo locks the repository of r (PostgreSQL: its row lock
+// serialises numbering and concurrency-group decisions per repository) and
+// returns its organisation, which r must not contradict.
+func (s *DB) lockRunRepo(ctx context.Context, tx *dbsql.Tx, r *store.Run) (int64, error) {
+	const op = "store.CreateRuns"
+	var org int64
+	if err := s.wq(tx).QueryRowContext(ctx, qRepoOrg+s.forUpdate, r.RepoID).Scan(&org); err != nil {
+		return 0, notFound(op, err, "no repository %d", r.RepoID)
+	}
+	if r.OrgID != 0 && r.OrgID != org {
+		return 0, errs.E(op, errs.Invalid, "run of repository %d names another organisation", r.RepoID)
+	}
+	return org, nil
+}
+
+// insertRun numbers row, puts it in its concurrency group (a gated run
+// enters once approved), and inserts it, setting row.ID.
+func (s *DB) insertRun(ctx context.Context, tx *dbsql.Tx, row *store.Run, gated bool, t time.Time) error {
+	q := s.wq(tx)
+	if err := q.QueryRowContext(ctx, qNextRunNumber, row.RepoID).Scan(&row.Number); err != nil {
+		return err
+	}
+	if gated {
+		row.Status = store.StatusAwaitingApproval
+	} else if row.ConcurrencyGroup != "" {
+		blocked, err := s.enterGroup(ctx, tx, row, t)
+		if err != nil {
+			return err
+		}
+		if blocked {
+			row.Status = store.StatusBlocked
+		}
+	}
+	return q.QueryRowContext(ctx, qInsertRun,
+		row.OrgID, row.RepoID, row.EventID, row.Number, row.Workflow, row.Name, row.Event, row.Ref, row.SHA,
+		row.Trigger, row.Status, encode(row.Inputs), blob(row.EventJSON), blob(row.WorkflowYAML),
+		row.ConcurrencyGroup, b2i(row.CancelInProgress), row.Attempt, row.RerunOf, us(t), row.Error).Scan(&row.ID)
+}
+
+// pendingDescription is the text of a new run's pending commit status.
+func pendingDescription(row *store.Run, gated bool) string {
+	switch {
+	case row.Status == store.StatusBlocked:
+		return fmt.Sprintf("run #%d waits for concurrency group %s", row.Number, row.ConcurrencyGroup)
+	case gated:
+		return fmt.Sprintf("run #%d waits for a maintainer's approval", row.Number)
+	default:
+		return fmt.Sprintf("run #%d is queued", row.Number)
+	}
+}
+
+// failAtStart records row, which came without jobs, as failed, with its
+// final commit status.
+func (s *DB) failAtStart(ctx context.Context, tx *dbsql.Tx, row *store.Run, t time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = $1, finished = $2 WHERE id = $3`,
+		store.StatusFailure, us(t), row.ID); err != nil {
+		return err
+	}
+	row.Status = store.StatusFailure
+	state, desc := commitState(row)
+	return s.addStatus(ctx, tx, row, state, desc, t)
 }
 
 // enterGroup applies r's concurrency group before r is inserted and

@@ -60,16 +60,47 @@ func testAcceptRoundTrip(t *testing.T, e *env) {
 }
 
 func testAcceptDuplicates(t *testing.T, e *env) {
+	other := e.newRepo(e.org.ID, "acme/other")
+	want := 0
+	for i, c := range duplicateCases(other) {
+		t.Run(c.name, func(t *testing.T) {
+			e := e.with(t)
+			r := e.newRepo(e.org.ID, fmt.Sprintf("acme/dup-%d", i))
+			var before []store.Accepted
+			if c.before != nil {
+				before = e.accept(c.before(r)...)
+			}
+			as := e.accept(c.batch(r)...)
+			checkDuplicates(t, before, as, c.dup)
+			for _, a := range as {
+				if !a.Duplicate {
+					want++
+				}
+			}
+			want += len(before)
+		})
+	}
+	// Only first copies were stored.
+	if got := len(e.claimAll("counter")); got != want {
+		t.Errorf("%d events stored, want %d", got, want)
+	}
+}
+
+// dupCase is a case of testAcceptDuplicates.
+type dupCase struct {
+	name   string
+	before func(r *store.Repo) []*store.Event // accepted first, in one batch
+	batch  func(r *store.Repo) []*store.Event
+	dup    []bool // per event of batch
+}
+
+// duplicateCases are the deliveries testAcceptDuplicates accepts, in
+// repositories of their own; other is a further repository.
+func duplicateCases(other *store.Repo) []dupCase {
 	day := 24 * time.Hour
 	at := func(ev *store.Event, d time.Duration) *store.Event { ev.Received = time.Now().Add(d); return ev }
 	noHash := func(ev *store.Event) *store.Event { ev.BodyHash = nil; return ev }
-	other := e.newRepo(e.org.ID, "acme/other")
-	cases := []struct {
-		name   string
-		before func(r *store.Repo) []*store.Event // accepted first, in one batch
-		batch  func(r *store.Repo) []*store.Event
-		dup    []bool // per event of batch
-	}{
+	return []dupCase{
 		{"same delivery id", func(r *store.Repo) []*store.Event { return []*store.Event{event(r, "d1", "a")} },
 			func(r *store.Repo) []*store.Event { return []*store.Event{event(r, "d1", "b")} }, []bool{true}},
 		{"same body within 24h", func(r *store.Repo) []*store.Event { return []*store.Event{at(event(r, "", "a"), -day+time.Hour)} },
@@ -108,41 +139,25 @@ func testAcceptDuplicates(t *testing.T, e *env) {
 			return []*store.Event{noHash(event(r, "", "a")), noHash(event(r, "", "a"))}
 		}, []bool{false, false}},
 	}
-	want := 0
-	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := e.with(t)
-			r := e.newRepo(e.org.ID, fmt.Sprintf("acme/dup-%d", i))
-			var before []store.Accepted
-			if c.before != nil {
-				before = e.accept(c.before(r)...)
-			}
-			evs := c.batch(r)
-			as := e.accept(evs...)
-			stored := map[int64]bool{}
-			for _, a := range before {
-				stored[a.ID] = true
-			}
-			for j, a := range as {
-				if a.Duplicate != c.dup[j] {
-					t.Errorf("event %d: Duplicate = %v, want %v", j, a.Duplicate, c.dup[j])
-				}
-				if a.Duplicate && !stored[a.ID] {
-					t.Errorf("event %d: duplicate of %d, which is not an earlier event", j, a.ID)
-				}
-				stored[a.ID] = true
-			}
-			for _, a := range as {
-				if !a.Duplicate {
-					want++
-				}
-			}
-			want += len(before)
-		})
+}
+
+// checkDuplicates checks which events of a batch (as) were found to be
+// duplicates against want, and that each names an event accepted before
+// (before, or earlier in the batch).
+func checkDuplicates(t *testing.T, before, as []store.Accepted, want []bool) {
+	t.Helper()
+	stored := map[int64]bool{}
+	for _, a := range before {
+		stored[a.ID] = true
 	}
-	// Only first copies were stored.
-	if got := len(e.claimAll("counter")); got != want {
-		t.Errorf("%d events stored, want %d", got, want)
+	for j, a := range as {
+		if a.Duplicate != want[j] {
+			t.Errorf("event %d: Duplicate = %v, want %v", j, a.Duplicate, want[j])
+		}
+		if a.Duplicate && !stored[a.ID] {
+			t.Errorf("event %d: duplicate of %d, which is not an earlier event", j, a.ID)
+		}
+		stored[a.ID] = true
 	}
 }
 

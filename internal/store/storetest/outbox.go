@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func testLogs(t *testing.T, e *env) {
 				t.Errorf("chunk = %+v", ch)
 			}
 		}
-		if !equalIDs(got, c.want) {
+		if !slices.Equal(got, c.want) {
 			t.Errorf("ReadLog(after %d, limit %d) = %v, want %v", c.after, c.limit, got, c.want)
 		}
 	}

@@ -57,6 +57,42 @@ func (e *env) finishedRun(repo *store.Repo, chunks, artifactDays int) (*store.Ru
 	return run, l
 }
 
+// processedEvents accepts evs, received now, claims and finishes them
+// without a run, and returns them as claimed.
+func (e *env) processedEvents(evs ...*store.Event) []*store.Event {
+	e.t.Helper()
+	for _, ev := range evs {
+		ev.Received = time.Now()
+	}
+	e.accept(evs...)
+	claimed, err := e.s.ClaimEvents(e.ctx, "w", 10, time.Minute)
+	e.must(err)
+	for _, ev := range claimed {
+		_, err := e.s.FinishEvent(e.ctx, ev.ID, "w", nil)
+		e.must(err)
+	}
+	if len(claimed) != len(evs) {
+		e.t.Fatalf("claimed %d events, want %d", len(claimed), len(evs))
+	}
+	return claimed
+}
+
+// logLen is the number of log chunks stored for a job.
+func (e *env) logLen(orgID, jobID int64) int {
+	e.t.Helper()
+	cs, err := e.s.ReadLog(e.ctx, orgID, jobID, 0, 10000)
+	e.must(err)
+	return len(cs)
+}
+
+// artifactCount is the number of artifacts stored for a run.
+func (e *env) artifactCount(orgID, runID int64) int {
+	e.t.Helper()
+	as, err := e.s.ListArtifacts(e.ctx, orgID, runID)
+	e.must(err)
+	return len(as)
+}
+
 // testRetentionSweep: logs, artifacts (by setting and by their own
 // retention-days), runs and sent commit statuses go when due, in that
 // order, a repository's setting over its organisation's; runs of an
@@ -73,33 +109,12 @@ func testRetentionSweep(t *testing.T, e *env) {
 	frun, fl := e.finishedRun(forever, 3, 0)
 	// Two processed events that made no run: one of the organisation
 	// (runs kept 30 days), one of the organisation without settings.
-	evs := []*store.Event{event(e.repo, "d-old", `{"a":1}`), event(forever, "d-forever", `{"b":2}`)}
-	evs[0].Received, evs[1].Received = time.Now(), time.Now()
-	e.accept(evs...)
-	claimed, err := e.s.ClaimEvents(e.ctx, "w", 10, time.Minute)
-	e.must(err)
-	for _, ev := range claimed {
-		_, err := e.s.FinishEvent(e.ctx, ev.ID, "w", nil)
-		e.must(err)
-	}
-	if len(claimed) != 2 {
-		t.Fatalf("claimed %d events, want 2", len(claimed))
-	}
+	claimed := e.processedEvents(event(e.repo, "d-old", `{"a":1}`), event(forever, "d-forever", `{"b":2}`))
 	sent := e.statuses()
 	for _, r := range sent {
 		e.must(e.s.StatusSent(e.ctx, r.ID, "", time.Time{}, false))
 	}
 	now := time.Now()
-	logLen := func(orgID, jobID int64) int {
-		cs, err := e.s.ReadLog(e.ctx, orgID, jobID, 0, 10000)
-		e.must(err)
-		return len(cs)
-	}
-	artifacts := func(orgID, runID int64) int {
-		as, err := e.s.ListArtifacts(e.ctx, orgID, runID)
-		e.must(err)
-		return len(as)
-	}
 	sweep := func(after time.Duration, want store.Swept) {
 		t.Helper()
 		got, err := e.s.Sweep(e.ctx, now.Add(after), time.Hour)
@@ -110,25 +125,25 @@ func testRetentionSweep(t *testing.T, e *env) {
 	}
 	day := 24 * time.Hour
 	sweep(0, store.Swept{})
-	if logLen(e.org.ID, l.Job.ID) != 1200 || artifacts(e.org.ID, run.ID) != 1 {
+	if e.logLen(e.org.ID, l.Job.ID) != 1200 || e.artifactCount(e.org.ID, run.ID) != 1 {
 		t.Fatal("nothing is due yet, but something went")
 	}
 	// Day 3: strict's artifact (1 day) and the artifact's own 2 days; the
 	// statuses done an hour ago: each run's result, sent, and its pending
 	// report, superseded unsent; not the logs (7 days).
 	sweep(3*day, store.Swept{Artifacts: 2, Statuses: 2 * int64(len(sent))})
-	if artifacts(e.org.ID, run.ID) != 0 || artifacts(e.org.ID, srun.ID) != 0 || artifacts(other.ID, frun.ID) != 1 {
+	if e.artifactCount(e.org.ID, run.ID) != 0 || e.artifactCount(e.org.ID, srun.ID) != 0 || e.artifactCount(other.ID, frun.ID) != 1 {
 		t.Error("day 3: the wrong artifacts went")
 	}
 	// Day 8: logs of the organisation's repositories, strict's too (it
 	// follows the organisation for logs).
 	sweep(8*day, store.Swept{LogChunks: 1203})
-	if logLen(e.org.ID, l.Job.ID) != 0 || logLen(e.org.ID, sl.Job.ID) != 0 || logLen(other.ID, fl.Job.ID) != 3 {
+	if e.logLen(e.org.ID, l.Job.ID) != 0 || e.logLen(e.org.ID, sl.Job.ID) != 0 || e.logLen(other.ID, fl.Job.ID) != 3 {
 		t.Error("day 8: the wrong logs went")
 	}
 	// Day 11: strict's run (10 days); day 31: the other one, and the event.
 	sweep(11*day, store.Swept{Runs: 1})
-	_, err = e.s.GetRun(e.ctx, e.org.ID, srun.ID)
+	_, err := e.s.GetRun(e.ctx, e.org.ID, srun.ID)
 	wantKind(t, err, errs.NotFound, "strict's run after 10 days")
 	e.getRun(run.ID)
 	sweep(31*day, store.Swept{Runs: 1, Events: 1})
@@ -143,7 +158,7 @@ func testRetentionSweep(t *testing.T, e *env) {
 	if _, err := e.s.GetEvent(e.ctx, other.ID, claimed[1].ID); err != nil {
 		t.Errorf("the event of the organisation without retention: %v", err)
 	}
-	if _, err := e.s.GetRun(e.ctx, other.ID, frun.ID); err != nil || logLen(other.ID, fl.Job.ID) != 3 || artifacts(other.ID, frun.ID) != 1 {
+	if _, err := e.s.GetRun(e.ctx, other.ID, frun.ID); err != nil || e.logLen(other.ID, fl.Job.ID) != 3 || e.artifactCount(other.ID, frun.ID) != 1 {
 		t.Error("an organisation without retention lost history")
 	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,25 +139,13 @@ func testListRuns(t *testing.T, e *env) {
 		for _, r := range runs {
 			got = append(got, r.ID)
 		}
-		if !equalIDs(got, c.want) {
+		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: ListRuns = %v, want %v", c.name, got, c.want)
 		}
 	}
 	if all, _ := e.s.ListRuns(e.ctx, e.org.ID, store.RunFilter{}); len(all) != 8 {
 		t.Errorf("ListRuns without a filter: %d runs, want 8", len(all))
 	}
-}
-
-func equalIDs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // testRerun: jobs copied from an earlier run count as done, so what needs

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func testSecretsList(t *testing.T, e *env) {
 		}
 		names = append(names, x.Scope.Level()+":"+x.Name)
 	}
-	if want := []string{"org:A", "repo:B", "env:C"}; !equalStrings(names, want) {
+	if want := []string{"org:A", "repo:B", "env:C"}; !slices.Equal(names, want) {
 		t.Errorf("ListSecrets = %v, want %v", names, want)
 	}
 	repoOnly, err := e.s.ListSecrets(e.ctx, e.org.ID, store.SecretFilter{Kind: store.KindSecret, RepoID: e.repo.ID, Env: "staging"})
@@ -127,18 +128,6 @@ func testSecretsIsolation(t *testing.T, e *env) {
 		t.Errorf("another organisation lists %d secrets", len(list))
 	}
 	wantKind(t, e.s.DeleteSecret(e.ctx, store.KindSecret, store.Scope{OrgID: other.ID}, "A"), errs.NotFound, "deleting another's")
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func testJobTokens(t *testing.T, e *env) {
