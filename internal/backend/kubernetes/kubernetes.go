@@ -101,6 +101,11 @@ type Options struct {
 	// StartTimeout bounds scheduling, image pulls, the runner's install
 	// and the services' readiness; 0: 5 minutes.
 	StartTimeout time.Duration
+	// PendingTimeout bounds the wait for the pod to be scheduled and its
+	// first container to start (0: StartTimeout alone); past it Setup
+	// fails with kind Unavailable wrapping backend.ErrNoRoom, so that a
+	// pool scheduler moves the job to another cluster.
+	PendingTimeout time.Duration
 	// NodeSelector is put on every pod (runs-on labels mapped by config).
 	NodeSelector map[string]string
 	// Tolerations are put on every pod.
