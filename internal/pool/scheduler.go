@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,15 @@ func (s *Scheduler) Changed() <-chan struct{} {
 func (s *Scheduler) notify() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// Names are the pools' names, comma-separated, in config order.
+func (s *Scheduler) Names() string {
+	names := make([]string, 0, len(s.pools))
+	for _, p := range s.pools {
+		names = append(names, p.Spec.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Capacity is the sum of the pools' capacities.
