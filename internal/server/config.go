@@ -156,7 +156,7 @@ type Deps struct {
 	// job on a healthy pool serving its labels with room (package pool);
 	// the server runs their probes.
 	Pools *pool.Scheduler
-	Log      *slog.Logger
+	Log   *slog.Logger
 	// Stdout receives the start-up lines (URL, first admin token).
 	Stdout io.Writer
 	// Actions fetches the remote actions of the jobs this replica runs.

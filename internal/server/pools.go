@@ -81,7 +81,11 @@ func newPoolStates(p *pool.Scheduler) *poolStates {
 		capacity: prometheus.NewDesc("conveyor_pool_capacity_jobs", "Jobs the backend pool runs at once (its configured capacity).", labels, nil)}
 }
 
-func (c *poolStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.healthy; ch <- c.running; ch <- c.capacity }
+func (c *poolStates) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.healthy
+	ch <- c.running
+	ch <- c.capacity
+}
 
 func (c *poolStates) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.pools.Stats() {
