@@ -23,6 +23,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	cexec "github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -60,6 +61,8 @@ type harnessOpts struct {
 	objects store.Objects
 	// backends, when set, run the server's jobs (default: the host).
 	backends *Backends
+	// pools, when set, run the server's jobs instead (Deps.Pools).
+	pools *pool.Scheduler
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -104,7 +107,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.backends != nil {
 		bks = *o.backends
 	}
-	deps := Deps{Store: st, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	deps := Deps{Store: st, Backends: bks, Pools: o.pools, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
 	if o.cache != nil {
 		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}
