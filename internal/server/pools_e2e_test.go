@@ -166,7 +166,6 @@ func count(place map[string]string, ns string, keys ...string) int {
 	return n
 }
 
-
 // Two pools (two namespaces of the test cluster) of capacity 2 each share
 // four overlapping jobs: two each, the least loaded first; the pools'
 // gauges are on /metrics.
