@@ -34,13 +34,13 @@ type poolDeps struct {
 // pool whose cluster does not answer yet is not an error: its probe
 // keeps it drained until it does (a docker pool needs its engine at
 // start). closeAll stops the sweepers and reapers.
-func openPools(ctx context.Context, file string, d poolDeps) (_ *pool.Scheduler, closeAll func(), err error) {
+func openPools(ctx context.Context, file string, d poolDeps) (_ *pool.Scheduler, _ func(), err error) {
 	specs, err := pool.Load(file)
 	if err != nil {
 		return nil, nil, err
 	}
 	var closers []func()
-	closeAll = func() {
+	closeAll := func() {
 		for _, c := range closers {
 			c()
 		}
@@ -77,8 +77,17 @@ func openPool(ctx context.Context, sp pool.Spec, d poolDeps) (*pool.Pool, func()
 		}
 		p.Backends = pool.Backends{Main: kb, Host: host.New(host.Options{})}
 		p.Probe = kb.Probe
+		reaped := make(chan struct{})
+		go func() { // as kubeFlags.open: pods of dead Conveyor processes of this host
+			defer close(reaped)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if n, err := kb.ReapOrphans(rctx); n > 0 || err != nil {
+				d.log.Info("deleted job pods left by Conveyor processes that died or by ended jobs", "pool", sp.Name, "pods", n, "err", err)
+			}
+		}()
 		stop := sweepJobPods(ctx, kb, d.store, time.Minute, d.log.With("pool", sp.Name))
-		return p, stop, nil
+		return p, func() { stop(); <-reaped }, nil
 	case pool.Docker, pool.Host:
 		bk, err := openBackendsWith(ctx, string(sp.Kind), d.engine, d.stderr, d.runner, d.tools)
 		if err != nil {
