@@ -251,3 +251,32 @@ func TestRunProbes(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// BenchmarkPick: the scheduler's cost per job (pick and free) among ten
+// pools, two of them burst, some with labels.
+func BenchmarkPick(b *testing.B) {
+	var pools []*Pool
+	for i := range 10 {
+		sp := Spec{Name: fmt.Sprintf("p%d", i), Kind: Docker, Capacity: 50, ProbeInterval: time.Hour, Burst: i >= 8}
+		if i%3 == 0 {
+			sp.Labels = []string{"ubuntu-latest", "linux"}
+		}
+		pools = append(pools, &Pool{Spec: sp, Backends: Backends{Main: &stub{}}})
+	}
+	s, err := New(pools, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range s.pools {
+		_ = s.probe(context.Background(), p)
+	}
+	labels := []string{"ubuntu-latest"}
+	b.ReportAllocs()
+	for b.Loop() {
+		sl := s.Pick(labels)
+		if sl == nil {
+			b.Fatal("no room")
+		}
+		sl.Done()
+	}
+}
