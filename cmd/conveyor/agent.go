@@ -65,6 +65,8 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
 	var kube kubeFlags
 	kube.register(fs)
+	var labelConfig string
+	fs.StringVar(&labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
@@ -109,6 +111,11 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "conveyor agent: --log-level %q: %v\n", logLevel, err)
 		return 2
 	}
+	labelProfiles, err := loadLabelConfig(labelConfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent: --label-config:", err)
+		return 2
+	}
 	// 2 min: above any long poll, so only a hung server fails.
 	tr, err := clientTransport(caFile, 2*time.Minute)
 	if err != nil {
@@ -134,7 +141,7 @@ func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	host, _ := os.Hostname()
 	a, err := agent.New(agent.Config{Server: server, Token: token, Labels: agentLabels(labels, !noDefaults),
-		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats, Actions: acts},
+		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats, Profiles: labelProfiles, Actions: acts},
 		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log, HTTP: &http.Client{Transport: tr}})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)

@@ -357,6 +357,9 @@ func (f *runFlags) options(ctx context.Context, event, repoDir string) (exec.Opt
 	}
 	opts.Network = network
 	opts.Runtime = f.runtime
+	if opts.Profiles, err = loadLabelConfig(f.labelConfig); err != nil {
+		return opts, err
+	}
 	return opts, nil
 }
 

@@ -16,6 +16,7 @@ type runFlags struct {
 	eventPath, backendName, actor, dir string
 	memory, artifactDir, dockerEngine  string
 	networkPolicy, runtime             string
+	labelConfig                        string
 	printPlan, keep, noColor           bool
 	list, dryRun, version              bool
 	parallel                           int
@@ -76,6 +77,7 @@ func (f *runFlags) register(fs *flag.FlagSet, usageOut io.Writer) {
 	fs.Int64Var(&f.pids, "pids", 0, "most processes per job sandbox (docker)")
 	f.tools.register(fs)
 	fs.StringVar(&f.runtime, "runtime", "", "OCI runtime of job containers (docker), e.g. runsc (gVisor) or kata-runtime; refused when the engine lacks it")
+	fs.StringVar(&f.labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&f.networkPolicy, "network-policy", "open", "what jobs may reach (docker, as root): open, no-private (public addresses only) or none (only the job's services)")
 	f.actions.register(fs, true)
 }

@@ -48,6 +48,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	kube.register(fs)
 	var poolsFile string
 	fs.StringVar(&poolsFile, "pools", "", "YAML file of backend pools (kubernetes clusters, docker, host) that this replica's jobs spread over, with health probes, failover and burst; see docs/kubernetes.md (default: one pool, --backend)")
+	var labelConfig string
+	fs.StringVar(&labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
 	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
 	fs.IntVar(&workers, "workers", runtime.NumCPU(), "jobs this replica runs at once (0: none, only agents run jobs)")
@@ -104,6 +106,11 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		fmt.Fprintf(stderr, "conveyor server: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	labelProfiles, err := loadLabelConfig(labelConfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --label-config:", err)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -204,7 +211,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	srv, err := server.New(server.Config{
 		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
-		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Replica: replica, Version: version,
+		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Profiles: labelProfiles, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
 		TrustedProxies: proxies,
 	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Pools: pools, Log: log, Actions: acts,

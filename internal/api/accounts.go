@@ -151,7 +151,7 @@ func (a *server) dummyHash() string {
 func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 	ctx := q.r.Context()
 	userKey, addrKey := loginKeys(q.r, in.User)
-	if err := a.failedLogins.check(userKey, addrKey); err != nil {
+	if err := a.failedLogins.check(ctx, userKey, addrKey); err != nil {
 		return nil, err
 	}
 	u, err := st.UserByName(ctx, in.User)
@@ -172,10 +172,14 @@ func (a *server) login(q request, st AccountStore, in LoginInput) (any, error) {
 		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" || !match || in.Password == "" {
-		a.failedLogins.failed(userKey, addrKey)
+		if err := a.failedLogins.failed(ctx, userKey, addrKey); err != nil {
+			a.Log.Warn("counting a failed login", "err", err)
+		}
 		return nil, errs.E("", errs.Unauthorized, "wrong user name or password")
 	}
-	a.failedLogins.user.Reset(userKey)
+	if err := a.failedLogins.user.reset(ctx, userKey); err != nil {
+		a.Log.Warn("forgetting failed logins", "err", err)
+	}
 	org, role, err := a.loginOrg(ctx, st, u, in.Org)
 	if err != nil {
 		return nil, err

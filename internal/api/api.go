@@ -98,8 +98,11 @@ type Deps struct {
 	// decides on jobs awaiting approval (nil: those routes answer 503).
 	Environments EnvironmentStore
 	Approvals    Approver
-	// Logins bound failed password logins per client address.
-	Logins LoginLimits
+	// Logins bound failed password logins per client address; Failures
+	// keeps their buckets, shared by the replicas of one database (nil: in
+	// this process).
+	Logins   LoginLimits
+	Failures store.FailureBuckets
 	// PasswordParams are argon2id's costs for new password hashes
 	// (default password.Default).
 	PasswordParams password.Params
@@ -196,7 +199,7 @@ func New(d Deps) http.Handler {
 	if d.PasswordParams == (password.Params{}) {
 		d.PasswordParams = password.Default
 	}
-	a := &server{Deps: d, hashSlots: make(chan struct{}, 2), failedLogins: newLoginLimiters(d.Logins)}
+	a := &server{Deps: d, hashSlots: make(chan struct{}, 2), failedLogins: newLoginLimiters(d.Logins, d.Failures)}
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
 	for _, rt := range routes() {

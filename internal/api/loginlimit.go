@@ -1,11 +1,16 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/ratelimit"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // LoginLimits bound password guessing. Every failed POST /api/login takes
@@ -29,17 +34,36 @@ type LoginLimits struct {
 }
 
 type loginLimiters struct {
-	user, addr *ratelimit.Limiter
+	user, addr failureBuckets
 }
 
-func newLoginLimiters(l LoginLimits) loginLimiters {
+// failureBuckets are the buckets of one kind (user or address): in the
+// database when the store keeps them (replicas share them, and a restart
+// keeps them), else in this process.
+type failureBuckets interface {
+	wait(ctx context.Context, key string) (time.Duration, error)
+	fail(ctx context.Context, key string) error
+	reset(ctx context.Context, key string) error
+}
+
+func newLoginLimiters(l LoginLimits, fb store.FailureBuckets) loginLimiters {
 	if l.PerUser.Burst <= 0 {
 		l.PerUser = ratelimit.Limit{Burst: 5, Every: time.Minute}
 	}
 	if l.PerAddress.Burst <= 0 {
 		l.PerAddress = ratelimit.Limit{Burst: 20, Every: 15 * time.Second}
 	}
-	return loginLimiters{user: ratelimit.New(l.PerUser, l.Now), addr: ratelimit.New(l.PerAddress, l.Now)}
+	if fb != nil {
+		now := l.Now
+		if now == nil {
+			now = time.Now
+		}
+		return loginLimiters{
+			user: sharedBuckets{fb: fb, kind: "login-user", lim: l.PerUser.Norm(), now: now},
+			addr: sharedBuckets{fb: fb, kind: "login-addr", lim: l.PerAddress.Norm(), now: now},
+		}
+	}
+	return loginLimiters{user: localBuckets{ratelimit.New(l.PerUser, l.Now)}, addr: localBuckets{ratelimit.New(l.PerAddress, l.Now)}}
 }
 
 // loginKeys are the buckets' keys of a login of user from r's client.
@@ -49,17 +73,65 @@ func loginKeys(r *http.Request, user string) (userKey, addrKey string) {
 }
 
 // check refuses a login whose buckets are empty.
-func (l loginLimiters) check(userKey, addrKey string) error {
-	if d := l.user.Wait(userKey); d > 0 {
+func (l loginLimiters) check(ctx context.Context, userKey, addrKey string) error {
+	d, err := l.user.wait(ctx, userKey)
+	if err != nil {
+		return err
+	}
+	if d > 0 {
 		return RateLimited("", "too many failed logins for this user name from this address", d)
 	}
-	if d := l.addr.Wait(addrKey); d > 0 {
+	if d, err = l.addr.wait(ctx, addrKey); err != nil {
+		return err
+	}
+	if d > 0 {
 		return RateLimited("", "too many failed logins from this address", d)
 	}
 	return nil
 }
 
-func (l loginLimiters) failed(userKey, addrKey string) {
-	l.user.Fail(userKey)
-	l.addr.Fail(addrKey)
+// failed counts a failed login in both buckets; the login is refused
+// anyway, so an error here is only returned for the log.
+func (l loginLimiters) failed(ctx context.Context, userKey, addrKey string) error {
+	return errors.Join(l.user.fail(ctx, userKey), l.addr.fail(ctx, addrKey))
+}
+
+type localBuckets struct{ l *ratelimit.Limiter }
+
+func (b localBuckets) wait(_ context.Context, key string) (time.Duration, error) {
+	return b.l.Wait(key), nil
+}
+func (b localBuckets) fail(_ context.Context, key string) error {
+	b.l.Fail(key)
+	return nil
+}
+func (b localBuckets) reset(_ context.Context, key string) error {
+	b.l.Reset(key)
+	return nil
+}
+
+// sharedBuckets keep their buckets in the database under a hash of kind
+// and key (no address or user name is stored).
+type sharedBuckets struct {
+	fb   store.FailureBuckets
+	kind string
+	lim  ratelimit.Limit
+	now  func() time.Time
+}
+
+func (b sharedBuckets) key(k string) string {
+	sum := sha256.Sum256([]byte(b.kind + "\x00" + k))
+	return hex.EncodeToString(sum[:])
+}
+
+func (b sharedBuckets) wait(ctx context.Context, key string) (time.Duration, error) {
+	return b.fb.FailureWait(ctx, b.key(key), b.lim, b.now())
+}
+
+func (b sharedBuckets) fail(ctx context.Context, key string) error {
+	return b.fb.TakeFailure(ctx, b.key(key), b.lim, b.now())
+}
+
+func (b sharedBuckets) reset(ctx context.Context, key string) error {
+	return b.fb.ResetFailures(ctx, b.key(key))
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
@@ -157,6 +158,37 @@ type JobSpec struct {
 	// that keep tenants apart (kubernetes: a namespace per organisation)
 	// place and label the sandbox by it.
 	Tenant Tenant
+	// Placement says which machines may run the sandbox (from the
+	// runs-on labels' profiles): the kubernetes backend makes it the
+	// pod's nodeSelector and tolerations; backends of one machine ignore
+	// it.
+	Placement Placement
+	// Timeout is the job's timeout-minutes as the executor enforces it
+	// (0: not known). A backend that bounds a sandbox's life itself
+	// (kubernetes: activeDeadlineSeconds) allows this plus room for the
+	// cleanup steps and the teardown that follow a timeout.
+	Timeout time.Duration
+}
+
+// Placement says which machines may run a sandbox.
+type Placement struct {
+	// NodeSelector are node labels the machine must carry.
+	NodeSelector map[string]string
+	// Tolerations let the sandbox run on machines with matching taints.
+	Tolerations []Toleration
+}
+
+// Toleration lets a sandbox run on machines with a matching taint, as
+// Kubernetes' toleration does.
+type Toleration struct {
+	Key string
+	// Operator is Equal (Value must match) or Exists (any value).
+	Operator string
+	Value    string
+	// Effect is NoSchedule, PreferNoSchedule, NoExecute or "" (all).
+	Effect string
+	// Seconds is how long a NoExecute taint is tolerated (nil: forever).
+	Seconds *int64
 }
 
 // Tenant names a server job's organisation, repository, run and job

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -15,6 +16,17 @@ type Scope struct {
 	Repo       string
 	Ref        string
 	DefaultRef string
+}
+
+// TenantRepo is the Scope.Repo of a server's repository: its
+// organisation's ID with its name, so that repositories of the same name in
+// two organisations never share caches (nor their size limit). orgID 0
+// (conveyor run) gives the name alone.
+func TenantRepo(orgID int64, name string) string {
+	if orgID == 0 {
+		return name
+	}
+	return "org-" + strconv.FormatInt(orgID, 10) + "/" + name
 }
 
 // Tokens hands out job-scoped ACTIONS_RUNTIME_TOKENs. Tokens are random

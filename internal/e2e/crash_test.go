@@ -15,7 +15,11 @@ import (
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
 
-const leaseTTL = 2 * time.Second
+// leaseTTL is the servers' lease TTL in these tests: short, so that a
+// killed process's jobs come back soon, but with heartbeats (every third
+// of it) that survive a CI machine's stalls of a few seconds: at 2 s, a
+// machine at load 19 on 2 CPUs let live workers' leases expire.
+const leaseTTL = 4 * time.Second
 
 // crashFlow: a quick job a, then b which records its attempts around a 3 s
 // sleep (the one the server is killed in), then c.

@@ -133,7 +133,8 @@ func TestTwoReplicasPostgres(t *testing.T) {
 		// loser's step never ran.
 		for _, j := range c2.run(r.ID).Jobs {
 			if j.Status != "success" || j.Attempt != 1 || len(j.Interrupted) != 0 {
-				t.Errorf("job %d-%s: %s attempt %d interrupted %+v; want one successful lease", r.ID, j.Key, j.Status, j.Attempt, j.Interrupted)
+				t.Errorf("job %d-%s: %s attempt %d interrupted %+v; want one successful lease; error %q, log:\n%s", r.ID, j.Key, j.Status, j.Attempt,
+					j.Interrupted, j.Error, c2.text(fmt.Sprintf("/api/runs/%d/jobs/%s/logs", r.ID, j.Key)))
 			}
 		}
 		for _, k := range []string{"a", "b", "c"} {

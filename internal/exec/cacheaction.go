@@ -72,6 +72,9 @@ func cacheAction(uses string) string {
 func (jr *jobRun) cacheScope() cache.Scope {
 	ev := jr.e.opts.Event
 	s := cache.Scope{Repo: ev.Repository, Ref: ev.Ref}
+	if t := jr.e.opts.Tenant; t.OrgID != 0 && t.Repo != "" {
+		s.Repo = cache.TenantRepo(t.OrgID, t.Repo) // a server's job: its organisation's repository
+	}
 	if repo, ok := ev.Payload["repository"].(map[string]any); ok {
 		if b, ok := repo["default_branch"].(string); ok && b != "" {
 			s.DefaultRef = "refs/heads/" + b

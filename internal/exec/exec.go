@@ -19,6 +19,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
@@ -66,6 +67,10 @@ type Options struct {
 	// Runtime is the OCI runtime of every job's containers ("": the
 	// engine's default), e.g. runsc.
 	Runtime string
+	// Profiles are the sandbox profiles of runs-on labels (the label
+	// config; nil: none): a job gets the merge of its labels' profiles.
+	// A label's runtime and Runtime both set and different fail the job.
+	Profiles *profiles.Config
 	// Tenant is whom the jobs run for (a server's job; zero otherwise).
 	Tenant backend.Tenant
 	// Keep are matrix instances of an earlier attempt kept by a re-run of

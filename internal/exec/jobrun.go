@@ -159,7 +159,7 @@ func (jr *jobRun) run(ctx, runCtx context.Context) *JobResult {
 	jobCtx, cancelJob := context.WithTimeout(ctx, timeout)
 	defer cancelJob()
 
-	release, result, err := jr.setUp(jobCtx, runCtx, c)
+	release, result, err := jr.setUp(jobCtx, runCtx, c, timeout)
 	defer release()
 	if result != "" {
 		return jr.finish(result, err)
@@ -248,11 +248,11 @@ func (jr *jobRun) timeout(c *expr.Context) (time.Duration, error) {
 }
 
 // setUp makes the job folder, resolves the remote actions, starts the
-// sandbox and evaluates the job's env. A non-empty result says the job
-// ends there (with err saying why when it failed). release, always set and
-// called once the job is done, tears the sandbox down and removes the
-// folder.
-func (jr *jobRun) setUp(jobCtx, runCtx context.Context, c *expr.Context) (release func(), result string, err error) {
+// sandbox (told the job's timeout) and evaluates the job's env. A
+// non-empty result says the job ends there (with err saying why when it
+// failed). release, always set and called once the job is done, tears the
+// sandbox down and removes the folder.
+func (jr *jobRun) setUp(jobCtx, runCtx context.Context, c *expr.Context, timeout time.Duration) (release func(), result string, err error) {
 	release = func() {}
 	spec, b, err := jr.sandboxSpec(c)
 	if u, ok := err.(errUnmapped); ok {
@@ -266,6 +266,7 @@ func (jr *jobRun) setUp(jobCtx, runCtx context.Context, c *expr.Context) (releas
 	if err != nil {
 		return release, Failure, err
 	}
+	spec.Timeout = timeout
 	if err := jr.makeJobDir(); err != nil {
 		return release, Failure, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/expr"
 	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
@@ -59,6 +60,9 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 		return nil, nil, errUnmapped{labels}
 	}
 	spec.Image = image
+	if err := jr.applyProfile(spec, labels); err != nil {
+		return nil, nil, err
+	}
 	for _, s := range jr.job.Services {
 		cc, err := jr.evalContainer(&s.Container, c)
 		if err != nil {
@@ -68,6 +72,31 @@ func (jr *jobRun) sandboxSpec(c *expr.Context) (*backend.JobSpec, backend.Backen
 			Volumes: cc.Volumes, Ports: cc.Ports, Credentials: cc.Credentials})
 	}
 	return spec, b, nil
+}
+
+// applyProfile puts the profile of the job's runs-on labels (the label
+// config) in spec: runtime, machine type and placement.
+func (jr *jobRun) applyProfile(spec *backend.JobSpec, labels []string) error {
+	ch, err := jr.e.opts.Profiles.Select(labels)
+	if err != nil {
+		return err
+	}
+	if spec.Runtime, err = profiles.JobRuntime(spec.Runtime, ch); err != nil {
+		return err
+	}
+	// A machine type replaces the limits given for every job (conveyor
+	// run --cpus, --memory) that it sets.
+	if ch.Resources.CPUs > 0 {
+		spec.Resources.CPUs = ch.Resources.CPUs
+	}
+	if ch.Resources.MemoryBytes > 0 {
+		spec.Resources.MemoryBytes = ch.Resources.MemoryBytes
+	}
+	spec.Placement = ch.Placement
+	if d := ch.Describe(); d != "" {
+		jr.notice(d)
+	}
+	return nil
 }
 
 // runsOn evaluates the job's runs-on labels.

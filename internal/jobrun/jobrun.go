@@ -25,6 +25,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/logs"
 	"github.com/conveyor-ci/conveyor/internal/plan"
+	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/workflow"
 )
 
@@ -74,7 +75,9 @@ func instancesOf(in []*exec.JobResult) []jobspec.Instance {
 type Env struct {
 	Backend, Host, Containers backend.Backend
 	Platforms                 map[string]string
-	ServerURL                 string
+	// Profiles are the runs-on labels' sandbox profiles (nil: none).
+	Profiles  *profiles.Config
+	ServerURL string
 	// Artifacts is the run's artifact store (set per job by the caller).
 	Artifacts artifact.Store
 	// Actions fetches remote actions and reusable workflows (the data
@@ -116,7 +119,7 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	ev := re.Event
 	opts := exec.Options{
 		Backend: env.Backend, Host: env.Host, Containers: env.Containers,
-		Platforms: env.Platforms, RepoDir: srcDir, WorkDir: workDir,
+		Platforms: env.Platforms, Profiles: env.Profiles, RepoDir: srcDir, WorkDir: workDir,
 		Event: exec.Event{
 			Name: spec.Event, Payload: re.Payload, SHA: spec.SHA, Ref: spec.Ref, Repository: ev.Repository.FullName,
 			Actor: ev.Sender, RunID: strconv.FormatInt(spec.ID, 10), RunNumber: int(spec.Number), RunAttempt: max(spec.Attempt, 1),

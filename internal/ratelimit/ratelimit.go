@@ -23,6 +23,33 @@ type Limit struct {
 	Every time.Duration
 }
 
+// Norm is lim with its defaults: at least one failure, one a minute.
+func (lim Limit) Norm() Limit {
+	lim.Burst = max(lim.Burst, 1)
+	if lim.Every <= 0 {
+		lim.Every = time.Minute
+	}
+	return lim
+}
+
+// Refill is a bucket's tokens, last counted at, brought up to now (at most
+// Burst).
+func (lim Limit) Refill(tokens float64, at, now time.Time) float64 {
+	if d := now.Sub(at); d > 0 {
+		tokens += float64(d) / float64(lim.Every)
+	}
+	return math.Min(float64(lim.Burst), tokens)
+}
+
+// WaitFor is how long a bucket of tokens (refilled) waits for the token
+// of its next attempt: zero when it has one.
+func (lim Limit) WaitFor(tokens float64) time.Duration {
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) * float64(lim.Every))
+}
+
 // Limiter counts failures per key; safe for concurrent use.
 type Limiter struct {
 	lim  Limit
@@ -43,17 +70,13 @@ func New(lim Limit, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	lim.Burst = max(lim.Burst, 1)
-	if lim.Every <= 0 {
-		lim.Every = time.Minute
-	}
-	return &Limiter{lim: lim, now: now, keys: map[string]*bucket{}, prune: 1024}
+	return &Limiter{lim: lim.Norm(), now: now, keys: map[string]*bucket{}, prune: 1024}
 }
 
 // refill brings b's tokens up to now; it reports whether b is full.
 func (l *Limiter) refill(b *bucket, now time.Time) bool {
-	if d := now.Sub(b.at); d > 0 {
-		b.tokens = math.Min(float64(l.lim.Burst), b.tokens+float64(d)/float64(l.lim.Every))
+	if now.After(b.at) {
+		b.tokens = l.lim.Refill(b.tokens, b.at, now)
 		b.at = now
 	}
 	return b.tokens >= float64(l.lim.Burst)
@@ -73,10 +96,7 @@ func (l *Limiter) Wait(key string) time.Duration {
 		delete(l.keys, key)
 		return 0
 	}
-	if b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.tokens) * float64(l.lim.Every))
+	return l.lim.WaitFor(b.tokens)
 }
 
 // Fail takes a token from key's bucket (a failed attempt).

@@ -149,7 +149,7 @@ func (g *agentService) assign(ctx context.Context, a *store.Agent, l *store.Leas
 		giveBack("agent " + a.Name + " went away before it got the job")
 		return nil, errs.Wrap("lease", errs.Canceled, ctx.Err())
 	}
-	asg.CacheToken = g.s.agentCacheToken(asg.Run)
+	asg.CacheToken = g.s.agentCacheToken(asg.OrgID, asg.Run)
 	g.s.log.Info("job leased to an agent", "run", run.ID, "job", job.Key, "attempt", job.Attempt, "agent", a.Name)
 	return asg, nil
 }

@@ -15,11 +15,11 @@ const agentCacheTTL = 24 * time.Hour
 // agentCacheToken issues the cache token of a job run by an agent, scoped
 // to the run's repository and ref (reading the default branch's caches
 // too); "" when the server serves no cache.
-func (s *Server) agentCacheToken(run api.AgentRun) string {
+func (s *Server) agentCacheToken(orgID int64, run api.AgentRun) string {
 	if s.cacheTokens == nil {
 		return ""
 	}
-	scope := cache.Scope{Repo: run.Repository, Ref: run.Ref}
+	scope := cache.Scope{Repo: cache.TenantRepo(orgID, run.Repository), Ref: run.Ref}
 	var ev struct {
 		Payload struct {
 			Repository struct {

@@ -48,6 +48,56 @@ func TestServerCache(t *testing.T) {
 	cacheTwice(t, h)
 }
 
+// Caches belong to an organisation's repository, not to a name: another
+// organisation's repository of the same name (same source even) neither
+// hits nor poisons the first one's caches.
+func TestCacheApartAcrossOrgs(t *testing.T) {
+	var st *cache.Store
+	tc := testCache(t)
+	h := newHarness(t, harnessOpts{
+		files: map[string]string{".github/workflows/ci.yml": strings.ReplaceAll(cacheFlow, "RUNS_ON", "ubuntu-latest"), "README.md": "hi\n"},
+		cache: func(baseURL string) (exec.Cache, http.Handler, *cache.Tokens) {
+			c, svc, tokens := tc(baseURL)
+			st = c.Store.(*cache.Store)
+			return c, svc, tokens
+		},
+	})
+	cacheTwice(t, h) // organisation 1 saved, then hit
+	ctx := context.Background()
+	o, err := h.st.EnsureOrg(ctx, "tenant-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := &store.Repo{OrgID: o.ID, Name: "octo/repo", URL: h.repo.URL, Forge: "github", Secret: "twin-secret", Branch: "main"}
+	if err := h.st.CreateRepo(ctx, twin); err != nil {
+		t.Fatal(err)
+	}
+	h.repo = twin
+	if code, body := h.hook("push", h.push("main", "README.md"), "d-twin"); code != http.StatusAccepted {
+		t.Fatalf("push to the twin: %d %s", code, body)
+	}
+	var run *store.Run
+	waitFor(t, 60*time.Second, "the twin's run", func() bool {
+		runs, _ := h.st.ListRuns(ctx, o.ID, store.RunFilter{Limit: 10})
+		if len(runs) == 1 && store.Terminal(runs[0].Status) {
+			run = runs[0]
+		}
+		return run != nil
+	})
+	log := h.jobLogIn(o.ID, run.ID, "build")
+	if run.Status != store.StatusSuccess || !strings.Contains(log, "hit=\n") || strings.Contains(log, "saved-by-run-1") {
+		t.Fatalf("the other organisation's run (%s) must miss:\n%s", run.Status, log)
+	}
+	for _, org := range []int64{1, o.ID} {
+		if es, err := st.Entries(ctx, cache.TenantRepo(org, "octo/repo")); err != nil || len(es) != 1 {
+			t.Errorf("organisation %d: %d entries, %v; want its own one", org, len(es), err)
+		}
+	}
+	if es, _ := st.Entries(ctx, "octo/repo"); len(es) != 0 {
+		t.Errorf("%d entries under the bare name", len(es))
+	}
+}
+
 // The jobs of agents use the server's cache: the native steps through the
 // protocol (cache.Remote) with a token the server issued for the job, and
 // the protocol's env points at the server.
@@ -128,13 +178,13 @@ func TestCacheRetention(t *testing.T) {
 	if err := h.st.CreateRepo(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	save("octo/repo", "old")
-	save("octo/other", "old")
-	save("octo/unset", "old") // no repository of that name: no setting
+	save(cache.TenantRepo(1, "octo/repo"), "old")
+	save(cache.TenantRepo(1, "octo/other"), "old")
+	save(cache.TenantRepo(1, "octo/unset"), "old") // no repository of that name: no setting
 	h.api("PUT", "/api/retention", store.Retention{CachesDays: ptr(7)}, http.StatusOK, nil)
 	h.api("PUT", "/api/repos/"+itoa(other.ID)+"/retention", store.Retention{CachesDays: ptr(30)}, http.StatusOK, nil)
 	keys := func(repo string) int {
-		es, err := st.Entries(ctx, repo)
+		es, err := st.Entries(ctx, cache.TenantRepo(1, repo))
 		if err != nil {
 			t.Fatal(err)
 		}

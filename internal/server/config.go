@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/pool"
+	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	CronCatchUp time.Duration
 	// Platforms maps runs-on labels to images ("-self-hosted": host).
 	Platforms map[string]string
+	// Profiles are the sandbox profiles of runs-on labels for this
+	// replica's workers (nil: none); agents read their own.
+	Profiles *profiles.Config
 	// Replica names this process in leases (default host-pid-random).
 	Replica string
 	// StatusBackoff is the first wait before a failed commit status is

@@ -210,7 +210,7 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 // sandboxes (slot), or without pools the server's.
 func (s *Server) jobEnv(slot *pool.Slot) jobrun.Env {
 	env := jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
-		Platforms: s.cfg.Platforms, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
+		Platforms: s.cfg.Platforms, Profiles: s.cfg.Profiles, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
 	if slot != nil {
 		b := slot.Backends()
 		env.Backend, env.Host, env.Containers = b.Main, b.Host, b.Containers

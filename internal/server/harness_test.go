@@ -287,7 +287,13 @@ func describeRuns(runs []*store.Run) string {
 // jobLog returns the stored log of a job of run.
 func (h *harness) jobLog(runID int64, key string) string {
 	h.t.Helper()
-	jobs, err := h.st.Jobs(context.Background(), 1, runID)
+	return h.jobLogIn(1, runID, key)
+}
+
+// jobLogIn returns the stored log of a job of a run of organisation org.
+func (h *harness) jobLogIn(org, runID int64, key string) string {
+	h.t.Helper()
+	jobs, err := h.st.Jobs(context.Background(), org, runID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -295,7 +301,7 @@ func (h *harness) jobLog(runID int64, key string) string {
 		if j.Key == key {
 			var b strings.Builder
 			for after := int64(0); ; {
-				chunks, err := h.st.ReadLog(context.Background(), 1, j.ID, after, 10000)
+				chunks, err := h.st.ReadLog(context.Background(), org, j.ID, after, 10000)
 				if err != nil {
 					h.t.Fatal(err)
 				}

@@ -127,7 +127,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	apiHandler := api.New(api.Deps{
 		Store: d.Store, Accounts: d.Store, Secrets: d.Store, JobTokens: d.Store, Quotas: d.Store, Actions: s, Notifier: s.hub, BaseURL: cfg.BaseURL, Version: cfg.Version, Log: d.Log,
 		Agents: agents, AgentAdmin: agents, Artifacts: d.Store, MaxArtifactSize: cfg.MaxArtifactSize, Retention: d.Store,
-		Environments: d.Store, Approvals: approvals{s}, Logins: cfg.Limits.Logins,
+		Environments: d.Store, Approvals: approvals{s}, Logins: cfg.Limits.Logins, Failures: d.Store,
 	})
 	mux.Handle("/api/", apiHandler)
 	// The browser UI: every other path (its pages call the API in-process).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -117,7 +118,7 @@ func (s *Server) sweepCaches(ctx context.Context) {
 	}
 	now := s.cfg.Now()
 	for _, r := range list {
-		n, err := ev.EvictUnused(ctx, r.Repo, now.Add(-time.Duration(r.Days)*24*time.Hour))
+		n, err := ev.EvictUnused(ctx, cache.TenantRepo(r.OrgID, r.Repo), now.Add(-time.Duration(r.Days)*24*time.Hour))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("cache retention", "repo", r.Repo, "err", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/jobspec"
+	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 )
 
 // Role is a token's scope: the most its holder may do with it, whatever
@@ -907,6 +908,21 @@ type Retainer interface {
 }
 
 // Store is every interface plus lifecycle, for wiring in main.
+// FailureBuckets are token buckets of failed attempts (logins) by key,
+// kept in the database so that replicas sharing it count the same
+// failures (see package ratelimit for the buckets' rules).
+type FailureBuckets interface {
+	// FailureWait is how long key must wait before its next attempt: zero
+	// when its bucket has a token.
+	FailureWait(ctx context.Context, key string, lim ratelimit.Limit, now time.Time) (time.Duration, error)
+	// TakeFailure takes a token from key's bucket (full when new). Buckets
+	// untouched for a day (or Burst × Every when longer) are full again and
+	// deleted on the way.
+	TakeFailure(ctx context.Context, key string, lim ratelimit.Limit, now time.Time) error
+	// ResetFailures forgets key's failures.
+	ResetFailures(ctx context.Context, key string) error
+}
+
 type Store interface {
 	Orgs
 	Users
@@ -928,6 +944,7 @@ type Store interface {
 	Environments
 	Approvals
 	LogMover
+	FailureBuckets
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
 	Close() error

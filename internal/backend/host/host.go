@@ -163,6 +163,11 @@ func (b *Backend) prewarm() {
 	}
 }
 
+// helloTimeout bounds the start of the step runner, a fresh process of
+// this binary: milliseconds normally, but a race-instrumented build on a
+// machine at load 20 was seen to take over 10 s.
+const helloTimeout = 30 * time.Second
+
 // startRunner starts the out-of-process step runner and connects to it.
 // Steps name their directory; the runner's own is the system's temporary
 // one, as it may be started before its job is known.
@@ -199,7 +204,7 @@ func startRunner(ctx context.Context, argv []string) (*runnerProc, error) {
 			<-p.waited
 		}
 	}
-	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+	hctx, hcancel := context.WithTimeout(ctx, helloTimeout)
 	defer hcancel()
 	c, err := runner.NewClient(hctx, out, in, in)
 	if err != nil {

@@ -22,7 +22,9 @@ import (
 // StepWithSync: a whole backend Exec (the job folder pushed and pulled
 // around the step, what the executor pays); StepExecAPI: one exec API call
 // per step (kubectl exec through client-go), the floor a backend without a
-// step runner pays.
+// step runner pays; StepPodPerStep: Woodpecker's layout, a pod per step
+// sharing the workspace through a volume (a hostPath here, as the test
+// cluster has no storage provisioner for a PVC).
 func BenchmarkStepRunner(b *testing.B) {
 	sb := benchSandbox(b)
 	benchSteps(b, func(ctx context.Context) (int, error) {
@@ -63,6 +65,48 @@ func BenchmarkJobStart(b *testing.B) {
 		if sb != nil {
 			_ = sb.Teardown(ctx)
 		}
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStepPodPerStep(b *testing.B) {
+	kb := newBackend(b, Options{})
+	if err := kb.ensureNamespace(context.Background(), kb.opts.Namespace, ""); err != nil {
+		b.Fatal(err)
+	}
+	img := newJob(b).Image
+	ws := &corev1.HostPathVolumeSource{Path: b.TempDir(), Type: ptr(corev1.HostPathDirectoryOrCreate)}
+	b.StopTimer()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("conveyor-steppod-%d-%d", time.Now().UnixNano(), i)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: managedBy}},
+			Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, AutomountServiceAccountToken: ptr(false),
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+				Volumes:                       []corev1.Volume{{Name: "ws", VolumeSource: corev1.VolumeSource{HostPath: ws}}},
+				Containers: []corev1.Container{{Name: "step", Image: img, ImagePullPolicy: corev1.PullNever,
+					Command: []string{"sh", "-c", "true"}, WorkingDir: "/w",
+					VolumeMounts: []corev1.VolumeMount{{Name: "ws", MountPath: "/w"}}}},
+			},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		b.StartTimer()
+		_, err := kb.cs.CoreV1().Pods(kb.opts.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err == nil {
+			_, err = kb.waitPod(ctx, kb.opts.Namespace, name, "the step's pod to succeed", func(p *corev1.Pod) (bool, error) {
+				if p.Status.Phase == corev1.PodFailed {
+					return false, fmt.Errorf("step pod failed: %s", p.Status.Message)
+				}
+				return p.Status.Phase == corev1.PodSucceeded, nil
+			})
+		}
+		b.StopTimer()
+		_ = kb.deletePod(ctx, kb.opts.Namespace, name)
 		cancel()
 		if err != nil {
 			b.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,9 +107,10 @@ type Options struct {
 	// fails with kind Unavailable wrapping backend.ErrNoRoom, so that a
 	// pool scheduler moves the job to another cluster.
 	PendingTimeout time.Duration
-	// NodeSelector is put on every pod (runs-on labels mapped by config).
+	// NodeSelector is put on every pod; a job's backend.Placement (its
+	// runs-on labels' profiles) adds to it, and wins for a label both give.
 	NodeSelector map[string]string
-	// Tolerations are put on every pod.
+	// Tolerations are put on every pod, with the job's Placement's.
 	Tolerations []corev1.Toleration
 	// RuntimeClassName is the pods' RuntimeClass (gVisor, Kata); a job's
 	// backend.JobSpec.Runtime overrides it. "": the cluster's default.
@@ -117,6 +119,7 @@ type Options struct {
 	// image allows); nil: the image's user.
 	RunAsUser *int64
 	// ActiveDeadline bounds a pod's life (activeDeadlineSeconds); 0: none.
+	// A job's timeout plus DeadlineMargin bounds it when shorter.
 	ActiveDeadline time.Duration
 	// GracePeriod is the pods' terminationGracePeriodSeconds; 0: 2 s.
 	GracePeriod time.Duration
@@ -136,9 +139,13 @@ type Backend struct {
 	// applied is what ensureTenancy applied, by object.
 	appliedMu sync.Mutex
 	applied   map[string]string
+	// sidecar says whether the cluster runs native sidecars.
+	sidecar sidecarSupport
 	// serviceArgs, set by tests only, gives service containers arguments
 	// (workflow services have none).
 	serviceArgs func(backend.Service) []string
+	// classes are the RuntimeClasses seen on the cluster (name → true).
+	classes sync.Map
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -259,6 +266,14 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if err != nil {
 		return nil, err
 	}
+	if b.sidecars(ctx) {
+		asSidecar(spec)
+	}
+	if rc := spec.Spec.RuntimeClassName; rc != nil {
+		if err := b.checkRuntimeClass(ctx, *rc); err != nil {
+			return nil, err
+		}
+	}
 	if fi, err := os.Stat(b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
 		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
 	}
@@ -282,6 +297,35 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkRuntimeClass refuses, before anything is made, a RuntimeClass the
+// cluster lacks, naming those it has (the API would refuse the pod with a
+// Forbidden). Without the right to read RuntimeClasses, the pod's creation
+// decides.
+func (b *Backend) checkRuntimeClass(ctx context.Context, name string) error {
+	if _, ok := b.classes.Load(name); ok {
+		return nil
+	}
+	api := b.cs.NodeV1().RuntimeClasses()
+	_, err := api.Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		b.classes.Store(name, true)
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil
+	}
+	have := "none"
+	if l, err := api.List(ctx, metav1.ListOptions{}); err == nil && len(l.Items) > 0 {
+		var names []string
+		for _, rc := range l.Items {
+			names = append(names, rc.Name+" (handler "+rc.Handler+")")
+		}
+		slices.Sort(names)
+		have = strings.Join(names, ", ")
+	}
+	return errs.E("kubernetes: runtime class", errs.Invalid,
+		"the cluster has no RuntimeClass %q (it has %s); create one for a handler of the nodes' container runtime (gVisor: runsc, Kata: kata), or choose another", name, have)
 }
 
 // createPod creates the pod; in a namespace just made, it waits (15 s at

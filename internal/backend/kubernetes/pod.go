@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,10 +20,6 @@ const (
 	volWorkspace = "workspace"
 	volRunner    = "conveyor"
 )
-
-// installScript receives the runner binary on standard input (one attach
-// stream) and puts it in place atomically.
-const installScript = `set -e; f=` + runnerDir + `/.conveyor.part; cat >"$f"; chmod 555 "$f"; mv "$f" ` + runnerPath
 
 // podSpec is the job's pod, or an Invalid/Unavailable error for what the
 // backend cannot run.
@@ -73,8 +70,8 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 			AutomountServiceAccountToken:  ptr(false),
 			EnableServiceLinks:            ptr(false),
 			TerminationGracePeriodSeconds: ptr(int64(b.opts.GracePeriod.Seconds())),
-			NodeSelector:                  b.opts.NodeSelector,
-			Tolerations:                   b.opts.Tolerations,
+			NodeSelector:                  nodeSelector(b.opts.NodeSelector, job.Placement.NodeSelector),
+			Tolerations:                   append(slices.Clone(b.opts.Tolerations), tolerations(job.Placement.Tolerations)...),
 			Hostname:                      o.Hostname,
 			Volumes: []corev1.Volume{
 				{Name: volWorkspace, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -84,7 +81,7 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 			Containers:     []corev1.Container{main},
 		},
 	}
-	if d := b.opts.ActiveDeadline; d > 0 {
+	if d := b.deadline(job); d > 0 {
 		pod.Spec.ActiveDeadlineSeconds = ptr(int64(d.Seconds()))
 	}
 	if rc := b.runtimeClass(job); rc != "" {
@@ -108,6 +105,47 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 		pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: hosts}}
 	}
 	return pod, nil
+}
+
+// DeadlineMargin is what a job's pod may live past the job's timeout
+// (activeDeadlineSeconds = timeout-minutes + this): the cleanup steps that
+// run after a timeout (post steps, if: always(), 2 minutes each at most)
+// and the teardown. The pod's clock starts after the executor's, so the
+// executor's own timeout always comes first.
+const DeadlineMargin = 5 * time.Minute
+
+// deadline is the pod's activeDeadlineSeconds: the job's timeout plus
+// DeadlineMargin, or Options.ActiveDeadline when that is shorter (0:
+// none).
+func (b *Backend) deadline(job *backend.JobSpec) time.Duration {
+	d := b.opts.ActiveDeadline
+	if job.Timeout > 0 {
+		if t := job.Timeout + DeadlineMargin; d == 0 || t < d {
+			d = t
+		}
+	}
+	return d
+}
+
+// nodeSelector is the backend's node selector with the job's (its
+// runs-on labels') added; the job's value wins for a label both give.
+func nodeSelector(all, job map[string]string) map[string]string {
+	if len(job) == 0 {
+		return all
+	}
+	out := make(map[string]string, len(all)+len(job))
+	maps.Copy(out, all)
+	maps.Copy(out, job)
+	return out
+}
+
+func tolerations(in []backend.Toleration) []corev1.Toleration {
+	var out []corev1.Toleration
+	for _, t := range in {
+		out = append(out, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value,
+			Effect: corev1.TaintEffect(t.Effect), TolerationSeconds: t.Seconds})
+	}
+	return out
 }
 
 func (b *Backend) runtimeClass(job *backend.JobSpec) string {

@@ -104,24 +104,6 @@ func (s *Sandbox) waitScheduled(ctx context.Context) error {
 
 var errPending = errors.New("pending deadline")
 
-// install streams the runner binary into the install container.
-func (s *Sandbox) install(ctx context.Context) error {
-	f, err := openFile(s.b.opts.RunnerBinary)
-	if err != nil {
-		return errs.Wrap("kubernetes: runner binary", errs.Invalid, err)
-	}
-	defer f.Close()
-	var diag runner.Tail
-	diag.Max = 4096
-	if err := s.b.stream(ctx, s.ns, s.name, installContainer, "attach", nil, f, &diag, &diag); err != nil {
-		if d := strings.TrimSpace(diag.String()); d != "" {
-			err = fmt.Errorf("%w: %s", err, d)
-		}
-		return errs.Wrap("kubernetes: install the runner", kindOf(err), err)
-	}
-	return nil
-}
-
 // attach opens the one stream to the step runner for the whole job.
 func (s *Sandbox) attach(ctx context.Context) error {
 	inR, inW := io.Pipe()

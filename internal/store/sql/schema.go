@@ -449,11 +449,20 @@ var migrations = []migration{
 		shared: []string{`CREATE INDEX jobs_live ON jobs (status) WHERE status IN ('waiting', 'awaiting_approval', 'queued', 'running')`},
 	}, { // 18: caches' retention (store.Retention.CachesDays).
 		shared: []string{`ALTER TABLE retention ADD COLUMN caches_days BIGINT`},
+	}, { // 19: failed logins counted across replicas (store.FailureBuckets).
+		shared: []string{
+			`CREATE TABLE failure_buckets (
+				key TEXT PRIMARY KEY,
+				tokens DOUBLE PRECISION NOT NULL,
+				at_ms BIGINT NOT NULL
+			)`,
+			`CREATE INDEX failure_buckets_at ON failure_buckets (at_ms)`,
+		},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 18
+const SchemaVersion = 19
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -21,7 +21,7 @@ import (
 // Run runs the suite. open must return a new, empty store each time and
 // arrange its cleanup with t.Cleanup. Subtests run in parallel.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests, agentTests, releaseTests, labelTests, jobGroupTests, artifactTests, secretTests, quotaTests, retentionTests, environmentTests, auditTests)
+	all := slices.Concat(tenantTests, eventTests, runTests, queueTests, outboxTests, agentTests, releaseTests, labelTests, jobGroupTests, artifactTests, secretTests, quotaTests, retentionTests, environmentTests, auditTests, failureTests)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
