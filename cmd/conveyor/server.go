@@ -46,6 +46,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
 	var kube kubeFlags
 	kube.register(fs)
+	var poolsFile string
+	fs.StringVar(&poolsFile, "pools", "", "YAML file of backend pools (kubernetes clusters, docker, host) that this replica's jobs spread over, with health probes, failover and burst; see docs/kubernetes.md (default: one pool, --backend)")
 	var labelConfig string
 	fs.StringVar(&labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -168,6 +170,13 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 2
 	}
+	pools, closePools, err := openServerPools(ctx, fs, poolsFile, &workers, poolDeps{engine: dockerEngine, runner: outOfProcessRunner(),
+		tools: tools.options(filepath.Join(data, "toolcache")), platforms: plats, store: st, stderr: stderr, log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server: --pools:", err)
+		return 2
+	}
+	defer closePools()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
@@ -205,7 +214,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Profiles: labelProfiles, Replica: replica, Version: version,
 		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
 		TrustedProxies: proxies,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Log: log, Actions: acts,
+	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Pools: pools, Log: log, Actions: acts,
 		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
@@ -216,8 +225,12 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "conveyor server: first start:", err)
 		return 1
 	}
+	jobsOn := bk.main.Name()
+	if pools != nil {
+		jobsOn = "backend pools " + pools.Names()
+	}
 	fmt.Fprintf(stdout, "conveyor server listening on %s (database %s, jobs on %s, ready in %s)\n",
-		baseURL, st.Dialect(), bk.main.Name(), time.Since(start).Round(time.Millisecond))
+		baseURL, st.Dialect(), jobsOn, time.Since(start).Round(time.Millisecond))
 	if tok != "" {
 		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, baseURL, tok)
 	}

@@ -14,6 +14,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -28,6 +29,12 @@ type Backend interface {
 	// Output (image pulls, service start-up) goes to log.
 	Setup(ctx context.Context, job *JobSpec, log io.Writer) (Sandbox, error)
 }
+
+// ErrNoRoom, wrapped in a Setup error, says the backend could not place
+// the sandbox in time (a pod still Pending past its deadline): the
+// cluster has no room or cannot start pods, and the job may run
+// elsewhere.
+var ErrNoRoom = errors.New("no room for the sandbox")
 
 // Sandbox is one job's isolated environment.
 type Sandbox interface {

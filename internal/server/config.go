@@ -15,6 +15,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/ratelimit"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -155,7 +156,11 @@ type Backends struct {
 type Deps struct {
 	Store    store.Store
 	Backends Backends
-	Log      *slog.Logger
+	// Pools, when set, run this replica's jobs instead of Backends: each
+	// job on a healthy pool serving its labels with room (package pool);
+	// the server runs their probes.
+	Pools *pool.Scheduler
+	Log   *slog.Logger
 	// Stdout receives the start-up lines (URL, first admin token).
 	Stdout io.Writer
 	// Actions fetches the remote actions of the jobs this replica runs.

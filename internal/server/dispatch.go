@@ -12,6 +12,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/jobspec"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/worker"
 )
@@ -30,7 +31,13 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		l := s.leaseNext(ctx)
+		var l *store.Lease
+		var slot *pool.Slot // the job's room on a backend pool (nil: no pools)
+		if s.pools != nil {
+			l, slot = s.leaseOnPools(ctx)
+		} else {
+			l = s.leaseNext(ctx)
+		}
 		if l == nil {
 			return // ctx ended
 		}
@@ -38,7 +45,7 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 		go func() {
 			defer s.jobs.Done()
 			defer func() { <-slots }()
-			s.runLeased(ctx, l)
+			s.runLeased(ctx, l, slot)
 		}()
 	}
 }
@@ -69,19 +76,30 @@ func (s *Server) leaseNext(ctx context.Context) *store.Lease {
 // stopped and not completed: the new holder owns it. When the server
 // stops, the job is stopped and left to lease expiry, which re-queues it
 // as an interrupted attempt.
-func (s *Server) runLeased(ctx context.Context, l *store.Lease) {
+//
+// With backend pools, slot is the job's room on one: freed when the run
+// ends; a job whose pool failed before any step is handed back.
+func (s *Server) runLeased(ctx context.Context, l *store.Lease, slot *pool.Slot) {
 	job := l.Job
+	log := s.log.With("run", job.RunID, "job", job.Key, "attempt", job.Attempt)
+	if slot != nil {
+		log = log.With("pool", slot.Pool().Spec.Name)
+	}
 	w := worker.New(worker.Config{TTL: s.cfg.LeaseTTL, Every: min(s.cfg.LeaseTTL/3, 3*time.Second), // cancels made on another replica are seen here
 		LogGrace: 5 * time.Second, // a stopped job's last lines are kept
-		Log:      s.log.With("run", job.RunID, "job", job.Key, "attempt", job.Attempt)})
+		Log:      log})
 	w.Do(ctx, worker.Job{ID: job.ID, Name: job.Name, Lease: &storeLease{s: s, job: job},
-		Wake: func() <-chan struct{} { return s.cancelWake(job.RunID) },
+		Wake:     func() <-chan struct{} { return s.cancelWake(job.RunID) },
+		HandBack: s.handBack(l, slot),
 		Run: func(ctx context.Context, sink *jobrun.Log) jobspec.Report {
+			if slot != nil {
+				defer slot.Done()
+			}
 			start := time.Now()
 			if !job.Queued.IsZero() {
 				sink.OnFirstStep(func() { s.metrics.dispatch.Observe(time.Since(job.Queued).Seconds()) })
 			}
-			rep := s.execute(ctx, l, sink)
+			rep := s.execute(ctx, l, sink, s.jobEnv(slot))
 			s.metrics.jobDuration.WithLabelValues(rep.Status).Observe(time.Since(start).Seconds())
 			return rep
 		}})
@@ -131,7 +149,7 @@ func (l *storeLease) Release(ctx context.Context, reason string) error {
 }
 
 // execute runs the job with the shared executor in a fresh checkout.
-func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) jobspec.Report {
+func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log, env jobrun.Env) jobspec.Report {
 	job, run := l.Job, l.Run
 	defer s.revokeJobTokens(context.WithoutCancel(ctx), job.ID)
 	asg, err := s.assignment(ctx, l)
@@ -148,7 +166,6 @@ func (s *Server) execute(ctx context.Context, l *store.Lease, sink *jobrun.Log) 
 		return jobrun.Fail(sink, "%v", err)
 	}
 	defer release()
-	env := s.jobEnv()
 	env.Artifacts = s.runArtifacts(run)
 	return jobrun.Run(ctx, env, asg, src, filepath.Join(dir, "work"), sink)
 }
@@ -189,10 +206,19 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 	return asg, nil
 }
 
-// jobEnv is what this replica runs jobs with.
-func (s *Server) jobEnv() jobrun.Env {
-	return jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
+// jobEnv is what this replica runs a job with: its backend pool's
+// sandboxes (slot), or without pools the server's.
+func (s *Server) jobEnv(slot *pool.Slot) jobrun.Env {
+	env := jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
 		Platforms: s.cfg.Platforms, Profiles: s.cfg.Profiles, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
+	if slot != nil {
+		b := slot.Backends()
+		env.Backend, env.Host, env.Containers = b.Main, b.Host, b.Containers
+		if p := slot.Pool().Platforms; p != nil {
+			env.Platforms = p
+		}
+	}
+	return env
 }
 
 // source returns the shared, read-only tree of run's commit (for local

@@ -23,6 +23,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/cache"
 	cexec "github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
@@ -65,6 +66,8 @@ type harnessOpts struct {
 	listen string
 	// wrap, when set, is the store the server gets around the harness's.
 	wrap func(store.Store) store.Store
+	// pools, when set, run the server's jobs instead (Deps.Pools).
+	pools *pool.Scheduler
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -116,7 +119,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.wrap != nil {
 		served = o.wrap(st)
 	}
-	deps := Deps{Store: served, Backends: bks, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
+	deps := Deps{Store: served, Backends: bks, Pools: o.pools, Log: slog.New(slog.NewTextHandler(logw, nil)), Actions: o.actions}
 	if o.cache != nil {
 		deps.Cache, deps.CacheService, deps.CacheTokens = o.cache(cfg.BaseURL)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/exec"
 	"github.com/conveyor-ci/conveyor/internal/gitmirror"
 	"github.com/conveyor-ci/conveyor/internal/logs"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 	"github.com/conveyor-ci/conveyor/internal/trigger"
@@ -34,6 +35,7 @@ type Server struct {
 	cfg      Config
 	store    store.Store
 	backends Backends
+	pools    *pool.Scheduler // nil: jobs run on backends
 	log      *slog.Logger
 	git      *gitmirror.Cache
 	intake   *sqlstore.AcceptBatcher
@@ -79,7 +81,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	s := &Server{
-		cfg: cfg, store: d.Store, backends: d.Backends, log: d.Log, actions: d.Actions,
+		cfg: cfg, store: d.Store, backends: d.Backends, pools: d.Pools, log: d.Log, actions: d.Actions,
 		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
 		hub:       logs.NewHub(),
 		filters:   trigger.NewCache(1024),
@@ -114,6 +116,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
 	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)
 	s.metrics = newMetrics(d.Store)
+	if d.Pools != nil {
+		s.metrics.reg.MustRegister(newPoolStates(d.Pools))
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hooks/{repo}", s.hook)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
@@ -176,7 +181,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop, s.sweepLoop, s.moveLogsLoop} {
+	for _, loop := range []func(context.Context){s.processLoop, s.dispatchLoop, s.expireLoop, s.statusLoop, s.cronLoop, s.sweepLoop, s.moveLogsLoop, s.poolLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -59,6 +59,10 @@ type Job struct {
 	// sandboxes are gone. When ctx ends with a cause of kind errs.Canceled
 	// the run was cancelled: it reports cancelled after its cleanup.
 	Run func(ctx context.Context, log *jobrun.Log) jobspec.Report
+	// HandBack, when not nil, is asked once Run returned: a reason hands
+	// the job back to the queue instead of completing it (its backend
+	// pool failed before any step ran: another pool runs it).
+	HandBack func() string
 }
 
 // Config tunes a Worker; zero fields take defaults.
@@ -220,6 +224,14 @@ func (w *Worker) do(ctx, runCtx context.Context, stop context.CancelCauseFunc, j
 		return w.persist(ctx, log, "handing the job back", func(ctx context.Context) error {
 			return j.Lease.Release(ctx, cause.Error())
 		}, Released)
+	}
+	if j.HandBack != nil {
+		if reason := j.HandBack(); reason != "" {
+			log.Warn("handing the job back", "reason", reason)
+			return w.persist(ctx, log, "handing the job back", func(ctx context.Context) error {
+				return j.Lease.Release(ctx, reason)
+			}, Released)
+		}
 	}
 	if rep.Version == 0 {
 		rep.Version = jobspec.Version

@@ -266,3 +266,24 @@ func TestAbandoned(t *testing.T) {
 		t.Fatalf("outcome %v, reports %+v, releases %v", out, l.reports, l.releases)
 	}
 }
+
+// A job whose HandBack gives a reason after its run (its backend pool
+// failed before any step) goes back to the queue with that reason; an
+// empty reason completes it.
+func TestHandBackAfterRun(t *testing.T) {
+	ttl := 200 * time.Millisecond
+	for _, reason := range []string{"backend pool b is failing", ""} {
+		l := newFakeLease(ttl)
+		out := testWorker(ttl).Do(t.Context(), Job{ID: 1, Lease: l,
+			Run: func(ctx context.Context, log *jobrun.Log) jobspec.Report {
+				return jobspec.Report{Status: jobspec.Error, Error: "setup failed"}
+			},
+			HandBack: func() string { return reason }})
+		switch {
+		case reason != "" && (out != Released || len(l.releases) != 1 || l.releases[0] != reason || len(l.reports) != 0):
+			t.Errorf("hand back: outcome %v, releases %q, reports %+v", out, l.releases, l.reports)
+		case reason == "" && (out != Completed || len(l.releases) != 0 || len(l.reports) != 1):
+			t.Errorf("no hand back: outcome %v, releases %q, reports %+v", out, l.releases, l.reports)
+		}
+	}
+}

@@ -102,6 +102,11 @@ type Options struct {
 	// StartTimeout bounds scheduling, image pulls, the runner's install
 	// and the services' readiness; 0: 5 minutes.
 	StartTimeout time.Duration
+	// PendingTimeout bounds the wait for the pod to be scheduled and its
+	// first container to start (0: StartTimeout alone); past it Setup
+	// fails with kind Unavailable wrapping backend.ErrNoRoom, so that a
+	// pool scheduler moves the job to another cluster.
+	PendingTimeout time.Duration
 	// NodeSelector is put on every pod; a job's backend.Placement (its
 	// runs-on labels' profiles) adds to it, and wins for a label both give.
 	NodeSelector map[string]string

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -64,7 +65,7 @@ func (s *Sandbox) start(ctx context.Context, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, s.b.opts.StartTimeout)
 	defer cancel()
 	fmt.Fprintf(log, "Created pod %s/%s\n", s.ns, s.name)
-	if _, err := s.waitPod(ctx, "the runner's install container to start", installRunning); err != nil {
+	if err := s.waitScheduled(ctx); err != nil {
 		return err
 	}
 	if err := s.install(ctx); err != nil {
@@ -82,6 +83,26 @@ func (s *Sandbox) start(ctx context.Context, log io.Writer) error {
 	s.sync = jobsync.New("kubernetes", s.job.JobDir, &podTransport{s: s})
 	return nil
 }
+
+// waitScheduled waits for the install container to run, within
+// PendingTimeout: a pod still Pending past it fails with ErrNoRoom.
+func (s *Sandbox) waitScheduled(ctx context.Context) error {
+	const what = "the runner's install container to start"
+	d := s.b.opts.PendingTimeout
+	if d <= 0 {
+		_, err := s.waitPod(ctx, what, installRunning)
+		return err
+	}
+	pctx, cancel := context.WithTimeoutCause(ctx, d, errPending)
+	defer cancel()
+	_, err := s.waitPod(pctx, what, installRunning)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(pctx), errPending) {
+		return errs.Wrap("kubernetes: pod "+s.name, errs.Unavailable, fmt.Errorf("%w: still Pending after %s: %v", backend.ErrNoRoom, d, err))
+	}
+	return err
+}
+
+var errPending = errors.New("pending deadline")
 
 // attach opens the one stream to the step runner for the whole job.
 func (s *Sandbox) attach(ctx context.Context) error {
