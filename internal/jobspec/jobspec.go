@@ -19,8 +19,13 @@ import (
 // serves. Version 0 is what agents older than the versioned contract
 // send (no version field): their wire format is version 1's, so it is
 // served as 1.
+//
+// Version 2 adds the compiled job (Assignment.Job, see Job): a worker of
+// version 2 runs the job from it and never reads the workflow file. A
+// version 2 server still sends the file (Run.WorkflowYAML), which is all
+// a version 1 agent reads, as long as MinVersion is 1.
 const (
-	Version    = 1
+	Version    = 2
 	MinVersion = 1
 )
 
@@ -89,6 +94,9 @@ type Assignment struct {
 	// Keep are the matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (not run again).
 	Keep []Instance `json:"keep,omitempty"`
+	// Job is the compiled job (contract version 2): what the worker runs.
+	// Nil from a version 1 server: the worker compiles Run.WorkflowYAML.
+	Job *Job `json:"job,omitempty"`
 	Grants
 	Sandbox
 }
@@ -130,9 +138,11 @@ type Run struct {
 	Number int64 `json:"number"`
 	// Attempt is the run's attempt (github.run_attempt); 0 from an older
 	// server counts as 1.
-	Attempt      int    `json:"attempt,omitempty"`
-	Repository   string `json:"repository"`
-	Workflow     string `json:"workflow"`
+	Attempt    int    `json:"attempt,omitempty"`
+	Repository string `json:"repository"`
+	Workflow   string `json:"workflow"`
+	// WorkflowYAML is the workflow file: what a version 1 agent runs the
+	// job from. A version 2 worker reads Assignment.Job instead.
 	WorkflowYAML string `json:"workflow_yaml"`
 	Event        string `json:"event"`
 	// EventJSON is the stored event: {"event": model, "payload": ...}.
