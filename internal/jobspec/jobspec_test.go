@@ -108,7 +108,7 @@ func TestJobEncodingIsStable(t *testing.T) {
 // A compiled job of a contract version this build does not read, or no
 // compiled job at all, is refused (Invalid): the caller compiles again.
 func TestDecodeJobRefuses(t *testing.T) {
-	for _, in := range []string{`{"version":1,"id":"a"}`, `{"version":`+strconv.Itoa(Version+1)+`,"id":"a"}`, `{"version":2}`, `[]`, `not json`, ``} {
+	for _, in := range []string{`{"version":1,"id":"a"}`, `{"version":` + strconv.Itoa(Version+1) + `,"id":"a"}`, `{"version":2}`, `[]`, `not json`, ``} {
 		if _, err := DecodeJob([]byte(in)); errs.KindOf(err) != errs.Invalid {
 			t.Errorf("DecodeJob(%s) = %v, want Invalid", in, err)
 		}
