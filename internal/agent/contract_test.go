@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,7 +63,7 @@ func TestAgentHandsBackAnAssignmentOfAnUnknownContract(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	select {
 	case reason := <-released:
-		if !strings.Contains(reason, "the server sent job contract version 2") || !strings.Contains(reason, "upgrade the agent") {
+		if !strings.Contains(reason, fmt.Sprintf("the server sent job contract version %d", jobspec.Version+1)) || !strings.Contains(reason, "upgrade the agent") {
 			t.Errorf("release reason %s", reason)
 		}
 	case <-time.After(20 * time.Second):

@@ -1,8 +1,9 @@
 // Package jobrun runs one leased job of a server run with the shared
 // executor: the server's own workers and remote agents (conveyor agent)
 // both use it, so a job behaves the same wherever it runs. It decodes the
-// run's stored event, parses and plans the stored workflow file, runs the
-// job given its needs' outcomes and maps the outcome to the job contract's
+// run's stored event, plans the job from its compiled form (the job
+// contract's Job; the workflow file only from a server of contract
+// version 1, which sends none), runs it given its needs' outcomes and maps the outcome to the job contract's
 // Report (package jobspec).
 // Where the source comes from (a git mirror, a tarball from the server) is
 // the caller's business: Run is given a directory.
@@ -102,13 +103,9 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	if err := json.Unmarshal(spec.EventJSON, &re); err != nil || re.Event == nil {
 		return Fail(rep, "the run's event is not readable: %v", err)
 	}
-	wf, probs := workflow.Parse([]byte(spec.WorkflowYAML), spec.Workflow)
-	if len(probs) > 0 {
-		return Fail(rep, "invalid workflow: %v", probs)
-	}
-	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: spec.Event, AnyEvent: true})
-	if err != nil || len(p.Workflows) == 0 {
-		return Fail(rep, "cannot plan the workflow: %v", err)
+	pw, err := Prepare(asg)
+	if err != nil {
+		return Fail(rep, "%v", err)
 	}
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return Fail(rep, "job directory: %v", err)
@@ -135,7 +132,7 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
 	}
-	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], asg.Key, needsOf(asg.Needs))
+	out, err := exec.New(opts).RunJob(ctx, pw, asg.Key, needsOf(asg.Needs))
 	if err != nil {
 		return Fail(rep, "%v", err)
 	}
@@ -150,6 +147,33 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 		c.Status = jobspec.Cancelled
 	}
 	return c
+}
+
+// Prepare is the executor's plan of the assigned job: from its compiled
+// form (asg.Job) when the server sent one, without reading the workflow
+// file; from the workflow file only when a server of contract version 1
+// sent none.
+func Prepare(asg *jobspec.Assignment) (*plan.Workflow, error) {
+	if asg.Job != nil {
+		if asg.Job.ID != asg.Key {
+			return nil, errs.E("", errs.Invalid, "the compiled job is %q, the assignment %q", asg.Job.ID, asg.Key)
+		}
+		pw, err := plan.FromSpec(asg.Job)
+		if err != nil {
+			return nil, errs.Wrap("the compiled job", errs.Invalid, err)
+		}
+		return pw, nil
+	}
+	spec := &asg.Run
+	wf, probs := workflow.Parse([]byte(spec.WorkflowYAML), spec.Workflow)
+	if len(probs) > 0 {
+		return nil, errs.E("", errs.Invalid, "invalid workflow: %v", probs)
+	}
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: spec.Event, AnyEvent: true})
+	if err != nil || len(p.Workflows) == 0 {
+		return nil, errs.E("", errs.Invalid, "cannot plan the workflow: %v", err)
+	}
+	return p.Workflows[0], nil
 }
 
 // Settings are what the server needs to know of a job before it runs.
