@@ -449,11 +449,14 @@ var migrations = []migration{
 		shared: []string{`CREATE INDEX jobs_live ON jobs (status) WHERE status IN ('waiting', 'awaiting_approval', 'queued', 'running')`},
 	}, { // 18: caches' retention (store.Retention.CachesDays).
 		shared: []string{`ALTER TABLE retention ADD COLUMN caches_days BIGINT`},
+	}, { // 19: jobs' compiled form (store.Job.Spec, the job contract's Job as
+		// JSON), made once when the run is created; NULL for older jobs.
+		shared: []string{`ALTER TABLE jobs ADD COLUMN spec {{blob}}`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 18
+const SchemaVersion = 19
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.
