@@ -205,3 +205,33 @@ func TestCompiledRunsLikeYAML(t *testing.T) {
 	}
 	t.Logf("%d act cases end the same from compiled jobs", cases)
 }
+
+// The server reads a job's environment and whether its token may read
+// the run from the compiled job, not from the workflow file.
+func TestSettingsOf(t *testing.T) {
+	const yaml = `on: push
+permissions: read-all
+jobs:
+  deploy:
+    environment: " production "
+    permissions:
+      actions: none
+    runs-on: ubuntu-latest
+    steps: [{run: echo}]
+  dyn:
+    environment: ${{ inputs.env }}
+    runs-on: ubuntu-latest
+    steps: [{run: echo}]
+`
+	for key, want := range map[string]Settings{
+		"deploy": {Environment: "production", ReadRun: false},
+		"dyn":    {Environment: "", ReadRun: true}, // the workflow's read-all
+	} {
+		if got := SettingsOf(compiled(t, yaml, "ci.yml", key, "push")); got != want {
+			t.Errorf("%s: %+v, want %+v", key, got, want)
+		}
+	}
+	if got := SettingsOf(nil); got != (Settings{}) {
+		t.Errorf("no compiled job: %+v", got)
+	}
+}

@@ -189,30 +189,23 @@ type Settings struct {
 	ReadRun bool
 }
 
-// SettingsOf reads job key's Settings from the workflow file.
-func SettingsOf(yaml []byte, file, key string) Settings {
-	wf, probs := workflow.Parse(yaml, file)
-	if len(probs) > 0 || wf == nil {
+// SettingsOf reads a compiled job's Settings.
+func SettingsOf(j *jobspec.Job) Settings {
+	if j == nil {
 		return Settings{}
 	}
-	for _, j := range wf.Jobs {
-		if j.ID != key {
-			continue
-		}
-		st := Settings{ReadRun: true}
-		if !strings.Contains(j.Environment, "${{") {
-			st.Environment = strings.TrimSpace(j.Environment)
-		}
-		p := j.Permissions
-		if p == nil {
-			p = wf.Permissions
-		}
-		if p != nil {
-			st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
-		}
-		return st
+	st := Settings{ReadRun: true}
+	if !strings.Contains(j.Environment, "${{") {
+		st.Environment = strings.TrimSpace(j.Environment)
 	}
-	return Settings{}
+	p := j.Permissions
+	if p == nil {
+		p = j.Workflow.Permissions
+	}
+	if p != nil {
+		st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
+	}
+	return st
 }
 
 // Fail is the Report of a job that could not run; the reason is also

@@ -1,9 +1,12 @@
 package server
 
 import (
+	dbsql "database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +20,14 @@ import (
 // future contract is refused at registration with a message saying what
 // to upgrade.
 func TestAgentContractVersions(t *testing.T) {
-	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1, AgentPoll: 300 * time.Millisecond},
+	dsn := filepath.Join(t.TempDir(), "conveyor.db")
+	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1, AgentPoll: 300 * time.Millisecond}, dsn: dsn,
 		files: map[string]string{".github/workflows/agents.yml": agentFlow}})
+	db, err := dbsql.Open("sqlite", dsn+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	_, tok := h.newAgent("old", "self-hosted", "linux")
 
 	code, b, _ := h.agentCall("POST", "/api/agent/register", tok, []byte(`{"capacity":1,"version":"0.9","hostname":"old-box"}`))
@@ -39,6 +48,15 @@ func TestAgentContractVersions(t *testing.T) {
 		!strings.Contains(run["workflow_yaml"].(string), "on-linux") || run["event_json"] == nil || asg.Version != jobspec.Version {
 		t.Fatalf("assignment as an old agent reads it: %v", raw)
 	}
+	// Beside them, the compiled job a version 2 worker runs, compiled and
+	// stored when the run was made.
+	if j := asg.Job; j == nil || j.ID != "lin" || j.Version != jobspec.Version || len(j.Steps) != 1 ||
+		j.Steps[0].Run.Text != "echo on-linux" || j.Steps[0].Run.Pos.Line != 7 || j.Workflow.Name != "Agents" {
+		t.Fatalf("compiled job: %+v", asg.Job)
+	}
+	if stored := storedSpec(t, db, asg.JobID); !reflect.DeepEqual(stored, asg.Job) {
+		t.Fatalf("stored compiled job: %+v\nsent: %+v", stored, asg.Job)
+	}
 	// An old agent's completion: results as the executor wrote them.
 	old := []byte(`{"status":"success","outputs":{"k":"v"},"build_ms":5,
 		"results":[{"workflow":"Agents","job":"lin","name":"lin","result":"success","started":"2026-12-01T10:00:00Z","duration":1500000000}]}`)
@@ -52,9 +70,55 @@ func TestAgentContractVersions(t *testing.T) {
 		t.Fatalf("run %s, job %+v, results %+v", runs[0].Status, j, got)
 	}
 
+	// An agent of the previous contract version says so, and is served.
+	_, tok1 := h.newAgent("v1", "self-hosted", "linux")
+	code, b, _ = h.agentCall("POST", "/api/agent/register", tok1, api.AgentRegister{Capacity: 1, Version: "1.0", Contract: jobspec.Version - 1})
+	if code != 200 || json.Unmarshal(b, &reg) != nil || reg.Contract != jobspec.Version {
+		t.Fatalf("register with the previous contract: %d %s", code, b)
+	}
+
+	// A job stored without its compiled form (made by an older server) is
+	// compiled when it is leased.
+	h.git.commit("again", map[string]string{"README.md": "again\n"})
+	h.hook("push", h.push("main"), "d-2")
+	waitFor(t, 20*time.Second, "the second run's job", func() bool {
+		res, err := db.Exec(`UPDATE jobs SET spec = NULL WHERE status = 'queued'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := res.RowsAffected()
+		return n == 1
+	})
+	var second api.AgentAssignment
+	waitFor(t, 20*time.Second, "a second lease", func() bool {
+		code, b, _ := h.agentCall("POST", "/api/agent/lease", tok1, nil)
+		return code == 200 && json.Unmarshal(b, &second) == nil
+	})
+	var raw2 []byte
+	if err := db.QueryRow(`SELECT spec FROM jobs WHERE id = $1`, second.JobID).Scan(&raw2); err != nil || raw2 != nil {
+		t.Fatalf("the job kept its compiled form: %q, %v", raw2, err)
+	}
+	if !reflect.DeepEqual(second.Job, asg.Job) {
+		t.Fatalf("compiled at lease: %+v\nwant %+v", second.Job, asg.Job)
+	}
+
 	_, tok2 := h.newAgent("future", "self-hosted", "linux")
 	code, b, _ = h.agentCall("POST", "/api/agent/register", tok2, api.AgentRegister{Capacity: 1, Version: "9.0", Contract: jobspec.Version + 1})
 	if code != http.StatusBadRequest || !strings.Contains(string(b), fmt.Sprintf("job contract version %d", jobspec.Version+1)) || !strings.Contains(string(b), "upgrade the server") {
 		t.Fatalf("register with a future contract: %d %s", code, b)
 	}
+}
+
+// storedSpec is the compiled job stored with job id.
+func storedSpec(t *testing.T, db *dbsql.DB, id int64) *jobspec.Job {
+	t.Helper()
+	var raw []byte
+	if err := db.QueryRow(`SELECT spec FROM jobs WHERE id = $1`, id).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := jobspec.DecodeJob(raw)
+	if err != nil {
+		t.Fatalf("stored compiled job %q: %v", raw, err)
+	}
+	return spec
 }
