@@ -13,6 +13,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/jobspec"
+	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
 // An agent older than the versioned job contract sends no version: its
@@ -121,4 +122,57 @@ func storedSpec(t *testing.T, db *dbsql.DB, id int64) *jobspec.Job {
 		t.Fatalf("stored compiled job %q: %v", raw, err)
 	}
 	return spec
+}
+
+const compiledFlow = `name: Compiled
+on: push
+env:
+  WHO: world
+jobs:
+  first:
+    runs-on: [self-hosted, linux]
+    outputs:
+      word: ${{ steps.w.outputs.word }}
+    steps:
+      - id: w
+        run: echo "word=hello" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: [self-hosted, linux]
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo "leg ${{ matrix.n }} says ${{ needs.first.outputs.word }} $WHO"
+`
+
+// Agents run the jobs of a run from their compiled form: the workflow
+// file stored with the run is garbage by the time they lease them, and
+// the run succeeds all the same (no worker reads the file).
+func TestAgentRunsTheCompiledJob(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "conveyor.db")
+	h := newHarness(t, harnessOpts{cfg: Config{Workers: -1, AgentPoll: 300 * time.Millisecond}, dsn: dsn,
+		files: map[string]string{".github/workflows/compiled.yml": compiledFlow}})
+	db, err := dbsql.Open("sqlite", dsn+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h.hook("push", h.push("main"), "d-compiled")
+	waitFor(t, 20*time.Second, "the run", func() bool {
+		res, err := db.Exec(`UPDATE runs SET workflow_yaml = $1`, []byte("jobs: [not: {a workflow"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := res.RowsAffected()
+		return n == 1
+	})
+	h.startAgent("compiled", 2, time.Minute, "self-hosted", "linux")
+	runs := h.waitRuns(1, 60*time.Second)
+	if runs[0].Status != store.StatusSuccess {
+		t.Fatalf("run %s: %s\nfirst:\n%s\nsecond:\n%s", runs[0].Status, runs[0].Error, h.jobLog(runs[0].ID, "first"), h.jobLog(runs[0].ID, "second"))
+	}
+	if l := h.jobLog(runs[0].ID, "second"); !strings.Contains(l, "leg 1 says hello world") || !strings.Contains(l, "leg 2 says hello world") {
+		t.Errorf("log of second:\n%s", l)
+	}
 }
