@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,9 @@ func TestAgentHandsBackAnAssignmentOfAnUnknownContract(t *testing.T) {
 				PollTimeoutMS: 200, Contract: jobspec.Version + 1})
 		case r.URL.Path == "/api/agent/lease" && !leased:
 			leased = true
+			if got := r.Header.Get(api.ContractHeader); got != strconv.Itoa(jobspec.Version) {
+				t.Errorf("lease request says contract %q, want %d", got, jobspec.Version)
+			}
 			_ = json.NewEncoder(w).Encode(api.AgentAssignment{Version: jobspec.Version + 1, JobID: 7, LeaseToken: 70, Key: "build",
 				Run: jobspec.Run{ID: 1, Repository: "octo/repo", WorkflowYAML: "not for this agent"}})
 		case r.URL.Path == "/api/agent/lease":

@@ -21,9 +21,11 @@ import (
 // served as 1.
 //
 // Version 2 adds the compiled job (Assignment.Job, see Job): a worker of
-// version 2 runs the job from it and never reads the workflow file. A
-// version 2 server still sends the file (Run.WorkflowYAML), which is all
-// a version 1 agent reads, as long as MinVersion is 1.
+// version 2 runs the job from it and never reads the workflow file. The
+// server encodes each assignment in the version of the agent that leases
+// it (Assignment.For): a version 1 agent gets the workflow file
+// (Run.WorkflowYAML) and no compiled job, as before, a version 2 one
+// the compiled job and no file.
 const (
 	Version    = 2
 	MinVersion = 1
@@ -99,6 +101,21 @@ type Assignment struct {
 	Job *Job `json:"job,omitempty"`
 	Grants
 	Sandbox
+}
+
+// For is a as a worker of contract version v reads it, v between 1 and
+// Version (0, an agent older than versioned contracts, is 1): version 1
+// has no compiled job (its workers run the workflow file), version 2 and
+// later need no workflow file when the compiled job is there.
+func (a Assignment) For(v int) *Assignment {
+	a.Version = min(max(v, 1), Version)
+	switch {
+	case a.Version < JobVersion:
+		a.Job = nil
+	case a.Job != nil:
+		a.Run.WorkflowYAML = ""
+	}
+	return &a
 }
 
 // Sandbox is the job's sandbox settings: its repository's.

@@ -114,3 +114,26 @@ func TestDecodeJobRefuses(t *testing.T) {
 		}
 	}
 }
+
+// An assignment is encoded in the version of the worker that leases it:
+// version 1 gets the workflow file only, version 2 the compiled job only.
+func TestAssignmentFor(t *testing.T) {
+	a := Assignment{Version: Version, Key: "b", Run: Run{WorkflowYAML: "on: push"}, Job: &Job{Version: Version, ID: "b"}}
+	for _, v := range []int{0, 1} {
+		if got := a.For(v); got.Version != 1 || got.Job != nil || got.Run.WorkflowYAML != "on: push" {
+			t.Errorf("For(%d) = %+v", v, got)
+		}
+	}
+	for _, v := range []int{2, Version, Version + 5} {
+		if got := a.For(v); got.Version != min(v, Version) || got.Job == nil || got.Run.WorkflowYAML != "" {
+			t.Errorf("For(%d) = %+v", v, got)
+		}
+	}
+	if a.Job == nil || a.Run.WorkflowYAML == "" {
+		t.Error("For changed the assignment it was called on")
+	}
+	noJob := Assignment{Run: Run{WorkflowYAML: "on: push"}}
+	if got := noJob.For(Version); got.Run.WorkflowYAML != "on: push" {
+		t.Errorf("without a compiled job the file stays: %+v", got)
+	}
+}

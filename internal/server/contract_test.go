@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,20 +44,19 @@ func TestAgentContractVersions(t *testing.T) {
 		code, b, _ := h.agentCall("POST", "/api/agent/lease", tok, nil)
 		return code == 200 && json.Unmarshal(b, &raw) == nil && json.Unmarshal(b, &asg) == nil
 	})
-	// The fields an old agent reads are where it reads them.
+	// The fields an old agent reads are where it reads them, in version 1
+	// (no compiled job: it runs the file).
 	run, _ := raw["run"].(map[string]any)
 	if raw["job_id"] == nil || raw["lease_token"] == nil || raw["key"] != "lin" || run == nil ||
-		!strings.Contains(run["workflow_yaml"].(string), "on-linux") || run["event_json"] == nil || asg.Version != jobspec.Version {
+		!strings.Contains(run["workflow_yaml"].(string), "on-linux") || run["event_json"] == nil || asg.Version != 1 ||
+		raw["job"] != nil {
 		t.Fatalf("assignment as an old agent reads it: %v", raw)
 	}
-	// Beside them, the compiled job a version 2 worker runs, compiled and
-	// stored when the run was made.
-	if j := asg.Job; j == nil || j.ID != "lin" || j.Version != jobspec.Version || len(j.Steps) != 1 ||
-		j.Steps[0].Run.Text != "echo on-linux" || j.Steps[0].Run.Pos.Line != 7 || j.Workflow.Name != "Agents" {
-		t.Fatalf("compiled job: %+v", asg.Job)
-	}
-	if stored := storedSpec(t, db, asg.JobID); !reflect.DeepEqual(stored, asg.Job) {
-		t.Fatalf("stored compiled job: %+v\nsent: %+v", stored, asg.Job)
+	// The job's compiled form was stored when the run was made.
+	first := storedSpec(t, db, asg.JobID)
+	if first.ID != "lin" || first.Version != jobspec.Version || len(first.Steps) != 1 ||
+		first.Steps[0].Run.Text != "echo on-linux" || first.Steps[0].Run.Pos.Line != 7 || first.Workflow.Name != "Agents" {
+		t.Fatalf("stored compiled job: %+v", first)
 	}
 	// An old agent's completion: results as the executor wrote them.
 	old := []byte(`{"status":"success","outputs":{"k":"v"},"build_ms":5,
@@ -77,6 +77,11 @@ func TestAgentContractVersions(t *testing.T) {
 	if code != 200 || json.Unmarshal(b, &reg) != nil || reg.Contract != jobspec.Version {
 		t.Fatalf("register with the previous contract: %d %s", code, b)
 	}
+	_, tok3 := h.newAgent("v2", "self-hosted", "linux")
+	code, b, _ = h.agentCall("POST", "/api/agent/register", tok3, api.AgentRegister{Capacity: 1, Version: "2.0", Contract: jobspec.Version})
+	if code != 200 {
+		t.Fatalf("register with this contract: %d %s", code, b)
+	}
 
 	// A job stored without its compiled form (made by an older server) is
 	// compiled when it is leased.
@@ -90,17 +95,19 @@ func TestAgentContractVersions(t *testing.T) {
 		n, _ := res.RowsAffected()
 		return n == 1
 	})
+	// An agent of this version says so when it leases: it gets the
+	// compiled job and no workflow file.
 	var second api.AgentAssignment
 	waitFor(t, 20*time.Second, "a second lease", func() bool {
-		code, b, _ := h.agentCall("POST", "/api/agent/lease", tok1, nil)
+		code, b, _ := h.agentCall("POST", "/api/agent/lease", tok3, nil, api.ContractHeader, strconv.Itoa(jobspec.Version))
 		return code == 200 && json.Unmarshal(b, &second) == nil
 	})
 	var raw2 []byte
 	if err := db.QueryRow(`SELECT spec FROM jobs WHERE id = $1`, second.JobID).Scan(&raw2); err != nil || raw2 != nil {
 		t.Fatalf("the job kept its compiled form: %q, %v", raw2, err)
 	}
-	if !reflect.DeepEqual(second.Job, asg.Job) {
-		t.Fatalf("compiled at lease: %+v\nwant %+v", second.Job, asg.Job)
+	if second.Version != jobspec.Version || second.Run.WorkflowYAML != "" || !reflect.DeepEqual(second.Job, first) {
+		t.Fatalf("version %d, file %q, compiled at lease: %+v\nwant %+v", second.Version, second.Run.WorkflowYAML, second.Job, first)
 	}
 
 	_, tok2 := h.newAgent("future", "self-hosted", "linux")
