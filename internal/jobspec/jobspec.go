@@ -1,9 +1,11 @@
 // Package jobspec is the job contract: what a worker receives when it
-// leases a job (an Assignment) and what it reports when the job ends (a
-// Report), wherever it runs (a server's own worker, a remote agent). The
-// JSON encoding is versioned: Version says which contract a party speaks,
-// and a change that an older party would misread bumps it. The server
-// converts to and from its rows; the executor's types never travel.
+// leases a job (an Assignment, with the compiled job: Job) and what it
+// reports when the job ends (a Report), wherever it runs (a server's own
+// worker, a remote agent). The JSON encoding is versioned: Version says
+// which contract a party speaks, and a change that an older party would
+// misread bumps it. The server converts to and from its rows, package
+// plan to and from the parsed workflow (plan.Spec, plan.FromSpec); the
+// executor's types never travel.
 //
 // It imports nothing from the server side nor from the executor.
 package jobspec
