@@ -72,6 +72,13 @@ func TestRunFromTheCompiledJob(t *testing.T) {
 	if c.Status != jobspec.Error || !strings.Contains(c.Error, `the compiled job is "dep"`) {
 		t.Errorf("mismatched compiled job: %+v", c)
 	}
+	// So is one of a contract version this worker does not read.
+	asg.Job = compiled(t, flow, asg.Run.Workflow, "build", "push")
+	asg.Job.Version = jobspec.Version + 1
+	c = Run(t.Context(), env, asg, src, t.TempDir(), NewLog(&chunks{}, 7, "build", nil))
+	if c.Status != jobspec.Error || !strings.Contains(c.Error, "upgrade it") {
+		t.Errorf("compiled job of a newer version: %+v", c)
+	}
 }
 
 // Errors a job meets at run time name the workflow file's line, from the

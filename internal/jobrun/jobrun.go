@@ -155,6 +155,10 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 // sent none.
 func Prepare(asg *jobspec.Assignment) (*plan.Workflow, error) {
 	if asg.Job != nil {
+		if v := asg.Job.Version; v < jobspec.JobVersion || v > jobspec.Version {
+			return nil, errs.E("", errs.Invalid, "the compiled job is of job contract version %d, this worker reads %d to %d: upgrade it",
+				v, jobspec.JobVersion, jobspec.Version)
+		}
 		if asg.Job.ID != asg.Key {
 			return nil, errs.E("", errs.Invalid, "the compiled job is %q, the assignment %q", asg.Job.ID, asg.Key)
 		}
