@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +39,9 @@ func TestAgentHandsBackAnAssignmentOfAnUnknownContract(t *testing.T) {
 				PollTimeoutMS: 200, Contract: jobspec.Version + 1})
 		case r.URL.Path == "/api/agent/lease" && !leased:
 			leased = true
+			if got := r.Header.Get(api.ContractHeader); got != strconv.Itoa(jobspec.Version) {
+				t.Errorf("lease request says contract %q, want %d", got, jobspec.Version)
+			}
 			_ = json.NewEncoder(w).Encode(api.AgentAssignment{Version: jobspec.Version + 1, JobID: 7, LeaseToken: 70, Key: "build",
 				Run: jobspec.Run{ID: 1, Repository: "octo/repo", WorkflowYAML: "not for this agent"}})
 		case r.URL.Path == "/api/agent/lease":
@@ -62,7 +67,7 @@ func TestAgentHandsBackAnAssignmentOfAnUnknownContract(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	select {
 	case reason := <-released:
-		if !strings.Contains(reason, "the server sent job contract version 2") || !strings.Contains(reason, "upgrade the agent") {
+		if !strings.Contains(reason, fmt.Sprintf("the server sent job contract version %d", jobspec.Version+1)) || !strings.Contains(reason, "upgrade the agent") {
 			t.Errorf("release reason %s", reason)
 		}
 	case <-time.After(20 * time.Second):

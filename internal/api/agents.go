@@ -81,7 +81,8 @@ func (a *server) agentLease(w http.ResponseWriter, r *http.Request, _ *store.Tok
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, http.StatusOK, asg)
+	v, _ := strconv.Atoi(r.Header.Get(ContractHeader))
+	writeJSON(w, http.StatusOK, asg.For(v))
 }
 
 func (a *server) agentHeartbeat(w http.ResponseWriter, r *http.Request, _ *store.Token) {

@@ -28,6 +28,12 @@ const (
 // DrainingHeader is "true" on a lease answer when the agent is drained.
 const DrainingHeader = "Conveyor-Agent-Draining"
 
+// ContractHeader carries the job contract version (jobspec.Version) of
+// an agent's lease request; the assignment is encoded in that version
+// (jobspec.Assignment.For). Agents older than contract version 2 send
+// none: they get version 1.
+const ContractHeader = "Conveyor-Job-Contract"
+
 // AgentRegister is what an agent reports when it starts.
 type AgentRegister struct {
 	// Labels are the runs-on labels it runs (none: keep those it has).

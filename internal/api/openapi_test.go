@@ -148,15 +148,20 @@ func checkBody(t *testing.T, doc *document, name string, c content, typ reflect.
 		t.Errorf("%s: schema %q, want %q", name, media.Schema.Ref, want)
 		return
 	}
-	checkSchema(t, doc, typ.Name(), media.Schema, typ)
+	checkSchema(t, doc, typ.Name(), media.Schema, typ, nil)
 }
 
 var timeType = reflect.TypeFor[time.Time]()
 
 // checkSchema compares a schema's properties with typ's JSON field names,
-// following $refs, struct fields, pointers and slices.
-func checkSchema(t *testing.T, doc *document, where string, s *schema, typ reflect.Type) {
+// following $refs, struct fields, pointers and slices; refs are the $refs
+// followed to get here (a recursive schema is checked once).
+func checkSchema(t *testing.T, doc *document, where string, s *schema, typ reflect.Type, refs []string) {
 	for s != nil && s.Ref != "" {
+		if slices.Contains(refs, s.Ref) {
+			return
+		}
+		refs = append(refs[:len(refs):len(refs)], s.Ref)
 		s = doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
 	}
 	if s == nil {
@@ -176,7 +181,7 @@ func checkSchema(t *testing.T, doc *document, where string, s *schema, typ refle
 			t.Errorf("%s: array without items", where)
 			return
 		}
-		checkSchema(t, doc, where+"[]", s.Items, typ.Elem())
+		checkSchema(t, doc, where+"[]", s.Items, typ.Elem(), refs)
 	case typ.Kind() == reflect.Struct:
 		fields := jsonFields(typ)
 		for prop, ps := range s.Properties {
@@ -185,7 +190,7 @@ func checkSchema(t *testing.T, doc *document, where string, s *schema, typ refle
 				t.Errorf("%s: documented property %q is not a field of %s", where, prop, typ)
 				continue
 			}
-			checkSchema(t, doc, where+"."+prop, ps, ft)
+			checkSchema(t, doc, where+"."+prop, ps, ft, refs)
 		}
 		for field := range fields {
 			if _, ok := s.Properties[field]; !ok {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 )
 
 // CreateAgent creates an agent of the token's organisation; the answer
@@ -51,7 +52,8 @@ func (c *Client) Register(ctx context.Context, in api.AgentRegister) (*api.Agent
 // Lease waits for a job: nil when there is none (draining tells that the
 // agent is drained).
 func (c *Client) Lease(ctx context.Context) (asg *api.AgentAssignment, draining bool, err error) {
-	resp, err := c.send(ctx, "POST", "/api/agent/lease", nil, "application/json", nil)
+	resp, err := c.send(ctx, "POST", "/api/agent/lease", nil, "application/json",
+		http.Header{api.ContractHeader: {strconv.Itoa(jobspec.Version)}})
 	if err != nil {
 		return nil, false, err
 	}

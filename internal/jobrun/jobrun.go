@@ -1,8 +1,9 @@
 // Package jobrun runs one leased job of a server run with the shared
 // executor: the server's own workers and remote agents (conveyor agent)
 // both use it, so a job behaves the same wherever it runs. It decodes the
-// run's stored event, parses and plans the stored workflow file, runs the
-// job given its needs' outcomes and maps the outcome to the job contract's
+// run's stored event, plans the job from its compiled form (the job
+// contract's Job; the workflow file only from a server of contract
+// version 1, which sends none), runs it given its needs' outcomes and maps the outcome to the job contract's
 // Report (package jobspec).
 // Where the source comes from (a git mirror, a tarball from the server) is
 // the caller's business: Run is given a directory.
@@ -105,13 +106,9 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	if err := json.Unmarshal(spec.EventJSON, &re); err != nil || re.Event == nil {
 		return Fail(rep, "the run's event is not readable: %v", err)
 	}
-	wf, probs := workflow.Parse([]byte(spec.WorkflowYAML), spec.Workflow)
-	if len(probs) > 0 {
-		return Fail(rep, "invalid workflow: %v", probs)
-	}
-	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: spec.Event, AnyEvent: true})
-	if err != nil || len(p.Workflows) == 0 {
-		return Fail(rep, "cannot plan the workflow: %v", err)
+	pw, err := Prepare(asg)
+	if err != nil {
+		return Fail(rep, "%v", err)
 	}
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return Fail(rep, "job directory: %v", err)
@@ -138,7 +135,7 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	if pr := ev.PullRequest; pr != nil {
 		opts.Event.HeadRef, opts.Event.BaseRef = pr.HeadRef, pr.BaseRef
 	}
-	out, err := exec.New(opts).RunJob(ctx, p.Workflows[0], asg.Key, needsOf(asg.Needs))
+	out, err := exec.New(opts).RunJob(ctx, pw, asg.Key, needsOf(asg.Needs))
 	if err != nil {
 		return Fail(rep, "%v", err)
 	}
@@ -155,6 +152,37 @@ func Run(ctx context.Context, env Env, asg *jobspec.Assignment, srcDir, workDir 
 	return c
 }
 
+// Prepare is the executor's plan of the assigned job: from its compiled
+// form (asg.Job) when the server sent one, without reading the workflow
+// file; from the workflow file only when a server of contract version 1
+// sent none.
+func Prepare(asg *jobspec.Assignment) (*plan.Workflow, error) {
+	if asg.Job != nil {
+		if v := asg.Job.Version; v < jobspec.JobVersion || v > jobspec.Version {
+			return nil, errs.E("", errs.Invalid, "the compiled job is of job contract version %d, this worker reads %d to %d: upgrade it",
+				v, jobspec.JobVersion, jobspec.Version)
+		}
+		if asg.Job.ID != asg.Key {
+			return nil, errs.E("", errs.Invalid, "the compiled job is %q, the assignment %q", asg.Job.ID, asg.Key)
+		}
+		pw, err := plan.FromSpec(asg.Job)
+		if err != nil {
+			return nil, errs.Wrap("the compiled job", errs.Invalid, err)
+		}
+		return pw, nil
+	}
+	spec := &asg.Run
+	wf, probs := workflow.Parse([]byte(spec.WorkflowYAML), spec.Workflow)
+	if len(probs) > 0 {
+		return nil, errs.E("", errs.Invalid, "invalid workflow: %v", probs)
+	}
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: spec.Event, AnyEvent: true})
+	if err != nil || len(p.Workflows) == 0 {
+		return nil, errs.E("", errs.Invalid, "cannot plan the workflow: %v", err)
+	}
+	return p.Workflows[0], nil
+}
+
 // Settings are what the server needs to know of a job before it runs.
 type Settings struct {
 	// Environment is the literal environment: name (its secrets and
@@ -168,30 +196,23 @@ type Settings struct {
 	ReadRun bool
 }
 
-// SettingsOf reads job key's Settings from the workflow file.
-func SettingsOf(yaml []byte, file, key string) Settings {
-	wf, probs := workflow.Parse(yaml, file)
-	if len(probs) > 0 || wf == nil {
+// SettingsOf reads a compiled job's Settings.
+func SettingsOf(j *jobspec.Job) Settings {
+	if j == nil {
 		return Settings{}
 	}
-	for _, j := range wf.Jobs {
-		if j.ID != key {
-			continue
-		}
-		st := Settings{ReadRun: true}
-		if !strings.Contains(j.Environment, "${{") {
-			st.Environment = strings.TrimSpace(j.Environment)
-		}
-		p := j.Permissions
-		if p == nil {
-			p = wf.Permissions
-		}
-		if p != nil {
-			st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
-		}
-		return st
+	st := Settings{ReadRun: true}
+	if !strings.Contains(j.Environment, "${{") {
+		st.Environment = strings.TrimSpace(j.Environment)
 	}
-	return Settings{}
+	p := j.Permissions
+	if p == nil {
+		p = j.Workflow.Permissions
+	}
+	if p != nil {
+		st.ReadRun = p.All == "read-all" || p.All == "write-all" || p.Scopes["actions"] == "read" || p.Scopes["actions"] == "write"
+	}
+	return st
 }
 
 // Fail is the Report of a job that could not run; the reason is also

@@ -1,9 +1,11 @@
 // Package jobspec is the job contract: what a worker receives when it
-// leases a job (an Assignment) and what it reports when the job ends (a
-// Report), wherever it runs (a server's own worker, a remote agent). The
-// JSON encoding is versioned: Version says which contract a party speaks,
-// and a change that an older party would misread bumps it. The server
-// converts to and from its rows; the executor's types never travel.
+// leases a job (an Assignment, with the compiled job: Job) and what it
+// reports when the job ends (a Report), wherever it runs (a server's own
+// worker, a remote agent). The JSON encoding is versioned: Version says
+// which contract a party speaks, and a change that an older party would
+// misread bumps it. The server converts to and from its rows, package
+// plan to and from the parsed workflow (plan.Spec, plan.FromSpec); the
+// executor's types never travel.
 //
 // It imports nothing from the server side nor from the executor.
 package jobspec
@@ -19,8 +21,15 @@ import (
 // serves. Version 0 is what agents older than the versioned contract
 // send (no version field): their wire format is version 1's, so it is
 // served as 1.
+//
+// Version 2 adds the compiled job (Assignment.Job, see Job): a worker of
+// version 2 runs the job from it and never reads the workflow file. The
+// server encodes each assignment in the version of the agent that leases
+// it (Assignment.For): a version 1 agent gets the workflow file
+// (Run.WorkflowYAML) and no compiled job, as before, a version 2 one
+// the compiled job and no file.
 const (
-	Version    = 1
+	Version    = 2
 	MinVersion = 1
 )
 
@@ -89,8 +98,26 @@ type Assignment struct {
 	// Keep are the matrix instances a re-run of failed jobs keeps from the
 	// earlier attempt (not run again).
 	Keep []Instance `json:"keep,omitempty"`
+	// Job is the compiled job (contract version 2): what the worker runs.
+	// Nil from a version 1 server: the worker compiles Run.WorkflowYAML.
+	Job *Job `json:"job,omitempty"`
 	Grants
 	Sandbox
+}
+
+// For is a as a worker of contract version v reads it, v between 1 and
+// Version (0, an agent older than versioned contracts, is 1): version 1
+// has no compiled job (its workers run the workflow file), version 2 and
+// later need no workflow file when the compiled job is there.
+func (a Assignment) For(v int) *Assignment {
+	a.Version = min(max(v, 1), Version)
+	switch {
+	case a.Version < JobVersion:
+		a.Job = nil
+	case a.Job != nil:
+		a.Run.WorkflowYAML = ""
+	}
+	return &a
 }
 
 // Sandbox is the job's sandbox settings: its repository's.
@@ -130,9 +157,11 @@ type Run struct {
 	Number int64 `json:"number"`
 	// Attempt is the run's attempt (github.run_attempt); 0 from an older
 	// server counts as 1.
-	Attempt      int    `json:"attempt,omitempty"`
-	Repository   string `json:"repository"`
-	Workflow     string `json:"workflow"`
+	Attempt    int    `json:"attempt,omitempty"`
+	Repository string `json:"repository"`
+	Workflow   string `json:"workflow"`
+	// WorkflowYAML is the workflow file: what a version 1 agent runs the
+	// job from. A version 2 worker reads Assignment.Job instead.
 	WorkflowYAML string `json:"workflow_yaml"`
 	Event        string `json:"event"`
 	// EventJSON is the stored event: {"event": model, "payload": ...}.

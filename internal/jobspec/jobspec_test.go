@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,68 @@ func TestEncodingIsStable(t *testing.T) {
 	}
 	if DecodeInstances([]byte("not json")) != nil || EncodeInstances(nil) != nil {
 		t.Error("empty or unreadable instances")
+	}
+}
+
+// The compiled job's encoding is part of the contract (version 2): these
+// names are what servers store and workers read.
+func TestJobEncodingIsStable(t *testing.T) {
+	j := &Job{Version: 2, Workflow: Workflow{File: "ci.yml", Name: "CI", Env: []KV{{Key: "A", Value: "1", Pos: Pos{3, 3}}},
+		Trigger: &Trigger{Event: "workflow_dispatch", Inputs: []Input{{Name: "n", Type: "number", Default: "2", HasDefault: true}}}},
+		ID: "build", Pos: Pos{5, 3}, Needs: []Ref{{ID: "dep", Pos: Pos{6, 12}}}, If: Text{Text: "always()", Pos: Pos{7, 9}},
+		Steps: []Step{{ID: "s", Pos: Pos{9, 9}, Run: Text{Text: "echo ${{ matrix.v }}", Pos: Pos{9, 14}}, Shell: "bash"}},
+		Settings: Settings{RunsOn: &RunsOn{Labels: []string{"linux"}}, TimeoutMinutes: "5",
+			Strategy: &Strategy{Matrix: &Node{Kind: Mapping, Content: []Node{{Kind: Scalar, Tag: "!!str", Value: "v"},
+				{Kind: Sequence, Content: []Node{{Kind: Scalar, Tag: "!!int", Value: "1"}}}}}},
+			Permissions: &Permissions{Scopes: map[string]string{}}}}
+	b, err := EncodeJob(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"version":2,"workflow":{"file":"ci.yml","name":"CI","env":[{"key":"A","value":"1","pos":{"line":3,"col":3}}],` +
+		`"trigger":{"event":"workflow_dispatch","inputs":[{"name":"n","type":"number","default":"2","has-default":true}]}},` +
+		`"id":"build","pos":{"line":5,"col":3},"needs":[{"id":"dep","pos":{"line":6,"col":12}}],"if":{"text":"always()","pos":{"line":7,"col":9}},` +
+		`"steps":[{"id":"s","pos":{"line":9,"col":9},"run":{"text":"echo ${{ matrix.v }}","pos":{"line":9,"col":14}},"shell":"bash"}],` +
+		`"runs-on":{"labels":["linux"]},"strategy":{"matrix":{"kind":"mapping","content":[{"kind":"scalar","tag":"!!str","value":"v"},` +
+		`{"kind":"sequence","content":[{"kind":"scalar","tag":"!!int","value":"1"}]}]}},"timeout-minutes":"5","permissions":{"scopes":{}}}`
+	if string(b) != want {
+		t.Errorf("job:\n%s\nwant\n%s", b, want)
+	}
+	got, err := DecodeJob(b)
+	if err != nil || got.Steps[0].Run.Text != "echo ${{ matrix.v }}" || got.Strategy.Matrix.Content[1].Content[0].Value != "1" {
+		t.Errorf("decode: %+v, %v", got, err)
+	}
+}
+
+// A compiled job of a contract version this build does not read, or no
+// compiled job at all, is refused (Invalid): the caller compiles again.
+func TestDecodeJobRefuses(t *testing.T) {
+	for _, in := range []string{`{"version":1,"id":"a"}`, `{"version":` + strconv.Itoa(Version+1) + `,"id":"a"}`, `{"version":2}`, `[]`, `not json`, ``} {
+		if _, err := DecodeJob([]byte(in)); errs.KindOf(err) != errs.Invalid {
+			t.Errorf("DecodeJob(%s) = %v, want Invalid", in, err)
+		}
+	}
+}
+
+// An assignment is encoded in the version of the worker that leases it:
+// version 1 gets the workflow file only, version 2 the compiled job only.
+func TestAssignmentFor(t *testing.T) {
+	a := Assignment{Version: Version, Key: "b", Run: Run{WorkflowYAML: "on: push"}, Job: &Job{Version: Version, ID: "b"}}
+	for _, v := range []int{0, 1} {
+		if got := a.For(v); got.Version != 1 || got.Job != nil || got.Run.WorkflowYAML != "on: push" {
+			t.Errorf("For(%d) = %+v", v, got)
+		}
+	}
+	for _, v := range []int{2, Version, Version + 5} {
+		if got := a.For(v); got.Version != min(v, Version) || got.Job == nil || got.Run.WorkflowYAML != "" {
+			t.Errorf("For(%d) = %+v", v, got)
+		}
+	}
+	if a.Job == nil || a.Run.WorkflowYAML == "" {
+		t.Error("For changed the assignment it was called on")
+	}
+	noJob := Assignment{Run: Run{WorkflowYAML: "on: push"}}
+	if got := noJob.For(Version); got.Run.WorkflowYAML != "on: push" {
+		t.Errorf("without a compiled job the file stays: %+v", got)
 	}
 }

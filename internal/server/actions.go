@@ -244,6 +244,14 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 			j.Status = store.StatusQueued
 		}
 	}
+	// The jobs are compiled again from the run's file (lists of jobs do
+	// not carry their compiled form); one that cannot be is compiled when
+	// leased, and fails then with the reason.
+	if wf, probs := s.workflows.lint(old.WorkflowYAML, old.Workflow); wf != nil && len(probs) == 0 {
+		if err := compileJobs(wf, old.Event, newJobs); err != nil {
+			s.log.Warn("re-run: compiling its jobs", "run", runID, "err", err)
+		}
+	}
 	runs, err := s.store.CreateRuns(ctx, []store.NewRun{{Run: &nr, Jobs: newJobs}})
 	if err != nil {
 		return nil, err

@@ -195,7 +195,10 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 		return nil, errs.Wrap("organisation", errs.KindOf(err), err)
 	}
 	asg.Org = org.Name
-	if asg.Secrets, asg.Vars, err = s.jobValues(ctx, run, job); err != nil {
+	if asg.Job, err = s.compiledJob(l); err != nil {
+		return nil, err
+	}
+	if asg.Secrets, asg.Vars, err = s.jobValues(ctx, run, job, asg.Job); err != nil {
 		return nil, errs.Wrap("reading the job's secrets and variables", errs.KindOf(err), err)
 	}
 	q, err := s.store.Quota(ctx, run.OrgID)

@@ -378,6 +378,10 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 		run.ConcurrencyGroup, run.CancelInProgress = g, cancel
 	}
 	jobs := jobsOf(p.Workflows[0], run)
+	if err := compileJobs(wf, ev.Name, jobs); err != nil {
+		run.Status, run.Error = store.StatusFailure, fmt.Sprintf("cannot compile the workflow: %v", err)
+		return &store.NewRun{Run: run}, nil
+	}
 	// Job-level groups are evaluated now, before any job ran: needs and
 	// matrix read as empty (all matrix legs of a job share its group).
 	jc := &expr.Context{Values: map[string]any{"matrix": map[string]any{}, "strategy": map[string]any{},

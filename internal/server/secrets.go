@@ -10,6 +10,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/event"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
+	"github.com/conveyor-ci/conveyor/internal/jobspec"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -22,8 +23,8 @@ const jobTokenTTL = 24 * time.Hour
 // from a fork gets no other secret (its code is the fork author's);
 // pull_request_target runs the base repository's workflow and gets them,
 // as on GitHub.
-func (s *Server) jobValues(ctx context.Context, run *store.Run, job *store.Job) (secrets, vars map[string]string, err error) {
-	st := jobrun.SettingsOf(run.WorkflowYAML, run.Workflow, job.Key)
+func (s *Server) jobValues(ctx context.Context, run *store.Run, job *store.Job, spec *jobspec.Job) (secrets, vars map[string]string, err error) {
+	st := jobrun.SettingsOf(spec)
 	if job.Deploy != nil { // evaluated when planned (expressions too)
 		st.Environment = job.Deploy.Environment
 	}

@@ -347,6 +347,10 @@ type Job struct {
 	// Deploy is the job's environment: (nil: none); a gated one waits as
 	// StatusAwaitingApproval once ready.
 	Deploy *Deployment
+	// Spec is the compiled job (jobspec.EncodeJob), written with the run
+	// and read back by Lease only (lists of jobs leave it out); nil for a
+	// job made before it was stored.
+	Spec []byte
 }
 
 // Attempt is a past attempt of a job that was interrupted (lease lost),

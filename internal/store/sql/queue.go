@@ -83,10 +83,12 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 				WHERE id = $2 AND status = 'queued'`, us(t), runID); err != nil {
 				return err
 			}
-			job, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`, id))
+			var spec []byte
+			job, err := scanJob(withSpec{tx.QueryRowContext(ctx, `SELECT `+jobCols+`, spec FROM jobs WHERE id = $1`, id), &spec})
 			if err != nil {
 				return err
 			}
+			job.Spec = spec
 			run, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, runID))
 			if err != nil {
 				return err
@@ -101,6 +103,15 @@ func (s *DB) Lease(ctx context.Context, req store.LeaseRequest) (*store.Lease, e
 	}
 	return out, nil
 }
+
+// withSpec scans a job row followed by its spec column (Lease alone reads
+// it: lists of jobs leave the compiled jobs out).
+type withSpec struct {
+	sc   scanner
+	spec *[]byte
+}
+
+func (w withSpec) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.spec)...) }
 
 // leaseQuery selects the next job for req: highest priority, then oldest,
 // among queued jobs of runs that are not blocked, of organisations below

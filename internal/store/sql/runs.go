@@ -40,9 +40,9 @@ const (
 	qRunByID   = `SELECT ` + runCols + ` FROM runs WHERE id = $1`
 	qInsertJob = `INSERT INTO jobs (run_id, org_id, repo_id, job_key, name, needs, status,
 		priority, labels, label_key, backend, max_attempts, outputs, results, error, reused_from, created, queued, finished, held,
-		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until)
+		concurrency_group, cancel_in_progress, deploy, gate, wait_ms, wait_until, spec)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-		$23, $24, $25, $26) RETURNING id`
+		$23, $24, $25, $26, $27) RETURNING id`
 	qRunJobStates = `SELECT id, job_key, status, needs FROM jobs WHERE run_id = $1`
 	qRunJobGroups = `SELECT DISTINCT repo_id, concurrency_group FROM jobs WHERE run_id = $1 AND concurrency_group <> ''`
 	qRunJobStatus = `SELECT status FROM jobs WHERE run_id = $1`
@@ -286,7 +286,7 @@ func (s *DB) insertJobs(ctx context.Context, tx *dbsql.Tx, r *store.Run, jobs []
 		err := stmt.QueryRowContext(ctx, r.ID, r.OrgID, r.RepoID, j.Key, j.Name, encode(nonNil(j.Needs)), status,
 			j.Priority, encode(nonNil(j.Labels)), labelKey(j.Labels), j.Backend, maxAttempts, encode(j.Outputs), blob(j.Results),
 			j.Error, j.ReusedFrom, us(t), us(queued), us(finished), held, j.ConcurrencyGroup, b2i(j.CancelInProgress),
-			deploy, gate, waitMS, us(waitUntil)).Scan(&id)
+			deploy, gate, waitMS, us(waitUntil), j.Spec).Scan(&id)
 		if err != nil {
 			return err
 		}

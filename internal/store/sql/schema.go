@@ -458,11 +458,14 @@ var migrations = []migration{
 			)`,
 			`CREATE INDEX failure_buckets_at ON failure_buckets (at_ms)`,
 		},
+	}, { // 20: jobs' compiled form (store.Job.Spec, the job contract's Job as
+		// JSON), made once when the run is created; NULL for older jobs.
+		shared: []string{`ALTER TABLE jobs ADD COLUMN spec {{blob}}`},
 	},
 }
 
 // SchemaVersion is the newest schema this package writes.
-const SchemaVersion = 19
+const SchemaVersion = 20
 
 // migrateLock is the PostgreSQL advisory lock that keeps replicas starting
 // together from migrating the same database twice.

@@ -22,7 +22,8 @@ var runTests = []test{
 }
 
 func testCreateRuns(t *testing.T, e *env) {
-	a := &store.Job{Key: "a", Name: "build", Priority: 3, Labels: []string{"linux", "x64"}, Backend: "docker"}
+	a := &store.Job{Key: "a", Name: "build", Priority: 3, Labels: []string{"linux", "x64"}, Backend: "docker",
+		Spec: []byte(`{"version":2,"id":"a"}`)}
 	b := job("b", "a")
 	r := e.newRun(e.repo, func(r *store.Run) {
 		r.Inputs = map[string]string{"level": "debug"}
@@ -74,6 +75,17 @@ func testCreateRuns(t *testing.T, e *env) {
 	if s := sts[0]; s.RunID != r.ID || s.RepoID != e.repo.ID || s.SHA != "abc123" || s.Context != "conveyor/ci" ||
 		s.State != "pending" || s.Done {
 		t.Errorf("commit status = %+v", s)
+	}
+	// The compiled job is stored with the job, left out of lists, and
+	// given to the job's lease.
+	if ja.Spec != nil {
+		t.Errorf("a list of jobs holds the compiled job %q", ja.Spec)
+	}
+	if l := e.leaseKey("a"); string(l.Job.Spec) != `{"version":2,"id":"a"}` {
+		t.Errorf("leased job's Spec = %q", l.Job.Spec)
+	}
+	if l := e.leaseKey("a"); len(l.Job.Spec) != 0 { // r2's, stored without one
+		t.Errorf("leased job's Spec = %q, want none", l.Job.Spec)
 	}
 }
 
