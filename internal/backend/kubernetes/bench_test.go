@@ -49,8 +49,19 @@ func BenchmarkStepExecAPI(b *testing.B) {
 // JobStart: Setup of a job pod and its first step done; RawPodStart: a pod
 // of the same image running `true`, created and watched until Succeeded.
 // Both without the deletion.
-func BenchmarkJobStart(b *testing.B) {
+func BenchmarkJobStart(b *testing.B) { benchJobStart(b, newBackend(b, Options{})) }
+
+// JobStartInitContainer: the same with the runner installed by a plain
+// init container (clusters before 1.29): the job container starts only
+// after the binary is in.
+func BenchmarkJobStartInitContainer(b *testing.B) {
 	kb := newBackend(b, Options{})
+	kb.sidecar.once.Do(func() {})
+	kb.sidecar.ok = false
+	benchJobStart(b, kb)
+}
+
+func benchJobStart(b *testing.B, kb *Backend) {
 	b.StopTimer()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
