@@ -6,21 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
-	"github.com/conveyor-ci/conveyor/internal/ratelimit"
-	"github.com/conveyor-ci/conveyor/internal/secrets"
 	"github.com/conveyor-ci/conveyor/internal/server"
 	"github.com/conveyor-ci/conveyor/internal/store"
-	sqlstore "github.com/conveyor-ci/conveyor/internal/store/sql"
 )
 
 // serverMain is `conveyor server`: the master, on embedded defaults.
@@ -28,50 +23,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	start := time.Now()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
-		maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects, trustedProxies     string
-		workers, repoLimit                                                                        int
-		allowFileURLs                                                                             bool
-		leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
-		platforms                                                                                 listFlag
-		tools                                                                                     toolFlags
-	)
-	fs.StringVar(&configFile, "config", "", "YAML config file (keys are flag names); flags > CONVEYOR_* env > file")
-	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&data, "data", "conveyor-data", "data directory (SQLite database, git cache, job dirs)")
-	fs.StringVar(&database, "database", "", "database: postgres://... (default: SQLite in the data directory)")
-	fs.StringVar(&keyFile, "secret-key-file", "", "key sealing stored credentials, made 0600 on first start (default DATA/"+secrets.KeyFileName+"); "+envSecretKey+" instead holds it")
-	fs.StringVar(&baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
-	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
-	var kube kubeFlags
-	kube.register(fs)
-	var poolsFile string
-	fs.StringVar(&poolsFile, "pools", "", "YAML file of backend pools (kubernetes clusters, docker, host) that this replica's jobs spread over, with health probes, failover and burst; see docs/kubernetes.md (default: one pool, --backend)")
-	var labelConfig string
-	fs.StringVar(&labelConfig, "label-config", "", labelConfigHelp)
-	fs.StringVar(&dockerEngine, "docker-engine", "auto", engineFlagHelp)
-	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
-	fs.IntVar(&workers, "workers", runtime.NumCPU(), "jobs this replica runs at once (0: none, only agents run jobs)")
-	fs.IntVar(&repoLimit, "repo-limit", 0, "running jobs per repository across replicas (0: no limit)")
-	fs.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "a job lease expires after this long without a heartbeat")
-	fs.DurationVar(&poll, "poll", 500*time.Millisecond, "how often to look for work made by other replicas")
-	fs.DurationVar(&catchUp, "cron-catch-up", time.Hour, "after downtime, fire the latest missed schedule if this recent")
-	fs.DurationVar(&sweepEvery, "sweep-every", 10*time.Minute, "how often to delete history past retention (see conveyor retention; negative: never)")
-	fs.StringVar(&replica, "replica", "", "name of this replica in leases (default host-pid-random)")
-	fs.BoolVar(&allowFileURLs, "allow-file-urls", false, "allow file:// repository URLs (single-user set-ups; lets repos read the server's disk)")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
-	fs.StringVar(&tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
-	fs.StringVar(&maxArtifact, "max-artifact-size", "256m", "largest artifact stored (compressed), e.g. 64m, 1g; bigger uploads get 413")
-	fs.StringVar(&hookMemory, "hook-memory", "16m", "memory for webhook bodies not yet verified, all requests together; beyond it they are spooled to the data directory")
-	fs.StringVar(&objects, "objects", "auto", "where logs and artifacts live: cache (the caches' object store, --cache-dir or --cache-s3-url; the database keeps an index), database, or auto (cache, except PostgreSQL with a local --cache-dir, which other replicas cannot read)")
-	fs.StringVar(&hookSpool, "hook-spool", "1g", "disk for spooled webhook bodies not yet verified; beyond it webhooks get 503 (the forge retries)")
-	fs.StringVar(&trustedProxies, "trusted-proxy", "", "reverse proxies (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; login and webhook limits then key on that client")
-	var actionSrc actionFlags
-	actionSrc.register(fs, false)
-	tools.register(fs)
-	cacheF := addCacheFlags(fs, "") // "": DATA/cache
+	o := &serverOpts{}
+	o.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
 		fs.PrintDefaults()
@@ -79,83 +32,22 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := applyEnvAndFile(fs, configFile); err != nil {
+	if err := applyEnvAndFile(fs, o.configFile); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 2
 	}
-	maxArtifactSize, err := parseBytes(maxArtifact)
+	lim, err := o.limits()
 	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: --max-artifact-size:", err)
-		return 2
-	}
-	proxies, err := ratelimit.ParseProxies(trustedProxies)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: --trusted-proxy:", err)
-		return 2
-	}
-	var hooks server.HookLimits
-	for _, b := range []struct {
-		flag, val string
-		to        *int64
-	}{{"hook-memory", hookMemory, &hooks.Memory}, {"hook-spool", hookSpool, &hooks.Spool}} {
-		if *b.to, err = parseBytes(b.val); err != nil {
-			fmt.Fprintf(stderr, "conveyor server: --%s: %v\n", b.flag, err)
-			return 2
-		}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		fmt.Fprintf(stderr, "conveyor server: --log-level %q: %v\n", logLevel, err)
-		return 2
-	}
-	labelProfiles, err := loadLabelConfig(labelConfig)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: --label-config:", err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	// Absolute at once: jobs run in other working directories (the host
-	// backend's steps find their scripts, git and bash by these paths).
-	if data, err = filepath.Abs(data); err != nil {
-		fmt.Fprintln(stderr, "conveyor server: --data:", err)
-		return 1
-	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
-		return 1
-	}
-	if database == "" {
-		database = filepath.Join(data, "conveyor.db")
-	}
-	// Replicas sharing a PostgreSQL database must seal with one key: a key
-	// file made per replica would split the credentials between them.
-	shared := strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
-	if shared && os.Getenv(envSecretKey) == "" && keyFile == "" {
-		fmt.Fprintf(stderr, "conveyor server: secret key: with PostgreSQL every replica must seal credentials with the same key: set %s on every replica (make one with `conveyor admin new-key`), or --secret-key-file naming a key file they share\n", envSecretKey)
 		return 2
 	}
-	// A key file named on purpose (shared storage) is made when missing.
-	keys, keyFrom, err := keySourceOf(data, keyFile).keyring(!shared || keyFile != "")
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: secret key:", err)
-		return 1
-	}
-	log.Info("secret key", "id", keys.Current(), "from", keyFrom)
-	if cacheF.dir == "" {
-		cacheF.dir = filepath.Join(data, "cache")
-	}
-	objs, err := openObjects(ctx, objects, shared, cacheF)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: --objects:", err)
-		return 2
-	}
-	st, err := sqlstore.Open(ctx, database, sqlstore.Options{Keys: keys, Objects: objs})
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server: database:", err)
-		return 1
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lim.level}))
+	st, code := o.openStore(ctx, stderr, log)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
-	bk, err := openJobBackends(ctx, backendName, dockerEngine, &kube, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
+	bk, err := openJobBackends(ctx, o.backendName, o.dockerEngine, &o.kube, stderr, outOfProcessRunner(), o.tools.options(filepath.Join(o.data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
@@ -165,57 +57,35 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		stopSweep := sweepJobPods(ctx, kb, st, time.Minute, log)
 		defer stopSweep()
 	}
-	plats, err := serverPlatforms(bk.main.Name(), platforms)
+	plats, err := serverPlatforms(bk.main.Name(), o.platforms)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 2
 	}
-	pools, closePools, err := openServerPools(ctx, fs, poolsFile, &workers, poolDeps{engine: dockerEngine, runner: outOfProcessRunner(),
-		tools: tools.options(filepath.Join(data, "toolcache")), platforms: plats, store: st, stderr: stderr, log: log})
+	pools, closePools, err := openServerPools(ctx, fs, o.poolsFile, &o.workers, poolDeps{engine: o.dockerEngine, runner: outOfProcessRunner(),
+		tools: o.tools.options(filepath.Join(o.data, "toolcache")), platforms: plats, store: st, stderr: stderr, log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: --pools:", err)
 		return 2
 	}
 	defer closePools()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server:", err)
-		return 1
+	ln, addr, code := o.listener(stderr)
+	if ln == nil {
+		return code
 	}
-	addr := ln.Addr().String()
-	raw := ln
-	if ln, err = serverTLS(raw, tlsCert, tlsKey); err != nil {
-		raw.Close()
-		fmt.Fprintln(stderr, "conveyor server:", err)
-		return 2
-	}
-	if baseURL == "" {
-		baseURL = "http://" + addr
-		if tlsCert != "" {
-			baseURL = "https://" + addr
-		}
-	}
-	jobCache, cacheSvc, cacheTokens, stopCache, err := cacheF.startCache(ctx, bk.containers, stderr, baseURL)
+	jobCache, cacheSvc, cacheTokens, stopCache, err := o.cache.startCache(ctx, bk.containers, stderr, o.baseURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
 	}
 	defer stopCache()
-	if workers <= 0 {
-		workers = -1 // server.Config: negative is none (0 would mean one per CPU)
-	}
-	acts, err := actionSrc.open(filepath.Join(data, "actions"))
+	acts, err := o.actions.open(filepath.Join(o.data, "actions"))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: action cache:", err)
 		return 2
 	}
-	srv, err := server.New(server.Config{
-		Listen: addr, BaseURL: baseURL, DataDir: data, Workers: workers, RepoLimit: repoLimit,
-		LeaseTTL: leaseTTL, Poll: poll, CronCatchUp: catchUp, Sweep: server.Sweep{Every: sweepEvery}, Platforms: plats, Profiles: labelProfiles, Replica: replica, Version: version,
-		AllowFileURLs: allowFileURLs, MaxArtifactSize: maxArtifactSize, Hooks: hooks,
-		TrustedProxies: proxies,
-	}, server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers}, Pools: pools, Log: log, Actions: acts,
-		Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
+	srv, err := server.New(o.config(addr, plats, lim), server.Deps{Store: st, Backends: server.Backends{Main: bk.main, Host: bk.host, Containers: bk.containers},
+		Pools: pools, Log: log, Actions: acts, Cache: jobCache, CacheService: cacheSvc, CacheTokens: cacheTokens})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
@@ -230,9 +100,9 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		jobsOn = "backend pools " + pools.Names()
 	}
 	fmt.Fprintf(stdout, "conveyor server listening on %s (database %s, jobs on %s, ready in %s)\n",
-		baseURL, st.Dialect(), jobsOn, time.Since(start).Round(time.Millisecond))
+		o.baseURL, st.Dialect(), jobsOn, time.Since(start).Round(time.Millisecond))
 	if tok != "" {
-		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, baseURL, tok)
+		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, o.baseURL, tok)
 	}
 	if err := srv.Run(ctx, ln); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
