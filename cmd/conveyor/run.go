@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/conveyor-ci/conveyor/internal/artifact"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/console"
 	"github.com/conveyor-ci/conveyor/internal/exec"
@@ -35,19 +36,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f.register(fs, stdout)
 	cacheF := addCacheFlags(fs, defaultRunCacheDir())
-	event, explicitEvent := "push", false
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		event, args, explicitEvent = args[0], args[1:], true
-	}
-	if code, done := parseRunFlags(fs, args, stderr); done {
+	event, explicitEvent, code, done := parseRunArgs(fs, args, stderr)
+	if done {
 		return code
-	}
-	if fs.NArg() > 0 && !explicitEvent {
-		// The event may follow flags, as act takes it: conveyor run -l push.
-		event, explicitEvent = fs.Arg(0), true
-		if code, done := parseRunFlags(fs, fs.Args()[1:], stderr); done {
-			return code
-		}
 	}
 	if f.version {
 		return versionMain(ctx, nil, stdout, stderr)
@@ -127,28 +118,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)
 	}
-	arts, cleanup, err := localArtifacts(f.artifactDir, f.keep)
+	arts, cleanup, err := f.services(ctx, &opts, cacheF, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
 	}
 	defer cleanup()
-	opts.Artifacts = arts
-	// Remote actions: fetched into ~/.cache/conveyor/actions.
-	actionsDir, err := userActionsDir()
-	if err == nil {
-		opts.Actions, err = f.actions.open(actionsDir)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor run: action cache:", err)
-		return 2
-	}
-	var stopCache func()
-	if opts.Cache, stopCache, err = cacheF.startRunCache(ctx, opts.Containers, stderr); err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", err)
-		return 2
-	}
-	defer stopCache()
 	res, err := exec.New(opts).Run(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
@@ -158,6 +133,51 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	printer.Summary(res)
 	printLocalArtifacts(ctx, stdout, arts, f.artifactDir != "" || f.keep)
 	return exitFor(invalid, res)
+}
+
+// parseRunArgs parses the event and the flags: the event comes first or,
+// as act takes it, after the flags (conveyor run -l push); done says
+// runMain returns code now.
+func parseRunArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (event string, explicit bool, code int, done bool) {
+	event = "push"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		event, args, explicit = args[0], args[1:], true
+	}
+	if code, done := parseRunFlags(fs, args, stderr); done {
+		return "", false, code, true
+	}
+	if fs.NArg() > 0 && !explicit {
+		event, explicit = fs.Arg(0), true
+		if code, done := parseRunFlags(fs, fs.Args()[1:], stderr); done {
+			return "", false, code, true
+		}
+	}
+	return event, explicit, 0, false
+}
+
+// services gives the run its artifact folder, its remote actions
+// (fetched into ~/.cache/conveyor/actions) and its cache; cleanup ends
+// them.
+func (f *runFlags) services(ctx context.Context, opts *exec.Options, cacheF *cacheFlags, stderr io.Writer) (*artifact.Dir, func(), error) {
+	arts, cleanArts, err := localArtifacts(f.artifactDir, f.keep)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Artifacts = arts
+	actionsDir, err := userActionsDir()
+	if err == nil {
+		opts.Actions, err = f.actions.open(actionsDir)
+	}
+	if err != nil {
+		cleanArts()
+		return nil, nil, fmt.Errorf("action cache: %w", err)
+	}
+	var stopCache func()
+	if opts.Cache, stopCache, err = cacheF.startRunCache(ctx, opts.Containers, stderr); err != nil {
+		cleanArts()
+		return nil, nil, err
+	}
+	return arts, func() { stopCache(); cleanArts() }, nil
 }
 
 // parseRunFlags parses the flags; done says runMain returns code now
