@@ -234,6 +234,7 @@ jobs:
 	defer cancel()
 	res, log := runWorkflow(ctx, t, b, yml, map[string]string{"built/action.yml": action, "built/Dockerfile": "FROM scratch\n"})
 	out := log.String()
+	t.Logf("%s", out)
 	if !res.Failed() {
 		t.Fatalf("the run did not fail:\n%s", out)
 	}
