@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -84,7 +85,12 @@ func (s *Sandbox) runImageStep(ctx context.Context, c *backend.ContainerStep, ou
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return -1, s.cancelImageStep(ctx, name, p)
+			s.stopImageStep(ctx, name, p)
+			return -1, ctx.Err()
+		}
+		if errs.Is(err, errs.Timeout) {
+			// It may start later: it must not run beside the next steps.
+			s.stopImageStep(ctx, name, p)
 		}
 		return -1, err
 	}
@@ -94,7 +100,8 @@ func (s *Sandbox) runImageStep(ctx context.Context, c *backend.ContainerStep, ou
 	p, err = s.waitPod(ctx, "image step "+c.Image+" to end", stepState(name, true))
 	if err != nil {
 		if ctx.Err() != nil {
-			return -1, s.cancelImageStep(ctx, name, p)
+			s.stopImageStep(ctx, name, p)
+			return -1, ctx.Err()
 		}
 		return -1, err
 	}
@@ -144,8 +151,14 @@ func (s *Sandbox) addEphemeral(ctx context.Context, ec corev1.EphemeralContainer
 		return errs.Wrap("kubernetes: image step", errs.Invalid, err)
 	}
 	_, err = s.b.cs.CoreV1().Pods(s.ns).Patch(ctx, s.name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers")
-	if err != nil {
-		return errs.Wrap("kubernetes: add the image step's container to pod "+s.name, kindOf(err), err)
+	const op = "kubernetes: add the image step's container to pod "
+	switch {
+	case apierrors.IsForbidden(err):
+		return errs.E(op+s.name, errs.Forbidden, "%v (steps that need another image need patch on pods/ephemeralcontainers and get on pods/log: see the RBAC of docs/kubernetes.md)", err)
+	case apierrors.IsNotFound(err):
+		return errs.E(op+s.name, errs.Unavailable, "%v (the pod is gone, or the cluster does not serve pods/ephemeralcontainers: steps that need another image need Kubernetes 1.25 or later)", err)
+	case err != nil:
+		return errs.Wrap(op+s.name, kindOf(err), err)
 	}
 	return nil
 }
@@ -162,30 +175,32 @@ func (s *Sandbox) followLog(ctx context.Context, name string, out io.Writer) err
 	return err
 }
 
-// cancelImageStep ends a cancelled step's processes through the step
+// stopImageStep ends a cancelled step's processes through the step
 // runner (SIGTERM, the grace period, SIGKILL) and waits, boundedly, for
-// the container to be seen terminated. It returns ctx's error.
-func (s *Sandbox) cancelImageStep(ctx context.Context, name string, last *corev1.Pod) error {
+// the container to be seen terminated. A container that never started
+// has nothing to end; if it still cannot be signalled, the pod's deletion
+// at teardown ends it.
+func (s *Sandbox) stopImageStep(ctx context.Context, name string, last *corev1.Pod) {
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepKillTimeout)
 	defer cancel()
 	if last == nil {
 		last, _ = s.b.cs.CoreV1().Pods(s.ns).Get(kctx, s.name, metav1.GetOptions{})
 	}
-	id := ""
-	if st, ok := ephemeralStatus(last, name); ok {
-		id = containerID(st.ContainerID)
+	st, _ := ephemeralStatus(last, name)
+	if st.State.Terminated != nil {
+		return
 	}
-	if id == "" {
+	if st.ContainerID == "" {
 		// Not started yet: wait for it to start (or fail) to learn its ID.
 		p, err := s.waitPod(kctx, "cancelled image step to start", stepState(name, false))
 		if err != nil {
-			return ctx.Err()
+			return
 		}
-		st, _ := ephemeralStatus(p, name)
-		id = containerID(st.ContainerID)
+		st, _ = ephemeralStatus(p, name)
 	}
-	if id == "" {
-		return ctx.Err()
+	id := containerID(st.ContainerID)
+	if id == "" || st.State.Terminated != nil {
+		return
 	}
 	for _, sig := range []string{"TERM", "KILL"} {
 		_, _ = s.c.Run(kctx, &runner.Request{Argv: []string{"sh", "-c", killScript, "sh", id, sig}}, io.Discard)
@@ -193,10 +208,9 @@ func (s *Sandbox) cancelImageStep(ctx context.Context, name string, last *corev1
 		_, err := s.waitPod(wctx, "cancelled image step to end", stepState(name, true))
 		wcancel()
 		if err == nil {
-			break
+			return
 		}
 	}
-	return ctx.Err()
 }
 
 // killScript signals ($2) every process of the container whose ID is $1,
