@@ -200,8 +200,8 @@ jobs:
 }
 
 // A failing image step fails its step and the job, and the steps after it
-// run as GitHub's rules say; an image the node does not have fails with a
-// clear error; a Dockerfile action is refused with what to do instead.
+// run as GitHub's rules say; a program the image lacks and an image the
+// node does not have fail with a clear error; a Dockerfile action is refused with what to do instead.
 func TestImageStepFailures(t *testing.T) {
 	b := newBackend(t, Options{})
 	action := `name: built
@@ -220,6 +220,11 @@ jobs:
         with:
           entrypoint: sh
           args: -c false
+      - id: nostart
+        if: always()
+        uses: docker://` + testenv.BusyboxImage(t) + `
+        with:
+          entrypoint: /no/such/program
       - id: missing
         if: always()
         uses: docker://conveyor-test/no-such-image:1
@@ -238,12 +243,12 @@ jobs:
 	if !res.Failed() {
 		t.Fatalf("the run did not fail:\n%s", out)
 	}
-	for id, want := range map[string]string{"fails": exec.Failure, "missing": exec.Failure, "built": exec.Failure, "after": exec.Success} {
+	for id, want := range map[string]string{"fails": exec.Failure, "nostart": exec.Failure, "missing": exec.Failure, "built": exec.Failure, "after": exec.Success} {
 		if got := log.step(id); got != want {
 			t.Errorf("step %s: %q, want %q", id, got, want)
 		}
 	}
-	for _, want := range []string{"exited with code 1", "ErrImageNeverPull", "cannot build a Dockerfile action's image", "cleanup after the failure"} {
+	for _, want := range []string{"exited with code 1", "the container could not start", "/no/such/program", "ErrImageNeverPull", "cannot build a Dockerfile action's image", "cleanup after the failure"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
