@@ -72,8 +72,7 @@ func TestActCorpusKubernetes(t *testing.T) {
 // kubernetesOutOfScope are rows that pass on Docker but cannot on the
 // kubernetes backend yet, with the reason.
 var kubernetesOutOfScope = map[string]string{
-	"local-action-docker-url": "a Docker action: step containers in the job's pod are not done yet (issue 12, part 2)",
-	"container-hostname":      "--hostname my.host.local: a pod's host name is one DNS label; the backend refuses it",
+	"container-hostname": "--hostname my.host.local: a pod's host name is one DNS label; the backend refuses it",
 }
 
 // aliased maps image names onto images the cluster has.
@@ -94,7 +93,24 @@ func (a *aliased) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	for i := range j.Services {
 		j.Services[i].Image = a.image(j.Services[i].Image)
 	}
-	return a.Backend.Setup(ctx, &j, log)
+	sb, err := a.Backend.Setup(ctx, &j, log)
+	if err != nil {
+		return nil, err
+	}
+	return &aliasedSandbox{Sandbox: sb.(*kubernetes.Sandbox), a: a}, nil
+}
+
+// aliasedSandbox maps the images of image steps (docker://, Docker
+// actions) as aliased does the job's.
+type aliasedSandbox struct {
+	*kubernetes.Sandbox
+	a *aliased
+}
+
+func (s *aliasedSandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, out io.Writer) (int, error) {
+	cs := *c
+	cs.Image = s.a.image(cs.Image)
+	return s.Sandbox.RunContainer(ctx, &cs, out)
 }
 
 func (a *aliased) image(s string) string {

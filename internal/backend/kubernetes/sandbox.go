@@ -34,6 +34,8 @@ type Sandbox struct {
 	stop     context.CancelFunc // ends the attach stream
 	attached chan struct{}      // closed when the attach stream has ended
 	sync     *jobsync.Sync
+	// imageSteps counts the image steps run (their containers' names).
+	imageSteps int
 
 	downOnce sync.Once
 	downErr  error
