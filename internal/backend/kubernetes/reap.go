@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,7 +28,7 @@ func (b *Backend) ReapOrphans(ctx context.Context) (int, error) {
 	var firstErr error
 	for _, p := range list.Items {
 		ended := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-		if p.DeletionTimestamp != nil || (!ended && !docker.OwnerGone(p.Annotations[AnnotationOwner])) {
+		if !b.inScope(p.Namespace) || p.DeletionTimestamp != nil || (!ended && !docker.OwnerGone(p.Annotations[AnnotationOwner])) {
 			continue
 		}
 		err := b.cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
@@ -49,6 +50,17 @@ func (b *Backend) podScope() string {
 		return metav1.NamespaceAll
 	}
 	return b.opts.Namespace
+}
+
+// inScope says whether ns is one of the backend's namespaces: a
+// NamespacePrefix's (listing every namespace also finds those of other
+// Conveyor deployments on the cluster, with prefixes of their own, whose
+// jobs this one's database does not know), or its Namespace.
+func (b *Backend) inScope(ns string) bool {
+	if b.opts.NamespacePrefix != "" {
+		return strings.HasPrefix(ns, b.opts.NamespacePrefix)
+	}
+	return ns == b.opts.Namespace
 }
 
 // JobDone says whether a server job's pod may go: the job is finished,
@@ -74,7 +86,7 @@ func (b *Backend) SweepJobs(ctx context.Context, done JobDone) (int, error) {
 		}
 	}
 	for _, p := range list.Items {
-		if p.DeletionTimestamp != nil {
+		if !b.inScope(p.Namespace) || p.DeletionTimestamp != nil {
 			continue
 		}
 		orgID, e1 := strconv.ParseInt(p.Labels[LabelOrgID], 10, 64)

@@ -87,12 +87,32 @@ func TestSweepJobsDeletesPodsOfFinishedJobs(t *testing.T) {
 	ns := b.NamespaceOf(backend.Tenant{Org: org})
 	t.Cleanup(func() { _ = b.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	finished, running, unknown, stale := mk(101, 1), mk(102, 1), mk(103, 1), mk(104, 1)
+	// Another deployment's pod (another namespace prefix) of a job this
+	// one does not know: not this sweeper's to delete.
+	other := newBackend(t, Options{NamespacePrefix: "conveyor-u-"})
+	ojob := newJob(t)
+	ojob.Tenant = backend.Tenant{Org: org, Repo: "o/r", OrgID: 1, RunID: 1, JobID: 105, Lease: 1}
+	ospec, err := other.podSpec(ojob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ensureNamespace(ctx, ospec.Namespace, org); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.cs.CoreV1().Namespaces().Delete(context.Background(), ospec.Namespace, metav1.DeleteOptions{})
+	})
+	if err := other.createPod(ctx, ospec); err != nil {
+		t.Fatal(err)
+	}
 	// 101 finished, 102 running under lease 1, 103 unknown, 104 leased again (token 2).
 	done := func(_ context.Context, orgID, jobID, lease int64) (bool, error) {
 		if orgID != 1 {
 			t.Errorf("org %d", orgID)
 		}
 		switch jobID {
+		case 105:
+			t.Error("asked about another deployment's pod")
 		case 101:
 			return true, nil
 		case 102:
@@ -114,6 +134,9 @@ func TestSweepJobsDeletesPodsOfFinishedJobs(t *testing.T) {
 	}
 	if _, err := b.cs.CoreV1().Pods(ns).Get(ctx, running, metav1.GetOptions{}); err != nil {
 		t.Errorf("pod of the running job: %v", err)
+	}
+	if p, err := b.cs.CoreV1().Pods(ospec.Namespace).Get(ctx, ospec.Name, metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Errorf("another deployment's pod was swept: %v", err)
 	}
 	_ = b.cs.CoreV1().Pods(ns).Delete(ctx, running, metav1.DeleteOptions{})
 }
