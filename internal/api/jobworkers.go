@@ -70,21 +70,21 @@ func (a *server) authorizeJobWorker(w http.ResponseWriter, r *http.Request, rt r
 	return r.WithContext(context.WithValue(r.Context(), agentKey{}, ag)), true
 }
 
-// agentAssignment answers a job worker its job's assignment (the compiled
-// job, secrets, needs): what an agent gets with its lease.
+// agentAssignment answers a job's worker its assignment (the compiled
+// job, secrets, needs): what an agent gets with its lease, and what the
+// in-pod worker starts from.
 func (a *server) agentAssignment(w http.ResponseWriter, r *http.Request, _ *store.Token) {
 	id, token, err := fence(r)
 	if err != nil {
 		a.fail(w, "", err)
 		return
 	}
-	ag := agentOf(r)
 	src, ok := a.Agents.(AssignmentSource)
-	if !ok || ag.Job == 0 {
-		writeErrorMsg(w, errs.Forbidden, "only a job's in-pod worker asks for its assignment; agents get it with their lease")
+	if !ok {
+		writeErrorMsg(w, errs.Unavailable, "this server does not serve assignments")
 		return
 	}
-	asg, err := src.Assignment(r.Context(), ag, id, token)
+	asg, err := src.Assignment(r.Context(), agentOf(r), id, token)
 	if err != nil {
 		a.fail(w, fmt.Sprintf("job %d", id), err)
 		return
