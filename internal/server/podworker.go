@@ -174,8 +174,8 @@ func (s *Server) runInPod(ctx context.Context, l *store.Lease, slot *pool.Slot, 
 	s.endInPod(ctx, lease, sink, log, end.String(), err)
 }
 
-// keepLease heartbeats the job's lease until ctx ends; a lost lease stops
-// the pod (another attempt owns the job).
+// keepLease heartbeats the job's lease until ctx ends; a lease that ended
+// (the worker recorded the job, or another attempt owns it) stops the pod.
 func (s *Server) keepLease(ctx context.Context, lease *storeLease, stop func(), log *slog.Logger) {
 	t := time.NewTicker(min(s.cfg.LeaseTTL/3, 3*time.Second))
 	defer t.Stop()
@@ -189,7 +189,7 @@ func (s *Server) keepLease(ctx context.Context, lease *storeLease, stop func(), 
 		_, err := lease.Heartbeat(hctx)
 		cancel()
 		if err != nil && (errs.Is(err, errs.Conflict) || errs.Is(err, errs.NotFound)) {
-			log.Warn("lease lost; the job's pod is deleted", "err", err)
+			log.Info("the job's lease ended; deleting its pod", "why", err)
 			stop()
 			return
 		}
