@@ -60,7 +60,14 @@ jobs:
 
 // podWorkerServer is a server whose kubernetes jobs run in the worker
 // layout on the test cluster, listening where the pods reach it.
-func podWorkerServer(t *testing.T, files map[string]string, platforms map[string]string) (*harness, *kubernetes.Backend) {
+func podWorkerServer(t testing.TB, files map[string]string, platforms map[string]string) (*harness, *kubernetes.Backend) {
+	t.Helper()
+	return kubeServer(t, files, platforms, true)
+}
+
+// kubeServer is a server on the test cluster in the worker layout (pod)
+// or the attach layout, listening where the pods reach it.
+func kubeServer(t testing.TB, files map[string]string, platforms map[string]string, pod bool) (*harness, *kubernetes.Backend) {
 	t.Helper()
 	kb, img := kubeBackend(t)
 	ln, err := net.Listen("tcp", podGateway+":0")
@@ -73,10 +80,13 @@ func podWorkerServer(t *testing.T, files map[string]string, platforms map[string
 		platforms = map[string]string{}
 	}
 	platforms["ubuntu-latest"] = img
+	cfg := Config{Platforms: platforms, LeaseTTL: 10 * time.Second}
+	if pod {
+		cfg.PodWorkers.ServerURL = fmt.Sprintf("http://%s:%d", podGateway, port)
+	}
 	hs := newHarness(t, harnessOpts{
-		listen: "0.0.0.0:" + strconv.Itoa(port),
-		cfg: Config{Platforms: platforms, LeaseTTL: 10 * time.Second,
-			PodWorkers: PodWorkers{ServerURL: fmt.Sprintf("http://%s:%d", podGateway, port)}},
+		listen:   "0.0.0.0:" + strconv.Itoa(port),
+		cfg:      cfg,
 		files:    files,
 		backends: &Backends{Main: kb, Host: host.New(host.Options{})},
 	})
