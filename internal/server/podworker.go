@@ -51,6 +51,11 @@ func (s *Server) podWorkerBackend(ctx context.Context, l *store.Lease, slot *poo
 	if img := podImage(s.jobEnv(slot).Platforms, spec.RunsOn.Labels); img == "" || img == "-self-hosted" {
 		return nil, nil
 	}
+	// Network policy none denies the pod all egress: its worker could
+	// not report.
+	if repo, err := s.store.GetRepo(ctx, l.Run.OrgID, l.Run.RepoID); err != nil || repo.NetworkPolicy == string(backend.NetworkNone) {
+		return nil, nil
+	}
 	return kb, spec
 }
 
@@ -168,7 +173,7 @@ func (s *Server) runInPod(ctx context.Context, l *store.Lease, slot *pool.Slot, 
 	stopPod()
 	<-hb
 	if ctx.Err() != nil {
-		log.Warn("server stopping: the job's pod is deleted, the job left to lease expiry")
+		log.Warn("server stopping: the job's pod is deleted; its worker hands the job back (or the lease expires)")
 		return
 	}
 	s.endInPod(ctx, lease, sink, log, end.String(), err)
