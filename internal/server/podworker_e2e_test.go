@@ -170,3 +170,40 @@ func TestPodWorkerBadImage(t *testing.T) {
 	}
 	noPodsLeft(t, kb, r)
 }
+
+// A run cancelled while its job's pod runs a long step: the worker sees
+// the cancel on its heartbeat, kills the step, runs the if: always()
+// cleanup and records the job as cancelled; the pod is deleted.
+func TestPodWorkerCancel(t *testing.T) {
+	flow := `name: Long
+on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "long step started"; sleep 300; echo "long step $((40 + 2))"
+      - if: always()
+        run: echo "cleanup after the cancel"
+`
+	hs, kb := podWorkerServer(t, map[string]string{".github/workflows/long.yml": flow, "README.md": "hi\n"}, nil)
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-cancel"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	var run *store.Run
+	waitFor(t, 4*time.Minute, "the long step to start in its pod", func() bool {
+		runs, _ := hs.st.ListRuns(context.Background(), 1, store.RunFilter{})
+		if len(runs) == 0 {
+			return false
+		}
+		run = runs[0]
+		return strings.Contains(hs.jobLog(run.ID, "long"), "long step started")
+	})
+	hs.api("POST", "/api/runs/"+itoa(run.ID)+"/cancel", nil, 200, nil)
+	r := hs.waitRuns(1, 2*time.Minute)[0]
+	log := hs.jobLog(r.ID, "long")
+	if job := hs.jobs(r.ID)["long"]; r.Status != store.StatusCancelled || job.Status != store.StatusCancelled ||
+		!strings.Contains(log, "cleanup after the cancel") || strings.Contains(log, "long step 42") {
+		t.Errorf("run %s, job %s; log:\n%s", r.Status, job.Status, log)
+	}
+	noPodsLeft(t, kb, r)
+}
