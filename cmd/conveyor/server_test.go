@@ -93,7 +93,8 @@ func TestPodWorkersFlags(t *testing.T) {
 		{"pod", "http://10.242.0.1:8080", "http://10.242.0.1:8080", true},
 		{"pod", "", "", false},
 		{"pod", "10.242.0.1:8080", "", false},
-		{"attach", "http://x", "", false},
+		{"attach", "http://x", "http://x", true}, // for pools with worker: pod
+		{"attach", "x", "", false},
 		{"exec", "", "", false},
 	} {
 		pw, err := podWorkers(c.layout, c.url)

@@ -46,7 +46,7 @@ func (o *serverOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
 	o.kube.register(fs)
 	fs.StringVar(&o.kubeWorker, "kube-worker", "attach", "kubernetes backend and pools: attach (this server drives each step over one attach stream) or pod (the job's pod runs its steps itself and reports to --kube-server-url; jobs it cannot run stay on attach); see docs/kubernetes.md")
-	fs.StringVar(&o.kubeServerURL, "kube-server-url", "", "with --kube-worker pod: the URL job pods reach this server at, e.g. http://10.0.0.5:8080 (pods often cannot use --base-url)")
+	fs.StringVar(&o.kubeServerURL, "kube-server-url", "", "for the worker layout (--kube-worker pod, or pools with worker: pod): the URL job pods reach this server at, e.g. http://10.0.0.5:8080 (pods often cannot use --base-url)")
 	fs.StringVar(&o.poolsFile, "pools", "", "YAML file of backend pools (kubernetes clusters, docker, host) that this replica's jobs spread over, with health probes, failover and burst; see docs/kubernetes.md (default: one pool, --backend)")
 	fs.StringVar(&o.labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&o.dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -116,10 +116,13 @@ func (o *serverOpts) limits() (serverLimits, error) {
 func podWorkers(layout, serverURL string) (server.PodWorkers, error) {
 	switch layout {
 	case "", "attach":
-		if serverURL != "" {
-			return server.PodWorkers{}, fmt.Errorf("--kube-server-url is for --kube-worker pod (the layout is %q)", layout)
+		if serverURL == "" {
+			return server.PodWorkers{}, nil
 		}
-		return server.PodWorkers{}, nil
+		// For the pools that say worker: pod.
+		pw, err := podWorkers("pod", serverURL)
+		pw.PoolsOnly = true
+		return pw, err
 	case "pod":
 	default:
 		return server.PodWorkers{}, fmt.Errorf("--kube-worker %q: want attach or pod", layout)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -100,5 +102,22 @@ func TestJobWorkerCredential(t *testing.T) {
 	}
 	if code, b, _ := h.agentCall("POST", jobPath(mine, "heartbeat"), cred, nil, leaseHdr(mine)...); code != http.StatusUnauthorized {
 		t.Errorf("the credential after its job ended: %d %s, want 401", code, b)
+	}
+}
+
+// A pool that asks for the worker layout needs the URL pods reach the
+// server at: the server refuses to start without it.
+func TestPoolWorkerNeedsServerURL(t *testing.T) {
+	hb := host.New(host.Options{})
+	sched, err := pool.New([]*pool.Pool{{Spec: pool.Spec{Name: "k", Kind: pool.Kubernetes, Capacity: 1, Worker: "pod"},
+		Backends: pool.Backends{Main: hb, Host: hb}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPodWorkers(PodWorkers{}, sched); err == nil || !strings.Contains(err.Error(), "pool k has worker: pod") {
+		t.Errorf("no server URL: %v", err)
+	}
+	if err := checkPodWorkers(PodWorkers{ServerURL: "http://10.0.0.5:8080", PoolsOnly: true}, sched); err != nil {
+		t.Errorf("with a server URL: %v", err)
 	}
 }

@@ -28,17 +28,36 @@ type PodWorkers struct {
 	// ServerURL is the URL job pods reach this server at (their network
 	// differs from users'); "": every job keeps the attach layout.
 	ServerURL string
+	// PoolsOnly limits the worker layout to the kubernetes pools that
+	// ask for it (worker: pod); otherwise every kubernetes job takes it
+	// but those of pools that say worker: attach.
+	PoolsOnly bool
+}
+
+// checkPodWorkers refuses pools that ask for the worker layout of a
+// server that pods cannot reach.
+func checkPodWorkers(pw PodWorkers, pools *pool.Scheduler) error {
+	if pools == nil || pw.ServerURL != "" {
+		return nil
+	}
+	for _, sp := range pools.Specs() {
+		if sp.Worker == "pod" {
+			return errs.E("server", errs.Invalid, "pool %s has worker: pod, which needs the URL job pods reach the server at (--kube-server-url)", sp.Name)
+		}
+	}
+	return nil
 }
 
 // podWorkerBackend is the kubernetes backend the job runs on in the
 // worker layout, or nil for the attach layout (or no kubernetes).
 func (s *Server) podWorkerBackend(ctx context.Context, l *store.Lease, slot *pool.Slot) (*kubernetes.Backend, *jobspec.Job) {
-	if s.cfg.PodWorkers.ServerURL == "" {
-		return nil, nil
-	}
+	pw, layout := s.cfg.PodWorkers, ""
 	b := s.backends.Main
 	if slot != nil {
-		b = slot.Backends().Main
+		b, layout = slot.Backends().Main, slot.Pool().Spec.Worker
+	}
+	if pw.ServerURL == "" || layout == "attach" || layout == "" && pw.PoolsOnly {
+		return nil, nil
 	}
 	kb, ok := b.(*kubernetes.Backend)
 	if !ok || !kb.WorkerPods(ctx) {
