@@ -18,8 +18,25 @@ import (
 )
 
 // installScript receives the runner binary on standard input (one attach
-// stream), puts it in place atomically and says "ok".
-const installScript = `set -e; f=` + runnerDir + `/.conveyor.part; cat >"$f"; chmod 555 "$f"; mv "$f" ` + runnerPath + `; echo ok`
+// stream), checks its size against $CONVEYOR_RUNNER_SIZE (a stream that
+// dropped ends standard input early: a truncated binary must never be put
+// in place), puts it in place atomically and says "ok".
+const installScript = `set -e; f=` + runnerDir + `/.conveyor.part; cat >"$f"; ` +
+	`[ "$(wc -c <"$f")" -eq "$` + envRunnerSize + `" ] || { echo "conveyor: the runner binary arrived truncated" >&2; exit 1; }; ` +
+	`chmod 555 "$f"; mv "$f" ` + runnerPath + `; echo ok`
+
+// envRunnerSize is the runner binary's size in bytes, in the install
+// container's environment.
+const envRunnerSize = "CONVEYOR_RUNNER_SIZE"
+
+// installTries is how many pods Setup makes for a job whose install
+// stream drops (an API server or kubelet restart, a proxy's idle timeout):
+// the job gets a fresh pod rather than failing.
+const installTries = 3
+
+// errInstallDropped is an install stream that ended without the script's
+// "ok": the binary did not arrive whole.
+var errInstallDropped = errs.E("kubernetes: install the runner", errs.Unavailable, "the install container ended without installing the runner")
 
 // sidecarScript is installScript for a native sidecar (an init container
 // that keeps running, so that the job container and the services start
@@ -42,18 +59,22 @@ func (s *Sandbox) install(ctx context.Context) error {
 		return errs.Wrap("kubernetes: runner binary", errs.Invalid, err)
 	}
 	defer f.Close()
+	var in io.Reader = f
+	if s.b.installReader != nil {
+		in = s.b.installReader(f)
+	}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	diag := &runner.Tail{Max: 4096}
 	out := &okLine{rest: diag, ok: make(chan struct{}), stop: stop}
-	err = s.b.stream(sctx, s.ns, s.name, installContainer, "attach", nil, f, out, diag)
+	err = s.b.stream(sctx, s.ns, s.name, installContainer, "attach", nil, in, out, diag)
 	select {
 	case <-out.ok:
 		return nil
 	default:
 	}
 	if err == nil {
-		err = errs.E("kubernetes: install the runner", errs.Other, "the install container ended without installing the runner")
+		err = errInstallDropped
 	}
 	if d := strings.TrimSpace(diag.String()); d != "" {
 		err = fmt.Errorf("%w: %s", err, d)
@@ -133,6 +154,15 @@ func leadingDigits(s string) string {
 // asSidecar turns the pod's install init container into a native sidecar
 // and makes the job container wait for the binary: the job container and
 // the services then start while the binary streams in, instead of after.
+// setRunnerSize tells the install container the runner binary's size.
+func setRunnerSize(pod *corev1.Pod, size int64) {
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; c.Name == installContainer {
+			c.Env = append(c.Env, corev1.EnvVar{Name: envRunnerSize, Value: strconv.FormatInt(size, 10)})
+		}
+	}
+}
+
 func asSidecar(pod *corev1.Pod) {
 	for i := range pod.Spec.InitContainers {
 		if c := &pod.Spec.InitContainers[i]; c.Name == installContainer {

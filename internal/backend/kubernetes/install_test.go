@@ -3,8 +3,10 @@ package kubernetes
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,4 +74,63 @@ func TestInstallModes(t *testing.T) {
 			t.Errorf("sidecar %v: the install container's restart policy is %v", sidecar, ic.RestartPolicy)
 		}
 	}
+}
+
+// cutAfter cuts the runner binary's stream short for the first n pods.
+func cutAfter(kb *Backend, n int32) *atomic.Int32 {
+	var made atomic.Int32
+	kb.installReader = func(r io.Reader) io.Reader {
+		if made.Add(1) <= n {
+			return io.LimitReader(r, 1<<20)
+		}
+		return r
+	}
+	return &made
+}
+
+// An install stream that drops (here: its standard input ends after
+// 1 MiB) never puts a truncated runner in place: the install container
+// refuses it, and the job gets a fresh pod that runs; after installTries
+// drops, Setup fails with errInstallDropped and leaves no pod.
+func TestInstallStreamDrops(t *testing.T) {
+	for _, sidecar := range []bool{false, true} {
+		kb := newBackend(t, Options{})
+		kb.sidecar.once.Do(func() {})
+		kb.sidecar.ok = sidecar
+		made := cutAfter(kb, 1)
+		var log bytes.Buffer
+		job := newJob(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		sb, err := kb.Setup(ctx, job, &log)
+		if err != nil {
+			t.Fatalf("sidecar %v: %v\n%s", sidecar, err, log.String())
+		}
+		out, code := backendtest.Exec(t, sb, &backend.Process{Argv: []string{"sh", "-c", "echo hi"}})
+		if err := sb.Teardown(context.WithoutCancel(ctx)); err != nil {
+			t.Error(err)
+		}
+		if code != 0 || out != "hi\n" {
+			t.Errorf("sidecar %v: %q, %d", sidecar, out, code)
+		}
+		if made.Load() != 2 || !strings.Contains(log.String(), "making the pod again (try 2 of 3)") {
+			t.Errorf("sidecar %v: %d pods; log:\n%s", sidecar, made.Load(), log.String())
+		}
+		assertGone(t, kb, job.ID)
+	}
+
+	kb := newBackend(t, Options{})
+	made := cutAfter(kb, installTries)
+	job := newJob(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sb, err := kb.Setup(ctx, job, io.Discard)
+	if err == nil {
+		_ = sb.Teardown(ctx)
+		t.Fatal("set up with a truncated runner")
+	}
+	if !errors.Is(err, errInstallDropped) || !strings.Contains(err.Error(), "arrived truncated") || made.Load() != installTries {
+		t.Errorf("%d pods: %v", made.Load(), err)
+	}
+	assertGone(t, kb, job.ID)
 }

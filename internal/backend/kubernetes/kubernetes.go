@@ -25,6 +25,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -146,6 +148,9 @@ type Backend struct {
 	serviceArgs func(backend.Service) []string
 	// classes are the RuntimeClasses seen on the cluster (name → true).
 	classes sync.Map
+	// installReader, set by tests only, wraps the runner binary streamed
+	// into a pod (to cut a stream short).
+	installReader func(io.Reader) io.Reader
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -258,7 +263,7 @@ func labelValue(s string) string { return dnsName(s, 63) }
 // Setup implements backend.Backend: the pod, the runner's install, the
 // services' readiness, then one attach stream to the step runner. On error
 // it deletes the pod.
-func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer) (_ backend.Sandbox, err error) {
+func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer) (backend.Sandbox, error) {
 	if log == nil {
 		log = io.Discard
 	}
@@ -274,22 +279,39 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 			return nil, err
 		}
 	}
-	if fi, err := os.Stat(b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
+	fi, err := os.Stat(b.opts.RunnerBinary)
+	if err != nil || !fi.Mode().IsRegular() {
 		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
 	}
+	setRunnerSize(spec, fi.Size())
 	if err := b.ensureNamespace(ctx, spec.Namespace, job.Tenant.Org); err != nil {
 		return nil, err
 	}
 	if err := b.ensureTenancy(ctx, spec.Namespace, job); err != nil {
 		return nil, err
 	}
+	for try := 1; ; try++ {
+		s, err := b.makePod(ctx, job, spec, log)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errInstallDropped) || try == installTries || ctx.Err() != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "The runner's install stream dropped (%v); making the pod again (try %d of %d)\n", err, try+1, installTries)
+	}
+}
+
+// makePod creates the job's pod and starts it; a pod that does not start
+// is deleted (and gone) before it returns.
+func (b *Backend) makePod(ctx context.Context, job *backend.JobSpec, spec *corev1.Pod, log io.Writer) (_ *Sandbox, err error) {
 	s := &Sandbox{b: b, job: job, ns: spec.Namespace, name: spec.Name}
 	defer func() {
 		if err != nil {
 			_ = s.Teardown(context.WithoutCancel(ctx))
 		}
 	}()
-	if err := b.createPod(ctx, spec); err != nil {
+	if err := b.createPod(ctx, spec.DeepCopy()); err != nil {
 		return nil, err
 	}
 	s.created = true
