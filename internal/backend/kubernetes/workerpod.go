@@ -2,9 +2,11 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
@@ -90,13 +92,25 @@ func (b *Backend) RunWorkerPod(ctx context.Context, wp WorkerPod, log io.Writer)
 	if err := b.prepare(ctx, spec, &job); err != nil {
 		return WorkerEnd{}, err
 	}
-	s := &Sandbox{b: b, job: &job, ns: spec.Namespace, name: spec.Name}
+	for try := 1; ; try++ {
+		end, err := b.runWorkerPod(ctx, &job, spec, log)
+		if !errors.Is(err, errInstallDropped) || try == installTries || ctx.Err() != nil {
+			return end, err
+		}
+		fmt.Fprintf(log, "The runner's install stream dropped (%v); making the pod again (try %d of %d)\n", err, try+1, installTries)
+	}
+}
+
+// runWorkerPod makes one pod of spec and runs it to its end; the pod is
+// deleted (and gone) before it returns.
+func (b *Backend) runWorkerPod(ctx context.Context, job *backend.JobSpec, spec *corev1.Pod, log io.Writer) (_ WorkerEnd, err error) {
+	s := &Sandbox{b: b, job: job, ns: spec.Namespace, name: spec.Name}
 	defer func() {
 		if derr := b.deletePod(context.WithoutCancel(ctx), s.ns, s.name); derr != nil && err == nil {
 			err = derr
 		}
 	}()
-	if err := b.createPod(ctx, spec); err != nil {
+	if err := b.createPod(ctx, spec.DeepCopy()); err != nil {
 		return WorkerEnd{}, err
 	}
 	fmt.Fprintf(log, "Created pod %s/%s (worker layout: the pod runs the steps)\n", s.ns, s.name)
@@ -110,12 +124,18 @@ func (b *Backend) RunWorkerPod(ctx context.Context, wp WorkerPod, log io.Writer)
 	return workerEnd(p), nil
 }
 
-// prepare checks what Setup checks before a pod is made, and makes its
-// namespace and the tenant's policies.
+// prepare checks what Setup checks before a pod is made (and tells the
+// install container the runner's size), and makes the pod's namespace
+// and the tenant's policies.
 func (b *Backend) prepare(ctx context.Context, spec *corev1.Pod, job *backend.JobSpec) error {
 	if !b.WorkerPods(ctx) {
 		return errs.E("kubernetes: worker pod", errs.Invalid, "the worker layout needs native sidecars (Kubernetes 1.29 or later)")
 	}
+	fi, err := os.Stat(b.opts.RunnerBinary)
+	if err != nil || !fi.Mode().IsRegular() {
+		return errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
+	}
+	setRunnerSize(spec, fi.Size())
 	if rc := spec.Spec.RuntimeClassName; rc != nil {
 		if err := b.checkRuntimeClass(ctx, *rc); err != nil {
 			return err

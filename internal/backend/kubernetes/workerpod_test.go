@@ -1,9 +1,13 @@
 package kubernetes
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,4 +101,32 @@ func TestWorkerEnd(t *testing.T) {
 	if done, _ := workerEnded(running); done {
 		t.Error("a running worker counts as ended")
 	}
+}
+
+// On the test cluster: a worker pod runs the conveyor binary streamed
+// into it with the worker's arguments and environment, and is gone
+// afterwards; an install stream that drops gets a fresh pod; a worker
+// that fails says how, with its last output.
+func TestRunWorkerPod(t *testing.T) {
+	kb := newBackend(t, Options{})
+	made := cutAfter(kb, 1)
+	job := newJob(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	end, err := kb.RunWorkerPod(ctx, WorkerPod{Job: job, Args: []string{"version"}}, &log)
+	if err != nil || end.ExitCode != 0 {
+		t.Fatalf("%v %v; log:\n%s", end, err, log.String())
+	}
+	if made.Load() != 2 || !strings.Contains(log.String(), "making the pod again (try 2 of 3)") || !strings.Contains(log.String(), "(worker layout") {
+		t.Errorf("%d pods; log:\n%s", made.Load(), log.String())
+	}
+	assertGone(t, kb, job.ID)
+
+	job = newJob(t)
+	end, err = kb.RunWorkerPod(ctx, WorkerPod{Job: job, Args: []string{"agent", "one-job"}}, io.Discard)
+	if err != nil || end.ExitCode != 2 || !strings.Contains(end.Message, "CONVEYOR_JOB_ID") {
+		t.Errorf("a worker without its job: %v %v", end, err)
+	}
+	assertGone(t, kb, job.ID)
 }
