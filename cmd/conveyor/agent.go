@@ -36,6 +36,9 @@ func agentMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(args) > 0 && (args[0] == "drain" || args[0] == "resume") {
 		return agentDrainMain(ctx, args[0], args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "one-job" {
+		return agentOneJobMain(ctx, args[1:], stdout, stderr)
+	}
 	return agentRunMain(ctx, args, stdout, stderr)
 }
 

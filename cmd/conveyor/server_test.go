@@ -80,3 +80,26 @@ func TestServerPostgresNeedsASharedKey(t *testing.T) {
 		t.Errorf("admin new-key printed %q: %v", out.String(), err)
 	}
 }
+
+// --kube-worker pod needs the URL pods reach the server at; attach takes
+// none; other layouts are refused.
+func TestPodWorkersFlags(t *testing.T) {
+	for _, c := range []struct {
+		layout, url, want string
+		ok                bool
+	}{
+		{"attach", "", "", true},
+		{"", "", "", true},
+		{"pod", "http://10.242.0.1:8080", "http://10.242.0.1:8080", true},
+		{"pod", "", "", false},
+		{"pod", "10.242.0.1:8080", "", false},
+		{"attach", "http://x", "http://x", true}, // for pools with worker: pod
+		{"attach", "x", "", false},
+		{"exec", "", "", false},
+	} {
+		pw, err := podWorkers(c.layout, c.url)
+		if (err == nil) != c.ok || pw.ServerURL != c.want {
+			t.Errorf("podWorkers(%q, %q) = %+v, %v", c.layout, c.url, pw, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,7 +25,7 @@ import (
 type serverOpts struct {
 	listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
 	maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects, trustedProxies     string
-	poolsFile, labelConfig                                                                    string
+	poolsFile, labelConfig, kubeWorker, kubeServerURL                                         string
 	workers, repoLimit                                                                        int
 	allowFileURLs                                                                             bool
 	leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
@@ -44,6 +45,8 @@ func (o *serverOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.baseURL, "base-url", "", "URL the server is reached at (default http://LISTEN)")
 	fs.StringVar(&o.backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
 	o.kube.register(fs)
+	fs.StringVar(&o.kubeWorker, "kube-worker", "attach", "kubernetes backend and pools: attach (this server drives each step over one attach stream) or pod (the job's pod runs its steps itself and reports to --kube-server-url; jobs it cannot run stay on attach); see docs/kubernetes.md")
+	fs.StringVar(&o.kubeServerURL, "kube-server-url", "", "for the worker layout (--kube-worker pod, or pools with worker: pod): the URL job pods reach this server at, e.g. http://10.0.0.5:8080 (pods often cannot use --base-url)")
 	fs.StringVar(&o.poolsFile, "pools", "", "YAML file of backend pools (kubernetes clusters, docker, host) that this replica's jobs spread over, with health probes, failover and burst; see docs/kubernetes.md (default: one pool, --backend)")
 	fs.StringVar(&o.labelConfig, "label-config", "", labelConfigHelp)
 	fs.StringVar(&o.dockerEngine, "docker-engine", "auto", engineFlagHelp)
@@ -76,6 +79,7 @@ type serverLimits struct {
 	hooks       server.HookLimits
 	level       slog.Level
 	profiles    *profiles.Config
+	podWorkers  server.PodWorkers
 }
 
 // limits parses the flags given as text; errors name the flag.
@@ -102,7 +106,32 @@ func (o *serverOpts) limits() (serverLimits, error) {
 	if l.profiles, err = loadLabelConfig(o.labelConfig); err != nil {
 		return l, fmt.Errorf("--label-config: %w", err)
 	}
+	if l.podWorkers, err = podWorkers(o.kubeWorker, o.kubeServerURL); err != nil {
+		return l, err
+	}
 	return l, nil
+}
+
+// podWorkers is the kubernetes layout of --kube-worker and --kube-server-url.
+func podWorkers(layout, serverURL string) (server.PodWorkers, error) {
+	switch layout {
+	case "", "attach":
+		if serverURL == "" {
+			return server.PodWorkers{}, nil
+		}
+		// For the pools that say worker: pod.
+		pw, err := podWorkers("pod", serverURL)
+		pw.PoolsOnly = true
+		return pw, err
+	case "pod":
+	default:
+		return server.PodWorkers{}, fmt.Errorf("--kube-worker %q: want attach or pod", layout)
+	}
+	u, err := url.Parse(serverURL)
+	if serverURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return server.PodWorkers{}, fmt.Errorf("--kube-worker pod needs --kube-server-url, the http(s) URL job pods reach this server at (got %q)", serverURL)
+	}
+	return server.PodWorkers{ServerURL: serverURL}, nil
 }
 
 // openStore makes the data folder absolute and opens the database with
@@ -187,5 +216,6 @@ func (o *serverOpts) config(addr string, plats map[string]string, l serverLimits
 		LeaseTTL: o.leaseTTL, Poll: o.poll, CronCatchUp: o.catchUp, Sweep: server.Sweep{Every: o.sweepEvery},
 		Platforms: plats, Profiles: l.profiles, Replica: o.replica, Version: version,
 		AllowFileURLs: o.allowFileURLs, MaxArtifactSize: l.maxArtifact, Hooks: l.hooks, TrustedProxies: l.proxies,
+		PodWorkers: l.podWorkers,
 	}
 }

@@ -26,14 +26,14 @@ import (
 // retried while the server cannot be reached. A job whose lease is lost
 // is stopped and dropped; one stopped by the shutdown deadline is handed
 // back; after Abort nothing is reported.
-func (a *Agent) runJob(asg *api.AgentAssignment) {
+func (a *Agent) runJob(asg *api.AgentAssignment) worker.Outcome {
 	j := client.Job{ID: asg.JobID, Token: asg.LeaseToken}
 	log := a.log.With("job", asg.JobID, "key", asg.Key, "run", asg.Run.ID, "attempt", asg.Attempt)
 	log.Info("job leased", "repository", asg.Run.Repository, "workflow", asg.Run.Workflow)
 	lease := &httpLease{cl: a.cl, job: j}
 	if err := jobspec.CheckAssignment(asg.Version); err != nil {
 		a.giveBack(lease, "agent: "+err.Error(), log)
-		return
+		return worker.Released
 	}
 	w := worker.New(worker.Config{TTL: time.Duration(a.reg.LeaseTTLMS) * time.Millisecond,
 		Every:     max(time.Duration(a.reg.HeartbeatMS)*time.Millisecond, 100*time.Millisecond),
@@ -44,7 +44,7 @@ func (a *Agent) runJob(asg *api.AgentAssignment) {
 		}})
 	a.track(asg.JobID, r.Stop)
 	defer a.untrack(asg.JobID)
-	r.Wait()
+	return r.Wait()
 }
 
 // giveBack hands a job the agent cannot run back at once.

@@ -139,12 +139,20 @@ func (a *server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*h
 	case public:
 		return r, nil, true
 	case agentOnly:
+		if isJobWorker(r) {
+			r, ok := a.authorizeJobWorker(w, r, rt)
+			return r, nil, ok
+		}
 		ag, err := a.authenticateAgent(r)
 		if err != nil {
 			a.fail(w, "", err)
 			return r, nil, false
 		}
 		return r.WithContext(context.WithValue(r.Context(), agentKey{}, ag)), nil, true
+	}
+	if isJobWorker(r) {
+		r, ok := a.authorizeJobWorker(w, r, rt) // refused, with the reason
+		return r, nil, ok
 	}
 	if isJobToken(r) {
 		return a.authorizeJob(w, r, rt)

@@ -161,6 +161,7 @@ func routes() []route {
 		{"DELETE", "/api/agents/{id}", orgAdmin, 204, nil, nil, (*server).revokeAgent},
 		{"POST", "/api/agent/register", agent, 200, AgentRegister{}, AgentRegistered{}, (*server).agentRegister},
 		{"POST", "/api/agent/lease", agent, 200, nil, AgentAssignment{}, (*server).agentLease},
+		{"GET", "/api/agent/jobs/{id}/assignment", agent, 200, nil, AgentAssignment{}, (*server).agentAssignment},
 		{"POST", "/api/agent/jobs/{id}/heartbeat", agent, 200, nil, AgentHeartbeat{}, (*server).agentHeartbeat},
 		{"POST", "/api/agent/jobs/{id}/logs", agent, 204, nil, nil, (*server).agentLogs},
 		{"GET", "/api/agent/jobs/{id}/source", agent, 200, nil, nil, (*server).agentSource},

@@ -124,3 +124,10 @@ func (c *Client) Complete(ctx context.Context, j Job, in api.AgentCompletion) er
 func (c *Client) Release(ctx context.Context, j Job, reason string) error {
 	return c.callHeader(ctx, "POST", j.path("release"), api.AgentRelease{Reason: reason}, nil, j.header())
 }
+
+// Assignment fetches the job's assignment: what an in-pod worker, made
+// with the job's worker credential, runs.
+func (c *Client) Assignment(ctx context.Context, j Job) (*api.AgentAssignment, error) {
+	var out api.AgentAssignment
+	return &out, c.callHeader(ctx, "GET", j.path("assignment"), nil, &out, j.header())
+}

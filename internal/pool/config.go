@@ -51,6 +51,11 @@ type Spec struct {
 	// Burst pools take jobs only when the regular pools that match are
 	// full or failing.
 	Burst bool `yaml:"burst"`
+	// Worker is a kubernetes pool's layout: "attach" (the server drives
+	// each step over an attach stream), "pod" (the pod runs its steps
+	// itself; the server needs the URL pods reach it at), or "" (the
+	// server's --kube-worker).
+	Worker string `yaml:"worker"`
 	// ProbeInterval is how often the pool's health is checked;
 	// PendingDeadline how long a kubernetes pod may stay Pending before
 	// the pool counts as failing.
@@ -160,13 +165,16 @@ func (p *Spec) check() (field, msg string) {
 		return "pending-deadline", fmt.Sprintf("pool %s: pending-deadline must be positive", p.Name)
 	case p.Namespace != "" && p.NamespacePrefix != "":
 		return "namespace-prefix", fmt.Sprintf("pool %s: namespace and namespace-prefix exclude each other", p.Name)
+	case p.Worker != "" && p.Worker != "attach" && p.Worker != "pod":
+		return "worker", fmt.Sprintf("pool %s: worker %q: want attach or pod", p.Name, p.Worker)
 	}
 	if p.Kind != Kubernetes {
 		for _, f := range []struct {
 			name string
 			set  bool
 		}{{"kubeconfig", p.Kubeconfig != ""}, {"context", p.Context != ""}, {"namespace", p.Namespace != ""},
-			{"namespace-prefix", p.NamespacePrefix != ""}, {"node-selector", len(p.NodeSelector) > 0}, {"pending-deadline", p.PendingDeadline != 0}} {
+			{"namespace-prefix", p.NamespacePrefix != ""}, {"node-selector", len(p.NodeSelector) > 0}, {"pending-deadline", p.PendingDeadline != 0},
+			{"worker", p.Worker != ""}} {
 			if f.set {
 				return f.name, fmt.Sprintf("pool %s: %s is only for kind kubernetes", p.Name, f.name)
 			}

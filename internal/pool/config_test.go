@@ -68,6 +68,8 @@ func TestParseErrors(t *testing.T) {
 		{"kube only", "pools:\n  - name: a\n    kind: docker\n    capacity: 1\n    namespace: x\n", "p.yml:5:16: pool a: namespace is only for kind kubernetes"},
 		{"both namespaces", "pools:\n  - name: a\n    kind: kubernetes\n    capacity: 1\n    namespace: x\n    namespace-prefix: y\n", "p.yml:6:23: "},
 		{"expression label", "pools:\n  - name: a\n    kind: host\n    capacity: 1\n    labels: ['${{ x }}']\n", "p.yml:5:13: pool a: label"},
+		{"bad worker", "pools:\n  - name: a\n    kind: kubernetes\n    capacity: 1\n    worker: exec\n", "p.yml:5:13: pool a: worker \"exec\""},
+		{"worker of docker", "pools:\n  - name: a\n    kind: docker\n    capacity: 1\n    worker: pod\n", "p.yml:5:13: pool a: worker is only for kind kubernetes"},
 		{"negative interval", "pools:\n  - name: a\n    kind: host\n    capacity: 1\n    probe-interval: -1s\n", "p.yml:5:21: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,6 +85,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodPools))
 	f.Add([]byte("pools:\n  - {name: a, kind: host, capacity: 1}\n"))
 	f.Add([]byte("pools: [{name: a, kind: kubernetes, capacity: 3, labels: [x], burst: true, pending-deadline: 1m}]"))
+	f.Add([]byte("pools: [{name: a, kind: kubernetes, capacity: 3, worker: pod}]"))
 	f.Add([]byte("pools:\n  - name: a\n   kind: [\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Fuzz(func(t *testing.T, data []byte) {

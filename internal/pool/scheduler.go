@@ -68,6 +68,15 @@ func (s *Scheduler) Names() string {
 	return strings.Join(names, ", ")
 }
 
+// Specs are the pools' settings, in config order.
+func (s *Scheduler) Specs() []Spec {
+	out := make([]Spec, 0, len(s.pools))
+	for _, p := range s.pools {
+		out = append(out, p.Spec)
+	}
+	return out
+}
+
 // Capacity is the sum of the pools' capacities.
 func (s *Scheduler) Capacity() int {
 	n := 0

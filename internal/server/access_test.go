@@ -64,6 +64,7 @@ var routeAccess = map[string]string{
 	"DELETE /api/agents/{id}":                    "admin:admin",
 	"POST /api/agent/register":                   "agent",
 	"POST /api/agent/lease":                      "agent",
+	"GET /api/agent/jobs/{id}/assignment":        "agent",
 	"POST /api/agent/jobs/{id}/heartbeat":        "agent",
 	"POST /api/agent/jobs/{id}/logs":             "agent",
 	"GET /api/agent/jobs/{id}/source":            "agent",

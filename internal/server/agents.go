@@ -77,7 +77,7 @@ func (g *agentService) Register(ctx context.Context, a *store.Agent, in api.Agen
 
 // seen refreshes the agent's last-seen time, at most every seenEvery.
 func (g *agentService) seen(ctx context.Context, a *store.Agent) {
-	if time.Since(a.LastSeen) < seenEvery {
+	if a.Job != 0 || time.Since(a.LastSeen) < seenEvery { // an in-pod worker is no stored agent
 		return
 	}
 	if err := g.s.store.AgentSeen(ctx, a.ID, a.Labels, a.Capacity, a.Version, a.Hostname); err != nil && ctx.Err() == nil {
@@ -172,7 +172,10 @@ func (g *agentService) fence(ctx context.Context, a *store.Agent, jobID, token i
 		}
 		return nil, errs.E("agent", errs.Conflict, "lease %d of job %d is stale: %s; drop the job", token, jobID, why)
 	}
-	if j.LeaseOwner != a.Owner() {
+	switch {
+	case a.Job != 0 && a.Job != jobID: // the api refuses it first
+		return nil, errs.E("agent", errs.Forbidden, "this credential is job %d's only", a.Job)
+	case a.Job == 0 && j.LeaseOwner != a.Owner():
 		return nil, errs.E("agent", errs.Conflict, "job %d is not leased to this agent", jobID)
 	}
 	return j, nil

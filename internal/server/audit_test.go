@@ -200,7 +200,7 @@ func newAuditFixture(t *testing.T, h *harness) *auditFixture {
 	return fx
 }
 
-func (fx *auditFixture) onlyJob(t *testing.T, runID int64) int64 {
+func (fx *auditFixture) onlyJob(t testing.TB, runID int64) int64 {
 	js, err := fx.h.st.Jobs(context.Background(), 1, runID)
 	if err != nil || len(js) != 1 {
 		t.Fatalf("jobs of run %d: %d %v", runID, len(js), err)

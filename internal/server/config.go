@@ -54,6 +54,9 @@ type Config struct {
 	// Profiles are the sandbox profiles of runs-on labels for this
 	// replica's workers (nil: none); agents read their own.
 	Profiles *profiles.Config
+	// PodWorkers, with a ServerURL, runs kubernetes jobs in the worker
+	// layout (the pod runs its steps itself); see PodWorkers.
+	PodWorkers PodWorkers
 	// Replica names this process in leases (default host-pid-random).
 	Replica string
 	// StatusBackoff is the first wait before a failed commit status is

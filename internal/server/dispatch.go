@@ -85,6 +85,10 @@ func (s *Server) runLeased(ctx context.Context, l *store.Lease, slot *pool.Slot)
 	if slot != nil {
 		log = log.With("pool", slot.Pool().Spec.Name)
 	}
+	if kb, spec := s.podWorkerBackend(ctx, l, slot); kb != nil {
+		s.runInPod(ctx, l, slot, kb, spec, log.With("layout", "worker"))
+		return
+	}
 	w := worker.New(worker.Config{TTL: s.cfg.LeaseTTL, Every: min(s.cfg.LeaseTTL/3, 3*time.Second), // cancels made on another replica are seen here
 		LogGrace: 5 * time.Second, // a stopped job's last lines are kept
 		Log:      log})

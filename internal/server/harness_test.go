@@ -31,7 +31,7 @@ import (
 // harness is a real server (SQLite, host backend, real HTTP) on a random
 // port, with a real git repository as the forge's repository.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	st    store.Store
 	url   string
@@ -70,7 +70,7 @@ type harnessOpts struct {
 	pools *pool.Scheduler
 }
 
-func newHarness(t *testing.T, o harnessOpts) *harness {
+func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	if o.dsn == "" {
 		o.dsn = filepath.Join(t.TempDir(), "conveyor.db")
@@ -277,7 +277,7 @@ func (h *harness) waitRuns(n int, timeout time.Duration) []*store.Run {
 }
 
 // waitFor polls cond until it holds.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -348,11 +348,11 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // gitRepo is a real repository on disk (the "forge" side).
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
+func newGitRepo(t testing.TB, files map[string]string) *gitRepo {
 	t.Helper()
 	g := &gitRepo{t: t, dir: t.TempDir()}
 	g.git("init", "-q", "-b", "main")

@@ -51,7 +51,7 @@ var quietKlog sync.Once
 // kubeBackend is a kubernetes backend on the test cluster whose
 // organisation namespaces (prefixed for this test process) are deleted
 // when t ends, and the image of the jobs' runs-on.
-func kubeBackend(t *testing.T) (*kubernetes.Backend, string) {
+func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
 	t.Helper()
 	kc := testenv.Kubeconfig(t)
 	img := testenv.Image(t)

@@ -73,6 +73,9 @@ type Server struct {
 // New builds a server over an open store. Run starts it.
 func New(cfg Config, d Deps) (*Server, error) {
 	cfg.defaults()
+	if err := checkPodWorkers(cfg.PodWorkers, d.Pools); err != nil {
+		return nil, err
+	}
 	if cfg.Replica == "" {
 		host, _ := os.Hostname()
 		cfg.Replica = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))

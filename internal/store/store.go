@@ -461,6 +461,10 @@ type Agent struct {
 	Revoked  bool
 	Created  time.Time
 	LastSeen time.Time
+	// Job, when not 0, makes this the in-pod worker of that one job,
+	// authenticated by the job's worker credential (not a stored agent):
+	// it reaches that job's agent-protocol calls and nothing else.
+	Job int64
 }
 
 // Owner is the lease owner string of an agent's leases.

@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
+	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/testenv"
+)
+
+// podGateway is the test cluster's pod bridge address on this machine
+// (scripts/k8s/common.sh: bridge conveyor-k8s0, 10.242.0.0/24): where
+// job pods reach a server of this machine.
+const podGateway = "10.242.0.1"
+
+const inPodFlow = `name: InPod
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    services:
+      side:
+        image: %s
+        options: --entrypoint /sbin/init --health-cmd "touch /__w/side-healthy" --health-interval 1s
+    outputs:
+      greeting: ${{ steps.a.outputs.greeting }}
+    steps:
+      - id: a
+        run: |
+          echo "greeting=hello from $(hostname)" >> "$GITHUB_OUTPUT"
+          echo "step one in pod $(hostname)"
+      - run: echo "step two got ${{ steps.a.outputs.greeting }}"
+      - run: |
+          test -e /__w/side-healthy && echo "service healthy before the steps"
+          grep -qw side /etc/hosts && echo "service name resolves"
+          test -z "$CONVEYOR_JOB_CREDENTIAL" && echo "no credential in steps"
+          echo "token ${{ secrets.GITHUB_TOKEN }}"
+      - run: exit 5
+      - if: always()
+        run: echo "cleanup ran after the failure"
+      - run: echo "$((6 * 7)) after the failure"
+  after:
+    needs: build
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "after saw ${{ needs.build.outputs.greeting }}"
+`
+
+// podWorkerServer is a server whose kubernetes jobs run in the worker
+// layout on the test cluster, listening where the pods reach it.
+func podWorkerServer(t testing.TB, files map[string]string, platforms map[string]string) (*harness, *kubernetes.Backend) {
+	t.Helper()
+	return kubeServer(t, files, platforms, true)
+}
+
+// kubeServer is a server on the test cluster in the worker layout (pod)
+// or the attach layout, listening where the pods reach it.
+func kubeServer(t testing.TB, files map[string]string, platforms map[string]string, pod bool) (*harness, *kubernetes.Backend) {
+	t.Helper()
+	kb, img := kubeBackend(t)
+	ln, err := net.Listen("tcp", podGateway+":0")
+	if err != nil {
+		t.Fatalf("the test cluster's pod bridge %s is not on this machine (scripts/k8s/up.sh): %v", podGateway, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	if platforms == nil {
+		platforms = map[string]string{}
+	}
+	platforms["ubuntu-latest"] = img
+	cfg := Config{Platforms: platforms, LeaseTTL: 10 * time.Second}
+	if pod {
+		cfg.PodWorkers.ServerURL = fmt.Sprintf("http://%s:%d", podGateway, port)
+	}
+	hs := newHarness(t, harnessOpts{
+		listen:   "0.0.0.0:" + strconv.Itoa(port),
+		cfg:      cfg,
+		files:    files,
+		backends: &Backends{Main: kb, Host: host.New(host.Options{})},
+	})
+	return hs, kb
+}
+
+// noPodsLeft fails t when a pod of run r is still there a minute after
+// the run ended (a job's worker records it before its pod is deleted).
+func noPodsLeft(t *testing.T, kb *kubernetes.Backend, r *store.Run) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := kb.NamespaceOf(backend.Tenant{Org: "default"})
+	for {
+		pods, err := kb.Clientset().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelRun + "=" + itoa(r.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			for _, p := range pods.Items {
+				t.Errorf("pod %s left a minute after the run (phase %s)", p.Name, p.Status.Phase)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// In the worker layout the job's pod runs its steps itself: outputs
+// between steps and across jobs, a failing step with its if: always()
+// cleanup, a service sidecar healthy before the first step, the
+// GITHUB_TOKEN masked, no worker credential in the steps' environment;
+// the logs are in the server's log store after the pods are gone.
+func TestServerRunsStepsInPod(t *testing.T) {
+	hs, kb := podWorkerServer(t, map[string]string{
+		".github/workflows/inpod.yml": fmt.Sprintf(inPodFlow, testenv.BusyboxImage(t)), "README.md": "hi\n"}, nil)
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-1"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	r := hs.waitRuns(1, 6*time.Minute)[0]
+	jobs := hs.jobs(r.ID)
+	build, after := hs.jobLog(r.ID, "build"), hs.jobLog(r.ID, "after")
+	if r.Status != store.StatusFailure || jobs["build"].Status != store.StatusFailure || jobs["after"].Status != store.StatusSuccess {
+		t.Fatalf("run %s, build %s, after %s; logs:\n%s\n%s", r.Status, jobs["build"].Status, jobs["after"].Status, build, after)
+	}
+	for _, want := range []string{"(worker layout: the pod runs the steps)", "step one in pod conveyor-", "step two got hello from conveyor-",
+		"service healthy before the steps", "service name resolves", "no credential in steps", "token ***", "cleanup ran after the failure"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("build log lacks %q:\n%s", want, build)
+		}
+	}
+	for _, bad := range []string{"42 after the failure", "cvj_", "cvw_"} {
+		if strings.Contains(build, bad) {
+			t.Errorf("build log has %q:\n%s", bad, build)
+		}
+	}
+	if !strings.Contains(after, "after saw hello from conveyor-") {
+		t.Errorf("after log:\n%s", after)
+	}
+	noPodsLeft(t, kb, r)
+}
+
+// A pod that cannot start its worker (an image the node lacks) fails the
+// job with the reason, and leaves no pod.
+func TestPodWorkerBadImage(t *testing.T) {
+	flow := "name: Bad\non: push\njobs:\n  bad:\n    runs-on: broken\n    steps:\n      - run: echo never\n"
+	hs, kb := podWorkerServer(t, map[string]string{".github/workflows/bad.yml": flow, "README.md": "hi\n"},
+		map[string]string{"broken": "conveyor-test/no-such-image:1"})
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-bad"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	r := hs.waitRuns(1, 4*time.Minute)[0]
+	bad := hs.jobs(r.ID)["bad"]
+	log := hs.jobLog(r.ID, "bad")
+	if bad.Status != store.StatusError || !strings.Contains(log, "could not run its worker") || !strings.Contains(log, "ErrImageNeverPull") {
+		t.Errorf("job %s (%s); log:\n%s", bad.Status, bad.Error, log)
+	}
+	noPodsLeft(t, kb, r)
+}
+
+// A run cancelled while its job's pod runs a long step: the worker sees
+// the cancel on its heartbeat, kills the step, runs the if: always()
+// cleanup and records the job as cancelled; the pod is deleted.
+func TestPodWorkerCancel(t *testing.T) {
+	flow := `name: Long
+on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "long step started"; sleep 300; echo "long step $((40 + 2))"
+      - if: always()
+        run: echo "cleanup after the cancel"
+`
+	hs, kb := podWorkerServer(t, map[string]string{".github/workflows/long.yml": flow, "README.md": "hi\n"}, nil)
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-cancel"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	var run *store.Run
+	waitFor(t, 4*time.Minute, "the long step to start in its pod", func() bool {
+		runs, _ := hs.st.ListRuns(context.Background(), 1, store.RunFilter{})
+		if len(runs) == 0 {
+			return false
+		}
+		run = runs[0]
+		return strings.Contains(hs.jobLog(run.ID, "long"), "long step started")
+	})
+	hs.api("POST", "/api/runs/"+itoa(run.ID)+"/cancel", nil, 200, nil)
+	r := hs.waitRuns(1, 2*time.Minute)[0]
+	log := hs.jobLog(r.ID, "long")
+	if job := hs.jobs(r.ID)["long"]; r.Status != store.StatusCancelled || job.Status != store.StatusCancelled ||
+		!strings.Contains(log, "cleanup after the cancel") || strings.Contains(log, "long step 42") {
+		t.Errorf("run %s, job %s; log:\n%s", r.Status, job.Status, log)
+	}
+	noPodsLeft(t, kb, r)
+}
