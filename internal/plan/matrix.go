@@ -116,29 +116,52 @@ func ExpandMatrix(n *yaml.Node, eval Evaluator) ([]Combo, error) {
 }
 
 func expand(keys []string, vals map[string]any) ([]Combo, error) {
-	var dims []string
-	var include, exclude []any
-	for _, k := range keys {
-		switch strings.ToLower(k) {
-		case "include":
-			l, err := asList(vals[k], "include")
-			if err != nil {
-				return nil, err
-			}
-			include = l
-		case "exclude":
-			l, err := asList(vals[k], "exclude")
-			if err != nil {
-				return nil, err
-			}
-			exclude = l
-		default:
-			dims = append(dims, k)
-		}
+	dims, include, exclude, err := splitMatrixKeys(keys, vals)
+	if err != nil {
+		return nil, err
 	}
 	vecs, err := vectors(dims, vals, len(exclude) > 0)
 	if err != nil {
 		return nil, err
+	}
+	combos := product(dims, vecs)
+	if combos, err = applyExclude(combos, exclude); err != nil {
+		return nil, err
+	}
+	if combos, err = applyInclude(combos, dims, include); err != nil {
+		return nil, err
+	}
+	if len(combos) > MaxMatrixJobs {
+		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: int64(len(combos))})
+	}
+	return combos, nil
+}
+
+// splitMatrixKeys sorts a matrix's keys into its dimensions (in order) and
+// its include and exclude lists.
+func splitMatrixKeys(keys []string, vals map[string]any) (dims []string, include, exclude []any, err error) {
+	for _, k := range keys {
+		switch strings.ToLower(k) {
+		case "include":
+			if include, err = asList(vals[k], "include"); err != nil {
+				return nil, nil, nil, err
+			}
+		case "exclude":
+			if exclude, err = asList(vals[k], "exclude"); err != nil {
+				return nil, nil, nil, err
+			}
+		default:
+			dims = append(dims, k)
+		}
+	}
+	return dims, include, exclude, nil
+}
+
+// product is the cartesian product of the vectors, in dimension order;
+// none without dimensions.
+func product(dims []string, vecs [][]any) []Combo {
+	if len(dims) == 0 {
+		return nil
 	}
 	combos := []Combo{{Values: map[string]any{}}}
 	for i, d := range dims {
@@ -153,9 +176,11 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		combos = next
 	}
-	if len(dims) == 0 {
-		combos = nil
-	}
+	return combos
+}
+
+// applyExclude drops every combination an exclude entry matches (partly).
+func applyExclude(combos []Combo, exclude []any) ([]Combo, error) {
 	for _, e := range exclude {
 		ex, order, err := asObject(e)
 		if err != nil {
@@ -170,6 +195,13 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		combos = kept
 	}
+	return combos, nil
+}
+
+// applyInclude adds each include entry to every original combination whose
+// dimensions it matches, without overwriting a dimension's value, or
+// appends it as a combination of its own when it matches none.
+func applyInclude(combos []Combo, dims []string, include []any) ([]Combo, error) {
 	original := len(combos)
 	isDim := map[string]bool{}
 	for _, d := range dims {
@@ -182,26 +214,8 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		matched := false
 		for i := 0; i < original; i++ {
-			c := &combos[i]
-			ok := true
-			for _, k := range order {
-				if isDim[k] && !looseEqual(c.Values[k], Plain(inc[k])) {
-					ok = false
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
-			matched = true
-			for _, k := range order {
-				if isDim[k] {
-					continue
-				}
-				if _, had := c.Values[k]; !had {
-					c.Keys = append(c.Keys, k)
-				}
-				c.Values[k] = Plain(inc[k])
+			if includeInto(&combos[i], inc, order, isDim) {
+				matched = true
 			}
 		}
 		if !matched {
@@ -213,10 +227,27 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 			combos = append(combos, nc)
 		}
 	}
-	if len(combos) > MaxMatrixJobs {
-		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: int64(len(combos))})
-	}
 	return combos, nil
+}
+
+// includeInto adds an include entry's other keys to c when the entry's
+// dimension values match c's, and says whether they did.
+func includeInto(c *Combo, inc map[string]any, order []string, isDim map[string]bool) bool {
+	for _, k := range order {
+		if isDim[k] && !looseEqual(c.Values[k], Plain(inc[k])) {
+			return false
+		}
+	}
+	for _, k := range order {
+		if isDim[k] {
+			continue
+		}
+		if _, had := c.Values[k]; !had {
+			c.Keys = append(c.Keys, k)
+		}
+		c.Values[k] = Plain(inc[k])
+	}
+	return true
 }
 
 // MaxMatrixJobs is how many jobs one matrix may make (GitHub's limit).
