@@ -409,58 +409,76 @@ func nodeValue(n *yaml.Node, eval Evaluator) (any, error) {
 	case yaml.AliasNode:
 		return nodeValue(n.Alias, eval)
 	case yaml.SequenceNode:
-		out := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := nodeValue(c, eval)
-			if err != nil {
-				return nil, err
-			}
-			// An item that is one expression yielding an array is spliced in.
-			if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${{") {
-				if arr, ok := Plain(v).([]any); ok {
-					out = append(out, arr...)
-					continue
-				}
-			}
-			out = append(out, v)
-		}
-		return out, nil
+		return sequenceValue(n, eval)
 	case yaml.MappingNode:
-		o := orderedObject{m: map[string]any{}}
-		put := func(k string, v any) {
-			if _, dup := o.m[k]; !dup {
-				o.keys = append(o.keys, k)
-			}
-			o.m[k] = v
+		return mappingValue(n, eval)
+	}
+	return scalarValue(n, eval)
+}
+
+// sequenceValue is a sequence's items; an item that is one expression
+// yielding an array is spliced in.
+func sequenceValue(n *yaml.Node, eval Evaluator) (any, error) {
+	out := make([]any, 0, len(n.Content))
+	for _, c := range n.Content {
+		v, err := nodeValue(c, eval)
+		if err != nil {
+			return nil, err
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			v, err := nodeValue(n.Content[i+1], eval)
-			if err != nil {
-				return nil, err
-			}
-			if insertRe.MatchString(k) {
-				// ${{ insert }} merges the value's keys into this mapping.
-				m, order, err := asObject(v)
-				if err != nil {
-					return nil, errs.E("matrix", errs.Invalid, "line %d: ${{ insert }} needs an object", n.Content[i].Line)
-				}
-				for _, mk := range order {
-					put(mk, m[mk])
-				}
+		if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${{") {
+			if arr, ok := Plain(v).([]any); ok {
+				out = append(out, arr...)
 				continue
 			}
-			if strings.Contains(k, "${{") {
-				kv, err := eval(k)
-				if err != nil {
-					return nil, err
-				}
-				k = displayValue(Plain(kv))
-			}
-			put(k, v)
 		}
-		return o, nil
+		out = append(out, v)
 	}
+	return out, nil
+}
+
+// mappingValue is a mapping's keys in order, with expressions in keys
+// evaluated and ${{ insert }} merging its value's keys in.
+func mappingValue(n *yaml.Node, eval Evaluator) (any, error) {
+	o := orderedObject{m: map[string]any{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		v, err := nodeValue(n.Content[i+1], eval)
+		if err != nil {
+			return nil, err
+		}
+		if insertRe.MatchString(k) {
+			m, order, err := asObject(v)
+			if err != nil {
+				return nil, errs.E("matrix", errs.Invalid, "line %d: ${{ insert }} needs an object", n.Content[i].Line)
+			}
+			for _, mk := range order {
+				o.put(mk, m[mk])
+			}
+			continue
+		}
+		if strings.Contains(k, "${{") {
+			kv, err := eval(k)
+			if err != nil {
+				return nil, err
+			}
+			k = displayValue(Plain(kv))
+		}
+		o.put(k, v)
+	}
+	return o, nil
+}
+
+// put sets k, keeping its first place when it is there already.
+func (o *orderedObject) put(k string, v any) {
+	if _, dup := o.m[k]; !dup {
+		o.keys = append(o.keys, k)
+	}
+	o.m[k] = v
+}
+
+// scalarValue is a scalar's typed value by its YAML tag, or what eval makes
+// of its text.
+func scalarValue(n *yaml.Node, eval Evaluator) (any, error) {
 	switch n.Tag {
 	case "!!null":
 		return nil, nil
