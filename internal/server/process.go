@@ -236,34 +236,10 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 	if err != nil {
 		return nil, err
 	}
-	key := repoKey(repo)
-	if ev.SHA == "" && ev.Ref == "" {
-		// Events without a commit (issues, issue_comment, label,
-		// discussion, ...) run on the default branch's head, as on GitHub.
-		if b := defaultBranch(repo, ev); b != "" {
-			ev.Ref = "refs/heads/" + b
-		}
+	if err := s.resolveCommit(ctx, repo, ev); err != nil {
+		return nil, err
 	}
-	if ev.SHA == "" && ev.Ref != "" { // cron, a release, the default branch: the ref's head when processed
-		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
-			return nil, err
-		}
-		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
-			return nil, err
-		}
-	}
-	if ev.SHA == "" {
-		return nil, errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
-	}
-	// The commit is usually in the mirror already: read first, fetch only
-	// when it is missing (a git process less per event).
-	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
-	if errs.Is(err, errs.NotFound) {
-		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
-			return nil, err
-		}
-		files, err = s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
-	}
+	files, err := s.workflowFiles(ctx, repo, ev.SHA)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +250,63 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 	if err != nil {
 		return nil, errs.Wrap("event", errs.Invalid, err)
 	}
+	runs, err := s.planFiles(ctx, repo, sev, ev, files, evJSON)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseOverLimit(runs, func() error { return reads.overLimit(ctx, repo.OrgID) }); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// resolveCommit gives an event without a commit one: events without a ref
+// either (issues, issue_comment, label, discussion, ...) run on the default
+// branch, as on GitHub, and a ref runs at its head when processed (cron, a
+// release, the default branch).
+func (s *Server) resolveCommit(ctx context.Context, repo *store.Repo, ev *event.Event) error {
+	if ev.SHA == "" && ev.Ref == "" {
+		if b := defaultBranch(repo, ev); b != "" {
+			ev.Ref = "refs/heads/" + b
+		}
+	}
+	if ev.SHA == "" && ev.Ref != "" {
+		key := repoKey(repo)
+		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+			return err
+		}
+		var err error
+		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
+			return err
+		}
+	}
+	if ev.SHA == "" {
+		return errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
+	}
+	return nil
+}
+
+// workflowFiles reads the workflow files at sha. The commit is usually in
+// the mirror already: read first, fetch only when it is missing (a git
+// process less per event).
+func (s *Server) workflowFiles(ctx context.Context, repo *store.Repo, sha string) (map[string][]byte, error) {
+	key := repoKey(repo)
+	files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), sha); err != nil {
+			return nil, err
+		}
+		files, err = s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// planFiles plans each workflow file (only the one a workflow_dispatch
+// names), in name order; files the event does not trigger make no run.
+func (s *Server) planFiles(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, files map[string][]byte, evJSON []byte) ([]store.NewRun, error) {
 	names := make([]string, 0, len(files))
 	for name := range files {
 		names = append(names, name)
@@ -291,9 +324,6 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 		if nr != nil {
 			runs = append(runs, *nr)
 		}
-	}
-	if err := refuseOverLimit(runs, func() error { return reads.overLimit(ctx, repo.OrgID) }); err != nil {
-		return nil, err
 	}
 	return runs, nil
 }
