@@ -24,94 +24,104 @@ func envMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"                            [--branch GLOB]... [--tag GLOB]... [--prevent-self-review]\n" +
 		"       conveyor env delete NAME --repo OWNER/NAME"
 	return subcommand(args, usage, stderr, map[string]func([]string) int{
-		"list": func(args []string) int {
-			c := newClientCmd("env list", "env list --repo OWNER/NAME [flags]", stdout, stderr)
-			var repo string
-			c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
-			c.jsonFlag()
-			if _, ok := c.parse(args, 0, 0); !ok || !needRepo(c, repo) {
-				return 2
-			}
-			cl := c.client()
-			r, err := cl.FindRepo(ctx, repo)
-			if err != nil {
-				return c.fail("repo "+repo, err)
-			}
-			envs, err := cl.ListEnvironments(ctx, r.ID)
-			if err != nil {
-				return c.fail("repo "+r.Name, err)
-			}
-			if c.json {
-				return c.printJSON(envs)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tREVIEWERS\tWAIT\tREFS\tSELF REVIEW")
-			for _, e := range envs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, dash(reviewerList(e.Reviewers)), waitText(e.WaitMinutes),
-					dash(refList(e.Branches, e.Tags)), map[bool]string{true: "refused", false: "allowed"}[e.PreventSelfReview])
-			}
-			tw.Flush()
-			return 0
-		},
-		"set": func(args []string) int {
-			c := newClientCmd("env set", "env set NAME --repo OWNER/NAME [flags]\n\nReplaces the environment's whole protection; no flags: unprotected.", stdout, stderr)
-			var repo string
-			var reviewers, branches, tags listFlag
-			var in api.EnvironmentInput
-			c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
-			c.fs.Var(&reviewers, "reviewer", "a user who may approve, or role:ROLE (admin, maintainer, developer, viewer) (repeatable)")
-			c.fs.IntVar(&in.WaitMinutes, "wait", 0, "minutes a job waits once ready (and approved)")
-			c.fs.Var(&branches, "branch", "a branch pattern that may deploy, e.g. main or release/* (repeatable; none with no --tag: any ref)")
-			c.fs.Var(&tags, "tag", "a tag pattern that may deploy, e.g. v* (repeatable)")
-			c.fs.BoolVar(&in.PreventSelfReview, "prevent-self-review", false, "whoever triggered a run may not approve it")
-			pos, ok := c.parse(args, 1, 1)
-			if !ok || !needRepo(c, repo) {
-				return 2
-			}
-			for _, r := range reviewers {
-				if role, isRole := strings.CutPrefix(r, "role:"); isRole {
-					in.Reviewers = append(in.Reviewers, api.Reviewer{Role: role})
-				} else {
-					in.Reviewers = append(in.Reviewers, api.Reviewer{User: r})
-				}
-			}
-			in.Branches, in.Tags = branches, tags
-			cl := c.client()
-			r, err := cl.FindRepo(ctx, repo)
-			if err != nil {
-				return c.fail("repo "+repo, err)
-			}
-			e, err := cl.PutEnvironment(ctx, r.ID, pos[0], in)
-			if err != nil {
-				return c.fail("environment "+pos[0], err)
-			}
-			state := "unprotected"
-			if e.Protected || len(e.Branches)+len(e.Tags) > 0 {
-				state = "protected"
-			}
-			fmt.Fprintf(stdout, "environment %s of %s set (%s)\n", e.Name, r.Name, state)
-			return 0
-		},
-		"delete": func(args []string) int {
-			c := newClientCmd("env delete", "env delete NAME --repo OWNER/NAME [flags]", stdout, stderr)
-			var repo string
-			c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
-			pos, ok := c.parse(args, 1, 1)
-			if !ok || !needRepo(c, repo) {
-				return 2
-			}
-			cl := c.client()
-			r, err := cl.FindRepo(ctx, repo)
-			if err != nil {
-				return c.fail("repo "+repo, err)
-			}
-			if err := cl.DeleteEnvironment(ctx, r.ID, pos[0]); err != nil {
-				return c.fail("environment "+pos[0], err)
-			}
-			fmt.Fprintf(stdout, "environment %s of %s deleted (with its secrets and variables)\n", pos[0], r.Name)
-			return 0
-		},
+		"list":   func(args []string) int { return envList(ctx, args, stdout, stderr) },
+		"set":    func(args []string) int { return envSet(ctx, args, stdout, stderr) },
+		"delete": func(args []string) int { return envDelete(ctx, args, stdout, stderr) },
 	})
+}
+
+// envList is `conveyor env list`: it lists a repository's environments and
+// their protection.
+func envList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("env list", "env list --repo OWNER/NAME [flags]", stdout, stderr)
+	var repo string
+	c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
+	c.jsonFlag()
+	if _, ok := c.parse(args, 0, 0); !ok || !needRepo(c, repo) {
+		return 2
+	}
+	cl := c.client()
+	r, err := cl.FindRepo(ctx, repo)
+	if err != nil {
+		return c.fail("repo "+repo, err)
+	}
+	envs, err := cl.ListEnvironments(ctx, r.ID)
+	if err != nil {
+		return c.fail("repo "+r.Name, err)
+	}
+	if c.json {
+		return c.printJSON(envs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREVIEWERS\tWAIT\tREFS\tSELF REVIEW")
+	for _, e := range envs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, dash(reviewerList(e.Reviewers)), waitText(e.WaitMinutes),
+			dash(refList(e.Branches, e.Tags)), map[bool]string{true: "refused", false: "allowed"}[e.PreventSelfReview])
+	}
+	tw.Flush()
+	return 0
+}
+
+// envSet is `conveyor env set`: it replaces an environment's whole protection (made when missing).
+func envSet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("env set", "env set NAME --repo OWNER/NAME [flags]\n\nReplaces the environment's whole protection; no flags: unprotected.", stdout, stderr)
+	var repo string
+	var reviewers, branches, tags listFlag
+	var in api.EnvironmentInput
+	c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
+	c.fs.Var(&reviewers, "reviewer", "a user who may approve, or role:ROLE (admin, maintainer, developer, viewer) (repeatable)")
+	c.fs.IntVar(&in.WaitMinutes, "wait", 0, "minutes a job waits once ready (and approved)")
+	c.fs.Var(&branches, "branch", "a branch pattern that may deploy, e.g. main or release/* (repeatable; none with no --tag: any ref)")
+	c.fs.Var(&tags, "tag", "a tag pattern that may deploy, e.g. v* (repeatable)")
+	c.fs.BoolVar(&in.PreventSelfReview, "prevent-self-review", false, "whoever triggered a run may not approve it")
+	pos, ok := c.parse(args, 1, 1)
+	if !ok || !needRepo(c, repo) {
+		return 2
+	}
+	for _, r := range reviewers {
+		if role, isRole := strings.CutPrefix(r, "role:"); isRole {
+			in.Reviewers = append(in.Reviewers, api.Reviewer{Role: role})
+		} else {
+			in.Reviewers = append(in.Reviewers, api.Reviewer{User: r})
+		}
+	}
+	in.Branches, in.Tags = branches, tags
+	cl := c.client()
+	r, err := cl.FindRepo(ctx, repo)
+	if err != nil {
+		return c.fail("repo "+repo, err)
+	}
+	e, err := cl.PutEnvironment(ctx, r.ID, pos[0], in)
+	if err != nil {
+		return c.fail("environment "+pos[0], err)
+	}
+	state := "unprotected"
+	if e.Protected || len(e.Branches)+len(e.Tags) > 0 {
+		state = "protected"
+	}
+	fmt.Fprintf(stdout, "environment %s of %s set (%s)\n", e.Name, r.Name, state)
+	return 0
+}
+
+// envDelete is `conveyor env delete`: it deletes an environment with its secrets and variables.
+func envDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd("env delete", "env delete NAME --repo OWNER/NAME [flags]", stdout, stderr)
+	var repo string
+	c.fs.StringVar(&repo, "repo", "", "repository: OWNER/NAME or id (required)")
+	pos, ok := c.parse(args, 1, 1)
+	if !ok || !needRepo(c, repo) {
+		return 2
+	}
+	cl := c.client()
+	r, err := cl.FindRepo(ctx, repo)
+	if err != nil {
+		return c.fail("repo "+repo, err)
+	}
+	if err := cl.DeleteEnvironment(ctx, r.ID, pos[0]); err != nil {
+		return c.fail("environment "+pos[0], err)
+	}
+	fmt.Fprintf(stdout, "environment %s of %s deleted (with its secrets and variables)\n", pos[0], r.Name)
+	return 0
 }
 
 func needRepo(c *clientCmd, repo string) bool {

@@ -38,8 +38,39 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !explicit {
 		targets = []string{filepath.Join(".github", "workflows"), ".conveyor"}
 	}
-	var files []string
-	code := 0
+	files, code := lintFiles(targets, explicit, stderr)
+	if len(files) == 0 && code == 0 {
+		fmt.Fprintln(stderr, "conveyor lint: no workflow files found")
+		return 0
+	}
+	problems := false
+	for _, f := range files {
+		if ctx.Err() != nil {
+			return 2
+		}
+		found, err := lintFile(f, *strict, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
+			code = 2
+			continue
+		}
+		if found {
+			problems = true
+		}
+	}
+	if code != 0 {
+		return code
+	}
+	if problems {
+		return 1
+	}
+	return 0
+}
+
+// lintFiles is the files the targets name: files as they are, folders'
+// .yml and .yaml files in name order. A default target (not explicit) that
+// does not exist is passed over; another error is said and makes code 2.
+func lintFiles(targets []string, explicit bool, stderr io.Writer) (files []string, code int) {
 	for _, t := range targets {
 		fi, err := os.Stat(t)
 		if err != nil {
@@ -54,64 +85,58 @@ func lintMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			files = append(files, t)
 			continue
 		}
-		entries, err := os.ReadDir(t)
+		found, err := yamlFilesIn(t)
 		if err != nil {
 			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
 			code = 2
 			continue
 		}
-		var found []string
-		for _, e := range entries {
-			ext := strings.ToLower(filepath.Ext(e.Name()))
-			if !e.IsDir() && (ext == ".yml" || ext == ".yaml") {
-				found = append(found, filepath.Join(t, e.Name()))
-			}
-		}
-		sort.Strings(found)
 		files = append(files, found...)
 	}
-	if len(files) == 0 && code == 0 {
-		fmt.Fprintln(stderr, "conveyor lint: no workflow files found")
-		return 0
+	return files, code
+}
+
+// yamlFilesIn is dir's .yml and .yaml files (not below), sorted.
+func yamlFilesIn(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	problems := false
-	for _, f := range files {
-		if ctx.Err() != nil {
-			return 2
+	var found []string
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if !e.IsDir() && (ext == ".yml" || ext == ".yaml") {
+			found = append(found, filepath.Join(dir, e.Name()))
 		}
-		data, err := readWorkflowFile(repoRootOf(f), f)
-		if err != nil {
-			fmt.Fprintf(stderr, "conveyor lint: %v\n", err)
-			code = 2
-			continue
-		}
-		var probs workflow.Problems
-		if isActionFile(f) {
-			_, probs = lint.ActionBytes(data, f)
-		} else {
-			var w *workflow.Workflow
-			w, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: *strict}})
-			if w != nil && w.Node != nil {
-				// Warnings do not change the exit code.
-				for _, p := range lint.Warnings(w) {
-					fmt.Fprintln(stdout, p.Error())
-				}
+	}
+	sort.Strings(found)
+	return found, nil
+}
+
+// lintFile prints a workflow's or an action's problems (and a workflow's
+// warnings, which do not count) to stdout and says whether it had any.
+func lintFile(f string, strict bool, stdout io.Writer) (problems bool, err error) {
+	data, err := readWorkflowFile(repoRootOf(f), f)
+	if err != nil {
+		return false, err
+	}
+	var probs workflow.Problems
+	if isActionFile(f) {
+		_, probs = lint.ActionBytes(data, f)
+	} else {
+		var w *workflow.Workflow
+		w, probs = lint.BytesWith(data, f, lint.Options{Resolve: localWorkflows(repoRootOf(f)), Limits: workflow.Limits{Strict: strict}})
+		if w != nil && w.Node != nil {
+			// Warnings do not change the exit code.
+			for _, p := range lint.Warnings(w) {
+				fmt.Fprintln(stdout, p.Error())
 			}
 		}
-		for _, p := range probs {
-			fmt.Fprintln(stdout, p.Error())
-		}
-		if len(probs) > 0 {
-			problems = true
-		}
 	}
-	if code != 0 {
-		return code
+	for _, p := range probs {
+		fmt.Fprintln(stdout, p.Error())
 	}
-	if problems {
-		return 1
-	}
-	return 0
+	return len(probs) > 0, nil
 }
 
 // isActionFile tells action metadata (action.yml) from a workflow: a file

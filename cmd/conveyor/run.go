@@ -51,17 +51,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "conveyor run: unknown event %q%s\nknown events: %s\n", event, didYouMean(event, workflow.Events()), strings.Join(workflow.Events(), ", "))
 		return 2
 	}
-	repoDir, err := filepath.Abs(f.dir)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", err)
-		return 2
-	}
-	files, err := localrepo.WorkflowFiles(repoDir, absAll(repoDir, f.workflows))
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", err)
-		return 2
-	}
-	wfs, invalid, err := loadWorkflows(repoDir, files, stderr)
+	repoDir, wfs, invalid, err := f.load(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
 		return 2
@@ -77,22 +67,32 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if f.printPlan || f.dryRun {
 		return f.planOnly(ctx, event, repoDir, wfs, invalid, stdout, stderr)
 	}
+	return f.execute(ctx, event, repoDir, wfs, invalid, cacheF, stdout, stderr)
+}
 
-	// The engine is asked (ping, orphan reaping started) while git tells
-	// about the repository.
-	type opened struct {
-		b   *backends
-		err error
+// load finds the repository's workflow files (or those of --workflows)
+// and reads them; invalid ones come back as failed summary entries.
+func (f *runFlags) load(stderr io.Writer) (repoDir string, wfs []*workflow.Workflow, invalid []*exec.JobResult, err error) {
+	if repoDir, err = filepath.Abs(f.dir); err != nil {
+		return "", nil, nil, err
 	}
-	bch := make(chan opened, 1)
-	go func() {
-		b, err := f.openBackends(ctx, stderr)
-		bch <- opened{b, err}
-	}()
-	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)
-	ob := <-bch // openBackends is bounded: a 3 s ping
-	if ob.err == nil {
-		defer ob.b.close()
+	files, err := localrepo.WorkflowFiles(repoDir, absAll(repoDir, f.workflows))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	wfs, invalid, err = loadWorkflows(repoDir, files, stderr)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return repoDir, wfs, invalid, nil
+}
+
+// execute runs the workflows the event triggers, prints the summary and
+// returns the exit code.
+func (f *runFlags) execute(ctx context.Context, event, repoDir string, wfs []*workflow.Workflow, invalid []*exec.JobResult, cacheF *cacheFlags, stdout, stderr io.Writer) int {
+	opts, p, backends, openErr, err := f.prepareWithBackends(ctx, event, repoDir, wfs, stderr)
+	if backends != nil {
+		defer backends.close()
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor run:", err)
@@ -109,11 +109,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFor(invalid, nil)
 	}
 	opts.Reporter = printer
-	if ob.err != nil {
-		fmt.Fprintln(stderr, "conveyor run:", ob.err)
+	if openErr != nil {
+		fmt.Fprintln(stderr, "conveyor run:", openErr)
 		return 2
 	}
-	backends := ob.b
 	opts.Backend, opts.Host, opts.Containers = backends.main, backends.host, backends.containers
 	if opts.Backend.Name() == "host" {
 		opts.Platforms = hostPlatforms(opts.Platforms)
@@ -133,6 +132,28 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	printer.Summary(res)
 	printLocalArtifacts(ctx, stdout, arts, f.artifactDir != "" || f.keep)
 	return exitFor(invalid, res)
+}
+
+// prepareWithBackends prepares the run's options and plan while the engine
+// is asked (ping, orphan reaping started), as git tells about the
+// repository. backends, when not nil, is the caller's to close; openErr
+// says why they could not be opened (it matters only when a workflow runs).
+func (f *runFlags) prepareWithBackends(ctx context.Context, event, repoDir string, wfs []*workflow.Workflow, stderr io.Writer) (_ exec.Options, _ *plan.Plan, _ *backends, openErr, err error) {
+	type opened struct {
+		b   *backends
+		err error
+	}
+	bch := make(chan opened, 1)
+	go func() {
+		b, err := f.openBackends(ctx, stderr)
+		bch <- opened{b, err}
+	}()
+	opts, p, err := f.prepare(ctx, event, repoDir, wfs, stderr)
+	ob := <-bch // openBackends is bounded: a 3 s ping
+	if ob.err != nil {
+		ob.b = nil
+	}
+	return opts, p, ob.b, ob.err, err
 }
 
 // parseRunArgs parses the event and the flags: the event comes first or,

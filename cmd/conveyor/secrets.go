@@ -87,78 +87,89 @@ func secretMain(ctx context.Context, vars bool, args []string, stdout, stderr io
 	usage := "usage: conveyor " + setUsage + "\n       conveyor " + kind + " list [--repo OWNER/NAME [--env ENV]]\n       conveyor " +
 		kind + " delete NAME --repo OWNER/NAME [--env ENV] | --org"
 	return subcommand(args, usage, stderr, map[string]func([]string) int{
-		"set": func(args []string) int {
-			c := newClientCmd(kind+" set", setUsage+" [flags]", stdout, stderr)
-			var sc client.SecretScope
-			scopeFlags(c, &sc)
-			maxArgs := 1
-			if vars {
-				maxArgs = 2
-			}
-			pos, ok := c.parse(args, 1, maxArgs)
-			if !ok || !needScope(c, sc) {
-				return 2
-			}
-			var value string
-			var err error
-			if len(pos) == 2 {
-				value = pos[1]
-			} else if value, err = readValue(pos[0], stderr); err != nil {
-				return c.fail(kind+" set", err)
-			}
-			s, err := c.client().PutSecret(ctx, vars, pos[0], sc, value)
-			if err != nil {
-				return c.fail(kind+" set "+pos[0], err)
-			}
-			fmt.Fprintf(stdout, "%s %s set (%s)\n", kind, s.Name, where(*s))
-			return 0
-		},
-		"list": func(args []string) int {
-			c := newClientCmd(kind+" list", kind+" list [--repo OWNER/NAME [--env ENV]] [flags]", stdout, stderr)
-			var sc client.SecretScope
-			scopeFlags(c, &sc)
-			c.jsonFlag()
-			if _, ok := c.parse(args, 0, 0); !ok {
-				return 2
-			}
-			items, err := c.client().ListSecrets(ctx, vars, sc)
-			if err != nil {
-				return c.fail(kind+" list", err)
-			}
-			if c.json {
-				return c.printJSON(items)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			head := "NAME\tSCOPE\tUPDATED\tBY"
-			if vars {
-				head += "\tVALUE"
-			}
-			fmt.Fprintln(tw, head)
-			for _, s := range items {
-				line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Name, where(s), s.Updated.Local().Format(time.DateTime), s.UpdatedBy)
-				if vars {
-					line += "\t" + s.Value
-				}
-				fmt.Fprintln(tw, line)
-			}
-			tw.Flush()
-			return 0
-		},
-		"delete": func(args []string) int {
-			c := newClientCmd(kind+" delete", kind+" delete NAME --repo OWNER/NAME [--env ENV] | --org [flags]", stdout, stderr)
-			var sc client.SecretScope
-			scopeFlags(c, &sc)
-			pos, ok := c.parse(args, 1, 1)
-			if !ok || !needScope(c, sc) {
-				return 2
-			}
-			if err := c.client().DeleteSecret(ctx, vars, pos[0], sc); err != nil {
-				return c.fail(kind+" delete "+pos[0], err)
-			}
-			fmt.Fprintf(stdout, "%s %s deleted\n", kind, strings.ToUpper(pos[0]))
-			return 0
-		},
+		"set":    func(args []string) int { return secretSet(ctx, vars, kind, setUsage, args, stdout, stderr) },
+		"list":   func(args []string) int { return secretList(ctx, vars, kind, args, stdout, stderr) },
+		"delete": func(args []string) int { return secretDelete(ctx, vars, kind, args, stdout, stderr) },
 	})
+}
+
+// secretSet is `conveyor secret set` (vars: `conveyor var set`): the value
+// comes from stdin, or for a variable from the second argument.
+func secretSet(ctx context.Context, vars bool, kind, setUsage string, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd(kind+" set", setUsage+" [flags]", stdout, stderr)
+	var sc client.SecretScope
+	scopeFlags(c, &sc)
+	maxArgs := 1
+	if vars {
+		maxArgs = 2
+	}
+	pos, ok := c.parse(args, 1, maxArgs)
+	if !ok || !needScope(c, sc) {
+		return 2
+	}
+	var value string
+	var err error
+	if len(pos) == 2 {
+		value = pos[1]
+	} else if value, err = readValue(pos[0], stderr); err != nil {
+		return c.fail(kind+" set", err)
+	}
+	s, err := c.client().PutSecret(ctx, vars, pos[0], sc, value)
+	if err != nil {
+		return c.fail(kind+" set "+pos[0], err)
+	}
+	fmt.Fprintf(stdout, "%s %s set (%s)\n", kind, s.Name, where(*s))
+	return 0
+}
+
+// secretList is `conveyor secret list` (vars: `conveyor var list`); only
+// variables show their values.
+func secretList(ctx context.Context, vars bool, kind string, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd(kind+" list", kind+" list [--repo OWNER/NAME [--env ENV]] [flags]", stdout, stderr)
+	var sc client.SecretScope
+	scopeFlags(c, &sc)
+	c.jsonFlag()
+	if _, ok := c.parse(args, 0, 0); !ok {
+		return 2
+	}
+	items, err := c.client().ListSecrets(ctx, vars, sc)
+	if err != nil {
+		return c.fail(kind+" list", err)
+	}
+	if c.json {
+		return c.printJSON(items)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	head := "NAME\tSCOPE\tUPDATED\tBY"
+	if vars {
+		head += "\tVALUE"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range items {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Name, where(s), s.Updated.Local().Format(time.DateTime), s.UpdatedBy)
+		if vars {
+			line += "\t" + s.Value
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	return 0
+}
+
+// secretDelete is `conveyor secret delete` (vars: `conveyor var delete`).
+func secretDelete(ctx context.Context, vars bool, kind string, args []string, stdout, stderr io.Writer) int {
+	c := newClientCmd(kind+" delete", kind+" delete NAME --repo OWNER/NAME [--env ENV] | --org [flags]", stdout, stderr)
+	var sc client.SecretScope
+	scopeFlags(c, &sc)
+	pos, ok := c.parse(args, 1, 1)
+	if !ok || !needScope(c, sc) {
+		return 2
+	}
+	if err := c.client().DeleteSecret(ctx, vars, pos[0], sc); err != nil {
+		return c.fail(kind+" delete "+pos[0], err)
+	}
+	fmt.Fprintf(stdout, "%s %s deleted\n", kind, strings.ToUpper(pos[0]))
+	return 0
 }
 
 // where names a secret's scope for people.

@@ -11,10 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/procgroup"
 )
 
 // repoURL is where r's repository is cloned from.
@@ -28,9 +28,7 @@ func (c *Cache) git(ctx context.Context, dir string, args ...string) ([]byte, er
 	cmd.Env = c.gitEnv()
 	// Its own process group, killed whole on cancel: fetch helpers must not
 	// go on writing into the cache.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	procgroup.KillOnCancel(cmd, 5*time.Second)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {

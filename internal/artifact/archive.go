@@ -38,15 +38,11 @@ func Pack(ctx context.Context, w io.Writer, files []File) error {
 	return errs.Wrap(op, errs.Unavailable, aw.Close())
 }
 
-// Limits bound what Extract writes.
-type Limits struct {
-	// Bytes is the most file content in total; Files the most entries.
-	Bytes int64
-	Files int
-}
+// Limits bound what Extract writes: internal/archive's.
+type Limits = archive.Limits
 
 // DefaultLimits bound an artifact's extraction.
-var DefaultLimits = Limits{Bytes: 16 << 30, Files: 1_000_000}
+var DefaultLimits = Limits{MaxBytes: 16 << 30, MaxEntries: 1_000_000}
 
 // CheckName refuses an entry name that could land outside the
 // destination: empty, absolute, with a .. element, a backslash or a NUL
@@ -78,7 +74,7 @@ func Extract(r io.Reader, dir string, lim Limits) (int, error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return 0, errs.Wrap(op, errs.Unavailable, err)
 	}
-	st, err := archive.Extract(context.Background(), r, archive.In(dir), archive.Limits{MaxBytes: lim.Bytes, MaxEntries: lim.Files})
+	st, err := archive.Extract(context.Background(), r, archive.In(dir), lim)
 	if err != nil {
 		return st.Files, errs.Wrap(op, errs.KindOf(err), err)
 	}

@@ -188,7 +188,7 @@ func TestExtractRefuses(t *testing.T) {
 			t.Errorf("%q: wrote beside the destination: %v", tc.name, ents)
 		}
 	}
-	_, err := Extract(bytes.NewReader(tarGz("big", tar.TypeReg, make([]byte, 100), "")), t.TempDir(), Limits{Bytes: 10, Files: 10})
+	_, err := Extract(bytes.NewReader(tarGz("big", tar.TypeReg, make([]byte, 100), "")), t.TempDir(), Limits{MaxBytes: 10, MaxEntries: 10})
 	if !errs.Is(err, errs.TooLarge) {
 		t.Errorf("over the limit: %v", err)
 	}
@@ -260,7 +260,7 @@ func FuzzExtract(f *testing.F) {
 		}
 		parent := t.TempDir()
 		dst := filepath.Join(parent, "dst")
-		_, err := Extract(bytes.NewReader(data), dst, Limits{Bytes: 1 << 20, Files: 100})
+		_, err := Extract(bytes.NewReader(data), dst, Limits{MaxBytes: 1 << 20, MaxEntries: 100})
 		ents, _ := os.ReadDir(parent)
 		if len(ents) != 1 || ents[0].Name() != "dst" {
 			t.Fatalf("entry %q wrote beside the destination: %v", name, ents)

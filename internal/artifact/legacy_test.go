@@ -160,8 +160,8 @@ func legacyExtract(r io.Reader, dir string, lim Limits) (int, error) {
 		if err != nil {
 			return files, errs.E(op, errs.Invalid, "reading the artifact: %v", err)
 		}
-		if n >= lim.Files {
-			return files, errs.E(op, errs.TooLarge, "the artifact has more than %d entries", lim.Files)
+		if n >= lim.MaxEntries {
+			return files, errs.E(op, errs.TooLarge, "the artifact has more than %d entries", lim.MaxEntries)
 		}
 		if err := CheckName(h.Name); err != nil {
 			return files, err
@@ -178,8 +178,8 @@ func legacyExtract(r io.Reader, dir string, lim Limits) (int, error) {
 			if h.Size < 0 {
 				return files, errs.E(op, errs.Invalid, "entry %q: negative size", h.Name)
 			}
-			if total += h.Size; total > lim.Bytes {
-				return files, errs.E(op, errs.TooLarge, "the artifact holds more than %s", FormatSize(lim.Bytes))
+			if total += h.Size; total > lim.MaxBytes {
+				return files, errs.E(op, errs.TooLarge, "the artifact holds more than %s", FormatSize(lim.MaxBytes))
 			}
 			err = legacyWriteFile(root, name, mode, tr)
 			files++

@@ -12,11 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	logmask "github.com/conveyor-ci/conveyor/internal/logs"
+	"github.com/conveyor-ci/conveyor/internal/procgroup"
 )
 
 // remote is a validated remote URL without secrets, and the credentials for it.
@@ -125,11 +125,10 @@ func (c *Cache) run(ctx context.Context, op string, cl call) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, c.opts.GitPath, argv...)
 	cmd.Env = c.env(cl)
 	cmd.Stdin = cl.stdin
-	cmd.WaitDelay = 5 * time.Second // git-remote-https may hold the pipes after git dies
 	// Its own process group, killed whole: git fetch's helpers (upload-pack,
-	// index-pack, remote-https) must not go on writing after a cancel.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// index-pack, remote-https) must not go on writing after a cancel, and
+	// git-remote-https may hold the pipes after git dies (5 s at most).
+	procgroup.KillOnCancel(cmd, 5*time.Second)
 	var stdout, stderr bytes.Buffer
 	cmd.Stderr = &limitWriter{buf: &stderr, max: 8 << 10}
 	start := time.Now()

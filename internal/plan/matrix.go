@@ -116,29 +116,52 @@ func ExpandMatrix(n *yaml.Node, eval Evaluator) ([]Combo, error) {
 }
 
 func expand(keys []string, vals map[string]any) ([]Combo, error) {
-	var dims []string
-	var include, exclude []any
-	for _, k := range keys {
-		switch strings.ToLower(k) {
-		case "include":
-			l, err := asList(vals[k], "include")
-			if err != nil {
-				return nil, err
-			}
-			include = l
-		case "exclude":
-			l, err := asList(vals[k], "exclude")
-			if err != nil {
-				return nil, err
-			}
-			exclude = l
-		default:
-			dims = append(dims, k)
-		}
+	dims, include, exclude, err := splitMatrixKeys(keys, vals)
+	if err != nil {
+		return nil, err
 	}
 	vecs, err := vectors(dims, vals, len(exclude) > 0)
 	if err != nil {
 		return nil, err
+	}
+	combos := product(dims, vecs)
+	if combos, err = applyExclude(combos, exclude); err != nil {
+		return nil, err
+	}
+	if combos, err = applyInclude(combos, dims, include); err != nil {
+		return nil, err
+	}
+	if len(combos) > MaxMatrixJobs {
+		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: int64(len(combos))})
+	}
+	return combos, nil
+}
+
+// splitMatrixKeys sorts a matrix's keys into its dimensions (in order) and
+// its include and exclude lists.
+func splitMatrixKeys(keys []string, vals map[string]any) (dims []string, include, exclude []any, err error) {
+	for _, k := range keys {
+		switch strings.ToLower(k) {
+		case "include":
+			if include, err = asList(vals[k], "include"); err != nil {
+				return nil, nil, nil, err
+			}
+		case "exclude":
+			if exclude, err = asList(vals[k], "exclude"); err != nil {
+				return nil, nil, nil, err
+			}
+		default:
+			dims = append(dims, k)
+		}
+	}
+	return dims, include, exclude, nil
+}
+
+// product is the cartesian product of the vectors, in dimension order;
+// none without dimensions.
+func product(dims []string, vecs [][]any) []Combo {
+	if len(dims) == 0 {
+		return nil
 	}
 	combos := []Combo{{Values: map[string]any{}}}
 	for i, d := range dims {
@@ -153,9 +176,11 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		combos = next
 	}
-	if len(dims) == 0 {
-		combos = nil
-	}
+	return combos
+}
+
+// applyExclude drops every combination an exclude entry matches (partly).
+func applyExclude(combos []Combo, exclude []any) ([]Combo, error) {
 	for _, e := range exclude {
 		ex, order, err := asObject(e)
 		if err != nil {
@@ -170,6 +195,13 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		combos = kept
 	}
+	return combos, nil
+}
+
+// applyInclude adds each include entry to every original combination whose
+// dimensions it matches, without overwriting a dimension's value, or
+// appends it as a combination of its own when it matches none.
+func applyInclude(combos []Combo, dims []string, include []any) ([]Combo, error) {
 	original := len(combos)
 	isDim := map[string]bool{}
 	for _, d := range dims {
@@ -182,26 +214,8 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 		}
 		matched := false
 		for i := 0; i < original; i++ {
-			c := &combos[i]
-			ok := true
-			for _, k := range order {
-				if isDim[k] && !looseEqual(c.Values[k], Plain(inc[k])) {
-					ok = false
-					break
-				}
-			}
-			if !ok {
-				continue
-			}
-			matched = true
-			for _, k := range order {
-				if isDim[k] {
-					continue
-				}
-				if _, had := c.Values[k]; !had {
-					c.Keys = append(c.Keys, k)
-				}
-				c.Values[k] = Plain(inc[k])
+			if includeInto(&combos[i], inc, order, isDim) {
+				matched = true
 			}
 		}
 		if !matched {
@@ -213,10 +227,27 @@ func expand(keys []string, vals map[string]any) ([]Combo, error) {
 			combos = append(combos, nc)
 		}
 	}
-	if len(combos) > MaxMatrixJobs {
-		return nil, errs.Wrap("matrix", errs.Invalid, &MatrixTooLarge{Jobs: int64(len(combos))})
-	}
 	return combos, nil
+}
+
+// includeInto adds an include entry's other keys to c when the entry's
+// dimension values match c's, and says whether they did.
+func includeInto(c *Combo, inc map[string]any, order []string, isDim map[string]bool) bool {
+	for _, k := range order {
+		if isDim[k] && !looseEqual(c.Values[k], Plain(inc[k])) {
+			return false
+		}
+	}
+	for _, k := range order {
+		if isDim[k] {
+			continue
+		}
+		if _, had := c.Values[k]; !had {
+			c.Keys = append(c.Keys, k)
+		}
+		c.Values[k] = Plain(inc[k])
+	}
+	return true
 }
 
 // MaxMatrixJobs is how many jobs one matrix may make (GitHub's limit).
@@ -378,58 +409,76 @@ func nodeValue(n *yaml.Node, eval Evaluator) (any, error) {
 	case yaml.AliasNode:
 		return nodeValue(n.Alias, eval)
 	case yaml.SequenceNode:
-		out := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := nodeValue(c, eval)
-			if err != nil {
-				return nil, err
-			}
-			// An item that is one expression yielding an array is spliced in.
-			if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${{") {
-				if arr, ok := Plain(v).([]any); ok {
-					out = append(out, arr...)
-					continue
-				}
-			}
-			out = append(out, v)
-		}
-		return out, nil
+		return sequenceValue(n, eval)
 	case yaml.MappingNode:
-		o := orderedObject{m: map[string]any{}}
-		put := func(k string, v any) {
-			if _, dup := o.m[k]; !dup {
-				o.keys = append(o.keys, k)
-			}
-			o.m[k] = v
+		return mappingValue(n, eval)
+	}
+	return scalarValue(n, eval)
+}
+
+// sequenceValue is a sequence's items; an item that is one expression
+// yielding an array is spliced in.
+func sequenceValue(n *yaml.Node, eval Evaluator) (any, error) {
+	out := make([]any, 0, len(n.Content))
+	for _, c := range n.Content {
+		v, err := nodeValue(c, eval)
+		if err != nil {
+			return nil, err
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			v, err := nodeValue(n.Content[i+1], eval)
-			if err != nil {
-				return nil, err
-			}
-			if insertRe.MatchString(k) {
-				// ${{ insert }} merges the value's keys into this mapping.
-				m, order, err := asObject(v)
-				if err != nil {
-					return nil, errs.E("matrix", errs.Invalid, "line %d: ${{ insert }} needs an object", n.Content[i].Line)
-				}
-				for _, mk := range order {
-					put(mk, m[mk])
-				}
+		if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${{") {
+			if arr, ok := Plain(v).([]any); ok {
+				out = append(out, arr...)
 				continue
 			}
-			if strings.Contains(k, "${{") {
-				kv, err := eval(k)
-				if err != nil {
-					return nil, err
-				}
-				k = displayValue(Plain(kv))
-			}
-			put(k, v)
 		}
-		return o, nil
+		out = append(out, v)
 	}
+	return out, nil
+}
+
+// mappingValue is a mapping's keys in order, with expressions in keys
+// evaluated and ${{ insert }} merging its value's keys in.
+func mappingValue(n *yaml.Node, eval Evaluator) (any, error) {
+	o := orderedObject{m: map[string]any{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		v, err := nodeValue(n.Content[i+1], eval)
+		if err != nil {
+			return nil, err
+		}
+		if insertRe.MatchString(k) {
+			m, order, err := asObject(v)
+			if err != nil {
+				return nil, errs.E("matrix", errs.Invalid, "line %d: ${{ insert }} needs an object", n.Content[i].Line)
+			}
+			for _, mk := range order {
+				o.put(mk, m[mk])
+			}
+			continue
+		}
+		if strings.Contains(k, "${{") {
+			kv, err := eval(k)
+			if err != nil {
+				return nil, err
+			}
+			k = displayValue(Plain(kv))
+		}
+		o.put(k, v)
+	}
+	return o, nil
+}
+
+// put sets k, keeping its first place when it is there already.
+func (o *orderedObject) put(k string, v any) {
+	if _, dup := o.m[k]; !dup {
+		o.keys = append(o.keys, k)
+	}
+	o.m[k] = v
+}
+
+// scalarValue is a scalar's typed value by its YAML tag, or what eval makes
+// of its text.
+func scalarValue(n *yaml.Node, eval Evaluator) (any, error) {
 	switch n.Tag {
 	case "!!null":
 		return nil, nil

@@ -184,16 +184,44 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 	if err != nil {
 		return nil, err
 	}
+	again := rerunSet(jobs, failedOnly)
+	if failedOnly && len(again) == 0 {
+		return nil, errs.E("rerun", errs.Invalid, "run %d has no failed jobs", runID)
+	}
+	nr := rerunOf(old)
+	newJobs, err := s.rerunJobs(ctx, old, jobs, again, failedOnly)
+	if err != nil {
+		return nil, err
+	}
+	queueReusedNeeds(newJobs)
+	// The jobs are compiled again from the run's file (lists of jobs do
+	// not carry their compiled form); one that cannot be is compiled when
+	// leased, and fails then with the reason.
+	if wf, probs := s.workflows.lint(old.WorkflowYAML, old.Workflow); wf != nil && len(probs) == 0 {
+		if err := compileJobs(wf, old.Event, newJobs); err != nil {
+			s.log.Warn("re-run: compiling its jobs", "run", runID, "err", err)
+		}
+	}
+	runs, err := s.store.CreateRuns(ctx, []store.NewRun{{Run: &nr, Jobs: newJobs}})
+	if err != nil {
+		return nil, err
+	}
+	s.wakeDispatch()
+	s.wakeStatuses()
+	return runs[0], nil
+}
+
+// rerunSet is the keys of the jobs a re-run runs again: all, or with
+// failedOnly those that did not succeed (nor were skipped); and everything
+// downstream of them.
+func rerunSet(jobs []*store.Job, failedOnly bool) map[string]bool {
 	again := map[string]bool{}
 	for _, j := range jobs {
 		if !failedOnly || (j.Status != store.StatusSuccess && j.Status != store.StatusSkipped) {
 			again[j.Key] = true
 		}
 	}
-	if failedOnly && len(again) == 0 {
-		return nil, errs.E("rerun", errs.Invalid, "run %d has no failed jobs", runID)
-	}
-	for changed := true; changed; { // and everything downstream of them
+	for changed := true; changed; {
 		changed = false
 		for _, j := range jobs {
 			for _, n := range j.Needs {
@@ -203,10 +231,23 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 			}
 		}
 	}
+	return again
+}
+
+// rerunOf is the new run of a re-run of old: the same event and file, a
+// new attempt, queued.
+func rerunOf(old *store.Run) store.Run {
 	nr := *old
 	nr.ID, nr.Number, nr.Status, nr.Error = 0, 0, store.StatusQueued, ""
 	nr.Trigger, nr.RerunOf, nr.Attempt = "rerun", old.ID, old.Attempt+1
 	nr.Started, nr.Finished, nr.Created = time.Time{}, time.Time{}, time.Time{}
+	return nr
+}
+
+// rerunJobs is the re-run's jobs: those in again waiting or queued, the
+// others reused with their results; a deployment whose environment now
+// refuses the ref fails at once (redeploy).
+func (s *Server) rerunJobs(ctx context.Context, old *store.Run, jobs []*store.Job, again map[string]bool, failedOnly bool) ([]*store.Job, error) {
 	var newJobs []*store.Job
 	for _, j := range jobs {
 		nj := &store.Job{OrgID: j.OrgID, RepoID: j.RepoID, Key: j.Key, Name: j.Name, Needs: j.Needs,
@@ -232,33 +273,23 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 		}
 		newJobs = append(newJobs, nj)
 	}
-	// A waiting job whose needs are all reused is ready now.
+	return newJobs, nil
+}
+
+// queueReusedNeeds queues a waiting job whose needs are all reused: it is
+// ready now.
+func queueReusedNeeds(jobs []*store.Job) {
 	reused := map[string]bool{}
-	for _, j := range newJobs {
+	for _, j := range jobs {
 		if j.ReusedFrom != 0 {
 			reused[j.Key] = true
 		}
 	}
-	for _, j := range newJobs {
+	for _, j := range jobs {
 		if j.Status == store.StatusWaiting && allIn(j.Needs, reused) {
 			j.Status = store.StatusQueued
 		}
 	}
-	// The jobs are compiled again from the run's file (lists of jobs do
-	// not carry their compiled form); one that cannot be is compiled when
-	// leased, and fails then with the reason.
-	if wf, probs := s.workflows.lint(old.WorkflowYAML, old.Workflow); wf != nil && len(probs) == 0 {
-		if err := compileJobs(wf, old.Event, newJobs); err != nil {
-			s.log.Warn("re-run: compiling its jobs", "run", runID, "err", err)
-		}
-	}
-	runs, err := s.store.CreateRuns(ctx, []store.NewRun{{Run: &nr, Jobs: newJobs}})
-	if err != nil {
-		return nil, err
-	}
-	s.wakeDispatch()
-	s.wakeStatuses()
-	return runs[0], nil
 }
 
 func failed(status string) bool {

@@ -236,34 +236,10 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 	if err != nil {
 		return nil, err
 	}
-	key := repoKey(repo)
-	if ev.SHA == "" && ev.Ref == "" {
-		// Events without a commit (issues, issue_comment, label,
-		// discussion, ...) run on the default branch's head, as on GitHub.
-		if b := defaultBranch(repo, ev); b != "" {
-			ev.Ref = "refs/heads/" + b
-		}
+	if err := s.resolveCommit(ctx, repo, ev); err != nil {
+		return nil, err
 	}
-	if ev.SHA == "" && ev.Ref != "" { // cron, a release, the default branch: the ref's head when processed
-		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
-			return nil, err
-		}
-		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
-			return nil, err
-		}
-	}
-	if ev.SHA == "" {
-		return nil, errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
-	}
-	// The commit is usually in the mirror already: read first, fetch only
-	// when it is missing (a git process less per event).
-	files, err := s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
-	if errs.Is(err, errs.NotFound) {
-		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), ev.SHA); err != nil {
-			return nil, err
-		}
-		files, err = s.git.ReadFiles(ctx, key, ev.SHA, workflowDirs...)
-	}
+	files, err := s.workflowFiles(ctx, repo, ev.SHA)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +250,63 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 	if err != nil {
 		return nil, errs.Wrap("event", errs.Invalid, err)
 	}
+	runs, err := s.planFiles(ctx, repo, sev, ev, files, evJSON)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseOverLimit(runs, func() error { return reads.overLimit(ctx, repo.OrgID) }); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// resolveCommit gives an event without a commit one: events without a ref
+// either (issues, issue_comment, label, discussion, ...) run on the default
+// branch, as on GitHub, and a ref runs at its head when processed (cron, a
+// release, the default branch).
+func (s *Server) resolveCommit(ctx context.Context, repo *store.Repo, ev *event.Event) error {
+	if ev.SHA == "" && ev.Ref == "" {
+		if b := defaultBranch(repo, ev); b != "" {
+			ev.Ref = "refs/heads/" + b
+		}
+	}
+	if ev.SHA == "" && ev.Ref != "" {
+		key := repoKey(repo)
+		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+			return err
+		}
+		var err error
+		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
+			return err
+		}
+	}
+	if ev.SHA == "" {
+		return errs.E("event", errs.Invalid, "%s event has no commit and the repository no default branch", ev.Name)
+	}
+	return nil
+}
+
+// workflowFiles reads the workflow files at sha. The commit is usually in
+// the mirror already: read first, fetch only when it is missing (a git
+// process less per event).
+func (s *Server) workflowFiles(ctx context.Context, repo *store.Repo, sha string) (map[string][]byte, error) {
+	key := repoKey(repo)
+	files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	if errs.Is(err, errs.NotFound) {
+		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), sha); err != nil {
+			return nil, err
+		}
+		files, err = s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// planFiles plans each workflow file (only the one a workflow_dispatch
+// names), in name order; files the event does not trigger make no run.
+func (s *Server) planFiles(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, files map[string][]byte, evJSON []byte) ([]store.NewRun, error) {
 	names := make([]string, 0, len(files))
 	for name := range files {
 		names = append(names, name)
@@ -291,9 +324,6 @@ func (s *Server) plan(ctx context.Context, sev *store.Event, reads *batchReads) 
 		if nr != nil {
 			runs = append(runs, *nr)
 		}
-	}
-	if err := refuseOverLimit(runs, func() error { return reads.overLimit(ctx, repo.OrgID) }); err != nil {
-		return nil, err
 	}
 	return runs, nil
 }
@@ -349,58 +379,15 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 		run.Error = "invalid workflow file:\n" + probs.Error()
 		return &store.NewRun{Run: run}, nil
 	}
-	dec, err := trigger.Match(ctx, wf, ev, trigger.Options{Filters: s.filters, ChangedFiles: func(ctx context.Context, ev *event.Event) ([]string, error) {
-		return s.git.ChangedFiles(ctx, repoKey(repo), ev.Before, ev.SHA)
-	}})
-	if err != nil && !dec.Run && errs.KindOf(err) == errs.Invalid {
-		s.log.Info("workflow not triggered: invalid filter", "event", sev.ID, "workflow", name, "reason", dec.Reason)
-		return nil, nil
-	} else if err != nil {
+	if ok, err := s.triggered(ctx, repo, sev, ev, wf, name); !ok || err != nil {
 		return nil, err
 	}
-	if !dec.Run {
-		s.log.Debug("workflow not triggered", "event", sev.ID, "workflow", name, "reason", dec.Reason)
-		return nil, nil
-	}
-	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: ev.Name})
-	if err != nil || len(p.Workflows) == 0 {
-		run.Status = store.StatusFailure
-		run.Error = fmt.Sprintf("cannot plan the workflow: %v", err)
+	pw, jobs, jc, failure := planRunJobs(wf, ev, run, name)
+	if failure != "" {
+		run.Status, run.Error = store.StatusFailure, failure
 		return &store.NewRun{Run: run}, nil
 	}
-	c := concurrencyContext(ev, run, name)
-	if wf.Concurrency != nil {
-		g, cancel, err := evalConcurrency(wf.Concurrency, c)
-		if err != nil {
-			run.Status, run.Error = store.StatusFailure, "concurrency.group: "+err.Error()
-			return &store.NewRun{Run: run}, nil
-		}
-		run.ConcurrencyGroup, run.CancelInProgress = g, cancel
-	}
-	jobs := jobsOf(p.Workflows[0], run)
-	if err := compileJobs(wf, ev.Name, jobs); err != nil {
-		run.Status, run.Error = store.StatusFailure, fmt.Sprintf("cannot compile the workflow: %v", err)
-		return &store.NewRun{Run: run}, nil
-	}
-	// Job-level groups are evaluated now, before any job ran: needs and
-	// matrix read as empty (all matrix legs of a job share its group).
-	jc := &expr.Context{Values: map[string]any{"matrix": map[string]any{}, "strategy": map[string]any{},
-		"needs": map[string]any{}}}
-	for k, v := range c.Values {
-		jc.Values[k] = v
-	}
-	for i, pj := range p.Workflows[0].Jobs {
-		if pj.Source == nil || pj.Source.Concurrency == nil {
-			continue
-		}
-		g, cancel, err := evalConcurrency(pj.Source.Concurrency, jc)
-		if err != nil {
-			run.Status, run.Error = store.StatusFailure, fmt.Sprintf("jobs.%s.concurrency.group: %v", pj.ID, err)
-			return &store.NewRun{Run: run}, nil
-		}
-		jobs[i].ConcurrencyGroup, jobs[i].CancelInProgress = g, cancel
-	}
-	if err := s.planDeployments(ctx, repo, run, ev.Sender, p.Workflows[0], jobs, jc); err != nil {
+	if err := s.planDeployments(ctx, repo, run, ev.Sender, pw, jobs, jc); err != nil {
 		return nil, err
 	}
 	if !repo.SkipForkApproval && eventFromFork(ev, run.Event) {
@@ -408,6 +395,75 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 		run.Status = store.StatusAwaitingApproval
 	}
 	return &store.NewRun{Run: run, Jobs: jobs}, nil
+}
+
+// triggered says whether the event triggers wf (on:, filters, changed
+// paths); a filter the user got wrong only logs and does not trigger.
+func (s *Server) triggered(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, wf *workflow.Workflow, name string) (bool, error) {
+	dec, err := trigger.Match(ctx, wf, ev, trigger.Options{Filters: s.filters, ChangedFiles: func(ctx context.Context, ev *event.Event) ([]string, error) {
+		return s.git.ChangedFiles(ctx, repoKey(repo), ev.Before, ev.SHA)
+	}})
+	if err != nil && !dec.Run && errs.KindOf(err) == errs.Invalid {
+		s.log.Info("workflow not triggered: invalid filter", "event", sev.ID, "workflow", name, "reason", dec.Reason)
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if !dec.Run {
+		s.log.Debug("workflow not triggered", "event", sev.ID, "workflow", name, "reason", dec.Reason)
+		return false, nil
+	}
+	return true, nil
+}
+
+// planRunJobs plans the triggered workflow's jobs for run, with the run's
+// and the jobs' concurrency groups, and returns the expression context of
+// job-level evaluation; failure says why the run fails at once instead.
+func planRunJobs(wf *workflow.Workflow, ev *event.Event, run *store.Run, name string) (pw *plan.Workflow, jobs []*store.Job, jc *expr.Context, failure string) {
+	p, err := plan.Compile([]*workflow.Workflow{wf}, plan.Select{Event: ev.Name})
+	if err != nil || len(p.Workflows) == 0 {
+		return nil, nil, nil, fmt.Sprintf("cannot plan the workflow: %v", err)
+	}
+	pw = p.Workflows[0]
+	c := concurrencyContext(ev, run, name)
+	if wf.Concurrency != nil {
+		g, cancel, err := evalConcurrency(wf.Concurrency, c)
+		if err != nil {
+			return nil, nil, nil, "concurrency.group: " + err.Error()
+		}
+		run.ConcurrencyGroup, run.CancelInProgress = g, cancel
+	}
+	jobs = jobsOf(pw, run)
+	if err := compileJobs(wf, ev.Name, jobs); err != nil {
+		return nil, nil, nil, fmt.Sprintf("cannot compile the workflow: %v", err)
+	}
+	jc, failure = jobGroups(pw, jobs, c)
+	if failure != "" {
+		return nil, nil, nil, failure
+	}
+	return pw, jobs, jc, ""
+}
+
+// jobGroups sets the jobs' own concurrency groups and returns the context
+// they were evaluated in. They are evaluated now, before any job ran: needs
+// and matrix read as empty (all matrix legs of a job share its group).
+func jobGroups(pw *plan.Workflow, jobs []*store.Job, c *expr.Context) (jc *expr.Context, failure string) {
+	jc = &expr.Context{Values: map[string]any{"matrix": map[string]any{}, "strategy": map[string]any{},
+		"needs": map[string]any{}}}
+	for k, v := range c.Values {
+		jc.Values[k] = v
+	}
+	for i, pj := range pw.Jobs {
+		if pj.Source == nil || pj.Source.Concurrency == nil {
+			continue
+		}
+		g, cancel, err := evalConcurrency(pj.Source.Concurrency, jc)
+		if err != nil {
+			return nil, fmt.Sprintf("jobs.%s.concurrency.group: %v", pj.ID, err)
+		}
+		jobs[i].ConcurrencyGroup, jobs[i].CancelInProgress = g, cancel
+	}
+	return jc, ""
 }
 
 // evalConcurrency evaluates a concurrency: group and cancel-in-progress.

@@ -49,7 +49,7 @@ func FuzzExtract(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		outer := t.TempDir()
 		dest := filepath.Join(outer, "dest")
-		err := Extract(bytes.NewReader(data), dest, Limits{Bytes: 1 << 20, Files: 64})
+		err := Extract(bytes.NewReader(data), dest, Limits{MaxBytes: 1 << 20, MaxEntries: 64})
 		if err != nil && errs.KindOf(err) == errs.Other {
 			t.Errorf("error without a kind: %v", err)
 		}

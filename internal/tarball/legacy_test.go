@@ -152,8 +152,8 @@ func legacyExtract(r io.Reader, dir string, lim Limits) error {
 		if err != nil {
 			return errs.Wrap(op, errs.Invalid, err)
 		}
-		if n >= lim.Files {
-			return errs.E(op, errs.TooLarge, "more than %d entries", lim.Files)
+		if n >= lim.MaxEntries {
+			return errs.E(op, errs.TooLarge, "more than %d entries", lim.MaxEntries)
 		}
 		name := path.Clean(strings.TrimSuffix(h.Name, "/"))
 		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
@@ -169,8 +169,8 @@ func legacyExtract(r io.Reader, dir string, lim Limits) error {
 			}
 		case tar.TypeReg:
 			total += h.Size
-			if total > lim.Bytes {
-				return errs.E(op, errs.TooLarge, "more than %d bytes", lim.Bytes)
+			if total > lim.MaxBytes {
+				return errs.E(op, errs.TooLarge, "more than %d bytes", lim.MaxBytes)
 			}
 			err = legacyWriteFile(root, name, mode, tr)
 		}

@@ -38,15 +38,11 @@ func Write(w io.Writer, dir string) error {
 	return errs.Wrap(op, errs.Unavailable, aw.Close())
 }
 
-// Limits bound what Extract writes.
-type Limits struct {
-	// Bytes is the most file content in total; Files the most entries.
-	Bytes int64
-	Files int
-}
+// Limits bound what Extract writes: internal/archive's.
+type Limits = archive.Limits
 
 // DefaultLimits suit a source checkout.
-var DefaultLimits = Limits{Bytes: 4 << 30, Files: 500_000}
+var DefaultLimits = Limits{MaxBytes: 4 << 30, MaxEntries: 500_000}
 
 // Extract reads a tar.gz stream (or tar+zstd) from r into dir (created if
 // needed), with internal/archive's rules.
@@ -55,6 +51,6 @@ func Extract(r io.Reader, dir string, lim Limits) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return errs.Wrap(op, errs.Other, err)
 	}
-	_, err := archive.Extract(context.Background(), r, archive.In(dir), archive.Limits{MaxBytes: lim.Bytes, MaxEntries: lim.Files})
+	_, err := archive.Extract(context.Background(), r, archive.In(dir), lim)
 	return errs.Wrap(op, errs.KindOf(err), err)
 }

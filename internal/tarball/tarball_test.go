@@ -93,11 +93,11 @@ func TestExtractStaysInside(t *testing.T) {
 
 func TestExtractLimits(t *testing.T) {
 	a := tarGz(t, entry{name: "big", body: "0123456789", typ: tar.TypeReg})
-	if err := Extract(a, t.TempDir(), Limits{Bytes: 5, Files: 10}); !errs.Is(err, errs.TooLarge) {
+	if err := Extract(a, t.TempDir(), Limits{MaxBytes: 5, MaxEntries: 10}); !errs.Is(err, errs.TooLarge) {
 		t.Errorf("bytes: %v", err)
 	}
 	a = tarGz(t, entry{name: "a", body: "1", typ: tar.TypeReg}, entry{name: "b", body: "2", typ: tar.TypeReg})
-	if err := Extract(a, t.TempDir(), Limits{Bytes: 100, Files: 1}); !errs.Is(err, errs.TooLarge) {
+	if err := Extract(a, t.TempDir(), Limits{MaxBytes: 100, MaxEntries: 1}); !errs.Is(err, errs.TooLarge) {
 		t.Errorf("files: %v", err)
 	}
 }

@@ -191,35 +191,11 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if log == nil {
 		log = io.Discard
 	}
-	if job.ID == "" || job.JobDir == "" {
-		return nil, errs.E("docker: setup", errs.Invalid, "job %q needs an ID and a job directory", job.Name)
-	}
-	img := job.Image
-	var ctr backend.Container
-	if job.Container != nil {
-		ctr = *job.Container
-		if img == "" {
-			img = ctr.Image
-		}
-	}
-	if img == "" {
-		return nil, errs.E("docker: setup", errs.Invalid, "job %q has no image", job.Name)
-	}
-	opts, err := parseOptions(ctr.Options)
+	js, err := parseJobSetup(job)
 	if err != nil {
-		return nil, errs.Wrap("docker: job "+job.Name, errs.Invalid, err)
+		return nil, err
 	}
-	if opts.entrypoint != nil {
-		return nil, errs.E("docker: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
-	}
-	svcOpts := make([]*createOptions, len(job.Services))
-	for i, s := range job.Services {
-		if svcOpts[i], err = parseOptions(s.Options); err != nil {
-			return nil, errs.Wrap("docker: service "+s.Name, errs.Invalid, err)
-		}
-	}
-
-	s := &Sandbox{b: b, job: *job, image: img}
+	s := &Sandbox{b: b, job: *job, image: js.image}
 	defer func() {
 		if err != nil {
 			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -227,12 +203,9 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 			_ = s.Teardown(tctx)
 		}
 	}()
-	// The job's image is not inspected first: creating its container says
-	// when it is missing (see create), one round trip fewer.
-	for _, svc := range job.Services {
-		if err := b.ensureImage(ctx, svc.Image, svc.Credentials, log); err != nil {
-			return nil, err
-		}
+	policy, err := b.preflight(ctx, job, log)
+	if err != nil {
+		return nil, err
 	}
 	// A per-job network only when something must be reachable by name:
 	// services, or network aliases asked for. Otherwise the job container
@@ -241,33 +214,86 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	// the embedded DNS of a user-defined one.
 	// A network policy other than open needs a network of its own too: its
 	// rules name the network's bridge.
-	policy, err := backend.ParseNetworkPolicy(string(job.Network))
-	if err != nil {
-		return nil, err
-	}
-	if policy != backend.NetworkOpen {
-		if err := b.fw.check(b.remote); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.checkRuntime(ctx, job.Runtime); err != nil {
-		return nil, err
-	}
-	if len(job.Services) > 0 || len(opts.aliases) > 0 || policy != backend.NetworkOpen {
+	if len(job.Services) > 0 || len(js.opts.aliases) > 0 || policy != backend.NetworkOpen {
 		if err := s.makeNetwork(ctx, policy); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.startServices(ctx, job.Services, svcOpts, log); err != nil {
+	if err := s.startServices(ctx, job.Services, js.svcOpts, log); err != nil {
 		return nil, err
 	}
-	if err := s.startJobContainer(ctx, &ctr, opts, log); err != nil {
+	if err := s.startJobContainer(ctx, &js.ctr, js.opts, log); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	s.complete = true
 	s.mu.Unlock()
 	return s, nil
+}
+
+// jobSetup is what Setup takes from a JobSpec before it touches the engine.
+type jobSetup struct {
+	image   string
+	ctr     backend.Container
+	opts    *createOptions   // the job container's
+	svcOpts []*createOptions // one a service, in order
+}
+
+// parseJobSetup checks a JobSpec and parses its containers' options.
+func parseJobSetup(job *backend.JobSpec) (*jobSetup, error) {
+	if job.ID == "" || job.JobDir == "" {
+		return nil, errs.E("docker: setup", errs.Invalid, "job %q needs an ID and a job directory", job.Name)
+	}
+	js := &jobSetup{image: job.Image}
+	if job.Container != nil {
+		js.ctr = *job.Container
+		if js.image == "" {
+			js.image = js.ctr.Image
+		}
+	}
+	if js.image == "" {
+		return nil, errs.E("docker: setup", errs.Invalid, "job %q has no image", job.Name)
+	}
+	opts, err := parseOptions(js.ctr.Options)
+	if err != nil {
+		return nil, errs.Wrap("docker: job "+job.Name, errs.Invalid, err)
+	}
+	if opts.entrypoint != nil {
+		return nil, errs.E("docker: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
+	}
+	js.opts = opts
+	js.svcOpts = make([]*createOptions, len(job.Services))
+	for i, s := range job.Services {
+		if js.svcOpts[i], err = parseOptions(s.Options); err != nil {
+			return nil, errs.Wrap("docker: service "+s.Name, errs.Invalid, err)
+		}
+	}
+	return js, nil
+}
+
+// preflight pulls the services' images and checks that the engine can give
+// the job its network policy and runtime; it returns the parsed policy.
+func (b *Backend) preflight(ctx context.Context, job *backend.JobSpec, log io.Writer) (backend.NetworkPolicy, error) {
+	// The job's image is not inspected first: creating its container says
+	// when it is missing (see create), one round trip fewer.
+	for _, svc := range job.Services {
+		if err := b.ensureImage(ctx, svc.Image, svc.Credentials, log); err != nil {
+			return "", err
+		}
+	}
+	policy, err := backend.ParseNetworkPolicy(string(job.Network))
+	if err != nil {
+		return "", err
+	}
+	if policy != backend.NetworkOpen {
+		if err := b.fw.check(b.remote); err != nil {
+			return "", err
+		}
+	}
+	if err := b.checkRuntime(ctx, job.Runtime); err != nil {
+		return "", err
+	}
+	return policy, nil
 }
 
 // makeNetwork creates the job's own network; under a policy other than

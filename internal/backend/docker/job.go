@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
@@ -201,49 +202,86 @@ func short(id string) string {
 // cannot be used (the container is then removed) and an error when the
 // job cannot run at all.
 func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *createOptions, log io.Writer) (reason string, err error) {
-	if fi, err := os.Stat(s.b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Sprintf("no runner binary at %s", s.b.opts.RunnerBinary), nil
+	id, reason, err := s.createRunnerContainer(ctx, ctr, o, log)
+	if id == "" {
+		return reason, err
 	}
-	cfg, hc, nc, err := s.jobContainerConfig(ctx, ctr, o, true)
-	if err != nil {
-		return "", err
-	}
-	name := resourceName(s.job.ID, "job")
-	id, err := s.create(ctx, "docker: create job container", cfg, hc, nc, name, true, ctr.Credentials, log)
-	if err != nil {
-		var ee *errs.Error
-		if errors.As(err, &ee) && ee.Op == "docker: create job container" && errs.Is(err, errs.Invalid) { // e.g. the binary's mount refused
-			return "create: " + err.Error(), nil
-		}
-		return "", err
-	}
-	remove := func() {
+	c, reason, err := s.connectRunner(ctx, id)
+	if c == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = s.b.cli.ContainerRemove(rctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil {
+			return "", err
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return reason, nil
 	}
+	s.containerID = id
+	s.steps = &runnerStepper{c: c}
+	if s.b.remote {
+		s.sync = newJobSync(s.b, id, s.job.JobDir, s.b.opts.SandboxDir)
+	}
+	s.describe = fmt.Sprintf("step runner (conveyor %s) in container %s", c.Hello().Version, short(id))
+	if s.b.remote {
+		s.describe += " (remote engine: runner and job folder copied)"
+	}
+	return "", nil
+}
+
+// createRunnerContainer creates the job container with the step runner as
+// its main process. With no container made, it returns why (a reason: fall
+// back to docker exec; an error: the job cannot run).
+func (s *Sandbox) createRunnerContainer(ctx context.Context, ctr *backend.Container, o *createOptions, log io.Writer) (id, reason string, err error) {
+	if fi, err := os.Stat(s.b.opts.RunnerBinary); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Sprintf("no runner binary at %s", s.b.opts.RunnerBinary), nil
+	}
+	cfg, hc, nc, err := s.jobContainerConfig(ctx, ctr, o, true)
+	if err != nil {
+		return "", "", err
+	}
+	name := resourceName(s.job.ID, "job")
+	id, err = s.create(ctx, "docker: create job container", cfg, hc, nc, name, true, ctr.Credentials, log)
+	if err != nil {
+		var ee *errs.Error
+		if errors.As(err, &ee) && ee.Op == "docker: create job container" && errs.Is(err, errs.Invalid) { // e.g. the binary's mount refused
+			return "", "create: " + err.Error(), nil
+		}
+		return "", "", err
+	}
+	return id, "", nil
+}
+
+// connectRunner copies the runner in (remote engine), attaches to the
+// created container, starts it and waits for the runner's hello. Without a
+// client it returns why: a reason (fall back) or an error (the job cannot
+// run); the caller then removes the container.
+func (s *Sandbox) connectRunner(ctx context.Context, id string) (*runner.Client, string, error) {
 	if s.b.remote {
 		if err := s.b.copyRunner(ctx, id); err != nil {
-			remove()
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			return "copy the runner in: " + err.Error(), nil
+			return nil, "copy the runner in: " + err.Error(), nil
 		}
 	}
 	att, err := s.b.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		remove()
-		return "", errs.Wrap("docker: attach job container", kindOf(err), err)
+		return nil, "", errs.Wrap("docker: attach job container", kindOf(err), err)
 	}
 	if err := s.b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		att.Close()
-		remove()
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "start: " + err.Error(), nil
+		return nil, "start: " + err.Error(), nil
 	}
+	c, reason := s.hello(ctx, att)
+	if c == nil {
+		att.Close()
+	}
+	return c, reason, nil
+}
+
+// hello waits, up to HelloTimeout, for the runner's hello on the attach
+// stream; without it, it returns why with the runner's last diagnostics.
+func (s *Sandbox) hello(ctx context.Context, att types.HijackedResponse) (*runner.Client, string) {
 	// Docker multiplexes stdout and stderr on the attach stream; the
 	// protocol is on stdout, the runner's diagnostics on stderr.
 	pr, pw := io.Pipe()
@@ -259,27 +297,13 @@ func (s *Sandbox) startRunner(ctx context.Context, ctr *backend.Container, o *cr
 	defer cancel()
 	c, err := runner.NewClient(hctx, pr, att.Conn, runner.CloserFunc(func() error { att.Close(); return nil }))
 	if err != nil {
-		att.Close()
-		remove()
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
 		msg := err.Error()
 		if d := strings.TrimSpace(diag.String()); d != "" {
 			msg += ": " + d
 		}
-		return msg, nil
+		return nil, msg
 	}
-	s.containerID = id
-	s.steps = &runnerStepper{c: c}
-	if s.b.remote {
-		s.sync = newJobSync(s.b, id, s.job.JobDir, s.b.opts.SandboxDir)
-	}
-	s.describe = fmt.Sprintf("step runner (conveyor %s) in container %s", c.Hello().Version, short(id))
-	if s.b.remote {
-		s.describe += " (remote engine: runner and job folder copied)"
-	}
-	return "", nil
+	return c, ""
 }
 
 type runnerStepper struct{ c *runner.Client }

@@ -127,13 +127,14 @@ type auditedChange struct {
 // settingsChanges are the settings changes of repositories, agents,
 // quotas and retention, on e's store.
 func (e *env) settingsChanges() []auditedChange {
+	changes := e.repoChanges()
+	changes = append(changes, e.agentChanges()...)
+	return append(changes, e.orgChanges()...)
+}
+
+// repoChanges: a repository's settings, its webhook secret, a new one.
+func (e *env) repoChanges() []auditedChange {
 	policy, secret, empty := "no-private", "n3w-s3cret", ""
-	draining := e.newAgent(e.org.ID, "to-drain", "h-drain")
-	revoked := e.newAgent(e.org.ID, "to-revoke", "h-revoke")
-	e.newAgent(e.org.ID, "taken", "h-taken")
-	days := 7
-	run := e.newRun(e.repo, nil, job("build"))
-	admin := e.newUser("org-admin")
 	return []auditedChange{{
 		name: "UpdateRepo",
 		change: func(ctx context.Context) error {
@@ -179,7 +180,15 @@ func (e *env) settingsChanges() []auditedChange {
 			_, err := e.s.RepoByName(e.ctx, e.org.ID, "acme/new")
 			return err == nil
 		},
-	}, {
+	}}
+}
+
+// agentChanges: a new agent, draining and revoking one.
+func (e *env) agentChanges() []auditedChange {
+	draining := e.newAgent(e.org.ID, "to-drain", "h-drain")
+	revoked := e.newAgent(e.org.ID, "to-revoke", "h-revoke")
+	e.newAgent(e.org.ID, "taken", "h-taken")
+	return []auditedChange{{
 		name: "CreateAgent",
 		change: func(ctx context.Context) error {
 			return e.s.CreateAgent(ctx, &store.Agent{OrgID: e.org.ID, Name: "new-agent", Hash: []byte("h-new")})
@@ -204,7 +213,16 @@ func (e *env) settingsChanges() []auditedChange {
 		failing: func(ctx context.Context) error { return e.s.RevokeAgent(ctx, e.org.ID, 99999) },
 		kind:    errs.NotFound,
 		applied: func() bool { return e.getAgent(revoked.ID).Revoked },
-	}, {
+	}}
+}
+
+// orgChanges: cancelling a run, a new organisation, its quota and a
+// repository's retention.
+func (e *env) orgChanges() []auditedChange {
+	days := 7
+	run := e.newRun(e.repo, nil, job("build"))
+	admin := e.newUser("org-admin")
+	return []auditedChange{{
 		name: "CancelRun",
 		change: func(ctx context.Context) error {
 			_, err := e.s.CancelRun(ctx, e.org.ID, run.ID, "cancelled by a user")
