@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/agent"
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
+	"github.com/conveyor-ci/conveyor/internal/profiles"
 )
 
 // agentCommands are conveyor agent (and agent drain|resume), agents and
@@ -44,130 +46,159 @@ func agentMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // agentRunMain is `conveyor agent`: register, then run jobs until SIGTERM.
 func agentRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		server, token, tokenFile, labels, backendName, data, logLevel, caFile, dockerEngine string
-		capacity                                                                            int
-		shutdown                                                                            time.Duration
-		noDefaults                                                                          bool
-		platforms                                                                           listFlag
-		tools                                                                               toolFlags
-	)
-	server = os.Getenv("CONVEYOR_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
+	f, code := parseAgentFlags(args, stderr)
+	if f == nil {
+		return code
 	}
-	fs.StringVar(&server, "server", server, "server URL (env CONVEYOR_SERVER)")
-	fs.StringVar(&token, "token", os.Getenv("CONVEYOR_AGENT_TOKEN"), "agent token (env CONVEYOR_AGENT_TOKEN; it shows in ps, prefer the env or --token-file)")
-	fs.StringVar(&tokenFile, "token-file", "", "read the agent token from this file")
-	fs.StringVar(&caFile, "ca-file", os.Getenv("CONVEYOR_CA_FILE"), "also trust the PEM certificates in this file for https (env CONVEYOR_CA_FILE)")
-	fs.StringVar(&labels, "labels", "", "comma-separated runs-on labels this machine runs, e.g. linux,gpu")
-	fs.BoolVar(&noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
-	fs.IntVar(&capacity, "capacity", 1, "jobs run at once")
-	fs.StringVar(&backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
-	var kube kubeFlags
-	kube.register(fs)
-	var labelConfig string
-	fs.StringVar(&labelConfig, "label-config", "", labelConfigHelp)
-	fs.StringVar(&dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
-	fs.Var(&platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
-	fs.StringVar(&data, "data", "conveyor-agent-data", "directory for job directories")
-	fs.DurationVar(&shutdown, "shutdown-timeout", 2*time.Minute, "on SIGTERM, running jobs may finish within this; then they are handed back")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	var actionSrc actionFlags
-	actionSrc.register(fs, true)
-	tools.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: conveyor agent --server URL --token T [flags]\n       conveyor agent drain|resume ID [--server URL --token ADMIN]\n\nRuns jobs for a Conveyor server: registers with an agent token (conveyor agent-token\ncreate), long-polls for jobs whose runs-on labels it has, runs each in a fresh sandbox\nand streams its log back. Outbound HTTP(S) only. SIGTERM: no new jobs, running ones\nfinish within --shutdown-timeout or are handed back; a second SIGTERM stops at once.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "conveyor agent: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "conveyor agent:", err)
-			return 2
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	if token == "" {
-		fmt.Fprintln(stderr, "conveyor agent: no agent token: pass --token, --token-file or set CONVEYOR_AGENT_TOKEN")
-		return 2
-	}
-	// Absolute at once: jobs run in other working directories (the host
-	// backend's steps find their scripts by these paths).
-	abs, err := filepath.Abs(data)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor agent: --data:", err)
-		return 2
-	}
-	data = abs
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		fmt.Fprintf(stderr, "conveyor agent: --log-level %q: %v\n", logLevel, err)
-		return 2
-	}
-	labelProfiles, err := loadLabelConfig(labelConfig)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor agent: --label-config:", err)
-		return 2
-	}
-	// 2 min: above any long poll, so only a hung server fails.
-	tr, err := clientTransport(caFile, 2*time.Minute)
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor agent:", err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bk, err := openJobBackends(ctx, backendName, dockerEngine, &kube, stderr, outOfProcessRunner(), tools.options(filepath.Join(data, "toolcache")))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.level}))
+	bk, err := openJobBackends(ctx, f.backendName, f.dockerEngine, &f.kube, stderr, outOfProcessRunner(), f.tools.options(filepath.Join(f.data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1
 	}
 	defer bk.close()
-	plats, err := serverPlatforms(bk.main.Name(), platforms)
+	a, err := f.agent(bk, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 2
 	}
-	acts, err := actionSrc.open(filepath.Join(data, "actions"))
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor agent: action cache:", err)
-		return 2
-	}
-	host, _ := os.Hostname()
-	a, err := agent.New(agent.Config{Server: server, Token: token, Labels: agentLabels(labels, !noDefaults),
-		Capacity: capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats, Profiles: labelProfiles, Actions: acts},
-		DataDir: data, ShutdownTimeout: shutdown, Version: version, Hostname: host, Log: log, HTTP: &http.Client{Transport: tr}})
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor agent:", err)
-		return 2
-	}
-	go func() { // a second signal after the first: stop at once
-		<-ctx.Done()
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		select {
-		case <-sig:
-			log.Warn("second signal: stopping at once; running jobs are left to lease expiry")
-			a.Abort()
-		case <-time.After(shutdown + time.Minute):
-		}
-	}()
-	fmt.Fprintf(stdout, "conveyor agent %s: serving %s, jobs on %s, capacity %d\n", version, server, bk.main.Name(), capacity)
+	go abortOnSecondSignal(ctx, a, f.shutdown+time.Minute, log)
+	fmt.Fprintf(stdout, "conveyor agent %s: serving %s, jobs on %s, capacity %d\n", version, f.server, bk.main.Name(), f.capacity)
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "conveyor agent:", err)
 		return 1
 	}
 	return 0
+}
+
+// agentFlags are conveyor agent's flags, settled (see parseAgentFlags).
+type agentFlags struct {
+	server, token, tokenFile, caFile        string
+	labels, backendName, dockerEngine, data string
+	logLevel, labelConfig                   string
+	capacity                                int
+	shutdown                                time.Duration
+	noDefaults                              bool
+	platforms                               listFlag
+	kube                                    kubeFlags
+	tools                                   toolFlags
+	actions                                 actionFlags
+	// Settled from the above.
+	level    slog.Level
+	profiles *profiles.Config
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	f.server = os.Getenv("CONVEYOR_SERVER")
+	if f.server == "" {
+		f.server = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&f.server, "server", f.server, "server URL (env CONVEYOR_SERVER)")
+	fs.StringVar(&f.token, "token", os.Getenv("CONVEYOR_AGENT_TOKEN"), "agent token (env CONVEYOR_AGENT_TOKEN; it shows in ps, prefer the env or --token-file)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "read the agent token from this file")
+	fs.StringVar(&f.caFile, "ca-file", os.Getenv("CONVEYOR_CA_FILE"), "also trust the PEM certificates in this file for https (env CONVEYOR_CA_FILE)")
+	fs.StringVar(&f.labels, "labels", "", "comma-separated runs-on labels this machine runs, e.g. linux,gpu")
+	fs.BoolVar(&f.noDefaults, "no-default-labels", false, "do not add self-hosted, the OS and the architecture to the labels")
+	fs.IntVar(&f.capacity, "capacity", 1, "jobs run at once")
+	fs.StringVar(&f.backendName, "backend", "auto", "job sandboxes: auto, docker, host or kubernetes (a pod per job; see --kubeconfig)")
+	f.kube.register(fs)
+	fs.StringVar(&f.labelConfig, "label-config", "", labelConfigHelp)
+	fs.StringVar(&f.dockerEngine, "docker-engine", os.Getenv("CONVEYOR_DOCKER_ENGINE"), engineFlagHelp)
+	fs.Var(&f.platforms, "P", "LABEL=IMAGE for a runs-on label; LABEL=-self-hosted runs on the host (repeatable)")
+	fs.StringVar(&f.data, "data", "conveyor-agent-data", "directory for job directories")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", 2*time.Minute, "on SIGTERM, running jobs may finish within this; then they are handed back")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.actions.register(fs, true)
+	f.tools.register(fs)
+}
+
+// parseAgentFlags parses and settles conveyor agent's flags; nil and the
+// exit code when they are wrong (said on stderr).
+func parseAgentFlags(args []string, stderr io.Writer) (*agentFlags, int) {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &agentFlags{}
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: conveyor agent --server URL --token T [flags]\n       conveyor agent drain|resume ID [--server URL --token ADMIN]\n\nRuns jobs for a Conveyor server: registers with an agent token (conveyor agent-token\ncreate), long-polls for jobs whose runs-on labels it has, runs each in a fresh sandbox\nand streams its log back. Outbound HTTP(S) only. SIGTERM: no new jobs, running ones\nfinish within --shutdown-timeout or are handed back; a second SIGTERM stops at once.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "conveyor agent: unexpected argument %q\n", fs.Arg(0))
+		return nil, 2
+	}
+	if err := f.settle(); err != nil {
+		fmt.Fprintln(stderr, "conveyor agent:", err)
+		return nil, 2
+	}
+	return f, 0
+}
+
+// settle reads the token file, makes --data absolute (jobs run in other
+// working directories; the host backend's steps find their scripts by
+// these paths) and parses the log level and the label config.
+func (f *agentFlags) settle() error {
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return err
+		}
+		f.token = strings.TrimSpace(string(b))
+	}
+	if f.token == "" {
+		return errors.New("no agent token: pass --token, --token-file or set CONVEYOR_AGENT_TOKEN")
+	}
+	abs, err := filepath.Abs(f.data)
+	if err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	f.data = abs
+	if err := f.level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", f.logLevel, err)
+	}
+	if f.profiles, err = loadLabelConfig(f.labelConfig); err != nil {
+		return fmt.Errorf("--label-config: %w", err)
+	}
+	return nil
+}
+
+// agent makes the agent the flags say, on backends bk.
+func (f *agentFlags) agent(bk *backends, log *slog.Logger) (*agent.Agent, error) {
+	// 2 min: above any long poll, so only a hung server fails.
+	tr, err := clientTransport(f.caFile, 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	plats, err := serverPlatforms(bk.main.Name(), f.platforms)
+	if err != nil {
+		return nil, err
+	}
+	acts, err := f.actions.open(filepath.Join(f.data, "actions"))
+	if err != nil {
+		return nil, fmt.Errorf("action cache: %w", err)
+	}
+	host, _ := os.Hostname()
+	return agent.New(agent.Config{Server: f.server, Token: f.token, Labels: agentLabels(f.labels, !f.noDefaults),
+		Capacity: f.capacity, Env: jobrun.Env{Backend: bk.main, Host: bk.host, Containers: bk.containers, Platforms: plats, Profiles: f.profiles, Actions: acts},
+		DataDir: f.data, ShutdownTimeout: f.shutdown, Version: version, Hostname: host, Log: log, HTTP: &http.Client{Transport: tr}})
+}
+
+// abortOnSecondSignal stops a at once on a second SIGINT or SIGTERM after
+// ctx ends (the first), within grace.
+func abortOnSecondSignal(ctx context.Context, a *agent.Agent, grace time.Duration, log *slog.Logger) {
+	<-ctx.Done()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case <-sig:
+		log.Warn("second signal: stopping at once; running jobs are left to lease expiry")
+		a.Abort()
+	case <-time.After(grace):
+	}
 }
 
 // agentLabels are the labels given plus, as GitHub's runners have them,
