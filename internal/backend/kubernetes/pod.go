@@ -24,43 +24,18 @@ const (
 // podSpec is the job's pod, or an Invalid/Unavailable error for what the
 // backend cannot run.
 func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
-	const op = "kubernetes: setup"
-	if job.ID == "" || job.JobDir == "" {
-		return nil, errs.E(op, errs.Invalid, "job %q needs an ID and a job directory", job.Name)
-	}
-	if _, err := backend.ParseNetworkPolicy(string(job.Network)); err != nil {
-		return nil, errs.Wrap(op+": job "+job.Name, errs.Invalid, err)
-	}
-	img := job.Image
-	var ctr backend.Container
-	if job.Container != nil {
-		ctr = *job.Container
-		if img == "" {
-			img = ctr.Image
-		}
-	}
-	if img == "" {
-		return nil, errs.E(op, errs.Invalid, "job %q has no image", job.Name)
-	}
-	if err := unsupported("job "+job.Name, ctr.Volumes, ctr.Credentials); err != nil {
-		return nil, err
-	}
-	o, err := docker.ParseCreateOptions(ctr.Options)
+	img, ctr, o, err := jobImage(job)
 	if err != nil {
-		return nil, errs.Wrap("kubernetes: job "+job.Name, errs.Invalid, err)
-	}
-	if o.Entrypoint != nil {
-		return nil, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
+		return nil, err
 	}
 	main, err := b.jobContainer(job, img, ctr.Env, o)
 	if err != nil {
 		return nil, err
 	}
-	name := podName(job.ID)
 	labels, annotations := b.podLabels(job)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
+			Name:        podName(job.ID),
 			Namespace:   b.NamespaceOf(job.Tenant),
 			Labels:      labels,
 			Annotations: annotations,
@@ -90,11 +65,53 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 	if b.opts.RunAsUser != nil {
 		pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: b.opts.RunAsUser}
 	}
+	if err := b.addServices(pod, job.Services); err != nil {
+		return nil, err
+	}
+	return pod, nil
+}
+
+// jobImage checks the job and gives the image of its job container, its
+// container: (zero without one) and that container's parsed options.
+func jobImage(job *backend.JobSpec) (string, backend.Container, *docker.CreateOptions, error) {
+	const op = "kubernetes: setup"
+	var ctr backend.Container
+	if job.ID == "" || job.JobDir == "" {
+		return "", ctr, nil, errs.E(op, errs.Invalid, "job %q needs an ID and a job directory", job.Name)
+	}
+	if _, err := backend.ParseNetworkPolicy(string(job.Network)); err != nil {
+		return "", ctr, nil, errs.Wrap(op+": job "+job.Name, errs.Invalid, err)
+	}
+	img := job.Image
+	if job.Container != nil {
+		ctr = *job.Container
+		if img == "" {
+			img = ctr.Image
+		}
+	}
+	if img == "" {
+		return "", ctr, nil, errs.E(op, errs.Invalid, "job %q has no image", job.Name)
+	}
+	if err := unsupported("job "+job.Name, ctr.Volumes, ctr.Credentials); err != nil {
+		return "", ctr, nil, err
+	}
+	o, err := docker.ParseCreateOptions(ctr.Options)
+	if err != nil {
+		return "", ctr, nil, errs.Wrap("kubernetes: job "+job.Name, errs.Invalid, err)
+	}
+	if o.Entrypoint != nil {
+		return "", ctr, nil, errs.E("kubernetes: job "+job.Name, errs.Invalid, "--entrypoint cannot be set for a job container (its main process is the step runner); it is allowed for services")
+	}
+	return img, ctr, o, nil
+}
+
+// addServices adds the job's services to pod as sidecar containers.
+func (b *Backend) addServices(pod *corev1.Pod, services []backend.Service) error {
 	var hosts []string
-	for _, svc := range job.Services {
+	for _, svc := range services {
 		c, names, err := b.serviceContainer(svc)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		pod.Spec.Containers = append(pod.Spec.Containers, c)
 		hosts = append(hosts, names...)
@@ -104,7 +121,7 @@ func (b *Backend) podSpec(job *backend.JobSpec) (*corev1.Pod, error) {
 		// it as they resolve to the service containers on Docker.
 		pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: hosts}}
 	}
-	return pod, nil
+	return nil
 }
 
 // DeadlineMargin is what a job's pod may live past the job's timeout
