@@ -22,24 +22,9 @@ import (
 func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := &serverOpts{}
-	o.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := applyEnvAndFile(fs, o.configFile); err != nil {
-		fmt.Fprintln(stderr, "conveyor server:", err)
-		return 2
-	}
-	lim, err := o.limits()
-	if err != nil {
-		fmt.Fprintln(stderr, "conveyor server:", err)
-		return 2
+	o, lim, code := parseServerFlags(fs, args, stderr)
+	if o == nil {
+		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lim.level}))
 	st, code := o.openStore(ctx, stderr, log)
@@ -99,16 +84,48 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if pools != nil {
 		jobsOn = "backend pools " + pools.Names()
 	}
-	fmt.Fprintf(stdout, "conveyor server listening on %s (database %s, jobs on %s, ready in %s)\n",
-		o.baseURL, st.Dialect(), jobsOn, time.Since(start).Round(time.Millisecond))
-	if tok != "" {
-		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, o.baseURL, tok)
-	}
+	announce(stdout, o.baseURL, st.Dialect(), jobsOn, time.Since(start), tok)
 	if err := srv.Run(ctx, ln); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
 	}
 	return 0
+}
+
+// parseServerFlags parses conveyor server's flags into fs, then the
+// environment and the --config file; nil and the exit code when they are
+// wrong (said on stderr).
+func parseServerFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (*serverOpts, serverLimits, int) {
+	fs.SetOutput(stderr)
+	o := &serverOpts{}
+	o.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: conveyor server [flags]\n\nRuns the Conveyor server: webhooks, API, scheduler. Every flag can be set as\nCONVEYOR_<FLAG> (dashes as underscores) or in the --config file.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, serverLimits{}, 2
+	}
+	if err := applyEnvAndFile(fs, o.configFile); err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return nil, serverLimits{}, 2
+	}
+	lim, err := o.limits()
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return nil, serverLimits{}, 2
+	}
+	return o, lim, 0
+}
+
+// announce says where the server listens, and the first start's admin
+// token (tok, "" after the first start).
+func announce(stdout io.Writer, url, dialect, jobsOn string, ready time.Duration, tok string) {
+	fmt.Fprintf(stdout, "conveyor server listening on %s (database %s, jobs on %s, ready in %s)\n",
+		url, dialect, jobsOn, ready.Round(time.Millisecond))
+	if tok != "" {
+		fmt.Fprintf(stdout, "admin token (shown once, stored hashed): %s\n  export CONVEYOR_SERVER=%s CONVEYOR_TOKEN=%s\n", tok, url, tok)
+	}
 }
 
 // serverPlatforms is the runs-on mapping: the same defaults as conveyor
