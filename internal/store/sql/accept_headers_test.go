@@ -37,7 +37,7 @@ func BenchmarkStoredHeaders(b *testing.B) {
 	h := map[string]string{"Accept": "*/*", "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/044aadd",
 		"X-Github-Event": "push", "X-Github-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-Github-Hook-Id": "292430182",
 		"X-Github-Hook-Installation-Target-Id": "79929171", "X-Github-Hook-Installation-Target-Type": "repository",
-		"X-Hub-Signature": "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6",
+		"X-Hub-Signature":     "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6",
 		"X-Hub-Signature-256": "sha256=d57c68ca6f92289e6987922ff26938930f6e66a2d161ef06abdf1859230aa23c", "Content-Length": "4066"}
 	b.Run("json", func(b *testing.B) {
 		b.ReportAllocs()
