@@ -15,12 +15,18 @@ import (
 // its own so that they are never reachable on the server's public port;
 // "" serves nothing (the default). The returned stop closes it.
 func startPprof(addr string, stderr io.Writer) (stop func(), err error) {
+	stop, _, err = servePprof(addr, stderr)
+	return stop, err
+}
+
+// servePprof is startPprof, also returning the address listened on ("" when off).
+func servePprof(addr string, stderr io.Writer) (stop func(), at string, err error) {
 	if addr == "" {
-		return func() {}, nil
+		return func() {}, "", nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--pprof-listen: %w", err)
+		return nil, "", fmt.Errorf("--pprof-listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -39,5 +45,5 @@ func startPprof(addr string, stderr io.Writer) (stop func(), err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, nil
+	}, ln.Addr().String(), nil
 }
