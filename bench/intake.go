@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,27 +137,50 @@ func newPushTemplate(p push) *pushTemplate {
 	return t
 }
 
-// body is push{seq: seq, ...}.body() of the template's push.
-func (t *pushTemplate) body(seq int64) []byte {
-	b := bytes.Clone(t.b)
-	before, n := pseudoSHA(seq), fmt.Sprintf("%012d", seq)
+// bodyInto is push{seq: seq, ...}.body() of the template's push, written
+// over dst's memory (grown if need be): the
+// sustained load makes one per request, so it allocates nothing.
+func (t *pushTemplate) bodyInto(dst []byte, seq int64) []byte {
+	b := append(dst[:0], t.b...)
+	var before, n [40]byte
+	appendPseudoSHA(before[:0], seq)
+	appendPadded(n[:0], seq, 10, 12)
 	for _, i := range t.before {
-		copy(b[i:], before)
+		copy(b[i:], before[:])
 	}
 	for _, i := range t.seq {
-		copy(b[i:], n)
+		copy(b[i:], n[:12])
 	}
 	return b
 }
 
-func pseudoSHA(n int64) string {
-	s := sha1.Sum([]byte(fmt.Sprint(n)))
-	return hex.EncodeToString(s[:])
+func pseudoSHA(n int64) string { return string(appendPseudoSHA(nil, n)) }
+
+// appendPseudoSHA appends the hex SHA-1 of n's decimal digits.
+func appendPseudoSHA(dst []byte, n int64) []byte {
+	var d [20]byte
+	s := sha1.Sum(strconv.AppendInt(d[:0], n, 10))
+	return hex.AppendEncode(dst, s[:])
+}
+
+// appendPadded appends n (≥ 0) in base, zero-padded to width digits.
+func appendPadded(dst []byte, n int64, base, width int) []byte {
+	var d [24]byte
+	digits := strconv.AppendInt(d[:0], n, base)
+	for range width - len(digits) {
+		dst = append(dst, '0')
+	}
+	return append(dst, digits...)
 }
 
 // deliveryID is unique per process run and seq (GitHub sends a GUID).
-func deliveryID(run string, seq int64) string {
-	return fmt.Sprintf("%s-%04x-%012x", run, seq>>48, seq&(1<<48-1))
+func deliveryID(run string, seq int64) string { return string(appendDeliveryID(nil, run, seq)) }
+
+func appendDeliveryID(dst []byte, run string, seq int64) []byte {
+	dst = append(append(dst, run...), '-')
+	dst = appendPadded(dst, seq>>48, 16, 4)
+	dst = append(dst, '-')
+	return appendPadded(dst, seq&(1<<48-1), 16, 12)
 }
 
 // loadResult is what a load phase measured client-side.
@@ -213,8 +237,6 @@ func (h *harness) intakeRepo(srv *serverProc) intakeTarget {
 // sustained posts distinct signed pushes from clients keep-alive clients
 // for warm-up + window and measures the window.
 func (t intakeTarget) sustained(skipCI bool, clients int) loadResult {
-	client := hookClient(clients)
-	defer client.CloseIdleConnections()
 	tmpl := newPushTemplate(push{repoDir: t.repoDir, head: t.head, skipCI: skipCI})
 	var seq atomic.Int64
 	start := time.Now()
@@ -226,14 +248,22 @@ func (t intakeTarget) sustained(skipCI bool, clients int) loadResult {
 		go func() {
 			defer wg.Done()
 			r := &results[c]
+			conn, err := newHookConn(t.hookURL, t.secret)
+			if err != nil {
+				r.failed, r.firstErr = 1, err.Error()
+				return
+			}
+			defer conn.close()
+			var body, id []byte
 			for {
 				n := seq.Add(1)
-				body := tmpl.body(n)
+				body = tmpl.bodyInto(body, n)
+				id = appendDeliveryID(id[:0], t.run, n)
 				t0 := time.Now()
 				if t0.After(to) {
 					return
 				}
-				status, resp, err := postHook(client, t.hookURL, t.secret, body, deliveryID(t.run, n))
+				status, resp, err := conn.post(body, string(id))
 				t1 := time.Now()
 				inWindow := !t1.Before(from) && !t1.After(to)
 				switch {
@@ -281,8 +311,6 @@ func (t intakeTarget) burst() loadResult {
 		n := int64(1_000_000 + i)
 		ds[i] = delivery{deliveryID(t.run, n), push{seq: n, repoDir: t.repoDir, head: t.head}.body()}
 	}
-	client := hookClient(intakeClients)
-	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	results := make([]loadResult, intakeClients)
 	var wg sync.WaitGroup
@@ -293,13 +321,19 @@ func (t intakeTarget) burst() loadResult {
 		go func() {
 			defer wg.Done()
 			r := &results[c]
+			conn, err := newHookConn(t.hookURL, t.secret)
+			if err != nil {
+				r.failed, r.firstErr = 1, err.Error()
+				return
+			}
+			defer conn.close()
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(len(ds)) {
 					return
 				}
 				t0 := time.Now()
-				status, resp, err := postHook(client, t.hookURL, t.secret, ds[i].body, ds[i].id)
+				status, resp, err := conn.post(ds[i].body, ds[i].id)
 				switch {
 				case err != nil || status >= 300:
 					r.failed++

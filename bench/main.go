@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,6 +76,7 @@ func main() {
 	list := flag.Bool("list", false, "list the cases and exit")
 	verbose := flag.Bool("v", false, "print each timing as it is taken (stderr)")
 	binFlag := flag.String("bin", "", "time this conveyor binary instead of building ./cmd/conveyor (to compare an old build with a new one)")
+	cpuProfile := flag.String("cpuprofile", "", "write the bench process's own CPU profile (the load generator's cost) to this file")
 	flag.Parse()
 	if *list {
 		for _, c := range cases {
@@ -116,6 +118,13 @@ func main() {
 		ctx: context.Background(), memo: map[string][]time.Duration{}}
 	defer h.close()
 
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		defer stop()
+	}
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "bench: %d run(s) per figure, %s, %d CPUs, image %s\n", *n, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), *image)
 	var rows []row
@@ -187,4 +196,17 @@ func buildConveyor(dir string) (string, error) {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
+}
+
+// startCPUProfile profiles the bench process itself into path.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -27,6 +27,12 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lim.level}))
+	stopPprof, err := startPprof(o.pprofListen, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor server:", err)
+		return 2
+	}
+	defer stopPprof()
 	st, code := o.openStore(ctx, stderr, log)
 	if st == nil {
 		return code

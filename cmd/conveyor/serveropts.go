@@ -25,7 +25,7 @@ import (
 type serverOpts struct {
 	listen, data, database, baseURL, backendName, configFile, logLevel, replica, dockerEngine string
 	maxArtifact, tlsCert, tlsKey, keyFile, hookMemory, hookSpool, objects, trustedProxies     string
-	poolsFile, labelConfig, kubeWorker, kubeServerURL                                         string
+	poolsFile, labelConfig, kubeWorker, kubeServerURL, pprofListen                            string
 	workers, repoLimit                                                                        int
 	allowFileURLs                                                                             bool
 	leaseTTL, poll, catchUp, sweepEvery                                                       time.Duration
@@ -66,6 +66,7 @@ func (o *serverOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.hookMemory, "hook-memory", "16m", "memory for webhook bodies not yet verified, all requests together; beyond it they are spooled to the data directory")
 	fs.StringVar(&o.objects, "objects", "auto", "where logs and artifacts live: cache (the caches' object store, --cache-dir or --cache-s3-url; the database keeps an index), database, or auto (cache, except PostgreSQL with a local --cache-dir, which other replicas cannot read)")
 	fs.StringVar(&o.hookSpool, "hook-spool", "1g", "disk for spooled webhook bodies not yet verified; beyond it webhooks get 503 (the forge retries)")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's CPU, heap and goroutine profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default (they expose internals: keep it on loopback)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy", "", "reverse proxies (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; login and webhook limits then key on that client")
 	o.actions.register(fs, false)
 	o.tools.register(fs)

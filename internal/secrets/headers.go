@@ -28,17 +28,47 @@ var secretHeaders = map[string]bool{
 var secretWords = []string{"token", "signature", "secret", "password", "auth", "cookie", "api-key", "apikey"}
 
 // IsSecretHeader reports whether a header of that name carries a secret.
+// It allocates nothing for a name already in canonical form (every stored
+// webhook's headers go through it).
 func IsSecretHeader(name string) bool {
-	if secretHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
+	if secretHeaders[name] || secretHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
 		return true
 	}
-	l := strings.ToLower(name)
+	lower := name
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 { // Unicode case folding (the Kelvin sign is a k)
+			lower = strings.ToLower(name)
+			break
+		}
+	}
 	for _, w := range secretWords {
-		if strings.Contains(l, w) {
+		if containsFold(lower, w) {
 			return true
 		}
 	}
 	return false
+}
+
+// containsFold reports whether s contains word (lower-case ASCII) in any
+// ASCII case.
+func containsFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		j := 0
+		for j < len(word) && lowerASCII(s[i+j]) == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // DropSecretHeaders returns h without the headers IsSecretHeader names; h

@@ -173,3 +173,24 @@ func TestDropSecretHeaders(t *testing.T) {
 		t.Errorf("clean headers changed: %v", out)
 	}
 }
+
+func TestIsSecretHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Hub-Signature-256": true, "x-hub-signature-256": true, "Authorization": true, "cookie": true,
+		"X-Custom-Token": true, "X-API-SECRET": true, "x-my-apikey": true, "X-Bitbucket-Signature": true,
+		"X-Passwords": true, "Proxy-Authorization": true, "X-Api-\u212aey": true, // Kelvin sign: a k once lower-cased
+		"X-GitHub-Event": false, "X-GitHub-Delivery": false, "Content-Type": false, "User-Agent": false,
+		"X-Tok-En": false, "": false, "Content-Length": false,
+	} {
+		if got := IsSecretHeader(name); got != want {
+			t.Errorf("IsSecretHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestDropSecretHeadersAllocatesNothingWithoutSecrets(t *testing.T) {
+	h := map[string]string{"Content-Type": "application/json", "X-Github-Event": "push", "X-Github-Delivery": "d", "User-Agent": "GitHub-Hookshot/1"}
+	if n := testing.AllocsPerRun(100, func() { DropSecretHeaders(h) }); n != 0 {
+		t.Errorf("%v allocations, want 0", n)
+	}
+}

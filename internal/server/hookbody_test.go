@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -180,4 +181,17 @@ func FuzzHookBody(f *testing.F) {
 			t.Fatalf("budgets not given back: memory %d, spool %d", m, s)
 		}
 	})
+}
+
+// The accepted answer is writeJSON's, byte for byte.
+func TestWriteEventID(t *testing.T) {
+	for _, id := range []int64{1, 42, 1 << 40} {
+		want, got := httptest.NewRecorder(), httptest.NewRecorder()
+		writeJSON(want, http.StatusAccepted, map[string]any{"event_id": id})
+		writeEventID(got, id)
+		if got.Code != want.Code || got.Body.String() != want.Body.String() || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+			t.Errorf("writeEventID(%d) = %d %q %q, want %d %q %q", id, got.Code, got.Header().Get("Content-Type"), got.Body,
+				want.Code, want.Header().Get("Content-Type"), want.Body)
+		}
+	}
 }

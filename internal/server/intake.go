@@ -104,7 +104,21 @@ func (s *Server) storeHook(w http.ResponseWriter, r *http.Request, arrival *sqls
 	}
 	s.metrics.hooks.WithLabelValues("accepted").Inc()
 	s.wakeEvents()
-	writeJSON(w, http.StatusAccepted, map[string]any{"event_id": acc.ID})
+	writeEventID(w, acc.ID)
+}
+
+// jsonType is the Content-Type of answers (shared: never changed).
+var jsonType = []string{"application/json"}
+
+// writeEventID answers 202 with {"event_id":ID}, as writeJSON would,
+// without its encoder and map: it is every accepted webhook's answer.
+func writeEventID(w http.ResponseWriter, id int64) {
+	w.Header()["Content-Type"] = jsonType
+	w.WriteHeader(http.StatusAccepted)
+	var buf [48]byte
+	b := append(buf[:0], `{"event_id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	_, _ = w.Write(append(b, "}\n"...))
 }
 
 // hookVerifier finds the repository a webhook is addressed to and checks

@@ -4,6 +4,8 @@ import (
 	"context"
 	dbsql "database/sql"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"time"
@@ -146,10 +148,29 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 			continue
 		}
 		if p, ok := seen[hk]; ok && len(ev.BodyHash) > 0 && p.received.After(received.Add(-dedupeWindow)) {
+			// An earlier copy of the delivery itself wins (SQLite did not look it up).
+			if id, err := s.storedDelivery(ctx, tx, ev); err != nil || id != 0 {
+				out[i] = store.Accepted{ID: id, Duplicate: true}
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
 			out[i] = store.Accepted{ID: p.id, Duplicate: true}
 			continue
 		}
 		id, err := s.insertEvent(ctx, insert, payload, org, ev, received)
+		if errs.Is(err, errs.Conflict) { // SQLite: the delivery id is stored already
+			if id, err = s.storedDelivery(ctx, tx, ev); err == nil && id == 0 {
+				err = errs.E(op, errs.Other, "delivery %q of repository %d conflicts but is not stored", ev.DeliveryID, ev.RepoID)
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[i] = store.Accepted{ID: id, Duplicate: true}
+			seen[dk] = seenEvent{id, received}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -163,6 +184,23 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]
 		}
 	}
 	return out, nil
+}
+
+// storedDelivery is the id of the stored event with ev's delivery id in
+// its repository, 0 if none. SQLite's batches do not look delivery ids up
+// beforehand: the unique index finds a stored copy as the row is inserted
+// (see insertEventQuery), and the rare duplicate is looked up alone.
+func (s *DB) storedDelivery(ctx context.Context, tx *dbsql.Tx, ev *store.Event) (int64, error) {
+	if s.dialect != dialectSQLite || ev.DeliveryID == "" {
+		return 0, nil // PostgreSQL's loadSeen looked it up
+	}
+	var d string
+	var id, received int64
+	err := s.wq(tx).QueryRowContext(ctx, qEventsByDelivery(1), ev.RepoID, ev.DeliveryID).Scan(&d, &id, &received)
+	if errors.Is(err, dbsql.ErrNoRows) {
+		return 0, nil
+	}
+	return id, err
 }
 
 func receivedAt(ev *store.Event, t time.Time) time.Time {
@@ -179,7 +217,7 @@ func (s *DB) loadSeen(ctx context.Context, tx *dbsql.Tx, repo int64, evs []*stor
 	var deliveries, hashes []any
 	oldest := t
 	for _, ev := range evs {
-		if ev.DeliveryID != "" {
+		if ev.DeliveryID != "" && s.dialect != dialectSQLite { // SQLite: see storedDelivery
 			deliveries = append(deliveries, ev.DeliveryID)
 		}
 		if len(ev.BodyHash) > 0 {
@@ -240,10 +278,14 @@ func qEventsByBody(n int) string {
 
 // insertEventQuery inserts an event; on PostgreSQL its payload too, in
 // the same statement (one round trip), taking $10 and $11 as headers and
-// body.
+// body. On SQLite a stored delivery id (events_delivery, the only unique
+// index of events) inserts nothing: insertEvent reports a conflict.
 func (s *DB) insertEventQuery() string {
 	q := `INSERT INTO events (org_id, repo_id, source, forge, name, delivery_id, body_hash, received, state)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if s.dialect == dialectSQLite {
+		q += ` ON CONFLICT DO NOTHING`
+	}
 	if s.dialect == dialectPostgres {
 		q = `WITH e AS (` + q + ` RETURNING id)
 			INSERT INTO event_payloads (event_id, headers, body) SELECT id, $10, $11 FROM e RETURNING event_id`
@@ -266,6 +308,12 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 	if err != nil {
 		return 0, err
 	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			err = errs.E("store.Accept", errs.Conflict, "delivery %q is stored already", ev.DeliveryID)
+		}
+		return 0, err
+	}
 	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, err
@@ -279,7 +327,51 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 // useless once verified). This is the only place events' headers are
 // written, so no path stores them.
 func storedHeaders(ev *store.Event) string {
-	return encode(secrets.DropSecretHeaders(ev.Headers))
+	return encodeHeaders(ev.Headers)
+}
+
+// encodeHeaders is encode(secrets.DropSecretHeaders(h)), byte for byte,
+// without the map copy and reflection: it runs on the single writer once
+// per stored webhook.
+func encodeHeaders(h map[string]string) string {
+	if h == nil {
+		return "null"
+	}
+	var keyBuf [32]string
+	keys := keyBuf[:0]
+	size := 2
+	for k, v := range h {
+		if !secrets.IsSecretHeader(k) {
+			keys = append(keys, k)
+			size += len(k) + len(v) + 6
+		}
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, h[k])
+	}
+	return string(append(b, '}'))
+}
+
+// appendJSONString appends s as encoding/json writes it: plain printable
+// ASCII as is, anything else through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // strings always marshal
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // eachRow runs query and calls f on every row.

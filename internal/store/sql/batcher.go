@@ -209,7 +209,11 @@ func (b *AcceptBatcher) commit(ctx context.Context, batch []acceptReq) {
 	for i, r := range batch {
 		evs[i] = r.ev
 	}
-	as, err := b.events.Accept(ctx, evs)
+	// ctx is only cancelled by Close once the loop is over, so a batch never
+	// sees it end; without a Done channel the SQLite driver spares each
+	// statement its interrupt watcher (a goroutine, a channel and a progress
+	// handler set and cleared, per insert).
+	as, err := b.events.Accept(context.WithoutCancel(ctx), evs)
 	if err == nil && len(as) != len(batch) {
 		err = errs.E("store.AcceptBatcher", errs.Other, "store answered %d of %d events", len(as), len(batch))
 	}

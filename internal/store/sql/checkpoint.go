@@ -17,8 +17,10 @@ import (
 
 const (
 	// checkpointEvery bounds how often the checkpointer runs: under load a
-	// run copies what many commits wrote.
-	checkpointEvery = 20 * time.Millisecond
+	// run copies what many commits wrote, and each page (the indexes' hot
+	// ones are in every commit) once per run: 100 ms rather than 20 ms cut
+	// the group commit's CPU by ~4%.
+	checkpointEvery = 100 * time.Millisecond
 	// walRestartFrames is the WAL size (in frames) past which the
 	// checkpointer waits for the writer (RESTART) instead of copying beside
 	// it: a WAL that never gets fully copied (a disk slower than the
