@@ -97,93 +97,113 @@ type seenEvent struct {
 // repository and kind, however many events) plus one insert per new event:
 // it is the webhook hot path.
 func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event) ([]store.Accepted, error) {
-	const op = "store.Accept"
-	t := now()
-	byRepo := map[int64][]*store.Event{}
-	for _, ev := range evs {
-		if ev == nil || ev.RepoID == 0 {
-			return nil, errs.E(op, errs.Invalid, "an event needs a repository")
-		}
-		byRepo[ev.RepoID] = append(byRepo[ev.RepoID], ev)
-	}
-	if err := s.lockDedupeKeys(ctx, tx, evs); err != nil {
+	b := &acceptBatch{s: s, tx: tx, t: now()}
+	if err := b.scope(ctx, evs); err != nil {
 		return nil, err
 	}
-	orgs := map[int64]int64{}
-	seen := map[dedupeKey]seenEvent{}
-	for repo, group := range byRepo {
-		var org int64
-		if err := s.wq(tx).QueryRowContext(ctx, qRepoOrg, repo).Scan(&org); err != nil {
-			return nil, notFound(op, err, "no repository %d", repo)
-		}
-		orgs[repo] = org
-		if err := s.loadSeen(ctx, tx, repo, group, t, seen); err != nil {
-			return nil, err
-		}
-	}
-	insert, err := s.txStmt(ctx, tx, s.insertEventQuery())
-	if err != nil {
+	var err error
+	if b.insert, err = s.txStmt(ctx, tx, s.insertEventQuery()); err != nil {
 		return nil, err
 	}
-	defer insert.Close()
-	var payload *dbsql.Stmt // PostgreSQL inserts both rows in one statement
-	if s.dialect == dialectSQLite {
-		if payload, err = s.txStmt(ctx, tx, qInsertPayload); err != nil {
+	defer b.insert.Close()
+	if s.dialect == dialectSQLite { // PostgreSQL inserts both rows in one statement
+		if b.payload, err = s.txStmt(ctx, tx, qInsertPayload); err != nil {
 			return nil, err
 		}
-		defer payload.Close()
+		defer b.payload.Close()
 	}
-
 	out := make([]store.Accepted, len(evs))
 	for i, ev := range evs {
-		org := orgs[ev.RepoID]
-		if ev.OrgID != 0 && ev.OrgID != org {
-			return nil, errs.E(op, errs.Invalid, "event of repository %d names another organisation", ev.RepoID)
-		}
-		received := receivedAt(ev, t)
-		dk := dedupeKey{ev.RepoID, 'd', ev.DeliveryID}
-		hk := dedupeKey{ev.RepoID, 'h', string(ev.BodyHash)}
-		if p, ok := seen[dk]; ok && ev.DeliveryID != "" {
-			out[i] = store.Accepted{ID: p.id, Duplicate: true}
-			continue
-		}
-		if p, ok := seen[hk]; ok && len(ev.BodyHash) > 0 && p.received.After(received.Add(-dedupeWindow)) {
-			// An earlier copy of the delivery itself wins (SQLite did not look it up).
-			if id, err := s.storedDelivery(ctx, tx, ev); err != nil || id != 0 {
-				out[i] = store.Accepted{ID: id, Duplicate: true}
-				if err != nil {
-					return nil, err
-				}
-				continue
-			}
-			out[i] = store.Accepted{ID: p.id, Duplicate: true}
-			continue
-		}
-		id, err := s.insertEvent(ctx, insert, payload, org, ev, received)
-		if errs.Is(err, errs.Conflict) { // SQLite: the delivery id is stored already
-			if id, err = s.storedDelivery(ctx, tx, ev); err == nil && id == 0 {
-				err = errs.E(op, errs.Other, "delivery %q of repository %d conflicts but is not stored", ev.DeliveryID, ev.RepoID)
-			}
-			if err != nil {
-				return nil, err
-			}
-			out[i] = store.Accepted{ID: id, Duplicate: true}
-			seen[dk] = seenEvent{id, received}
-			continue
-		}
-		if err != nil {
+		if out[i], err = b.accept(ctx, ev); err != nil {
 			return nil, err
-		}
-		ev.ID, ev.OrgID, ev.Received, ev.State = id, org, received, store.EventPending
-		out[i] = store.Accepted{ID: id}
-		if ev.DeliveryID != "" {
-			seen[dk] = seenEvent{id, received}
-		}
-		if len(ev.BodyHash) > 0 {
-			seen[hk] = seenEvent{id, received}
 		}
 	}
 	return out, nil
+}
+
+// acceptBatch is the state of one Accept transaction: its statements,
+// the organisation of each repository and the deliveries and bodies seen
+// (stored, or accepted earlier in the batch).
+type acceptBatch struct {
+	s               *DB
+	tx              *dbsql.Tx
+	t               time.Time
+	insert, payload *dbsql.Stmt // payload: SQLite only
+	orgs            map[int64]int64
+	seen            map[dedupeKey]seenEvent
+}
+
+// scope checks the events, locks their de-duplication keys and loads, per
+// repository, its organisation and the deliveries and bodies seen.
+func (b *acceptBatch) scope(ctx context.Context, evs []*store.Event) error {
+	const op = "store.Accept"
+	byRepo := map[int64][]*store.Event{}
+	for _, ev := range evs {
+		if ev == nil || ev.RepoID == 0 {
+			return errs.E(op, errs.Invalid, "an event needs a repository")
+		}
+		byRepo[ev.RepoID] = append(byRepo[ev.RepoID], ev)
+	}
+	if err := b.s.lockDedupeKeys(ctx, b.tx, evs); err != nil {
+		return err
+	}
+	b.orgs, b.seen = map[int64]int64{}, map[dedupeKey]seenEvent{}
+	for repo, group := range byRepo {
+		var org int64
+		if err := b.s.wq(b.tx).QueryRowContext(ctx, qRepoOrg, repo).Scan(&org); err != nil {
+			return notFound(op, err, "no repository %d", repo)
+		}
+		b.orgs[repo] = org
+		if err := b.s.loadSeen(ctx, b.tx, repo, group, b.t, b.seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accept stores ev, or finds it a duplicate of a delivery or body seen.
+func (b *acceptBatch) accept(ctx context.Context, ev *store.Event) (store.Accepted, error) {
+	const op = "store.Accept"
+	org := b.orgs[ev.RepoID]
+	if ev.OrgID != 0 && ev.OrgID != org {
+		return store.Accepted{}, errs.E(op, errs.Invalid, "event of repository %d names another organisation", ev.RepoID)
+	}
+	received := receivedAt(ev, b.t)
+	dk := dedupeKey{ev.RepoID, 'd', ev.DeliveryID}
+	hk := dedupeKey{ev.RepoID, 'h', string(ev.BodyHash)}
+	if p, ok := b.seen[dk]; ok && ev.DeliveryID != "" {
+		return store.Accepted{ID: p.id, Duplicate: true}, nil
+	}
+	if p, ok := b.seen[hk]; ok && len(ev.BodyHash) > 0 && p.received.After(received.Add(-dedupeWindow)) {
+		// An earlier copy of the delivery itself wins (SQLite did not look it up).
+		id, err := b.s.storedDelivery(ctx, b.tx, ev)
+		if err != nil || id != 0 {
+			return store.Accepted{ID: id, Duplicate: true}, err
+		}
+		return store.Accepted{ID: p.id, Duplicate: true}, nil
+	}
+	id, err := b.s.insertEvent(ctx, b.insert, b.payload, org, ev, received)
+	if errs.Is(err, errs.Conflict) { // SQLite: the delivery id is stored already
+		if id, err = b.s.storedDelivery(ctx, b.tx, ev); err == nil && id == 0 {
+			err = errs.E(op, errs.Other, "delivery %q of repository %d conflicts but is not stored", ev.DeliveryID, ev.RepoID)
+		}
+		if err != nil {
+			return store.Accepted{}, err
+		}
+		b.seen[dk] = seenEvent{id, received}
+		return store.Accepted{ID: id, Duplicate: true}, nil
+	}
+	if err != nil {
+		return store.Accepted{}, err
+	}
+	ev.ID, ev.OrgID, ev.Received, ev.State = id, org, received, store.EventPending
+	if ev.DeliveryID != "" {
+		b.seen[dk] = seenEvent{id, received}
+	}
+	if len(ev.BodyHash) > 0 {
+		b.seen[hk] = seenEvent{id, received}
+	}
+	return store.Accepted{ID: id}, nil
 }
 
 // storedDelivery is the id of the stored event with ev's delivery id in
