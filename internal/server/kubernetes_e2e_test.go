@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ jobs:
 // klog's logger is global, and a stream of an earlier test may still log.
 var quietKlog sync.Once
 
+// kubeEnvSeq numbers the test clusters' namespace prefixes of this process.
+var kubeEnvSeq atomic.Int64
+
 // kubeBackend is a kubernetes backend on the test cluster whose
 // organisation namespaces (prefixed for this test process) are deleted
 // when t ends, and the image of the jobs' runs-on.
@@ -69,7 +73,10 @@ func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "conveyor-srvt-" + itoa(int64(os.Getpid())) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test")) + "-"
+	// A sequence number too: a benchmark runs its function more than once
+	// with one name, and the namespace of the run before may still be
+	// terminating (it refuses new pods).
+	prefix := "conveyor-srvt-" + itoa(int64(os.Getpid())) + "-" + itoa(kubeEnvSeq.Add(1)) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test")) + "-"
 	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: prefix, RunnerBinary: bin, PullPolicy: corev1.PullNever})
 	if err != nil {
 		t.Fatal(err)
