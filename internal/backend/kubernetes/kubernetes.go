@@ -274,29 +274,48 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if b.sidecars(ctx) {
 		asSidecar(spec)
 	}
+	if err := b.preparePod(ctx, spec, job); err != nil {
+		return nil, err
+	}
+	var s *Sandbox
+	err = withFreshPods(ctx, log, func() (err error) {
+		s, err = b.makePod(ctx, job, spec, log)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// preparePod checks, before any pod of spec is made, its RuntimeClass and
+// the runner binary (and tells the install container its size), and makes
+// the pod's namespace and the tenant's policies.
+func (b *Backend) preparePod(ctx context.Context, spec *corev1.Pod, job *backend.JobSpec) error {
 	if rc := spec.Spec.RuntimeClassName; rc != nil {
 		if err := b.checkRuntimeClass(ctx, *rc); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	fi, err := os.Stat(b.opts.RunnerBinary)
 	if err != nil || !fi.Mode().IsRegular() {
-		return nil, errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
+		return errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
 	}
 	setRunnerSize(spec, fi.Size())
 	if err := b.ensureNamespace(ctx, spec.Namespace, job.Tenant.Org); err != nil {
-		return nil, err
+		return err
 	}
-	if err := b.ensureTenancy(ctx, spec.Namespace, job); err != nil {
-		return nil, err
-	}
+	return b.ensureTenancy(ctx, spec.Namespace, job)
+}
+
+// withFreshPods runs onePod (a pod's whole life, the pod gone when it
+// returns) again while the pod's install stream drops, up to installTries
+// pods, saying so in log.
+func withFreshPods(ctx context.Context, log io.Writer, onePod func() error) error {
 	for try := 1; ; try++ {
-		s, err := b.makePod(ctx, job, spec, log)
-		if err == nil {
-			return s, nil
-		}
+		err := onePod()
 		if !errors.Is(err, errInstallDropped) || try == installTries || ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(log, "The runner's install stream dropped (%v); making the pod again (try %d of %d)\n", err, try+1, installTries)
 	}

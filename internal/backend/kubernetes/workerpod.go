@@ -2,11 +2,9 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"time"
 
@@ -89,16 +87,18 @@ func (b *Backend) RunWorkerPod(ctx context.Context, wp WorkerPod, log io.Writer)
 	if err != nil {
 		return WorkerEnd{}, err
 	}
-	if err := b.prepare(ctx, spec, &job); err != nil {
+	if !b.WorkerPods(ctx) {
+		return WorkerEnd{}, errs.E("kubernetes: worker pod", errs.Invalid, "the worker layout needs native sidecars (Kubernetes 1.29 or later)")
+	}
+	if err := b.preparePod(ctx, spec, &job); err != nil {
 		return WorkerEnd{}, err
 	}
-	for try := 1; ; try++ {
-		end, err := b.runWorkerPod(ctx, &job, spec, log)
-		if !errors.Is(err, errInstallDropped) || try == installTries || ctx.Err() != nil {
-			return end, err
-		}
-		fmt.Fprintf(log, "The runner's install stream dropped (%v); making the pod again (try %d of %d)\n", err, try+1, installTries)
-	}
+	var end WorkerEnd
+	err = withFreshPods(ctx, log, func() (err error) {
+		end, err = b.runWorkerPod(ctx, &job, spec, log)
+		return err
+	})
+	return end, err
 }
 
 // runWorkerPod makes one pod of spec and runs it to its end; the pod is
@@ -122,29 +122,6 @@ func (b *Backend) runWorkerPod(ctx context.Context, job *backend.JobSpec, spec *
 		return WorkerEnd{}, err
 	}
 	return workerEnd(p), nil
-}
-
-// prepare checks what Setup checks before a pod is made (and tells the
-// install container the runner's size), and makes the pod's namespace
-// and the tenant's policies.
-func (b *Backend) prepare(ctx context.Context, spec *corev1.Pod, job *backend.JobSpec) error {
-	if !b.WorkerPods(ctx) {
-		return errs.E("kubernetes: worker pod", errs.Invalid, "the worker layout needs native sidecars (Kubernetes 1.29 or later)")
-	}
-	fi, err := os.Stat(b.opts.RunnerBinary)
-	if err != nil || !fi.Mode().IsRegular() {
-		return errs.E("kubernetes: runner binary", errs.Invalid, "no runner binary at %s", b.opts.RunnerBinary)
-	}
-	setRunnerSize(spec, fi.Size())
-	if rc := spec.Spec.RuntimeClassName; rc != nil {
-		if err := b.checkRuntimeClass(ctx, *rc); err != nil {
-			return err
-		}
-	}
-	if err := b.ensureNamespace(ctx, spec.Namespace, job.Tenant.Org); err != nil {
-		return err
-	}
-	return b.ensureTenancy(ctx, spec.Namespace, job)
 }
 
 // startWorker waits for the pod to be scheduled, streams the binary in
