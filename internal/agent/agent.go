@@ -179,7 +179,7 @@ func (a *Agent) register(ctx context.Context) (*api.AgentRegistered, error) {
 			return nil, errs.Wrap("agent: register", errs.KindOf(err), err)
 		}
 		a.log.Warn("registering; will retry", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !worker.Sleep(ctx, wait) {
 			return nil, errs.Wrap("agent: register", errs.Canceled, ctx.Err())
 		}
 	}
@@ -211,7 +211,7 @@ func (a *Agent) slot(ctx context.Context) error {
 				return nil
 			}
 			a.log.Warn("waiting for a job; will retry", "err", err, "in", wait)
-			sleep(ctx, wait)
+			worker.Sleep(ctx, wait)
 			wait = min(2*wait, 30*time.Second)
 			continue
 		case draining:
@@ -219,7 +219,7 @@ func (a *Agent) slot(ctx context.Context) error {
 				a.log.Info("agent drained: taking no new jobs")
 			}
 			drained = true
-			sleep(ctx, min(5*time.Second, time.Duration(a.reg.PollTimeoutMS)*time.Millisecond))
+			worker.Sleep(ctx, min(5*time.Second, time.Duration(a.reg.PollTimeoutMS)*time.Millisecond))
 			continue
 		}
 		wait, drained = time.Second, false
@@ -270,16 +270,4 @@ func platformsFor(platforms map[string]string, labels []string) map[string]strin
 		}
 	}
 	return out
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -77,7 +77,7 @@ func retry(ctx context.Context, a *Agent, what string, f func(context.Context) e
 			return err
 		}
 		a.log.Warn(what+"; will retry", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !worker.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}

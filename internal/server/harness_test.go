@@ -344,8 +344,6 @@ func (h *harness) jobs(runID int64) map[string]*store.Job {
 	return m
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 // gitRepo is a real repository on disk (the "forge" side).
 type gitRepo struct {
 	t   testing.TB

@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/profiles"
 	"github.com/conveyor-ci/conveyor/internal/store"
+	"github.com/conveyor-ci/conveyor/internal/worker"
 )
 
 // PodWorkers configures the kubernetes backend's worker layout: a job's
@@ -185,9 +186,9 @@ func (s *Server) runInPod(ctx context.Context, l *store.Lease, slot *pool.Slot, 
 	hb := make(chan struct{})
 	go func() { defer close(hb); s.keepLease(podCtx, lease, stopPod, log) }()
 	end, err := kb.RunWorkerPod(podCtx, kubernetes.WorkerPod{Job: spec, Args: []string{"agent", "one-job"}, Env: map[string]string{
-		"CONVEYOR_SERVER": strings.TrimRight(s.cfg.PodWorkers.ServerURL, "/"), "CONVEYOR_JOB_ID": itoa64(job.ID),
-		"CONVEYOR_JOB_LEASE": itoa64(job.LeaseToken), "CONVEYOR_JOB_CREDENTIAL": cred,
-		"CONVEYOR_JOB_LEASE_TTL_MS": itoa64(ms(s.cfg.LeaseTTL)), "CONVEYOR_JOB_HEARTBEAT_MS": itoa64(ms(min(s.cfg.LeaseTTL/3, 5*time.Second))),
+		"CONVEYOR_SERVER": strings.TrimRight(s.cfg.PodWorkers.ServerURL, "/"), "CONVEYOR_JOB_ID": itoa(job.ID),
+		"CONVEYOR_JOB_LEASE": itoa(job.LeaseToken), "CONVEYOR_JOB_CREDENTIAL": cred,
+		"CONVEYOR_JOB_LEASE_TTL_MS": itoa(ms(s.cfg.LeaseTTL)), "CONVEYOR_JOB_HEARTBEAT_MS": itoa(ms(min(s.cfg.LeaseTTL/3, 5*time.Second))),
 	}}, sink)
 	stopPod()
 	<-hb
@@ -212,7 +213,7 @@ func (s *Server) keepLease(ctx context.Context, lease *storeLease, stop func(), 
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := lease.Heartbeat(hctx)
 		cancel()
-		if err != nil && (errs.Is(err, errs.Conflict) || errs.Is(err, errs.NotFound)) {
+		if err != nil && worker.LeaseLost(err) {
 			log.Info("the job's lease ended; deleting its pod", "why", err)
 			stop()
 			return
@@ -261,4 +262,4 @@ func (p *podLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -39,7 +39,7 @@ func (c *chunks) AppendLog(ctx context.Context, _ int64, data []byte) (int64, er
 	for len(data) > 0 {
 		n := min(len(data), maxChunk)
 		if err := c.send(ctx, data[:n]); err != nil {
-			if lost(err) {
+			if LeaseLost(err) {
 				c.stop(err)
 			}
 			return 0, err

@@ -217,7 +217,7 @@ func (w *Worker) do(ctx, runCtx context.Context, stop context.CancelCauseFunc, j
 	case ctx.Err() != nil:
 		log.Warn("worker stopping: job left to lease expiry")
 		return Abandoned
-	case lost(cause):
+	case LeaseLost(cause):
 		log.Warn("lease lost; another attempt owns the job now", "err", cause)
 		return Lost
 	case errors.Is(cause, ErrHandBack), errors.Is(cause, errPresumedLost):
@@ -246,7 +246,10 @@ func (w *Worker) do(ctx, runCtx context.Context, stop context.CancelCauseFunc, j
 }
 
 // lost reports whether err says the lease is another attempt's.
-func lost(err error) bool { return errs.Is(err, errs.Conflict) || errs.Is(err, errs.NotFound) }
+// LeaseLost says whether err from a lease call means the lease is
+// another's now (Conflict) or the job is gone (NotFound): the caller stops
+// the job rather than retrying.
+func LeaseLost(err error) bool { return errs.Is(err, errs.Conflict) || errs.Is(err, errs.NotFound) }
 
 // persist calls f until it succeeds, the lease is lost, ctx ends or
 // Config.Persist passes, retrying transient errors with backoff.
@@ -262,7 +265,7 @@ func (w *Worker) persist(ctx context.Context, log *slog.Logger, what string, f f
 			return ok
 		case ctx.Err() != nil:
 			return Abandoned
-		case lost(err):
+		case LeaseLost(err):
 			log.Warn(what+": the lease is lost; another attempt owns the job", "err", err)
 			return Lost
 		case !w.cfg.Transient(err):
@@ -273,7 +276,7 @@ func (w *Worker) persist(ctx context.Context, log *slog.Logger, what string, f f
 			return Unrecorded
 		}
 		log.Warn(what+"; will retry", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !Sleep(ctx, wait) {
 			return Abandoned
 		}
 		wait = min(2*wait, w.maxWait())
@@ -317,7 +320,7 @@ func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseF
 			}
 		case ctx.Err() != nil:
 			return
-		case lost(err) || !w.cfg.Transient(err):
+		case LeaseLost(err) || !w.cfg.Transient(err):
 			stop(errs.Wrap("worker", errs.Conflict, err))
 			return
 		case time.Since(lastOK) > w.cfg.TTL && !presumed:
@@ -330,8 +333,8 @@ func (w *Worker) heartbeat(ctx context.Context, j Job, stop context.CancelCauseF
 	}
 }
 
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx ends; false when ctx ended.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
