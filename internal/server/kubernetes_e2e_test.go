@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
@@ -52,13 +53,12 @@ var quietKlog sync.Once
 // kubeEnvSeq numbers the test clusters' namespace prefixes of this process.
 var kubeEnvSeq atomic.Int64
 
-// kubeBackend is a kubernetes backend on the test cluster whose
-// organisation namespaces (prefixed for this test process) are deleted
-// when t ends, and the image of the jobs' runs-on.
-func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
+// kubeTestCluster is the test cluster's admin config, the image of the
+// jobs' runs-on and the conveyor binary the pods run.
+func kubeTestCluster(t testing.TB) (cfg *rest.Config, img, bin string) {
 	t.Helper()
 	kc := testenv.Kubeconfig(t)
-	img := testenv.Image(t)
+	img = testenv.Image(t)
 	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -69,15 +69,29 @@ func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
 	if note != "" {
 		t.Log(note)
 	}
-	cfg, err := kubernetes.LoadConfig(kc, "")
+	cfg, err = kubernetes.LoadConfig(kc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A sequence number too: a benchmark runs its function more than once
-	// with one name, and the namespace of the run before may still be
-	// terminating (it refuses new pods).
-	prefix := "conveyor-srvt-" + itoa(int64(os.Getpid())) + "-" + itoa(kubeEnvSeq.Add(1)) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test")) + "-"
-	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: prefix, RunnerBinary: bin, PullPolicy: corev1.PullNever})
+	return cfg, img, bin
+}
+
+// kubeTestPrefix is a namespace prefix of this test process for t: with a
+// sequence number too, because a benchmark runs its function more than
+// once with one name, and the namespace of the run before may still be
+// terminating (it refuses new pods).
+func kubeTestPrefix(t testing.TB, kind string) string {
+	name := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(t.Name(), "Test"), "Pools"))
+	return "conveyor-" + kind + "-" + itoa(int64(os.Getpid())) + "-" + itoa(kubeEnvSeq.Add(1)) + "-" + name + "-"
+}
+
+// kubeBackend is a kubernetes backend on the test cluster whose
+// organisation namespaces (prefixed for this test process) are deleted
+// when t ends, and the image of the jobs' runs-on.
+func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
+	t.Helper()
+	cfg, img, bin := kubeTestCluster(t)
+	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: kubeTestPrefix(t, "srvt"), RunnerBinary: bin, PullPolicy: corev1.PullNever})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,14 +21,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/klog/v2"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
 	"github.com/conveyor-ci/conveyor/internal/pool"
 	"github.com/conveyor-ci/conveyor/internal/store"
-	"github.com/conveyor-ci/conveyor/internal/testenv"
-	"github.com/conveyor-ci/conveyor/internal/testimage"
 )
 
 // poolEnv is the test cluster as two or more pools: a namespace each.
@@ -44,28 +40,12 @@ type poolEnv struct {
 
 func newPoolEnv(t *testing.T) *poolEnv {
 	t.Helper()
-	kc := testenv.Kubeconfig(t)
-	img := testenv.Image(t)
-	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	bin, note, err := testimage.Conveyor(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if note != "" {
-		t.Log(note)
-	}
-	cfg, err := kubernetes.LoadConfig(kc, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, img, bin := kubeTestCluster(t)
 	cs, err := k8s.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "conveyor-pools-" + itoa(int64(os.Getpid())) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "TestPools")) + "-"
-	return &poolEnv{t: t, admin: cfg, cs: cs, img: img, bin: bin, prefix: prefix}
+	return &poolEnv{t: t, admin: cfg, cs: cs, img: img, bin: bin, prefix: kubeTestPrefix(t, "pools")}
 }
 
 // namespace makes namespace prefix+name, deleted when the test ends.
