@@ -27,7 +27,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lim.level}))
-	stopPprof, err := startPprof(o.pprofListen, stderr)
+	stopPprof, err := startPprof(o.http.pprofListen, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 2
@@ -38,7 +38,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return code
 	}
 	defer st.Close()
-	bk, err := openJobBackends(ctx, o.backendName, o.dockerEngine, &o.kube, stderr, outOfProcessRunner(), o.tools.options(filepath.Join(o.data, "toolcache")))
+	bk, err := openJobBackends(ctx, o.backendName, o.dockerEngine, &o.kube, stderr, outOfProcessRunner(), o.tools.options(filepath.Join(o.storage.data, "toolcache")))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
@@ -53,8 +53,8 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 2
 	}
-	pools, closePools, err := openServerPools(ctx, fs, o.poolsFile, &o.workers, poolDeps{engine: o.dockerEngine, runner: outOfProcessRunner(),
-		tools: o.tools.options(filepath.Join(o.data, "toolcache")), platforms: plats, store: st, stderr: stderr, log: log})
+	pools, closePools, err := openServerPools(ctx, fs, o.place.poolsFile, &o.sched.workers, poolDeps{engine: o.dockerEngine, runner: outOfProcessRunner(),
+		tools: o.tools.options(filepath.Join(o.storage.data, "toolcache")), platforms: plats, store: st, stderr: stderr, log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: --pools:", err)
 		return 2
@@ -64,13 +64,13 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if ln == nil {
 		return code
 	}
-	jobCache, cacheSvc, cacheTokens, stopCache, err := o.cache.startCache(ctx, bk.containers, stderr, o.baseURL)
+	jobCache, cacheSvc, cacheTokens, stopCache, err := o.cache.startCache(ctx, bk.containers, stderr, o.http.baseURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
 	}
 	defer stopCache()
-	acts, err := o.actions.open(filepath.Join(o.data, "actions"))
+	acts, err := o.actions.open(filepath.Join(o.storage.data, "actions"))
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor server: action cache:", err)
 		return 2
@@ -90,7 +90,7 @@ func serverMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if pools != nil {
 		jobsOn = "backend pools " + pools.Names()
 	}
-	announce(stdout, o.baseURL, st.Dialect(), jobsOn, time.Since(start), tok)
+	announce(stdout, o.http.baseURL, st.Dialect(), jobsOn, time.Since(start), tok)
 	if err := srv.Run(ctx, ln); err != nil {
 		fmt.Fprintln(stderr, "conveyor server:", err)
 		return 1
