@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -471,40 +470,11 @@ func TestUIBrowserSettings(t *testing.T) {
 	b.noExecution("dark run page")
 }
 
-// uiCookie signs in through the login form over plain HTTP and returns
-// the session cookie.
+// uiCookie signs in as admin through the login form over plain HTTP and
+// returns the session cookie.
 func uiCookie(t *testing.T, h *harness) *http.Cookie {
 	t.Helper()
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(h.url + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	var csrf *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == "conveyor_login_csrf" {
-			csrf = c
-		}
-	}
-	if csrf == nil {
-		t.Fatal("no login CSRF cookie")
-	}
-	form := url.Values{"csrf": {csrf.Value}, "user": {"admin"}, "password": {uiPassword}}
-	req, _ := http.NewRequest("POST", h.url+"/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(csrf)
-	if resp, err = noRedirect.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	for _, c := range resp.Cookies() {
-		if c.Name == "conveyor_session" {
-			return c
-		}
-	}
-	t.Fatalf("login: %d, no session cookie", resp.StatusCode)
-	return nil
+	return uiCookieAs(t, h, "admin", "")
 }
 
 type sseEvent struct {

@@ -34,18 +34,19 @@ type homeView struct {
 
 func (u *ui) home(w http.ResponseWriter, r *http.Request, s *sess) {
 	var v homeView
+	// One call, whatever the number of repositories: the API reads every
+	// repository's latest run in one query.
 	var repos api.RepoList
-	if st, err := u.call(r, s, "GET", "/api/repos", nil, &repos); err != nil {
+	if st, err := u.call(r, s, "GET", "/api/repos?latest_runs=true", nil, &repos); err != nil {
 		u.errorPage(w, r, s, st, err.Error())
 		return
 	}
+	last := make(map[int64]*api.Run, len(repos.LatestRuns))
+	for i := range repos.LatestRuns {
+		last[repos.LatestRuns[i].RepoID] = &repos.LatestRuns[i]
+	}
 	for _, repo := range repos.Repos {
-		row := repoRow{Repo: repo}
-		var runs api.RunList
-		if _, err := u.call(r, s, "GET", "/api/runs?limit=1&repo="+itoa(repo.ID), nil, &runs); err == nil && len(runs.Runs) > 0 {
-			row.Last = &runs.Runs[0]
-		}
-		v.Repos = append(v.Repos, row)
+		v.Repos = append(v.Repos, repoRow{Repo: repo, Last: last[repo.ID]})
 	}
 	if s.who.ServerAdmin {
 		var orgs api.OrgList
