@@ -331,6 +331,7 @@ func (a *server) getRun(w http.ResponseWriter, r *http.Request, tok *store.Token
 		out.Jobs = append(out.Jobs, toJob(j, att))
 	}
 	a.waitingReasons(r.Context(), tok.OrgID, jobs, out.Jobs)
+	reviewRights(callerOf(r), jobs, out.Jobs)
 	writeJSON(w, http.StatusOK, out)
 }
 
