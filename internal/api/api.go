@@ -49,6 +49,7 @@ type (
 	RunReader interface {
 		GetRun(ctx context.Context, orgID, id int64) (*store.Run, error)
 		ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*store.Run, error)
+		LatestRuns(ctx context.Context, orgID int64) ([]*store.Run, error)
 		Jobs(ctx context.Context, orgID, runID int64) ([]*store.Job, error)
 		GetJob(ctx context.Context, orgID, jobID int64) (*store.Job, error)
 		Attempts(ctx context.Context, orgID, jobID int64) ([]*store.Attempt, error)

@@ -113,6 +113,32 @@ func TestRepos(t *testing.T) {
 		t.Fatalf("other org sees %+v", list)
 	}
 
+	// ?latest_runs=true: each listed repository's latest run, in the
+	// same answer; only the caller's organisation's.
+	newer := e.f.AddRun(1, e.repo.ID, store.Run{Number: 2, Name: "CI", Status: store.StatusRunning})
+	resp, b = e.do(t, "GET", "/api/repos?latest_runs=true", e.read, "")
+	wantJSON(t, resp, b, 200, &list)
+	if len(list.Repos) != 2 || len(list.LatestRuns) != 1 || list.LatestRuns[0].ID != newer.ID ||
+		list.LatestRuns[0].RepoID != e.repo.ID || list.LatestRuns[0].Status != store.StatusRunning {
+		t.Fatalf("list with latest runs = %s", b)
+	}
+	resp, b = e.do(t, "GET", "/api/repos?latest_runs=true&name=team/lib", e.read, "")
+	list = api.RepoList{}
+	wantJSON(t, resp, b, 200, &list)
+	if len(list.Repos) != 1 || len(list.LatestRuns) != 0 {
+		t.Fatalf("latest runs of a repository without runs = %s", b)
+	}
+	resp, b = e.do(t, "GET", "/api/repos?latest_runs=true", e.other, "")
+	list = api.RepoList{}
+	wantJSON(t, resp, b, 200, &list)
+	if len(list.LatestRuns) != 0 {
+		t.Fatalf("another organisation sees latest runs: %s", b)
+	}
+	_, b = e.do(t, "GET", "/api/repos", e.read, "")
+	if strings.Contains(string(b), "latest_runs") {
+		t.Errorf("latest runs without asking: %s", b)
+	}
+
 	var one api.Repo
 	resp, b = e.do(t, "GET", fmt.Sprintf("/api/repos/%d", e.repo.ID), e.read, "")
 	wantJSON(t, resp, b, 200, &one)
@@ -142,6 +168,7 @@ func TestReposErrors(t *testing.T) {
 		{"unknown id", "GET", "/api/repos/9999", "", 404, "not_found", "repo 9999: not found"},
 		{"unknown endpoint", "GET", "/api/nothing", "", 404, "not_found", "no such API endpoint"},
 		{"wrong method", "DELETE", "/api/repos", "", 405, "invalid", "not allowed"},
+		{"bad latest_runs", "GET", "/api/repos?latest_runs=yes", "", 400, "invalid", `latest_runs="yes"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,6 +110,11 @@ type Approval struct {
 	// WaitUntil is when its wait timer ends (once the job was ready).
 	WaitUntil *time.Time `json:"wait_until,omitempty"`
 	Decisions []Decision `json:"decisions"`
+	// MayReview: the caller may approve or reject the job now (it awaits
+	// a review); ReviewRefused is why not, as the approve route would
+	// answer (not a reviewer, self review not allowed, token scope).
+	MayReview     bool   `json:"may_review"`
+	ReviewRefused string `json:"review_refused,omitempty"`
 }
 
 // Decision is a reviewer's answer.
@@ -363,12 +368,12 @@ func (a *server) decide(w http.ResponseWriter, r *http.Request, tok *store.Token
 		a.fail(w, fmt.Sprintf("job %s of run %d", r.PathValue("job"), run.ID), err)
 		return
 	}
-	if job.Status != store.StatusAwaitingApproval || job.Deploy == nil || len(job.Deploy.Reviewers) == 0 {
+	if !awaitingReview(job) {
 		a.fail(w, "", errs.E("", errs.Conflict, "job %s of run %d is %s, not awaiting a review", job.Key, run.ID, job.Status))
 		return
 	}
 	c := callerOf(r)
-	if err := deploy.MayReview(job.Deploy, deploy.Reviewer{User: c.user, Role: c.effectiveRole()}); err != nil {
+	if err := mayDecide(c, job); err != nil {
 		a.fail(w, "", err)
 		return
 	}
@@ -389,7 +394,42 @@ func (a *server) decide(w http.ResponseWriter, r *http.Request, tok *store.Token
 		a.fail(w, "", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toJob(job, att))
+	out := []Job{toJob(job, att)}
+	reviewRights(c, []*store.Job{job}, out)
+	writeJSON(w, http.StatusOK, out[0])
+}
+
+// awaitingReview: the job waits for a reviewer's decision.
+func awaitingReview(j *store.Job) bool {
+	return j.Status == store.StatusAwaitingApproval && j.Deploy != nil && len(j.Deploy.Reviewers) > 0
+}
+
+// mayDecide is why c may not approve or reject j (nil: c may): the
+// approval routes' access, then deploy.MayReview.
+func mayDecide(c *caller, j *store.Job) error {
+	if !c.may(reviewer) {
+		return errs.E("approve", errs.Forbidden, "token %q has scope %s; approving a job needs %s", c.tok.Name, c.tok.Role, reviewer)
+	}
+	return deploy.MayReview(j.Deploy, deploy.Reviewer{User: c.user, Role: c.effectiveRole()})
+}
+
+// reviewRights tells the caller, on each job of out awaiting a review,
+// whether they may decide on it, with the reason the approval routes
+// would give: so that a page offers the buttons exactly when they work.
+func reviewRights(c *caller, jobs []*store.Job, out []Job) {
+	if c == nil { // a job's token: it reviews nothing
+		return
+	}
+	for i, j := range jobs {
+		if out[i].Approval == nil || !awaitingReview(j) {
+			continue
+		}
+		if err := mayDecide(c, j); err != nil {
+			out[i].Approval.ReviewRefused = publicMessage(err)
+		} else {
+			out[i].Approval.MayReview = true
+		}
+	}
 }
 
 // awaitingReason says what a job awaiting approval waits for.

@@ -47,8 +47,17 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 
 // listRepos lists the organisation's repositories; ?name=owner/repo
 // selects one by name (an empty list when there is none).
+// listRepos lists the organisation's repositories (?name= one of them);
+// ?latest_runs=true adds the latest run of each, so that an overview of
+// every repository's state costs one call (and one query) whatever their
+// number.
 func (a *server) listRepos(w http.ResponseWriter, r *http.Request, tok *store.Token) {
 	out := RepoList{Repos: []Repo{}}
+	latest, err := boolParam(r, "latest_runs")
+	if err != nil {
+		a.fail(w, "", err)
+		return
+	}
 	if name := r.URL.Query().Get("name"); name != "" {
 		repo, err := a.Store.RepoByName(r.Context(), tok.OrgID, name)
 		if err != nil && !errs.Is(err, errs.NotFound) {
@@ -58,18 +67,55 @@ func (a *server) listRepos(w http.ResponseWriter, r *http.Request, tok *store.To
 		if repo != nil && err == nil {
 			out.Repos = append(out.Repos, toRepo(repo, a.BaseURL))
 		}
-		writeJSON(w, http.StatusOK, out)
-		return
+	} else {
+		repos, err := a.Store.ListRepos(r.Context(), tok.OrgID)
+		if err != nil {
+			a.fail(w, "", err)
+			return
+		}
+		for _, repo := range repos {
+			out.Repos = append(out.Repos, toRepo(repo, a.BaseURL))
+		}
 	}
-	repos, err := a.Store.ListRepos(r.Context(), tok.OrgID)
-	if err != nil {
-		a.fail(w, "", err)
-		return
-	}
-	for _, repo := range repos {
-		out.Repos = append(out.Repos, toRepo(repo, a.BaseURL))
+	if latest && len(out.Repos) > 0 {
+		if out.LatestRuns, err = a.latestRuns(r.Context(), tok.OrgID, out.Repos); err != nil {
+			a.fail(w, "", err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// latestRuns is the latest run of each of repos that has one.
+func (a *server) latestRuns(ctx context.Context, orgID int64, repos []Repo) ([]Run, error) {
+	runs, err := a.Store.LatestRuns(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	listed := make(map[int64]bool, len(repos))
+	for _, repo := range repos {
+		listed[repo.ID] = true
+	}
+	out := []Run{}
+	for _, run := range runs {
+		if listed[run.RepoID] {
+			out = append(out, toRun(run))
+		}
+	}
+	return out, nil
+}
+
+// boolParam reads an optional boolean query parameter (absent: false).
+func boolParam(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, errs.E("", errs.Invalid, "%s=%q is not true or false", name, s)
+	}
+	return b, nil
 }
 
 func (a *server) getRepo(w http.ResponseWriter, r *http.Request, tok *store.Token) {
@@ -285,6 +331,7 @@ func (a *server) getRun(w http.ResponseWriter, r *http.Request, tok *store.Token
 		out.Jobs = append(out.Jobs, toJob(j, att))
 	}
 	a.waitingReasons(r.Context(), tok.OrgID, jobs, out.Jobs)
+	reviewRights(callerOf(r), jobs, out.Jobs)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -58,6 +58,9 @@ type Repo struct {
 // RepoList is the answer of GET /api/repos.
 type RepoList struct {
 	Repos []Repo `json:"repos"`
+	// LatestRuns, asked with ?latest_runs=true, is the latest run of each
+	// listed repository that has one (newest first; join on repo_id).
+	LatestRuns []Run `json:"latest_runs,omitempty"`
 }
 
 // RepoCreated is the answer of POST /api/repos: the only answer that

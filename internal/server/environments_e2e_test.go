@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,23 @@ func (h *harness) waitRun(runID int64) *store.Run {
 	return r
 }
 
+// reviewOf is "may_review review_refused" of a job of a run, as token
+// reads the run.
+func reviewOf(h *harness, token string, runID int64, key string) string {
+	h.t.Helper()
+	code, b, _ := h.agentCall("GET", fmt.Sprintf("/api/runs/%d", runID), token, nil)
+	var d api.RunDetail
+	if code != 200 || json.Unmarshal(b, &d) != nil {
+		h.t.Fatalf("GET run %d: %d %s", runID, code, b)
+	}
+	for _, j := range d.Jobs {
+		if j.Key == key && j.Approval != nil {
+			return fmt.Sprintf("%t: %s", j.Approval.MayReview, j.Approval.ReviewRefused)
+		}
+	}
+	return "no approval"
+}
+
 // decide posts an approval or rejection as token and returns the status
 // and the answered job.
 func (h *harness) decide(token string, runID int64, job, verb, comment string) (int, api.Job, string) {
@@ -184,6 +202,12 @@ func TestEnvironmentApprovals(t *testing.T) {
 	}
 	if code, _, b := h.decide(carol, run.ID, "deploy", "approve", ""); code != 403 || !strings.Contains(b, "not a reviewer") {
 		t.Fatalf("a non-reviewer approves: %d %s", code, b)
+	}
+	// The run's answer tells each caller what the approve route would.
+	for who, want := range map[string]string{octocat: "false: .*own runs", carol: "false: .*not a reviewer", bob: "true: $"} {
+		if got := reviewOf(h, who, run.ID, "deploy"); !regexp.MustCompile("^" + want).MatchString(got) {
+			t.Errorf("may_review and review_refused of deploy: %q, want %q", got, want)
+		}
 	}
 	code, j, b := h.decide(bob, run.ID, itoa(d.ID), "approve", "ship it")
 	if code != 200 || len(j.Approval.Decisions) != 1 || j.Approval.Decisions[0].User != "bob" || j.Approval.Decisions[0].Comment != "ship it" {

@@ -48,26 +48,32 @@ func jobRow(b *browser, key string) string {
 	return eval[string](b, fmt.Sprintf(`(document.querySelector('tr[data-job=%q]') || {}).textContent || ""`, key))
 }
 
-// TestUIBrowserApprovals: a reviewer of a protected environment signs in,
-// sees the job awaiting approval with its environment, approves it with a
-// comment and watches the run succeed; on a second run a rejection fails
-// the job ("rejected by ...") and skips its dependent.
+// TestUIBrowserApprovals: the run's author, a reviewer of an environment
+// without self review, sees no buttons but the reason; another reviewer
+// signs in, sees the job awaiting approval with its environment, approves
+// it with a comment and watches the run succeed; on a second run a
+// rejection fails the job ("rejected by ...") and skips its dependent.
 func TestUIBrowserApprovals(t *testing.T) {
 	testenv.Chromium(t) // before the server starts: a skip is quick
 	h := uiHarness(t, map[string]string{".github/workflows/deploy.yml": uiDeployFlow})
 	uiUser(h, "rita", store.OrgDeveloper)
+	uiUser(h, "octocat", store.OrgDeveloper) // the pushes' sender
 	h.api("PUT", fmt.Sprintf("/api/repos/%d/environments/production", h.repo.ID),
-		api.EnvironmentInput{Reviewers: []api.Reviewer{{User: "rita"}}}, http.StatusOK, nil)
+		api.EnvironmentInput{Reviewers: []api.Reviewer{{User: "rita"}, {User: "octocat"}}, PreventSelfReview: true}, http.StatusOK, nil)
 
 	run := h.pushRun("main", 1)
 	h.waitJob(run.ID, "deploy", store.StatusAwaitingApproval)
 	b := newBrowser(t, h.url)
 	b.open("/login")
+	b.login("octocat", uiPassword)
+	uiSelfReview(t, b, run)
+	b.click("form[action='/logout'] button")
+	b.open("/login")
 	b.login("rita", uiPassword)
 	b.open(fmt.Sprintf("/runs/%d", run.ID))
 	b.waitJS("the approval form", `document.querySelector("tr[data-job=deploy] form.approve")`, 10*time.Second)
 	if row := jobRow(b, "deploy"); !strings.Contains(row, "awaiting approval") || !strings.Contains(row, "environment production") ||
-		!strings.Contains(row, "Reviewers: rita") {
+		!strings.Contains(row, "Reviewers: rita, octocat") || strings.Contains(row, "You cannot") {
 		t.Errorf("the deploy row: %s", row)
 	}
 	b.screenshot("10-job-awaiting-approval")
@@ -99,6 +105,23 @@ func TestUIBrowserApprovals(t *testing.T) {
 	if js["deploy"].Status != store.StatusFailure || js["notify"].Status != store.StatusSkipped {
 		t.Errorf("after the rejection: deploy %s, notify %s", js["deploy"].Status, js["notify"].Status)
 	}
+}
+
+// uiSelfReview: the author of run, one of the reviewers of an environment
+// that forbids self review, is offered no Approve or Reject (the API
+// would refuse them) but told why.
+func uiSelfReview(t *testing.T, b *browser, run *store.Run) {
+	b.open(fmt.Sprintf("/runs/%d", run.ID))
+	b.waitJS("the deploy row", `document.querySelector("tr[data-job=deploy]")`, 10*time.Second)
+	if n := eval[int](b, `document.querySelectorAll("tr[data-job=deploy] form.approve, tr[data-job=deploy] button").length`); n != 0 {
+		t.Errorf("the run's author is offered %d approval forms or buttons on an environment without self review", n)
+	}
+	if row := jobRow(b, "deploy"); !strings.Contains(row, "awaiting approval") ||
+		!strings.Contains(row, "You cannot approve or reject this job: user octocat triggered this run and environment production does not let reviewers approve their own runs") {
+		t.Errorf("the deploy row as the run's author: %s", row)
+	}
+	b.screenshot("10a-self-review-refused")
+	b.noExecution("self review")
 }
 
 // TestUIBrowserForkRun: a fork's pull request run awaits a maintainer;

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
 	"github.com/conveyor-ci/conveyor/internal/store"
@@ -246,6 +246,9 @@ func uiLiveLog(t *testing.T, b *browser, h *harness, run *store.Run, job *store.
 	if ticks := eval[int](b, `window.conveyorLog.lines.filter(l => l.t.startsWith("tick")).length`); ticks != 0 {
 		t.Fatalf("%d ticks before the go file", ticks)
 	}
+	// A search made before the ticks takes them in as they arrive.
+	b.do(chromedp.SendKeys(chromedp.CSS("#logsearch"), "TICK"))
+	b.waitJS("the search", `document.getElementById("logcount").textContent === "0 matching lines"`, 10*time.Second)
 	if err := os.WriteFile(goFlag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -253,15 +256,37 @@ func uiLiveLog(t *testing.T, b *browser, h *harness, run *store.Run, job *store.
 	if done := eval[string](b, `document.getElementById("log").dataset.done || ""`); done != "" {
 		t.Fatalf("the job ended (%s) at its first tick", done)
 	}
-	b.waitJS("the log to grow", `window.conveyorLog.lines.some(l => l.t === "tick 10")`, 30*time.Second)
+	uiLiveSearch(t, b)
 	b.waitJS("the end of the log", `document.getElementById("log").dataset.done === "success"`, 60*time.Second)
 	if !eval[bool](b, `Array.from(document.querySelectorAll("#steps li a")).some(a => a.textContent === "Count slowly")`) {
 		t.Errorf("the steps list lacks the step: %s", eval[string](b, `document.getElementById("steps").textContent`))
+	}
+	b.waitJS("the search to count every tick", `document.getElementById("logcount").textContent.endsWith(" of 30 matching lines")`, 10*time.Second)
+	if scanned, lines := eval[int](b, `window.conveyorLog.scanned`), eval[int](b, `window.conveyorLog.lines.length`); scanned != lines {
+		t.Errorf("the live search tested %d lines for a log of %d: it re-scans", scanned, lines)
 	}
 	b.screenshot("04-job-log")
 	b.noExecution("build log")
 	h.waitRuns(1, 90*time.Second)
 
+}
+
+// uiLiveSearch: while the log grows, the search's count follows the new
+// matching lines, Enter goes to the first and the new ones are marked.
+func uiLiveSearch(t *testing.T, b *browser) {
+	b.waitJS("the count to follow the ticks", `parseInt(document.getElementById("logcount").textContent, 10) >= 3`, 30*time.Second)
+	b.do(chromedp.SendKeys(chromedp.CSS("#logsearch"), kb.Enter))
+	b.waitJS("the first match", `document.getElementById("logcount").textContent.startsWith("1 of ")`, 5*time.Second)
+	if cur := eval[string](b, `(document.querySelector("#loglines .ln.match.current") || {}).textContent || ""`); !strings.HasSuffix(cur, "tick 1") {
+		t.Errorf("the current match is %q, want the line of tick 1", cur)
+	}
+	n := eval[int](b, `window.conveyorLog.matches.length`)
+	b.waitJS("more matches while the job runs", fmt.Sprintf(`window.conveyorLog.matches.length > %d && !document.getElementById("log").dataset.done`, n+2), 30*time.Second)
+	b.waitJS("the count of the new matches", fmt.Sprintf(`parseInt(document.getElementById("logcount").textContent.split(" of ")[1], 10) > %d`, n+2), 5*time.Second)
+	// Previous from the first match is the newest one, marked.
+	b.do(chromedp.Click(chromedp.CSS("#logprev")))
+	b.waitJS("the last match, marked", `(() => { const v = window.conveyorLog, el = document.querySelector("#loglines .ln.match.current");
+		return el && +el.dataset.i === v.matches[v.cur] && v.cur > 0; })()`, 5*time.Second)
 }
 
 // uiEvilLog checks that the tricks in job's log render as text.
@@ -471,40 +496,11 @@ func TestUIBrowserSettings(t *testing.T) {
 	b.noExecution("dark run page")
 }
 
-// uiCookie signs in through the login form over plain HTTP and returns
-// the session cookie.
+// uiCookie signs in as admin through the login form over plain HTTP and
+// returns the session cookie.
 func uiCookie(t *testing.T, h *harness) *http.Cookie {
 	t.Helper()
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(h.url + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	var csrf *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == "conveyor_login_csrf" {
-			csrf = c
-		}
-	}
-	if csrf == nil {
-		t.Fatal("no login CSRF cookie")
-	}
-	form := url.Values{"csrf": {csrf.Value}, "user": {"admin"}, "password": {uiPassword}}
-	req, _ := http.NewRequest("POST", h.url+"/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(csrf)
-	if resp, err = noRedirect.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	for _, c := range resp.Cookies() {
-		if c.Name == "conveyor_session" {
-			return c
-		}
-	}
-	t.Fatalf("login: %d, no session cookie", resp.StatusCode)
-	return nil
+	return uiCookieAs(t, h, "admin", "")
 }
 
 type sseEvent struct {

@@ -700,6 +700,10 @@ type Runs interface {
 	CreateRuns(ctx context.Context, runs []NewRun) ([]*Run, error)
 	GetRun(ctx context.Context, orgID, id int64) (*Run, error)
 	ListRuns(ctx context.Context, orgID int64, f RunFilter) ([]*Run, error)
+	// LatestRuns returns the latest run of each repository of the
+	// organisation that has one, newest first, in one query (the cost
+	// grows with the repositories, not with their runs).
+	LatestRuns(ctx context.Context, orgID int64) ([]*Run, error)
 	Jobs(ctx context.Context, orgID, runID int64) ([]*Job, error)
 	GetJob(ctx context.Context, orgID, jobID int64) (*Job, error)
 	Attempts(ctx context.Context, orgID, jobID int64) ([]*Attempt, error)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/api"
@@ -34,18 +33,19 @@ type homeView struct {
 
 func (u *ui) home(w http.ResponseWriter, r *http.Request, s *sess) {
 	var v homeView
+	// One call, whatever the number of repositories: the API reads every
+	// repository's latest run in one query.
 	var repos api.RepoList
-	if st, err := u.call(r, s, "GET", "/api/repos", nil, &repos); err != nil {
+	if st, err := u.call(r, s, "GET", "/api/repos?latest_runs=true", nil, &repos); err != nil {
 		u.errorPage(w, r, s, st, err.Error())
 		return
 	}
+	last := make(map[int64]*api.Run, len(repos.LatestRuns))
+	for i := range repos.LatestRuns {
+		last[repos.LatestRuns[i].RepoID] = &repos.LatestRuns[i]
+	}
 	for _, repo := range repos.Repos {
-		row := repoRow{Repo: repo}
-		var runs api.RunList
-		if _, err := u.call(r, s, "GET", "/api/runs?limit=1&repo="+itoa(repo.ID), nil, &runs); err == nil && len(runs.Runs) > 0 {
-			row.Last = &runs.Runs[0]
-		}
-		v.Repos = append(v.Repos, row)
+		v.Repos = append(v.Repos, repoRow{Repo: repo, Last: last[repo.ID]})
 	}
 	if s.who.ServerAdmin {
 		var orgs api.OrgList
@@ -120,26 +120,22 @@ type runView struct {
 	CanAct    bool
 	// CanApproveRun: the caller may approve a fork's run (maintainer+).
 	CanApproveRun bool
-	who           *sess
 }
 
-// MayReview reports whether the caller is one of the reviewers of j, a
-// job awaiting approval (as deploy.MayReview decides; the API checks
-// again, with the self-review rule).
+// MayReview reports whether the caller may approve or reject j, a job
+// awaiting a review: the API says so on each such job, with the same
+// check its approve route makes (reviewers, self review, token scope).
 func (v *runView) MayReview(j job) bool {
-	if !j.AwaitingApproval() || j.Approval == nil || len(j.Approval.Reviewers) == 0 {
-		return false
+	return j.AwaitingApproval() && j.Approval != nil && j.Approval.MayReview
+}
+
+// ReviewRefused is why the caller may not review j ("" when they may,
+// or when j awaits no review).
+func (v *runView) ReviewRefused(j job) string {
+	if !j.AwaitingApproval() || j.Approval == nil || j.Approval.MayReview {
+		return ""
 	}
-	rank := v.who.rank()
-	if rank >= store.OrgAdmin.Rank() {
-		return true
-	}
-	for _, r := range j.Approval.Reviewers {
-		if r.User != "" && strings.EqualFold(r.User, v.who.who.User) || r.Role != "" && rank >= store.OrgRole(r.Role).Rank() {
-			return true
-		}
-	}
-	return false
+	return j.Approval.ReviewRefused
 }
 
 // runDetail reads a run, its jobs and its repository.
@@ -162,7 +158,6 @@ func (u *ui) runDetail(w http.ResponseWriter, r *http.Request, s *sess) (*runVie
 			v.HasFailed = true
 		}
 	}
-	v.who = s
 	v.CanAct = s.rank() >= store.OrgDeveloper.Rank()
 	v.CanApproveRun = d.Run.Status == store.StatusAwaitingApproval && s.rank() >= store.OrgMaintainer.Rank()
 	return v, true

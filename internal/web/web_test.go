@@ -29,7 +29,7 @@ const runJSON = `{"run":{"id":1,"repo_id":3,"number":4,"name":"Deploy","workflow
 "commit_message":"<b>bold</b> move\u001b[31m","actor":"octocat","created":"2026-01-01T00:00:00Z","started":"2026-01-01T00:00:01Z"},
 "jobs":[{"id":2,"key":"deploy","name":"Deploy","status":"awaiting_approval","attempt":1,"max_attempts":1,
 "environment":{"name":"production","url":"javascript:alert(1)"},
-"approval":{"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2099-01-02T00:00:00Z",
+"approval":{REVIEW"reviewers":[{"user":"alice"},{"role":"maintainer"}],"wait_until":"2099-01-02T00:00:00Z",
 "decisions":[{"user":"bob","decision":"approved","comment":"<script>x()</script>","at":"2026-01-01T00:00:05Z"}]}},
 {"id":5,"key":"build","name":"Build","status":"success","attempt":1,"max_attempts":1,"started":"2026-01-01T00:00:01Z","finished":"2026-01-01T00:01:02Z"}]}`
 
@@ -81,7 +81,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"id":8,"status":"queued"}`)
 	case "GET /api/runs/1":
-		io.WriteString(w, runJSON)
+		// The API says whether the caller may review (a maintainer may).
+		f.mu.Lock()
+		review := `"may_review":false,"review_refused":"user ann is not a reviewer of environment <production>",`
+		if f.role == "maintainer" {
+			review = `"may_review":true,`
+		}
+		f.mu.Unlock()
+		io.WriteString(w, strings.Replace(runJSON, "REVIEW", review, 1))
 	case "GET /api/runs/1/artifacts":
 		io.WriteString(w, `{"artifacts":[{"id":1,"name":"dist <x>","size":1536,"job":"build","created":"2026-01-01T00:00:00Z"}]}`)
 	case "GET /api/runs/1/artifacts/dist <x>":
@@ -233,9 +240,11 @@ func TestLoginRefusals(t *testing.T) {
 func TestRunPageApproval(t *testing.T) {
 	srv, f := newUI(t, "http://example.com")
 	sc := signIn(t, srv.URL)
-	// ann, a developer, is not a reviewer (alice and role maintainer are).
-	if _, body := get(t, srv.URL+"/runs/1", sc); strings.Contains(body, `/jobs/2/approve"`) || !strings.Contains(body, "Reviewers: alice") {
-		t.Errorf("a developer who is not a reviewer sees the approval form (or no reviewers):\n%s", body)
+	// ann, a developer, is not a reviewer (alice and role maintainer are):
+	// the API says so, and the page shows why instead of the buttons.
+	if _, body := get(t, srv.URL+"/runs/1", sc); strings.Contains(body, `/jobs/2/approve"`) || !strings.Contains(body, "Reviewers: alice") ||
+		!strings.Contains(body, "You cannot approve or reject this job: user ann is not a reviewer of environment &lt;production&gt;") {
+		t.Errorf("a developer who is not a reviewer sees the approval form (or no reviewers, or no reason):\n%s", body)
 	}
 	f.mu.Lock()
 	f.role = "maintainer"
@@ -249,7 +258,7 @@ func TestRunPageApproval(t *testing.T) {
 			t.Errorf("run page lacks %s", want)
 		}
 	}
-	for _, bad := range []string{"<script>x()", `href="javascript`, "\x1b", "<b>bold"} {
+	for _, bad := range []string{"<script>x()", `href="javascript`, "\x1b", "<b>bold", "You cannot approve"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("run page contains %q", bad)
 		}

@@ -314,6 +314,23 @@ func (f *Fake) ListRuns(_ context.Context, orgID int64, flt store.RunFilter) ([]
 	return out, nil
 }
 
+// LatestRuns implements api.RunReader: the newest run of each
+// repository, newest first.
+func (f *Fake) LatestRuns(_ context.Context, orgID int64) ([]*store.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[int64]bool{}
+	var out []*store.Run
+	for _, r := range slices.Backward(f.runs) {
+		if r.OrgID == orgID && !seen[r.RepoID] {
+			seen[r.RepoID] = true
+			c := *r
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
 // Jobs implements api.RunReader.
 func (f *Fake) Jobs(_ context.Context, orgID, runID int64) ([]*store.Job, error) {
 	f.mu.Lock()

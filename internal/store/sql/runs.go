@@ -326,6 +326,17 @@ func (s *DB) ListRuns(ctx context.Context, orgID int64, f store.RunFilter) ([]*s
 	return rs, mapErr("store.ListRuns", err)
 }
 
+// LatestRuns returns the latest run of each of the organisation's
+// repositories (none for a repository without runs), newest first, in one
+// statement: a correlated MAX per repository, which the runs_repo index
+// (repo_id, id) answers with one seek each, whatever the history.
+func (s *DB) LatestRuns(ctx context.Context, orgID int64) ([]*store.Run, error) {
+	rs, err := queryAll(ctx, s.r, scanRun, `SELECT `+runCols+` FROM runs WHERE org_id = $1 AND id IN (
+		SELECT (SELECT MAX(r.id) FROM runs r WHERE r.repo_id = repos.id) FROM repos WHERE repos.org_id = $1)
+		ORDER BY id DESC`, orgID)
+	return rs, mapErr("store.LatestRuns", err)
+}
+
 // listRunsQuery is ListRuns' query; an index serves each filter (runs_org,
 // runs_repo, runs_org_status), so a page costs the same at any history.
 func listRunsQuery(orgID int64, f store.RunFilter) (string, []any) {

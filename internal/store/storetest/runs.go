@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ var runTests = []test{
 	{"CreateRuns", testCreateRuns},
 	{"CreateRunsAtomic", testCreateRunsAtomic},
 	{"ListRuns", testListRuns},
+	{"LatestRuns", testLatestRuns},
 	{"Rerun", testRerun},
 	{"ConcurrencyGroup", testConcurrencyGroup},
 	{"CancelInProgress", testCancelInProgress},
@@ -112,6 +114,43 @@ func testCreateRunsAtomic(t *testing.T, e *env) {
 	}
 	if sts := e.statuses(); len(sts) != 0 {
 		t.Errorf("failed CreateRuns stored %d commit statuses", len(sts))
+	}
+}
+
+// testLatestRuns: one run per repository of the organisation, its newest,
+// with its current status; none for a repository without runs, and
+// nothing of another organisation's repositories.
+func testLatestRuns(t *testing.T, e *env) {
+	if runs, err := e.s.LatestRuns(e.ctx, e.org.ID); err != nil || len(runs) != 0 {
+		t.Fatalf("LatestRuns without runs = %v, %v", runs, err)
+	}
+	other := e.newRepo(e.org.ID, "acme/other")
+	e.newRepo(e.org.ID, "acme/idle")
+	e.newRun(e.repo, nil, job("a"))
+	last := e.newRun(e.repo, nil, job("a"))
+	e.newRun(other, nil, job("a"))
+	otherLast := e.newRun(other, nil, job("a"))
+	_, err := e.s.CancelRun(e.ctx, e.org.ID, otherLast.ID, "")
+	e.must(err)
+	org2, err := e.s.EnsureOrg(e.ctx, "tenant-two")
+	e.must(err)
+	theirs := e.newRun(e.newRepo(org2.ID, "two/app"), nil, job("a"))
+
+	runs, err := e.s.LatestRuns(e.ctx, e.org.ID)
+	e.must(err)
+	var got []string
+	for _, r := range runs {
+		got = append(got, fmt.Sprintf("%d:%d:%s", r.RepoID, r.ID, r.Status))
+	}
+	want := []string{fmt.Sprintf("%d:%d:%s", other.ID, otherLast.ID, store.StatusCancelled),
+		fmt.Sprintf("%d:%d:%s", e.repo.ID, last.ID, store.StatusQueued)}
+	if !slices.Equal(got, want) {
+		t.Errorf("LatestRuns = %v, want %v (repository:run:status, newest first)", got, want)
+	}
+	runs, err = e.s.LatestRuns(e.ctx, org2.ID)
+	e.must(err)
+	if len(runs) != 1 || runs[0].ID != theirs.ID || runs[0].OrgID != org2.ID {
+		t.Errorf("LatestRuns of the second organisation = %v, want only run %d", runs, theirs.ID)
 	}
 }
 

@@ -151,9 +151,11 @@
     this.carry = "";
     this.openGroup = -1;
     this.follow = true;
-    this.matches = [];
+    this.matches = [];    // indexes of the lines matching the search
+    this.matchSet = new Set();
     this.cur = -1;
     this.query = "";
+    this.scanned = 0;     // lines tested against the search (for the tests)
     this.lastId = 0;
     this.started = performance.now();
     this.pending = false;
@@ -232,7 +234,15 @@
     else if (/^(?:\[[^\]]*\] )?##\[warning\]/.test(p.t)) line.kind = "warn";
     this.lines.push(line);
     if (this.shown(line)) this.visible.push(i);
-    if (this.query && p.t.toLowerCase().indexOf(this.query) >= 0) this.matches.push(i);
+    // A live search takes in each new line once: no re-scan of the log.
+    if (this.query) {
+      this.scanned++;
+      if (line.t.toLowerCase().indexOf(this.query) >= 0) {
+        this.matches.push(i);
+        this.matchSet.add(i);
+        this.countDirty = true;
+      }
+    }
   };
 
   LogViewer.prototype.shown = function (line) {
@@ -268,6 +278,7 @@
       this.box.replaceChildren(frag);
     }
     if (this.stepsDirty) this.renderSteps();
+    if (this.countDirty) this.showCount();
   };
 
   LogViewer.prototype.lineEl = function (i) {
@@ -349,23 +360,34 @@
     return true;
   };
 
+  // search scans the lines so far once; addLine tests each line that
+  // arrives after, so the count and next/previous include them.
   LogViewer.prototype.search = function (q) {
     this.query = q.toLowerCase();
     this.matches = [];
     this.cur = -1;
+    this.scanned = 0;
     if (this.query) {
+      this.scanned = this.lines.length;
       for (var i = 0; i < this.lines.length; i++) if (this.lines[i].t.toLowerCase().indexOf(this.query) >= 0) this.matches.push(i);
     }
     this.matchSet = new Set(this.matches);
-    this.countEl.textContent = this.query ? this.matches.length + " matching lines" : "";
+    this.showCount();
     if (this.matches.length) this.next(1); else { this.rendered = null; this.schedule(); }
+  };
+
+  LogViewer.prototype.showCount = function () {
+    this.countDirty = false;
+    var n = this.matches.length;
+    this.countEl.textContent = !this.query ? "" :
+      (this.cur >= 0 ? (this.cur + 1) + " of " + n : n) + (n === 1 ? " matching line" : " matching lines");
   };
 
   LogViewer.prototype.next = function (d) {
     if (!this.matches.length) return;
-    this.matchSet = new Set(this.matches);
-    this.cur = (this.cur + d + this.matches.length) % this.matches.length;
-    this.countEl.textContent = (this.cur + 1) + " of " + this.matches.length + " matching lines";
+    var n = this.matches.length;
+    this.cur = this.cur < 0 ? (d > 0 ? 0 : n - 1) : (this.cur + d + n) % n;
+    this.showCount();
     this.scrollTo(this.matches[this.cur], false);
   };
 
