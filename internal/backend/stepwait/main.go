@@ -30,7 +30,7 @@ func WaitMain(ctx context.Context, args []string, stderr io.Writer) int {
 // RunMain is the job container's side, started by the step runner:
 //
 //	conveyor step-run --dir DIR --n N [--grace D] < spec.json   run step N
-//	conveyor step-run --dir DIR --n N --await D                 wait for step N's end
+//	conveyor step-run --dir DIR --n N --await D                 wait for step N's end: exit 0 once ended, 1 if not within D
 //	conveyor step-run --end DIR...                              tell step containers to exit
 //
 // It exits with the step's code; CodeLost or CodeNotStart, with why on
@@ -58,12 +58,11 @@ func RunMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	if *await > 0 {
-		res, err := Await(ctx, *dir, *n, *await)
-		if err != nil {
+		if _, err := Await(ctx, *dir, *n, *await); err != nil {
 			fmt.Fprintln(stderr, "conveyor step-run:", err)
-			return CodeLost
+			return 1
 		}
-		return res.Code
+		return 0
 	}
 	var s Spec
 	if err := json.NewDecoder(stdin).Decode(&s); err != nil {
