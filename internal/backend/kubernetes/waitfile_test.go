@@ -3,6 +3,9 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/conveyor-ci/conveyor/internal/actions"
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
+	"github.com/conveyor-ci/conveyor/internal/exec"
 )
 
 // waitNamespace keeps these tests' pods apart from other tests'.
@@ -168,5 +173,195 @@ func TestWaitFileFallback(t *testing.T) {
 	}
 	if sb2.imageSteps != 1 {
 		t.Errorf("ephemeral steps: %d, want 1", sb2.imageSteps)
+	}
+}
+
+// publishAction commits files as the repository acme/NAME, tagged v1,
+// under a file:// action source, and returns that source.
+func publishAction(t *testing.T, name string, files map[string]string) *actions.Cache {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "acme", name)
+	for f, content := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "action"}, {"tag", "v1"}} {
+		cmd := osexec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	c, err := actions.New(actions.Options{Dir: t.TempDir(), BaseURL: "file://" + root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A workflow's docker:// steps and a remote Docker action run in the
+// pod's step containers: the image's ENTRYPOINT and CMD, args and
+// entrypoint: given by the step, env and inputs, outputs a later step
+// reads, an exit code that fails the step and the job; a step skipped by
+// if: leaves its container unused and the job ends cleanly (its pod
+// deleted, nothing left).
+func TestWaitFileWorkflow(t *testing.T) {
+	reg := newStepRegistry(t)
+	b := newWaitBackend(t, reg)
+	src := publishAction(t, "greet", map[string]string{"action.yml": `name: greet
+inputs:
+  who:
+    default: World
+runs:
+  using: docker
+  image: docker://` + reg.Ref + `
+  args:
+    - hello-${{ inputs.who }}
+`})
+	yml := `on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - id: dflt
+        uses: docker://` + reg.Ref + `
+      - id: args
+        uses: docker://` + reg.Ref + `
+        env:
+          STEP_ENV: from-env $(HOME)
+        with:
+          who: Mona
+          args: first second
+      - id: entry
+        uses: docker://` + reg.Ref + `
+        with:
+          entrypoint: /bin/echo
+          args: overridden entrypoint
+      - id: action
+        uses: acme/greet@v1
+        with:
+          who: Octo
+      - id: skipped
+        if: false
+        uses: docker://` + reg.Ref2 + `
+      - run: echo "outputs [${{ steps.args.outputs.said }}] [${{ steps.action.outputs.said }}]"
+      - id: fails
+        uses: docker://` + reg.Ref + `
+        with:
+          args: exit 3
+      - id: after
+        if: failure()
+        uses: docker://` + reg.Ref + `
+        with:
+          args: after-failure
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	log := &eventLog{}
+	res, err := runWorkflowWith(ctx, t, b, yml, nil, log, src)
+	out := log.String()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !res.Failed() {
+		t.Errorf("the job did not fail:\n%s", out)
+	}
+	for id, want := range map[string]string{"dflt": exec.Success, "args": exec.Success, "entry": exec.Success, "action": exec.Success, "skipped": exec.Skipped, "fails": exec.Failure, "after": exec.Success} {
+		if got := log.step(id); got != want {
+			t.Errorf("step %s: %q, want %q", id, got, want)
+		}
+	}
+	stepWait := "pid1: /__conveyor/conveyor step-wait"
+	for _, want := range []string{
+		"entry: default-cmd | env: image-env// | pwd: /__w/workspace | " + stepWait,
+		"entry: first second | env: image-env/from-env $(HOME)/Mona | pwd: /__w/workspace | " + stepWait,
+		"] overridden entrypoint",
+		"entry: hello-Octo | env: image-env//Octo | pwd: /__w/workspace | " + stepWait,
+		"outputs [first] [hello-Octo]",
+		"exited with code 3",
+		"entry: after-failure",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "conveyor entrypoint") {
+		t.Errorf("a step ran in an ephemeral container:\n%s", out)
+	}
+	// The pod, its unused step container included, is gone.
+	l, err := b.cs.CoreV1().Pods(waitNamespace).List(ctx, metav1.ListOptions{LabelSelector: LabelManaged + "=" + managedBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 0 {
+		t.Errorf("%d pods left after the job", len(l.Items))
+	}
+}
+
+// A cancel during a step of a step container: the step's process gets
+// SIGTERM, the if: always() steps after it still run (in the step
+// container too), and the job ends cancelled.
+func TestWaitFileCancelWorkflow(t *testing.T) {
+	reg := newStepRegistry(t)
+	b := newWaitBackend(t, reg)
+	yml := `on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - id: long
+        uses: docker://` + reg.Ref + `
+        with:
+          entrypoint: /bin/sh
+          args: long.sh
+      - id: cleanup
+        if: always()
+        uses: docker://` + reg.Ref + `
+        with:
+          args: cleanup-ran
+      - id: cleanup2
+        if: always()
+        run: cat term.txt
+`
+	long := "trap 'echo got TERM; echo term-file > term.txt; exit 143' TERM\necho started\nwhile :; do sleep 0.05; done\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rctx, rcancel := context.WithCancel(ctx)
+	log := &eventLog{}
+	go func() {
+		for !strings.Contains(log.String(), "started") {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		rcancel()
+	}()
+	res, err := runWorkflowWith(rctx, t, b, yml, map[string]string{"long.sh": long}, log, nil)
+	out := log.String()
+	t.Logf("%v\n%s", err, out)
+	if res == nil || len(res.Jobs) != 1 {
+		t.Fatalf("no job result: %v\n%s", err, out)
+	}
+	if got := res.Jobs[0].Result; got != exec.Cancelled {
+		t.Errorf("job result %q, want cancelled", got)
+	}
+	for id, want := range map[string]string{"cleanup": exec.Success, "cleanup2": exec.Success} {
+		if got := log.step(id); got != want {
+			t.Errorf("step %s: %q, want %q", id, got, want)
+		}
+	}
+	for _, want := range []string{"entry: cleanup-ran", "term-file"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
 	}
 }
