@@ -54,6 +54,8 @@ func Run(ctx context.Context, dir string, n int, s *Spec, out io.Writer, opts Ru
 			return CodeLost, err
 		}
 		if done {
+			f.close()
+			_ = os.Remove(outFile(dir, n)) // followed whole: the volume need not keep it
 			if res.Error != "" {
 				return res.Code, errors.New(res.Error)
 			}
@@ -133,6 +135,7 @@ func (f *follower) copy() error {
 func (f *follower) close() {
 	if f.f != nil {
 		f.f.Close()
+		f.f = nil
 	}
 }
 

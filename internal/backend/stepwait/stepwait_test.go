@@ -79,6 +79,13 @@ func TestSteps(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Errorf("step 3: code %d, err %v", code, err)
 	}
+	// The spec (the step's env, secrets too) and the output followed
+	// whole are not kept on the volume.
+	for _, f := range []string{specFile(dir, 1), outFile(dir, 1), specFile(dir, 3), outFile(dir, 3)} {
+		if exists(f) {
+			t.Errorf("%s is still there", filepath.Base(f))
+		}
+	}
 }
 
 // A cancel reaches the step's process as SIGTERM; one that ignores it is

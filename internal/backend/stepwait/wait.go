@@ -67,6 +67,9 @@ func nextSpec(ctx context.Context, dir string, n int) (*Spec, error) {
 		err := readJSON(specFile(dir, n), &s)
 		switch {
 		case err == nil:
+			// The step's env (secrets too) stays on the volume no longer
+			// than needed.
+			_ = os.Remove(specFile(dir, n))
 			return &s, nil
 		case !os.IsNotExist(err):
 			return nil, err
