@@ -101,7 +101,7 @@ type stepRegistry struct {
 // newStepRegistry starts the registry, pushes the step image and
 // imports it into the cluster's containerd (next to the kubeconfig
 // scripts/k8s/up.sh writes); all is removed when the test ends.
-func newStepRegistry(t *testing.T) *stepRegistry {
+func newStepRegistry(t testing.TB) *stepRegistry {
 	t.Helper()
 	buildStepImage(t)
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))

@@ -209,7 +209,10 @@ func (s *Sandbox) runInWaiter(ctx context.Context, w *waiter, c *backend.Contain
 	}
 	w.next++
 	n := strconv.Itoa(w.next)
-	req := &runner.Request{Argv: []string{runnerPath, "step-run", "--dir", w.dir(), "--n", n, "--grace", stepKillTimeout.String()}}
+	// Served inside the step runner (a builtin) when it has it; the same
+	// command line otherwise.
+	grace := s.b.opts.GracePeriod + 2*time.Second // the step container's TERM, grace, KILL
+	req := &runner.Request{Builtin: stepwait.BuiltinName, Argv: []string{runnerPath, "step-run", "--dir", w.dir(), "--n", n, "--grace", grace.String()}}
 	code, err := s.c.RunInput(ctx, req, bytes.NewReader(spec), out)
 	switch {
 	case ctx.Err() != nil:
@@ -234,7 +237,7 @@ func (s *Sandbox) runInWaiter(ctx context.Context, w *waiter, c *backend.Contain
 func (s *Sandbox) stepEnded(ctx context.Context, w *waiter, n string, d time.Duration) bool {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d+10*time.Second)
 	defer cancel()
-	req := &runner.Request{Argv: []string{runnerPath, "step-run", "--dir", w.dir(), "--n", n, "--await", d.String()}}
+	req := &runner.Request{Builtin: stepwait.BuiltinName, Argv: []string{runnerPath, "step-run", "--dir", w.dir(), "--n", n, "--await", d.String()}}
 	code, err := s.c.Run(actx, req, io.Discard)
 	return err == nil && code == 0
 }
@@ -252,5 +255,5 @@ func (s *Sandbox) endWaiters(ctx context.Context) {
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, _ = s.c.Run(ectx, &runner.Request{Argv: args}, io.Discard)
+	_, _ = s.c.Run(ectx, &runner.Request{Builtin: stepwait.BuiltinName, Argv: args}, io.Discard)
 }

@@ -75,3 +75,13 @@ func RunMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	return code
 }
+
+// Builtin is RunMain as a step runner builtin (runner.Builtin, name
+// "step-run"): served in the job container's runner process, it saves
+// the start of a conveyor process per step.
+func Builtin(ctx context.Context, args []string, stdin io.Reader, out io.Writer) int {
+	return RunMain(ctx, args, stdin, out, out)
+}
+
+// BuiltinName is Builtin's name in runner.Request.Builtin.
+const BuiltinName = "step-run"

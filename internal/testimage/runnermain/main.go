@@ -36,7 +36,7 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := runner.Serve(ctx, os.Stdin, os.Stdout)
+	err := runner.ServeWith(ctx, os.Stdin, os.Stdout, runner.ServeOptions{Builtins: map[string]runner.Builtin{stepwait.BuiltinName: stepwait.Builtin}})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "entrypoint:", err)
