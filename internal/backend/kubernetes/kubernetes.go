@@ -291,7 +291,10 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 		fmt.Fprintf(log, "A step container did not start (%v); making the pod again without step containers\n", err)
 		s, err = b.setupPod(ctx, job, spec, nil, log)
 	}
-	return s, err
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
 }
 
 // setupPod makes the job's pod from spec with the step containers ws
