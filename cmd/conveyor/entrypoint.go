@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/runner"
+	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
 )
 
 // entrypointMain is the step runner: the main process of a job's container.
@@ -28,7 +29,8 @@ func entrypointMain(ctx context.Context, args []string, _, stderr io.Writer) int
 	}
 	// The protocol owns stdout, so the writer main passes is not used here:
 	// nothing else may write to it.
-	if err := runner.Serve(ctx, os.Stdin, os.Stdout); err != nil {
+	opts := runner.ServeOptions{Builtins: map[string]runner.Builtin{stepwait.BuiltinName: stepwait.Builtin}}
+	if err := runner.ServeWith(ctx, os.Stdin, os.Stdout, opts); err != nil {
 		fmt.Fprintln(stderr, "conveyor entrypoint:", err)
 		return 1
 	}

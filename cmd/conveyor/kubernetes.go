@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"k8s.io/klog/v2"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
 	"github.com/conveyor-ci/conveyor/internal/errs"
+	"github.com/conveyor-ci/conveyor/internal/imageconfig"
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
@@ -36,6 +38,15 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.Var(&k.nodeSelector, "node-selector", "kubernetes backend: LABEL=VALUE every job pod's node must carry (repeatable)")
 	fs.Var(&k.egressAllow, "egress-allow", "kubernetes backend: CIDR that jobs of network policy no-private may reach although private, e.g. the server's address/32 (repeatable)")
 	fs.DurationVar(&k.deadline, "pod-deadline", 0, "kubernetes backend: activeDeadlineSeconds of job pods, e.g. 6h (0: none)")
+}
+
+// imageConfigs reads the configuration of step images from their
+// registries for the kubernetes backend's step containers: anonymously,
+// or with the credentials of the docker config of the user running
+// Conveyor ($DOCKER_CONFIG, ~/.docker/config.json and its credential
+// helpers).
+func imageConfigs() *imageconfig.Resolver {
+	return imageconfig.New(imageconfig.Options{Keychain: authn.DefaultKeychain})
 }
 
 // open connects the kubernetes backend, with the host backend beside it
@@ -62,7 +73,7 @@ func (k *kubeFlags) open(ctx context.Context, stderr io.Writer) (*backends, erro
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
 	}
 	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, Namespace: k.namespace, NamespacePrefix: k.namespacePrefix, RuntimeClassName: k.runtimeClass,
-		NodeSelector: sel, ActiveDeadline: k.deadline, EgressAllow: k.egressAllow})
+		NodeSelector: sel, ActiveDeadline: k.deadline, EgressAllow: k.egressAllow, Images: imageConfigs(), Log: slog.Default()})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes backend: %v", err)
 	}

@@ -25,6 +25,8 @@ func commands() map[string]command {
 		"lint":       {"check workflow files and print file:line:col: problems", lintMain},
 		"expr":       {"evaluate a ${{ }} expression and print its value as JSON", exprMain},
 		"entrypoint": {"(internal) step runner inside a job's sandbox", entrypointMain},
+		"step-wait":  {"(internal) a step container's main process (kubernetes wait files)", stepWaitMain},
+		"step-run":   {"(internal) hands a step to a step container (kubernetes wait files)", stepRunMain},
 		"version":    {"print the version", versionMain},
 		"admin":      {"server maintenance: rotate-key re-encrypts stored credentials; new-key prints a key for CONVEYOR_SECRET_KEY", adminMain},
 	}
@@ -68,7 +70,7 @@ func main() {
 		}
 		names := make([]string, 0, len(commands()))
 		for name := range commands() {
-			if name != "entrypoint" {
+			if name != "entrypoint" && name != "step-wait" && name != "step-run" {
 				names = append(names, name)
 			}
 		}

@@ -114,7 +114,7 @@ func openKubePool(sp pool.Spec) (*kubernetes.Backend, error) {
 		return nil, err
 	}
 	return kubernetes.New(kubernetes.Options{Config: cfg, Namespace: sp.Namespace, NamespacePrefix: sp.NamespacePrefix,
-		NodeSelector: sp.NodeSelector, PendingTimeout: sp.PendingDeadline, PullPolicy: corev1.PullIfNotPresent})
+		NodeSelector: sp.NodeSelector, PendingTimeout: sp.PendingDeadline, PullPolicy: corev1.PullIfNotPresent, Images: imageConfigs(), Log: slog.Default()})
 }
 
 // openServerPools opens --pools ("": none, nil). Without an explicit

@@ -168,6 +168,21 @@ type JobSpec struct {
 	// (kubernetes: activeDeadlineSeconds) allows this plus room for the
 	// cleanup steps and the teardown that follow a timeout.
 	Timeout time.Duration
+	// ImageSteps are the job's steps known, before its first step, to
+	// need another image (uses: docker://IMAGE, Docker actions fetched in
+	// advance). A backend that starts containers with the sandbox
+	// (kubernetes: step containers of the pod, ordered by wait files) may
+	// prepare them; the others ignore it. RunContainer must still accept
+	// any image.
+	ImageSteps []ImageStepPlan
+}
+
+// ImageStepPlan is a step announced in JobSpec.ImageSteps.
+type ImageStepPlan struct {
+	// Step names the step for messages (its id, or its position).
+	Step string
+	// Image is the image as RunContainer will get it (no docker://).
+	Image string
 }
 
 // Placement says which machines may run a sandbox.

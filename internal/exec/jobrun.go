@@ -282,6 +282,7 @@ func (jr *jobRun) setUp(jobCtx, runCtx context.Context, c *expr.Context, timeout
 	if err := jr.remote.preflight(jobCtx, jr.job.Steps, 0); err != nil {
 		return release, Failure, err
 	}
+	spec.ImageSteps = jr.remote.imageSteps(jr.job.Steps, "", 0)
 	sandboxStart := time.Now()
 	if result, err := jr.startSandbox(jobCtx, runCtx, spec, b, c); result != "" {
 		return release, result, err

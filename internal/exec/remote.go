@@ -316,3 +316,36 @@ func (sc *scope) depth() int {
 // stateKey keys GITHUB_STATE of a job's top-level step: stable from its
 // pre: to its post:, whatever ran in between.
 func stateKey(index int) string { return fmt.Sprintf("#%d", index) }
+
+// imageSteps are the steps of steps (and of the remote composite actions
+// among them, resolved by preflight) known now to need another image:
+// uses: docker://IMAGE and remote Docker actions with a docker:// image.
+// The backend may prepare their containers with the sandbox (the
+// kubernetes backend's step containers).
+func (ra *remoteActions) imageSteps(steps []*workflow.Step, prefix string, depth int) []backend.ImageStepPlan {
+	var out []backend.ImageStepPlan
+	for i, s := range steps {
+		name := s.ID
+		if name == "" {
+			name = fmt.Sprintf("#%d", i+1)
+		}
+		name = prefix + name
+		if img, ok := strings.CutPrefix(s.Uses, "docker://"); ok {
+			out = append(out, backend.ImageStepPlan{Step: name, Image: img})
+			continue
+		}
+		a := ra.byUses[s.Uses]
+		if a == nil || !isRemoteAction(s.Uses) {
+			continue
+		}
+		switch using := strings.ToLower(a.meta.Runs.Using); {
+		case using == "docker":
+			if img, ok := strings.CutPrefix(a.meta.Runs.Image, "docker://"); ok {
+				out = append(out, backend.ImageStepPlan{Step: name, Image: img})
+			}
+		case using == "composite" && depth < maxActionDepth:
+			out = append(out, ra.imageSteps(a.meta.Runs.Steps, name+"/", depth+1)...)
+		}
+	}
+	return out
+}

@@ -5,11 +5,15 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/actions"
+	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/fake"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
@@ -483,5 +487,46 @@ jobs:
 	_, rec := run(t, nil, src, Options{RepoDir: repo, Actions: r})
 	if len(r.asked) > 0 {
 		t.Errorf("the resolver was asked for %v\n%s", r.asked, rec.dump())
+	}
+}
+
+// The steps known before the first step to need another image are
+// announced to the backend in the job's spec: docker:// steps, remote
+// Docker actions with a docker:// image, and those inside remote
+// composite actions; not Dockerfile actions (built at run time) or local
+// actions (read after the checkout).
+func TestImageStepsAnnounced(t *testing.T) {
+	g := newGitRemotes(t)
+	g.publish("acme/img", "v1", map[string]string{"action.yml": "name: i\nruns:\n  using: docker\n  image: docker://alpine:3\n"})
+	g.publish("acme/built", "v1", map[string]string{"action.yml": "name: b\nruns:\n  using: docker\n  image: Dockerfile\n", "Dockerfile": "FROM scratch\n"})
+	g.publish("acme/comp", "v1", map[string]string{"action.yml": "name: c\nruns:\n  using: composite\n  steps:\n    - uses: acme/img@v1\n    - id: inner\n      uses: docker://busybox:1\n"})
+	var mu sync.Mutex
+	var got []backend.ImageStepPlan
+	fb := fake.New(nil)
+	fb.SetupErr = func(job *backend.JobSpec) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, job.ImageSteps...)
+		return nil
+	}
+	src := `on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - id: url
+        uses: docker://debian:12
+      - uses: acme/img@v1
+      - uses: acme/built@v1
+      - id: comp
+        uses: acme/comp@v1
+      - uses: ./local
+`
+	run(t, nil, src, Options{Actions: g.cache(t, t.TempDir(), false), Backend: fb})
+	want := []backend.ImageStepPlan{{Step: "url", Image: "debian:12"}, {Step: "#2", Image: "alpine:3"}, {Step: "comp/#1", Image: "alpine:3"}, {Step: "comp/inner", Image: "busybox:1"}}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("announced %+v, want %+v", got, want)
 	}
 }

@@ -49,7 +49,7 @@ func BenchmarkStepExecAPI(b *testing.B) {
 // JobStart: Setup of a job pod and its first step done; RawPodStart: a pod
 // of the same image running `true`, created and watched until Succeeded.
 // Both without the deletion.
-func BenchmarkJobStart(b *testing.B) { benchJobStart(b, newBackend(b, Options{})) }
+func BenchmarkJobStart(b *testing.B) { benchJobStart(b, newBackend(b, Options{}), nil) }
 
 // JobStartInitContainer: the same with the runner installed by a plain
 // init container (clusters before 1.29): the job container starts only
@@ -58,14 +58,23 @@ func BenchmarkJobStartInitContainer(b *testing.B) {
 	kb := newBackend(b, Options{})
 	kb.sidecar.once.Do(func() {})
 	kb.sidecar.ok = false
-	benchJobStart(b, kb)
+	benchJobStart(b, kb, nil)
 }
 
-func benchJobStart(b *testing.B, kb *Backend) {
+// JobStartStepContainer: a job announcing an image step whose config the
+// registry gives: its pod has a step container (wait-file layout), and
+// the runner is installed by an init container (the step container's
+// command is the installed binary).
+func BenchmarkJobStartStepContainer(b *testing.B) {
+	reg := newStepRegistry(b)
+	benchJobStart(b, newBackend(b, Options{Images: reg.resolver()}), []string{reg.Ref})
+}
+
+func benchJobStart(b *testing.B, kb *Backend, images []string) {
 	b.StopTimer()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		job := newJob(b)
+		job := jobWithSteps(b, images...)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		b.StartTimer()
 		sb, err := kb.Setup(ctx, job, nil)

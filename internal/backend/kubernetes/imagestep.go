@@ -51,7 +51,13 @@ func (s *Sandbox) RunContainer(ctx context.Context, c *backend.ContainerStep, ou
 	if err := s.sync.Push(ctx); err != nil {
 		return -1, err
 	}
-	code, err := s.runImageStep(ctx, c, out)
+	var code int
+	var err error
+	if w := s.waiterFor(c.Image); w != nil {
+		code, err = s.runInWaiter(ctx, w, c, out)
+	} else {
+		code, err = s.runImageStep(ctx, c, out)
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsync.PullTimeout(ctx))
 	defer cancel()
 	if perr := s.sync.Pull(pctx); err == nil && perr != nil {

@@ -21,9 +21,12 @@ import (
 //
 // JobContainer: a backend Exec of `true` (the job folder pushed and
 // pulled around it, what the executor pays); ImageStep: RunContainer of
-// `sh -c true` in the busybox image (the same sync around it);
-// JobContainerSleep1s and ImageStepSleep1s: the same with a step of one
-// second. ImageStepPhases: the ephemeral container alone (Debian's
+// `sh -c true` in the busybox image (the same sync around it), an
+// ephemeral container; WaitFile: the same step in the pod's step
+// container (the wait-file layout, waitfile.go: the job announced the
+// image, whose config an in-process registry serves);
+// JobContainerSleep1s, ImageStepSleep1s and WaitFileSleep1s: the same
+// with a step of one second. ImageStepPhases: the ephemeral container alone (Debian's
 // `date +%s%N`), without the sync, with its phases as metrics: add-ms
 // (the patch of pods/ephemeralcontainers), start-ms (until the API says
 // it runs or ended), end-ms (its log followed to the end and its exit
@@ -31,8 +34,12 @@ import (
 // process ran → the backend has its exit code) split the same time
 // between the kubelet starting the container and the API reporting it.
 func BenchmarkImageStep(b *testing.B) {
-	kb := newBackend(b, Options{})
-	sb := setupJob(b, kb, newJob(b))
+	reg := newStepRegistry(b)
+	kb := newBackend(b, Options{Images: reg.resolver()})
+	sb := setupJob(b, kb, jobWithSteps(b, reg.Ref))
+	if len(sb.waiters) != 1 {
+		b.Fatalf("step containers: %+v", sb.waiters)
+	}
 	img := testenv.BusyboxImage(b)
 	step := &backend.ContainerStep{Image: img, Entrypoint: []string{"sh", "-c"}, Args: []string{"true"}}
 	b.Run("JobContainer", func(b *testing.B) {
@@ -43,6 +50,19 @@ func BenchmarkImageStep(b *testing.B) {
 	b.Run("ImageStep", func(b *testing.B) {
 		benchSteps(b, func(ctx context.Context) (int, error) {
 			return sb.RunContainer(ctx, step, io.Discard)
+		})
+	})
+	// The same step in the pod's step container (wait-file layout).
+	wstep := &backend.ContainerStep{Image: reg.Ref, Entrypoint: []string{"sh", "-c"}, Args: []string{"true"}}
+	b.Run("WaitFile", func(b *testing.B) {
+		benchSteps(b, func(ctx context.Context) (int, error) {
+			return sb.RunContainer(ctx, wstep, io.Discard)
+		})
+	})
+	wsleep := &backend.ContainerStep{Image: reg.Ref, Entrypoint: []string{"sh", "-c"}, Args: []string{"sleep 1"}}
+	b.Run("WaitFileSleep1s", func(b *testing.B) {
+		benchSteps(b, func(ctx context.Context) (int, error) {
+			return sb.RunContainer(ctx, wsleep, io.Discard)
 		})
 	})
 	// A step of one second: how long after its end the backend learns it.

@@ -63,6 +63,18 @@ func (l *eventLog) step(id string) string {
 // (files name → content).
 func runWorkflow(ctx context.Context, t *testing.T, b *Backend, yml string, files map[string]string) (*exec.Result, *eventLog) {
 	t.Helper()
+	log := &eventLog{}
+	res, err := runWorkflowWith(ctx, t, b, yml, files, log, nil)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log)
+	}
+	return res, log
+}
+
+// runWorkflowWith is runWorkflow reporting to log, with an action
+// source, returning the run's error.
+func runWorkflowWith(ctx context.Context, t *testing.T, b *Backend, yml string, files map[string]string, log *eventLog, actions exec.ActionResolver) (*exec.Result, error) {
+	t.Helper()
 	repo := t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(repo, name)
@@ -81,19 +93,15 @@ func runWorkflow(ctx context.Context, t *testing.T, b *Backend, yml string, file
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	log := &eventLog{}
-	res, err := exec.New(exec.Options{
+	return exec.New(exec.Options{
 		Backend:   b,
+		Actions:   actions,
 		Platforms: map[string]string{"ubuntu-latest": testenv.BusyboxImage(t)},
 		RepoDir:   repo,
 		Event: exec.Event{Name: "push", Payload: map[string]any{}, SHA: strings.Repeat("0", 40), Ref: "refs/heads/main",
 			Repository: "o/r", Actor: "a", RunID: "1", RunNumber: 1},
 		Reporter: log,
 	}).Run(ctx, p)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log)
-	}
-	return res, log
 }
 
 // A docker:// step runs its image (not the job's) in the job's pod with

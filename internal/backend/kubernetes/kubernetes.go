@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -130,6 +131,13 @@ type Options struct {
 	// EgressAllow are CIDRs that jobs of network policy no-private may
 	// reach although private: the server's endpoint.
 	EgressAllow []string
+	// Images gives the configuration of the images of the steps a job
+	// announces (JobSpec.ImageSteps): those steps then run in step
+	// containers started with the pod, ordered by wait files (see
+	// waitfile.go). nil, or a lookup that fails: ephemeral containers.
+	Images ImageConfigs
+	// Log gets debug notes (why an image step is not prepared); nil: none.
+	Log *slog.Logger
 }
 
 // Backend is the kubernetes backend. It is safe for concurrent use.
@@ -271,21 +279,55 @@ func (b *Backend) Setup(ctx context.Context, job *backend.JobSpec, log io.Writer
 	if err != nil {
 		return nil, err
 	}
-	if b.sidecars(ctx) {
-		asSidecar(spec)
-	}
 	if err := b.preparePod(ctx, spec, job); err != nil {
 		return nil, err
 	}
+	ws := b.planWaiters(ctx, job)
+	s, err := b.setupPod(ctx, job, spec, ws, log)
+	if err != nil && len(ws) > 0 && ctx.Err() == nil && waiterFailed(err, ws) {
+		// A step container's image cannot run here (a node that cannot
+		// pull what the registry served): the pod again without them,
+		// the image steps in ephemeral containers.
+		fmt.Fprintf(log, "A step container did not start (%v); making the pod again without step containers\n", err)
+		s, err = b.setupPod(ctx, job, spec, nil, log)
+	}
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
+}
+
+// setupPod makes the job's pod from spec with the step containers ws
+// (none: the runner's install is a native sidecar where the cluster has
+// them; with some, an init container, so that their command, the
+// installed binary, is there when they start).
+func (b *Backend) setupPod(ctx context.Context, job *backend.JobSpec, spec *corev1.Pod, ws []*waiter, log io.Writer) (*Sandbox, error) {
+	spec = spec.DeepCopy()
+	b.addWaiters(spec, ws)
+	if len(ws) == 0 && b.sidecars(ctx) {
+		asSidecar(spec)
+	}
+	if len(ws) > 0 {
+		fmt.Fprintf(log, "Step containers: %d (images %s)\n", len(ws), waiterImages(ws))
+	}
 	var s *Sandbox
-	err = withFreshPods(ctx, log, func() (err error) {
+	err := withFreshPods(ctx, log, func() (err error) {
 		s, err = b.makePod(ctx, job, spec, log)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.waiters = ws
 	return s, nil
+}
+
+func waiterImages(ws []*waiter) string {
+	var names []string
+	for _, w := range ws {
+		names = append(names, w.image)
+	}
+	return strings.Join(names, ", ")
 }
 
 // preparePod checks, before any pod of spec is made, its RuntimeClass and

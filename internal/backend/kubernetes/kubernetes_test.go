@@ -222,6 +222,9 @@ func TestSetupErrors(t *testing.T) {
 				_ = sb.Teardown(ctx)
 				t.Fatal("setup succeeded")
 			}
+			if sb != nil {
+				t.Errorf("a failed Setup returned a sandbox: %#v", sb)
+			}
 			if errs.KindOf(err) == errs.Other && name != "missing image" {
 				t.Errorf("error without a kind: %v", err)
 			}

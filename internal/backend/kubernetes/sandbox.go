@@ -36,6 +36,8 @@ type Sandbox struct {
 	sync     *jobsync.Sync
 	// imageSteps counts the image steps run (their containers' names).
 	imageSteps int
+	// waiters are the pod's step containers (wait-file layout).
+	waiters []*waiter
 
 	downOnce sync.Once
 	downErr  error
@@ -178,6 +180,7 @@ func (s *Sandbox) RunOnly(ctx context.Context, p *backend.Process, out io.Writer
 // the pod and waits until it is gone. Safe to call twice.
 func (s *Sandbox) Teardown(ctx context.Context) error {
 	s.downOnce.Do(func() {
+		s.endWaiters(ctx)
 		if s.c != nil {
 			_ = s.c.Close()
 		}

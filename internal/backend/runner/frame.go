@@ -86,6 +86,12 @@ type Request struct {
 	// Stdin asks for a standard input fed by FrameInput frames (otherwise
 	// it is /dev/null).
 	Stdin bool `json:"stdin,omitempty"`
+	// Builtin names a function of the runner that serves the request in
+	// the runner's own process, with Argv[2:] as its arguments, instead
+	// of starting Argv (see ServeOptions.Builtins). Argv stays a command
+	// line that does the same (conveyor step-run ...): a runner without
+	// the builtin runs it.
+	Builtin string `json:"builtin,omitempty"`
 }
 
 // FallbackArgv is one argv that runs argv when argv[0] is found in PATH

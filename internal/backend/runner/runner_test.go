@@ -19,13 +19,18 @@ import (
 // pair runs Serve in-process over pipes and returns a client talking to it.
 func pair(t *testing.T) (*Client, <-chan error) {
 	t.Helper()
+	return pairWith(t, ServeOptions{})
+}
+
+func pairWith(t *testing.T, opts ServeOptions) (*Client, <-chan error) {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() {
-		err := Serve(ctx, inR, outW)
+		err := ServeWith(ctx, inR, outW, opts)
 		outW.CloseWithError(io.EOF)
 		served <- err
 		close(finished)

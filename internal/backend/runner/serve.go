@@ -39,10 +39,16 @@ const (
 // ends or out fails, Serve kills every process group it started and
 // returns. When it runs as PID 1 it also reaps orphaned processes.
 func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
+	return ServeWith(ctx, in, out, ServeOptions{})
+}
+
+// ServeWith is Serve with options.
+func ServeWith(ctx context.Context, in io.Reader, out io.Writer, opts ServeOptions) error {
 	s := &server{
-		w:      &lockedWriter{w: out},
-		groups: map[int]struct{}{},
-		reap:   newReaper(),
+		w:        &lockedWriter{w: out},
+		groups:   map[int]struct{}{},
+		reap:     newReaper(),
+		builtins: opts.Builtins,
 	}
 	defer s.reap.stop()
 	if err := writeJSON(s.w, FrameHello, 0, Hello{Magic: helloMagic, Protocol: Protocol, Version: buildVersion(), PID: os.Getpid(),
@@ -94,8 +100,9 @@ loop:
 }
 
 type server struct {
-	w    *lockedWriter
-	reap *reaper
+	w        *lockedWriter
+	reap     *reaper
+	builtins map[string]Builtin
 
 	mu     sync.Mutex
 	cur    *proc
@@ -108,6 +115,8 @@ type proc struct {
 	done     chan struct{}
 	killOnce sync.Once
 	in       chan []byte // FrameInput payloads, nil without Request.Stdin
+	// cancel, for a builtin (no process group), ends its context.
+	cancel context.CancelFunc
 }
 
 func (s *server) handle(f Frame) {
@@ -162,6 +171,12 @@ func (s *server) start(id uint32, req *Request) {
 		return err
 	}
 	exited := func(code int) { _ = writeFrame(s.w, FrameExit, id, exitPayload(code)) }
+	if fn := s.builtins[req.Builtin]; fn != nil && len(req.Argv) >= 2 {
+		if m := s.startBuiltin(id, req, fn, output, exited); m != nil {
+			s.sendError(id, *m)
+		}
+		return
+	}
 	if _, m := s.spawn(id, req, output, exited); m != nil {
 		s.sendError(id, *m)
 	}
@@ -312,6 +327,10 @@ func (p *proc) feed(w *os.File) {
 // kill ends the process group: SIGTERM now, SIGKILL after killGrace.
 func (p *proc) kill() {
 	p.killOnce.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+			return
+		}
 		_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
 		go func() {
 			select {

@@ -14,6 +14,11 @@ func Serve(context.Context, io.Reader, io.Writer) error {
 	return errs.E("runner", errs.Invalid, "the step runner needs a Unix system")
 }
 
+// ServeWith is only available on Unix systems.
+func ServeWith(context.Context, io.Reader, io.Writer, ServeOptions) error {
+	return errs.E("runner", errs.Invalid, "the step runner needs a Unix system")
+}
+
 // Local is only available on Unix systems.
 type Local struct{}
 

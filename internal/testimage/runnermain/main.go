@@ -10,9 +10,21 @@ import (
 	"syscall"
 
 	"github.com/conveyor-ci/conveyor/internal/backend/runner"
+	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
 )
 
 func main() {
+	if len(os.Args) >= 2 && (os.Args[1] == "step-wait" || os.Args[1] == "step-run") {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := 0
+		if os.Args[1] == "step-wait" {
+			code = stepwait.WaitMain(ctx, os.Args[2:], os.Stderr)
+		} else {
+			code = stepwait.RunMain(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+		}
+		stop()
+		os.Exit(code)
+	}
 	if len(os.Args) < 2 || os.Args[1] != "entrypoint" {
 		fmt.Fprintln(os.Stderr, "usage: runnermain entrypoint")
 		os.Exit(2)
@@ -24,7 +36,7 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := runner.Serve(ctx, os.Stdin, os.Stdout)
+	err := runner.ServeWith(ctx, os.Stdin, os.Stdout, runner.ServeOptions{Builtins: map[string]runner.Builtin{stepwait.BuiltinName: stepwait.Builtin}})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "entrypoint:", err)

@@ -1,0 +1,140 @@
+package stepwait
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startWait runs Wait on a fresh folder; the returned func ends it
+// through the "end" file and checks it exits cleanly.
+func startWait(t *testing.T) (string, func()) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "steps", "img-1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan error, 1)
+	var log syncBuffer
+	go func() { done <- Wait(ctx, dir, 500*time.Millisecond, &log) }()
+	return dir, func() {
+		defer cancel()
+		if err := End(dir); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Wait: %v (log %q)", err, log.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Wait did not end after the end file")
+		}
+	}
+}
+
+// Steps run one after the other in the same waiter, with their env,
+// folder and exit code; output comes merged in order; a program that
+// does not exist fails with CodeNotStart and why.
+func TestSteps(t *testing.T) {
+	dir, end := startWait(t)
+	defer end()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	work := t.TempDir()
+	var out syncBuffer
+	code, err := Run(ctx, dir, 1, &Spec{Argv: []string{"sh", "-c", `echo "one $A $PWD"; echo err >&2; exit 3`}, Env: map[string]string{"A": "a$(B)"}, Dir: work}, &out, RunOptions{})
+	if err != nil || code != 3 {
+		t.Fatalf("step 1: code %d, err %v", code, err)
+	}
+	if want := "one a$(B) " + work + "\nerr\n"; out.String() != want {
+		t.Errorf("step 1 output %q, want %q", out.String(), want)
+	}
+	out = syncBuffer{}
+	code, err = Run(ctx, dir, 2, &Spec{Argv: []string{"/no/such/program", "x"}}, &out, RunOptions{})
+	if code != CodeNotStart || err == nil || !strings.Contains(err.Error(), "/no/such/program") || !strings.Contains(err.Error(), "could not start") {
+		t.Errorf("step 2: code %d, err %v", code, err)
+	}
+	code, err = Run(ctx, dir, 3, &Spec{Argv: []string{"true"}}, &out, RunOptions{})
+	if err != nil || code != 0 {
+		t.Errorf("step 3: code %d, err %v", code, err)
+	}
+	// The spec (the step's env, secrets too) and the output followed
+	// whole are not kept on the volume.
+	for _, f := range []string{specFile(dir, 1), outFile(dir, 1), specFile(dir, 3), outFile(dir, 3)} {
+		if exists(f) {
+			t.Errorf("%s is still there", filepath.Base(f))
+		}
+	}
+}
+
+// A cancel reaches the step's process as SIGTERM; one that ignores it is
+// killed after the grace period.
+func TestCancel(t *testing.T) {
+	dir, end := startWait(t)
+	defer end()
+	for i, script := range []string{
+		`trap 'echo got TERM; exit 143' TERM; echo started; while :; do sleep 0.05; done`,
+		`trap '' TERM; echo started; while :; do sleep 0.05; done`,
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var out syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			code, _ := Run(ctx, dir, i+1, &Spec{Argv: []string{"sh", "-c", script}}, &out, RunOptions{Grace: 5 * time.Second})
+			done <- code
+		}()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "started"); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d did not start: %q", i+1, out.String())
+			}
+		}
+		cancel()
+		select {
+		case code := <-done:
+			want := 143
+			if i == 1 {
+				want = 137 // SIGKILL
+			}
+			if code != want {
+				t.Errorf("step %d: code %d, want %d (output %q)", i+1, code, want, out.String())
+			}
+			if i == 0 && !strings.Contains(out.String(), "got TERM") {
+				t.Errorf("step 1 did not get TERM: %q", out.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("step %d: Run did not return after the cancel", i+1)
+		}
+	}
+}
+
+// Run gives up on a step container that never takes the step.
+func TestNoWaiter(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nobody")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code, err := Run(ctx, dir, 1, &Spec{Argv: []string{"true"}}, &syncBuffer{}, RunOptions{Take: 100 * time.Millisecond})
+	if code != CodeLost || err == nil || !strings.Contains(err.Error(), "did not take") {
+		t.Errorf("code %d, err %v", code, err)
+	}
+}
