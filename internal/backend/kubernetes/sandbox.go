@@ -304,7 +304,7 @@ func allReady(p *corev1.Pod) (bool, error) {
 			if st.Name != jobContainer {
 				what = "service container " + st.Name
 			}
-			return false, errs.E("kubernetes: start", errs.Other, "%s exited before the job started: %s", what, terminated(t))
+			return false, &containerError{name: st.Name, err: errs.E("kubernetes: start", errs.Other, "%s exited before the job started: %s", what, terminated(t))}
 		}
 		ready = ready && st.Ready && st.State.Running != nil
 	}
@@ -343,9 +343,20 @@ func containerFailed(st corev1.ContainerStatus) error {
 	}
 	switch w.Reason {
 	case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName":
-		return errs.E("kubernetes: image "+st.Image, errs.NotFound, "container %s: %s: %s", st.Name, w.Reason, w.Message)
+		return &containerError{name: st.Name, err: errs.E("kubernetes: image "+st.Image, errs.NotFound, "container %s: %s: %s", st.Name, w.Reason, w.Message)}
 	case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
-		return errs.E("kubernetes: container "+st.Name, errs.Other, "%s: %s", w.Reason, w.Message)
+		return &containerError{name: st.Name, err: errs.E("kubernetes: container "+st.Name, errs.Other, "%s: %s", w.Reason, w.Message)}
 	}
 	return nil
 }
+
+// containerError is err about the pod's container name, which callers
+// find with errors.As (Setup makes the pod again without a step container
+// that cannot start).
+type containerError struct {
+	name string
+	err  error
+}
+
+func (e *containerError) Error() string { return e.err.Error() }
+func (e *containerError) Unwrap() error { return e.err }

@@ -18,11 +18,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -176,8 +176,12 @@ func stepResources(job corev1.ResourceRequirements) corev1.ResourceRequirements 
 // waiterFailed says whether err (a pod's start) is about one of ws's
 // containers (its image cannot be pulled, it does not start).
 func waiterFailed(err error, ws []*waiter) bool {
+	var ce *containerError
+	if !errors.As(err, &ce) {
+		return false
+	}
 	for _, w := range ws {
-		if strings.Contains(err.Error(), "container "+w.name+":") || strings.Contains(err.Error(), "container "+w.name+" ") {
+		if ce.name == w.name {
 			return true
 		}
 	}
