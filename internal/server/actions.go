@@ -65,7 +65,7 @@ func (s *Server) UpdateRepo(ctx context.Context, orgID, id int64, in api.RepoUpd
 	if err != nil {
 		return nil, err
 	}
-	s.hookRepos.forget(id)
+	s.hooks.repos.forget(id)
 	return r, nil
 }
 
@@ -86,14 +86,14 @@ func (s *Server) Dispatch(ctx context.Context, orgID, repoID int64, in api.Dispa
 		return 0, err
 	}
 	key := repoKey(repo)
-	if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+	if err := s.src.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
 		return 0, err
 	}
-	sha, fullRef, err := s.git.Resolve(ctx, key, ref)
+	sha, fullRef, err := s.src.git.Resolve(ctx, key, ref)
 	if err != nil {
 		return 0, err
 	}
-	files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	files, err := s.src.git.ReadFiles(ctx, key, sha, workflowDirs...)
 	if err != nil {
 		return 0, err
 	}
@@ -135,7 +135,7 @@ func (s *Server) acceptInternal(ctx context.Context, repo *store.Repo, source st
 	if err != nil {
 		return 0, err
 	}
-	acc, err := s.intake.Accept(ctx, sev)
+	acc, err := s.hooks.intake.Accept(ctx, sev)
 	if err != nil {
 		return 0, err
 	}
@@ -197,7 +197,7 @@ func (s *Server) Rerun(ctx context.Context, orgID, runID int64, failedOnly bool)
 	// The jobs are compiled again from the run's file (lists of jobs do
 	// not carry their compiled form); one that cannot be is compiled when
 	// leased, and fails then with the reason.
-	if wf, probs := s.workflows.lint(old.WorkflowYAML, old.Workflow); wf != nil && len(probs) == 0 {
+	if wf, probs := s.src.workflows.lint(old.WorkflowYAML, old.Workflow); wf != nil && len(probs) == 0 {
 		if err := compileJobs(wf, old.Event, newJobs); err != nil {
 			s.log.Warn("re-run: compiling its jobs", "run", runID, "err", err)
 		}

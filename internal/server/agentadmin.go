@@ -63,7 +63,7 @@ func (g *agentService) SetDraining(ctx context.Context, orgID, id int64, drainin
 	if err := g.s.store.SetDraining(ctx, orgID, id, draining); err != nil {
 		return nil, err
 	}
-	g.s.work.Notify(0) // waiting lease requests of the agent answer "draining" now
+	g.s.wake.work.Notify(0) // waiting lease requests of the agent answer "draining" now
 	a, err := g.s.store.GetAgent(ctx, orgID, id)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func (g *agentService) RevokeAgent(ctx context.Context, orgID, id int64) error {
 	if err := g.s.store.RevokeAgent(ctx, orgID, id); err != nil {
 		return err
 	}
-	g.s.work.Notify(0)
+	g.s.wake.work.Notify(0)
 	g.s.log.Info("agent revoked", "agent", id, "org", orgID)
 	return nil
 }

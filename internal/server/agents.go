@@ -104,7 +104,7 @@ func (g *agentService) Lease(ctx context.Context, a *store.Agent) (*api.AgentAss
 		if cur.Draining {
 			return nil, true, nil
 		}
-		woken := g.s.work.Wait(0)
+		woken := g.s.wake.work.Wait(0)
 		l, err := g.s.store.Lease(ctx, store.LeaseRequest{Owner: a.Owner(), OrgID: a.OrgID, Labels: nonNil(cur.Labels),
 			TTL: g.s.cfg.LeaseTTL, RepoLimit: g.s.cfg.RepoLimit})
 		if err != nil {
@@ -117,7 +117,7 @@ func (g *agentService) Lease(ctx context.Context, a *store.Agent) (*api.AgentAss
 		select {
 		case <-ctx.Done():
 			return nil, false, errs.Wrap("lease", errs.Canceled, ctx.Err())
-		case <-g.s.closing:
+		case <-g.s.wake.closing:
 			return nil, false, nil
 		case <-deadline.C:
 			return nil, false, nil

@@ -16,7 +16,7 @@ const agentCacheTTL = 24 * time.Hour
 // to the run's repository and ref (reading the default branch's caches
 // too); "" when the server serves no cache.
 func (s *Server) agentCacheToken(orgID int64, run api.AgentRun) string {
-	if s.cacheTokens == nil {
+	if s.kit.cacheTokens == nil {
 		return ""
 	}
 	scope := cache.Scope{Repo: cache.TenantRepo(orgID, run.Repository), Ref: run.Ref}
@@ -30,6 +30,6 @@ func (s *Server) agentCacheToken(orgID int64, run api.AgentRun) string {
 	if json.Unmarshal(run.EventJSON, &ev) == nil && ev.Payload.Repository.DefaultBranch != "" {
 		scope.DefaultRef = "refs/heads/" + ev.Payload.Repository.DefaultBranch
 	}
-	tok, _ := s.cacheTokens.IssueUntil(scope, time.Now().Add(agentCacheTTL))
+	tok, _ := s.kit.cacheTokens.IssueUntil(scope, time.Now().Add(agentCacheTTL))
 	return tok
 }

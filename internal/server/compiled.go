@@ -35,7 +35,7 @@ func (s *Server) compiledJob(l *store.Lease) (*jobspec.Job, error) {
 		}
 		s.log.Info("compiling a job again: its stored compiled form is not usable", "job", l.Job.ID, "err", err)
 	}
-	wf, probs := s.workflows.lint(l.Run.WorkflowYAML, l.Run.Workflow)
+	wf, probs := s.src.workflows.lint(l.Run.WorkflowYAML, l.Run.Workflow)
 	if wf == nil || len(probs) > 0 {
 		return nil, errs.E("job", errs.Invalid, "invalid workflow: %v", probs)
 	}

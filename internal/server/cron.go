@@ -86,7 +86,7 @@ func (s *Server) cronLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(cronTick):
-		case <-s.scheduleWake:
+		case <-s.wake.schedule:
 		}
 	}
 }
@@ -94,11 +94,11 @@ func (s *Server) cronLoop(ctx context.Context) {
 // refreshSchedules makes the cron loop re-read every repository (a
 // repository was added).
 func (s *Server) refreshSchedules() {
-	s.scheduleDirty.Store(true)
-	wake(s.scheduleWake)
+	s.wake.scheduleDirty.Store(true)
+	wake(s.wake.schedule)
 }
 
-func (s *Server) takeScheduleRefresh() bool { return s.scheduleDirty.Swap(false) }
+func (s *Server) takeScheduleRefresh() bool { return s.wake.scheduleDirty.Swap(false) }
 
 // noteSchedules replaces repo's schedules with those of files, the
 // workflow files at the commit that push event eventID made the head of
@@ -127,7 +127,7 @@ func (s *Server) noteSchedules(repo *store.Repo, eventID int64, files map[string
 	c.byRepo[repo.ID] = scheds
 	c.sums[repo.ID] = sum
 	c.mu.Unlock()
-	wake(s.scheduleWake) // a new schedule's first sighting is its baseline: take it now
+	wake(s.wake.schedule) // a new schedule's first sighting is its baseline: take it now
 }
 
 // loadSchedules re-reads the schedules of every repository at the head of
@@ -148,15 +148,15 @@ func (s *Server) loadSchedules(ctx context.Context) {
 	fresh := map[int64][]schedule{}
 	for _, r := range repos {
 		key := repoKey(r)
-		if err := s.git.Sync(ctx, key, r.URL, creds(r)); err != nil {
+		if err := s.src.git.Sync(ctx, key, r.URL, creds(r)); err != nil {
 			s.log.Warn("cron: fetching repository", "repo", r.Name, "err", err)
 			continue
 		}
-		sha, _, err := s.git.Resolve(ctx, key, r.Branch)
+		sha, _, err := s.src.git.Resolve(ctx, key, r.Branch)
 		if err != nil {
 			continue
 		}
-		files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+		files, err := s.src.git.ReadFiles(ctx, key, sha, workflowDirs...)
 		if err != nil {
 			continue
 		}

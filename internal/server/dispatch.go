@@ -64,7 +64,7 @@ func (s *Server) leaseNext(ctx context.Context) *store.Lease {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.dispatchWake:
+		case <-s.wake.dispatch:
 		case <-time.After(s.cfg.Poll):
 		}
 	}
@@ -217,7 +217,7 @@ func (s *Server) assignment(ctx context.Context, l *store.Lease) (*jobspec.Assig
 // sandboxes (slot), or without pools the server's.
 func (s *Server) jobEnv(slot *pool.Slot) jobrun.Env {
 	env := jobrun.Env{Backend: s.backends.Main, Host: s.backends.Host, Containers: s.backends.Containers,
-		Platforms: s.cfg.Platforms, Profiles: s.cfg.Profiles, ServerURL: s.cfg.BaseURL, Actions: s.actions, Cache: s.cache}
+		Platforms: s.cfg.Platforms, Profiles: s.cfg.Profiles, ServerURL: s.cfg.BaseURL, Actions: s.kit.actions, Cache: s.kit.cache}
 	if slot != nil {
 		b := slot.Backends()
 		env.Backend, env.Host, env.Containers = b.Main, b.Host, b.Containers
@@ -239,7 +239,7 @@ func (s *Server) source(ctx context.Context, run *store.Run) (string, func(), er
 	if err := checkSHA(run.SHA); err != nil {
 		return "", nil, err
 	}
-	return s.srcs.acquire(ctx, repoKey(repo)+"-"+run.SHA, func(ctx context.Context, dir string) error {
+	return s.src.trees.acquire(ctx, repoKey(repo)+"-"+run.SHA, func(ctx context.Context, dir string) error {
 		return s.checkout(ctx, repo, run, dir)
 	})
 }
@@ -248,12 +248,12 @@ func (s *Server) source(ctx context.Context, run *store.Run) (string, func(), er
 func (s *Server) checkout(ctx context.Context, repo *store.Repo, run *store.Run, dest string) error {
 	// The commit is nearly always in the mirror (processing the event put
 	// it there): try the checkout first, fetch only when it is missing.
-	err := s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
+	err := s.src.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
 	if errs.Is(err, errs.NotFound) {
-		if err := s.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
+		if err := s.src.git.EnsureCommit(ctx, repoKey(repo), repo.URL, creds(repo), run.SHA); err != nil {
 			return errs.Wrap("fetching "+run.SHA, errs.KindOf(err), err)
 		}
-		err = s.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
+		err = s.src.git.Checkout(ctx, repoKey(repo), run.SHA, dest)
 	}
 	if err != nil {
 		return errs.Wrap("checking out "+run.SHA, errs.KindOf(err), err)

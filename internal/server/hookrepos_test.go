@@ -67,11 +67,11 @@ func TestHookRepoCacheFollowsTheSecret(t *testing.T) {
 	if _, err := db.Exec(`UPDATE repos SET secret = 'rotated-again' WHERE id = $1`, h.repo.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.srv.hookRepos.mu.Lock()
-	e := h.srv.hookRepos.m[h.repo.ID]
+	h.srv.hooks.repos.mu.Lock()
+	e := h.srv.hooks.repos.m[h.repo.ID]
 	e.at = e.at.Add(-hookRepoTTL - time.Millisecond)
-	h.srv.hookRepos.m[h.repo.ID] = e
-	h.srv.hookRepos.mu.Unlock()
+	h.srv.hooks.repos.m[h.repo.ID] = e
+	h.srv.hooks.repos.mu.Unlock()
 	if c := post(h.repo.ID, "rotated"); c != http.StatusUnauthorized {
 		t.Fatalf("signed with the old secret once the entry is stale: %d", c)
 	}

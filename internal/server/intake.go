@@ -17,7 +17,7 @@ import (
 const MaxHookBody = 25 << 20
 
 // hook is POST /hooks/{repo}: check the signature's headers, read the
-// body within the unverified-bytes budgets (s.bodies) while its HMAC is
+// body within the unverified-bytes budgets (s.hooks.bodies) while its HMAC is
 // computed, store the event durably (group commit), then answer. Nothing
 // is stored for a rejected request.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +28,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	repoKey, addrKey := hookKeys(r, id)
-	if err := s.badHooks.check(repoKey, addrKey); err != nil {
+	if err := s.hooks.bad.check(repoKey, addrKey); err != nil {
 		s.rejectHook(w, "rate_limited", err)
 		return
 	}
@@ -38,7 +38,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	repo, v, fresh, err := s.hookVerifier(r, id, start)
 	if err != nil {
-		s.badHooks.refused(verifyReason(err), repoKey, addrKey)
+		s.hooks.bad.refused(verifyReason(err), repoKey, addrKey)
 		s.rejectHook(w, verifyReason(err), err)
 		return
 	}
@@ -47,7 +47,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.rejectHook(w, "no_event", errs.E("hook", errs.Invalid, "no event type header (X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event)"))
 		return
 	}
-	hb, err := s.bodies.read(http.MaxBytesReader(w, r.Body, MaxHookBody), r.ContentLength, v)
+	hb, err := s.hooks.bodies.read(http.MaxBytesReader(w, r.Body, MaxHookBody), r.ContentLength, v)
 	if err != nil {
 		s.rejectHook(w, bodyReason(err), err)
 		return
@@ -56,10 +56,10 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	// The body is in: the group commit waits (briefly) for this event
 	// while it is verified, instead of being written just before it comes.
 	// (Not while the body is read: a slow upload would hold every batch.)
-	arrival := s.intake.Arriving()
+	arrival := s.hooks.intake.Arriving()
 	defer arrival.Leave()
 	if repo, err = s.checkHook(r, repo, fresh, v, hb); err != nil {
-		s.badHooks.refused(verifyReason(err), repoKey, addrKey)
+		s.hooks.bad.refused(verifyReason(err), repoKey, addrKey)
 		s.rejectHook(w, verifyReason(err), err)
 		return
 	}
@@ -125,7 +125,7 @@ func writeEventID(w http.ResponseWriter, id int64) {
 // the headers of its signature, before any byte of the body is read;
 // fresh says the repository was read from the store just now.
 func (s *Server) hookVerifier(r *http.Request, id int64, now time.Time) (repo *store.Repo, v *forge.Verifier, fresh bool, err error) {
-	if repo = s.hookRepos.get(id, now); repo == nil {
+	if repo = s.hooks.repos.get(id, now); repo == nil {
 		if repo, err = s.freshHookRepo(r, id); errs.Is(err, errs.NotFound) {
 			return nil, nil, false, errs.E("hook", errs.NotFound, "no repository %d", id)
 		}
@@ -171,12 +171,12 @@ func (s *Server) checkHook(r *http.Request, repo *store.Repo, fresh bool, v *for
 }
 
 func (s *Server) freshHookRepo(r *http.Request, id int64) (*store.Repo, error) {
-	s.hookRepos.forget(id)
+	s.hooks.repos.forget(id)
 	repo, err := s.store.RepoForHook(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
-	s.hookRepos.put(repo, time.Now())
+	s.hooks.repos.put(repo, time.Now())
 	return repo, nil
 }
 

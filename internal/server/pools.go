@@ -45,7 +45,7 @@ func (s *Server) leaseOnPools(ctx context.Context) (*store.Lease, *pool.Slot) {
 		select {
 		case <-ctx.Done():
 			return nil, nil
-		case <-s.dispatchWake:
+		case <-s.wake.dispatch:
 		case <-changed:
 		case <-time.After(s.cfg.Poll):
 		}

@@ -60,7 +60,7 @@ func (s *Server) processLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.eventWake:
+		case <-s.wake.event:
 		case <-time.After(s.cfg.Poll):
 		}
 	}
@@ -128,7 +128,7 @@ func processParallel() int { return max(2, 2*runtime.NumCPU()) }
 // a forge waits on; processing is asynchronous and catches up.
 func (s *Server) yieldToIntake(ctx context.Context) {
 	deadline := time.Now().Add(intakeYield)
-	for s.intake.Waiting() > 0 && time.Now().Before(deadline) {
+	for s.hooks.intake.Waiting() > 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
@@ -272,11 +272,11 @@ func (s *Server) resolveCommit(ctx context.Context, repo *store.Repo, ev *event.
 	}
 	if ev.SHA == "" && ev.Ref != "" {
 		key := repoKey(repo)
-		if err := s.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
+		if err := s.src.git.Sync(ctx, key, repo.URL, creds(repo)); err != nil {
 			return err
 		}
 		var err error
-		if ev.SHA, _, err = s.git.Resolve(ctx, key, ev.Ref); err != nil {
+		if ev.SHA, _, err = s.src.git.Resolve(ctx, key, ev.Ref); err != nil {
 			return err
 		}
 	}
@@ -291,12 +291,12 @@ func (s *Server) resolveCommit(ctx context.Context, repo *store.Repo, ev *event.
 // process less per event).
 func (s *Server) workflowFiles(ctx context.Context, repo *store.Repo, sha string) (map[string][]byte, error) {
 	key := repoKey(repo)
-	files, err := s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+	files, err := s.src.git.ReadFiles(ctx, key, sha, workflowDirs...)
 	if errs.Is(err, errs.NotFound) {
-		if err := s.git.EnsureCommit(ctx, key, repo.URL, creds(repo), sha); err != nil {
+		if err := s.src.git.EnsureCommit(ctx, key, repo.URL, creds(repo), sha); err != nil {
 			return nil, err
 		}
-		files, err = s.git.ReadFiles(ctx, key, sha, workflowDirs...)
+		files, err = s.src.git.ReadFiles(ctx, key, sha, workflowDirs...)
 	}
 	if err != nil {
 		return nil, err
@@ -360,7 +360,7 @@ func runEventJSON(sev *store.Event, ev *event.Event) ([]byte, error) {
 func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, name string, data, evJSON []byte) (*store.NewRun, error) {
 	// Parse and lint, as conveyor run and lint do: a file GitHub would
 	// refuse fails its run with file:line:col instead of failing a step.
-	wf, probs := s.workflows.lint(data, name)
+	wf, probs := s.src.workflows.lint(data, name)
 	run := &store.Run{
 		OrgID: repo.OrgID, RepoID: repo.ID, EventID: sev.ID, Workflow: name, Name: name,
 		Event: ev.Name, Ref: runRef(ev), SHA: ev.SHA, Trigger: sev.Source, Status: store.StatusQueued,
@@ -400,8 +400,8 @@ func (s *Server) planFile(ctx context.Context, repo *store.Repo, sev *store.Even
 // triggered says whether the event triggers wf (on:, filters, changed
 // paths); a filter the user got wrong only logs and does not trigger.
 func (s *Server) triggered(ctx context.Context, repo *store.Repo, sev *store.Event, ev *event.Event, wf *workflow.Workflow, name string) (bool, error) {
-	dec, err := trigger.Match(ctx, wf, ev, trigger.Options{Filters: s.filters, ChangedFiles: func(ctx context.Context, ev *event.Event) ([]string, error) {
-		return s.git.ChangedFiles(ctx, repoKey(repo), ev.Before, ev.SHA)
+	dec, err := trigger.Match(ctx, wf, ev, trigger.Options{Filters: s.src.filters, ChangedFiles: func(ctx context.Context, ev *event.Event) ([]string, error) {
+		return s.src.git.ChangedFiles(ctx, repoKey(repo), ev.Before, ev.SHA)
 	}})
 	if err != nil && !dec.Run && errs.KindOf(err) == errs.Invalid {
 		s.log.Info("workflow not triggered: invalid filter", "event", sev.ID, "workflow", name, "reason", dec.Reason)

@@ -37,37 +37,56 @@ type Server struct {
 	backends Backends
 	pools    *pool.Scheduler // nil: jobs run on backends
 	log      *slog.Logger
-	git      *gitmirror.Cache
-	intake   *sqlstore.AcceptBatcher
 	hub      *logs.Hub // live log followers
 	cancels  *logs.Hub // running jobs of a run cancelled on this replica
 	metrics  *metrics
-	filters  *trigger.Cache // compiled CEL filters
+	http     *http.Client // for commit statuses
+	jobsDir  string
+	handler  http.Handler
+	src      sources
+	kit      jobKit
+	hooks    hookIntake
+	wake     wakes
+	crons    *cronState
+	jobs     sync.WaitGroup
+}
+
+// sources are where runs and jobs come from, kept between events.
+type sources struct {
+	git     *gitmirror.Cache
+	filters *trigger.Cache // compiled CEL filters
 	// workflows are parsed and linted workflow files, for event storms.
 	workflows *workflowCache
-	http      *http.Client // for commit statuses
-	jobsDir   string
-	srcs      *srcCache // checked-out trees of commits, shared by their jobs
-	actions   exec.ActionResolver
-	// hookRepos spares the webhook path a repository query per request.
-	hookRepos *hookRepos
-	bodies    *hookBodies  // webhook bodies read before they are verified
-	badHooks  hookLimiters // webhooks refused for their signature, per address
-	handler   http.Handler
-	cache     exec.Cache // for local jobs' actions/cache and @actions/cache
+	trees     *srcCache // checked-out trees of commits, shared by their jobs
+}
+
+// jobKit is what the server gives its jobs besides their sandbox.
+type jobKit struct {
+	actions exec.ActionResolver
+	cache   exec.Cache // for local jobs' actions/cache and @actions/cache
 	// cacheTokens issues agents' jobs their cache tokens (nil: none).
 	cacheTokens *cache.Tokens
-	// work wakes agents' lease requests (key 0) whenever dispatch is
-	// woken; closing is closed when the server starts to stop.
-	work    *logs.Hub
-	closing chan struct{}
+}
 
-	eventWake, dispatchWake, statusWake chan struct{}
-	scheduleWake                        chan struct{}
-	scheduleDirty                       atomic.Bool
-	crons                               *cronState
-	jobs                                sync.WaitGroup
-	ready                               chan struct{}
+// hookIntake is what the webhook path keeps between requests.
+type hookIntake struct {
+	intake *sqlstore.AcceptBatcher // the group commit of accepted deliveries
+	// repos spares the webhook path a repository query per request.
+	repos  *hookRepos
+	bodies *hookBodies  // webhook bodies read before they are verified
+	bad    hookLimiters // webhooks refused for their signature, per address
+}
+
+// wakes wake the server's loops: events to process, jobs to dispatch,
+// statuses to send, schedules to recompute (scheduleDirty says a
+// repository's schedules changed). work wakes agents' lease requests
+// (key 0) whenever dispatch is woken; closing is closed when the server
+// starts to stop, ready once it serves.
+type wakes struct {
+	event, dispatch, status, schedule chan struct{}
+	scheduleDirty                     atomic.Bool
+	work                              *logs.Hub
+	closing, ready                    chan struct{}
 }
 
 // New builds a server over an open store. Run starts it.
@@ -84,21 +103,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	s := &Server{
-		cfg: cfg, store: d.Store, backends: d.Backends, pools: d.Pools, log: d.Log, actions: d.Actions,
-		git:       gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
-		hub:       logs.NewHub(),
-		filters:   trigger.NewCache(1024),
-		workflows: newWorkflowCache(256),
-		http:      &http.Client{Timeout: 30 * time.Second},
-		cancels:   logs.NewHub(),
-		jobsDir:   filepath.Join(cfg.DataDir, "jobs"),
-		eventWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1),
-		scheduleWake: make(chan struct{}, 1),
-		crons:        newCronState(),
-		hookRepos:    newHookRepos(hookRepoTTL, 4096),
-		ready:        make(chan struct{}),
-		work:         logs.NewHub(),
-		closing:      make(chan struct{}),
+		cfg: cfg, store: d.Store, backends: d.Backends, pools: d.Pools, log: d.Log, kit: jobKit{actions: d.Actions},
+		src: sources{git: gitmirror.New(filepath.Join(cfg.DataDir, "git"), gitmirror.Options{AllowFileURLs: cfg.AllowFileURLs}),
+			filters: trigger.NewCache(1024), workflows: newWorkflowCache(256)},
+		hub:     logs.NewHub(),
+		http:    &http.Client{Timeout: 30 * time.Second},
+		cancels: logs.NewHub(),
+		jobsDir: filepath.Join(cfg.DataDir, "jobs"),
+		wake: wakes{event: make(chan struct{}, 1), dispatch: make(chan struct{}, 1), status: make(chan struct{}, 1),
+			schedule: make(chan struct{}, 1), work: logs.NewHub(), closing: make(chan struct{}), ready: make(chan struct{})},
+		crons: newCronState(),
+		hooks: hookIntake{repos: newHookRepos(hookRepoTTL, 4096)},
 	}
 	agents := &agentService{s: s}
 	// Job folders left by a previous process of this data directory (killed
@@ -113,11 +128,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, errs.Wrap("server", errs.Unavailable, err)
 	}
-	s.bodies = newHookBodies(cfg.Hooks, spool)
-	s.badHooks = newHookLimiters(cfg.Limits)
+	s.hooks.bodies = newHookBodies(cfg.Hooks, spool)
+	s.hooks.bad = newHookLimiters(cfg.Limits)
 	// Trees of recent commits are kept a minute: the jobs of a run follow each other.
-	s.srcs = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
-	s.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)
+	s.src.trees = newSrcCache(filepath.Join(s.jobsDir, "commits"), time.Minute, 16)
+	s.hooks.intake = sqlstore.NewAcceptBatcher(d.Store, 256, time.Millisecond)
 	s.metrics = newMetrics(d.Store)
 	if d.Pools != nil {
 		s.metrics.reg.MustRegister(newPoolStates(d.Pools))
@@ -144,8 +159,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 			mux.Handle(p, d.CacheService)
 		}
 	}
-	s.cache = d.Cache
-	s.cacheTokens = d.CacheTokens
+	s.kit.cache = d.Cache
+	s.kit.cacheTokens = d.CacheTokens
 	// Behind trusted proxies, every handler (the UI's in-process API calls
 	// too) sees the client's address as RemoteAddr.
 	s.handler = cfg.TrustedProxies.RealAddr(mux)
@@ -191,7 +206,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			loop(loopCtx)
 		}()
 	}
-	close(s.ready)
+	close(s.wake.ready)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error
@@ -199,15 +214,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	close(s.closing) // agents' long polls answer now, so that Shutdown does not wait for them
+	close(s.wake.closing) // agents' long polls answer now, so that Shutdown does not wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	stopLoops()
 	wg.Wait()
 	s.jobs.Wait()
-	s.intake.Close()
-	s.git.Close()
+	s.hooks.intake.Close()
+	s.src.git.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -216,7 +231,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	select {
-	case <-s.ready:
+	case <-s.wake.ready:
 	default:
 		writeError(w, api.Public(errs.E("readyz", errs.Unavailable, "starting")))
 		return
@@ -245,7 +260,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 		case <-time.After(every):
 		}
 		now := time.Now()
-		s.srcs.sweep(now)
+		s.src.trees.sweep(now)
 		s.openGates(ctx, now)
 		exp, err := s.store.Expire(ctx, g.cutoff(now, s.cfg.LeaseTTL))
 		g.saw(now, err)
@@ -302,9 +317,9 @@ func wake(ch chan struct{}) {
 	}
 }
 
-func (s *Server) wakeEvents()   { wake(s.eventWake) }
-func (s *Server) wakeDispatch() { wake(s.dispatchWake); s.work.Notify(0) }
-func (s *Server) wakeStatuses() { wake(s.statusWake) }
+func (s *Server) wakeEvents()   { wake(s.wake.event) }
+func (s *Server) wakeDispatch() { wake(s.wake.dispatch); s.wake.work.Notify(0) }
+func (s *Server) wakeStatuses() { wake(s.wake.status) }
 
 func (s *Server) cancelWake(runID int64) <-chan struct{} { return s.cancels.Wait(runID) }
 

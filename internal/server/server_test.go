@@ -124,7 +124,7 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	}
 	// A refused webhook is no longer on its way to the group commit, which
 	// would otherwise hold every batch for it.
-	if n := h.srv.intake.Arrivals(); n != 0 {
+	if n := h.srv.hooks.intake.Arrivals(); n != 0 {
 		t.Errorf("%d webhooks still arriving after every request was answered", n)
 	}
 	p := h.push("main")
@@ -137,7 +137,7 @@ func TestWebhookRejectsAndDeduplicates(t *testing.T) {
 	if code, b := h.hook("push", p, "other-delivery-same-body"); code != http.StatusOK || !strings.Contains(b, "duplicate") {
 		t.Errorf("same body: %d %s", code, b)
 	}
-	if n := h.srv.intake.Arrivals(); n != 0 {
+	if n := h.srv.hooks.intake.Arrivals(); n != 0 {
 		t.Errorf("%d webhooks still arriving after every request was answered", n)
 	}
 	h.waitRuns(1, 30*time.Second)

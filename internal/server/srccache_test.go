@@ -150,9 +150,9 @@ jobs:
 	if l := h.jobLog(runs[0].ID, "b"); !strings.Contains(l, "b sees the commit") {
 		t.Errorf("b's log:\n%s", l)
 	}
-	h.srv.srcs.mu.Lock()
-	n := len(h.srv.srcs.m)
-	h.srv.srcs.mu.Unlock()
+	h.srv.src.trees.mu.Lock()
+	n := len(h.srv.src.trees.m)
+	h.srv.src.trees.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d trees kept for one commit, want 1", n)
 	}

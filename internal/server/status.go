@@ -31,7 +31,7 @@ func (s *Server) statusLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.statusWake:
+		case <-s.wake.status:
 		case <-time.After(s.cfg.Poll):
 		}
 	}

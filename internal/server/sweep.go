@@ -105,7 +105,7 @@ type cacheEvictor interface {
 // retention that were not used within it (the size limit evicts too, by
 // least recent use, when a cache is saved).
 func (s *Server) sweepCaches(ctx context.Context) {
-	ev, ok := s.cache.Store.(cacheEvictor)
+	ev, ok := s.kit.cache.Store.(cacheEvictor)
 	if !ok {
 		return
 	}
