@@ -14,6 +14,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/agent"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
+	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
 	"github.com/conveyor-ci/conveyor/internal/jobrun"
 	"github.com/conveyor-ci/conveyor/internal/worker"
 )
@@ -65,7 +66,15 @@ func agentOneJobMain(ctx context.Context, args []string, stdout, stderr io.Write
 		return 2
 	}
 	opts := tools.options(filepath.Join(data, "toolcache"))
-	hb := agent.SidecarServices{Backend: host.New(host.Options{Runner: outOfProcessRunner(), Node: opts.node, ToolCache: opts.toolCache})}
+	steps, err := stepwait.ParseContainers(os.Getenv(stepwait.EnvContainers))
+	if err != nil {
+		fmt.Fprintln(stderr, "conveyor agent one-job:", err)
+		return 2
+	}
+	// docker:// steps of the images that have a step container in the
+	// pod run there, handed over through the wait files.
+	hb := agent.StepContainers{Backend: agent.SidecarServices{Backend: host.New(host.Options{Runner: outOfProcessRunner(), Node: opts.node, ToolCache: opts.toolCache})},
+		Containers: steps}
 	tr, err := clientTransport("", 2*time.Minute)
 	if err != nil {
 		fmt.Fprintln(stderr, "conveyor agent one-job:", err)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -14,35 +13,6 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
-// StepContainer is a step container of the job's pod (kubernetes worker
-// layout): it serves the steps of Image through the wait files in Dir,
-// and runs them as the image would (its ENTRYPOINT and CMD, which the
-// server looked up in the registry before making the pod).
-type StepContainer struct {
-	Image      string   `json:"image"`
-	Dir        string   `json:"dir"`
-	Entrypoint []string `json:"entrypoint,omitempty"`
-	Cmd        []string `json:"cmd,omitempty"`
-}
-
-// ParseStepContainers reads the JSON list the kubernetes backend gives
-// the pod's worker (CONVEYOR_STEP_CONTAINERS); "" is none.
-func ParseStepContainers(s string) ([]StepContainer, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var out []StepContainer
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, errs.E("agent: step containers", errs.Invalid, "%v", err)
-	}
-	for _, c := range out {
-		if c.Image == "" || !strings.HasPrefix(c.Dir, "/") {
-			return nil, errs.E("agent: step containers", errs.Invalid, "an entry needs an image and an absolute dir: %+v", c)
-		}
-	}
-	return out, nil
-}
-
 // StepContainers is a backend (the host backend of a job pod's main
 // container) whose sandboxes run the steps of the images that have a
 // step container in that container: the step is handed over with its
@@ -52,7 +22,7 @@ func ParseStepContainers(s string) ([]StepContainer, error) {
 // When the sandbox is torn down, the step containers are told to exit.
 type StepContainers struct {
 	backend.Backend
-	Containers []StepContainer
+	Containers []stepwait.Container
 	// Grace is how long a cancelled step may take to end (the step
 	// container's SIGTERM, grace period, SIGKILL); 0: 15 s.
 	Grace time.Duration
@@ -70,7 +40,7 @@ func (b StepContainers) Setup(ctx context.Context, job *backend.JobSpec, log io.
 // stepSandbox is a sandbox with the pod's step containers.
 type stepSandbox struct {
 	backend.Sandbox
-	cs    []StepContainer
+	cs    []stepwait.Container
 	grace time.Duration
 	mu    sync.Mutex
 	next  map[string]int  // by dir: steps handed over so far
@@ -105,7 +75,7 @@ func (s *stepSandbox) Describe() string {
 	return d + "; image steps in step containers of the pod (" + strings.Join(images, ", ") + ")"
 }
 
-func (s *stepSandbox) container(image string) *StepContainer {
+func (s *stepSandbox) container(image string) *stepwait.Container {
 	for i := range s.cs {
 		if s.cs[i].Image == image {
 			return &s.cs[i]
@@ -126,7 +96,7 @@ func (s *stepSandbox) RunContainer(ctx context.Context, c *backend.ContainerStep
 		return -1, errs.E("image step", errs.Unavailable, "%s has no step container in this job's pod (its image was not announced before the job or its configuration could not be looked up), and the pod cannot start containers", c.Image)
 	}
 	op := "image step " + c.Image
-	argv := stepArgv(sc, c)
+	argv := sc.Argv(c.Entrypoint, c.Args)
 	if len(argv) == 0 {
 		return -1, errs.E(op, errs.Invalid, "the image has no ENTRYPOINT or CMD and the step gives no entrypoint")
 	}
@@ -187,18 +157,4 @@ func (s *stepSandbox) Teardown(ctx context.Context) error {
 		return err
 	}
 	return endErr
-}
-
-// stepArgv is the step's program as the container would run it (docker
-// run's rules): the step's entrypoint or the image's; the step's args,
-// else the image's CMD unless the step gave an entrypoint.
-func stepArgv(sc *StepContainer, c *backend.ContainerStep) []string {
-	entry, args := c.Entrypoint, c.Args
-	if len(entry) == 0 {
-		entry = sc.Entrypoint
-		if len(args) == 0 {
-			args = sc.Cmd
-		}
-	}
-	return append(append([]string{}, entry...), args...)
 }

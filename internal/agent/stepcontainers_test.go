@@ -46,7 +46,7 @@ func TestStepContainersRunContainer(t *testing.T) {
 	var wlog lockedBuffer
 	go func() { waitDone <- stepwait.Wait(wctx, dir, 300*time.Millisecond, &wlog) }()
 
-	sc := []StepContainer{{Image: "reg.example/step:1", Dir: dir, Entrypoint: []string{"sh", "-c"}, Cmd: []string{`echo "default cmd $FROM_STEP in $PWD"`}}}
+	sc := []stepwait.Container{{Image: "reg.example/step:1", Dir: dir, Entrypoint: []string{"sh", "-c"}, Cmd: []string{`echo "default cmd $FROM_STEP in $PWD"`}}}
 	b := StepContainers{Backend: host.New(host.Options{}), Containers: sc, Grace: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -121,20 +121,5 @@ func TestStepContainersRunContainer(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the step container did not exit after the teardown")
-	}
-}
-
-func TestParseStepContainers(t *testing.T) {
-	cs, err := ParseStepContainers(`[{"image":"a:1","dir":"/__conveyor-steps/image-1","entrypoint":["/e"],"cmd":["c"]}]`)
-	if err != nil || len(cs) != 1 || cs[0].Image != "a:1" || cs[0].Entrypoint[0] != "/e" {
-		t.Errorf("%+v %v", cs, err)
-	}
-	if cs, err := ParseStepContainers(""); err != nil || cs != nil {
-		t.Errorf("empty: %v %v", cs, err)
-	}
-	for _, bad := range []string{`{`, `[{"image":"a"}]`, `[{"image":"","dir":"/x"}]`, `[{"image":"a","dir":"rel"}]`} {
-		if _, err := ParseStepContainers(bad); err == nil {
-			t.Errorf("%s: no error", bad)
-		}
 	}
 }

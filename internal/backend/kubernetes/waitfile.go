@@ -65,14 +65,12 @@ func (w *waiter) dir() string { return stepsDir + "/" + w.name }
 // image's; the step's args, else the image's CMD unless the step gave an
 // entrypoint.
 func (w *waiter) argv(c *backend.ContainerStep) []string {
-	entry, args := c.Entrypoint, c.Args
-	if len(entry) == 0 {
-		entry = w.cfg.Entrypoint
-		if len(args) == 0 {
-			args = w.cfg.Cmd
-		}
-	}
-	return append(append([]string{}, entry...), args...)
+	return w.container().Argv(c.Entrypoint, c.Args)
+}
+
+// container is w as the pod's worker gets it (worker layout).
+func (w *waiter) container() *stepwait.Container {
+	return &stepwait.Container{Image: w.image, Dir: w.dir(), Entrypoint: w.cfg.Entrypoint, Cmd: w.cfg.Cmd}
 }
 
 // planWaiters looks up the configuration of each image announced in

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
 	"github.com/conveyor-ci/conveyor/internal/errs"
 )
 
@@ -83,7 +84,8 @@ func (b *Backend) RunWorkerPod(ctx context.Context, wp WorkerPod, log io.Writer)
 	if job.JobDir == "" {
 		job.JobDir = "-" // none: the worker makes its folders in the pod
 	}
-	spec, err := b.workerPodSpec(&job, wp)
+	ws := b.planWaiters(ctx, &job)
+	spec, err := b.workerPodSpec(&job, wp, ws)
 	if err != nil {
 		return WorkerEnd{}, err
 	}
@@ -92,6 +94,9 @@ func (b *Backend) RunWorkerPod(ctx context.Context, wp WorkerPod, log io.Writer)
 	}
 	if err := b.preparePod(ctx, spec, &job); err != nil {
 		return WorkerEnd{}, err
+	}
+	if len(ws) > 0 {
+		fmt.Fprintf(log, "Step containers: %d (images %s)\n", len(ws), waiterImages(ws))
 	}
 	var end WorkerEnd
 	err = withFreshPods(ctx, log, func() (err error) {
@@ -140,13 +145,19 @@ func (s *Sandbox) startWorker(ctx context.Context) error {
 }
 
 // workerPodSpec is Setup's pod with the worker as the main process and
-// the services as native sidecars that gate it.
-func (b *Backend) workerPodSpec(job *backend.JobSpec, wp WorkerPod) (*corev1.Pod, error) {
+// the services as native sidecars that gate it. With step containers ws
+// (the wait-file layout's, for the job's announced docker:// steps), the
+// runner's install is an init container, so that their command, the
+// installed binary, is there when they start; the worker learns where
+// their wait files are from stepwait.EnvContainers.
+func (b *Backend) workerPodSpec(job *backend.JobSpec, wp WorkerPod, ws []*waiter) (*corev1.Pod, error) {
 	spec, err := b.podSpec(job)
 	if err != nil {
 		return nil, err
 	}
-	asSidecar(spec)
+	if len(ws) == 0 {
+		asSidecar(spec)
+	}
 	var services []corev1.Container
 	for _, c := range spec.Spec.Containers {
 		if c.Name != jobContainer {
@@ -158,10 +169,23 @@ func (b *Backend) workerPodSpec(job *backend.JobSpec, wp WorkerPod) (*corev1.Pod
 		main.Args = wp.Args
 		main.Stdin, main.StdinOnce = false, false
 		main.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
-		main.Env = append(main.Env, workerEnv(wp.Env, b.opts.SandboxDir)...)
+		env := wp.Env
+		if len(ws) > 0 {
+			env = maps.Clone(env)
+			if env == nil {
+				env = map[string]string{}
+			}
+			cs := make([]stepwait.Container, len(ws))
+			for i, w := range ws {
+				cs[i] = *w.container()
+			}
+			env[stepwait.EnvContainers] = stepwait.FormatContainers(cs)
+		}
+		main.Env = append(main.Env, workerEnv(env, b.opts.SandboxDir)...)
 		spec.Spec.Containers = []corev1.Container{main}
 	}
 	spec.Spec.InitContainers = append(spec.Spec.InitContainers, services...)
+	b.addWaiters(spec, ws)
 	return spec, nil
 }
 

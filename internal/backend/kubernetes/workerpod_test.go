@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
+	"github.com/conveyor-ci/conveyor/internal/imageconfig"
 )
 
 // A worker pod runs the one-job worker as its main process with the
@@ -30,7 +32,7 @@ func TestWorkerPodSpec(t *testing.T) {
 		Services: []backend.Service{{Name: "db", Image: "db:1", Options: "--health-cmd 'pg_isready' --health-interval 2s"}},
 		Tenant:   backend.Tenant{Org: "acme", Repo: "acme/app", OrgID: 1, RunID: 7, JobID: 8, Lease: 9}}
 	pod, err := b.workerPodSpec(job, WorkerPod{Job: job, Args: []string{"agent", "one-job"},
-		Env: map[string]string{"CONVEYOR_JOB_ID": "8", "CONVEYOR_JOB_CREDENTIAL": "cvw_x"}})
+		Env: map[string]string{"CONVEYOR_JOB_ID": "8", "CONVEYOR_JOB_CREDENTIAL": "cvw_x"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +66,54 @@ func TestWorkerPodSpec(t *testing.T) {
 		if pod.Labels[l] == "" {
 			t.Errorf("pod lacks label %s: %v", l, pod.Labels)
 		}
+	}
+}
+
+// With step containers (docker:// steps whose image config the registry
+// gave), a worker pod has them beside the worker, the steps volume in
+// both, the runner's install as an init container (their command is the
+// installed binary), and the worker is told their folders and the images'
+// ENTRYPOINT and CMD; its own environment map is left as it was.
+func TestWorkerPodSpecStepContainers(t *testing.T) {
+	b, err := New(Options{Config: &rest.Config{Host: "http://127.0.0.1:1"}, RunnerBinary: "/bin/true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &backend.JobSpec{ID: "7-8-1", Name: "build", JobDir: "-", Image: "img:1",
+		Tenant: backend.Tenant{Org: "acme", Repo: "acme/app", OrgID: 1, RunID: 7, JobID: 8, Lease: 9}}
+	ws := []*waiter{{name: "image-1", image: "reg/a:1", cfg: imageconfig.Config{Entrypoint: []string{"/e"}, Cmd: []string{"c"}}}, {name: "image-2", image: "reg/b:1"}}
+	wenv := map[string]string{"CONVEYOR_JOB_ID": "8"}
+	pod, err := b.workerPodSpec(job, WorkerPod{Job: job, Args: []string{"agent", "one-job"}, Env: wenv}, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wenv) != 1 {
+		t.Errorf("the worker's env map was changed: %v", wenv)
+	}
+	if len(pod.Spec.Containers) != 3 || pod.Spec.Containers[0].Name != jobContainer || pod.Spec.Containers[1].Image != "reg/a:1" ||
+		!slices.Equal(pod.Spec.Containers[2].Command[:4], []string{runnerPath, "step-wait", "--dir", stepsDir + "/image-2"}) {
+		t.Fatalf("containers: %+v", pod.Spec.Containers)
+	}
+	for _, c := range pod.Spec.Containers {
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == volSteps && m.MountPath == stepsDir }) {
+			t.Errorf("%s lacks the steps volume: %+v", c.Name, c.VolumeMounts)
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == installContainer && c.RestartPolicy != nil {
+			t.Errorf("the install container is a sidecar: step containers would start before their binary")
+		}
+	}
+	var got string
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Name == stepwait.EnvContainers {
+			got = e.Value
+		}
+	}
+	cs, err := stepwait.ParseContainers(got)
+	if err != nil || len(cs) != 2 || cs[0].Image != "reg/a:1" || cs[0].Dir != stepsDir+"/image-1" || !slices.Equal(cs[0].Entrypoint, []string{"/e"}) ||
+		!slices.Equal(cs[0].Cmd, []string{"c"}) || cs[1].Image != "reg/b:1" {
+		t.Errorf("the worker's step containers %q: %+v %v", got, cs, err)
 	}
 }
 

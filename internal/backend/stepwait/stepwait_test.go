@@ -138,3 +138,28 @@ func TestNoWaiter(t *testing.T) {
 		t.Errorf("code %d, err %v", code, err)
 	}
 }
+
+func TestParseContainers(t *testing.T) {
+	in := []Container{{Image: "a:1", Dir: "/__conveyor-steps/image-1", Entrypoint: []string{"/e"}, Cmd: []string{"c"}}}
+	cs, err := ParseContainers(FormatContainers(in))
+	if err != nil || len(cs) != 1 || cs[0].Image != "a:1" || cs[0].Dir != in[0].Dir || cs[0].Entrypoint[0] != "/e" || cs[0].Cmd[0] != "c" {
+		t.Errorf("%+v %v", cs, err)
+	}
+	if got := strings.Join(cs[0].Argv(nil, nil), " "); got != "/e c" {
+		t.Errorf("default argv %q", got)
+	}
+	if got := strings.Join(cs[0].Argv(nil, []string{"x"}), " "); got != "/e x" {
+		t.Errorf("args argv %q", got)
+	}
+	if got := strings.Join(cs[0].Argv([]string{"/o"}, nil), " "); got != "/o" {
+		t.Errorf("entrypoint argv %q", got)
+	}
+	if cs, err := ParseContainers(""); err != nil || cs != nil {
+		t.Errorf("empty: %v %v", cs, err)
+	}
+	for _, bad := range []string{`{`, `[{"image":"a"}]`, `[{"image":"","dir":"/x"}]`, `[{"image":"a","dir":"rel"}]`} {
+		if _, err := ParseContainers(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
