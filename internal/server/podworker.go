@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ func (s *Server) podWorkerBackend(ctx context.Context, l *store.Lease, slot *poo
 		return nil, nil
 	}
 	spec, err := s.compiledJob(l)
-	if err != nil || inPodReason(spec) != "" {
+	if err != nil || inPodReason(ctx, spec, kb) != "" {
 		return nil, nil // the attach layout says what is wrong, or runs it
 	}
 	if img := podImage(s.jobEnv(slot).Platforms, spec.RunsOn.Labels); img == "" || img == "-self-hosted" {
@@ -111,6 +112,15 @@ func (s *Server) podJobSpec(ctx context.Context, l *store.Lease, slot *pool.Slot
 		return nil, err
 	}
 	spec.Resources, spec.Placement = ch.Resources, ch.Placement
+	for i, st := range job.Steps {
+		if img, ok := dockerStepImage(st); ok {
+			name := st.ID
+			if name == "" {
+				name = fmt.Sprintf("#%d", i+1)
+			}
+			spec.ImageSteps = append(spec.ImageSteps, backend.ImageStepPlan{Step: name, Image: img})
+		}
+	}
 	if m, err := strconv.ParseFloat(job.TimeoutMinutes, 64); err == nil && m > 0 {
 		spec.Timeout = time.Duration(m * float64(time.Minute))
 	}
@@ -125,11 +135,20 @@ func (s *Server) podJobSpec(ctx context.Context, l *store.Lease, slot *pool.Slot
 	return spec, nil
 }
 
+// imageLookup says whether the configuration of images (their
+// ENTRYPOINT and CMD) can be looked up (*kubernetes.Backend, through its
+// registry lookup), as their step containers need.
+type imageLookup interface {
+	ImageConfigs(ctx context.Context, images []string) error
+}
+
 // inPodReason says why the in-pod worker cannot run job ("": it can):
-// steps in other images (a job container, docker:// steps), a reusable
-// workflow, a matrix (one pod per instance), or a runs-on or service that
-// needs expressions evaluated (secrets, matrix values) before the pod.
-func inPodReason(job *jobspec.Job) string {
+// a job container, a reusable workflow, a matrix (one pod per instance),
+// a runs-on or service that needs expressions evaluated (secrets, matrix
+// values) before the pod, or a docker:// step that cannot have a step
+// container in the pod (an image with an expression, or whose
+// configuration images cannot look up).
+func inPodReason(ctx context.Context, job *jobspec.Job, images imageLookup) string {
 	switch {
 	case job.Call != nil:
 		return "a reusable workflow call"
@@ -145,17 +164,38 @@ func inPodReason(job *jobspec.Job) string {
 			return "runs-on with an expression"
 		}
 	}
-	for _, st := range job.Steps {
-		if strings.HasPrefix(strings.TrimSpace(st.Uses.Text), "docker://") {
-			return "a docker:// step"
-		}
-	}
 	for _, svc := range job.Services {
 		if svc.Credentials != nil || strings.Contains(fmt.Sprint(svc.Image, svc.Env, svc.Options, svc.Volumes, svc.Ports), "${{") {
 			return "a service with expressions or credentials"
 		}
 	}
+	var imgs []string
+	for _, st := range job.Steps {
+		img, ok := dockerStepImage(st)
+		switch {
+		case !ok:
+			continue
+		case img == "" || strings.Contains(img, "${{"):
+			return "a docker:// step with an expression"
+		case !slices.Contains(imgs, img):
+			imgs = append(imgs, img)
+		}
+	}
+	if len(imgs) > 0 {
+		if images == nil {
+			return "a docker:// step"
+		}
+		if err := images.ImageConfigs(ctx, imgs); err != nil {
+			return "a docker:// step whose image's configuration cannot be looked up: " + err.Error()
+		}
+	}
 	return ""
+}
+
+// dockerStepImage is the image of a uses: docker://IMAGE step, as the
+// executor gives it to RunContainer.
+func dockerStepImage(st jobspec.Step) (string, bool) {
+	return strings.CutPrefix(strings.TrimSpace(st.Uses.Text), "docker://")
 }
 
 // runInPod runs a leased job in the worker layout: mints the job's worker

@@ -259,3 +259,19 @@ func (s *Sandbox) endWaiters(ctx context.Context) {
 	defer cancel()
 	_, _ = s.c.Run(ectx, &runner.Request{Builtin: stepwait.BuiltinName, Argv: args}, io.Discard)
 }
+
+// ImageConfigs checks that the configuration of each of images can be
+// looked up (Options.Images), as their step containers need: the worker
+// layout runs a job's docker:// steps only then. The lookup's cache makes
+// the pod's own lookups (planWaiters) cheap.
+func (b *Backend) ImageConfigs(ctx context.Context, images []string) error {
+	if b.opts.Images == nil {
+		return errs.E("kubernetes: image config", errs.Unavailable, "no registry lookup is configured")
+	}
+	for _, img := range images {
+		if _, err := b.opts.Images.Config(ctx, img); err != nil {
+			return errs.Wrap("kubernetes: image config of "+img, errs.KindOf(err), err)
+		}
+	}
+	return nil
+}
