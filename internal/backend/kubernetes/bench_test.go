@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/testenv/stepreg"
 )
 
 // Per-step cost in a job pod, three ways, on the test cluster
@@ -66,8 +67,8 @@ func BenchmarkJobStartInitContainer(b *testing.B) {
 // the runner is installed by an init container (the step container's
 // command is the installed binary).
 func BenchmarkJobStartStepContainer(b *testing.B) {
-	reg := newStepRegistry(b)
-	benchJobStart(b, newBackend(b, Options{Images: reg.resolver()}), []string{reg.Ref})
+	reg := stepreg.New(b)
+	benchJobStart(b, newBackend(b, Options{Images: reg.Resolver()}), []string{reg.Ref})
 }
 
 func benchJobStart(b *testing.B, kb *Backend, images []string) {

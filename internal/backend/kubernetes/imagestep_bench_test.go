@@ -11,6 +11,7 @@ import (
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
+	"github.com/conveyor-ci/conveyor/internal/testenv/stepreg"
 )
 
 // BenchmarkImageStep compares, in one job pod of the same run, a step in
@@ -34,8 +35,8 @@ import (
 // process ran → the backend has its exit code) split the same time
 // between the kubelet starting the container and the API reporting it.
 func BenchmarkImageStep(b *testing.B) {
-	reg := newStepRegistry(b)
-	kb := newBackend(b, Options{Images: reg.resolver()})
+	reg := stepreg.New(b)
+	kb := newBackend(b, Options{Images: reg.Resolver()})
 	sb := setupJob(b, kb, jobWithSteps(b, reg.Ref))
 	if len(sb.waiters) != 1 {
 		b.Fatalf("step containers: %+v", sb.waiters)

@@ -17,14 +17,15 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend"
 	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
 	"github.com/conveyor-ci/conveyor/internal/exec"
+	"github.com/conveyor-ci/conveyor/internal/testenv/stepreg"
 )
 
 // waitNamespace keeps these tests' pods apart from other tests'.
 const waitNamespace = "conveyor-test-waitfile"
 
 // newWaitBackend is a backend whose image configs come from reg.
-func newWaitBackend(t testing.TB, reg *stepRegistry) *Backend {
-	return newBackend(t, Options{Namespace: waitNamespace, Images: reg.resolver()})
+func newWaitBackend(t testing.TB, reg *stepreg.Registry) *Backend {
+	return newBackend(t, Options{Namespace: waitNamespace, Images: reg.Resolver()})
 }
 
 // jobWithSteps is a job announcing image steps of images.
@@ -59,7 +60,7 @@ func containerState(t *testing.T, sb *Sandbox, name string) corev1.ContainerStat
 // SIGTERM and the container serves the next step; an unused container
 // exits cleanly when told the job is over.
 func TestWaitFileSandbox(t *testing.T) {
-	reg := newStepRegistry(t)
+	reg := stepreg.New(t)
 	b := newWaitBackend(t, reg)
 	sb := setupJob(t, b, jobWithSteps(t, reg.Ref, reg.Ref2, reg.Ref))
 	if len(sb.waiters) != 2 || sb.waiters[0].image != reg.Ref || sb.waiters[1].image != reg.Ref2 {
@@ -153,13 +154,13 @@ func TestWaitFileSandbox(t *testing.T) {
 // node lacks (served by the registry, not pullable) makes Setup redo the
 // pod without step containers rather than fail the job.
 func TestWaitFileFallback(t *testing.T) {
-	reg := newStepRegistry(t)
+	reg := stepreg.New(t)
 	b := newWaitBackend(t, reg)
 	sb := setupJob(t, b, jobWithSteps(t, reg.NoNode))
 	if len(sb.waiters) != 0 {
 		t.Errorf("step containers for an image the node cannot have: %+v", sb.waiters)
 	}
-	reg.srv.Close()
+	reg.Srv.Close()
 	sb2 := setupJob(t, b, jobWithSteps(t, reg.Ref))
 	if len(sb2.waiters) != 0 {
 		t.Fatalf("step containers without a registry: %+v", sb2.waiters)
@@ -212,7 +213,7 @@ func publishAction(t *testing.T, name string, files map[string]string) *actions.
 // if: leaves its container unused and the job ends cleanly (its pod
 // deleted, nothing left).
 func TestWaitFileWorkflow(t *testing.T) {
-	reg := newStepRegistry(t)
+	reg := stepreg.New(t)
 	b := newWaitBackend(t, reg)
 	src := publishAction(t, "greet", map[string]string{"action.yml": `name: greet
 inputs:
@@ -308,7 +309,7 @@ jobs:
 // SIGTERM, the if: always() steps after it still run (in the step
 // container too), and the job ends cancelled.
 func TestWaitFileCancelWorkflow(t *testing.T) {
-	reg := newStepRegistry(t)
+	reg := stepreg.New(t)
 	b := newWaitBackend(t, reg)
 	yml := `on: push
 jobs:

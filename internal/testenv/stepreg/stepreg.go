@@ -1,4 +1,9 @@
-package kubernetes
+// Package stepreg is a test helper for the kubernetes backend's image
+// steps: a container registry on 127.0.0.1 (in-process, real HTTP) with a
+// small step image, and the same image imported into the test cluster's
+// containerd under the same names (the kubelet never pulls). Used by the
+// kubernetes package's and the server's tests.
+package stepreg
 
 import (
 	"context"
@@ -22,11 +27,11 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/testenv"
 )
 
-// stepImageScript is the step image's ENTRYPOINT: it says what it got,
+// Script is the step image's ENTRYPOINT: it says what it got,
 // where it runs (PID 1 of its PID namespace: `conveyor step-wait` in a
 // step container, the job container's step runner in an ephemeral one),
 // writes its first argument to $GITHUB_OUTPUT and exits as asked.
-const stepImageScript = `#!/bin/sh
+const Script = `#!/bin/sh
 echo "entry: $* | env: $FROM_IMAGE/$STEP_ENV/$INPUT_WHO | pwd: $PWD | pid1: $(tr '\0' ' ' </proc/1/cmdline)"
 [ -n "$GITHUB_OUTPUT" ] && echo "said=$1" >>"$GITHUB_OUTPUT"
 case $1 in exit) exit "$2" ;; esac
@@ -34,35 +39,36 @@ exit 0
 `
 
 var (
-	stepImageOnce sync.Once
-	stepImageErr  error
+	imageOnce sync.Once
+	imageErr  error
 )
 
-// stepImageBase is the step image in Docker: the busybox test image with
+// imageBase is the step image in Docker: the busybox test image with
 // an ENTRYPOINT, a CMD and an ENV of its own.
-const stepImageBase = "conveyor-test/wait-step:1"
+const imageBase = "conveyor-test/wait-step:1"
 
-func buildStepImage(t testing.TB) {
+func buildImage(t testing.TB) {
 	t.Helper()
-	stepImageOnce.Do(func() {
-		dir, err := os.MkdirTemp(tmpRoot, "stepimg-")
+	imageOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "conveyor-stepimg-")
 		if err != nil {
-			stepImageErr = err
+			imageErr = err
 			return
 		}
+		defer os.RemoveAll(dir)
 		df := "FROM " + testenv.BusyboxImage(t) + "\nCOPY entry.sh /entry.sh\nENV FROM_IMAGE=image-env\nENTRYPOINT [\"/entry.sh\"]\nCMD [\"default-cmd\"]\n"
 		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-			stepImageErr = err
+			imageErr = err
 			return
 		}
-		if err := os.WriteFile(filepath.Join(dir, "entry.sh"), []byte(stepImageScript), 0o755); err != nil {
-			stepImageErr = err
+		if err := os.WriteFile(filepath.Join(dir, "entry.sh"), []byte(Script), 0o755); err != nil {
+			imageErr = err
 			return
 		}
-		stepImageErr = runCmd(t, "docker", "build", "-q", "-t", stepImageBase, dir)
+		imageErr = runCmd(t, "docker", "build", "-q", "-t", imageBase, dir)
 	})
-	if stepImageErr != nil {
-		t.Fatal(stepImageErr)
+	if imageErr != nil {
+		t.Fatal(imageErr)
 	}
 }
 
@@ -87,31 +93,32 @@ func (e *cmdError) Error() string {
 	return strings.Join(e.argv, " ") + ": " + e.err.Error() + ": " + strings.TrimSpace(e.out)
 }
 
-// stepRegistry is a registry on 127.0.0.1 (in-process, real HTTP) with
+// Registry is a registry on 127.0.0.1 (in-process, real HTTP) with
 // the step image, and the same image in the test cluster's containerd
 // under the same names (the kubelet never pulls: PullNever).
-type stepRegistry struct {
-	srv  *httptest.Server
+type Registry struct {
+	// Srv is the registry's server (a test may close it).
+	Srv  *httptest.Server
 	host string
 	// Ref and Ref2 are the step image's names in the registry and the
 	// cluster; NoNode is in the registry only.
 	Ref, Ref2, NoNode string
 }
 
-// newStepRegistry starts the registry, pushes the step image and
+// New starts the registry, pushes the step image and
 // imports it into the cluster's containerd (next to the kubeconfig
 // scripts/k8s/up.sh writes); all is removed when the test ends.
-func newStepRegistry(t testing.TB) *stepRegistry {
+func New(t testing.TB) *Registry {
 	t.Helper()
-	buildStepImage(t)
+	buildImage(t)
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	r := &stepRegistry{srv: srv, host: strings.TrimPrefix(srv.URL, "http://")}
+	r := &Registry{Srv: srv, host: strings.TrimPrefix(srv.URL, "http://")}
 	r.Ref = r.host + "/conveyor-test/wait-step:1"
 	r.Ref2 = r.host + "/conveyor-test/wait-step:2"
 	r.NoNode = r.host + "/conveyor-test/wait-step:nonode"
 	for _, ref := range []string{r.Ref, r.Ref2} {
-		if err := runCmd(t, "docker", "tag", stepImageBase, ref); err != nil {
+		if err := runCmd(t, "docker", "tag", imageBase, ref); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,7 +153,7 @@ func newStepRegistry(t testing.TB) *stepRegistry {
 	return r
 }
 
-// resolver is a lookup of the registry's image configs.
-func (r *stepRegistry) resolver() *imageconfig.Resolver {
+// Resolver is a lookup of the registry's image configs.
+func (r *Registry) Resolver() *imageconfig.Resolver {
 	return imageconfig.New(imageconfig.Options{Timeout: 5 * time.Second})
 }
