@@ -90,8 +90,15 @@ func kubeTestPrefix(t testing.TB, kind string) string {
 // when t ends, and the image of the jobs' runs-on.
 func kubeBackend(t testing.TB) (*kubernetes.Backend, string) {
 	t.Helper()
+	return kubeBackendWith(t, nil)
+}
+
+// kubeBackendWith is kubeBackend with a registry lookup of image
+// configurations (step containers for docker:// steps).
+func kubeBackendWith(t testing.TB, images kubernetes.ImageConfigs) (*kubernetes.Backend, string) {
+	t.Helper()
 	cfg, img, bin := kubeTestCluster(t)
-	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: kubeTestPrefix(t, "srvt"), RunnerBinary: bin, PullPolicy: corev1.PullNever})
+	kb, err := kubernetes.New(kubernetes.Options{Config: cfg, NamespacePrefix: kubeTestPrefix(t, "srvt"), RunnerBinary: bin, PullPolicy: corev1.PullNever, Images: images})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/backend/kubernetes"
 	"github.com/conveyor-ci/conveyor/internal/store"
 	"github.com/conveyor-ci/conveyor/internal/testenv"
+	"github.com/conveyor-ci/conveyor/internal/testenv/stepreg"
 )
 
 // podGateway is the test cluster's pod bridge address on this machine
@@ -69,7 +70,14 @@ func podWorkerServer(t testing.TB, files map[string]string, platforms map[string
 // or the attach layout, listening where the pods reach it.
 func kubeServer(t testing.TB, files map[string]string, platforms map[string]string, pod bool) (*harness, *kubernetes.Backend) {
 	t.Helper()
-	kb, img := kubeBackend(t)
+	return kubeServerWith(t, files, platforms, pod, nil)
+}
+
+// kubeServerWith is kubeServer whose backend looks image configurations
+// up with images.
+func kubeServerWith(t testing.TB, files map[string]string, platforms map[string]string, pod bool, images kubernetes.ImageConfigs) (*harness, *kubernetes.Backend) {
+	t.Helper()
+	kb, img := kubeBackendWith(t, images)
 	ln, err := net.Listen("tcp", podGateway+":0")
 	if err != nil {
 		t.Fatalf("the test cluster's pod bridge %s is not on this machine (scripts/k8s/up.sh): %v", podGateway, err)
@@ -204,6 +212,77 @@ jobs:
 	if job := hs.jobs(r.ID)["long"]; r.Status != store.StatusCancelled || job.Status != store.StatusCancelled ||
 		!strings.Contains(log, "cleanup after the cancel") || strings.Contains(log, "long step 42") {
 		t.Errorf("run %s, job %s; log:\n%s", r.Status, job.Status, log)
+	}
+	noPodsLeft(t, kb, r)
+}
+
+const inPodImageFlow = `name: InPodImages
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      said: ${{ steps.img.outputs.said }}
+    steps:
+      - run: echo "run step in pod $(hostname)"
+      - uses: docker://%[1]s
+      - id: img
+        uses: docker://%[1]s
+        with:
+          args: hello-args
+        env:
+          STEP_ENV: step-env
+      - run: echo "the run step saw ${{ steps.img.outputs.said }}"
+      - if: false
+        uses: docker://%[2]s
+      - uses: docker://%[1]s
+        with:
+          args: exit 3
+      - if: always()
+        run: echo "cleanup after the image step failed"
+  after:
+    needs: build
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "after saw ${{ needs.build.outputs.said }}"
+`
+
+// A job with docker:// steps takes the worker layout when the registry
+// gives their images' configuration: the pod has a step container per
+// image (one unused: its step is skipped) and the worker hands each step
+// to its container through the wait files: the image's ENTRYPOINT and
+// CMD, args, env, outputs, a failing step's exit code; the pod ends and
+// is deleted.
+func TestServerRunsImageStepsInPod(t *testing.T) {
+	reg := stepreg.New(t)
+	hs, kb := kubeServerWith(t, map[string]string{
+		".github/workflows/img.yml": fmt.Sprintf(inPodImageFlow, reg.Ref, reg.Ref2), "README.md": "hi\n"}, nil, true, reg.Resolver())
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-img"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	r := hs.waitRuns(1, 6*time.Minute)[0]
+	jobs := hs.jobs(r.ID)
+	build, after := hs.jobLog(r.ID, "build"), hs.jobLog(r.ID, "after")
+	if r.Status != store.StatusFailure || jobs["build"].Status != store.StatusFailure || jobs["after"].Status != store.StatusSuccess {
+		t.Fatalf("run %s, build %s, after %s; logs:\n%s\n%s", r.Status, jobs["build"].Status, jobs["after"].Status, build, after)
+	}
+	// The worker layout: the pod's main container runs agent one-job,
+	// whose host sandbox is in the pod's workspace volume.
+	for _, want := range []string{"(worker layout: the pod runs the steps)", "Step containers: 2", "run step in pod conveyor-",
+		"host processes in /__w/conveyor/jobs/", "image steps in step containers of the pod",
+		"entry: default-cmd | env: image-env//", "| pid1: /__conveyor/conveyor step-wait",
+		"entry: hello-args | env: image-env/step-env/", "the run step saw hello-args",
+		"entry: exit 3", "Container action exited with code 3.", "cleanup after the image step failed"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("build log lacks %q:\n%s", want, build)
+		}
+	}
+	if strings.Contains(build, "ephemeral") || strings.Contains(build, "cannot run containers") {
+		t.Errorf("an image step did not run in its step container:\n%s", build)
+	}
+	if !strings.Contains(after, "after saw hello-args") {
+		t.Errorf("after log:\n%s", after)
 	}
 	noPodsLeft(t, kb, r)
 }
