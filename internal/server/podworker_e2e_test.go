@@ -286,3 +286,56 @@ func TestServerRunsImageStepsInPod(t *testing.T) {
 	}
 	noPodsLeft(t, kb, r)
 }
+
+// A run cancelled while a docker:// step runs in its step container (the
+// worker layout): the cancel file reaches the step (its SIGTERM trap
+// runs), the if: always() cleanup runs, the job is recorded as
+// cancelled and its pod deleted.
+func TestPodWorkerCancelImageStep(t *testing.T) {
+	reg := stepreg.New(t)
+	flow := `name: LongImage
+on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          cat > long.sh <<'SH'
+          trap 'echo image step got TERM; exit 143' TERM
+          echo long image step started
+          sleep 300 & wait
+          echo long image step ended
+          SH
+      - uses: docker://` + reg.Ref + `
+        with:
+          entrypoint: /bin/sh
+          args: long.sh
+      - if: always()
+        run: echo "cleanup after the cancel"
+`
+	hs, kb := kubeServerWith(t, map[string]string{".github/workflows/long.yml": flow, "README.md": "hi\n"}, nil, true, reg.Resolver())
+	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-cancel-img"); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	var run *store.Run
+	waitFor(t, 4*time.Minute, "the long image step to start in its step container", func() bool {
+		runs, _ := hs.st.ListRuns(context.Background(), 1, store.RunFilter{})
+		if len(runs) == 0 {
+			return false
+		}
+		run = runs[0]
+		return strings.Contains(hs.jobLog(run.ID, "long"), "long image step started") || store.Terminal(run.Status)
+	})
+	if store.Terminal(run.Status) {
+		t.Fatalf("run %s before the cancel; log:\n%s", run.Status, hs.jobLog(run.ID, "long"))
+	}
+	hs.api("POST", "/api/runs/"+itoa(run.ID)+"/cancel", nil, 200, nil)
+	r := hs.waitRuns(1, 2*time.Minute)[0]
+	log := hs.jobLog(r.ID, "long")
+	if job := hs.jobs(r.ID)["long"]; r.Status != store.StatusCancelled || job.Status != store.StatusCancelled ||
+		!strings.Contains(log, "(worker layout: the pod runs the steps)") || !strings.Contains(log, "image step got TERM") ||
+		!strings.Contains(log, "cleanup after the cancel") || strings.Contains(log, "long image step ended") {
+		t.Errorf("run %s, job %s; log:\n%s", r.Status, job.Status, log)
+	}
+	noPodsLeft(t, kb, r)
+}
