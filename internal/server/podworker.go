@@ -175,7 +175,9 @@ func inPodReason(ctx context.Context, job *jobspec.Job, images imageLookup) stri
 		switch {
 		case !ok:
 			continue
-		case img == "" || strings.Contains(img, "${{"):
+		case img == "":
+			return "a docker:// step without an image"
+		case strings.Contains(img, "${{"):
 			return "a docker:// step with an expression"
 		case !slices.Contains(imgs, img):
 			imgs = append(imgs, img)

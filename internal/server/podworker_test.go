@@ -58,7 +58,7 @@ func TestInPodReasonDockerSteps(t *testing.T) {
 		{"no registry lookup configured", job("docker://reg/a:1"), backend(nil), "no registry lookup"},
 		{"no lookup", job("docker://reg/a:1"), nil, "a docker:// step"},
 		{"an expression", job("docker://reg/${{ matrix.tag }}"), backend(known), "with an expression"},
-		{"an empty image", job("docker://"), backend(known), "with an expression"},
+		{"an empty image", job("docker://"), backend(known), "without an image"},
 	} {
 		got := inPodReason(ctx, tc.job, tc.lookup)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
