@@ -151,9 +151,6 @@ func leadingDigits(s string) string {
 	return s
 }
 
-// asSidecar turns the pod's install init container into a native sidecar
-// and makes the job container wait for the binary: the job container and
-// the services then start while the binary streams in, instead of after.
 // setRunnerSize tells the install container the runner binary's size.
 func setRunnerSize(pod *corev1.Pod, size int64) {
 	for i := range pod.Spec.InitContainers {
@@ -163,6 +160,9 @@ func setRunnerSize(pod *corev1.Pod, size int64) {
 	}
 }
 
+// asSidecar turns the pod's install init container into a native sidecar
+// and makes the job container wait for the binary: the job container and
+// the services then start while the binary streams in, instead of after.
 func asSidecar(pod *corev1.Pod) {
 	for i := range pod.Spec.InitContainers {
 		if c := &pod.Spec.InitContainers[i]; c.Name == installContainer {
