@@ -118,6 +118,7 @@ func BenchmarkAcceptBatcher(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(seq.Load())/float64(bt.batches.Load()), "events/tx")
 }
 
 // BenchmarkLeaseComplete: one worker's round trip per job.
