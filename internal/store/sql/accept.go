@@ -64,7 +64,7 @@ func writerQueries(s *DB) []string {
 // duplicates inside evs. Each stored event gets its ID, OrgID (from its
 // repository), State and Received set.
 func (s *DB) Accept(ctx context.Context, evs []*store.Event) ([]store.Accepted, error) {
-	return s.acceptMore(ctx, evs, nil)
+	return s.acceptMore(ctx, evs, nil, nil)
 }
 
 // acceptsMore: SQLite's transactions take more events (its one writer
@@ -75,7 +75,10 @@ func (s *DB) acceptsMore() bool { return s.dialect == dialectSQLite }
 // acceptMore is Accept of evs and then, on SQLite, of each slice more
 // returns (more may be nil), in one transaction: the group commit inserts
 // events while the next ones come instead of waiting for them first.
-func (s *DB) acceptMore(ctx context.Context, evs []*store.Event, more func() []*store.Event) ([]store.Accepted, error) {
+// hdrs, when not nil, are the events' storedHeaders, encoded by their
+// callers (and more returns them with its events): the single writer then
+// spends no time on them.
+func (s *DB) acceptMore(ctx context.Context, evs []*store.Event, hdrs []string, more func() ([]*store.Event, []string)) ([]store.Accepted, error) {
 	const op = "store.Accept"
 	if len(evs) == 0 {
 		return nil, nil
@@ -83,16 +86,17 @@ func (s *DB) acceptMore(ctx context.Context, evs []*store.Event, more func() []*
 	if !s.acceptsMore() {
 		more = nil
 	}
-	all := slices.Clip(evs) // every event taken, should the transaction be tried again
-	take := func() []*store.Event {
-		evs := more()
-		all = append(all, evs...)
-		return evs
+	// Every event taken, should the transaction be tried again.
+	all, allHdrs := slices.Clip(evs), slices.Clip(hdrs)
+	take := func() ([]*store.Event, []string) {
+		evs, hdrs := more()
+		all, allHdrs = append(all, evs...), append(allHdrs, hdrs...)
+		return evs, hdrs
 	}
 	var out []store.Accepted
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		var err error
-		out, err = s.acceptTx(ctx, tx, all, more != nil, take)
+		out, err = s.acceptTx(ctx, tx, all, allHdrs, more != nil, take)
 		return err
 	})
 	if err != nil {
@@ -114,11 +118,12 @@ type seenEvent struct {
 	received time.Time
 }
 
-// acceptTx is Accept inside tx, of evs and, when more is true, of what
-// take returns until it returns none. Each slice costs a few lookups (one
-// per repository and kind, however many events) plus one insert per new
-// event: it is the webhook hot path.
-func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, more bool, take func() []*store.Event) ([]store.Accepted, error) {
+// acceptTx is Accept inside tx, of evs (with their stored headers hdrs,
+// or nil) and, when more is true, of what take returns until it returns
+// none. Each slice costs a few lookups (one per repository and kind,
+// however many events) plus one insert per new event: it is the webhook
+// hot path.
+func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, hdrs []string, more bool, take func() ([]*store.Event, []string)) ([]store.Accepted, error) {
 	b := &acceptBatch{s: s, tx: tx, t: now(), orgs: map[int64]int64{}, seen: map[dedupeKey]seenEvent{}}
 	var err error
 	if b.insert, err = s.txStmt(ctx, tx, s.insertEventQuery()); err != nil {
@@ -136,8 +141,8 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, mor
 		if err := b.scope(ctx, evs); err != nil {
 			return nil, err
 		}
-		for _, ev := range evs {
-			a, err := b.accept(ctx, ev)
+		for i, ev := range evs {
+			a, err := b.accept(ctx, ev, hdrs, i)
 			if err != nil {
 				return nil, err
 			}
@@ -146,7 +151,7 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, mor
 		if !more {
 			break
 		}
-		evs = take()
+		evs, hdrs = take()
 	}
 	return out, nil
 }
@@ -193,8 +198,9 @@ func (b *acceptBatch) scope(ctx context.Context, evs []*store.Event) error {
 	return nil
 }
 
-// accept stores ev, or finds it a duplicate of a delivery or body seen.
-func (b *acceptBatch) accept(ctx context.Context, ev *store.Event) (store.Accepted, error) {
+// accept stores ev (hdrs[i] its stored headers, when hdrs is not nil), or
+// finds it a duplicate of a delivery or body seen.
+func (b *acceptBatch) accept(ctx context.Context, ev *store.Event, hdrs []string, i int) (store.Accepted, error) {
 	const op = "store.Accept"
 	org := b.orgs[ev.RepoID]
 	if ev.OrgID != 0 && ev.OrgID != org {
@@ -214,7 +220,13 @@ func (b *acceptBatch) accept(ctx context.Context, ev *store.Event) (store.Accept
 		}
 		return store.Accepted{ID: p.id, Duplicate: true}, nil
 	}
-	id, err := b.s.insertEvent(ctx, b.insert, b.payload, org, ev, received)
+	var headers string
+	if hdrs != nil {
+		headers = hdrs[i]
+	} else {
+		headers = storedHeaders(ev)
+	}
+	id, err := b.s.insertEvent(ctx, b.insert, b.payload, org, ev, headers, received)
 	if errs.Is(err, errs.Conflict) { // SQLite: the delivery id is stored already
 		if id, err = b.s.storedDelivery(ctx, b.tx, ev); err == nil && id == 0 {
 			err = errs.E(op, errs.Other, "delivery %q of repository %d conflicts but is not stored", ev.DeliveryID, ev.RepoID)
@@ -349,13 +361,14 @@ func (s *DB) insertEventQuery() string {
 
 const qInsertPayload = `INSERT INTO event_payloads (event_id, headers, body) VALUES ($1, $2, $3)`
 
-// insertEvent stores an event and its payload. SQLite reports the id
-// without the cost of a result set; PostgreSQL has no last-insert id.
-func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int64, ev *store.Event, received time.Time) (int64, error) {
+// insertEvent stores an event and its payload (headers: storedHeaders(ev)).
+// SQLite reports the id without the cost of a result set; PostgreSQL has
+// no last-insert id.
+func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int64, ev *store.Event, headers string, received time.Time) (int64, error) {
 	args := []any{org, ev.RepoID, ev.Source, ev.Forge, ev.Name, ev.DeliveryID, blob(ev.BodyHash), us(received), store.EventPending}
 	if s.dialect == dialectPostgres {
 		var id int64
-		err := stmt.QueryRowContext(ctx, append(args, storedHeaders(ev), blob(ev.Body))...).Scan(&id)
+		err := stmt.QueryRowContext(ctx, append(args, headers, blob(ev.Body))...).Scan(&id)
 		return id, err
 	}
 	res, err := stmt.ExecContext(ctx, args...)
@@ -372,7 +385,7 @@ func (s *DB) insertEvent(ctx context.Context, stmt, payload *dbsql.Stmt, org int
 	if err != nil {
 		return 0, err
 	}
-	_, err = payload.ExecContext(ctx, id, storedHeaders(ev), blob(ev.Body))
+	_, err = payload.ExecContext(ctx, id, headers, blob(ev.Body))
 	return id, err
 }
 

@@ -37,8 +37,9 @@ type AcceptBatcher struct {
 }
 
 type acceptReq struct {
-	ev  *store.Event
-	out chan acceptResult
+	ev      *store.Event
+	headers string // storedHeaders(ev), made by the caller (more only)
+	out     chan acceptResult
 }
 
 type acceptResult struct {
@@ -80,8 +81,8 @@ type moreAccepter interface {
 	acceptsMore() bool
 	// acceptMore is Accept of evs and then of each slice more returns,
 	// until it returns none, in one transaction; the outcomes are in the
-	// order of the events.
-	acceptMore(ctx context.Context, evs []*store.Event, more func() []*store.Event) ([]store.Accepted, error)
+	// order of the events. hdrs (and more's) are the events' storedHeaders.
+	acceptMore(ctx context.Context, evs []*store.Event, hdrs []string, more func() ([]*store.Event, []string)) ([]store.Accepted, error)
 }
 
 // Accept stores ev with the next batch and returns its outcome. If ctx ends
@@ -97,6 +98,9 @@ func (b *AcceptBatcher) accept(ctx context.Context, ev *store.Event, queued func
 		return store.Accepted{}, errs.E(op, errs.Invalid, "nil event")
 	}
 	r := acceptReq{ev: ev, out: make(chan acceptResult, 1)}
+	if b.more != nil {
+		r.headers = storedHeaders(ev) // here, on the caller's goroutine, not on the writer
+	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
 	b.mu.RLock()
@@ -270,17 +274,25 @@ func (b *AcceptBatcher) gather(batch []acceptReq, g *gathering) []acceptReq {
 
 // next is the events a batch whose transaction is open takes next: what
 // is queued, else what await waits for; none when the batch is complete.
-func (b *AcceptBatcher) next(batch []acceptReq, g *gathering) ([]acceptReq, []*store.Event) {
+func (b *AcceptBatcher) next(batch []acceptReq, g *gathering) ([]acceptReq, []*store.Event, []string) {
 	n := len(batch)
 	if batch = b.drain(batch, g); len(batch) == n {
 		var more bool
 		if batch, more = b.await(batch, g); !more {
-			return batch, nil
+			return batch, nil, nil
 		}
 		g.lastIn = time.Now()
 		batch = b.drain(batch, g)
 	}
-	return batch, events(batch[n:])
+	return batch, events(batch[n:]), headers(batch[n:])
+}
+
+func headers(reqs []acceptReq) []string {
+	hs := make([]string, len(reqs))
+	for i, r := range reqs {
+		hs[i] = r.headers
+	}
+	return hs
 }
 
 func events(reqs []acceptReq) []*store.Event {
@@ -295,13 +307,12 @@ func events(reqs []acceptReq) []*store.Event {
 // coming while it inserts (next), and answers them all once it is
 // committed; it returns the whole batch.
 func (b *AcceptBatcher) commitMore(ctx context.Context, batch []acceptReq, g *gathering) []acceptReq {
-	more := func() []*store.Event {
-		var evs []*store.Event
-		batch, evs = b.next(batch, g)
-		return evs
+	more := func() (evs []*store.Event, hdrs []string) {
+		batch, evs, hdrs = b.next(batch, g)
+		return evs, hdrs
 	}
 	// See commit for the context.
-	as, err := b.more.acceptMore(context.WithoutCancel(ctx), events(batch), more)
+	as, err := b.more.acceptMore(context.WithoutCancel(ctx), events(batch), headers(batch), more)
 	b.answer(batch, as, err)
 	return batch
 }

@@ -335,14 +335,14 @@ func TestAcceptMore(t *testing.T) {
 			{ev("d-5", "e")},
 		}
 		calls := 0
-		more := func() []*store.Event {
+		more := func() ([]*store.Event, []string) {
 			calls++
 			if calls > len(chunks) {
-				return nil
+				return nil, nil
 			}
-			return chunks[calls-1]
+			return chunks[calls-1], nil // headers encoded by the writer
 		}
-		as, err := s.acceptMore(t.Context(), []*store.Event{ev("d-1", "a"), ev("d-2", "b")}, more)
+		as, err := s.acceptMore(t.Context(), []*store.Event{ev("d-1", "a"), ev("d-2", "b")}, []string{"{}", "{}"}, more)
 		must(t, err)
 		if !s.acceptsMore() {
 			if calls != 0 || len(as) != 2 || as[0].Duplicate || as[1].Duplicate {
@@ -402,11 +402,18 @@ func TestAcceptBatcherMore(t *testing.T) {
 		t.Fatalf("the first event was answered (%v) while an event was on its way", err)
 	default:
 	}
-	if _, err := arrival.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: "m-2", Body: []byte("2")}); err != nil {
-		t.Fatal(err)
-	}
+	hdr := map[string]string{"X-Github-Event": "push", "X-Hub-Signature-256": "sha256=00"}
+	second, err := arrival.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: "m-2", Body: []byte("2"), Headers: hdr})
+	must(t, err)
 	must(t, <-first)
 	if n := b.batches.Load(); n != 1 {
 		t.Errorf("%d batches, want both events in one", n)
+	}
+	// The headers, encoded by the caller, are stored as the writer would
+	// have: without the signature.
+	var stored string
+	must(t, s.w.QueryRowContext(ctx, `SELECT headers FROM event_payloads WHERE event_id = $1`, second.ID).Scan(&stored))
+	if want := `{"X-Github-Event":"push"}`; stored != want {
+		t.Errorf("stored headers %s, want %s", stored, want)
 	}
 }

@@ -89,7 +89,7 @@ func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
 	must(b, err)
 	t := now()
 	for _, ev := range evs {
-		_, err := s.insertEvent(ctx, stmt, payload, ev.OrgID, ev, t)
+		_, err := s.insertEvent(ctx, stmt, payload, ev.OrgID, ev, storedHeaders(ev), t)
 		must(b, err)
 	}
 	stmt.Close()
