@@ -14,7 +14,11 @@ import (
 // goroutine writes what has queued up in one transaction, so a burst of
 // webhooks costs one fsync per batch instead of one per event.
 type AcceptBatcher struct {
-	events   store.Events
+	events store.Events
+	// more is events when its transactions can take events while they are
+	// open (SQLite): a batch is then inserted while its last events come,
+	// instead of after.
+	more     moreAccepter
 	maxBatch int
 	maxWait  time.Duration
 	reqs     chan acceptReq
@@ -28,11 +32,14 @@ type AcceptBatcher struct {
 	waiting atomic.Int64
 	// arriving counts callers on their way to Accept (see Arriving).
 	arriving atomic.Int64
+	// batches counts the batches written (tests and benchmarks).
+	batches atomic.Int64
 }
 
 type acceptReq struct {
-	ev  *store.Event
-	out chan acceptResult
+	ev      *store.Event
+	headers string // storedHeaders(ev), made by the caller (more only)
+	out     chan acceptResult
 }
 
 type acceptResult struct {
@@ -59,8 +66,23 @@ func NewAcceptBatcher(s store.Events, maxBatch int, maxWait time.Duration) *Acce
 		done:     make(chan struct{}),
 		cancel:   cancel,
 	}
+	if m, ok := s.(moreAccepter); ok && m.acceptsMore() {
+		b.more = m
+	}
 	go b.loop(ctx)
 	return b
+}
+
+// moreAccepter is a store whose Accept transaction can take more events
+// before it commits.
+type moreAccepter interface {
+	// acceptsMore says whether acceptMore takes more events; when not, the
+	// batcher gathers a batch before it calls Accept.
+	acceptsMore() bool
+	// acceptMore is Accept of evs and then of each slice more returns,
+	// until it returns none, in one transaction; the outcomes are in the
+	// order of the events. hdrs (and more's) are the events' storedHeaders.
+	acceptMore(ctx context.Context, evs []*store.Event, hdrs []string, more func() ([]*store.Event, []string)) ([]store.Accepted, error)
 }
 
 // Accept stores ev with the next batch and returns its outcome. If ctx ends
@@ -76,6 +98,9 @@ func (b *AcceptBatcher) accept(ctx context.Context, ev *store.Event, queued func
 		return store.Accepted{}, errs.E(op, errs.Invalid, "nil event")
 	}
 	r := acceptReq{ev: ev, out: make(chan acceptResult, 1)}
+	if b.more != nil {
+		r.headers = storedHeaders(ev) // here, on the caller's goroutine, not on the writer
+	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
 	b.mu.RLock()
@@ -165,55 +190,144 @@ func (b *AcceptBatcher) loop(ctx context.Context) {
 	batch := make([]acceptReq, 0, b.maxBatch)
 	last := 0 // the previous batch's size
 	for first := range b.reqs {
+		b.batches.Add(1)
 		batch = append(batch[:0], first)
-		deadline := time.Now().Add(b.maxWait)
-		lastIn := time.Now()
-	gather:
-		for len(batch) < b.maxBatch {
-			select {
-			case r, ok := <-b.reqs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-				lastIn = time.Now()
-				continue
-			default:
-			}
-			// Nothing queued: write now, unless events are on their way,
-			// or may be: under load (the previous batch was not one
-			// event), those it answered come back within a moment.
-			wait := time.Until(deadline)
-			if wait <= 0 || (b.arriving.Load() <= 0 && (last <= 1 || time.Since(lastIn) >= arrivalGap)) {
-				break
-			}
-			t := time.NewTimer(min(wait, arrivalPoll))
-			select {
-			case r, ok := <-b.reqs:
-				t.Stop()
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-				lastIn = time.Now()
-			case <-t.C:
-			}
+		// Under load (the previous batch was not one event), those it
+		// answered come back within a moment: the batch waits for them.
+		g := &gathering{deadline: time.Now().Add(b.maxWait), lastIn: time.Now(), loaded: last > 1}
+		if b.more != nil {
+			batch = b.commitMore(ctx, b.drain(batch, g), g)
+		} else {
+			batch = b.gather(batch, g)
+			b.commit(ctx, batch)
 		}
 		last = len(batch)
-		b.commit(ctx, batch)
 	}
 }
 
-func (b *AcceptBatcher) commit(ctx context.Context, batch []acceptReq) {
-	evs := make([]*store.Event, len(batch))
-	for i, r := range batch {
+// gathering is the state of the batch being gathered.
+type gathering struct {
+	deadline time.Time // maxWait after its first event
+	lastIn   time.Time // when its last event came
+	loaded   bool      // the previous batch held more than one event
+	closed   bool      // the queue is closed (Close)
+}
+
+// drain adds the events queued now, up to maxBatch, without waiting.
+func (b *AcceptBatcher) drain(batch []acceptReq, g *gathering) []acceptReq {
+	for len(batch) < b.maxBatch && !g.closed {
+		select {
+		case r, ok := <-b.reqs:
+			if !ok {
+				g.closed = true
+				return batch
+			}
+			batch, g.lastIn = append(batch, r), time.Now()
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// await waits for one more event while the batch should: events are on
+// their way, or may be (under load, within arrivalGap of the last one),
+// and maxWait has not passed. It reports whether one came.
+func (b *AcceptBatcher) await(batch []acceptReq, g *gathering) ([]acceptReq, bool) {
+	for len(batch) < b.maxBatch && !g.closed {
+		// An arrival leaves once its event is queued: look at the queue
+		// before at the arrivals.
+		if d := b.drain(batch, g); len(d) > len(batch) {
+			return d, true
+		}
+		wait := time.Until(g.deadline)
+		if wait <= 0 || (b.arriving.Load() <= 0 && (!g.loaded || time.Since(g.lastIn) >= arrivalGap)) {
+			return batch, false
+		}
+		t := time.NewTimer(min(wait, arrivalPoll))
+		select {
+		case r, ok := <-b.reqs:
+			t.Stop()
+			if !ok {
+				g.closed = true
+				return batch, false
+			}
+			return append(batch, r), true
+		case <-t.C:
+		}
+	}
+	return batch, false
+}
+
+// gather completes a batch before it is written: what is queued, then
+// what comes while await waits.
+func (b *AcceptBatcher) gather(batch []acceptReq, g *gathering) []acceptReq {
+	for {
+		batch = b.drain(batch, g)
+		var more bool
+		if batch, more = b.await(batch, g); !more {
+			return batch
+		}
+		g.lastIn = time.Now()
+	}
+}
+
+// next is the events a batch whose transaction is open takes next: what
+// is queued, else what await waits for; none when the batch is complete.
+func (b *AcceptBatcher) next(batch []acceptReq, g *gathering) ([]acceptReq, []*store.Event, []string) {
+	n := len(batch)
+	if batch = b.drain(batch, g); len(batch) == n {
+		var more bool
+		if batch, more = b.await(batch, g); !more {
+			return batch, nil, nil
+		}
+		g.lastIn = time.Now()
+		batch = b.drain(batch, g)
+	}
+	return batch, events(batch[n:]), headers(batch[n:])
+}
+
+func headers(reqs []acceptReq) []string {
+	hs := make([]string, len(reqs))
+	for i, r := range reqs {
+		hs[i] = r.headers
+	}
+	return hs
+}
+
+func events(reqs []acceptReq) []*store.Event {
+	evs := make([]*store.Event, len(reqs))
+	for i, r := range reqs {
 		evs[i] = r.ev
 	}
+	return evs
+}
+
+// commitMore writes batch in one transaction that also takes the events
+// coming while it inserts (next), and answers them all once it is
+// committed; it returns the whole batch.
+func (b *AcceptBatcher) commitMore(ctx context.Context, batch []acceptReq, g *gathering) []acceptReq {
+	more := func() (evs []*store.Event, hdrs []string) {
+		batch, evs, hdrs = b.next(batch, g)
+		return evs, hdrs
+	}
+	// See commit for the context.
+	as, err := b.more.acceptMore(context.WithoutCancel(ctx), events(batch), headers(batch), more)
+	b.answer(batch, as, err)
+	return batch
+}
+
+func (b *AcceptBatcher) commit(ctx context.Context, batch []acceptReq) {
 	// ctx is only cancelled by Close once the loop is over, so a batch never
 	// sees it end; without a Done channel the SQLite driver spares each
 	// statement its interrupt watcher (a goroutine, a channel and a progress
 	// handler set and cleared, per insert).
-	as, err := b.events.Accept(context.WithoutCancel(ctx), evs)
+	as, err := b.events.Accept(context.WithoutCancel(ctx), events(batch))
+	b.answer(batch, as, err)
+}
+
+// answer gives each caller of batch its outcome.
+func (b *AcceptBatcher) answer(batch []acceptReq, as []store.Accepted, err error) {
 	if err == nil && len(as) != len(batch) {
 		err = errs.E("store.AcceptBatcher", errs.Other, "store answered %d of %d events", len(as), len(batch))
 	}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"sync"
@@ -14,14 +15,39 @@ import (
 	"github.com/conveyor-ci/conveyor/internal/store"
 )
 
+// TestAcceptBatcher runs through both ways a batch is written: gathered,
+// then given to Accept (any store), and inserted while it gathers
+// (SQLite's acceptMore).
 func TestAcceptBatcher(t *testing.T) {
-	s, repo, _ := repoSQLite(t)
-	ctx := t.Context()
-	counting := &countingEvents{Events: s}
-	b := NewAcceptBatcher(counting, 64, 10*time.Millisecond)
-	defer b.Close()
+	t.Run("gathered", func(t *testing.T) {
+		s, repo, _ := repoSQLite(t)
+		counting := &countingEvents{Events: s}
+		b := NewAcceptBatcher(counting, 64, 10*time.Millisecond)
+		defer b.Close()
+		if b.more != nil {
+			t.Fatal("a wrapped store inserts while a batch gathers")
+		}
+		acceptConcurrently(t, b, repo)
+		if calls := counting.calls.Load(); calls != b.batches.Load() {
+			t.Errorf("%d Accept calls for %d batches", calls, b.batches.Load())
+		}
+	})
+	t.Run("more", func(t *testing.T) {
+		s, repo, _ := repoSQLite(t)
+		b := NewAcceptBatcher(s, 64, 10*time.Millisecond)
+		defer b.Close()
+		if b.more == nil {
+			t.Fatal("SQLite's batcher does not insert while a batch gathers")
+		}
+		acceptConcurrently(t, b, repo)
+	})
+}
 
-	// 64 goroutines × 20 events, every delivery id sent twice.
+// acceptConcurrently: 64 goroutines × 20 events, every delivery id sent
+// twice; each is stored once, and the batcher wrote fewer batches than
+// events.
+func acceptConcurrently(t *testing.T, b *AcceptBatcher, repo *store.Repo) {
+	ctx := t.Context()
 	const workers, each = 64, 20
 	var wg sync.WaitGroup
 	var stored, dups atomic.Int64
@@ -50,11 +76,11 @@ func TestAcceptBatcher(t *testing.T) {
 	if stored.Load() != workers/2*each || dups.Load() != workers/2*each {
 		t.Errorf("stored %d and skipped %d, want %d each", stored.Load(), dups.Load(), workers/2*each)
 	}
-	calls := counting.calls.Load()
-	if calls >= workers*each {
-		t.Errorf("%d Accept calls for %d events: nothing was batched", calls, workers*each)
+	batches := b.batches.Load()
+	if batches >= workers*each {
+		t.Errorf("%d batches for %d events: nothing was batched", batches, workers*each)
 	}
-	t.Logf("%d events in %d transactions", workers*each, calls)
+	t.Logf("%d events in %d transactions", workers*each, batches)
 }
 
 // TestAcceptBatcherLightLoad: a lone event is written at once, not after
@@ -284,5 +310,110 @@ func TestCheckpointer(t *testing.T) {
 			t.Fatalf("database file is %d bytes after the writes, want at least %d: the WAL was not checkpointed", st.Size(), want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// acceptMore on SQLite takes the events more returns into the same
+// transaction, de-duplicated against the earlier ones (delivery id and
+// body); on PostgreSQL it never calls more (each transaction locks its
+// keys once, in order).
+func TestAcceptMore(t *testing.T) {
+	dialects(t, func(t *testing.T, dsn string) {
+		s, err := Open(t.Context(), dsn, Options{})
+		must(t, err)
+		defer s.Close()
+		org, err := s.EnsureOrg(t.Context(), "default")
+		must(t, err)
+		repo := &store.Repo{OrgID: org.ID, Name: "acme/app"}
+		must(t, s.CreateRepo(t.Context(), repo))
+		ev := func(d, body string) *store.Event {
+			h := sha256.Sum256([]byte(body))
+			return &store.Event{RepoID: repo.ID, Source: "webhook", Name: "push", DeliveryID: d, BodyHash: h[:], Body: []byte(body)}
+		}
+		chunks := [][]*store.Event{
+			{ev("d-3", "c"), ev("d-1", "x"), ev("d-4", "b")}, // d-1 again; b's body again
+			{ev("d-5", "e")},
+		}
+		calls := 0
+		more := func() ([]*store.Event, []string) {
+			calls++
+			if calls > len(chunks) {
+				return nil, nil
+			}
+			return chunks[calls-1], nil // headers encoded by the writer
+		}
+		as, err := s.acceptMore(t.Context(), []*store.Event{ev("d-1", "a"), ev("d-2", "b")}, []string{"{}", "{}"}, more)
+		must(t, err)
+		if !s.acceptsMore() {
+			if calls != 0 || len(as) != 2 || as[0].Duplicate || as[1].Duplicate {
+				t.Fatalf("PostgreSQL: more called %d times, outcomes %+v; want 0 calls and 2 stored", calls, as)
+			}
+			return
+		}
+		if calls != 3 || len(as) != 6 {
+			t.Fatalf("more called %d times, %d outcomes; want 3 and 6", calls, len(as))
+		}
+		for i, want := range []bool{false, false, false, true, true, false} {
+			if as[i].Duplicate != want {
+				t.Errorf("event %d: duplicate %v, want %v (%+v)", i, as[i].Duplicate, want, as)
+			}
+		}
+		if as[3].ID != as[0].ID || as[4].ID != as[1].ID {
+			t.Errorf("duplicates answered %d and %d, want the first copies %d and %d", as[3].ID, as[4].ID, as[0].ID, as[1].ID)
+		}
+		var n int
+		must(t, s.w.QueryRowContext(t.Context(), `SELECT count(*) FROM events`).Scan(&n))
+		if n != 4 {
+			t.Errorf("%d events stored, want 4", n)
+		}
+	})
+}
+
+// On SQLite a batch's transaction takes the events that come while it
+// is open: with an event on its way (Arriving), the first one is inserted
+// at once and the second joins its transaction; both are answered once
+// it commits.
+func TestAcceptBatcherMore(t *testing.T) {
+	s, repo, _ := repoSQLite(t)
+	ctx := t.Context()
+	b := NewAcceptBatcher(s, 64, 10*time.Second)
+	defer b.Close()
+	if b.more == nil {
+		t.Fatal("SQLite's batcher does not insert while a batch gathers")
+	}
+	arrival := b.Arriving()
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: "m-1", Body: []byte("1")})
+		first <- err
+	}()
+	// The first event is inserted (its transaction open) while the second
+	// is on its way: it is not stored yet for the readers.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.reqs) > 0 || b.Waiting() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batcher never took the first event")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-first:
+		t.Fatalf("the first event was answered (%v) while an event was on its way", err)
+	default:
+	}
+	hdr := map[string]string{"X-Github-Event": "push", "X-Hub-Signature-256": "sha256=00"}
+	second, err := arrival.Accept(ctx, &store.Event{RepoID: repo.ID, DeliveryID: "m-2", Body: []byte("2"), Headers: hdr})
+	must(t, err)
+	must(t, <-first)
+	if n := b.batches.Load(); n != 1 {
+		t.Errorf("%d batches, want both events in one", n)
+	}
+	// The headers, encoded by the caller, are stored as the writer would
+	// have: without the signature.
+	var stored string
+	must(t, s.w.QueryRowContext(ctx, `SELECT headers FROM event_payloads WHERE event_id = $1`, second.ID).Scan(&stored))
+	if want := `{"X-Github-Event":"push"}`; stored != want {
+		t.Errorf("stored headers %s, want %s", stored, want)
 	}
 }

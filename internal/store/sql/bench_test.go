@@ -89,7 +89,7 @@ func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
 	must(b, err)
 	t := now()
 	for _, ev := range evs {
-		_, err := s.insertEvent(ctx, stmt, payload, ev.OrgID, ev, t)
+		_, err := s.insertEvent(ctx, stmt, payload, ev.OrgID, ev, storedHeaders(ev), t)
 		must(b, err)
 	}
 	stmt.Close()
@@ -100,24 +100,61 @@ func rawInsert(b *testing.B, s *DB, evs []*store.Event) {
 // BenchmarkAcceptBatcher: many concurrent webhook requests of one event
 // each, group-committed.
 func BenchmarkAcceptBatcher(b *testing.B) {
+	body := benchBody(1 << 10)
+	benchAcceptBatcher(b, false, 5*time.Millisecond, func(n int64) *store.Event {
+		return &store.Event{Source: "webhook", DeliveryID: fmt.Sprintf("d-%d", n), Body: []byte(body)}
+	})
+}
+
+// BenchmarkAcceptBatcherPush is BenchmarkAcceptBatcher with the server's
+// events: 4 KiB bodies with their hash (so that each batch looks for
+// stored equal bodies), a GitHub delivery's headers, each caller one
+// arrival (Arriving) while it makes its event, and the server's batch
+// window (1 ms).
+func BenchmarkAcceptBatcherPush(b *testing.B) {
+	template := benchBody(4 << 10)
+	benchAcceptBatcher(b, true, time.Millisecond, func(n int64) *store.Event {
+		body := fmt.Sprintf(`{"n":%d,%s`, n, template[1:])
+		h := sha256.Sum256([]byte(body))
+		d := fmt.Sprintf("d-%d", n)
+		return &store.Event{Source: "webhook", Forge: "github", Name: "push", DeliveryID: d, BodyHash: h[:], Body: []byte(body),
+			Headers: map[string]string{"Accept": "*/*", "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/bench",
+				"X-Github-Delivery": d, "X-Github-Event": "push", "X-Github-Hook-Id": "123456789",
+				"X-Hub-Signature-256": "sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}
+	})
+}
+
+// benchAcceptBatcher runs 64 × GOMAXPROCS callers, each accepting the
+// events ev makes, one at a time; with arrivals each is announced
+// (Arriving) before it is made.
+func benchAcceptBatcher(b *testing.B, arrivals bool, window time.Duration, ev func(n int64) *store.Event) {
 	s, repo, _ := repoSQLite(b)
-	bt := NewAcceptBatcher(s, benchBatch, 5*time.Millisecond)
+	bt := NewAcceptBatcher(s, benchBatch, window)
 	defer bt.Close()
 	var seq atomic.Int64
-	body := benchBody(1 << 10)
 	b.SetParallelism(64)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n := seq.Add(1)
-			ev := &store.Event{RepoID: repo.ID, Source: "webhook", DeliveryID: fmt.Sprintf("d-%d", n),
-				Body: []byte(body)}
-			if _, err := bt.Accept(context.Background(), ev); err != nil {
+			var a *Arrival
+			if arrivals {
+				a = bt.Arriving()
+			}
+			e := ev(seq.Add(1))
+			e.RepoID = repo.ID
+			var err error
+			if a != nil {
+				_, err = a.Accept(context.Background(), e)
+			} else {
+				_, err = bt.Accept(context.Background(), e)
+			}
+			if err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
 	b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(seq.Load())/float64(bt.batches.Load()), "events/tx")
 }
 
 // BenchmarkLeaseComplete: one worker's round trip per job.
