@@ -41,6 +41,8 @@ func Run(ctx context.Context, dir string, n int, s *Spec, out io.Writer, opts Ru
 	}
 	f := &follower{name: outFile(dir, n), out: out}
 	defer f.close()
+	w := watchDir(dir)
+	defer w.close()
 	t := time.NewTicker(Poll)
 	defer t.Stop()
 	var cancelled time.Time
@@ -74,7 +76,10 @@ func Run(ctx context.Context, dir string, n int, s *Spec, out io.Writer, opts Ru
 				return CodeLost, fmt.Errorf("the step container did not end the cancelled step within %s", opts.Grace)
 			}
 		}
-		<-t.C
+		<-t.C // at most one look per Poll, however busy the output
+		if w != nil {
+			w.wait(idleWake) // until the output grows or the exit file comes
+		}
 	}
 }
 

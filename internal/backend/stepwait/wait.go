@@ -59,9 +59,20 @@ func keepAlive(dir string, done <-chan struct{}) {
 	}
 }
 
+// idleWake bounds an inotify wait for the next spec, so that ctx is seen
+// (and a missed event, on a file system without inotify, costs no more).
+const idleWake = 100 * time.Millisecond
+
+// cancelPoll is how often a running step's cancel file is looked for: a
+// cancel need not be as quick as a step's start, and a long step should
+// not cost a wake-up every few milliseconds.
+const cancelPoll = 50 * time.Millisecond
+
 // nextSpec waits for step n's spec; nil without error when "end" came
 // first or ctx ended.
 func nextSpec(ctx context.Context, dir string, n int) (*Spec, error) {
+	w := watchDir(dir)
+	defer w.close()
 	t := time.NewTicker(Poll)
 	defer t.Stop()
 	for {
@@ -77,6 +88,15 @@ func nextSpec(ctx context.Context, dir string, n int) (*Spec, error) {
 			return nil, err
 		case exists(endFile(dir)):
 			return nil, nil
+		}
+		if w != nil {
+			// The spec arrives by rename: inotify wakes us at once; ctx
+			// is looked at between waits.
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			w.wait(idleWake)
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -152,7 +172,7 @@ func command(s *Spec, out *os.File) (*exec.Cmd, error) {
 // watchCancel ends the step's process group (SIGTERM, SIGKILL after
 // grace) when its cancel file appears or ctx ends, until exited closes.
 func watchCancel(ctx context.Context, dir string, n, pgid int, grace time.Duration, exited <-chan struct{}) {
-	t := time.NewTicker(Poll)
+	t := time.NewTicker(cancelPoll)
 	defer t.Stop()
 	for !exists(cancelFile(dir, n)) {
 		select {
