@@ -529,12 +529,16 @@ func (g *gitRepo) commit(msg string, files map[string]string) string {
 // death, so time cannot tell), the time in ns and the working directory
 // (which tells the replica: job directories live in its data directory).
 // The shell writes nothing to stdout after the sleep, so a step that
-// outlives its server is not ended by SIGPIPE.
+// outlives its server is not ended by SIGPIPE. Its "working on" line
+// comes before the start mark: a test that acts on the mark (stops or
+// kills the server) knows the line was written, however late the shell
+// is scheduled (TestGracefulStop looks for it in the stopped attempt's
+// log).
 func markStep(marks, key string, sleep string) string {
 	return fmt.Sprintf(`a=$PPID p=$PPID
 for _ in 1 2 3; do read -r _ _ _ p _ < /proc/$p/stat || break; a=$a,$p; done
-echo "start %[2]s $$ $a $(date +%%s%%N) $PWD" >> '%[1]s'
 echo "working on %[2]s in $PWD"
+echo "start %[2]s $$ $a $(date +%%s%%N) $PWD" >> '%[1]s'
 sleep %[3]s
 echo "end %[2]s $$ $a $(date +%%s%%N) $PWD" >> '%[1]s'`, marks, key, sleep)
 }
