@@ -83,20 +83,20 @@ func (s *DB) acceptMore(ctx context.Context, evs []*store.Event, hdrs []string, 
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	if !s.acceptsMore() {
-		more = nil
-	}
 	// Every event taken, should the transaction be tried again.
 	all, allHdrs := slices.Clip(evs), slices.Clip(hdrs)
-	take := func() ([]*store.Event, []string) {
-		evs, hdrs := more()
-		all, allHdrs = append(all, evs...), append(allHdrs, hdrs...)
-		return evs, hdrs
+	var take func() ([]*store.Event, []string)
+	if more != nil && s.acceptsMore() {
+		take = func() ([]*store.Event, []string) {
+			evs, hdrs := more()
+			all, allHdrs = append(all, evs...), append(allHdrs, hdrs...)
+			return evs, hdrs
+		}
 	}
 	var out []store.Accepted
 	err := s.write(ctx, op, func(tx *dbsql.Tx) error {
 		var err error
-		out, err = s.acceptTx(ctx, tx, all, allHdrs, more != nil, take)
+		out, err = s.acceptTx(ctx, tx, all, allHdrs, take)
 		return err
 	})
 	if err != nil {
@@ -119,11 +119,11 @@ type seenEvent struct {
 }
 
 // acceptTx is Accept inside tx, of evs (with their stored headers hdrs,
-// or nil) and, when more is true, of what take returns until it returns
+// or nil) and, when take is not nil, of what it returns until it returns
 // none. Each slice costs a few lookups (one per repository and kind,
 // however many events) plus one insert per new event: it is the webhook
 // hot path.
-func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, hdrs []string, more bool, take func() ([]*store.Event, []string)) ([]store.Accepted, error) {
+func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, hdrs []string, take func() ([]*store.Event, []string)) ([]store.Accepted, error) {
 	b := &acceptBatch{s: s, tx: tx, t: now(), orgs: map[int64]int64{}, seen: map[dedupeKey]seenEvent{}}
 	var err error
 	if b.insert, err = s.txStmt(ctx, tx, s.insertEventQuery()); err != nil {
@@ -148,7 +148,7 @@ func (s *DB) acceptTx(ctx context.Context, tx *dbsql.Tx, evs []*store.Event, hdr
 			}
 			out = append(out, a)
 		}
-		if !more {
+		if take == nil {
 			break
 		}
 		evs, hdrs = take()

@@ -230,9 +230,10 @@ func (b *AcceptBatcher) drain(batch []acceptReq, g *gathering) []acceptReq {
 	return batch
 }
 
-// await waits for one more event while the batch should: events are on
-// their way, or may be (under load, within arrivalGap of the last one),
-// and maxWait has not passed. It reports whether one came.
+// await adds what is queued, else waits for one more event while the
+// batch should: events are on their way, or may be (under load, within
+// arrivalGap of the last one), and maxWait has not passed. It reports
+// whether the batch grew.
 func (b *AcceptBatcher) await(batch []acceptReq, g *gathering) ([]acceptReq, bool) {
 	for len(batch) < b.maxBatch && !g.closed {
 		// An arrival leaves once its event is queued: look at the queue
@@ -252,6 +253,7 @@ func (b *AcceptBatcher) await(batch []acceptReq, g *gathering) ([]acceptReq, boo
 				g.closed = true
 				return batch, false
 			}
+			g.lastIn = time.Now()
 			return append(batch, r), true
 		case <-t.C:
 		}
@@ -262,27 +264,18 @@ func (b *AcceptBatcher) await(batch []acceptReq, g *gathering) ([]acceptReq, boo
 // gather completes a batch before it is written: what is queued, then
 // what comes while await waits.
 func (b *AcceptBatcher) gather(batch []acceptReq, g *gathering) []acceptReq {
-	for {
-		batch = b.drain(batch, g)
-		var more bool
-		if batch, more = b.await(batch, g); !more {
-			return batch
-		}
-		g.lastIn = time.Now()
+	for more := true; more; {
+		batch, more = b.await(batch, g)
 	}
+	return batch
 }
 
 // next is the events a batch whose transaction is open takes next: what
 // is queued, else what await waits for; none when the batch is complete.
 func (b *AcceptBatcher) next(batch []acceptReq, g *gathering) ([]acceptReq, []*store.Event, []string) {
 	n := len(batch)
-	if batch = b.drain(batch, g); len(batch) == n {
-		var more bool
-		if batch, more = b.await(batch, g); !more {
-			return batch, nil, nil
-		}
-		g.lastIn = time.Now()
-		batch = b.drain(batch, g)
+	if batch, _ = b.await(batch, g); len(batch) > n {
+		batch = b.drain(batch, g) // what queued while await waited for one
 	}
 	return batch, events(batch[n:]), headers(batch[n:])
 }

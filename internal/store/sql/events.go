@@ -286,7 +286,7 @@ func (s *DB) FireCron(ctx context.Context, key string, scheduled time.Time, ev *
 			// A second line of defence against double firing.
 			ev.DeliveryID = fmt.Sprintf("cron:%s@%d", key, scheduled.Unix())
 		}
-		_, err = s.acceptTx(ctx, tx, []*store.Event{ev}, nil, false, nil)
+		_, err = s.acceptTx(ctx, tx, []*store.Event{ev}, nil, nil)
 		return err
 	})
 	return fired, err
