@@ -1,36 +1,18 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-ci/conveyor/internal/backend"
+	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
 	"github.com/conveyor-ci/conveyor/internal/backend/host"
 	"github.com/conveyor-ci/conveyor/internal/backend/stepwait"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // The pod's worker hands docker:// steps of an image with a step
 // container to it through the wait files, in-process: the image's
@@ -43,7 +25,7 @@ func TestStepContainersRunContainer(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer wcancel()
 	waitDone := make(chan error, 1)
-	var wlog lockedBuffer
+	var wlog backendtest.SyncBuffer
 	go func() { waitDone <- stepwait.Wait(wctx, dir, 300*time.Millisecond, &wlog) }()
 
 	sc := []stepwait.Container{{Image: "reg.example/step:1", Dir: dir, Entrypoint: []string{"sh", "-c"}, Cmd: []string{`echo "default cmd $FROM_STEP in $PWD"`}}}
@@ -63,7 +45,7 @@ func TestStepContainersRunContainer(t *testing.T) {
 		t.Error("the sandbox lost the host sandbox's NodeProvider")
 	}
 	run := func(c *backend.ContainerStep) (int, string, error) {
-		var out lockedBuffer
+		var out backendtest.SyncBuffer
 		code, err := cr.RunContainer(ctx, c, &out)
 		return code, out.String(), err
 	}
@@ -86,7 +68,7 @@ func TestStepContainersRunContainer(t *testing.T) {
 	// A cancel reaches the step (SIGTERM) and RunContainer returns once
 	// it ended.
 	cctx, ccancel := context.WithCancel(ctx)
-	var out2 lockedBuffer
+	var out2 backendtest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		_, err := cr.RunContainer(cctx, &backend.ContainerStep{Image: sc[0].Image, Args: []string{`trap 'echo got TERM; exit 143' TERM; echo started; sleep 60 & wait`}}, &out2)

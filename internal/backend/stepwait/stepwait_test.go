@@ -1,32 +1,14 @@
 package stepwait
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/conveyor-ci/conveyor/internal/backend/backendtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startWait runs Wait on a fresh folder; the returned func ends it
 // through the "end" file and checks it exits cleanly.
@@ -35,7 +17,7 @@ func startWait(t *testing.T) (string, func()) {
 	dir := filepath.Join(t.TempDir(), "steps", "img-1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	done := make(chan error, 1)
-	var log syncBuffer
+	var log backendtest.SyncBuffer
 	go func() { done <- Wait(ctx, dir, 500*time.Millisecond, &log) }()
 	return dir, func() {
 		defer cancel()
@@ -62,7 +44,7 @@ func TestSteps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	work := t.TempDir()
-	var out syncBuffer
+	var out backendtest.SyncBuffer
 	code, err := Run(ctx, dir, 1, &Spec{Argv: []string{"sh", "-c", `echo "one $A $PWD"; echo err >&2; exit 3`}, Env: map[string]string{"A": "a$(B)"}, Dir: work}, &out, RunOptions{})
 	if err != nil || code != 3 {
 		t.Fatalf("step 1: code %d, err %v", code, err)
@@ -70,7 +52,7 @@ func TestSteps(t *testing.T) {
 	if want := "one a$(B) " + work + "\nerr\n"; out.String() != want {
 		t.Errorf("step 1 output %q, want %q", out.String(), want)
 	}
-	out = syncBuffer{}
+	out = backendtest.SyncBuffer{}
 	code, err = Run(ctx, dir, 2, &Spec{Argv: []string{"/no/such/program", "x"}}, &out, RunOptions{})
 	if code != CodeNotStart || err == nil || !strings.Contains(err.Error(), "/no/such/program") || !strings.Contains(err.Error(), "could not start") {
 		t.Errorf("step 2: code %d, err %v", code, err)
@@ -98,7 +80,7 @@ func TestCancel(t *testing.T) {
 		`trap '' TERM; echo started; while :; do sleep 0.05; done`,
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var out syncBuffer
+		var out backendtest.SyncBuffer
 		done := make(chan int, 1)
 		go func() {
 			code, _ := Run(ctx, dir, i+1, &Spec{Argv: []string{"sh", "-c", script}}, &out, RunOptions{Grace: 5 * time.Second})
@@ -133,7 +115,7 @@ func TestNoWaiter(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nobody")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	code, err := Run(ctx, dir, 1, &Spec{Argv: []string{"true"}}, &syncBuffer{}, RunOptions{Take: 100 * time.Millisecond})
+	code, err := Run(ctx, dir, 1, &Spec{Argv: []string{"true"}}, &backendtest.SyncBuffer{}, RunOptions{Take: 100 * time.Millisecond})
 	if code != CodeLost || err == nil || !strings.Contains(err.Error(), "did not take") {
 		t.Errorf("code %d, err %v", code, err)
 	}
