@@ -127,15 +127,12 @@ func noPodsLeft(t *testing.T, kb *kubernetes.Backend, r *store.Run) {
 	}
 }
 
-// In the worker layout the job's pod runs its steps itself: outputs
-// between steps and across jobs, a failing step with its if: always()
-// cleanup, a service sidecar healthy before the first step, the
-// GITHUB_TOKEN masked, no worker credential in the steps' environment;
-// the logs are in the server's log store after the pods are gone.
-func TestServerRunsStepsInPod(t *testing.T) {
-	hs, kb := podWorkerServer(t, map[string]string{
-		".github/workflows/inpod.yml": fmt.Sprintf(inPodFlow, testenv.BusyboxImage(t)), "README.md": "hi\n"}, nil)
-	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-1"); code != http.StatusAccepted {
+// runBuildAfter pushes (delivery id) and waits for the run of a workflow
+// whose build job fails and whose after job (if: always()) succeeds; it
+// returns the run and the two jobs' logs.
+func runBuildAfter(t *testing.T, hs *harness, delivery string) (*store.Run, string, string) {
+	t.Helper()
+	if code, body := hs.hook("push", hs.push("main", "README.md"), delivery); code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", code, body)
 	}
 	r := hs.waitRuns(1, 6*time.Minute)[0]
@@ -144,6 +141,18 @@ func TestServerRunsStepsInPod(t *testing.T) {
 	if r.Status != store.StatusFailure || jobs["build"].Status != store.StatusFailure || jobs["after"].Status != store.StatusSuccess {
 		t.Fatalf("run %s, build %s, after %s; logs:\n%s\n%s", r.Status, jobs["build"].Status, jobs["after"].Status, build, after)
 	}
+	return r, build, after
+}
+
+// In the worker layout the job's pod runs its steps itself: outputs
+// between steps and across jobs, a failing step with its if: always()
+// cleanup, a service sidecar healthy before the first step, the
+// GITHUB_TOKEN masked, no worker credential in the steps' environment;
+// the logs are in the server's log store after the pods are gone.
+func TestServerRunsStepsInPod(t *testing.T) {
+	hs, kb := podWorkerServer(t, map[string]string{
+		".github/workflows/inpod.yml": fmt.Sprintf(inPodFlow, testenv.BusyboxImage(t)), "README.md": "hi\n"}, nil)
+	r, build, after := runBuildAfter(t, hs, "p-1")
 	for _, want := range []string{"(worker layout: the pod runs the steps)", "step one in pod conveyor-", "step two got hello from conveyor-",
 		"service healthy before the steps", "service name resolves", "no credential in steps", "token ***", "cleanup ran after the failure"} {
 		if !strings.Contains(build, want) {
@@ -258,15 +267,7 @@ func TestServerRunsImageStepsInPod(t *testing.T) {
 	reg := stepreg.New(t)
 	hs, kb := kubeServerWith(t, map[string]string{
 		".github/workflows/img.yml": fmt.Sprintf(inPodImageFlow, reg.Ref, reg.Ref2), "README.md": "hi\n"}, nil, true, reg.Resolver())
-	if code, body := hs.hook("push", hs.push("main", "README.md"), "p-img"); code != http.StatusAccepted {
-		t.Fatalf("push: %d %s", code, body)
-	}
-	r := hs.waitRuns(1, 6*time.Minute)[0]
-	jobs := hs.jobs(r.ID)
-	build, after := hs.jobLog(r.ID, "build"), hs.jobLog(r.ID, "after")
-	if r.Status != store.StatusFailure || jobs["build"].Status != store.StatusFailure || jobs["after"].Status != store.StatusSuccess {
-		t.Fatalf("run %s, build %s, after %s; logs:\n%s\n%s", r.Status, jobs["build"].Status, jobs["after"].Status, build, after)
-	}
+	r, build, after := runBuildAfter(t, hs, "p-img")
 	// The worker layout: the pod's main container runs agent one-job,
 	// whose host sandbox is in the pod's workspace volume.
 	for _, want := range []string{"(worker layout: the pod runs the steps)", "Step containers: 2", "run step in pod conveyor-",
