@@ -61,11 +61,12 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 	if w.stopped {
 		return 0, io.ErrClosedPipe
 	}
+	if w.buf == nil {
+		w.buf = make([]byte, headerLen+outputChunk) // as copyOutput's
+	}
 	for rest := p; len(rest) > 0; {
-		n := min(len(rest), outputChunk)
-		w.buf = append(w.buf[:0], make([]byte, headerLen)...)
-		w.buf = append(w.buf, rest[:n]...)
-		if err := w.output(w.buf); err != nil {
+		n := copy(w.buf[headerLen:], rest)
+		if err := w.output(w.buf[:headerLen+n]); err != nil {
 			w.stopped = true
 			return len(p) - len(rest), err
 		}
