@@ -46,8 +46,7 @@ func (a *server) addRepo(w http.ResponseWriter, r *http.Request, tok *store.Toke
 }
 
 // listRepos lists the organisation's repositories; ?name=owner/repo
-// selects one by name (an empty list when there is none).
-// listRepos lists the organisation's repositories (?name= one of them);
+// selects one by name (an empty list when there is none);
 // ?latest_runs=true adds the latest run of each, so that an overview of
 // every repository's state costs one call (and one query) whatever their
 // number.
